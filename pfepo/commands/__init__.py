@@ -1,0 +1,1 @@
+"""Subcommands of ``pfepo``: one module each, with ``register(subparsers)`` setting ``func``."""

@@ -1,0 +1,229 @@
+"""Daemon configuration: a pydantic model loaded from YAML with located errors (see yamlconf)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+
+from pfepo.store.influx_config import InfluxConfig
+from pfepo.yamlconf import load_model
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+def _dpid(v: object) -> object:
+    """Accept 1, "1", "0x1" or "00:00:00:00:00:00:00:01" for a datapath id."""
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if ":" in s:
+            s = "0x" + s.replace(":", "")
+        try:
+            return int(s, 0)
+        except ValueError:
+            raise ValueError(f"not a datapath id: {v!r}") from None
+    return v
+
+
+def _mac(v: object) -> object:
+    if isinstance(v, str) and _MAC.match(v.lower()):
+        return v.lower()
+    raise ValueError(f"not a MAC address: {v!r} (expected aa:bb:cc:dd:ee:ff)")
+
+
+def _ipv4(v: object) -> object:
+    try:
+        return str(ipaddress.IPv4Address(str(v)))
+    except ValueError:
+        raise ValueError(f"not an IPv4 address: {v!r}") from None
+
+
+Dpid = Annotated[int, BeforeValidator(_dpid), Field(ge=1, le=2**64 - 1)]
+Mac = Annotated[str, BeforeValidator(_mac)]
+IPv4 = Annotated[str, BeforeValidator(_ipv4)]
+Name = Annotated[str, Field(pattern=_NAME)]
+PortNo = Annotated[int, Field(ge=1, le=0xFFFFFF00)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenFlowConfig(Strict):
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(6653, ge=1, le=65535)
+    weight_slots: int = Field(
+        64, ge=2, le=1024, description="bucket weights are integers summing to this (OVS hashes into <=64 slots)"
+    )
+
+
+class RestConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class HistoryConfig(Strict):
+    backend: Literal["sqlite", "duckdb", "influxdb"] = "sqlite"
+    path: str = "var/history.sqlite"
+    flush_interval_s: float = Field(1.0, gt=0, le=60)
+    batch_size: int = Field(5000, ge=1, le=1_000_000)
+    queue_max: int = Field(200_000, ge=1000)
+    influxdb: InfluxConfig | None = None
+
+
+class SlaConfig(Strict):
+    latency_ms: float | None = Field(None, gt=0)
+    availability_pct: float | None = Field(None, gt=0, le=100)
+    weight: float = Field(1.0, ge=0, le=100, description="SLA weight in risk = probability x impact x sla_weight")
+
+
+class SwitchConfig(Strict):
+    name: Name
+    dpid: Dpid
+
+
+class EndpointConfig(Strict):
+    name: Name
+    ip: IPv4
+    mac: Mac
+    port: PortNo = Field(description="port of the region switch the endpoint attaches to")
+    application: str = "web"
+    priority: Literal["low", "medium", "high", "critical"] = "medium"
+    sla: SlaConfig = SlaConfig()
+
+
+class UplinkConfig(Strict):
+    switch: Name = Field(description="switch (where clients attach) whose port leads to this region")
+    port: PortNo
+    capacity_mbps: float = Field(1000.0, gt=0)
+
+
+class RegionConfig(Strict):
+    name: Name
+    switch: Name
+    uplink: UplinkConfig
+    endpoints: list[EndpointConfig] = Field(min_length=1)
+
+
+class ServiceConfig(Strict):
+    name: Name
+    vip: IPv4
+    vip_mac: Mac
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+    weights: dict[str, float] = Field(min_length=1, description="initial traffic share per region")
+    application: str = "web"
+    priority: Literal["low", "medium", "high", "critical"] = "medium"
+    sla: SlaConfig = SlaConfig()
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, w in v.items() if not (w >= 0)]
+        if bad:
+            raise ValueError(f"weights must be >= 0 (bad: {', '.join(bad)})")
+        if sum(v.values()) <= 0:
+            raise ValueError("weights must sum to more than 0")
+        return v
+
+
+class PortCapacity(Strict):
+    switch: Name
+    port: PortNo
+    capacity_mbps: float = Field(gt=0)
+
+
+class PfepoConfig(Strict):
+    """The whole daemon configuration (configs/pfepo.yaml)."""
+
+    openflow: OpenFlowConfig = OpenFlowConfig()
+    rest: RestConfig = RestConfig()
+    poll_interval_s: float = Field(1.0, ge=0.1, le=300)
+    state_dir: str = "var/state"
+    dry_run: bool = False
+    default_capacity_mbps: float = Field(1000.0, gt=0)
+    history: HistoryConfig = HistoryConfig()
+    switches: list[SwitchConfig] = Field(min_length=1)
+    regions: list[RegionConfig] = Field(min_length=1)
+    services: list[ServiceConfig] = Field(default_factory=list)
+    capacities: list[PortCapacity] = Field(default_factory=list)
+
+    def reference_errors(self) -> list[tuple[tuple[int | str, ...], str]]:
+        """Cross-references pydantic cannot see field by field, each with the path it concerns."""
+        errors: list[tuple[tuple[int | str, ...], str]] = []
+        sw_names = [s.name for s in self.switches]
+        _dupes(("switches",), "name", [s.name for s in self.switches], errors)
+        _dupes(("switches",), "dpid", [s.dpid for s in self.switches], errors)
+        _dupes(("regions",), "name", [r.name for r in self.regions], errors)
+        _dupes(("services",), "name", [s.name for s in self.services], errors)
+        _dupes(("services",), "vip", [s.vip for s in self.services], errors)
+        for i, r in enumerate(self.regions):
+            _dupes(("regions", i, "endpoints"), "port", [e.port for e in r.endpoints], errors)
+            if r.switch not in sw_names:
+                errors.append((("regions", i, "switch"), f"unknown switch {r.switch!r}"))
+            if r.uplink.switch not in sw_names:
+                errors.append((("regions", i, "uplink", "switch"), f"unknown switch {r.uplink.switch!r}"))
+        seen_ep: dict[str, str] = {}
+        for i, r in enumerate(self.regions):
+            for j, e in enumerate(r.endpoints):
+                for key in (e.name, e.ip):
+                    if key in seen_ep:
+                        errors.append((("regions", i, "endpoints", j), f"duplicate endpoint {key!r}"))
+                    seen_ep[key] = r.name
+        regions = {r.name for r in self.regions}
+        for i, s in enumerate(self.services):
+            for k in s.weights:
+                if k not in regions:
+                    errors.append((("services", i, "weights", k), f"unknown region {k!r}"))
+        for i, c in enumerate(self.capacities):
+            if c.switch not in sw_names:
+                errors.append((("capacities", i, "switch"), f"unknown switch {c.switch!r}"))
+        return errors
+
+    # Lookups used by the controller and the API.
+    def switch_by_dpid(self, dpid: int) -> SwitchConfig | None:
+        return next((s for s in self.switches if s.dpid == dpid), None)
+
+    def switch(self, name: str) -> SwitchConfig:
+        return next(s for s in self.switches if s.name == name)
+
+    def region(self, name: str) -> RegionConfig:
+        return next(r for r in self.regions if r.name == name)
+
+    def service(self, name: str) -> ServiceConfig:
+        return next(s for s in self.services if s.name == name)
+
+    def capacity_mbps(self, switch: str, port: int) -> float:
+        for c in self.capacities:
+            if c.switch == switch and c.port == port:
+                return c.capacity_mbps
+        for r in self.regions:
+            if r.uplink.switch == switch and r.uplink.port == port:
+                return r.uplink.capacity_mbps
+        return self.default_capacity_mbps
+
+    def endpoint_region(self) -> dict[str, str]:
+        return {e.name: r.name for r in self.regions for e in r.endpoints}
+
+
+def _dupes(where: tuple, field: str, values: list, errors: list) -> None:
+    seen: set = set()
+    for i, v in enumerate(values):
+        if v in seen:
+            errors.append(((*where, i, field), f"duplicate {field} {v!r}"))
+        seen.add(v)
+
+
+def load_config(path: str | Path) -> PfepoConfig:
+    """Load and validate the daemon config; raises yamlconf.ConfigError listing every problem."""
+    return load_model(path, PfepoConfig)

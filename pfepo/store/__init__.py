@@ -1,0 +1,1 @@
+"""History stores: an embedded default and InfluxDB, behind one small interface (base.HistoryStore)."""

@@ -1,0 +1,1 @@
+"""Pure telemetry maths: counters to rates."""
