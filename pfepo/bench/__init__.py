@@ -1,0 +1,1 @@
+"""Benchmarks behind ``pfepo bench NAME``: one module each with ``register(subparsers)``."""
