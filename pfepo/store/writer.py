@@ -13,6 +13,8 @@ from pfepo.store.base import HistoryStore
 
 log = logging.getLogger(__name__)
 
+_WAKE = object()
+
 
 class BatchWriter:
     """Bounded queue in front of a HistoryStore.
@@ -50,9 +52,11 @@ class BatchWriter:
         batch = [first] if first is not None else []
         while len(batch) < self.batch_size:
             try:
-                batch.append(self._q.get_nowait())
+                s = self._q.get_nowait()
             except queue.Empty:
                 break
+            if s is not _WAKE:
+                batch.append(s)
         return batch
 
     def _run(self) -> None:
@@ -60,6 +64,8 @@ class BatchWriter:
             try:
                 first = self._q.get(timeout=self.flush_interval_s)
             except queue.Empty:
+                first = None
+            if first is _WAKE:
                 first = None
             batch = self._drain(first)
             if batch:
@@ -88,6 +94,10 @@ class BatchWriter:
 
     def close(self) -> None:
         self._stop.set()
+        try:
+            self._q.put_nowait(_WAKE)  # wake the thread now instead of after flush_interval_s
+        except queue.Full:
+            pass
         self._thread.join(timeout=10)
         self.store.close()
 

@@ -1,0 +1,97 @@
+"""Assembles the daemon: config -> state, history, REST API, and the os-ken app on the native hub."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+from pfepo.config import PfepoConfig
+from pfepo.controller.state import ControllerState
+from pfepo.metrics import Metrics, state_families
+from pfepo.store.base import HistoryStore
+from pfepo.store.writer import BatchWriter, open_store
+from pfepo.telemetry.ports import PortNames
+
+log = logging.getLogger("pfepo")
+
+
+@dataclass
+class Runtime:
+    """Everything the adapters share; built once per daemon."""
+
+    cfg: PfepoConfig
+    state: ControllerState
+    store: HistoryStore
+    writer: BatchWriter
+    metrics: Metrics
+    port_names: PortNames
+    events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000))
+    app: object | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record_event(self, kind: str, **fields) -> None:
+        ev = {"ts": time.time(), "kind": kind, **fields}
+        with self._lock:
+            self.events.append(ev)
+        self.metrics.events.labels(kind).inc()
+        log.info("event %s %s", kind, fields)
+
+
+def build_runtime(cfg: PfepoConfig) -> Runtime:
+    store = open_store(cfg.history)
+    writer = BatchWriter(store, cfg.history.batch_size, cfg.history.flush_interval_s, cfg.history.queue_max)
+    rt = Runtime(cfg, ControllerState(cfg), store, writer, Metrics(), PortNames(cfg))
+    rt.metrics.add_collector(lambda: state_families(rt))
+    return rt
+
+
+def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
+    """Run until SIGINT/SIGTERM. Returns the process exit code."""
+    # BLAS threading makes statsmodels fits ~10x slower here (ENVIRONMENT.md): pin before numpy loads.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OSKEN_HUB_TYPE", "native")
+
+    from os_ken import cfg as oscfg
+    from os_ken.base import app_manager
+
+    import pfepo.openflow.app as ofapp
+    from pfepo.api.server import ApiServer, create_app
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rt = build_runtime(cfg)
+    ofapp.RUNTIME = rt
+    api = ApiServer(create_app(rt), cfg.rest.host, cfg.rest.port)
+    api.start()
+    log.info("REST API on http://%s:%d", cfg.rest.host, api.bound_port)
+
+    oscfg.CONF(args=["--ofp-listen-host", cfg.openflow.listen_host,
+                     "--ofp-tcp-listen-port", str(cfg.openflow.listen_port)], project="os_ken")
+    mgr = app_manager.AppManager.get_instance()
+    mgr.load_apps(["pfepo.openflow.app"])
+    services = mgr.instantiate_apps(**mgr.create_contexts())
+    log.info("OpenFlow listening on %s:%d", cfg.openflow.listen_host, cfg.openflow.listen_port)
+
+    stop = threading.Event()
+
+    def _stop(signum, _frame):
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stop.is_set() and any(t.is_alive() for t in services if hasattr(t, "is_alive")):
+        stop.wait(0.5)
+    api.stop()
+    rt.writer.flush(5)
+    rt.writer.close()
+    log.info("stopped")
+    logging.shutdown()
+    # os-ken's native-hub threads (one per switch connection, the listener) are not daemon threads and
+    # have no stop API; everything we own is flushed and closed above, so leave without joining them.
+    os._exit(0)

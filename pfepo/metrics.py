@@ -1,0 +1,51 @@
+"""Prometheus metrics of the daemon (served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.group_mods = Counter("pfepo_group_mods", "GroupMod messages sent", registry=self.registry)
+        self.overrides = Counter("pfepo_weight_overrides", "operator weight overrides accepted", registry=self.registry)
+        self.overrides_rejected = Counter("pfepo_weight_overrides_rejected", "operator weight overrides rejected",
+                                          registry=self.registry)
+        self.events = Counter("pfepo_events", "controller events", ["kind"], registry=self.registry)
+        self.up = Gauge("pfepo_up", "1 while the daemon runs", registry=self.registry)
+        self.up.set(1)
+
+    def add_collector(self, fn) -> None:
+        """Register a callable yielding metric families on each scrape (live state, no caching)."""
+
+        class _C:
+            def collect(self_inner):
+                yield from fn()
+
+        self.registry.register(_C())
+
+
+def state_families(rt) -> list:
+    """Live gauges from the controller state and the history writer."""
+    weights = GaugeMetricFamily("pfepo_service_weight", "bucket weight per service/region",
+                                labels=["service", "region", "kind"])
+    for svc in rt.state.snapshot_services():
+        for region, w in svc["bucket_weights"].items():
+            weights.add_metric([svc["name"], region, "desired"], w)
+        for applied in svc["applied"].values():
+            for region, w in applied.items():
+                weights.add_metric([svc["name"], region, "applied"], w)
+    connected = GaugeMetricFamily("pfepo_switch_connected", "1 if the switch is connected", labels=["switch"])
+    util = GaugeMetricFamily("pfepo_port_utilization_pct", "port utilisation % of capacity", labels=["switch", "port"])
+    for sw in rt.state.switches.values():
+        connected.add_metric([sw.name], 1 if sw.connected else 0)
+        for port, info in sw.ports.items():
+            if info.rates is not None:
+                util.add_metric([sw.name, str(port)], info.rates.utilization_pct)
+    hist = GaugeMetricFamily("pfepo_history_samples", "history writer counters", labels=["kind"])
+    hist.add_metric(["written"], rt.writer.written)
+    hist.add_metric(["dropped"], rt.writer.dropped)
+    hist.add_metric(["queued"], rt.writer.queued)
+    return [weights, connected, util, hist]

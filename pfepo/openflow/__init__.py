@@ -1,0 +1,1 @@
+"""OpenFlow side: pure desired-state building (desired.py, reconcile.py) and the os-ken adapter (app.py)."""

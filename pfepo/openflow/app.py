@@ -1,0 +1,207 @@
+"""The os-ken application: a thin adapter between switches and the controller state.
+
+It installs the desired flows/groups (desired.py), reconciles groups against GroupDescStats on every
+poll (so restarts of either side converge), turns port counters into rate samples, and reacts to port
+status at once. All decisions live elsewhere; this module only translates events and messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
+from os_ken.lib.packet import arp, ethernet, packet
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from pfepo.openflow import ofmsg
+from pfepo.openflow.desired import switch_state
+from pfepo.openflow.reconcile import group_changes
+from pfepo.samples import Sample
+from pfepo.telemetry.rates import PortCounters, RateTracker
+
+log = logging.getLogger("pfepo.openflow")
+
+RUNTIME = None  # set by pfepo.daemon before os-ken instantiates the app
+
+
+class PfepoApp(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofp.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if RUNTIME is None:
+            raise RuntimeError("pfepo.openflow.app.RUNTIME must be set before starting the app")
+        self.rt = RUNTIME
+        self.cfg = self.rt.cfg
+        self.state = self.rt.state
+        self.datapaths: dict[int, object] = {}
+        self.flows_installed: set[int] = set()
+        self.rates = RateTracker(max_gap_s=max(30.0, 10 * self.cfg.poll_interval_s))
+        self._multipart: dict[tuple[int, int], list] = {}
+        self._vips = {s.vip: s for s in self.cfg.services}
+        self.state.add_listener(self.push_all)
+        self.rt.app = self
+
+    def start(self):
+        t = super().start()
+        self.threads.append(hub.spawn(self._poll_loop))
+        return t
+
+    # --- connection lifecycle ------------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _features(self, ev):
+        dp = ev.msg.datapath
+        sw = self.state.switch_connected(dp.id, True)
+        if sw is None:
+            log.warning("switch dpid=%#x is not in the config: left alone", dp.id)
+            return
+        log.info("switch %s (dpid=%#x) connected", sw.name, dp.id)
+        self.datapaths[dp.id] = dp
+        self.flows_installed.discard(dp.id)
+        dp.send_msg(parser.OFPPortDescStatsRequest(dp, 0))
+        dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    def _state_change(self, ev):
+        dp = ev.datapath
+        if ev.state == DEAD_DISPATCHER and dp.id is not None and self.datapaths.get(dp.id) is dp:
+            del self.datapaths[dp.id]
+            self.flows_installed.discard(dp.id)
+            sw = self.state.switch_connected(dp.id, False)
+            if sw:
+                log.warning("switch %s disconnected", sw.name)
+
+    def _collect(self, ev) -> list | None:
+        """Join multipart replies; None until the last part arrived."""
+        msg = ev.msg
+        key = (msg.datapath.id, msg.xid)
+        parts = self._multipart.setdefault(key, [])
+        parts.extend(msg.body)
+        if msg.flags & ofp.OFPMPF_REPLY_MORE:
+            return None
+        return self._multipart.pop(key)
+
+    # --- groups: desired state, reconciled -------------------------------------------------------------
+    def _desired(self, dpid: int):
+        sw = self.state.switches[dpid]
+        return switch_state(self.cfg, sw.name, self.state.bucket_weights())
+
+    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    def _group_desc(self, ev):
+        body = self._collect(ev)
+        dp = ev.msg.datapath
+        if body is None or dp.id not in self.datapaths:
+            return
+        want = self._desired(dp.id)
+        have = ofmsg.parse_group_desc(body, want.groups)
+        self.state.set_applied(dp.id, {gid: g.weights() for gid, g in have.items() if gid in want.groups})
+        changes = group_changes(want.groups, have)
+        for ch in changes:
+            log.info("group %d on %s: %s weights %s", ch.group.group_id, self.state.switches[dp.id].name,
+                      ch.command, ch.group.weights())
+            dp.send_msg(ofmsg.group_mod(dp, ch.group, ch.command))
+            self.rt.metrics.group_mods.inc()
+        if dp.id not in self.flows_installed:
+            for flow in want.flows:
+                dp.send_msg(ofmsg.flow_mod(dp, flow))
+            self.flows_installed.add(dp.id)
+            log.info("installed %d flows on %s", len(want.flows), self.state.switches[dp.id].name)
+        if changes:
+            dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))  # read back what now applies
+
+    def push_all(self) -> None:
+        """Desired state changed: modify differing groups on every connected switch now."""
+        for dpid, dp in list(self.datapaths.items()):
+            want = self._desired(dpid)
+            applied = self.state.switches[dpid].applied
+            sent = False
+            for gid, g in want.groups.items():
+                if applied.get(gid) != g.weights():
+                    dp.send_msg(ofmsg.group_mod(dp, g, "modify" if gid in applied else "add"))
+                    self.rt.metrics.group_mods.inc()
+                    sent = True
+            if sent:
+                dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
+
+    # --- ports ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _port_up(p) -> bool:
+        return not (p.state & ofp.OFPPS_LINK_DOWN) and not (p.config & ofp.OFPPC_PORT_DOWN)
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
+    def _port_desc(self, ev):
+        body = self._collect(ev)
+        if body is None:
+            return
+        for p in body:
+            if p.port_no <= ofp.OFPP_MAX:
+                self.state.set_port_up(ev.msg.datapath.id, p.port_no, self._port_up(p))
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev):
+        p = ev.msg.desc
+        dpid = ev.msg.datapath.id
+        up = self._port_up(p) and ev.msg.reason != ofp.OFPPR_DELETE
+        sw = self.state.switches.get(dpid)
+        if sw is None:
+            return
+        self.rt.record_event("port_status", switch=sw.name, port=p.port_no, up=up)
+        self.state.set_port_up(dpid, p.port_no, up)  # uplink change -> listener pushes weights at once
+
+    def _poll_loop(self):
+        while True:
+            for dp in list(self.datapaths.values()):
+                try:
+                    dp.send_msg(parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
+                    dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
+                except Exception:
+                    log.exception("poll of dpid=%#x failed", dp.id)
+            hub.sleep(self.cfg.poll_interval_s)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
+    def _port_stats(self, ev):
+        body = self._collect(ev)
+        dpid = ev.msg.datapath.id
+        sw = self.state.switches.get(dpid)
+        if body is None or sw is None:
+            return
+        now = time.time()
+        samples = []
+        for st in body:
+            if st.port_no > ofp.OFPP_MAX:
+                continue
+            cur = PortCounters(now, st.rx_bytes, st.tx_bytes, st.rx_packets, st.tx_packets,
+                               st.rx_dropped, st.tx_dropped, st.rx_errors, st.tx_errors)
+            cap = self.cfg.capacity_mbps(sw.name, st.port_no) * 1e6
+            r = self.rates.update((dpid, st.port_no), cur, cap)
+            if r is None:
+                continue
+            self.state.set_port_rates(dpid, st.port_no, r)
+            subject, tags = self.rt.port_names.name(sw.name, st.port_no)
+            samples.extend(Sample(now, subject, m, v, tags) for m, v in r.as_metrics().items())
+        if samples:
+            self.rt.writer.put(samples)
+
+    # --- ARP for service VIPs ------------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev):
+        msg = ev.msg
+        pkt = packet.Packet(msg.data)
+        a = pkt.get_protocol(arp.arp)
+        if a is None or a.opcode != arp.ARP_REQUEST or a.dst_ip not in self._vips:
+            return
+        svc = self._vips[a.dst_ip]
+        reply = packet.Packet()
+        reply.add_protocol(ethernet.ethernet(ethertype=0x0806, dst=a.src_mac, src=svc.vip_mac))
+        reply.add_protocol(arp.arp(opcode=arp.ARP_REPLY, src_mac=svc.vip_mac, src_ip=svc.vip,
+                                   dst_mac=a.src_mac, dst_ip=a.src_ip))
+        reply.serialize()
+        dp = msg.datapath
+        dp.send_msg(parser.OFPPacketOut(
+            dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+            actions=[parser.OFPActionOutput(msg.match["in_port"])], data=reply.data))

@@ -1,0 +1,119 @@
+"""End to end on real OVS (userspace datapath) + Mininet + `pfepo run` as a separate process.
+
+Tolerances: OVS maps weights onto hash slots and splits per TCP flow by hash, so a 600-connection
+split is compared with the weights at +-8 percentage points (binomial sd at n=600 is <= 2 points,
+slot rounding <= 1.6 points at 64 slots).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.ovs
+
+TOL = 0.08
+
+
+def test_clients_reach_vip_and_flows_split_by_weight(lab):
+    assert lab.switch_weights() == [32, 19, 13]  # 50/30/20 quantised to 64 slots
+    shares = lab.measure_split(600)
+    assert shares["_failed"] == 0
+    for region, want in {"eu": 0.5, "us": 0.3, "ap": 0.2}.items():
+        assert abs(shares[region] - want) < TOL, shares
+
+
+def test_weights_set_through_api_appear_in_dump_groups_and_traffic(lab):
+    r = lab.set_weights({"eu": 0, "us": 3, "ap": 1})
+    assert r.status_code == 200, r.text
+    lab.wait_for(lambda: lab.switch_weights() == [0, 48, 16], 5, what="group modified on the switch")
+    assert "weight:48" in lab.dump_groups()
+    lab.wait_for(lambda: lab.service()["in_sync"], 5, what="applied weights read back")
+    shares = lab.measure_split(400)
+    assert shares["eu"] == 0.0 and shares["_failed"] == 0
+    assert abs(shares["us"] - 0.75) < TOL, shares
+    lab.set_weights({"eu": 50, "us": 30, "ap": 20})
+    lab.wait_for(lambda: lab.switch_weights() == [32, 19, 13], 5, what="weights restored")
+
+
+def test_bad_override_changes_nothing_on_the_switch(lab):
+    before = lab.dump_groups()
+    for body in ({"mars": 1}, {"eu": -5, "us": 1}, {"eu": 0, "us": 0, "ap": 0}):
+        r = lab.set_weights(body)
+        assert r.status_code == 422, r.text
+    time.sleep(1.0)  # two poll intervals: nothing may have been sent
+    assert lab.dump_groups() == before
+
+
+def test_port_stats_reach_history_and_api(lab):
+    lab.measure_split(200)
+
+    def have_samples():
+        got = lab.api.get("/api/v1/samples", params={"subject": "uplink:eu", "metric": "tx_bps", "limit": 50}).json()
+        return [s for s in got["samples"] if s["value"] > 0]
+
+    samples = lab.wait_for(have_samples, 10, what="non-zero uplink samples")
+    assert samples[0]["tags"]["switch"] == lab.spec.core() and samples[0]["tags"]["region"] == "eu"
+    db = sqlite3.connect(lab.workdir / "history.sqlite")
+    n = db.execute("SELECT COUNT(*) FROM samples WHERE subject = 'eu-1' AND metric = 'rx_bps'").fetchone()[0]
+    db.close()
+    assert n > 0
+    ports = lab.api.get("/api/v1/switches").json()["switches"][0]["ports"]
+    assert ports["1"]["up"] is True and ports["1"]["rates"] is not None
+
+
+def test_daemon_restart_keeps_weights_and_reconciles(lab):
+    assert lab.set_weights({"eu": 1, "us": 1, "ap": 2}).status_code == 200
+    lab.wait_for(lambda: lab.switch_weights() == [16, 16, 32], 5, what="weights applied")
+    lab.stop_daemon()
+    # Controller gone: fail-mode secure keeps flows and groups, traffic still flows.
+    assert lab.switch_weights() == [16, 16, 32]
+    assert lab.measure_split(100)["_failed"] == 0
+    # Someone changes the group behind our back while the daemon is down.
+    subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "mod-group", lab.spec.core(),
+                    "group_id=1,type=select,bucket=weight:64,watch_port:1,actions=output:1"], check=True)
+    lab.start_daemon()
+    lab.wait_connected()
+    svc = lab.service()
+    assert svc["desired_source"] == "saved" and svc["bucket_weights"] == {"eu": 16, "us": 16, "ap": 32}
+    lab.wait_for(lambda: lab.switch_weights() == [16, 16, 32], 10, what="group reconciled after restart")
+    assert lab.measure_split(100)["_failed"] == 0
+    lab.set_weights({"eu": 50, "us": 30, "ap": 20})
+    lab.wait_for(lambda: lab.switch_weights() == [32, 19, 13], 5, what="weights restored")
+
+
+def test_link_down_moves_its_share_at_once(lab):
+    lab.net.set_uplink("eu", False)
+    t0 = time.monotonic()
+    lab.wait_for(lambda: lab.switch_weights()[0] == 0, 5, interval=0.02, what="eu bucket at weight 0")
+    took = time.monotonic() - t0
+    svc = lab.service()
+    assert svc["down_regions"] == ["eu"] and svc["bucket_weights"]["eu"] == 0
+    assert took < 3.0
+    shares = lab.measure_split(300)
+    assert shares["eu"] == 0.0 and shares["_failed"] == 0
+    assert abs(shares["us"] - 0.6) < TOL, shares  # 30:20 renormalised
+    lab.net.set_uplink("eu", True)
+    lab.wait_for(lambda: lab.switch_weights() == [32, 19, 13], 5, what="eu restored after link up")
+    events = lab.api.get("/api/v1/events").json()["events"]
+    assert any(e["kind"] == "port_status" and e["port"] == 1 and e["up"] is False for e in events)
+
+
+def test_unknown_switch_is_logged_and_left_alone(lab):
+    br = lab.spec.prefix + "x9"
+    subprocess.run(["ovs-vsctl", "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev",
+                    "protocols=OpenFlow13", "other-config:datapath-id=00000000000000aa", "fail-mode=secure"],
+                   check=True)
+    try:
+        subprocess.run(["ovs-vsctl", "set-controller", br, f"tcp:127.0.0.1:{lab.of_port}"], check=True)
+        lab.wait_for(lambda: lab.api.get("/api/v1/switches").json()["unknown_switches"], 10,
+                     what="unknown switch reported")
+        assert lab.api.get("/api/v1/switches").json()["unknown_switches"][0]["dpid"] == 0xAA
+        flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", br], capture_output=True,
+                               text=True, check=True).stdout
+        assert "cookie" not in flows  # nothing installed
+    finally:
+        subprocess.run(["ovs-vsctl", "--if-exists", "del-br", br], check=False)

@@ -1,0 +1,45 @@
+from pfepo.openflow.desired import NORMAL, region_group_id, service_group_id, switch_state
+from pfepo.openflow.reconcile import group_changes
+
+
+def test_core_switch_gets_weighted_select_group_and_vip_flows(cfg):
+    st = switch_state(cfg, "pfc0", {"web": {"eu": 32, "us": 19, "ap": 13}})
+    g = st.groups[service_group_id(0)]
+    assert g.weights() == {"eu": 32, "us": 19, "ap": 13}
+    assert [b.actions for b in g.buckets] == [(("output", 1),), (("output", 2),), (("output", 3),)]
+    assert [b.watch_port for b in g.buckets] == [1, 2, 3]  # OVS skips a bucket whose uplink is down
+    vip_flows = [f for f in st.flows if f.group == service_group_id(0)]
+    assert dict(vip_flows[0].match)["ipv4_dst"] == "10.0.100.1"
+    arp = [f for f in st.flows if dict(f.match).get("eth_type") == 0x0806]
+    assert arp and dict(arp[0].match)["arp_tpa"] == "10.0.100.1"
+    assert any(f.priority == 0 and f.actions == (("output", NORMAL),) for f in st.flows)
+
+
+def test_region_switch_rewrites_to_endpoints_and_back(cfg):
+    st = switch_state(cfg, "pfr1", {"web": {"eu": 32}})
+    assert service_group_id(0) not in st.groups
+    g = st.groups[region_group_id(0)]
+    assert g.buckets[0].actions == (("set_field", "eth_dst", "00:00:00:00:01:01"),
+                                    ("set_field", "ipv4_dst", "10.0.1.1"), ("output", 2))
+    rev = [f for f in st.flows if ("ipv4_src", "10.0.1.1") in f.match]
+    assert rev[0].actions[0] == ("set_field", "ipv4_src", "10.0.100.1")
+
+
+def test_missing_weight_means_zero(cfg):
+    st = switch_state(cfg, "pfc0", {"web": {"eu": 64}})
+    assert st.groups[1].weights() == {"eu": 64, "us": 0, "ap": 0}
+
+
+def test_reconcile_adds_missing_modifies_different_keeps_equal(cfg):
+    want = switch_state(cfg, "pfc0", {"web": {"eu": 32, "us": 19, "ap": 13}}).groups
+    assert [c.command for c in group_changes(want, {})] == ["add"]
+    assert group_changes(want, want) == []
+    other = switch_state(cfg, "pfc0", {"web": {"eu": 64}}).groups
+    ch = group_changes(want, other)
+    assert [c.command for c in ch] == ["modify"] and ch[0].group.weights()["us"] == 19
+
+
+def test_reconcile_leaves_foreign_groups_alone(cfg):
+    want = switch_state(cfg, "pfc0", {"web": {"eu": 64}}).groups
+    foreign = {**want, 999: want[1]}
+    assert group_changes(want, foreign) == []
