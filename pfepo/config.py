@@ -81,6 +81,23 @@ class HistoryConfig(Strict):
     influxdb: InfluxConfig | None = None
 
 
+class SignalsConfig(Strict):
+    """Pushed signals (POST /api/v1/signals). Disabled until a token is set."""
+
+    token: str | None = Field(None, min_length=16, description="bearer token pushers must send")
+    token_file: str | None = Field(None, description="read the token from this file instead")
+    max_items: int = Field(1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
+    max_items_per_s: float = Field(5000.0, gt=0, description="token bucket across all pushers")
+
+    def resolved_token(self) -> str | None:
+        if self.token_file:
+            from pathlib import Path
+
+            return Path(self.token_file).read_text().strip() or None
+        return self.token
+
+
 class SlaConfig(Strict):
     latency_ms: float | None = Field(None, gt=0)
     availability_pct: float | None = Field(None, gt=0, le=100)
@@ -153,6 +170,7 @@ class PfepoConfig(Strict):
     dry_run: bool = False
     default_capacity_mbps: float = Field(1000.0, gt=0)
     history: HistoryConfig = HistoryConfig()
+    signals: SignalsConfig = SignalsConfig()
     switches: list[SwitchConfig] = Field(min_length=1)
     regions: list[RegionConfig] = Field(min_length=1)
     services: list[ServiceConfig] = Field(default_factory=list)

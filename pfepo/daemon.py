@@ -31,8 +31,27 @@ class Runtime:
     metrics: Metrics
     port_names: PortNames
     events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000))
+    latest: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     app: object | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ingest(self, samples: list) -> None:
+        """Every measurement enters here: history (batched, off this thread) and the latest values."""
+        self.writer.put(samples)
+        latest = self.latest
+        for s in samples:
+            prev = latest.get((s.subject, s.metric))
+            if prev is None or s.ts >= prev[0]:
+                latest[(s.subject, s.metric)] = (s.ts, s.value)
+
+    def observations(self, max_age_s: float = 60.0) -> dict[str, dict[str, float]]:
+        """Latest value per subject and metric, no older than ``max_age_s``."""
+        now = time.time()
+        out: dict[str, dict[str, float]] = {}
+        for (subject, metric), (ts, value) in list(self.latest.items()):
+            if now - ts <= max_age_s:
+                out.setdefault(subject, {})[metric] = value
+        return out
 
     def record_event(self, kind: str, **fields) -> None:
         ev = {"ts": time.time(), "kind": kind, **fields}

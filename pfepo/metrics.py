@@ -14,6 +14,9 @@ class Metrics:
         self.overrides_rejected = Counter("pfepo_weight_overrides_rejected", "operator weight overrides rejected",
                                           registry=self.registry)
         self.events = Counter("pfepo_events", "controller events", ["kind"], registry=self.registry)
+        self.signals = Counter("pfepo_signals", "pushed signals by outcome (accepted, rejected, "
+                               "unauthorized, too_large, malformed, rate_limited, disabled)", ["outcome"],
+                               registry=self.registry)
         self.up = Gauge("pfepo_up", "1 while the daemon runs", registry=self.registry)
         self.up.set(1)
 

@@ -10,15 +10,37 @@ import threading
 import time
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import PlainTextResponse
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 
 from pfepo import __version__
 from pfepo.controller.state import WeightError
+from pfepo.signals_push import pushable_subjects, validate_signals
 
 log = logging.getLogger("pfepo.api")
+
+
+class TokenBucket:
+    """Items per second across all pushers; a flood is refused with 429, not queued without bound."""
+
+    def __init__(self, rate: float, burst: float | None = None):
+        self.rate = rate
+        self.capacity = burst or rate
+        self.tokens = self.capacity
+        self.t = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.t) * self.rate)
+            self.t = now
+            if n > self.tokens:
+                return False
+            self.tokens -= n
+            return True
 
 
 class WeightsBody(BaseModel):
@@ -100,6 +122,48 @@ def create_app(rt) -> FastAPI:
         rt.metrics.overrides.inc()
         rt.record_event("weight_override", service=name, shares=shares)
         return service(name)
+
+    sig_cfg = rt.cfg.signals
+    sig_token = sig_cfg.resolved_token()
+    sig_known = pushable_subjects(rt.cfg.regions)
+    sig_bucket = TokenBucket(sig_cfg.max_items_per_s, max(sig_cfg.max_items_per_s, sig_cfg.max_items))
+
+    def _refuse(status: int, reason: str, kind: str) -> JSONResponse:
+        rt.metrics.signals.labels(kind).inc()
+        return JSONResponse({"detail": reason}, status_code=status)
+
+    @app.post("/api/v1/signals")
+    async def push_signals(request: Request):
+        """Batch of {endpoint, metric, value, timestamp?}; bearer token; per-item rejections reported."""
+        import hmac
+        import json as _json
+
+        if sig_token is None:
+            return _refuse(403, "signal push is disabled: set signals.token in the daemon config", "disabled")
+        auth = request.headers.get("authorization", "")
+        if not (auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].encode(), sig_token.encode())):
+            return _refuse(401, "missing or wrong bearer token", "unauthorized")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > sig_cfg.max_body_bytes:
+            return _refuse(413, f"body over {sig_cfg.max_body_bytes} bytes", "too_large")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > sig_cfg.max_body_bytes:
+                return _refuse(413, f"body over {sig_cfg.max_body_bytes} bytes", "too_large")
+        try:
+            items = _json.loads(body)
+            good, bad = validate_signals(items, sig_known, time.time(), sig_cfg.max_items)
+        except ValueError as exc:  # JSONDecodeError is a ValueError
+            return _refuse(400, f"malformed batch: {exc}", "malformed")
+        if not sig_bucket.take(len(good)):
+            return _refuse(429, f"rate limit of {sig_cfg.max_items_per_s:g} signals/s exceeded; retry later",
+                           "rate_limited")
+        if good:
+            rt.ingest(good)
+        rt.metrics.signals.labels("accepted").inc(len(good))
+        rt.metrics.signals.labels("rejected").inc(len(bad))
+        return {"accepted": len(good), "rejected": [{"index": b.index, "reason": b.reason} for b in bad]}
 
     @app.get("/api/v1/subjects")
     def subjects():

@@ -185,7 +185,7 @@ class PfepoApp(app_manager.OSKenApp):
             subject, tags = self.rt.port_names.name(sw.name, st.port_no)
             samples.extend(Sample(now, subject, m, v, tags) for m, v in r.as_metrics().items())
         if samples:
-            self.rt.writer.put(samples)
+            self.rt.ingest(samples)
 
     # --- ARP for service VIPs ------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
