@@ -139,6 +139,11 @@ class ServiceConfig(Strict):
     port: int = Field(ge=1, le=65535)
     protocol: Literal["tcp", "udp"] = "tcp"
     weights: dict[str, float] = Field(min_length=1, description="initial traffic share per region")
+    bandwidth_mbps: dict[str, float] = Field(
+        default_factory=dict,
+        description="initial bandwidth allocation per region (an OpenFlow meter on the region switch); "
+        "regions not listed are unmetered",
+    )
     application: str = "web"
     priority: Literal["low", "medium", "high", "critical"] = "medium"
     sla: SlaConfig = SlaConfig()
@@ -151,6 +156,14 @@ class ServiceConfig(Strict):
             raise ValueError(f"weights must be >= 0 (bad: {', '.join(bad)})")
         if sum(v.values()) <= 0:
             raise ValueError("weights must sum to more than 0")
+        return v
+
+    @field_validator("bandwidth_mbps")
+    @classmethod
+    def _bandwidth(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, w in v.items() if not (0 < w <= 1e6)]
+        if bad:
+            raise ValueError(f"bandwidth_mbps must be > 0 and <= 1e6 (bad: {', '.join(bad)})")
         return v
 
 
@@ -203,6 +216,9 @@ class PfepoConfig(Strict):
             for k in s.weights:
                 if k not in regions:
                     errors.append((("services", i, "weights", k), f"unknown region {k!r}"))
+            for k in s.bandwidth_mbps:
+                if k not in s.weights:
+                    errors.append((("services", i, "bandwidth_mbps", k), f"region {k!r} does not serve {s.name!r}"))
         for i, c in enumerate(self.capacities):
             if c.switch not in sw_names:
                 errors.append((("capacities", i, "switch"), f"unknown switch {c.switch!r}"))

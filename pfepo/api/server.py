@@ -43,6 +43,11 @@ class TokenBucket:
             return True
 
 
+class BandwidthBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bandwidth_mbps: dict[str, Any]
+
+
 class WeightsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     weights: dict[str, Any]
@@ -164,6 +169,18 @@ def create_app(rt) -> FastAPI:
         rt.metrics.signals.labels("accepted").inc(len(good))
         rt.metrics.signals.labels("rejected").inc(len(bad))
         return {"accepted": len(good), "rejected": [{"index": b.index, "reason": b.reason} for b in bad]}
+
+    @app.put("/api/v1/services/{name}/bandwidth")
+    def set_bandwidth(name: str, body: BandwidthBody):
+        """Operator bandwidth allocation per region (Mbit/s, null = unmetered); regions not named keep theirs."""
+        try:
+            out = st.set_bandwidth(name, body.bandwidth_mbps, source="operator")
+        except KeyError:
+            raise HTTPException(404, f"unknown service {name!r}") from None
+        except WeightError as exc:
+            raise HTTPException(422, str(exc)) from None
+        rt.record_event("bandwidth_override", service=name, bandwidth_mbps=out)
+        return service(name)
 
     @app.get("/api/v1/subjects")
     def subjects():

@@ -42,6 +42,7 @@ class SwitchInfo:
     connected_at: float = 0.0
     ports: dict[int, PortInfo] = field(default_factory=dict)
     applied: dict[int, dict[str, int]] = field(default_factory=dict)  # group id -> {label: weight}
+    meters: dict[int, object] = field(default_factory=dict)  # meter id -> desired.Meter read back
 
 
 class ControllerState:
@@ -55,6 +56,9 @@ class ControllerState:
         self.unknown_switches: dict[int, float] = {}
         self.desired: dict[str, dict[str, float]] = {s.name: normalise(s.weights) for s in cfg.services}
         self.desired_source: dict[str, str] = {s.name: "config" for s in cfg.services}
+        self.bandwidth: dict[str, dict[str, float | None]] = {
+            s.name: {r: s.bandwidth_mbps.get(r) for r in s.weights} for s in cfg.services
+        }
         self._path = Path(cfg.state_dir) / "desired.json"
         self._load()
 
@@ -67,6 +71,9 @@ class ControllerState:
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable saved state %s: %s", self._path, exc)
             return
+        for name, bw in saved.get("bandwidth", {}).items():
+            if name in self.bandwidth and set(bw) == set(self.bandwidth[name]):
+                self.bandwidth[name] = bw
         for name, weights in saved.get("desired", {}).items():
             if name in self.desired and set(weights) == set(self.desired[name]):
                 try:
@@ -78,7 +85,8 @@ class ControllerState:
     def _save(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"desired": self.desired, "saved_at": self.clock()}, indent=1))
+        tmp.write_text(json.dumps({"desired": self.desired, "bandwidth": self.bandwidth,
+                                   "saved_at": self.clock()}, indent=1))
         os.replace(tmp, self._path)
 
     def validate_weights(self, service: str, weights: Mapping[str, object]) -> dict[str, float]:
@@ -110,6 +118,25 @@ class ControllerState:
             self._save()
         self._notify()
         return shares
+
+    def set_bandwidth(self, service: str, mbps: Mapping[str, object], source: str) -> dict[str, float | None]:
+        """Change allocated Mbit/s per region (None = unmetered); regions not named keep theirs."""
+        if service not in self.bandwidth:
+            raise KeyError(service)
+        known = set(self.bandwidth[service])
+        unknown = sorted(set(mbps) - known)
+        if unknown:
+            raise WeightError(f"unknown region(s) for service {service!r}: {', '.join(unknown)}")
+        for k, v in mbps.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1e6):
+                raise WeightError(f"bandwidth for {k!r} must be a number in (0, 1e6] Mbit/s or null, got {v!r}")
+        with self._lock:
+            self.bandwidth[service].update({k: (None if v is None else float(v)) for k, v in mbps.items()})
+            self._save()
+            out = dict(self.bandwidth[service])
+        log.info("bandwidth of %s set by %s: %s", service, source, out)
+        self._notify()
+        return out
 
     def add_listener(self, fn: Callable[[], None]) -> None:
         self._listeners.append(fn)
@@ -182,6 +209,12 @@ class ControllerState:
             if sw is not None:
                 sw.applied = dict(groups)
 
+    def set_applied_meters(self, dpid: int, meters: Mapping[int, object]) -> None:
+        with self._lock:
+            sw = self.switches.get(dpid)
+            if sw is not None:
+                sw.meters = dict(meters)
+
     def snapshot_services(self) -> list[dict]:
         """Per service: desired shares, bucket weights, and what each ingress switch holds."""
         from pfepo.openflow.desired import service_group_id
@@ -207,6 +240,7 @@ class ControllerState:
                     "weight_slots": self.cfg.openflow.weight_slots,
                     "down_regions": sorted(down & set(svc.weights)),
                     "applied": applied,
+                    "bandwidth_mbps": dict(self.bandwidth[svc.name]),
                     "in_sync": bool(applied) and all(a == weights[svc.name] for a in applied.values()),
                 })
         return out

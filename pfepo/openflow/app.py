@@ -20,7 +20,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from pfepo.openflow import ofmsg
 from pfepo.openflow.desired import switch_state
-from pfepo.openflow.reconcile import group_changes
+from pfepo.openflow.reconcile import group_changes, meter_changes
 from pfepo.samples import Sample
 from pfepo.telemetry.rates import PortCounters, RateTracker
 
@@ -40,7 +40,8 @@ class PfepoApp(app_manager.OSKenApp):
         self.cfg = self.rt.cfg
         self.state = self.rt.state
         self.datapaths: dict[int, object] = {}
-        self.flows_installed: set[int] = set()
+        self.flows_installed: dict[int, list] = {}  # dpid -> the flows last sent (ADD replaces in place)
+        self.meters_ready: set[int] = set()  # flows reference meters: install them only after these
         self.rates = RateTracker(max_gap_s=max(30.0, 10 * self.cfg.poll_interval_s))
         self._multipart: dict[tuple[int, int], list] = {}
         self._vips = {s.vip: s for s in self.cfg.services}
@@ -62,16 +63,18 @@ class PfepoApp(app_manager.OSKenApp):
             return
         log.info("switch %s (dpid=%#x) connected", sw.name, dp.id)
         self.datapaths[dp.id] = dp
-        self.flows_installed.discard(dp.id)
+        self.flows_installed.pop(dp.id, None)
+        self.meters_ready.discard(dp.id)
         dp.send_msg(parser.OFPPortDescStatsRequest(dp, 0))
-        dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
+        dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
     def _state_change(self, ev):
         dp = ev.datapath
         if ev.state == DEAD_DISPATCHER and dp.id is not None and self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
-            self.flows_installed.discard(dp.id)
+            self.flows_installed.pop(dp.id, None)
+            self.meters_ready.discard(dp.id)
             sw = self.state.switch_connected(dp.id, False)
             if sw:
                 log.warning("switch %s disconnected", sw.name)
@@ -89,7 +92,27 @@ class PfepoApp(app_manager.OSKenApp):
     # --- groups: desired state, reconciled -------------------------------------------------------------
     def _desired(self, dpid: int):
         sw = self.state.switches[dpid]
-        return switch_state(self.cfg, sw.name, self.state.bucket_weights())
+        return switch_state(self.cfg, sw.name, self.state.bucket_weights(), self.state.bandwidth)
+
+    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
+    def _meter_config(self, ev):
+        body = self._collect(ev)
+        dp = ev.msg.datapath
+        if body is None or dp.id not in self.datapaths:
+            return
+        want = self._desired(dp.id)
+        have = ofmsg.parse_meter_config(body)
+        self.state.set_applied_meters(dp.id, {m: have[m] for m in have if m in want.meters})
+        changes = meter_changes(want.meters, have)
+        for command, meter in changes:
+            log.info("meter %d on %s: %s %d kbit/s", meter.meter_id, self.state.switches[dp.id].name, command,
+                     meter.rate_kbps)
+            dp.send_msg(ofmsg.meter_mod(dp, meter, command))
+        if dp.id not in self.meters_ready:
+            self.meters_ready.add(dp.id)
+            dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))  # next: groups, then flows
+        elif changes:
+            dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
 
     @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
     def _group_desc(self, ev):
@@ -106,26 +129,43 @@ class PfepoApp(app_manager.OSKenApp):
                       ch.command, ch.group.weights())
             dp.send_msg(ofmsg.group_mod(dp, ch.group, ch.command))
             self.rt.metrics.group_mods.inc()
-        if dp.id not in self.flows_installed:
-            for flow in want.flows:
-                dp.send_msg(ofmsg.flow_mod(dp, flow))
-            self.flows_installed.add(dp.id)
-            log.info("installed %d flows on %s", len(want.flows), self.state.switches[dp.id].name)
+        if dp.id in self.meters_ready:
+            self._sync_flows(dp, want.flows)
         if changes:
             dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))  # read back what now applies
 
+    def _sync_flows(self, dp, flows: list) -> None:
+        """Send the flows when they differ from what this connection last got (ADD replaces in place)."""
+        if self.flows_installed.get(dp.id) == flows:
+            return
+        for flow in flows:
+            dp.send_msg(ofmsg.flow_mod(dp, flow))
+        self.flows_installed[dp.id] = list(flows)
+        log.info("installed %d flows on %s", len(flows), self.state.switches[dp.id].name)
+
     def push_all(self) -> None:
-        """Desired state changed: modify differing groups on every connected switch now."""
+        """Desired state changed: update differing meters, groups, then flows on every switch now.
+
+        Order matters: a flow may reference a meter or group, so those go first on the same connection.
+        """
         for dpid, dp in list(self.datapaths.items()):
+            if dpid not in self.meters_ready:
+                continue  # still in the connect sequence, which reads back and applies the latest state
             want = self._desired(dpid)
-            applied = self.state.switches[dpid].applied
-            sent = False
-            for gid, g in want.groups.items():
-                if applied.get(gid) != g.weights():
-                    dp.send_msg(ofmsg.group_mod(dp, g, "modify" if gid in applied else "add"))
-                    self.rt.metrics.group_mods.inc()
-                    sent = True
-            if sent:
+            sw = self.state.switches[dpid]
+            meters = sw.meters
+            stale_meters = [m for mid, m in want.meters.items() if meters.get(mid) != m]
+            for m in stale_meters:
+                dp.send_msg(ofmsg.meter_mod(dp, m, "modify" if m.meter_id in meters else "add"))
+            applied = sw.applied
+            stale_groups = [g for gid, g in want.groups.items() if applied.get(gid) != g.weights()]
+            for g in stale_groups:
+                dp.send_msg(ofmsg.group_mod(dp, g, "modify" if g.group_id in applied else "add"))
+                self.rt.metrics.group_mods.inc()
+            self._sync_flows(dp, want.flows)
+            if stale_meters:
+                dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
+            if stale_groups:
                 dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
 
     # --- ports ---------------------------------------------------------------------------------------
@@ -159,6 +199,7 @@ class PfepoApp(app_manager.OSKenApp):
                 try:
                     dp.send_msg(parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
                     dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
+                    dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
                 except Exception:
                     log.exception("poll of dpid=%#x failed", dp.id)
             hub.sleep(self.cfg.poll_interval_s)

@@ -48,17 +48,38 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Meter:
+    """A drop-band meter: traffic over ``rate_kbps`` (with ``burst_kb`` of slack) is dropped."""
+
+    meter_id: int
+    rate_kbps: int
+    burst_kb: int
+
+
+@dataclass(frozen=True)
 class Flow:
     priority: int
     match: tuple[tuple[str, object], ...]
     actions: tuple[Action, ...] = ()
     group: int | None = None
+    meter: int | None = None
 
 
 @dataclass
 class SwitchState:
     flows: list[Flow] = field(default_factory=list)
     groups: dict[int, Group] = field(default_factory=dict)
+    meters: dict[int, Meter] = field(default_factory=dict)
+
+
+def service_meter_id(index: int) -> int:
+    return 1 + index
+
+
+def meter_for(mbps: float, meter_id: int) -> Meter:
+    """Rate in kbit/s; burst = 250 ms at that rate (at least 64 kbit) so TCP can reach the rate."""
+    kbps = max(1, round(mbps * 1000))
+    return Meter(meter_id, kbps, max(64, kbps // 4))
 
 
 def service_group_id(index: int) -> int:
@@ -74,8 +95,15 @@ def _vip_match(svc: ServiceConfig) -> tuple[tuple[str, object], ...]:
     return (("eth_type", 0x0800), ("ip_proto", proto), ("ipv4_dst", svc.vip), (l4, svc.port))
 
 
-def switch_state(cfg: PfepoConfig, switch_name: str, weights: Mapping[str, Mapping[str, int]]) -> SwitchState:
-    """Everything ``switch_name`` should hold, given per-service bucket weights {service: {region: int}}."""
+def switch_state(cfg: PfepoConfig, switch_name: str, weights: Mapping[str, Mapping[str, int]],
+                 bandwidth: Mapping[str, Mapping[str, float | None]] | None = None) -> SwitchState:
+    """Everything ``switch_name`` should hold.
+
+    ``weights``: bucket weights {service: {region: int}}. ``bandwidth``: allocated Mbit/s per service and
+    region ({service: {region: mbps or None}}); a region switch meters the service's response traffic
+    (server -> client, the bulk of the bytes) at that rate; None means unmetered.
+    """
+    bandwidth = bandwidth or {}
     st = SwitchState()
     st.flows.append(Flow(PRIO_MISS, (), ((("output", NORMAL)),)))
     for i, svc in enumerate(cfg.services):
@@ -113,12 +141,18 @@ def switch_state(cfg: PfepoConfig, switch_name: str, weights: Mapping[str, Mappi
             )
             st.flows.append(Flow(PRIO_VIP, _vip_match(svc), group=gid))
             proto, l4 = (6, "tcp_src") if svc.protocol == "tcp" else (17, "udp_src")
+            mbps = bandwidth.get(svc.name, {}).get(r.name)
+            meter_id = None
+            if mbps is not None:
+                meter_id = service_meter_id(i)
+                st.meters[meter_id] = meter_for(mbps, meter_id)
             for e in r.endpoints:
                 st.flows.append(
                     Flow(
                         PRIO_VIP,
                         (("in_port", e.port), ("eth_type", 0x0800), ("ip_proto", proto), ("ipv4_src", e.ip), (l4, svc.port)),
                         (("set_field", "ipv4_src", svc.vip), ("output", NORMAL)),
+                        meter=meter_id,
                     )
                 )
     return st

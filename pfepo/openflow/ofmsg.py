@@ -8,7 +8,7 @@ from __future__ import annotations
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from pfepo.openflow.desired import CONTROLLER, NORMAL, Action, Bucket, Flow, Group
+from pfepo.openflow.desired import CONTROLLER, NORMAL, Action, Bucket, Flow, Group, Meter
 
 COOKIE = 0x7FE0_0000_0000_0001  # marks flows PF-EPO owns
 
@@ -44,6 +44,8 @@ def from_actions(actions: list) -> tuple[Action, ...]:
 
 def flow_mod(dp, flow: Flow):
     inst = []
+    if flow.meter is not None:
+        inst.append(parser.OFPInstructionMeter(flow.meter, ofp.OFPIT_METER))
     if flow.actions:
         inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, to_actions(flow.actions)))
     if flow.group is not None:
@@ -84,4 +86,20 @@ def parse_group_desc(stats: list, desired: dict[int, Group]) -> dict[int, Group]
             for i, b in enumerate(g.buckets)
         )
         out[g.group_id] = Group(g.group_id, buckets, kinds.get(g.type, str(g.type)))
+    return out
+
+
+def meter_mod(dp, meter: Meter, command: str):
+    cmd = {"add": ofp.OFPMC_ADD, "modify": ofp.OFPMC_MODIFY}[command]
+    bands = [parser.OFPMeterBandDrop(rate=meter.rate_kbps, burst_size=meter.burst_kb)]
+    return parser.OFPMeterMod(dp, cmd, ofp.OFPMF_KBPS | ofp.OFPMF_BURST, meter.meter_id, bands)
+
+
+def parse_meter_config(stats: list) -> dict[int, Meter]:
+    """MeterConfigStats body -> Meters (first drop band; other band types are not ours)."""
+    out = {}
+    for m in stats:
+        drop = next((b for b in m.bands if getattr(b, "type", None) == ofp.OFPMBT_DROP), None)
+        if drop is not None:
+            out[m.meter_id] = Meter(m.meter_id, drop.rate, drop.burst_size)
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pfepo.openflow.desired import Group
+from pfepo.openflow.desired import Group, Meter
 
 
 @dataclass(frozen=True)
@@ -27,4 +27,16 @@ def group_changes(desired: Mapping[int, Group], actual: Mapping[int, Group]) -> 
             out.append(GroupChange("add", g))
         elif have.kind != g.kind or have.buckets != g.buckets:
             out.append(GroupChange("modify", g))
+    return out
+
+
+def meter_changes(desired: Mapping[int, Meter], actual: Mapping[int, Meter]) -> list[tuple[str, Meter]]:
+    """("add"|"modify", meter) for meters missing or with another rate/burst; foreign meters left alone."""
+    out = []
+    for mid, m in sorted(desired.items()):
+        have = actual.get(mid)
+        if have is None:
+            out.append(("add", m))
+        elif have != m:
+            out.append(("modify", m))
     return out

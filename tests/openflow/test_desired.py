@@ -43,3 +43,19 @@ def test_reconcile_leaves_foreign_groups_alone(cfg):
     want = switch_state(cfg, "pfc0", {"web": {"eu": 64}}).groups
     foreign = {**want, 999: want[1]}
     assert group_changes(want, foreign) == []
+
+
+def test_bandwidth_becomes_meter_on_region_response_flows(cfg):
+    from pfepo.openflow.desired import meter_for, service_meter_id
+    from pfepo.openflow.reconcile import meter_changes
+
+    st = switch_state(cfg, "pfr1", {"web": {"eu": 64}}, {"web": {"eu": 20.0}})
+    mid = service_meter_id(0)
+    assert st.meters == {mid: meter_for(20.0, mid)} and st.meters[mid].rate_kbps == 20000
+    metered = [f for f in st.flows if f.meter == mid]
+    assert len(metered) == 2 and all(("set_field", "ipv4_src", "10.0.100.1") in f.actions for f in metered)
+    assert switch_state(cfg, "pfr1", {"web": {"eu": 64}}, {"web": {"eu": None}}).meters == {}
+    assert switch_state(cfg, "pfc0", {"web": {"eu": 64}}, {"web": {"eu": 20.0}}).meters == {}
+    assert meter_changes(st.meters, {}) == [("add", st.meters[mid])]
+    assert meter_changes(st.meters, {mid: meter_for(40.0, mid)}) == [("modify", st.meters[mid])]
+    assert meter_changes(st.meters, st.meters) == []

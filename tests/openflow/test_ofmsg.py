@@ -40,3 +40,13 @@ def test_flow_mods_serialise(cfg):
             m = ofmsg.flow_mod(dp, flow)
             m.serialize()
             assert m.cookie == ofmsg.COOKIE and len(m.buf) > 0
+
+
+def test_meter_mod_parses_back(cfg):
+    from pfepo.openflow.desired import meter_for
+
+    m = meter_for(20.0, 1)
+    mod = ofmsg.meter_mod(FakeDatapath(), m, "add")
+    mod.serialize()
+    stats = [parser.OFPMeterConfigStats(flags=mod.flags, meter_id=mod.meter_id, bands=mod.bands)]
+    assert ofmsg.parse_meter_config(stats) == {1: m}

@@ -1,0 +1,54 @@
+"""Bandwidth allocation: an OpenFlow meter per (service, region) on the region switch, set via the API.
+
+Tolerance: a 20 Mbit/s meter must give 15-25 Mbit/s (+-25%) of measured download throughput (OVS userspace
+meters police with a token bucket; TCP settles a little under the rate), while the same download
+without the meter runs at least 3x faster in the same run.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.ovs
+
+
+def _download_mbps(lab, size: int) -> float:
+    out = lab.net.host("c1").cmd(
+        f"curl -s -m 20 -o /dev/null -w '%{{speed_download}}' http://{lab.spec.vip}/blob?size={size}")
+    return float(out.strip() or 0) * 8 / 1e6
+
+
+def _dump_meters(lab, switch: str) -> str:
+    return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", switch],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_allocate_bandwidth_sets_meter_and_limits_throughput(lab):
+    assert lab.set_weights({"eu": 1, "us": 0, "ap": 0}).status_code == 200
+    lab.wait_for(lambda: lab.switch_weights() == [64, 0, 0], 5, what="all traffic to eu")
+    unmetered = _download_mbps(lab, 20_000_000)
+
+    r = lab.api.put("/api/v1/services/web/bandwidth", json={"bandwidth_mbps": {"eu": 20}})
+    assert r.status_code == 200, r.text
+    assert r.json()["bandwidth_mbps"]["eu"] == 20.0
+    eu_switch = lab.spec.region_switch(0)
+    lab.wait_for(lambda: re.search(r"rate=20000\b", _dump_meters(lab, eu_switch)), 5, what="meter on switch")
+    metered = _download_mbps(lab, 10_000_000)
+    print(f"meter 20 Mbit/s: measured {metered:.1f}; unmetered {unmetered:.1f} Mbit/s")
+    assert 15 <= metered <= 25, (metered, unmetered)
+    assert unmetered >= 3 * metered, (metered, unmetered)
+
+    # Raising the allocation modifies the same meter in place.
+    assert lab.api.put("/api/v1/services/web/bandwidth", json={"bandwidth_mbps": {"eu": 40}}).status_code == 200
+    lab.wait_for(lambda: re.search(r"rate=40000\b", _dump_meters(lab, eu_switch)), 5, what="meter modified")
+    raised = _download_mbps(lab, 20_000_000)
+    print(f"meter 40 Mbit/s: measured {raised:.1f} Mbit/s")
+    assert 1.5 * metered <= raised <= 50, (metered, raised)
+
+    bad = lab.api.put("/api/v1/services/web/bandwidth", json={"bandwidth_mbps": {"eu": -3}})
+    assert bad.status_code == 422 and "bandwidth" in bad.text
+    assert re.search(r"rate=40000\b", _dump_meters(lab, eu_switch))
+    lab.set_weights({"eu": 50, "us": 30, "ap": 20})
