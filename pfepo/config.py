@@ -98,6 +98,14 @@ class SignalsConfig(Strict):
         return self.token
 
 
+class ProbeConfig(Strict):
+    """Link latency/loss probing between the client-side switch and each region switch."""
+
+    enabled: bool = True
+    per_interval: int = Field(5, ge=1, le=100, description="probes per direction per poll interval")
+    timeout_s: float = Field(1.0, gt=0, le=30, description="a probe not back by then counts as lost")
+
+
 class SlaConfig(Strict):
     latency_ms: float | None = Field(None, gt=0)
     availability_pct: float | None = Field(None, gt=0, le=100)
@@ -184,6 +192,7 @@ class PfepoConfig(Strict):
     default_capacity_mbps: float = Field(1000.0, gt=0)
     history: HistoryConfig = HistoryConfig()
     signals: SignalsConfig = SignalsConfig()
+    probes: ProbeConfig = ProbeConfig()
     switches: list[SwitchConfig] = Field(min_length=1)
     regions: list[RegionConfig] = Field(min_length=1)
     services: list[ServiceConfig] = Field(default_factory=list)

@@ -22,11 +22,16 @@ from pfepo.openflow import ofmsg
 from pfepo.openflow.desired import switch_state
 from pfepo.openflow.reconcile import group_changes, meter_changes
 from pfepo.samples import Sample
+from pfepo.telemetry import probes
 from pfepo.telemetry.rates import PortCounters, RateTracker
 
 log = logging.getLogger("pfepo.openflow")
 
 RUNTIME = None  # set by pfepo.daemon before os-ken instantiates the app
+
+
+def probes_sample(ts: float, link: str, metric: str, value: float, region: str) -> Sample:
+    return Sample(ts, link, metric, value, (("kind", "uplink"), ("region", region), ("source", "probe")))
 
 
 class PfepoApp(app_manager.OSKenApp):
@@ -45,6 +50,19 @@ class PfepoApp(app_manager.OSKenApp):
         self.rates = RateTracker(max_gap_s=max(30.0, 10 * self.cfg.poll_interval_s))
         self._multipart: dict[tuple[int, int], list] = {}
         self._vips = {s.vip: s for s in self.cfg.services}
+        self.probes = probes.ProbeTracker(timeout_s=self.cfg.probes.timeout_s)
+        self.echo = probes.EchoRtt()
+        # Probed links: (src switch, src port) per direction; the region side's port is learnt from the
+        # first probe that arrives there (the config only names the client-side port).
+        dpids = {s.name: s.dpid for s in self.cfg.switches}
+        self.links: dict[str, tuple[int, int | None, int]] = {}  # direction -> (src dpid, src port, dst dpid)
+        self.link_ids: dict[int, str] = {}
+        for i, r in enumerate(self.cfg.regions):
+            core, edge = dpids[r.uplink.switch], dpids[r.switch]
+            self.links[f"uplink:{r.name}>"] = (core, r.uplink.port, edge)
+            self.links[f"uplink:{r.name}<"] = (edge, None, core)
+            self.link_ids[2 * i], self.link_ids[2 * i + 1] = f"uplink:{r.name}>", f"uplink:{r.name}<"
+        self._link_index = {v: k for k, v in self.link_ids.items()}
         self.state.add_listener(self.push_all)
         self.rt.app = self
 
@@ -200,9 +218,82 @@ class PfepoApp(app_manager.OSKenApp):
                     dp.send_msg(parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
                     dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
                     dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
+                    dp.send_msg(parser.OFPEchoRequest(dp, data=probes.struct.pack("!d", time.time())))
                 except Exception:
                     log.exception("poll of dpid=%#x failed", dp.id)
+            if self.cfg.probes.enabled:
+                try:
+                    self._probe_round()
+                except Exception:
+                    log.exception("probe round failed")
             hub.sleep(self.cfg.poll_interval_s)
+
+    # --- link probes ---------------------------------------------------------------------------------
+    def _probe_round(self) -> None:
+        """Report what the last round measured, then send this round's probes."""
+        now = time.time()
+        stats = self.probes.collect(now)
+        by_link: dict[str, dict[str, float]] = {}
+        for direction, st in stats.items():
+            link, way = direction[:-1], "out" if direction.endswith(">") else "in"
+            m = by_link.setdefault(link, {})
+            m[f"loss_{way}_pct"] = st.loss_pct
+            if st.latency_ms is not None:
+                m[f"latency_{way}_ms"] = st.latency_ms
+        samples = []
+        for link, m in by_link.items():
+            lats = [v for k, v in m.items() if k.startswith("latency_")]
+            losses = [v for k, v in m.items() if k.startswith("loss_")]
+            if lats:
+                m["latency_ms"] = sum(lats) / len(lats)
+            m["loss_pct"] = sum(losses) / len(losses)
+            region = link.split(":", 1)[1]
+            samples.extend(probes_sample(now, link, k, v, region) for k, v in m.items())
+        if samples:
+            self.rt.ingest(samples)
+        for direction, (src, port, _dst) in self.links.items():
+            dp = self.datapaths.get(src)
+            if dp is None or port is None:
+                continue
+            for _ in range(self.cfg.probes.per_interval):
+                t_out = time.time()
+                seq = self.probes.next_seq(direction, t_out)
+                self._send_probe(dp, port, self._link_index[direction], seq, t_out)
+
+    def _send_probe(self, dp, port: int, link_id: int, seq: int, t_out: float) -> None:
+        eth = ethernet.ethernet(dst="02:70:66:65:70:ff", src="02:70:66:65:70:6f", ethertype=probes.ETH_TYPE)
+        pkt = packet.Packet()
+        pkt.add_protocol(eth)
+        pkt.add_protocol(probes.encode(dp.id, port, link_id, seq, t_out))
+        pkt.serialize()
+        dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                                        actions=[parser.OFPActionOutput(port)], data=pkt.data))
+
+    def _probe_in(self, dp, in_port: int, payload: bytes) -> None:
+        got = probes.decode(payload)
+        if got is None:
+            return
+        src_dpid, _src_port, link_id, seq, _t_out = got
+        direction = self.link_ids.get(link_id)
+        if direction is None:
+            return
+        src, port, dst = self.links[direction]
+        if dst != dp.id:
+            return
+        if direction.endswith(">"):  # learn the region side's port for the reverse direction
+            rev = direction[:-1] + "<"
+            rsrc, rport, rdst = self.links[rev]
+            if rport != in_port:
+                self.links[rev] = (rsrc, in_port, rdst)
+        self.probes.received(seq, time.time(), self.echo.get(src_dpid), self.echo.get(dp.id))
+
+    @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN_DISPATCHER)
+    def _echo_reply(self, ev):
+        try:
+            (t_sent,) = probes.struct.unpack("!d", ev.msg.data[:8])
+        except Exception:
+            return
+        self.echo.update(ev.msg.datapath.id, time.time() - t_sent)
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     def _port_stats(self, ev):
@@ -232,6 +323,10 @@ class PfepoApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):
         msg = ev.msg
+        data = bytes(msg.data)
+        if len(data) > 14 and int.from_bytes(data[12:14], "big") == probes.ETH_TYPE:
+            self._probe_in(msg.datapath, msg.match["in_port"], data[14:])
+            return
         pkt = packet.Packet(msg.data)
         a = pkt.get_protocol(arp.arp)
         if a is None or a.opcode != arp.ARP_REQUEST or a.dst_ip not in self._vips:

@@ -18,7 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pfepo.config import PfepoConfig, ServiceConfig
+from pfepo.telemetry.probes import ETH_TYPE as PROBE_ETH_TYPE
 
+PRIO_PROBE = 400
 PRIO_ARP_VIP = 300
 PRIO_VIP = 200
 PRIO_MISS = 0
@@ -106,6 +108,8 @@ def switch_state(cfg: PfepoConfig, switch_name: str, weights: Mapping[str, Mappi
     bandwidth = bandwidth or {}
     st = SwitchState()
     st.flows.append(Flow(PRIO_MISS, (), ((("output", NORMAL)),)))
+    if cfg.probes.enabled:  # link probes come back to the controller, never flooded by NORMAL
+        st.flows.append(Flow(PRIO_PROBE, (("eth_type", PROBE_ETH_TYPE),), (("output", CONTROLLER),)))
     for i, svc in enumerate(cfg.services):
         regions = [r for r in cfg.regions if r.name in svc.weights]
         ingress = [r for r in regions if r.uplink.switch == switch_name]

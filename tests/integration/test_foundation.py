@@ -117,3 +117,17 @@ def test_unknown_switch_is_logged_and_left_alone(lab):
         assert "cookie" not in flows  # nothing installed
     finally:
         subprocess.run(["ovs-vsctl", "--if-exists", "del-br", br], check=False)
+
+
+def test_link_probes_measure_latency_and_loss(lab):
+    def probe_samples():
+        got = lab.api.get("/api/v1/samples", params={"subject": "uplink:us", "limit": 200}).json()["samples"]
+        return [s for s in got if s["tags"].get("source") == "probe"]
+
+    samples = lab.wait_for(lambda: len({s["metric"] for s in probe_samples()}) >= 6 and probe_samples(), 10,
+                           what="probe samples for both directions")
+    metrics = {s["metric"]: s["value"] for s in samples}
+    assert {"latency_ms", "latency_out_ms", "latency_in_ms", "loss_pct"} <= set(metrics)
+    # No impairment on this link: a few ms at most (controller-path error), no loss.
+    assert 0 <= metrics["latency_ms"] < 5.0, metrics
+    assert metrics["loss_pct"] == 0.0, metrics

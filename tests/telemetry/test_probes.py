@@ -1,0 +1,44 @@
+from pfepo.telemetry.probes import EchoRtt, ProbeTracker, decode, encode
+
+
+def test_encode_decode_roundtrip_and_foreign_payloads():
+    assert decode(encode(1, 2, 3, 4, 5.5)) == (1, 2, 3, 4, 5.5)
+    assert decode(b"LLDP" + b"\0" * 40) is None
+    assert decode(b"PFEP") is None
+
+
+def test_latency_corrected_by_half_echo_rtts_and_loss_counted():
+    t = ProbeTracker(timeout_s=1.0)
+    seqs = [t.next_seq("l>", 100.0) for _ in range(4)]
+    # 30 ms between packet-out and packet-in, of which 10 ms (= 2 x half of 10 ms RTT) is control path.
+    link, lat = t.received(seqs[0], 100.030, 0.010, 0.010)
+    assert link == "l>" and abs(lat - 0.020) < 1e-9
+    t.received(seqs[1], 100.030, 0.010, 0.010)
+    t.received(seqs[2], 100.030, 0.010, 0.010)
+    stats = t.collect(102.0)["l>"]  # the 4th never came back: timed out
+    assert abs(stats.latency_ms - 20.0) < 1e-6
+    assert stats.loss_pct == 25.0 and stats.sent == 4 and stats.received == 3
+    assert t.collect(103.0) == {}  # reported once
+
+
+def test_late_duplicate_and_unknown_probes_not_counted_as_received():
+    t = ProbeTracker(timeout_s=0.5)
+    s = t.next_seq("l<", 10.0)
+    assert t.received(s, 11.0, 0, 0) is None  # arrived after the timeout: lost
+    assert t.received(s, 11.0, 0, 0) is None  # duplicate
+    assert t.received(999, 11.0, 0, 0) is None
+    st = t.collect(12.0)["l<"]
+    assert st.loss_pct == 100.0 and st.latency_ms is None
+
+
+def test_latency_never_negative():
+    t = ProbeTracker()
+    s = t.next_seq("l>", 1.0)
+    assert t.received(s, 1.001, 0.05, 0.05) == ("l>", 0.0)
+
+
+def test_echo_rtt_smoothing():
+    e = EchoRtt(alpha=0.5)
+    assert e.get(1) == 0.0
+    e.update(1, 0.010)
+    assert e.update(1, 0.020) == 0.015
