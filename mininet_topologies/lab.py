@@ -20,6 +20,8 @@ import yaml
 
 from mininet_topologies.multiregion import MultiRegionNet, TopoSpec
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -38,7 +40,7 @@ def check_environment() -> None:
 
 class Lab:
     def __init__(self, workdir: str | Path, spec: TopoSpec | None = None, poll_interval_s: float = 0.5,
-                 extra_config: dict | None = None):
+                 extra_config: dict | None = None, policy_paths: list[str] | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         # A random prefix keeps bridge names apart from anything else on this OVS.
@@ -49,6 +51,8 @@ class Lab:
                                state_dir=str(self.workdir / "state"),
                                history_path=str(self.workdir / "history.sqlite"),
                                poll_interval_s=poll_interval_s)
+        cfg["policy"] = {"paths": [str(p) for p in (policy_paths or [REPO / "policies"])],
+                         "interval_s": 0.5, "watch_interval_s": 0.5}
         cfg.update(extra_config or {})
         self.config = cfg
         self.config_path = self.workdir / "pfepo.yaml"

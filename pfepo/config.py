@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
 )
 
+from pfepo.actions.config import DispatcherConfig, ExecutorConfig, HealthCheckConfig, ScrapeConfig
 from pfepo.store.influx_config import InfluxConfig
 from pfepo.yamlconf import load_model
 
@@ -106,7 +107,18 @@ class ProbeConfig(Strict):
     timeout_s: float = Field(1.0, gt=0, le=30, description="a probe not back by then counts as lost")
 
 
+class PolicyConfig(Strict):
+    """Where the YAML policies live and how often the decision loop runs."""
+
+    paths: list[str] = Field(default_factory=lambda: ["policies"], description="policy files or folders")
+    interval_s: float = Field(1.0, ge=0.05, le=300, description="decision loop period")
+    watch_interval_s: float = Field(2.0, ge=0.1, le=300, description="policy file change polling")
+    observation_max_age_s: float = Field(30.0, gt=0, description="older measurements are ignored")
+    audit_path: str | None = Field(None, description="JSON-lines audit log (default STATE_DIR/audit.jsonl)")
+
+
 class SlaConfig(Strict):
+    tier: str | None = Field(None, description="SLA tier name, for policy selectors (e.g. gold)")
     latency_ms: float | None = Field(None, gt=0)
     availability_pct: float | None = Field(None, gt=0, le=100)
     weight: float = Field(1.0, ge=0, le=100, description="SLA weight in risk = probability x impact x sla_weight")
@@ -125,6 +137,8 @@ class EndpointConfig(Strict):
     application: str = "web"
     priority: Literal["low", "medium", "high", "critical"] = "medium"
     sla: SlaConfig = SlaConfig()
+    health: HealthCheckConfig | None = Field(None, description="HTTP health check pulled by the daemon")
+    scrape: ScrapeConfig | None = Field(None, description="Prometheus text endpoint for CPU/memory")
 
 
 class UplinkConfig(Strict):
@@ -193,6 +207,9 @@ class PfepoConfig(Strict):
     history: HistoryConfig = HistoryConfig()
     signals: SignalsConfig = SignalsConfig()
     probes: ProbeConfig = ProbeConfig()
+    policy: PolicyConfig = PolicyConfig()
+    executors: dict[Name, ExecutorConfig] = Field(default_factory=dict, description="application scalers")
+    scaling: DispatcherConfig = DispatcherConfig()
     switches: list[SwitchConfig] = Field(min_length=1)
     regions: list[RegionConfig] = Field(min_length=1)
     services: list[ServiceConfig] = Field(default_factory=list)

@@ -6,6 +6,7 @@ import collections
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,22 +34,30 @@ class Runtime:
     events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000))
     latest: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     app: object | None = None
+    loop: object | None = None  # controller.loop.DecisionLoop
+    reloader: object | None = None  # policy.reload.PolicyReloader
+    audit: object | None = None  # audit.AuditLog
+    dispatcher: object | None = None  # actions.dispatcher.ScaleDispatcher
+    pollers: list = field(default_factory=list)  # health checks and scrapes
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ingest(self, samples: list) -> None:
         """Every measurement enters here: history (batched, off this thread) and the latest values."""
         self.writer.put(samples)
         latest = self.latest
-        for s in samples:
-            prev = latest.get((s.subject, s.metric))
-            if prev is None or s.ts >= prev[0]:
-                latest[(s.subject, s.metric)] = (s.ts, s.value)
+        with self._lock:  # called from the OpenFlow, API and poller threads
+            for s in samples:
+                prev = latest.get((s.subject, s.metric))
+                if prev is None or s.ts >= prev[0]:
+                    latest[(s.subject, s.metric)] = (s.ts, s.value)
 
     def observations(self, max_age_s: float = 60.0) -> dict[str, dict[str, float]]:
         """Latest value per subject and metric, no older than ``max_age_s``."""
         now = time.time()
         out: dict[str, dict[str, float]] = {}
-        for (subject, metric), (ts, value) in list(self.latest.items()):
+        with self._lock:
+            items = list(self.latest.items())
+        for (subject, metric), (ts, value) in items:
             if now - ts <= max_age_s:
                 out.setdefault(subject, {})[metric] = value
         return out
@@ -69,6 +78,51 @@ def build_runtime(cfg: PfepoConfig) -> Runtime:
     return rt
 
 
+class StartupError(Exception):
+    """A problem that stops the daemon before it starts; its lines are printed as they are."""
+
+
+def start_decisions(rt: Runtime) -> None:
+    """Policies (hot reloaded), audit log, scalers, health pollers and the decision loop."""
+    from pathlib import Path
+
+    from pfepo.actions.dispatcher import ScaleDispatcher
+    from pfepo.actions.executors import build_executors
+    from pfepo.audit import AuditLog
+    from pfepo.controller.loop import DecisionLoop
+    from pfepo.policy.reload import PolicyReloader
+    from pfepo.signals.health import pollers_for
+
+    cfg = rt.cfg
+    rt.reloader = PolicyReloader(cfg.policy.paths, lambda: cfg)
+    if not rt.reloader.reload():
+        raise StartupError("\n".join(rt.reloader.last_error))
+    try:
+        executors = build_executors(cfg.executors)
+    except ValueError as exc:
+        raise StartupError(f"executors: {exc}") from None
+    rt.audit = AuditLog(cfg.policy.audit_path or Path(cfg.state_dir) / "audit.jsonl")
+    rt.dispatcher = ScaleDispatcher(executors, lambda rec: rt.audit.append("scale", rec),
+                                    **cfg.scaling.model_dump()).start()
+    rt.metrics.add_collector(rt.dispatcher.metric_families)
+    rt.pollers = [p.start() for p in pollers_for(cfg.regions, rt.ingest)]
+    rt.loop = DecisionLoop(rt, rt.reloader, rt.audit, dispatcher=rt.dispatcher)
+    rt.reloader.start_watching(cfg.policy.watch_interval_s)
+    rt.reloader.install_sighup()
+    rt.loop.start()
+
+
+def stop_decisions(rt: Runtime) -> None:
+    for part in (rt.loop, rt.reloader, *rt.pollers, rt.dispatcher):
+        if part is not None:
+            try:
+                part.stop()
+            except Exception:
+                log.exception("stopping %r failed", part)
+    if rt.audit is not None:
+        rt.audit.close()
+
+
 def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     """Run until SIGINT/SIGTERM. Returns the process exit code."""
     # BLAS threading makes statsmodels fits ~10x slower here (ENVIRONMENT.md): pin before numpy loads.
@@ -84,6 +138,13 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rt = build_runtime(cfg)
+    try:
+        start_decisions(rt)
+    except StartupError as exc:
+        print(exc, file=sys.stderr)
+        stop_decisions(rt)
+        rt.writer.close()
+        return 2
     ofapp.RUNTIME = rt
     api = ApiServer(create_app(rt), cfg.rest.host, cfg.rest.port)
     api.start()
@@ -104,9 +165,11 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    rt.reloader.install_sighup()  # after os-ken started: SIGHUP reloads policies
     while not stop.is_set() and any(t.is_alive() for t in services if hasattr(t, "is_alive")):
         stop.wait(0.5)
     api.stop()
+    stop_decisions(rt)
     rt.writer.flush(5)
     rt.writer.close()
     log.info("stopped")

@@ -102,6 +102,8 @@ def parse_file(path: str | Path) -> LocatedDoc:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([Problem(str(path), 1, 1, f"cannot read file: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(str(path), 1, 1, f"file is not UTF-8 text (byte {exc.start})")]) from None
     return parse_text(text, str(path))
 
 
@@ -109,11 +111,33 @@ def _field_path(loc: Loc) -> str:
     return ".".join(str(p) for p in loc) or "(document)"
 
 
+def _strip_tags(data: Any, loc: Loc) -> Loc:
+    """Drop pydantic's discriminated-union tag steps (``executors.x.webhook.timeout``) from a path.
+
+    A step that is not a key of the mapping at that point but equals the mapping's ``type`` value is the
+    union member's tag, not part of the document.
+    """
+    out: list[int | str] = []
+    node = data
+    for step in loc:
+        if isinstance(node, dict) and step not in node and node.get("type") == step:
+            continue
+        out.append(step)
+        if isinstance(node, dict):
+            node = node.get(step)
+        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            node = node[step]
+        else:
+            node = None
+    return tuple(out)
+
+
 def validation_problems(doc: LocatedDoc, exc: ValidationError, prefix: Loc = ()) -> list[Problem]:
     """Translate a pydantic ValidationError into located problems naming the field."""
     problems = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = _strip_tags(doc.data, loc)
         loc = (*prefix, *loc)
         msg = err["msg"]
         if err["type"] == "extra_forbidden":

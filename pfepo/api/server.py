@@ -203,6 +203,33 @@ def create_app(rt) -> FastAPI:
     def events(limit: int = Query(100, ge=1, le=10000)):
         return {"events": list(rt.events)[-limit:]}
 
+    @app.get("/api/v1/policies")
+    def policies():
+        """Active policy set (version, names) and the last rejected edit's problems, if any."""
+        if rt.reloader is None:
+            return {"enabled": False}
+        return {"enabled": True, **rt.reloader.status(), "dry_run": rt.cfg.dry_run}
+
+    @app.get("/api/v1/decisions")
+    def decisions():
+        """Latest non-ok decisions and the latest plan (planner states per service and region)."""
+        loop = rt.loop
+        if loop is None:
+            return {"decisions": [], "plan": None}
+        return {"ticks": loop.ticks, "errors": loop.errors, "decisions": loop.last_decisions, "plan": loop.last_plan}
+
+    @app.get("/api/v1/audit")
+    def audit(since: float | None = None, service: str | None = None, kind: str | None = None,
+              region: str | None = None, limit: int = Query(200, ge=1, le=10000)):
+        if rt.audit is None:
+            return {"records": []}
+        return {"records": rt.audit.query(since=since, service=service, kind=kind, limit=limit, region=region)}
+
+    @app.get("/api/v1/scaling")
+    def scaling():
+        d = rt.dispatcher
+        return {"counters": d.counters() if d else {}, "health": [p.status() for p in rt.pollers]}
+
     @app.get("/metrics")
     def metrics():
         return PlainTextResponse(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -56,6 +56,10 @@ class ControllerState:
         self.unknown_switches: dict[int, float] = {}
         self.desired: dict[str, dict[str, float]] = {s.name: normalise(s.weights) for s in cfg.services}
         self.desired_source: dict[str, str] = {s.name: "config" for s in cfg.services}
+        # Weights the planner currently wants (None: follow ``desired``). Not persisted: after a restart
+        # the planner resumes from what the switches hold and fails back gradually.
+        self.planned: dict[str, dict[str, int] | None] = {s.name: None for s in cfg.services}
+        self.desired_version = 0  # bumps on every operator/config change of ``desired``
         self.bandwidth: dict[str, dict[str, float | None]] = {
             s.name: {r: s.bandwidth_mbps.get(r) for r in s.weights} for s in cfg.services
         }
@@ -115,9 +119,29 @@ class ControllerState:
         with self._lock:
             self.desired[service] = shares
             self.desired_source[service] = source
+            self.planned[service] = None  # an operator's split replaces whatever the planner was doing
+            self.desired_version += 1
             self._save()
         self._notify()
         return shares
+
+    def set_planned(self, weights: Mapping[str, Mapping[str, int]], based_on_version: int | None = None) -> bool:
+        """The planner's bucket weights (the decision loop's single actuation point calls this).
+
+        ``based_on_version`` is the ``desired_version`` the plan was computed from: if an operator changed
+        the baseline meanwhile, the stale plan is dropped instead of overwriting the operator.
+        """
+        changed = False
+        with self._lock:
+            if based_on_version is not None and based_on_version != self.desired_version:
+                return False
+            for svc, w in weights.items():
+                if svc in self.planned and self.planned[svc] != dict(w):
+                    self.planned[svc] = dict(w)
+                    changed = True
+        if changed:
+            self._notify()
+        return changed
 
     def set_bandwidth(self, service: str, mbps: Mapping[str, object], source: str) -> dict[str, float | None]:
         """Change allocated Mbit/s per region (None = unmetered); regions not named keep theirs."""
@@ -166,7 +190,13 @@ class ControllerState:
         down = self.down_regions()
         slots = self.cfg.openflow.weight_slots
         with self._lock:
-            return {svc: quantize(effective(w, down), slots) for svc, w in self.desired.items()}
+            return {svc: quantize(effective(self.planned[svc] or w, down), slots) for svc, w in self.desired.items()}
+
+    def baseline_weights(self) -> dict[str, dict[str, int]]:
+        """Quantised operator/config shares, before the planner and link state."""
+        slots = self.cfg.openflow.weight_slots
+        with self._lock:
+            return {svc: quantize(w, slots) for svc, w in self.desired.items()}
 
     # --- observations from switches ----------------------------------------------------------------
     def switch_connected(self, dpid: int, connected: bool) -> SwitchInfo | None:
@@ -236,6 +266,7 @@ class ControllerState:
                     "group_id": gid,
                     "desired": dict(self.desired[svc.name]),
                     "desired_source": self.desired_source[svc.name],
+                    "planned": self.planned[svc.name],
                     "bucket_weights": weights[svc.name],
                     "weight_slots": self.cfg.openflow.weight_slots,
                     "down_regions": sorted(down & set(svc.weights)),

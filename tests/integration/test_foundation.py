@@ -97,7 +97,14 @@ def test_link_down_moves_its_share_at_once(lab):
     assert shares["eu"] == 0.0 and shares["_failed"] == 0
     assert abs(shares["us"] - 0.6) < TOL, shares  # 30:20 renormalised
     lab.net.set_uplink("eu", True)
-    lab.wait_for(lambda: lab.switch_weights() == [32, 19, 13], 5, what="eu restored after link up")
+    # Back up, but the planner fails back gradually after a calm period (policies/default.yaml: 120 s),
+    # so right after link-up eu still gets nothing: no flapping back onto a link that just returned.
+    lab.wait_for(lambda: lab.service()["down_regions"] == [], 5, what="eu link up seen")
+    time.sleep(1.0)
+    assert lab.switch_weights()[0] == 0 and lab.service()["planned"]["eu"] == 0
+    # An operator override is the new baseline and takes effect at once.
+    assert lab.set_weights({"eu": 50, "us": 30, "ap": 20}).status_code == 200
+    lab.wait_for(lambda: lab.switch_weights() == [32, 19, 13], 5, what="eu restored by the operator")
     events = lab.api.get("/api/v1/events").json()["events"]
     assert any(e["kind"] == "port_status" and e["port"] == 1 and e["up"] is False for e in events)
 

@@ -1,0 +1,140 @@
+"""The decision loop: observations (+ predictions) -> policy engine -> planner -> one actuation point.
+
+Runs on its own thread at ``policy.interval_s``; the maths is the pure engine and planner. ``actuate`` is
+the single place where decisions change anything (switch weights, meters, scalers), and where dry-run
+is enforced: in dry-run it records what it would do and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from pfepo.planner import Planner
+from pfepo.policy.context import contexts_from_config
+from pfepo.policy.engine import evaluate
+
+log = logging.getLogger("pfepo.loop")
+
+UPLINK_METRICS = ("latency_ms", "loss_pct", "utilization_pct", "jitter_ms")
+
+
+def endpoint_observations(cfg, latest: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per endpoint: its own signals, plus its region uplink's network metrics where it has none.
+
+    Probes and port counters measure the path to a region; applications push or are polled per endpoint.
+    A criterion such as ``loss_pct > 2`` should see the path's loss unless the endpoint reports its own.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for r in cfg.regions:
+        link = latest.get(f"uplink:{r.name}", {})
+        net = {k: link[k] for k in UPLINK_METRICS if k in link}
+        for e in r.endpoints:
+            own = latest.get(e.name, {})
+            out[e.name] = {**net, **own}
+    return out
+
+
+def region_health(cfg, down_regions: set[str], obs: dict[str, dict[str, float]]) -> dict[str, bool]:
+    """A region is down when its uplink is down or every endpoint that reports health_up reports 0."""
+    health = {}
+    for r in cfg.regions:
+        ups = [obs.get(e.name, {}).get("health_up") for e in r.endpoints]
+        ups = [u for u in ups if u is not None]
+        health[r.name] = r.name not in down_regions and not (ups and all(u < 0.5 for u in ups))
+    return health
+
+
+class DecisionLoop:
+    def __init__(self, rt, reloader, audit, predictions: Callable[[float], dict] | None = None,
+                 dispatcher=None):
+        self.rt = rt
+        self.cfg = rt.cfg
+        self.reloader = reloader
+        self.audit = audit
+        self.predictions = predictions or (lambda now: {})
+        self.dispatcher = dispatcher
+        self.planner = Planner(self._planner_config())
+        self.contexts = contexts_from_config(self.cfg)
+        self._seen_version = rt.state.desired_version
+        self.last_decisions: list[dict] = []
+        self.last_plan: dict | None = None
+        self.ticks = 0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _planner_config(self):
+        """The config with the operator's current shares as each service's nominal weights."""
+        services = [s.model_copy(update={"weights": dict(self.rt.state.desired[s.name])}) for s in self.cfg.services]
+        return self.cfg.model_copy(update={"services": services})
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        st = self.rt.state
+        version = st.desired_version
+        if version != self._seen_version:  # operator override: it becomes the baseline
+            self._seen_version = version
+            self.planner.reconfigure(self._planner_config())
+        obs = endpoint_observations(self.cfg, self.rt.observations(self.cfg.policy.observation_max_age_s))
+        preds = self.predictions(now)
+        current = {svc: dict(st.planned[svc] or w) for svc, w in st.baseline_weights().items()}
+        shares = {svc: {r: v / max(1, sum(w.values())) for r, v in w.items()} for svc, w in current.items()}
+        decisions = evaluate(now, self.contexts, obs, preds, self.reloader.current, shares, self.cfg.dry_run)
+        health = region_health(self.cfg, st.down_regions(), obs)
+        plan = self.planner.step(now, decisions, health, current)
+        self.audit.log_decisions(decisions, repeat_after_s=30.0)
+        self.audit.log_plan(plan)
+        self.last_decisions = [d.to_dict() for d in decisions if d.level != "ok"]
+        self.last_plan = plan.to_dict()
+        self.actuate(plan, version)
+        self.ticks += 1
+
+    def actuate(self, plan, based_on_version: int | None = None) -> None:
+        """The single point where decisions take effect; dry-run stops everything here."""
+        if self.cfg.dry_run:
+            for ch in plan.changes:
+                self.rt.record_event("would_change_weight", **{k: ch[k] for k in ("service", "region", "from", "to")})
+            return
+        if self.rt.state.set_planned(plan.weights, based_on_version):
+            for ch in plan.changes:
+                self.rt.record_event("weight_change", service=ch["service"], region=ch["region"],
+                                     frm=ch["from"], to=ch["to"], reason=ch["reason"])
+        for a in plan.actions:
+            if a["type"] == "allocate_bandwidth":
+                self._allocate(a)
+        if self.dispatcher is not None:
+            self.dispatcher.submit_actions(plan.actions)
+
+    def _allocate(self, a: dict) -> None:
+        st = self.rt.state
+        cur = st.bandwidth.get(a["service"], {}).get(a["region"])
+        if cur is None:
+            self.audit.append("bandwidth", {**a, "result": "skipped: region is unmetered (no limit to raise)"})
+            return
+        base = self.cfg.service(a["service"]).bandwidth_mbps.get(a["region"], cur)
+        target = base + (a.get("add_mbps") or 0.0) + base * (a.get("add_percent") or 0.0) / 100.0
+        if abs(target - cur) < 1e-6:
+            return
+        st.set_bandwidth(a["service"], {a["region"]: target}, source="planner")
+        self.audit.append("bandwidth", {**a, "from_mbps": cur, "to_mbps": target, "result": "applied"})
+
+    # --- thread ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="decision-loop", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.cfg.policy.interval_s):
+            try:
+                self.tick()
+            except Exception:  # one bad tick must not end the loop
+                self.errors += 1
+                log.exception("decision loop tick failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)

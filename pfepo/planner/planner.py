@@ -1,0 +1,422 @@
+"""Gradual, safe traffic movements from policy decisions: the planner.
+
+Weights are integers summing to ``slots`` (the data plane's hash granularity). The planner moves whole
+slots from one region to others, so every step keeps the sum exact and no weight negative, and its
+state (per service and region: phase, timers, weights) lives in this object; time is passed in.
+
+Per (service, region) phases::
+
+    normal --act & shift_traffic & cooldown over & a safe target--> draining  (ramp step_percent every
+    step_interval_s, down to max_percent / min_share floor)
+    draining --risk < fail-back threshold for stable_s, and min_dwell_s since drain start--> recovering
+    recovering --ramp back failback.step_percent per interval; at nominal--> normal (+cooldown_s)
+    recovering --act again--> draining
+    any --health down--> failed (every slot moved at once) --health up--> recovering (after min_dwell_s)
+
+Safety rules: traffic only ever moves toward regions that are up, in ``normal`` phase and below their
+own act threshold (failures fall back to the least risky up region); a draining region that is up
+keeps its floor; a drain needs a safe target, so at least one region keeps serving and, when every
+region is at risk, the least risky keeps its traffic; at most ``max_regions_drained`` regions of a
+service are away from nominal at once (failures are never blocked).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pfepo.planner.plan import Plan
+from pfepo.policy.engine import Decision
+from pfepo.policy.model import Failback, Policy, Safety, ShiftTraffic
+from pfepo.weights import quantize
+
+if TYPE_CHECKING:
+    from pfepo.config import PfepoConfig
+
+NORMAL, DRAINING, RECOVERING, FAILED = "normal", "draining", "recovering", "failed"
+_AUTO = ShiftTraffic()
+
+
+@dataclass
+class RegionState:
+    phase: str = NORMAL
+    since: float = -math.inf
+    last_step: float = -math.inf
+    calm_since: float | None = None
+    cooldown_until: float = -math.inf
+    hold_until: float = -math.inf
+    policy: Policy | None = None  # the policy whose parameters drive this region's drain/fail-back
+    note: str = ""  # last hold reason, so a hold is logged once rather than every step
+
+    def snapshot(self) -> dict:
+        return {"phase": self.phase, "since": _t(self.since), "calm_since": self.calm_since,
+                "cooldown_until": _t(self.cooldown_until), "policy": self.policy.name if self.policy else None,
+                "note": self.note}
+
+
+def _t(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+@dataclass
+class _Risk:
+    level: str = "ok"
+    value: float = 0.0
+    decision: Decision | None = None
+
+
+@dataclass
+class _Service:
+    regions: list[str]
+    nominal: dict[str, int]
+    weights: dict[str, int]
+    states: dict[str, RegionState] = field(default_factory=dict)
+
+
+class Planner:
+    """``step(now, decisions, health, current) -> Plan``; see the module docstring for the rules."""
+
+    def __init__(self, config: PfepoConfig, slots: int | None = None, dry_run: bool | None = None,
+                 safety: Safety | None = None, failback: Failback | None = None):
+        self.config = config
+        self.slots = int(slots or config.openflow.weight_slots)
+        self.dry_run = config.dry_run if dry_run is None else dry_run
+        self.default_safety = safety or Safety()
+        self.default_failback = failback or Failback()
+        self._svc: dict[str, _Service] = {}
+
+    # ------------------------------------------------------------------ public
+    def reconfigure(self, config: PfepoConfig) -> None:
+        """New daemon config: services whose regions or nominal weights changed restart from current."""
+        self.config = config
+        for svc in config.services:
+            ss = self._svc.get(svc.name)
+            if ss is not None and (sorted(svc.weights) != sorted(ss.regions)
+                                   or quantize(svc.weights, self.slots) != ss.nominal):
+                del self._svc[svc.name]
+        names = {s.name for s in config.services}
+        for gone in [n for n in self._svc if n not in names]:
+            del self._svc[gone]
+
+    def step(self, now: float, decisions: Iterable[Decision], health: Mapping[str, bool],
+             current: Mapping[str, Mapping[str, int]] | None = None, dry_run: bool | None = None) -> Plan:
+        dry = self.dry_run if dry_run is None else dry_run
+        current = current or {}
+        risks = _aggregate(decisions)
+        changes: list[dict] = []
+        events: list[dict] = []
+        actions: list[dict] = []
+        proposed: dict[str, dict[str, int]] = {}
+        applied: dict[str, dict[str, int]] = {}
+        states: dict[str, dict[str, dict]] = {}
+        for svc in self.config.services:
+            ss = self._service(svc.name, svc.weights, current.get(svc.name), now)
+            before = dict(ss.weights)
+            run = _Step(self, svc.name, ss, now, risks, health, dry)
+            run.execute()
+            events.extend(run.events)
+            actions.extend(run.actions)
+            for r in ss.regions:
+                if ss.weights[r] != before[r]:
+                    changes.append({
+                        "ts": now, "kind": "weight_change", "service": svc.name, "region": r,
+                        "from": before[r], "to": ss.weights[r], "nominal": ss.nominal[r],
+                        "phase": ss.states[r].phase, "reason": "; ".join(run.reasons.get(r, [])) or "rebalance",
+                        "dry_run": dry,
+                    })
+            proposed[svc.name] = dict(ss.weights)
+            cur = current.get(svc.name)
+            applied[svc.name] = dict(cur) if (dry and cur) else (dict(ss.nominal) if dry else dict(ss.weights))
+            states[svc.name] = {r: {**ss.states[r].snapshot(), "weight": ss.weights[r],
+                                    "nominal": ss.nominal[r]} for r in ss.regions}
+        return Plan(ts=now, dry_run=dry, weights=applied, proposed=proposed, changes=changes, events=events,
+                    actions=actions, states=states)
+
+    # ----------------------------------------------------------------- helpers
+    def _service(self, name: str, weights: Mapping[str, float], current: Mapping[str, int] | None,
+                 now: float) -> _Service:
+        ss = self._svc.get(name)
+        if ss is not None:
+            return ss
+        regions = sorted(weights)
+        nominal = quantize(weights, self.slots)
+        start = dict(nominal)
+        if current and sorted(current) == regions and all(v >= 0 for v in current.values()) \
+                and sum(current.values()) > 0:
+            start = quantize({r: float(current[r]) for r in regions}, self.slots)
+        ss = _Service(regions, nominal, start, {r: RegionState() for r in regions})
+        for r in regions:  # resuming below nominal (e.g. after a restart): fail back gradually
+            if start[r] < nominal[r]:
+                ss.states[r] = RegionState(phase=RECOVERING, since=now, hold_until=now)
+        self._svc[name] = ss
+        return ss
+
+    def capacity(self, region: str) -> float:
+        try:
+            return float(self.config.region(region).uplink.capacity_mbps)
+        except StopIteration:
+            return 1.0
+
+
+def _aggregate(decisions: Iterable[Decision]) -> dict[tuple[str, str], _Risk]:
+    """Per (service, region): the riskiest endpoint decides (a region's bucket carries all its endpoints)."""
+    out: dict[tuple[str, str], _Risk] = {}
+    order = {"ok": 0, "warn": 1, "act": 2}
+    for d in decisions:
+        if d.service is None:
+            continue
+        key = (d.service, d.region)
+        cur = out.get(key)
+        if cur is None or (order[d.level], d.risk.value) > (order[cur.level], cur.value):
+            out[key] = _Risk(d.level, d.risk.value, d)
+    return out
+
+
+class _Step:
+    """One service, one step: the rules in order (failures, transitions, ramps)."""
+
+    def __init__(self, planner: Planner, service: str, ss: _Service, now: float,
+                 risks: Mapping[tuple[str, str], _Risk], health: Mapping[str, bool], dry: bool):
+        self.p, self.svc, self.ss, self.now, self.dry = planner, service, ss, now, dry
+        self.risk = {r: risks.get((service, r), _Risk()) for r in ss.regions}
+        self.up = {r: bool(health.get(r, True)) for r in ss.regions}
+        self.events: list[dict] = []
+        self.actions: list[dict] = []
+        self.reasons: dict[str, list[str]] = {}
+
+    # -- parameters: from the region's current decision, else the policy that started the drain
+    def policy(self, r: str) -> Policy | None:
+        d = self.risk[r].decision
+        return d.policy if d is not None else self.ss.states[r].policy
+
+    def safety(self, r: str) -> Safety:
+        pol = self.policy(r)
+        return pol.safety if pol else self.p.default_safety
+
+    def failback(self, r: str) -> Failback:
+        pol = self.policy(r)
+        return pol.failback if pol else self.p.default_failback
+
+    def shift(self, r: str) -> ShiftTraffic:
+        pol = self.ss.states[r].policy or self.policy(r)
+        return (pol.actions.shift_traffic if pol and pol.actions.shift_traffic else None) or _AUTO
+
+    def eligible(self, r: str) -> bool:
+        return self.up[r] and self.risk[r].level != "act" and self.ss.states[r].phase == NORMAL
+
+    # -- the rules
+    def execute(self) -> None:
+        ss = self.ss
+        for r in ss.regions:
+            self._health(r)
+        for r in ss.regions:
+            if self.up[r]:
+                self._calm(r)
+        for r in ss.regions:
+            self._transition(r)
+        self._start_drains()
+        for r in ss.regions:
+            st = ss.states[r]
+            if st.phase == DRAINING:
+                self._ramp_away(r)
+            elif st.phase == RECOVERING:
+                self._ramp_back(r)
+
+    def _health(self, r: str) -> None:
+        st = self.ss.states[r]
+        if not self.up[r]:
+            if st.phase != FAILED:
+                self._enter(r, FAILED, "region down: immediate full move away")
+                st.policy = st.policy or self.policy(r)
+                self._emit_actions(r, self._failover_targets(r), "region down")
+            if self.ss.weights[r] > 0:
+                targets = self._failover_targets(r)
+                if targets:
+                    self._move(r, self.ss.weights[r], targets, "region down: immediate full move")
+                else:
+                    self._hold(r, "every region of the service is down: weights kept (nothing better)")
+        elif st.phase == FAILED:
+            self._enter(r, RECOVERING, "region up again: fail back gradually after min dwell")
+            st.hold_until = self.now + self.safety(r).min_dwell_s
+            st.calm_since = None
+
+    def _calm(self, r: str) -> None:
+        st = self.ss.states[r]
+        pol = self.policy(r)
+        below = pol.failback_below() if pol else math.inf
+        if self.risk[r].value < below:
+            st.calm_since = self.now if st.calm_since is None else st.calm_since
+        else:
+            st.calm_since = None
+
+    def _calm_for(self, r: str) -> bool:
+        st = self.ss.states[r]
+        return st.calm_since is not None and self.now - st.calm_since >= self.failback(r).stable_s
+
+    def _wants_shift(self, r: str) -> bool:
+        d = self.risk[r].decision
+        return self.risk[r].level == "act" and d is not None and d.policy.actions.shift_traffic is not None
+
+    def _transition(self, r: str) -> None:
+        st = self.ss.states[r]
+        if st.phase == DRAINING and self._calm_for(r) and self.now - st.since >= self.safety(r).min_dwell_s:
+            self._enter(r, RECOVERING, f"risk below fail-back threshold for {self.failback(r).stable_s:g} s")
+            st.hold_until = self.now
+        elif st.phase == RECOVERING and self._wants_shift(r):
+            self._enter(r, DRAINING, "risk back above act while failing back: "
+                        + self.risk[r].decision.reason())  # type: ignore[union-attr]
+            st.policy = self.risk[r].decision.policy  # type: ignore[union-attr]
+
+    def _start_drains(self) -> None:
+        ss = self.ss
+        away = sum(1 for r in ss.regions if ss.states[r].phase != NORMAL)
+        wanting = sorted((r for r in ss.regions if self.up[r] and ss.states[r].phase == NORMAL
+                          and self._wants_shift(r)), key=lambda r: -self.risk[r].value)
+        for r in wanting:
+            st = ss.states[r]
+            d = self.risk[r].decision
+            assert d is not None
+            if self.now < st.cooldown_until:
+                self._hold(r, f"at risk but in cooldown until {st.cooldown_until:g}")
+                continue
+            cap = d.policy.safety.max_regions_drained
+            if away >= cap:
+                self._hold(r, f"at risk but {away} region(s) already shifted (max_regions_drained {cap})")
+                continue
+            targets = self._targets(r, d.policy.actions.shift_traffic or _AUTO)
+            if not targets:
+                self._hold(r, "at risk but no safe target (every other region is down, at risk or shifting)")
+                continue
+            st.policy = d.policy
+            st.last_step = -math.inf
+            self._enter(r, DRAINING, d.reason())
+            self._emit_actions(r, targets, d.reason())
+            away += 1
+
+    def _ramp_away(self, r: str) -> None:
+        ss, st = self.ss, self.ss.states[r]
+        if self.risk[r].level != "act":
+            return  # hysteresis band: hold position until calm (fail-back) or act (further steps)
+        shift = self.shift(r)
+        if self.now - st.last_step < shift.step_interval_s:
+            return
+        floor = self._floor(r, shift)
+        amount = min(max(1, round(shift.step_percent / 100 * ss.nominal[r])), ss.weights[r] - floor)
+        if amount <= 0:
+            return
+        targets = self._targets(r, shift)
+        if not targets:
+            self._hold(r, "no safe target: holding the current shift")
+            return
+        d = self.risk[r].decision
+        why = f"shift away {shift.step_percent:g}% of nominal per {shift.step_interval_s:g} s"
+        self._move(r, amount, targets, f"{why}: {d.reason() if d else 'at risk'}")
+        st.last_step = self.now
+        st.note = ""
+
+    def _ramp_back(self, r: str) -> None:
+        ss, st = self.ss, self.ss.states[r]
+        if ss.weights[r] >= ss.nominal[r]:
+            self._finish(r)
+            return
+        fb = self.failback(r)
+        if self.now < st.hold_until or not self._calm_for(r) or self.now - st.last_step < fb.step_interval_s:
+            return
+        donors = {x: ss.weights[x] - ss.nominal[x] for x in ss.regions
+                  if x != r and self.up[x] and ss.weights[x] > ss.nominal[x]}
+        if not donors:
+            self._finish(r)
+            return
+        amount = min(max(1, round(fb.step_percent / 100 * ss.nominal[r])), ss.nominal[r] - ss.weights[r],
+                     sum(donors.values()))
+        give = quantize(donors, amount)
+        for x, n in give.items():
+            n = min(n, ss.weights[x])
+            if n:
+                ss.weights[x] -= n
+                ss.weights[r] += n
+                self._why(x, f"-{n} slot(s) back to {r} (fail-back)")
+        self._why(r, f"fail back {fb.step_percent:g}% of nominal per {fb.step_interval_s:g} s "
+                     f"(risk {self.risk[r].value:.3f} calm since {st.calm_since:g})")
+        st.last_step = self.now
+        if ss.weights[r] >= ss.nominal[r]:
+            self._finish(r)
+
+    def _finish(self, r: str) -> None:
+        st = self.ss.states[r]
+        self._enter(r, NORMAL, "back at nominal share")
+        st.cooldown_until = self.now + self.safety(r).cooldown_s
+        st.policy = None
+
+    # -- mechanics
+    def _floor(self, r: str, shift: ShiftTraffic) -> int:
+        nom = self.ss.nominal[r]
+        keep = math.ceil(nom * (1 - shift.max_percent / 100) - 1e-9)
+        min_share = math.ceil(self.safety(r).min_share_percent / 100 * self.p.slots - 1e-9)
+        return min(nom, max(keep, min_share))
+
+    def _targets(self, r: str, shift: ShiftTraffic) -> list[str]:
+        """Safe receivers, best first: listed order, or auto = lowest risk, then most spare capacity."""
+        ss = self.ss
+        ok = [x for x in ss.regions if x != r and self.eligible(x)]
+        if isinstance(shift.to, list):
+            ok = [x for x in shift.to if x in ok]
+        else:
+            total_cap = sum(self.p.capacity(x) for x in ss.regions) or 1.0
+            ok.sort(key=lambda x: (self.risk[x].value,
+                                   -(self.p.capacity(x) / total_cap - ss.weights[x] / self.p.slots), x))
+        return ok[: shift.targets] if shift.targets else ok
+
+    def _failover_targets(self, r: str) -> list[str]:
+        return self._targets(r, self.shift(r)) or self._targets(r, _AUTO) or self._fallback(r)
+
+    def _fallback(self, r: str) -> list[str]:
+        """Failure with no safe target: the least risky other region that is up (never a down one)."""
+        alive = [x for x in self.ss.regions if x != r and self.up[x]]
+        return sorted(alive, key=lambda x: (self.risk[x].value, x))[:1]
+
+    def _move(self, r: str, amount: int, targets: list[str], why: str) -> None:
+        amount = min(amount, self.ss.weights[r])
+        share = quantize({x: self.p.capacity(x) for x in targets}, amount) if amount > 0 else {}
+        for x, n in share.items():
+            if n:
+                self.ss.weights[x] += n
+                self._why(x, f"+{n} slot(s) from {r}")
+        self.ss.weights[r] -= amount
+        self._why(r, why)
+
+    def _why(self, r: str, text: str) -> None:
+        self.reasons.setdefault(r, []).append(text)
+
+    def _enter(self, r: str, phase: str, why: str) -> None:
+        st = self.ss.states[r]
+        self.events.append({"ts": self.now, "kind": "transition", "service": self.svc, "region": r,
+                            "from": st.phase, "to": phase, "reason": why, "dry_run": self.dry})
+        st.phase, st.since, st.note = phase, self.now, ""
+
+    def _hold(self, r: str, why: str) -> None:
+        st = self.ss.states[r]
+        if st.note != why:
+            st.note = why
+            self.events.append({"ts": self.now, "kind": "hold", "service": self.svc, "region": r,
+                                "phase": st.phase, "reason": why, "dry_run": self.dry})
+
+    def _emit_actions(self, r: str, targets: list[str], why: str) -> None:
+        pol = self.policy(r)
+        if pol is None:
+            return
+        d = self.risk[r].decision
+        app = d.context.application if d is not None else None
+        base = {"ts": self.now, "service": self.svc, "from_region": r, "policy": pol.name, "reason": why,
+                "dry_run": self.dry}
+        for b in pol.actions.allocate_bandwidth:
+            for region in (targets if b.region == "failover" else [b.region]):
+                self.actions.append({**base, "type": "allocate_bandwidth", "region": region,
+                                     "add_mbps": b.add_mbps, "add_percent": b.add_percent})
+        for s in pol.actions.scale_application:
+            for region in (targets if s.region == "failover" else [s.region]):
+                self.actions.append({**base, "type": "scale_application", "region": region,
+                                     "application": s.application or app,
+                                     "desired_capacity": s.desired_capacity, "executor": s.executor})

@@ -1,0 +1,99 @@
+"""Audit log: JSON lines on disk, bounded ring in memory, queries by time/service/kind, thread-safe."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+from pfepo.audit import AuditLog
+
+
+def test_append_writes_json_lines_and_queries(tmp_path):
+    path = tmp_path / "audit" / "audit.jsonl"
+    with AuditLog(path) as log:
+        log.append("decision", {"ts": 1.0, "service": "web", "region": "eu", "risk": math.nan})
+        log.append("weight_change", {"ts": 2.0, "service": "web", "region": "eu", "from": 21, "to": 16,
+                                     "reason": "shift away"})
+        log.append("weight_change", {"ts": 3.0, "service": "pay", "region": "us", "from": 5, "to": 9})
+        assert [r["ts"] for r in log.query()] == [1.0, 2.0, 3.0]
+        assert [r["ts"] for r in log.query(since=2.0)] == [2.0, 3.0]
+        assert [r["ts"] for r in log.query(service="web", kind="weight_change")] == [2.0]
+        assert [r["ts"] for r in log.query(limit=2)] == [2.0, 3.0]  # newest, oldest first
+        assert log.query(limit=0) == []
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert len(lines) == 3 and lines[0]["risk"] is None and lines[1]["reason"] == "shift away"
+    assert lines[0]["kind"] == "decision"
+
+
+def test_ring_is_bounded_and_file_serves_older_queries(tmp_path):
+    path = tmp_path / "a.jsonl"
+    log = AuditLog(path, ring_size=10)
+    for i in range(50):
+        log.append("event", {"ts": float(i), "service": "web"})
+    assert len(log.query(limit=1000)) == 10  # ring only
+    older = log.query(since=5.0, limit=1000)  # before the ring's oldest: read from the file
+    assert [r["ts"] for r in older] == [float(i) for i in range(5, 50)]
+    log.close()
+    # Restart: the ring is refilled from the file's tail, a torn line is skipped.
+    with open(path, "a") as fh:
+        fh.write('{"ts": 99, "kind": "ev')
+    again = AuditLog(path, ring_size=10)
+    assert [r["ts"] for r in again.query(limit=3)] == [47.0, 48.0, 49.0]
+    again.close()
+
+
+def test_memory_only_and_plan_helpers():
+    class D:
+        def __init__(self, level):
+            self.level = level
+
+        def to_dict(self):
+            return {"ts": 1.0, "level": self.level, "service": "web"}
+
+    class P:
+        changes = [{"ts": 1.0, "kind": "weight_change", "service": "web"}]
+        events = [{"ts": 1.0, "kind": "transition", "service": "web"}]
+        actions = [{"ts": 1.0, "type": "allocate_bandwidth", "service": "web"}]
+
+    log = AuditLog(None)
+    assert log.log_decisions([D("ok"), D("warn"), D("act")]) == 2
+    assert log.log_plan(P()) == 3
+    assert [r["kind"] for r in log.query()] == ["decision", "decision", "weight_change", "transition", "action"]
+
+
+def test_concurrent_appends_keep_every_line_whole(tmp_path):
+    path = tmp_path / "c.jsonl"
+    log = AuditLog(path, ring_size=100_000)
+
+    def worker(n):
+        for i in range(500):
+            log.append("event", {"ts": float(i), "service": f"s{n}", "payload": "x" * 200})
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2000 and all(json.loads(x)["payload"] == "x" * 200 for x in lines)
+    assert len(log.query(service="s3", limit=10_000)) == 500
+
+
+def test_repeated_decisions_are_thinned_but_changes_logged():
+    class D:
+        def __init__(self, ts, level, fired=("loss_pct",)):
+            self.rec = {"ts": ts, "level": level, "policy": "p", "service": "web", "endpoint": "eu-1",
+                        "region": "eu", "criteria": [{"metric": m, "fired": True} for m in fired]}
+
+        def to_dict(self):
+            return dict(self.rec)
+
+    log = AuditLog(None)
+    written = [log.log_decisions([D(t, "act")], repeat_after_s=60) for t in range(0, 130, 10)]
+    assert written == [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1]  # t = 0, 60, 120
+    assert log.log_decisions([D(130, "act", ("loss_pct", "latency_ms"))], repeat_after_s=60) == 1  # changed
+    assert log.log_decisions([D(140, "ok")], repeat_after_s=60) == 0
+    assert log.log_decisions([D(150, "act", ("loss_pct", "latency_ms"))], repeat_after_s=60) == 1  # back
+    assert [r["ts"] for r in log.query(region="eu", kind="decision")] == [0, 60, 120, 130, 150]
