@@ -1,8 +1,12 @@
 """Multi-region topology: clients on a core switch, one switch per region with its servers.
 
-    c1..cN -- core --(uplink)-- region switch eu -- eu-1, eu-2
-                   \\-(uplink)-- region switch us -- us-1, us-2
-                    \\-(uplink)- region switch ap -- ap-1, ap-2
+    c1..cN -- core --(uplink)-- [link node d-eu] -- region switch eu -- eu-1, eu-2
+                   \\-(uplink)-- [link node d-us] -- region switch us -- us-1, us-2
+                    \\-(uplink)- [link node d-ap] -- region switch ap -- ap-1, ap-2
+
+Each uplink passes through a link node: a host running the userspace relay (pfepo.impair.relay), so
+latency, loss, rate caps and link down/up can be injected at runtime without netem. The lab writes the
+impairment state file (``impair-state.json`` in its workdir) for ``pfepo impair``.
 
 Userspace OVS datapath (no kernel module here), OpenFlow 1.3, remote controller, fail-mode secure
 (flows survive a controller restart). Built through Mininet's Python API only; ``stop()`` removes
@@ -90,6 +94,9 @@ class MultiRegionNet:
         self.workdir = Path(workdir or f"/tmp/{self.spec.prefix}-topo-{os.getpid()}")
         self.net = None
         self._procs: list = []
+        self.relays: dict[str, object] = {}
+        self.state_path = self.workdir / "impair-state.json"
+        self.impairer = None
 
     def build(self) -> None:
         from mininet.link import TCULink
@@ -109,9 +116,11 @@ class MultiRegionNet:
             name, ip, mac = s.client(k)
             h = net.addHost(name, ip=f"{ip}/16", mac=mac)
             net.addLink(h, core, port2=11 + k)
-        for i, _r in enumerate(s.regions):
-            rsw = net.addSwitch(s.region_switch(i), dpid="%016x" % (0x11 + i), **sw_opts)
-            net.addLink(core, rsw, port1=i + 1, port2=1)
+        for i, r in enumerate(s.regions):
+            rsw = net.addSwitch(s.region_switch(i), dpid=f"{0x11 + i:016x}", **sw_opts)
+            d = net.addHost(f"d-{r}", ip=None)
+            net.addLink(core, d, port1=i + 1, intfName2=f"d-{r}-eth0")
+            net.addLink(d, rsw, intfName1=f"d-{r}-eth1", port2=1)
             for j in range(s.servers_per_region):
                 name, ip, mac = s.server(i, j)
                 h = net.addHost(name, ip=f"{ip}/16", mac=mac)
@@ -120,14 +129,44 @@ class MultiRegionNet:
 
     def start(self, http: bool = True) -> None:
         self.build()
-        self.net.start()
         for h in self.net.hosts:
             h.cmd("sysctl -qw net.ipv6.conf.all.disable_ipv6=1")
+        # Relays first: once the switches connect the controller probes the links, and a link node
+        # that does not forward yet would rightly be measured as 100 % loss.
+        self.start_relays()
+        self.net.start()
         if http:
             for i, _r in enumerate(self.spec.regions):
                 for j in range(self.spec.servers_per_region):
                     name, _ip, _mac = self.spec.server(i, j)
                     self.start_http(name)
+
+    def start_relays(self) -> None:
+        """One relay per link node (a process we own), then the state file and an Impairer on it."""
+        from pfepo.impair.control import RelayClient
+        from pfepo.impair.impair import Impairer
+        from pfepo.impair.relay import relay_argv
+        from pfepo.impair.state import HostNode, ImpairState, LinkNode, save_state
+
+        links, hosts = {}, {}
+        for r in self.spec.regions:
+            d = self.host(f"d-{r}")
+            ctl = str(self.workdir / f"relay-{r}.ctl")
+            log = open(self.workdir / f"relay-{r}.log", "w")  # noqa: SIM115 - lives as long as the process
+            p = d.popen(relay_argv(f"d-{r}-eth0", f"d-{r}-eth1", ctl), stdout=log, stderr=log,
+                        cwd=str(Path(__file__).resolve().parent.parent))
+            self._procs.append(p)
+            self.relays[r] = p
+            RelayClient(ctl).wait_ready(15, p)
+            links[r] = LinkNode(pid=d.pid, a=f"d-{r}-eth0", b=f"d-{r}-eth1", control=ctl, region=r, relay_pid=p.pid)
+        for h in self.net.hosts:
+            if not h.name.startswith("d-"):
+                region = h.name.rsplit("-", 1)[0] if h.name.rsplit("-", 1)[0] in self.spec.regions else None
+                hosts[h.name] = HostNode(pid=h.pid, intfs=[i.name for i in h.intfList() if i.name != "lo"],
+                                         region=region)
+        state = ImpairState(links=links, hosts=hosts)
+        save_state(state, self.state_path)
+        self.impairer = Impairer(state)
 
     def host(self, name: str):
         return self.net.get(name)
@@ -172,9 +211,8 @@ class MultiRegionNet:
         return p
 
     def set_uplink(self, region: str, up: bool) -> None:
-        """Take a region's uplink down/up at the core switch side (carrier loss seen by OVS)."""
-        i = self.spec.regions.index(region)
-        self.net.configLinkStatus(self.spec.core(), self.spec.region_switch(i), "up" if up else "down")
+        """Take a region's uplink down/up: both link-node interfaces, so both switches lose carrier."""
+        (self.impairer.link_up if up else self.impairer.link_down)(region)
 
     def stop(self) -> None:
         for p in self._procs:

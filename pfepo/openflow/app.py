@@ -251,9 +251,10 @@ class PfepoApp(app_manager.OSKenApp):
             samples.extend(probes_sample(now, link, k, v, region) for k, v in m.items())
         if samples:
             self.rt.ingest(samples)
-        for direction, (src, port, _dst) in self.links.items():
+        for direction, (src, port, dst) in self.links.items():
             dp = self.datapaths.get(src)
-            if dp is None or port is None:
+            # Both ends must hold the probe flow, or a probe sent during connect would count as lost.
+            if dp is None or port is None or src not in self.flows_installed or dst not in self.flows_installed:
                 continue
             for _ in range(self.cfg.probes.per_interval):
                 t_out = time.time()

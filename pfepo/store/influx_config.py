@@ -35,7 +35,9 @@ class InfluxConfig(BaseModel):
     verify_tls: bool = True
     spool_path: str = Field("var/influx-spool.sqlite", description="on-disk spool for an unreachable server")
     spool_max_mb: float = Field(256.0, gt=0, description="bound of the spool payload")
-    spool_drop: Literal["oldest", "newest"] = Field("oldest", description="what to drop when the spool is full")
+    spool_drop: Literal["oldest", "newest"] = Field(
+        "oldest", description="what to drop when the spool is full"
+    )
     fallback_to_embedded: bool = Field(
         False, description="if the server check fails at startup, run on the embedded store (loud warning)"
     )

@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS samples (
     ts REAL NOT NULL, subject TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, tags TEXT
 );
 CREATE INDEX IF NOT EXISTS samples_subject_metric_ts ON samples(subject, metric, ts);
+CREATE INDEX IF NOT EXISTS samples_subject_ts ON samples(subject, ts);
 CREATE INDEX IF NOT EXISTS samples_ts ON samples(ts);
 """
 
