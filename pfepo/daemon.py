@@ -137,7 +137,12 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     from pfepo.api.server import ApiServer, create_app
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    rt = build_runtime(cfg)
+    try:
+        rt = build_runtime(cfg)
+    except Exception as exc:  # e.g. InfluxSetupError naming the setting; never a traceback at startup
+        named = getattr(exc, "setting", None) is not None  # InfluxSetupError's message names its setting
+        print(exc if named else f"history ({cfg.history.backend}): cannot open the store: {exc}", file=sys.stderr)
+        return 2
     try:
         start_decisions(rt)
     except StartupError as exc:

@@ -51,4 +51,13 @@ def state_families(rt) -> list:
     hist.add_metric(["written"], rt.writer.written)
     hist.add_metric(["dropped"], rt.writer.dropped)
     hist.add_metric(["queued"], rt.writer.queued)
-    return [weights, connected, util, hist]
+    families = [weights, connected, util, hist]
+    stats = getattr(rt.store, "stats", None)  # InfluxDB backend: spool and delivery counters
+    if stats is not None:
+        store = GaugeMetricFamily("pfepo_history_backend", "history backend counters (queued, replayed, dropped, ...)",
+                                  labels=["kind"])
+        for k, v in stats().items():
+            if isinstance(v, int | float):
+                store.add_metric([k], float(v))
+        families.append(store)
+    return families

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pfepo.planner import Planner
 from pfepo.policy.context import contexts_from_config
 from pfepo.policy.engine import evaluate
+from pfepo.samples import Sample
 
 log = logging.getLogger("pfepo.loop")
 
@@ -90,7 +91,31 @@ class DecisionLoop:
         self.last_decisions = [d.to_dict() for d in decisions if d.level != "ok"]
         self.last_plan = plan.to_dict()
         self.actuate(plan, version)
+        self._record(now, decisions, plan)
         self.ticks += 1
+
+    def _record(self, now: float, decisions, plan) -> None:
+        """Risk per endpoint and weight per region into history; decisions/changes as store events."""
+        samples = [Sample(now, d.endpoint, "risk", d.risk.value,
+                          (("endpoint", d.endpoint), ("region", d.region), ("service", d.service or "")))
+                   for d in decisions]
+        for svc, weights in plan.weights.items():
+            samples.extend(Sample(now, svc, "weight", float(w), (("region", r), ("service", svc)))
+                           for r, w in weights.items())
+        self.rt.ingest(samples)
+        write_event = getattr(self.rt.store, "write_event", None)  # InfluxDB: Grafana annotations
+        if write_event is None:
+            return
+        for d in decisions:
+            if d.level == "act":
+                write_event("decision", now, {"region": d.region, "endpoint": d.endpoint, "action": d.level},
+                            {"text": d.to_dict().get("reason", d.policy.name), "risk": d.risk.value})
+        by_service: dict[str, list[dict]] = {}
+        for ch in plan.changes:
+            by_service.setdefault(ch["service"], []).append(ch)
+        for svc, chs in by_service.items():
+            text = ", ".join(f"{c['region']} {c['from']} -> {c['to']}" for c in chs)
+            write_event("weights", now, {"service": svc}, {"text": text, **{c["region"]: float(c["to"]) for c in chs}})
 
     def actuate(self, plan, based_on_version: int | None = None) -> None:
         """The single point where decisions take effect; dry-run stops everything here."""
