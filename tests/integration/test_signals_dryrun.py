@@ -1,0 +1,68 @@
+"""Dry-run daemon on the Mininet lab: link latency/loss injected with the relay are measured by the
+controller's probes within a stated error, the policy engine decides, and nothing changes on the switch.
+
+Stated errors: probe latency = injected one-way delay +-5 ms (control-channel timing noise on a loaded
+2-core machine is a few ms); probe loss = injected loss +-12 points (40 probes per 2 s window).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+
+from mininet_topologies.lab import Lab
+
+pytestmark = pytest.mark.ovs
+
+
+@pytest.fixture(scope="module")
+def dlab(tmp_path_factory):
+    lb = Lab(tmp_path_factory.mktemp("dlab"), extra_config={"dry_run": True,
+                                                             "probes": {"per_interval": 10, "timeout_s": 1.0}})
+    lb.start()
+    yield lb
+    lb.stop()
+
+
+def _probe_values(lab, region: str, metric: str, since: float) -> list[float]:
+    got = lab.api.get("/api/v1/samples", params={"subject": f"uplink:{region}", "metric": metric,
+                                                 "since": since, "limit": 1000}).json()["samples"]
+    return [s["value"] for s in got]
+
+
+def _settled(lab, region, metric, seconds: float) -> list[float]:
+    time.sleep(1.5)  # let the change reach the relay and old probes drain
+    t = time.time()
+    time.sleep(seconds)
+    return _probe_values(lab, region, metric, t)
+
+
+def test_injected_latency_is_measured(dlab):
+    base = statistics.median(_settled(dlab, "us", "latency_ms", 2))
+    dlab.net.impairer.set_delay("us", 20)
+    vals = _settled(dlab, "us", "latency_ms", 3)
+    dlab.net.impairer.set_delay("us", 0)
+    med = statistics.median(vals)
+    print(f"probe latency: baseline {base:.2f} ms, with 20 ms one-way delay {med:.2f} ms")
+    assert abs(med - 20.0) <= 5.0, (med, vals, base)
+    assert base < 5.0, base
+
+
+def test_injected_loss_is_measured_and_dry_run_changes_nothing(dlab):
+    groups = dlab.dump_groups()
+    t0 = time.time()
+    dlab.net.impairer.set_loss("ap", 30)
+    vals = _settled(dlab, "ap", "loss_pct", 4)
+    dlab.net.impairer.set_loss("ap", 0)
+    mean = statistics.fmean(vals)
+    print(f"probe loss with 30 % injected each way: {mean:.1f} %")
+    assert abs(mean - 30.0) <= 12.0, (mean, vals)
+    # The default policy acts on loss_pct > 2 ... but this daemon is in dry-run.
+    decisions = dlab.api.get("/api/v1/audit", params={"kind": "decision", "since": t0}).json()["records"]
+    assert any(d["level"] == "act" and d["dry_run"] for d in decisions), decisions[-3:]
+    events = dlab.api.get("/api/v1/events").json()["events"]
+    assert any(e["kind"] == "would_change_weight" for e in events)
+    assert dlab.dump_groups() == groups
+    assert dlab.service()["planned"] is None
