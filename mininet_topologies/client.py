@@ -18,8 +18,8 @@ from collections import Counter
 from urllib.parse import urlparse
 
 
-def one_request(host: str, port: int, path: str, timeout: float) -> tuple[str | None, float, int]:
-    """(server name or None on failure, latency s, bytes received)."""
+def one_request(host: str, port: int, path: str, timeout: float) -> tuple[str | None, float, int, str | None]:
+    """(server name or None on failure, latency s, bytes received, error)."""
     t0 = time.monotonic()
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
@@ -35,11 +35,12 @@ def one_request(host: str, port: int, path: str, timeout: float) -> tuple[str | 
         for line in head.split(b"\r\n"):
             if line.lower().startswith(b"x-server:"):
                 server = line.split(b":", 1)[1].strip().decode()
+        err = None
         if not head.startswith(b"HTTP/1.0 200"):
-            server = None
-        return server, time.monotonic() - t0, len(data)
-    except OSError:
-        return None, time.monotonic() - t0, 0
+            server, err = None, "bad response: " + head[:40].decode(errors="replace")
+        return server, time.monotonic() - t0, len(data), err
+    except OSError as exc:
+        return None, time.monotonic() - t0, 0, type(exc).__name__
 
 
 def main() -> None:
@@ -71,7 +72,7 @@ def main() -> None:
                     return
                 sent[0] += 1
             ts = time.time()
-            server, dt, n = one_request(host, port, path, args.timeout)
+            server, dt, n, err = one_request(host, port, path, args.timeout)
             with lock:
                 nbytes[0] += n
                 if server is None:
@@ -80,7 +81,10 @@ def main() -> None:
                     counts[server] += 1
                     lat.append(dt)
                 if logf:
-                    logf.write(json.dumps({"ts": ts, "server": server, "latency_s": round(dt, 6)}) + "\n")
+                    rec = {"ts": ts, "server": server, "latency_s": round(dt, 6)}
+                    if err:
+                        rec["error"] = err
+                    logf.write(json.dumps(rec) + "\n")
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.concurrency)]
     t0 = time.monotonic()

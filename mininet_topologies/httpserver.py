@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=80)
     ap.add_argument("--bind", default="0.0.0.0")
     args = ap.parse_args()
+    ThreadingHTTPServer.request_queue_size = 256  # the default backlog of 5 drops SYNs under load
     srv = ThreadingHTTPServer((args.bind, args.port), make_handler(args.name))
     srv.daemon_threads = True
     srv.serve_forever()
