@@ -1,0 +1,367 @@
+"""The predictive engine the daemon, ``pfepo evaluate`` and ``pfepo predict`` share.
+
+Pure: no sockets, threads or sleeps, and the clock is passed in. Samples are averaged into fixed model
+steps (``step_s``; a step covering (t - step_s, t] is closed once ``now >= t``), and every closed step
+advances all series at once: the vectorised ARIMA bank (pfepo.predict.forecast), the feature statistics
+(pfepo.predict.features) and a small ring buffer used for periodic statsmodels refits, a few series per
+step (``fits_per_step``) so the cost per step stays bounded however many series exist.
+
+``predict(now)`` returns one ``Prediction`` per endpoint: P(failure within ``horizon_s``) from the
+gradient-boosting classifier when a model is loaded, else (cold start) from the forecast alone (the
+largest probability that a metric breaches its threshold within the horizon). Non-finite values are
+rejected and counted in ``stats``; unknown metrics are counted and ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pfepo.predict.classifier import FailureClassifier, ModelError
+from pfepo.predict.features import PER_METRIC, PRIORITY, FeatureState, assemble, feature_names
+from pfepo.predict.forecast import ForecastBank, fit_arima
+from pfepo.prediction import Prediction
+from pfepo.traces.csv import METRICS
+
+# The criteria thresholds of policies/default.yaml (utilization, absent there, at 95 %).
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "latency_ms": 150.0,
+    "loss_pct": 2.0,
+    "utilization_pct": 95.0,
+    "cpu_pct": 90.0,
+    "error_rate_pct": 5.0,
+}
+MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
+
+
+@dataclass
+class Snapshot:
+    """Everything the engine knows at ``now``, per endpoint (rows) and metric (columns)."""
+
+    now: float
+    endpoints: list[str]
+    x: np.ndarray  # (E, F) features
+    breach: np.ndarray  # (E, M) forecast P(breach within horizon)
+    predicted: np.ndarray  # (E, M) forecast mean at the horizon
+    up: np.ndarray  # (E,) last known health (1/0)
+
+
+class PredictiveEngine:
+    def __init__(
+        self,
+        horizon_s: float = 300.0,
+        thresholds: dict[str, float] | None = None,
+        model_path: str | Path | None = None,
+        *,
+        step_s: float = 10.0,
+        metrics: list[str] | None = None,
+        refit_interval_s: float = 6 * 3600.0,
+        fits_per_step: int = 2,
+        fit_window: int = 120,
+        min_fit_obs: int = 40,
+    ):
+        if not (horizon_s > 0 and step_s > 0):
+            raise ValueError("horizon_s and step_s must be > 0")
+        thr = dict(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
+        base = list(metrics or METRICS)
+        self.metrics: list[str] = base + [m for m in thr if m not in base]
+        self.m = len(self.metrics)
+        self.midx = {m: i for i, m in enumerate(self.metrics)}
+        self.thr = np.array([float(thr.get(m, math.nan)) for m in self.metrics])
+        self.horizon_s = float(horizon_s)
+        self.step_s = float(step_s)
+        h = max(1, round(horizon_s / step_s))
+        self.h = h
+        self.bank = ForecastBank(
+            [max(1, h // 4), max(1, h // 2), max(1, 3 * h // 4), h],
+            drift_alpha=float(1 - np.exp(-step_s / 120.0)),
+        )
+        self.feat = FeatureState(self.metrics, step_s)
+        self.names = feature_names(self.metrics)
+        self.refit_blocks = max(1, int(refit_interval_s / step_s))
+        self.fits_per_step = fits_per_step
+        self.window = fit_window
+        self.min_fit_obs = min_fit_obs
+        self.endpoints: list[str] = []
+        self.index: dict[str, int] = {}
+        self.block: int | None = None  # open model step (receives samples)
+        self._alloc(0)
+        self.stats: Counter[str] = Counter()
+        self.classifier: FailureClassifier | None = None
+        self.model_error: str | None = None
+        self._snap: Snapshot | None = None
+        self._thr_t = np.zeros(0)
+        if model_path is not None:
+            self.load_model(model_path)
+
+    # ----- state -------------------------------------------------------------------------------
+    def _alloc(self, e: int) -> None:
+        n = e * self.m
+        self.sums = np.zeros(n)
+        self.cnts = np.zeros(n)
+        self.up_blk = np.full(e, np.nan)
+        self.ring = np.full((n, self.window), np.nan)
+        self.last_fit = np.full(n, -(10**12), dtype=np.int64)
+        self.n_fits = np.zeros(n, dtype=np.int64)
+
+    def ensure(self, names: list[str]) -> np.ndarray:
+        """Indices of endpoints (registering new ones); arrays grow by doubling."""
+        new = [n for n in dict.fromkeys(names) if n not in self.index]
+        if new:
+            e_old = len(self.endpoints)
+            for n in new:
+                self.index[n] = len(self.endpoints)
+                self.endpoints.append(n)
+            e = len(self.endpoints)
+            old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits)
+            self._alloc(e)
+            k = e_old * self.m
+            self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k] = old
+            self.bank.grow(e * self.m)
+            self.feat.grow(e)
+        return np.array([self.index[n] for n in names], dtype=int)
+
+    def set_context(self, endpoint: str, priority: str = "medium") -> None:
+        """Endpoint context used as a feature (priority from the daemon config)."""
+        i = int(self.ensure([endpoint])[0])
+        self.feat.priority[i] = PRIORITY.get(priority, 1.0)
+
+    def memory_bytes(self) -> int:
+        return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes)
+
+    # ----- input -------------------------------------------------------------------------------
+    def observe(self, endpoint: str, ts: float, metrics: dict[str, float]) -> None:
+        """One sample set for an endpoint. ``metrics`` may include ``up`` (1 healthy, 0 failed)."""
+        i = int(self.ensure([endpoint])[0])
+        row = np.full(self.m, np.nan)
+        up = math.nan
+        for k, v in metrics.items():
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                f = math.nan
+            if k == "up":
+                up = f if f in (0.0, 1.0) else math.nan
+                continue
+            j = self.midx.get(k)
+            if j is None:
+                self.stats["ignored_unknown_metric"] += 1
+                continue
+            row[j] = f
+        self.observe_arrays(ts, np.array([i]), row[None, :], np.array([up]))
+
+    def observe_arrays(self, ts: float, idx: np.ndarray, values: np.ndarray, up: np.ndarray | None = None) -> None:
+        """Batch input: ``values[r]`` (metrics in ``self.metrics`` order) for endpoint ``idx[r]``."""
+        if not math.isfinite(ts):
+            self.stats["rejected_bad_time"] += 1
+            return
+        b = math.ceil(ts / self.step_s - 1e-9)
+        if self.block is None:
+            self.block = b
+        elif b > self.block:
+            self._close_through(b - 1)
+        elif b < self.block:
+            self.stats["late_samples"] += 1
+        vals = np.asarray(values, dtype=float)
+        ok = np.isfinite(vals)
+        self.stats["values"] += int(ok.sum())
+        self.stats["rejected_nonfinite"] += int((~ok & ~np.isnan(vals)).sum())
+        self.stats["missing"] += int(np.isnan(vals).sum())
+        flat = (idx[:, None] * self.m + np.arange(self.m)[None, :])[ok]
+        np.add.at(self.sums, flat, vals[ok])
+        np.add.at(self.cnts, flat, 1.0)
+        if up is not None:
+            u = np.asarray(up, dtype=float)
+            k = np.isfinite(u)
+            cur = self.up_blk[idx[k]]
+            self.up_blk[idx[k]] = np.where(np.isfinite(cur), np.minimum(cur, u[k]), u[k])
+        self._snap = None
+
+    def advance(self, now: float) -> None:
+        """Close every model step that ended at or before ``now``."""
+        if self.block is None:
+            return
+        last = math.floor(now / self.step_s + 1e-9)
+        if last >= self.block:
+            self._close_through(last)
+
+    def _close_through(self, last: int) -> None:
+        assert self.block is not None
+        b = self.block
+        if last - b > MAX_EMPTY_STEPS:
+            self._close(b)
+            for k in range(b + 1, b + 1 + self.bank.max_gap + 1):
+                self._close(k)
+            self.stats["clock_jumps"] += 1
+            b = last
+        for k in range(b, last + 1):
+            self._close(k)
+        self.block = last + 1
+
+    def _close(self, b: int) -> None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(self.cnts > 0, self.sums / np.maximum(self.cnts, 1), np.nan)
+        self.bank.update(mean)
+        if self._thr_t.size != mean.size:
+            self._thr_t = np.tile(self.thr, mean.size // self.m)
+        self.stats["failures"] += self.feat.update(mean, self.up_blk, b * self.step_s, self._thr_t)
+        self.ring[:, b % self.window] = mean
+        self.sums[:] = 0
+        self.cnts[:] = 0
+        self.up_blk[:] = np.nan
+        self.stats["steps"] += 1
+        self._refit(b)
+        self._snap = None
+
+    def _refit(self, b: int) -> None:
+        if self.fits_per_step <= 0 or self.bank.n == 0:
+            return
+        # First fit as soon as there is enough history, a second once the window is full, then every
+        # refit interval: the online variance tracks scale changes in between.
+        seen = self.bank.seen
+        due = ((self.n_fits == 0) & (seen >= self.min_fit_obs)) | ((self.n_fits == 1) & (seen >= self.window)) | (
+            (seen >= self.min_fit_obs) & (b - self.last_fit >= self.refit_blocks)
+        )
+        if not due.any():
+            return
+        cand = np.flatnonzero(due)
+        pick = cand[np.argsort(self.last_fit[cand], kind="stable")[: self.fits_per_step]]
+        order = (np.arange(b - self.window + 1, b + 1)) % self.window
+        for i in pick:
+            start = (self.bank.phi[i], self.bank.theta[i]) if self.bank.fitted[i] else None
+            res = fit_arima(self.ring[i, order], start)
+            self.last_fit[i] = b
+            self.n_fits[i] += 1
+            if res is None:
+                self.stats["fit_skipped"] += 1
+                continue
+            self.bank.set_params(np.array([i]), np.array([res[0]]), np.array([res[1]]))
+            self.stats["fits"] += 1
+
+    # ----- output ------------------------------------------------------------------------------
+    def snapshot(self, now: float) -> Snapshot:
+        """Advance to ``now`` and compute features and forecasts for every endpoint (cached per step)."""
+        self.advance(now)
+        if self._snap is not None:
+            return self._snap
+        e = len(self.endpoints)
+        if self._thr_t.size != e * self.m:
+            self._thr_t = np.tile(self.thr, e)
+        p, mean_h, _ = self.bank.breach_probability(self._thr_t)
+        innov_sd = np.sqrt(np.where(np.isfinite(self.bank.s2), self.bank.s2, np.nan))
+        drift_h = self.bank.drift() * self.h
+        x = self.feat.matrix(now, self._thr_t, innov_sd, p, mean_h, drift_h)
+        self._snap = Snapshot(now, list(self.endpoints), x, p.reshape(e, self.m), mean_h.reshape(e, self.m), self.feat.up.copy())
+        return self._snap
+
+    def score(self, x: np.ndarray, breach: np.ndarray, up: np.ndarray) -> np.ndarray:
+        """P(failure within horizon) for feature rows; endpoints currently down score 1."""
+        if self.classifier is not None:
+            p = self.classifier.predict_proba(x)
+        else:
+            p = breach.max(axis=1) if breach.size else np.zeros(len(x))
+        return np.where(up == 0, 1.0, p)
+
+    def predict(self, now: float) -> dict[str, Prediction]:
+        snap = self.snapshot(now)
+        prob = self.score(snap.x, snap.breach, snap.up)
+        drivers = self._drivers(snap, prob)
+        model = f"gbm:{self.classifier.info.model_version}" if self.classifier else "forecast"
+        out = {}
+        for i, ep in enumerate(snap.endpoints):
+            pred = {m: round(float(v), 4) for m, v in zip(self.metrics, snap.predicted[i], strict=True) if math.isfinite(v)}
+            out[ep] = Prediction(
+                endpoint=ep,
+                ts=now,
+                probability=float(np.clip(prob[i], 0.0, 1.0)),
+                horizon_s=self.horizon_s,
+                predicted=pred,
+                drivers=drivers[i],
+                model=model,
+            )
+        return out
+
+    def _drivers(self, snap: Snapshot, prob: np.ndarray, min_prob: float = 0.1) -> list[list[tuple[str, float]]]:
+        """Which metrics raised the probability: for the classifier, the drop when a metric's features
+        are set to "at baseline" (occlusion, one batched call); for forecast-only, each breach probability."""
+        e = len(snap.endpoints)
+        out: list[list[tuple[str, float]]] = [[] for _ in range(e)]
+        for i in np.flatnonzero(snap.up == 0):
+            out[i] = [("up", 1.0)]
+        hot = np.flatnonzero((prob >= min_prob) & (snap.up != 0))
+        if hot.size == 0:
+            return out
+        if self.classifier is None:
+            for i in hot:
+                ds = [(m, round(float(snap.breach[i, j]), 4)) for j, m in enumerate(self.metrics) if snap.breach[i, j] > 0.01]
+                out[i] = sorted(ds, key=lambda d: -d[1])
+            return out
+        p = len(PER_METRIC)
+        neutral = self.feat.neutral(self.thr)
+        rows = []
+        for i in hot:
+            for j in range(self.m):
+                per = snap.x[i, : self.m * p].copy()
+                per[j * p : (j + 1) * p] = neutral[i, j * p : (j + 1) * p]
+                rows.append(assemble(per[None, :], snap.x[i, -3:][None, :], self.m)[0])
+        occl = self.classifier.predict_proba(np.array(rows)).reshape(hot.size, self.m)
+        for r, i in enumerate(hot):
+            ds = [(m, round(float(prob[i] - occl[r, j]), 4)) for j, m in enumerate(self.metrics) if prob[i] - occl[r, j] > 0.005]
+            out[i] = sorted(ds, key=lambda d: -d[1])
+        return out
+
+    # ----- model -------------------------------------------------------------------------------
+    def load_model(self, path: str | Path) -> bool:
+        """Load a classifier; on any problem keep forecast-only and record why in ``model_error``."""
+        try:
+            clf = FailureClassifier.load(path, expect_features=self.names)
+            if abs(clf.info.step_s - self.step_s) > 1e-9 or abs(clf.info.horizon_s - self.horizon_s) > 1e-9:
+                raise ModelError(
+                    f"{path}: trained for step {clf.info.step_s} s / horizon {clf.info.horizon_s} s, "
+                    f"engine uses {self.step_s} s / {self.horizon_s} s"
+                )
+        except ModelError as exc:
+            self.classifier, self.model_error = None, str(exc)
+            return False
+        self.classifier, self.model_error = clf, None
+        return True
+
+    def config(self) -> dict:
+        """Constructor arguments that make a fresh engine compute the same features (for retraining)."""
+        return {
+            "horizon_s": self.horizon_s,
+            "thresholds": {m: float(t) for m, t in zip(self.metrics, self.thr, strict=True) if math.isfinite(t)},
+            "step_s": self.step_s,
+            "metrics": [m for m in self.metrics],
+            "refit_interval_s": self.refit_blocks * self.step_s,
+            "fits_per_step": self.fits_per_step,
+            "fit_window": self.window,
+            "min_fit_obs": self.min_fit_obs,
+        }
+
+    @property
+    def failures(self) -> int:
+        """Failure events (``up`` 1 -> 0) seen so far: the daemon retrains when this grows."""
+        return int(self.stats["failures"])
+
+    def retrain(self, traces: list, out_path: str | Path, seed: int = 0) -> FailureClassifier:
+        """Train a classifier on labelled history and swap it in (call on a schedule and after failures,
+        i.e. when ``failures`` has grown since the last training).
+
+        ``traces`` are ``pfepo.traces.csv.Trace`` objects or frames in the trace CSV format (the daemon
+        can export its history store this way). Runs the same feature code on a fresh engine, so it is
+        safe to call from a worker thread while this engine keeps serving; the swap is one assignment.
+        """
+        from pfepo.predict.dataset import build_dataset
+
+        data = build_dataset(traces, self.config())
+        clf = FailureClassifier.train(
+            data.x, data.y, data.groups, self.names, self.horizon_s, self.step_s, window=data.window, seed=seed
+        )
+        clf.save(out_path)
+        self.classifier, self.model_error = clf, None
+        return clf

@@ -1,0 +1,227 @@
+"""ARIMA(1,1,1) forecasts for many series at once: statsmodels fits the parameters, numpy runs the filter.
+
+Refitting a state-space model for every new sample costs ~5-20 ms per series (ENVIRONMENT.md), far too
+much for thousands of series per second. So statsmodels' SARIMAX is fitted *periodically* on a window of
+a series' history (warm-started from the previous parameters), and between refits every series' state is
+advanced by the ARIMA(1,1,1) innovations recursion -- the steady-state Kalman filter of that model --
+as a handful of vectorised numpy operations over all series:
+
+    d_t = y_t - y_{t-1}                (differences)
+    e_t = d_t - phi d_{t-1} - theta e_{t-1}   (one-step innovation)
+    yhat_{t+k} = y_t + G_k (phi d_t + theta e_t),   G_k = sum_{j<k} phi^j
+    Var_k = s2 * sum_{j<k} Psi_j^2,   Psi_j = 1 + sum_{i=1..j} phi^(i-1) (phi + theta)
+
+``G_k`` and the variance factors are precomputed per series at refit time, so a forecast with its
+prediction interval costs O(1) per series and checkpoint. The innovation variance ``s2`` is tracked
+online (exponentially weighted), so intervals widen as soon as a series gets noisier, without a refit.
+
+Short histories and series statsmodels cannot fit (constant, too many gaps) use the fallback model
+ARIMA(0,1,1) with theta=-0.85 (simple exponential smoothing, smoothing weight 0.15).
+
+Drift: a degrading endpoint shows up as a trend, which ARIMA(1,1,1) without a constant cannot
+extrapolate, and a fixed constant would be wrong most of the time. Each series therefore carries a local
+drift ``mu`` from Brown's double exponential smoothing (a discounted least-squares slope, O(1) per
+step); the ARMA part models deviations from that drift (``d_t - mu``) and the forecast adds ``k * mu``
+with the slope's own standard error ``k * c * sd`` in the interval, so noise alone yields no confident
+trend. Fits are made on the window minus its least-squares line for the same reason.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.special import ndtr
+
+FALLBACK_PHI = 0.0
+FALLBACK_THETA = -0.85
+MAX_COEF = 0.98  # keep the recursion stable and invertible whatever a fit returns
+
+
+def fit_arima(window: np.ndarray, start: tuple[float, float] | None = None) -> tuple[float, float, float] | None:
+    """Fit SARIMAX(1,1,1) to ``window`` (NaN = missing); (phi, theta, sigma2) or None when not fittable."""
+    y = np.asarray(window, dtype=float)
+    ok = np.isfinite(y)
+    if ok.sum() < 30:
+        return None
+    d = np.diff(y[ok])
+    if d.size < 10 or not np.isfinite(d).all() or np.std(d) < 1e-9 * (1 + np.abs(y[ok]).mean()):
+        return None
+    scale = float(np.std(d)) or 1.0
+    t = np.flatnonzero(ok).astype(float)
+    slope, icpt = np.polyfit(t, y[ok], 1)
+    y = y - (slope * np.arange(y.size) + icpt)
+    from statsmodels.tsa.statespace.sarimax import SARIMAX  # heavy import only where fits happen
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            # Concentrating the scale out and capping iterations keeps a fit at ~10-15 ms; the online
+            # variance takes over the scale anyway, and the next refit warm-starts from these values.
+            model = SARIMAX(np.where(ok, y / scale, np.nan), order=(1, 1, 1), trend="n", concentrate_scale=True)
+            sp = None if start is None else np.array(start[:2])
+            res = model.fit(disp=False, start_params=sp, maxiter=10)
+        except Exception:  # noqa: BLE001 - any numerical failure means "keep the old parameters"
+            return None
+    phi, theta = (float(v) for v in res.params[:2])
+    s2 = float(res.scale)
+    if not all(np.isfinite([phi, theta, s2])) or s2 <= 0:
+        return None
+    return (
+        float(np.clip(phi, -MAX_COEF, MAX_COEF)),
+        float(np.clip(theta, -MAX_COEF, MAX_COEF)),
+        s2 * scale**2,
+    )
+
+
+def _factors(phi: np.ndarray, theta: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean factors G_k and variance factors sum Psi_j^2 at checkpoints ``steps`` (shape (n, K))."""
+    n, kmax = phi.size, int(steps.max())
+    g = np.zeros((n, kmax + 1))
+    v = np.zeros((n, kmax + 1))
+    p_pow = np.ones(n)  # phi^(j-1)
+    psi_cum = np.ones(n)  # Psi_0 = 1
+    for j in range(1, kmax + 1):
+        g[:, j] = g[:, j - 1] + p_pow
+        v[:, j] = v[:, j - 1] + psi_cum**2
+        psi_cum = psi_cum + p_pow * (phi + theta)
+        p_pow = p_pow * phi
+    return g[:, steps], v[:, steps]
+
+
+def slope_sd_factor(alpha: float) -> float:
+    """sd of Brown's slope estimate for unit white noise: sqrt(sum w_j^2) with its lag weights w_j."""
+    b = 1 - alpha
+    j = np.arange(int(20 / alpha) + 10)
+    w = (alpha * alpha / b) * b**j * (1 - alpha * (j + 1))
+    return float(np.sqrt((w**2).sum()))
+
+
+_STATE = ("level", "s1", "s2b", "dc", "e", "gap", "seen", "phi", "theta", "s2", "fitted", "g", "v", "last_innov")
+
+
+class ForecastBank:
+    """State of many ARIMA(1,1,1)-with-local-drift series advanced together; index = series id.
+
+    ``steps`` are the forecast checkpoints in model steps (the last one is the horizon). ``s2_alpha`` is
+    the weight of the newest squared innovation in the online variance, ``drift_alpha`` the smoothing
+    constant of the drift; ``max_gap`` missing steps in a row restart a series from its next value
+    instead of extrapolating through a long hole.
+    """
+
+    def __init__(
+        self,
+        steps: list[int],
+        s2_alpha: float = 0.03,
+        drift_alpha: float = 0.04,
+        max_gap: int = 6,
+        sd_floor_rel: float = 0.002,
+    ):
+        self.steps = np.asarray(sorted({int(s) for s in steps if s >= 1}), dtype=int)
+        if self.steps.size == 0:
+            raise ValueError("need at least one forecast step >= 1")
+        self.s2_alpha = s2_alpha
+        self.drift_alpha = drift_alpha
+        self.drift_sd = slope_sd_factor(drift_alpha)
+        self.max_gap = max_gap
+        self.sd_floor_rel = sd_floor_rel
+        self.n = 0
+        self._alloc(0)
+
+    def _alloc(self, n: int) -> None:
+        k = self.steps.size
+        self.level = np.full(n, np.nan)
+        self.s1 = np.full(n, np.nan)  # Brown's single and double smoothed values (drift)
+        self.s2b = np.full(n, np.nan)
+        self.dc = np.zeros(n)  # last difference minus drift
+        self.e = np.zeros(n)
+        self.gap = np.zeros(n, dtype=np.int64)
+        self.seen = np.zeros(n, dtype=np.int64)
+        self.phi = np.full(n, FALLBACK_PHI)
+        self.theta = np.full(n, FALLBACK_THETA)
+        self.s2 = np.full(n, np.nan)
+        self.fitted = np.zeros(n, dtype=bool)
+        g, v = _factors(self.phi, self.theta, self.steps)
+        self.g = g.reshape(n, k)
+        self.v = v.reshape(n, k)
+        self.last_innov = np.zeros(n)
+
+    def grow(self, n: int) -> None:
+        """Make room for series ids < n (new series start with the fallback model)."""
+        if n <= self.n:
+            return
+        old = {k: getattr(self, k) for k in _STATE}
+        self._alloc(n)
+        for k, arr in old.items():
+            getattr(self, k)[: self.n] = arr
+        self.n = n
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, k).nbytes for k in _STATE)
+
+    def set_params(self, idx: np.ndarray, phi: np.ndarray, theta: np.ndarray) -> None:
+        idx = np.asarray(idx, dtype=int)
+        self.phi[idx] = np.clip(phi, -MAX_COEF, MAX_COEF)
+        self.theta[idx] = np.clip(theta, -MAX_COEF, MAX_COEF)
+        self.g[idx], self.v[idx] = _factors(self.phi[idx], self.theta[idx], self.steps)
+        self.fitted[idx] = True
+
+    def drift(self) -> np.ndarray:
+        a = self.drift_alpha
+        mu = (a / (1 - a)) * (self.s1 - self.s2b)
+        return np.where(np.isfinite(mu), mu, 0.0)
+
+    def update(self, y: np.ndarray) -> None:
+        """Advance every series by one model step; ``y`` has one value per series, NaN = no observation."""
+        y = np.asarray(y, dtype=float)
+        obs = np.isfinite(y)
+        has = np.isfinite(self.level)
+        start = obs & (~has | (self.gap > self.max_gap))
+        cont = obs & ~start
+        mu = self.drift()
+        pred_dc = self.phi * self.dc + self.theta * self.e
+        with np.errstate(invalid="ignore"):
+            dc_new = (y - self.level) - mu
+            e_new = dc_new - pred_dc
+            e2 = e_new**2
+            s2_prev = np.where(np.isfinite(self.s2), self.s2, e2)
+            # Winsorise the variance update at 8 sd so one wild sample cannot blow intervals up for long.
+            e2 = np.minimum(e2, 64 * np.maximum(s2_prev, 1e-12))
+            s2_new = (1 - self.s2_alpha) * s2_prev + self.s2_alpha * e2
+        self.s2 = np.where(cont, s2_new, self.s2)
+        self.last_innov = np.where(cont, e_new, 0.0)
+        self.dc = np.where(cont, dc_new, np.where(obs, 0.0, pred_dc))
+        self.e = np.where(cont, e_new, 0.0)
+        a = self.drift_alpha
+        s1 = np.where(start, y, np.where(cont, a * y + (1 - a) * self.s1, self.s1))
+        self.s2b = np.where(start, y, np.where(cont, a * s1 + (1 - a) * self.s2b, self.s2b))
+        self.s1 = s1
+        # Missing: Kalman-style propagation of the predicted state (the level follows the forecast).
+        self.level = np.where(obs, y, np.where(has, self.level + mu + pred_dc, self.level))
+        self.gap = np.where(obs, 0, self.gap + 1)
+        self.seen = self.seen + obs
+
+    def forecast(self) -> tuple[np.ndarray, np.ndarray]:
+        """Means and standard deviations at the checkpoints, shape (n, K); NaN for series never seen."""
+        a = self.phi * self.dc + self.theta * self.e
+        k = self.steps[None, :].astype(float)
+        mean = self.level[:, None] + self.g * a[:, None] + k * self.drift()[:, None]
+        s2 = np.where(np.isfinite(self.s2), self.s2, 0.0)[:, None]
+        var = s2 * (self.v + (k * self.drift_sd) ** 2)
+        floor = self.sd_floor_rel * np.abs(self.level) + 1e-6
+        sd = np.sqrt(np.maximum(var, (floor**2)[:, None]))
+        return mean, sd
+
+    def breach_probability(self, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """P(series exceeds its threshold at some checkpoint) ~ max over checkpoints of 1 - Phi(z).
+
+        Returns (probability, mean at horizon, sd at horizon); probability is 0 where the threshold is
+        NaN or the series has no level yet. The max over a few checkpoints is a cheap lower bound on the
+        first-passage probability, exact when the forecast path is monotone.
+        """
+        mean, sd = self.forecast()
+        thr = np.asarray(thresholds, dtype=float)[:, None]
+        with np.errstate(invalid="ignore"):
+            p = ndtr((mean - thr) / sd).max(axis=1)
+        p = np.where(np.isfinite(p), p, 0.0)
+        return p, mean[:, -1], sd[:, -1]

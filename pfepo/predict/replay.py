@@ -1,0 +1,94 @@
+"""Replay a trace causally through a PredictiveEngine on a simulated clock.
+
+At each distinct timestamp t of the trace: the rows stamped t are observed, the engine is advanced to
+``now = t`` and its snapshot (features, forecasts) is recorded. Nothing at t can see rows after t.
+Scoring the recorded feature rows afterwards in one batched classifier call gives exactly the numbers
+``predict(t)`` would have given at each step (the classifier is a pure function of the feature row),
+at a fraction of the per-call overhead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pfepo.predict.engine import PredictiveEngine
+from pfepo.traces.csv import Trace
+
+
+@dataclass
+class Replay:
+    ts: np.ndarray  # (T,) distinct timestamps
+    endpoints: list[str]
+    metrics: list[str]
+    values: np.ndarray  # (T, E, M) observed values (NaN = missing/no row)
+    present: np.ndarray  # (T, E) endpoint had a row at t
+    up: np.ndarray  # (T, E) health (carried forward; 1 where no row yet)
+    x: np.ndarray  # (T, E, F) features at t
+    breach: np.ndarray  # (T, E, M)
+    predicted: np.ndarray  # (T, E, M)
+    snap_up: np.ndarray  # (T, E) health as the engine saw it
+    fresh: np.ndarray  # (T,) a model step closed at t (else the snapshot repeats the previous one)
+
+    def probabilities(self, engine: PredictiveEngine) -> np.ndarray:
+        """(T, E) P(failure within horizon) at every step, as ``engine.predict`` would give it."""
+        t, e, f = self.x.shape
+        p = engine.score(self.x.reshape(t * e, f), self.breach.reshape(t * e, -1), self.snap_up.reshape(t * e))
+        return p.reshape(t, e)
+
+
+def dense(trace: Trace, metrics: list[str]) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Trace rows -> (ts, endpoints, values (T,E,M), present (T,E), up (T,E) carried forward)."""
+    f = trace.frame
+    ts, step = np.unique(f["ts"].to_numpy(), return_inverse=True)
+    endpoints = trace.endpoints
+    eidx = f["endpoint"].map({n: i for i, n in enumerate(endpoints)}).to_numpy()
+    t, e = ts.size, len(endpoints)
+    values = np.full((t, e, len(metrics)), np.nan)
+    for j, m in enumerate(metrics):
+        if m in f.columns:
+            values[step, eidx, j] = f[m].to_numpy()
+    present = np.zeros((t, e), dtype=bool)
+    present[step, eidx] = True
+    up = np.full((t, e), np.nan)
+    up[step, eidx] = f["up"].to_numpy()
+    # carry health forward between an endpoint's rows, 1 before its first row
+    for k in range(e):
+        col = up[:, k]
+        idx = np.where(np.isfinite(col), np.arange(t), 0)
+        np.maximum.accumulate(idx, out=idx)
+        filled = col[idx]
+        filled[~np.isfinite(filled)] = 1.0
+        up[:, k] = filled
+    return ts, endpoints, values, present, up
+
+
+def replay(trace: Trace, engine: PredictiveEngine) -> Replay:
+    ts, endpoints, values, present, up = dense(trace, engine.metrics)
+    idx_all = engine.ensure(endpoints)
+    t, e = present.shape
+    xs, br, pr, su, fr = [], [], [], [], []
+    for k in range(t):
+        rows = np.flatnonzero(present[k])
+        before = engine.stats["steps"]
+        engine.observe_arrays(float(ts[k]), idx_all[rows], values[k, rows], up[k, rows])
+        s = engine.snapshot(float(ts[k]))
+        fr.append(engine.stats["steps"] != before)
+        xs.append(s.x[idx_all])
+        br.append(s.breach[idx_all])
+        pr.append(s.predicted[idx_all])
+        su.append(s.up[idx_all])
+    return Replay(
+        ts=ts,
+        endpoints=endpoints,
+        metrics=list(engine.metrics),
+        values=values,
+        present=present,
+        up=up,
+        x=np.array(xs),
+        breach=np.array(br),
+        predicted=np.array(pr),
+        snap_up=np.array(su),
+        fresh=np.array(fr, dtype=bool),
+    )

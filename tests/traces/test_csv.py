@@ -1,0 +1,96 @@
+"""Trace CSV validation: every problem names the row; the generator is deterministic and varied."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pfepo.traces.csv import TraceError, failure_starts, read_trace
+from pfepo.traces.generate import SCENARIOS, Sizes, generate
+
+HEAD = "timestamp,endpoint,latency_ms,loss_pct,up\n"
+
+
+def _write(tmp_path, text: str):
+    p = tmp_path / "t.csv"
+    p.write_text(text)
+    return p
+
+
+def test_reads_epoch_and_iso_and_ignores_extra_columns(tmp_path):
+    p = _write(
+        tmp_path,
+        "timestamp,endpoint,latency_ms,extra,up\n"
+        "1000,a,10,x,1\n"
+        "1970-01-01T00:16:45Z,a,11,y,0\n"
+        "1010,a,,z,1\n",
+    )
+    tr = read_trace(p)
+    assert tr.frame["ts"].tolist() == [1000.0, 1005.0, 1010.0]
+    assert np.isnan(tr.frame["latency_ms"].iloc[2])
+    assert "extra" not in tr.frame.columns
+    assert failure_starts(tr)["a"].tolist() == [1005.0]
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ("timestamp,latency_ms\n1,2\n", "missing required column(s): endpoint"),
+        ("timestamp,endpoint,foo\n1,a,2\n", "no metric column"),
+        (HEAD + "1,a,1,0,1\nyesterday,a,1,0,1\n", ":3: unparsable timestamp 'yesterday'"),
+        (HEAD + "1,a,1,0,1\n5,a,1,0,1\n3,a,1,0,1\n", ":4: rows are not sorted"),
+        (HEAD + "1,a,1,0,1\n1,b,1,0,1\n1,a,2,0,1\n", ":4: duplicate timestamp 1 for endpoint 'a'"),
+        (HEAD + "1,a,1,0,1\n2,a,fast,0,1\n", ":3: column 'latency_ms': 'fast' is not a number"),
+        (HEAD + "1,a,1,0,1\n2,a,1,0,2\n", ":3: column 'up' must be 0 or 1"),
+        (HEAD + "1,,1,0,1\n", ":2: empty endpoint"),
+    ],
+)
+def test_errors_name_the_row(tmp_path, body, needle):
+    with pytest.raises(TraceError) as exc:
+        read_trace(_write(tmp_path, body))
+    assert needle in str(exc.value)
+    assert str(tmp_path / "t.csv") in str(exc.value)
+
+
+def test_nan_and_inf_cells_are_kept_for_the_engine_to_reject(tmp_path):
+    tr = read_trace(_write(tmp_path, HEAD + "1,a,nan,inf,1\n2,a,-inf,1,\n"))
+    assert np.isnan(tr.frame["latency_ms"].iloc[0])
+    assert np.isinf(tr.frame["loss_pct"].iloc[0])
+    assert tr.frame["up"].tolist() == [1.0, 1.0]  # empty up carries the last known state
+
+
+def test_empty_and_missing_files(tmp_path):
+    with pytest.raises(TraceError, match="empty file"):
+        read_trace(_write(tmp_path, ""))
+    with pytest.raises(TraceError, match="no such file"):
+        read_trace(tmp_path / "nope.csv")
+
+
+def test_generator_is_deterministic_and_has_the_scenarios(tmp_path):
+    small = Sizes(endpoints=2, failing=1, failure_hours=1.0, benign_hours=1.0)
+    a = generate(tmp_path / "a", 7, sizes=small)
+    b = generate(tmp_path / "b", 7, sizes=small)
+    c = generate(tmp_path / "c", 8, scenarios=("latency_creep",), sizes=small)
+    assert [p.name for p in a] == [f"{s}-s7.csv" for s in SCENARIOS]
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b, strict=True))
+    assert c[0].read_bytes() != a[0].read_bytes()
+    for p in a:
+        tr = read_trace(p)
+        events = sum(len(v) for v in failure_starts(tr).values())
+        if "benign" in p.name:
+            assert events == 0
+        elif "flapping" in p.name:
+            assert events >= 3
+        else:
+            assert events == 1
+
+
+def test_generate_traces_command(tmp_path, capsys):
+    from pfepo.cli import main
+
+    args = ["generate-traces", "--out", str(tmp_path), "--seed", "3", "--scenarios", "loss_ramp", "benign_daily",
+            "--endpoints", "2", "--failing", "1", "--failure-hours", "1", "--benign-hours", "1"]
+    assert main(args) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["benign_daily-s3.csv", "loss_ramp-s3.csv"]
+    assert main(["generate-traces", "--out", str(tmp_path), "--endpoints", "1", "--failing", "2"]) == 2
+    assert "--failing" in capsys.readouterr().err
