@@ -117,6 +117,18 @@ class PolicyConfig(Strict):
     audit_path: str | None = Field(None, description="JSON-lines audit log (default STATE_DIR/audit.jsonl)")
 
 
+class PredictConfig(Strict):
+    """The predictive engine (pfepo.predict), run on a worker thread beside the decision loop."""
+
+    enabled: bool = True
+    horizon_s: float = Field(300.0, gt=0, description="P(failure within this horizon)")
+    step_s: float = Field(10.0, gt=0, description="model step: samples are averaged into steps this long")
+    model_path: str | None = Field(
+        None, description="gradient-boosting model (.joblib with its .json sidecar); None: forecast-only. "
+        "The shipped models/pfepo-predict.joblib needs step_s 10 and horizon_s 300",
+    )
+
+
 class SlaConfig(Strict):
     tier: str | None = Field(None, description="SLA tier name, for policy selectors (e.g. gold)")
     latency_ms: float | None = Field(None, gt=0)
@@ -208,6 +220,7 @@ class PfepoConfig(Strict):
     signals: SignalsConfig = SignalsConfig()
     probes: ProbeConfig = ProbeConfig()
     policy: PolicyConfig = PolicyConfig()
+    predict: PredictConfig = PredictConfig()
     executors: dict[Name, ExecutorConfig] = Field(default_factory=dict, description="application scalers")
     scaling: DispatcherConfig = DispatcherConfig()
     switches: list[SwitchConfig] = Field(min_length=1)

@@ -38,6 +38,7 @@ class Runtime:
     reloader: object | None = None  # policy.reload.PolicyReloader
     audit: object | None = None  # audit.AuditLog
     dispatcher: object | None = None  # actions.dispatcher.ScaleDispatcher
+    predictor: object | None = None  # controller.predict_worker.PredictionWorker
     pollers: list = field(default_factory=list)  # health checks and scrapes
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -106,14 +107,33 @@ def start_decisions(rt: Runtime) -> None:
                                     **cfg.scaling.model_dump()).start()
     rt.metrics.add_collector(rt.dispatcher.metric_families)
     rt.pollers = [p.start() for p in pollers_for(cfg.regions, rt.ingest)]
-    rt.loop = DecisionLoop(rt, rt.reloader, rt.audit, dispatcher=rt.dispatcher)
+    if cfg.predict.enabled:
+        rt.predictor = start_predictor(cfg)
+    rt.loop = DecisionLoop(rt, rt.reloader, rt.audit, predictor=rt.predictor, dispatcher=rt.dispatcher)
     rt.reloader.start_watching(cfg.policy.watch_interval_s)
     rt.reloader.install_sighup()
     rt.loop.start()
 
 
+def start_predictor(cfg: PfepoConfig):
+    """The predictive engine on its worker thread; a model that cannot load means forecast-only, loudly."""
+    from pfepo.controller.predict_worker import PredictionWorker
+    from pfepo.predict.engine import PredictiveEngine
+
+    engine = PredictiveEngine(horizon_s=cfg.predict.horizon_s, step_s=cfg.predict.step_s,
+                              model_path=cfg.predict.model_path)
+    if cfg.predict.model_path and engine.classifier is None:
+        log.warning("predict.model_path %s not used (%s): forecast-only predictions", cfg.predict.model_path,
+                    engine.model_error)
+    from pfepo.policy.context import contexts_from_config
+
+    for ctx in contexts_from_config(cfg):
+        engine.set_context(ctx.endpoint, ctx.priority)
+    return PredictionWorker(engine).start()
+
+
 def stop_decisions(rt: Runtime) -> None:
-    for part in (rt.loop, rt.reloader, *rt.pollers, rt.dispatcher):
+    for part in (rt.loop, rt.predictor, rt.reloader, *rt.pollers, rt.dispatcher):
         if part is not None:
             try:
                 part.stop()

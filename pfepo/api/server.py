@@ -218,6 +218,16 @@ def create_app(rt) -> FastAPI:
             return {"decisions": [], "plan": None}
         return {"ticks": loop.ticks, "errors": loop.errors, "decisions": loop.last_decisions, "plan": loop.last_plan}
 
+    @app.get("/api/v1/predictions")
+    def predictions():
+        """Latest P(failure within horizon) per endpoint, with predicted values and drivers."""
+        if rt.predictor is None:
+            return {"enabled": False, "predictions": {}}
+        out = {ep: {"probability": p.probability, "horizon_s": p.horizon_s, "ts": p.ts, "model": p.model,
+                    "predicted": p.predicted, "drivers": [list(d) for d in p.drivers]}
+               for ep, p in rt.predictor.latest().items()}
+        return {"enabled": True, "stats": rt.predictor.stats(), "predictions": out}
+
     @app.get("/api/v1/audit")
     def audit(since: float | None = None, service: str | None = None, kind: str | None = None,
               region: str | None = None, limit: int = Query(200, ge=1, le=10000)):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from pfepo.planner import Planner
 from pfepo.policy.context import contexts_from_config
@@ -49,13 +48,12 @@ def region_health(cfg, down_regions: set[str], obs: dict[str, dict[str, float]])
 
 
 class DecisionLoop:
-    def __init__(self, rt, reloader, audit, predictions: Callable[[float], dict] | None = None,
-                 dispatcher=None):
+    def __init__(self, rt, reloader, audit, predictor=None, dispatcher=None):
         self.rt = rt
         self.cfg = rt.cfg
         self.reloader = reloader
         self.audit = audit
-        self.predictions = predictions or (lambda now: {})
+        self.predictor = predictor  # controller.predict_worker.PredictionWorker or None
         self.dispatcher = dispatcher
         self.planner = Planner(self._planner_config())
         self.contexts = contexts_from_config(self.cfg)
@@ -80,7 +78,10 @@ class DecisionLoop:
             self._seen_version = version
             self.planner.reconfigure(self._planner_config())
         obs = endpoint_observations(self.cfg, self.rt.observations(self.cfg.policy.observation_max_age_s))
-        preds = self.predictions(now)
+        preds = {}
+        if self.predictor is not None:
+            self.predictor.submit(now, obs)  # never blocks; the worker scores off this thread
+            preds = self.predictor.latest()
         current = {svc: dict(st.planned[svc] or w) for svc, w in st.baseline_weights().items()}
         shares = {svc: {r: v / max(1, sum(w.values())) for r, v in w.items()} for svc, w in current.items()}
         decisions = evaluate(now, self.contexts, obs, preds, self.reloader.current, shares, self.cfg.dry_run)

@@ -66,3 +66,14 @@ def test_injected_loss_is_measured_and_dry_run_changes_nothing(dlab):
     assert any(e["kind"] == "would_change_weight" for e in events)
     assert dlab.dump_groups() == groups
     assert dlab.service()["planned"] is None
+
+
+def test_predictions_served_for_every_endpoint(dlab):
+    def ready():
+        got = dlab.api.get("/api/v1/predictions").json()
+        return got if got["enabled"] and len(got["predictions"]) == 6 else None
+
+    got = dlab.wait_for(ready, 25, interval=0.5, what="predictions for 6 endpoints (one model step is 10 s)")
+    for p in got["predictions"].values():
+        assert 0.0 <= p["probability"] <= 1.0 and p["horizon_s"] == 300
+    assert got["stats"]["runs"] > 0 and got["stats"]["errors"] == 0
