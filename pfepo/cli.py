@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in sorted(pkgutil.iter_modules(pfepo.commands.__path__), key=lambda m: m.name):
+        if mod.name.startswith("_"):  # helpers, not commands
+            continue
         importlib.import_module(f"pfepo.commands.{mod.name}").register(sub)
     return parser
 

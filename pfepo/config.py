@@ -123,6 +123,7 @@ class PredictConfig(Strict):
     enabled: bool = True
     horizon_s: float = Field(300.0, gt=0, description="P(failure within this horizon)")
     step_s: float = Field(10.0, gt=0, description="model step: samples are averaged into steps this long")
+    trend_tau_s: float = Field(120.0, gt=0, le=86400, description="time constant of the trend estimate")
     model_path: str | None = Field(
         None, description="gradient-boosting model (.joblib with its .json sidecar); None: forecast-only. "
         "The shipped models/pfepo-predict.joblib needs step_s 10 and horizon_s 300",

@@ -39,6 +39,7 @@ class Runtime:
     audit: object | None = None  # audit.AuditLog
     dispatcher: object | None = None  # actions.dispatcher.ScaleDispatcher
     predictor: object | None = None  # controller.predict_worker.PredictionWorker
+    learner: object | None = None  # learning.FailureLearner
     pollers: list = field(default_factory=list)  # health checks and scrapes
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -109,7 +110,11 @@ def start_decisions(rt: Runtime) -> None:
     rt.pollers = [p.start() for p in pollers_for(cfg.regions, rt.ingest)]
     if cfg.predict.enabled:
         rt.predictor = start_predictor(cfg)
-    rt.loop = DecisionLoop(rt, rt.reloader, rt.audit, predictor=rt.predictor, dispatcher=rt.dispatcher)
+    from pfepo.learning import FailureLearner
+
+    rt.learner = FailureLearner(rt.store, rt.audit, cfg.state_dir, settle_s=cfg.history.flush_interval_s + 1.0)
+    rt.loop = DecisionLoop(rt, rt.reloader, rt.audit, predictor=rt.predictor, dispatcher=rt.dispatcher,
+                           learner=rt.learner)
     rt.reloader.start_watching(cfg.policy.watch_interval_s)
     rt.reloader.install_sighup()
     rt.loop.start()
@@ -121,7 +126,7 @@ def start_predictor(cfg: PfepoConfig):
     from pfepo.predict.engine import PredictiveEngine
 
     engine = PredictiveEngine(horizon_s=cfg.predict.horizon_s, step_s=cfg.predict.step_s,
-                              model_path=cfg.predict.model_path)
+                              model_path=cfg.predict.model_path, trend_tau_s=cfg.predict.trend_tau_s)
     if cfg.predict.model_path and engine.classifier is None:
         log.warning("predict.model_path %s not used (%s): forecast-only predictions", cfg.predict.model_path,
                     engine.model_error)
@@ -133,7 +138,7 @@ def start_predictor(cfg: PfepoConfig):
 
 
 def stop_decisions(rt: Runtime) -> None:
-    for part in (rt.loop, rt.predictor, rt.reloader, *rt.pollers, rt.dispatcher):
+    for part in (rt.loop, rt.learner, rt.predictor, rt.reloader, *rt.pollers, rt.dispatcher):
         if part is not None:
             try:
                 part.stop()

@@ -228,6 +228,21 @@ def create_app(rt) -> FastAPI:
                for ep, p in rt.predictor.latest().items()}
         return {"enabled": True, "stats": rt.predictor.stats(), "predictions": out}
 
+    @app.get("/api/v1/rootcause")
+    def rootcause(limit: int = Query(20, ge=1, le=1000)):
+        """Root-cause reports after failures, newest first, with proposed/applied act adjustments."""
+        lr = rt.learner
+        if lr is None:
+            return {"enabled": False, "reports": []}
+        return {"enabled": True, "stats": lr.stats(), "adjustments": lr.adjustments(), "reports": lr.reports(limit)}
+
+    @app.get("/api/v1/rootcause/{rid}")
+    def rootcause_one(rid: str):
+        rep = rt.learner.report(rid) if rt.learner is not None else None
+        if rep is None:
+            raise HTTPException(404, f"unknown root-cause report {rid!r}")
+        return rep
+
     @app.get("/api/v1/audit")
     def audit(since: float | None = None, service: str | None = None, kind: str | None = None,
               region: str | None = None, limit: int = Query(200, ge=1, le=10000)):

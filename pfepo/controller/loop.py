@@ -48,12 +48,13 @@ def region_health(cfg, down_regions: set[str], obs: dict[str, dict[str, float]])
 
 
 class DecisionLoop:
-    def __init__(self, rt, reloader, audit, predictor=None, dispatcher=None):
+    def __init__(self, rt, reloader, audit, predictor=None, dispatcher=None, learner=None):
         self.rt = rt
         self.cfg = rt.cfg
         self.reloader = reloader
         self.audit = audit
         self.predictor = predictor  # controller.predict_worker.PredictionWorker or None
+        self.learner = learner  # learning.FailureLearner or None
         self.dispatcher = dispatcher
         self.planner = Planner(self._planner_config())
         self.contexts = contexts_from_config(self.cfg)
@@ -84,8 +85,12 @@ class DecisionLoop:
             preds = self.predictor.latest()
         current = {svc: dict(st.planned[svc] or w) for svc, w in st.baseline_weights().items()}
         shares = {svc: {r: v / max(1, sum(w.values())) for r, v in w.items()} for svc, w in current.items()}
-        decisions = evaluate(now, self.contexts, obs, preds, self.reloader.current, shares, self.cfg.dry_run)
+        policies = self.reloader.current
+        live = self.learner.effective(policies) if self.learner is not None else policies  # learned act
+        decisions = evaluate(now, self.contexts, obs, preds, live, shares, self.cfg.dry_run)
         health = region_health(self.cfg, st.down_regions(), obs)
+        if self.learner is not None:  # queues a root-cause analysis on each region's up -> down; never blocks
+            self.learner.observe(now, health, self.contexts, policies, obs)
         plan = self.planner.step(now, decisions, health, current)
         self.audit.log_decisions(decisions, repeat_after_s=30.0)
         self.audit.log_plan(plan)

@@ -164,6 +164,20 @@ class Failback(Strict):
     step_interval_s: float = Field(30, gt=0, le=86400)
 
 
+class Learning(Strict):
+    """What the daemon may learn from a failure for this policy (see docs/policies.md, "Learning").
+
+    The defaults keep a policy exactly as written: proposals are only reported and audited.
+    """
+
+    auto_apply: bool = Field(
+        False, description="apply proposed act-threshold adjustments after a failure without an operator"
+    )
+    min_act: float = Field(
+        0.0, ge=0, description="a learned adjustment never lowers act below this (nor below half of act)"
+    )
+
+
 class Policy(Strict):
     name: Name
     description: str = ""
@@ -175,6 +189,7 @@ class Policy(Strict):
     actions: Actions = Actions()
     safety: Safety = Safety()
     failback: Failback = Failback()
+    learning: Learning = Learning()
 
     def failback_below(self) -> float:
         t = self.risk.thresholds
@@ -206,6 +221,9 @@ def semantic_problems(p: Policy) -> list[tuple[Loc, str]]:
                     f"fail-back threshold ({p.failback.below:g}) must be below act ({t.act:g}) for hysteresis"))
     if p.risk.probability == "criteria" and not p.criteria:
         out.append((("risk", "probability"), "probability 'criteria' needs at least one criterion"))
+    if p.learning.auto_apply and p.learning.min_act >= t.act:
+        out.append((("learning", "min_act"),
+                    f"min_act ({p.learning.min_act:g}) must be below act ({t.act:g}) or nothing can be learned"))
     s = p.actions.shift_traffic
     if s is not None:
         if s.max_percent < s.step_percent:

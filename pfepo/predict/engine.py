@@ -63,6 +63,7 @@ class PredictiveEngine:
         fits_per_step: int = 2,
         fit_window: int = 120,
         min_fit_obs: int = 40,
+        trend_tau_s: float = 120.0,
     ):
         if not (horizon_s > 0 and step_s > 0):
             raise ValueError("horizon_s and step_s must be > 0")
@@ -78,7 +79,9 @@ class PredictiveEngine:
         self.h = h
         self.bank = ForecastBank(
             [max(1, h // 4), max(1, h // 2), max(1, 3 * h // 4), h],
-            drift_alpha=float(1 - np.exp(-step_s / 120.0)),
+            # How fast the trend estimate follows a new slope: minutes for production telemetry, seconds for
+            # compressed lab scenarios (a 60-120 s ramp is over before a 120 s trend has caught up).
+            drift_alpha=float(1 - np.exp(-step_s / trend_tau_s)),
         )
         self.feat = FeatureState(self.metrics, step_s)
         self.names = feature_names(self.metrics)

@@ -99,6 +99,10 @@ def test_link_down_moves_its_share_at_once(lab):
     assert shares["eu"] == 0.0 and shares["_failed"] == 0
     w = lab.switch_weights()  # eu's slots went to us and ap (planner: by spare capacity)
     assert w[0] == 0 and abs(shares["us"] - w[1] / 64) < TOL, (shares, w)
+    # After the failure a root-cause report for the region is stored and served.
+    reports = lab.wait_for(lambda: [r for r in lab.api.get("/api/v1/rootcause").json()["reports"]
+                                    if r["region"] == "eu"], 15, interval=0.5, what="root-cause report for eu")
+    assert lab.api.get(f"/api/v1/rootcause/{reports[0]['id']}").json()["region"] == "eu"
     lab.net.set_uplink("eu", True)
     # Back up, but the planner fails back gradually after a calm period (policies/default.yaml: 120 s),
     # so right after link-up eu still gets nothing: no flapping back onto a link that just returned.

@@ -165,7 +165,7 @@ def test_shipped_config_and_default_policy_ramp_down_and_back():
         current = plan.weights
         eu.append(plan.weights["web"]["eu"])
     nominal = 32  # 50 % of 64
-    assert eu[0] < nominal and min(eu) >= 4 and min(eu) < nominal // 2  # down to ~10 %, never below 5 %
+    assert eu[0] < nominal and min(eu) == 0  # max_percent 100, min_share 0: drained completely
     drops = [a - b for a, b in zip(eu, eu[1:], strict=False) if b < a]
-    assert len(drops) >= 5 and max(drops) <= 4  # gradual: <= 10 % of nominal per step
+    assert len(drops) >= 3 and max(drops) <= 8  # gradual: <= 25 % of nominal per step
     assert eu[-1] == nominal
