@@ -41,7 +41,7 @@ def plot(workdir: Path, modes: list[str], sc, png: Path) -> None:
         ax.set_ylabel("traffic share (bucket weight) %")
         ax.set_ylim(0, 100)
         ax.legend(loc="upper left", fontsize=8)
-    axes[-1, 0].set_xlabel("seconds (dashed: benign spike start/end, degradation start, failure)")
+    axes[-1, 0].set_xlabel("seconds (dashed lines: benign spike, degradation start, failure)")
     fig.tight_layout()
     fig.savefig(png, dpi=90)
     plt.close(fig)

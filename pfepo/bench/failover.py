@@ -40,7 +40,7 @@ policies:
       thresholds: {warn: 0.2, act: 0.4}
     actions:
       shift_traffic: {to: auto, step_percent: 100, step_interval_s: 1, max_percent: 100}
-    safety: {min_dwell_s: 1, cooldown_s: 1, min_share_percent: 5, max_regions_drained: 1}
+    safety: {min_dwell_s: 1, cooldown_s: 1, min_share_percent: 0, max_regions_drained: 1}
     failback: {below: 0.1, stable_s: 600, step_percent: 10, step_interval_s: 30}
 """
 
@@ -64,6 +64,11 @@ class Scenario:
     @classmethod
     def quick(cls) -> Scenario:
         return cls(warmup_s=60.0, benign_at_s=30.0, ramp_s=80.0, after_s=20.0)
+
+    @classmethod
+    def demo(cls) -> Scenario:
+        """Short enough for ``make demo`` to run it twice (predictive, reactive)."""
+        return cls(warmup_s=25.0, benign_at_s=10.0, benign_s=5.0, ramp_s=50.0, after_s=8.0)
 
     @property
     def failure_at_s(self) -> float:
@@ -110,7 +115,8 @@ class _Poller(threading.Thread):
             self.stop_ev.wait(0.25)
 
 
-def run_mode(mode: str, sc: Scenario, workdir: Path, log=print) -> dict:
+def run_mode(mode: str, sc: Scenario, workdir: Path, log=print, live=None) -> dict:
+    """One mode of the scenario. ``live(t, lab, reqlog)`` (optional) is called about once a second."""
     from mininet_topologies.lab import Lab
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -144,6 +150,16 @@ def run_mode(mode: str, sc: Scenario, workdir: Path, log=print) -> dict:
                                      "--concurrency", str(sc.concurrency), "--timeout", "2", "--log", str(reqlog)])
         imp = lab.net.impairer
         events = []
+        live_stop = threading.Event()
+        if live is not None:
+            def _live() -> None:
+                while not live_stop.wait(1.0):
+                    try:
+                        live(time.time() - t0, lab, reqlog)
+                    except Exception as exc:  # the view must never break the run
+                        log(f"  (live view: {exc})")
+
+            threading.Thread(target=_live, daemon=True).start()
 
         def at(t_rel: float) -> None:
             delay = t0 + t_rel - time.time()
@@ -171,6 +187,7 @@ def run_mode(mode: str, sc: Scenario, workdir: Path, log=print) -> dict:
         events.append({"t": t_fail, "event": f"{sc.degrade_region} link down (failure)"})
         log(f"  [{mode}] failure injected at t={t_fail:.1f}s")
         at(sc.duration_s + 3)
+        live_stop.set()
         poller.stop_ev.set()
         poller.join()
         result = summarise(mode, sc, reqlog, poller.rows, t0, t_fail)

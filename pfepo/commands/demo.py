@@ -1,8 +1,14 @@
-"""``pfepo demo``: the whole loop on a real (Mininet + userspace OVS) multi-region network.
+"""``pfepo demo``: PF-EPO's story on a real (Mininet + userspace OVS) three-region network.
 
-Builds the topology, starts the daemon as a separate process, drives client load at the service VIP,
-changes the weights once through the REST API, shows a live table and a final summary comparing the
-measured split with the weights. Needs root and Open vSwitch (``make demo`` sets both up).
+1. Builds the topology (clients, a core switch, three regions with two HTTP servers each, a relay on
+   every uplink), starts the daemon as a separate process and drives HTTP load at the service VIP.
+2. Predictive run, with a live view (weights, measured shares, probe latency, predicted failure
+   probability, events as they happen): the operator changes the weights once through the REST API;
+   region ap has a short benign latency spike (must not move traffic); region eu degrades (latency
+   ramps up, loss joins) and then its link goes down.
+3. The same scenario in reactive mode (thresholds on observed values only, immediate full move).
+4. A side-by-side table and a PNG of shares and errors over time.
+Needs root and Open vSwitch (``make demo`` sets both up).
 """
 
 from __future__ import annotations
@@ -15,54 +21,72 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="run the end-to-end demo on a Mininet multi-region network (root)",
+    p = sub.add_parser("demo", help="predictive vs reactive failover on a Mininet network, live (root)",
                        description=__doc__)
-    p.add_argument("--phase-s", type=float, default=15.0, help="seconds per weight phase (default 15)")
-    p.add_argument("--concurrency", type=int, default=6, help="concurrent requests per client (default 6)")
-    p.add_argument("--workdir", help="keep logs, config and history here (default: a temp dir)")
-    p.add_argument("--json", metavar="OUT", help="write the summary as JSON")
+    p.add_argument("--workdir", help="keep logs, configs, history and results here (default: a temp dir)")
+    p.add_argument("--json", metavar="OUT", help="write the results JSON here (default: WORKDIR/demo.json)")
     p.set_defaults(func=_demo)
 
 
-def _region_rates(lab) -> dict[str, tuple[float, float]]:
-    """(to-region, from-region) bit rates per region measured on the core switch's uplink ports."""
-    sw = next(s for s in lab.api.get("/api/v1/switches").json()["switches"] if s["name"] == lab.spec.core())
-    out = {}
-    for i, r in enumerate(lab.spec.regions):
-        rates = (sw["ports"].get(str(i + 1)) or {}).get("rates") or {}
-        out[r] = (rates.get("tx_bps", 0.0), rates.get("rx_bps", 0.0))
-    return out
+class LiveView:
+    """Prints one line a second and every new controller event, for the predictive run."""
 
+    def __init__(self, override_at_s: float = 5.0):
+        self.offset = 0
+        self.seen_events: int | None = None  # events before the first tick (switch start-up) are not news
+        self.override_at_s = override_at_s
+        self.overridden = False
 
-def _print_row(t: float, lab, weights: dict[str, int]) -> None:
-    rates = _region_rates(lab)
-    total = sum(a + b for a, b in rates.values()) or 1.0
-    cells = []
-    for r in lab.spec.regions:
-        tx, rx = rates[r]
-        cells.append(f"{r} w={weights.get(r, 0):2d} share={100 * (tx + rx) / total:5.1f}% "
-                     f"rx={rx / 1e6:6.2f} tx={tx / 1e6:5.2f}")
-    print(f"t={t:5.1f}s | " + " | ".join(cells), flush=True)
-
-
-def _shares(log_path: Path, t0: float, t1: float, regions) -> tuple[dict[str, float], int, int]:
-    counts = {r: 0 for r in regions}
-    failed = total = 0
-    for line in log_path.read_text().splitlines():
-        rec = json.loads(line)
-        if not (t0 <= rec["ts"] < t1):
-            continue
-        total += 1
-        if rec["server"] is None:
-            failed += 1
-        else:
-            counts[rec["server"].rsplit("-", 1)[0]] += 1
-    ok = total - failed
-    return {r: (n / ok if ok else 0.0) for r, n in counts.items()}, total, failed
+    def __call__(self, t: float, lab, reqlog: Path) -> None:
+        if not self.overridden and t >= self.override_at_s:
+            self.overridden = True
+            weights = {"eu": 50, "us": 25, "ap": 25}
+            r = lab.set_weights(weights)
+            print(f"  >>> operator: PUT /api/v1/services/web/weights {weights} -> HTTP {r.status_code}")
+        counts = {r: 0 for r in lab.spec.regions}
+        failed = 0
+        if reqlog.exists():
+            with reqlog.open() as f:
+                f.seek(self.offset)
+                chunk = f.read()
+            cut = chunk.rfind("\n") + 1
+            self.offset += len(chunk[:cut].encode())
+            for line in chunk[:cut].splitlines():
+                rec = json.loads(line)
+                if rec["server"] is None:
+                    failed += 1
+                else:
+                    counts[rec["server"].rsplit("-", 1)[0]] += 1
+        total = sum(counts.values()) or 1
+        svc = lab.service()
+        w = svc["bucket_weights"]
+        preds = lab.api.get("/api/v1/predictions").json().get("predictions", {})
+        latest = {}
+        for reg in lab.spec.regions:
+            got = lab.api.get("/api/v1/samples", params={"subject": f"uplink:{reg}", "metric": "latency_ms",
+                                                         "limit": 1}).json()["samples"]
+            latest[reg] = got[-1]["value"] if got else float("nan")
+        cells = []
+        for reg in lab.spec.regions:
+            p = max((v["probability"] for ep, v in preds.items() if ep.startswith(reg + "-")), default=0.0)
+            cells.append(f"{reg} w={w.get(reg, 0):2d} share={100 * counts[reg] / total:5.1f}% "
+                         f"lat={latest[reg]:6.1f}ms P={p:4.2f}")
+        print(f"  t={t:5.1f}s | " + " | ".join(cells) + f" | errors/s={failed}", flush=True)
+        events = lab.api.get("/api/v1/events", params={"limit": 1000}).json()["events"]
+        if self.seen_events is None:
+            self.seen_events = len(events)
+        for ev in events[self.seen_events:]:
+            if ev["kind"] in ("weight_change", "weight_override") or (ev["kind"] == "port_status" and not ev["up"]):
+                what = {k: v for k, v in ev.items() if k not in ("ts", "kind")}
+                reason = str(what.pop("reason", ""))[:110]
+                print(f"      event {ev['kind']}: {what} {reason}", flush=True)
+        self.seen_events = len(events)
 
 
 def _demo(args) -> int:
-    from mininet_topologies.lab import Lab, check_environment
+    from mininet_topologies.lab import check_environment
+    from pfepo.bench._failover_plot import plot
+    from pfepo.bench.failover import Scenario, print_table, run_mode
 
     try:
         check_environment()
@@ -70,48 +94,29 @@ def _demo(args) -> int:
         print(f"pfepo demo: {exc}", file=sys.stderr)
         return 2
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="pfepo-demo-"))
+    sc = Scenario.demo()
     started = time.monotonic()
-    print(f"PF-EPO demo: workdir {workdir}")
-    print("building 3-region Mininet topology (userspace OVS) and starting the daemon ...", flush=True)
-    lab = Lab(workdir)
-    phases = []
-    try:
-        lab.start()
-        print(f"ready in {time.monotonic() - started:.1f}s: 4 switches connected, 6 servers, VIP {lab.spec.vip}:80")
-        print("columns: weight (of 64 hash slots), share of bytes on the core uplinks, rx/tx Mbit/s\n")
-        client_log = workdir / "requests.jsonl"
-        total_s = 2 * args.phase_s + 2
-        for c in ("c1", "c2"):
-            lab.net.start_client(c, ["--url", f"http://{lab.spec.vip}/blob?size=200000", "--duration",
-                                     str(total_s), "--concurrency", str(args.concurrency), "--log", str(client_log)])
-        plan = [({"eu": 50, "us": 30, "ap": 20}, "initial weights from configs"),
-                ({"eu": 10, "us": 30, "ap": 60}, "operator override via PUT /api/v1/services/web/weights")]
-        t_start = time.time()
-        for i, (weights, why) in enumerate(plan):
-            if i > 0:
-                r = lab.set_weights(weights)
-                print(f"\n>>> {why}: {weights} -> HTTP {r.status_code}\n", flush=True)
-            p0 = time.time()
-            while time.time() - p0 < args.phase_s:
-                time.sleep(1.0)
-                _print_row(time.time() - t_start, lab, lab.service()["bucket_weights"])
-            phases.append({"weights": weights, "bucket_weights": lab.service()["bucket_weights"],
-                           "t0": p0 + 2.0, "t1": time.time()})  # skip 2 s while the change settles
-        time.sleep(2.5)
-        print("\nsummary (requests answered per region vs weights):")
-        summary = {"workdir": str(workdir), "phases": []}
-        for ph in phases:
-            shares, total, failed = _shares(client_log, ph["t0"], ph["t1"], lab.spec.regions)
-            want = {r: w / sum(ph["weights"].values()) for r, w in ph["weights"].items()}
-            print(f"  weights {ph['weights']}: {total} requests, {failed} failed")
-            for r in lab.spec.regions:
-                print(f"    {r}: weight {100 * want[r]:5.1f}%  measured {100 * shares[r]:5.1f}%")
-            summary["phases"].append({"weights": ph["weights"], "bucket_weights": ph["bucket_weights"],
-                                      "requests": total, "failed": failed, "measured_share": shares})
-        summary["duration_s"] = round(time.monotonic() - started, 1)
-        print(f"\ndemo finished in {summary['duration_s']}s; daemon log: {workdir}/daemon.log")
-        if args.json:
-            Path(args.json).write_text(json.dumps(summary, indent=2))
-        return 0
-    finally:
-        lab.stop()
+    print(f"PF-EPO demo (workdir {workdir})")
+    print(f"Scenario ({sc.duration_s:.0f} s per run): steady HTTP load on VIP 10.0.100.1:80 from 2 clients; "
+          f"t={sc.benign_at_s:.0f}s benign {sc.benign_ms:.0f} ms spike on ap for {sc.benign_s:.0f} s; "
+          f"t={sc.warmup_s:.0f}s eu latency ramps to {sc.ramp_ms:.0f} ms (loss joins at the end); "
+          f"t={sc.failure_at_s:.0f}s eu link down.")
+    print("\n== predictive run (live): w = bucket weight of 64, share = requests answered in the last second,"
+          " lat = probe one-way latency, P = predicted failure probability ==")
+    results = {"predictive": run_mode("predictive", sc, workdir / "predictive", live=LiveView())}
+    print("\n== reactive run (same scenario; thresholds on observed values, immediate full move) ==", flush=True)
+    results["reactive"] = run_mode("reactive", sc, workdir / "reactive")
+    modes = ["predictive", "reactive"]
+    png = workdir / "demo.png"
+    plot(workdir, modes, sc, png)
+    print_table(results)
+    out = Path(args.json or workdir / "demo.json")
+    out.write_text(json.dumps({"scenario": sc.__dict__, "modes": results,
+                               "duration_s": round(time.monotonic() - started, 1)}, indent=2))
+    p, r = results["predictive"], results["reactive"]
+    print(f"\npredictive moved traffic {p['lead_s']} s before the failure (reactive: {r['lead_s']} s); "
+          f"share left in eu at the failure: {p['share_in_failing_region_at_failure']} vs "
+          f"{r['share_in_failing_region_at_failure']}; requests over the 200 ms SLA: "
+          f"{p['requests_over_sla']} vs {r['requests_over_sla']}.")
+    print(f"plot: {png}\nresults: {out}\ndemo finished in {time.monotonic() - started:.0f} s")
+    return 0
