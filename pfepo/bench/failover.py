@@ -68,7 +68,7 @@ class Scenario:
     @classmethod
     def demo(cls) -> Scenario:
         """Short enough for ``make demo`` to run it twice (predictive, reactive)."""
-        return cls(warmup_s=25.0, benign_at_s=10.0, benign_s=5.0, ramp_s=50.0, after_s=8.0)
+        return cls(warmup_s=20.0, benign_at_s=8.0, benign_s=5.0, ramp_s=60.0, after_s=6.0)
 
     @property
     def failure_at_s(self) -> float:
@@ -153,7 +153,7 @@ def run_mode(mode: str, sc: Scenario, workdir: Path, log=print, live=None) -> di
         live_stop = threading.Event()
         if live is not None:
             def _live() -> None:
-                while not live_stop.wait(1.0):
+                while not live_stop.wait(2.0):
                     try:
                         live(time.time() - t0, lab, reqlog)
                     except Exception as exc:  # the view must never break the run

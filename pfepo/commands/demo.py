@@ -29,7 +29,8 @@ def register(sub) -> None:
 
 
 class LiveView:
-    """Prints one line a second and every new controller event, for the predictive run."""
+    """Prints a line every 2 s and each new controller event; the same view (and the same operator
+    override) in both runs, so both pay the same monitoring load."""
 
     def __init__(self, override_at_s: float = 5.0):
         self.offset = 0
@@ -71,7 +72,7 @@ class LiveView:
             p = max((v["probability"] for ep, v in preds.items() if ep.startswith(reg + "-")), default=0.0)
             cells.append(f"{reg} w={w.get(reg, 0):2d} share={100 * counts[reg] / total:5.1f}% "
                          f"lat={latest[reg]:6.1f}ms P={p:4.2f}")
-        print(f"  t={t:5.1f}s | " + " | ".join(cells) + f" | errors/s={failed}", flush=True)
+        print(f"  t={t:5.1f}s | " + " | ".join(cells) + f" | errors={failed}", flush=True)
         events = lab.api.get("/api/v1/events", params={"limit": 1000}).json()["events"]
         if self.seen_events is None:
             self.seen_events = len(events)
@@ -101,11 +102,12 @@ def _demo(args) -> int:
           f"t={sc.benign_at_s:.0f}s benign {sc.benign_ms:.0f} ms spike on ap for {sc.benign_s:.0f} s; "
           f"t={sc.warmup_s:.0f}s eu latency ramps to {sc.ramp_ms:.0f} ms (loss joins at the end); "
           f"t={sc.failure_at_s:.0f}s eu link down.")
-    print("\n== predictive run (live): w = bucket weight of 64, share = requests answered in the last second,"
+    print("\n== predictive run (live): w = bucket weight of 64, share = requests answered since the last line,"
           " lat = probe one-way latency, P = predicted failure probability ==")
     results = {"predictive": run_mode("predictive", sc, workdir / "predictive", live=LiveView())}
-    print("\n== reactive run (same scenario; thresholds on observed values, immediate full move) ==", flush=True)
-    results["reactive"] = run_mode("reactive", sc, workdir / "reactive")
+    print("\n== reactive run (same scenario and view; thresholds on observed values, immediate full move) ==",
+          flush=True)
+    results["reactive"] = run_mode("reactive", sc, workdir / "reactive", live=LiveView())
     modes = ["predictive", "reactive"]
     png = workdir / "demo.png"
     plot(workdir, modes, sc, png)
