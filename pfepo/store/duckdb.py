@@ -14,18 +14,23 @@ import duckdb
 import pandas as pd
 
 from pfepo.samples import Sample
-from pfepo.store.base import str_to_tags, tags_to_str
+from pfepo.store.base import tags_to_str
+from pfepo.store.sql import COLS as _COLS
+from pfepo.store.sql import SqlHistory
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
     ts DOUBLE NOT NULL, subject VARCHAR NOT NULL, metric VARCHAR NOT NULL, value DOUBLE NOT NULL, tags VARCHAR
 );
 """
-_COLS = "ts, subject, metric, value, tags"
 
 
-class DuckDBStore:
+class DuckDBStore(SqlHistory):
     """HistoryStore on one DuckDB file; one connection guarded by a lock (writes are batched)."""
+
+    # DuckDB keeps no insertion order: break ties so results are stable.
+    _range_order = "ts, subject, metric"
+    _last_order = "ts DESC, metric DESC"
 
     def __init__(self, path: str | Path):
         self.path = str(path)
@@ -53,53 +58,3 @@ class DuckDBStore:
                 self._db.execute(f"INSERT INTO samples SELECT {_COLS} FROM _batch")
             finally:
                 self._db.unregister("_batch")
-
-    def range(self, subject=None, metric=None, start=None, end=None, limit=None) -> list[Sample]:
-        where, args = [], []
-        for col, op, val in (
-            ("subject", "=", subject),
-            ("metric", "=", metric),
-            ("ts", ">=", start),
-            ("ts", "<", end),
-        ):
-            if val is not None:
-                where.append(f"{col} {op} ?")
-                args.append(val)
-        sql = f"SELECT {_COLS} FROM samples"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY ts, subject, metric"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(int(limit))
-        return self._query(sql, args)
-
-    def last(self, subject: str, metric: str | None = None, n: int = 100) -> list[Sample]:
-        sql = f"SELECT {_COLS} FROM samples WHERE subject = ?"
-        args: list = [subject]
-        if metric is not None:
-            sql += " AND metric = ?"
-            args.append(metric)
-        sql += " ORDER BY ts DESC, metric DESC LIMIT ?"
-        args.append(int(n))
-        return list(reversed(self._query(sql, args)))
-
-    def subjects(self) -> list[str]:
-        with self._lock:
-            return [
-                r[0]
-                for r in self._db.execute("SELECT DISTINCT subject FROM samples ORDER BY subject").fetchall()
-            ]
-
-    def count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _query(self, sql: str, args: list) -> list[Sample]:
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [Sample(ts, subj, met, val, str_to_tags(tags)) for ts, subj, met, val, tags in rows]

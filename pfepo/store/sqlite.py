@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pfepo.samples import Sample
-from pfepo.store.base import str_to_tags, tags_to_str
+from pfepo.store.base import tags_to_str
+from pfepo.store.sql import SqlHistory
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
@@ -24,7 +25,7 @@ CREATE INDEX IF NOT EXISTS samples_ts ON samples(ts);
 """
 
 
-class SQLiteStore:
+class SQLiteStore(SqlHistory):
     """HistoryStore on one SQLite file; one connection guarded by a lock (writes are batched)."""
 
     def __init__(self, path: str | Path):
@@ -43,45 +44,3 @@ class SQLiteStore:
         rows = [(s.ts, s.subject, s.metric, s.value, tags_to_str(s.tags)) for s in samples]
         with self._lock, self._db:
             self._db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?)", rows)
-
-    def range(self, subject=None, metric=None, start=None, end=None, limit=None) -> list[Sample]:
-        where, args = [], []
-        for col, op, val in (("subject", "=", subject), ("metric", "=", metric), ("ts", ">=", start), ("ts", "<", end)):
-            if val is not None:
-                where.append(f"{col} {op} ?")
-                args.append(val)
-        sql = "SELECT ts, subject, metric, value, tags FROM samples"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY ts"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(int(limit))
-        return self._query(sql, args)
-
-    def last(self, subject: str, metric: str | None = None, n: int = 100) -> list[Sample]:
-        sql = "SELECT ts, subject, metric, value, tags FROM samples WHERE subject = ?"
-        args: list = [subject]
-        if metric is not None:
-            sql += " AND metric = ?"
-            args.append(metric)
-        sql += " ORDER BY ts DESC LIMIT ?"
-        args.append(int(n))
-        return list(reversed(self._query(sql, args)))
-
-    def subjects(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT DISTINCT subject FROM samples ORDER BY subject")]
-
-    def count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _query(self, sql: str, args: list) -> list[Sample]:
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [Sample(ts, subj, met, val, str_to_tags(tags)) for ts, subj, met, val, tags in rows]

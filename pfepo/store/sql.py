@@ -1,0 +1,60 @@
+"""Queries shared by the embedded SQL stores (SQLite, DuckDB): same table, same ``?`` parameters."""
+
+from __future__ import annotations
+
+from pfepo.samples import Sample
+from pfepo.store.base import str_to_tags
+
+COLS = "ts, subject, metric, value, tags"
+
+
+class SqlHistory:
+    """HistoryStore reads over a ``samples`` table; subclasses provide ``_db``, ``_lock`` and ``write``.
+
+    ``_range_order``/``_last_order`` let a store add tie-breakers where it keeps no insertion order.
+    """
+
+    _range_order = "ts"
+    _last_order = "ts DESC"
+
+    def range(self, subject=None, metric=None, start=None, end=None, limit=None) -> list[Sample]:
+        where, args = [], []
+        for col, op, val in (("subject", "=", subject), ("metric", "=", metric), ("ts", ">=", start), ("ts", "<", end)):
+            if val is not None:
+                where.append(f"{col} {op} ?")
+                args.append(val)
+        sql = f"SELECT {COLS} FROM samples"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {self._range_order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        return self._query(sql, args)
+
+    def last(self, subject: str, metric: str | None = None, n: int = 100) -> list[Sample]:
+        sql = f"SELECT {COLS} FROM samples WHERE subject = ?"
+        args: list = [subject]
+        if metric is not None:
+            sql += " AND metric = ?"
+            args.append(metric)
+        sql += f" ORDER BY {self._last_order} LIMIT ?"
+        args.append(int(n))
+        return list(reversed(self._query(sql, args)))
+
+    def subjects(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT DISTINCT subject FROM samples ORDER BY subject").fetchall()]
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _query(self, sql: str, args: list) -> list[Sample]:
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [Sample(ts, subj, met, val, str_to_tags(tags)) for ts, subj, met, val, tags in rows]
