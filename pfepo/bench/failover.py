@@ -68,7 +68,7 @@ class Scenario:
     @classmethod
     def demo(cls) -> Scenario:
         """Short enough for ``make demo`` to run it twice (predictive, reactive)."""
-        return cls(warmup_s=20.0, benign_at_s=8.0, benign_s=5.0, ramp_s=60.0, after_s=6.0)
+        return cls(warmup_s=16.0, benign_at_s=6.0, benign_s=4.0, ramp_s=60.0, after_s=4.0)
 
     @property
     def failure_at_s(self) -> float:

@@ -32,7 +32,7 @@ class LiveView:
     """Prints a line every 2 s and each new controller event; the same view (and the same operator
     override) in both runs, so both pay the same monitoring load."""
 
-    def __init__(self, override_at_s: float = 5.0):
+    def __init__(self, override_at_s: float = 3.0):
         self.offset = 0
         self.seen_events: int | None = None  # events before the first tick (switch start-up) are not news
         self.override_at_s = override_at_s
