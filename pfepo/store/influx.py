@@ -45,6 +45,19 @@ class InfluxSetupError(RuntimeError):
         super().__init__(f"{self.setting}: {message}")
 
 
+def v2_client(cfg: InfluxConfig):
+    """An influxdb-client InfluxDBClient for the v2 write and Flux read paths."""
+    from influxdb_client import InfluxDBClient
+
+    return InfluxDBClient(
+        url=cfg.url,
+        token=cfg.token.get_secret_value() if cfg.token else "",
+        org=cfg.org,
+        timeout=int(cfg.timeout_s * 1000),
+        verify_ssl=cfg.verify_tls,
+    )
+
+
 # --- line protocol ---------------------------------------------------------------------------------
 
 # Backslashes in names become "/": influxd 1.6 stores an escaped one doubled and refuses a line whose tag
@@ -179,17 +192,10 @@ class _V2Transport:
     """
 
     def __init__(self, cfg: InfluxConfig):
-        from influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
 
         self.cfg = cfg
-        self.client = InfluxDBClient(
-            url=cfg.url,
-            token=cfg.token.get_secret_value() if cfg.token else "",
-            org=cfg.org,
-            timeout=int(cfg.timeout_s * 1000),
-            verify_ssl=cfg.verify_tls,
-        )
+        self.client = v2_client(cfg)
         self.api = self.client.write_api(write_options=SYNCHRONOUS)
 
     def post(self, payload: bytes) -> None:
@@ -352,16 +358,8 @@ class FluxReader:
     _META = {"result", "table", "_start", "_stop", "_time", "_value", "_field", "_measurement", "subject"}
 
     def __init__(self, cfg: InfluxConfig):
-        from influxdb_client import InfluxDBClient
-
         self.cfg = cfg
-        self.client = InfluxDBClient(
-            url=cfg.url,
-            token=cfg.token.get_secret_value() if cfg.token else "",
-            org=cfg.org,
-            timeout=int(cfg.timeout_s * 1000),
-            verify_ssl=cfg.verify_tls,
-        )
+        self.client = v2_client(cfg)
 
     def select(self, subject=None, metric=None, start=None, end=None, limit=None, desc=False) -> list[Sample]:
         q = flux_query(self.cfg.bucket, subject, metric, start, end, limit, desc)
