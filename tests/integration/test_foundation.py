@@ -1,8 +1,8 @@
 """End to end on real OVS (userspace datapath) + Mininet + `pfepo run` as a separate process.
 
 Tolerances: OVS maps weights onto hash slots and splits per TCP flow by hash, so a 600-connection
-split is compared with the weights at +-8 percentage points (binomial sd at n=600 is <= 2 points,
-slot rounding <= 1.6 points at 64 slots).
+split is compared with the weights at +-10 percentage points: 3 binomial sd at n=600 is <= 6 points, and
+OVS may use as few as 16 hash slots (ENVIRONMENT.md), which rounds a share by up to 3 points.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.ovs
 
-TOL = 0.08
+TOL = 0.10
 
 
 def test_clients_reach_vip_and_flows_split_by_weight(lab):
@@ -95,7 +95,7 @@ def test_link_down_moves_its_share_at_once(lab):
     assert svc["down_regions"] == ["eu"] and svc["bucket_weights"]["eu"] == 0
     assert took < 3.0
     time.sleep(1.0)  # datapath flow revalidation, as above
-    shares = lab.measure_split(300)
+    shares = lab.measure_split(600)
     assert shares["eu"] == 0.0 and shares["_failed"] == 0
     w = lab.switch_weights()  # eu's slots went to us and ap (planner: by spare capacity)
     assert w[0] == 0 and abs(shares["us"] - w[1] / 64) < TOL, (shares, w)
