@@ -21,6 +21,7 @@ TOL = 0.10
 def test_clients_reach_vip_and_flows_split_by_weight(lab):
     assert lab.switch_weights() == [32, 19, 13]  # 50/30/20 quantised to 64 slots
     shares = lab.measure_split(600)
+    print(f"split of 600 connections for weights 50/30/20: {shares}")
     assert shares["_failed"] == 0
     for region, want in {"eu": 0.5, "us": 0.3, "ap": 0.2}.items():
         assert abs(shares[region] - want) < TOL, shares
