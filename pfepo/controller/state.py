@@ -60,6 +60,8 @@ class ControllerState:
         # the planner resumes from what the switches hold and fails back gradually.
         self.planned: dict[str, dict[str, int] | None] = {s.name: None for s in cfg.services}
         self.desired_version = 0  # bumps on every operator/config change of ``desired``
+        # Regions whose pinned connections the planner evicted (connection affinity), per service.
+        self.evicted: dict[str, frozenset[str]] = {s.name: frozenset() for s in cfg.services}
         self.bandwidth: dict[str, dict[str, float | None]] = {
             s.name: {r: s.bandwidth_mbps.get(r) for r in s.weights} for s in cfg.services
         }
@@ -138,6 +140,19 @@ class ControllerState:
             for svc, w in weights.items():
                 if svc in self.planned and self.planned[svc] != dict(w):
                     self.planned[svc] = dict(w)
+                    changed = True
+        if changed:
+            self._notify()
+        return changed
+
+    def set_evicted(self, evicted: Mapping[str, object]) -> bool:
+        """The planner's evicted regions per service (the decision loop's actuation point calls this)."""
+        changed = False
+        with self._lock:
+            for svc, regions in evicted.items():
+                new = frozenset(regions)
+                if svc in self.evicted and self.evicted[svc] != new:
+                    self.evicted[svc] = new
                     changed = True
         if changed:
             self._notify()

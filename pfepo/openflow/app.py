@@ -110,7 +110,7 @@ class PfepoApp(app_manager.OSKenApp):
     # --- groups: desired state, reconciled -------------------------------------------------------------
     def _desired(self, dpid: int):
         sw = self.state.switches[dpid]
-        return switch_state(self.cfg, sw.name, self.state.bucket_weights(), self.state.bandwidth)
+        return switch_state(self.cfg, sw.name, self.state.bucket_weights(), self.state.bandwidth, self.state.evicted)
 
     @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
     def _meter_config(self, ev):
