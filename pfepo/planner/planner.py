@@ -119,6 +119,7 @@ class Planner:
         self.default_safety = safety or Safety()
         self.default_failback = failback or Failback()
         self._svc: dict[str, _Service] = {}
+        self._pending: list[dict] = []  # events from reconfigure, reported with the next step
 
     # ------------------------------------------------------------------ public
     def reconfigure(self, config: PfepoConfig) -> None:
@@ -128,6 +129,9 @@ class Planner:
             ss = self._svc.get(svc.name)
             if ss is not None and (sorted(svc.weights) != sorted(ss.regions)
                                    or quantize(svc.weights, self.slots) != ss.nominal):
+                self._pending.extend({"kind": "restore", "service": svc.name, "region": r, "phase": "normal",
+                                      "reason": "new baseline (operator or config): the region's connections "
+                                      "stay pinned again"} for r in ss.regions if ss.states[r].evicted)
                 del self._svc[svc.name]
         names = {s.name for s in config.services}
         for gone in [n for n in self._svc if n not in names]:
@@ -145,6 +149,8 @@ class Planner:
         applied: dict[str, dict[str, int]] = {}
         states: dict[str, dict[str, dict]] = {}
         evicted: dict[str, list[str]] = {}
+        events.extend({"ts": now, **e, "dry_run": dry} for e in self._pending)
+        self._pending.clear()
         for svc in self.config.services:
             ss = self._service(svc.name, svc.weights, current.get(svc.name), now)
             before = dict(ss.weights)

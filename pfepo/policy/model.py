@@ -244,6 +244,10 @@ def semantic_problems(p: Policy) -> list[tuple[Loc, str]]:
                     f"fail-back threshold ({p.failback.below:g}) must be below act ({t.act:g}) for hysteresis"))
     if p.risk.probability == "criteria" and not p.criteria:
         out.append((("risk", "probability"), "probability 'criteria' needs at least one criterion"))
+    if p.drain.evict_at_risk is not None and p.drain.evict_at_risk <= t.act:
+        out.append((("drain", "evict_at_risk"),
+                    f"evict_at_risk ({p.drain.evict_at_risk:g}) must be above act ({t.act:g}): every drain "
+                    "would empty the region at once"))
     if p.learning.auto_apply and p.learning.min_act >= t.act:
         out.append((("learning", "min_act"),
                     f"min_act ({p.learning.min_act:g}) must be below act ({t.act:g}) or nothing can be learned"))

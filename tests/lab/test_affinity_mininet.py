@@ -98,6 +98,6 @@ def test_hand_edited_fast_failover_group_is_repaired(lab):
     core = lab.spec.core()
     ofctl("mod-group", core, "group_id=2001,type=ff,bucket=watch_group:1,actions=group:1")
     t0 = time.monotonic()
-    lab.wait_for(lambda: "watch_port:1,actions=output:1" in ofctl("dump-groups", core, "2001"), 5,
+    lab.wait_for(lambda: "group_id=2001,type=ff,bucket=watch_port:1,actions=output:1" in ofctl("dump-groups", core), 5,
                  interval=0.05, what="fast-failover group 2001 repaired")
     print(f"hand-edited FF group repaired in {time.monotonic() - t0:.2f} s")

@@ -150,3 +150,20 @@ def test_save_is_atomic_and_reports_io_errors(tmp_path):
     (tmp_path / "file").write_text("x")
     broken = PlannerStore(tmp_path / "file" / "p.json")  # parent is a file
     assert broken.save({"a": 1}) is False and broken.errors == 1
+
+
+def test_operator_baseline_restores_an_evicted_region_and_says_so(config, Driver, build_config):
+    d = Driver(Planner(config))
+    assert d.step(0, down={"eu"}).evicted == {"web": ["eu"]}
+    d.planner.reconfigure(build_config({"eu": 2, "us": 1, "ap": 1}))
+    plan = d.step(1)
+    assert plan.evicted == {"web": []}
+    assert [(e["region"], "new baseline" in e["reason"]) for e in kinds(plan, "restore")] == [("eu", True)]
+
+
+def test_evict_at_risk_must_be_above_act(make_policy):
+    from pfepo.policy.model import semantic_problems
+
+    probs = semantic_problems(make_policy(drain={"evict_at_risk": 0.5}))
+    assert [loc for loc, _ in probs] == [("drain", "evict_at_risk")]
+    assert semantic_problems(make_policy(drain={"evict_at_risk": 0.9})) == []
