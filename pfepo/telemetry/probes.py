@@ -14,6 +14,8 @@ import struct
 from collections import deque
 from dataclasses import dataclass, field
 
+from pfepo.samples import Sample
+
 ETH_TYPE = 0x88B5  # IEEE 802 local experimental ethertype: never leaves our network
 MAGIC = b"PFEP"
 _FMT = "!4sQIIId"  # magic, src dpid, src port, link id, seq, send time
@@ -102,3 +104,28 @@ class EchoRtt:
 
     def get(self, dpid: int) -> float:
         return self.rtt.get(dpid, 0.0)
+
+
+def link_samples(stats: dict[str, LinkStats], now: float) -> list[Sample]:
+    """Per link direction ``uplink:R>``/``uplink:R<`` stats -> samples for link ``uplink:R``.
+
+    Each direction gives ``latency_out_ms``/``latency_in_ms`` and ``loss_out_pct``/``loss_in_pct``; the
+    link's ``latency_ms`` and ``loss_pct`` are the means over the directions that reported.
+    """
+    by_link: dict[str, dict[str, float]] = {}
+    for direction, st in stats.items():
+        link, way = direction[:-1], "out" if direction.endswith(">") else "in"
+        m = by_link.setdefault(link, {})
+        m[f"loss_{way}_pct"] = st.loss_pct
+        if st.latency_ms is not None:
+            m[f"latency_{way}_ms"] = st.latency_ms
+    samples = []
+    for link, m in by_link.items():
+        lats = [v for k, v in m.items() if k.startswith("latency_")]
+        losses = [v for k, v in m.items() if k.startswith("loss_")]
+        if lats:
+            m["latency_ms"] = sum(lats) / len(lats)
+        m["loss_pct"] = sum(losses) / len(losses)
+        tags = (("kind", "uplink"), ("region", link.split(":", 1)[1]), ("source", "probe"))
+        samples.extend(Sample(now, link, k, v, tags) for k, v in m.items())
+    return samples
