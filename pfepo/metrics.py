@@ -20,6 +20,8 @@ class Metrics:
         self.handler_errors = Counter(
             "pfepo_openflow_handler_errors", "OpenFlow event handler exceptions (logged with traceback; the "
             "event loop went on)", ["handler"], registry=self.registry)
+        self.polls = Counter("pfepo_openflow_polls", "poll ticks handled by the OpenFlow thread (read-back, "
+                             "stats, probes)", registry=self.registry)
         self.up = Gauge("pfepo_up", "1 while the daemon runs", registry=self.registry)
         self.up.set(1)
 

@@ -178,6 +178,7 @@ class PfepoApp(app_manager.OSKenApp):
     @guarded
     def _tick(self, ev):
         self.watchdog.tick_handled()
+        self.rt.metrics.polls.inc()
         self._apply(self.fabric.on_tick(time.time()))
 
     def _poll_loop(self) -> None:

@@ -111,25 +111,32 @@ class SwitchSync:
         self.ask(kind, out)
 
     # --- the three reconciled tables ----------------------------------------------------------------
-    def _fix_meters(self, out: Out) -> None:
+    def _drift(self, table: str, n: int, out: Out) -> None:
+        """A read-back after the switch was in step found differences: someone changed it behind us."""
+        if n:
+            out.events.append(("drift_repaired", {"switch": self.name, "table": table, "changes": n}))
+
+    def _fix_meters(self, out: Out, read_back: bool = False) -> None:
         changes = meter_changes(self.want.meters, self.have_meters)
         for command, meter in changes:
             out.send(self.dpid, MeterMod(meter, command))
-            out.events.append(("meter_mod", {"switch": self.name, "meter": meter.meter_id, "command": command,
-                                             "rate_kbps": meter.rate_kbps}))
             self.have_meters[meter.meter_id] = meter
         if changes:
             self._sent("meter_config", out)
+        if read_back and self.meters_ready:
+            self._drift("meters", len(changes), out)
 
-    def _fix_groups(self, out: Out) -> None:
+    def _fix_groups(self, out: Out, read_back: bool = False) -> None:
         changes = group_changes(self.want.groups, self.have_groups)
         for ch in changes:
             out.send(self.dpid, GroupMod(ch.group, ch.command))
             self.have_groups[ch.group.group_id] = ch.group
         if changes:
             self._sent("group_desc", out)
+        if read_back and self.groups_ready:
+            self._drift("groups", len(changes), out)
 
-    def _fix_flows(self, out: Out) -> None:
+    def _fix_flows(self, out: Out, read_back: bool = False) -> None:
         changes = flow_changes(self.want.flows, self.have_flows.values())
         for command, flow in changes:
             out.send(self.dpid, FlowMod(flow, command))
@@ -138,8 +145,9 @@ class SwitchSync:
             else:
                 self.have_flows.pop(flow_key(flow), None)
         if changes:
-            out.events.append(("flows_sent", {"switch": self.name, "count": len(changes)}))
             self._sent("flow_stats", out)
+        if read_back and self.flows_ready:
+            self._drift("flows", len(changes), out)
 
     # --- handlers ------------------------------------------------------------------------------------
     def on_connect(self, out: Out) -> None:
@@ -151,7 +159,7 @@ class SwitchSync:
             return
         self.seen_meters = dict(meters)
         self.have_meters = dict(meters)
-        self._fix_meters(out)
+        self._fix_meters(out, read_back=True)
         if not self.meters_ready:
             self.meters_ready = True
             self.ask("group_desc", out)
@@ -161,7 +169,7 @@ class SwitchSync:
             return
         self.seen_groups = dict(groups)
         self.have_groups = dict(groups)
-        self._fix_groups(out)
+        self._fix_groups(out, read_back=True)
         if not self.groups_ready:
             self.groups_ready = True
             self.ask("flow_stats", out)
@@ -171,7 +179,7 @@ class SwitchSync:
             return
         self.seen_flows = {flow_key(f): f for f in flows}
         self.have_flows = dict(self.seen_flows)
-        self._fix_flows(out)
+        self._fix_flows(out, read_back=True)
         self.flows_ready = True
 
     def on_desired(self, want: SwitchState, out: Out) -> None:
@@ -317,11 +325,14 @@ class Fabric:
     def on_tick(self, now: float) -> Out:
         """Every poll interval: read everything back, time the control channel, report and send probes."""
         out = Out()
+        # Echo and probes first: their replies then come back ahead of the stats replies, so the time a
+        # probe waits in our own event queue (counted as link latency) stays small.
         for sync in self.syncs.values():
-            sync.on_poll(out)
             out.send(sync.dpid, EchoRequest(struct.pack("!d", now)))
         if self.cfg.probes.enabled:
             self._probe_round(now, out)
+        for sync in self.syncs.values():
+            sync.on_poll(out)
         return out
 
     def on_echo_reply(self, dpid: int, data: bytes, now: float) -> Out:

@@ -32,6 +32,7 @@ def _no_errors(net: FakeController) -> None:
 
 def test_connect_installs_what_the_switch_should_hold_in_openflow_order(net):
     core = net.switches[net.dpid("pfc0")]
+    assert not [e for e in net.events if e[0] == "drift_repaired"]  # the first install is no drift
     want = net.fabric.want(core.dpid)
     assert core.groups == want.groups
     assert set(core.flows.values()) == set(want.flows)
@@ -64,6 +65,9 @@ def test_drift_is_repaired_on_the_next_poll(net, drift):
         getattr(core, drift)()
     net.tick()  # the poll's read-back sees the drift: not in sync until repaired
     assert core.groups == want.groups and set(core.flows.values()) == set(want.flows)
+    tables = {e["table"] for kind, e in net.events if kind == "drift_repaired"}
+    assert tables == ({"groups"} if drift == "mod_group" else {"flows"} if drift == "del_flows"
+                      else {"groups", "flows"}), net.events
     assert core.forward(VIP_TCP).groups, "VIP flow back"
     _no_errors(net)
     assert net.state.snapshot_services()[0]["in_sync"]
