@@ -51,6 +51,8 @@ class Runtime:
     predictor: PredictionWorker | None = None
     learner: FailureLearner | None = None
     pollers: list = field(default_factory=list)  # signals.health pollers: health checks and scrapes
+    # Authenticates link probes. Per process and never stored: probes never outlive the daemon that sent them.
+    probe_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ingest(self, samples: list) -> None:
@@ -164,7 +166,7 @@ def stop_decisions(rt: Runtime) -> None:
 
 def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     """Run until SIGINT/SIGTERM. Returns the process exit code."""
-    # BLAS threading makes statsmodels fits ~10x slower here (ENVIRONMENT.md): pin before numpy loads.
+    # BLAS threading made statsmodels fits ~10x slower on 2-core machines (measured): pin before numpy loads.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("OSKEN_HUB_TYPE", "native")

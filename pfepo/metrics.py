@@ -22,6 +22,9 @@ class Metrics:
             "event loop went on)", ["handler"], registry=self.registry)
         self.polls = Counter("pfepo_openflow_polls", "poll ticks handled by the OpenFlow thread (read-back, "
                              "stats, probes)", registry=self.registry)
+        self.probes_rejected = Counter(
+            "pfepo_probe_frames_rejected", "probe frames ignored (malformed, bad_mac, unknown_link, wrong_switch, "
+            "wrong_port, outside_window, replay)", ["reason"], registry=self.registry)
         self.up = Gauge("pfepo_up", "1 while the daemon runs", registry=self.registry)
         self.up.set(1)
 

@@ -73,7 +73,8 @@ class PfepoApp(app_manager.OSKenApp):
         self.rt = pfepo
         self.cfg = pfepo.cfg
         self.state = pfepo.state
-        self.fabric = Fabric(self.cfg, self.state.bucket_weights(), self.state.bandwidth_snapshot())
+        self.fabric = Fabric(self.cfg, self.state.bucket_weights(), self.state.bandwidth_snapshot(),
+                             probe_key=pfepo.probe_key)
         self.datapaths: dict[int, object] = {}
         self._multipart: dict[tuple[int, int], list] = {}
         self.watchdog = Watchdog(stall_s=max(5.0, 10 * self.cfg.poll_interval_s))
@@ -138,6 +139,8 @@ class PfepoApp(app_manager.OSKenApp):
             self.rt.record_event(kind, **fields)
         if out.samples:
             self.rt.ingest(out.samples)
+        for reason in out.rejected_probes:
+            self.rt.metrics.probes_rejected.labels(reason).inc()
         flows = 0
         for dpid, msg in out.msgs:
             flows += isinstance(msg, FlowMod)

@@ -66,6 +66,7 @@ class Out:
     ports: list[tuple[int, int, bool]] = field(default_factory=list)  # (dpid, port, up)
     rates: list[tuple[int, int, PortRates]] = field(default_factory=list)
     status: dict[int, SyncStatus] = field(default_factory=dict)
+    rejected_probes: list[str] = field(default_factory=list)  # reasons probe frames were ignored
 
     def send(self, dpid: int, msg: Message) -> None:
         self.msgs.append((dpid, msg))
@@ -213,8 +214,10 @@ class Fabric:
     """All switches of the config: desired state per switch, syncs of connected ones, probes and ARP."""
 
     def __init__(self, cfg: PfepoConfig, weights: Mapping[str, Mapping[str, int]] | None = None,
-                 bandwidth: Mapping[str, Mapping[str, float | None]] | None = None):
+                 bandwidth: Mapping[str, Mapping[str, float | None]] | None = None, probe_key: bytes = b""):
+        """``probe_key``: the secret that authenticates probe frames (the daemon passes a random one)."""
         self.cfg = cfg
+        self.probe_key = probe_key
         self.names = {s.dpid: s.name for s in cfg.switches}
         self.syncs: dict[int, SwitchSync] = {}
         self.weights: Mapping[str, Mapping[str, int]] = weights or {}
@@ -250,6 +253,9 @@ class Fabric:
         if name is None:
             return None
         sync = self.syncs[dpid] = SwitchSync(dpid, name, self.want(dpid))
+        for direction, (src, _port, dst) in self.links.items():  # a region switch may come back rewired
+            if direction.endswith("<") and src == dpid:
+                self.links[direction] = (src, None, dst)
         out = Out()
         sync.on_connect(out)
         return self._status(sync, out)
@@ -352,7 +358,7 @@ class Fabric:
                 continue
             for _ in range(self.cfg.probes.per_interval):
                 seq = self.probes.next_seq(direction, now)
-                payload = probes.encode(src, port, self._link_index[direction], seq, now)
+                payload = probes.encode(src, port, self._link_index[direction], seq, now, self.probe_key)
                 out.send(src, PacketOut(port, frames.probe_frame(payload, probes.ETH_TYPE)))
 
     def on_packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> Out:
@@ -360,7 +366,9 @@ class Fabric:
         out = Out()
         etype = frames.ethertype(data)
         if etype == probes.ETH_TYPE:
-            self._probe_in(dpid, in_port, data[14:], now)
+            reason = self._probe_in(dpid, in_port, data[14:], now)
+            if reason is not None:
+                out.rejected_probes.append(reason)
             return out
         req = frames.parse_arp(data)
         if req is None or req[0] != frames.ARP_REQUEST or req[4] not in self.vips:
@@ -369,20 +377,33 @@ class Fabric:
         out.send(dpid, PacketOut(in_port, frames.arp_reply(req, svc.vip, svc.vip_mac)))
         return out
 
-    def _probe_in(self, dpid: int, in_port: int, payload: bytes, now: float) -> None:
-        got = probes.decode(payload)
-        if got is None:
-            return
-        src_dpid, _src_port, link_id, seq, _t_out = got
+    def _expected_in_port(self, direction: str) -> int | None:
+        """The port a probe of ``direction`` must arrive on: the link's port at the receiving end."""
+        other = direction[:-1] + ("<" if direction.endswith(">") else ">")
+        return self.links[other][1]  # None until learnt (region side)
+
+    def _probe_in(self, dpid: int, in_port: int, payload: bytes, now: float) -> str | None:
+        """Account an authentic probe; return why a frame was rejected (None when accepted)."""
+        got = probes.verify(payload, self.probe_key)
+        if isinstance(got, str):
+            return got
+        src_dpid, src_port, link_id, seq, t_out = got
         direction = self.link_ids.get(link_id)
         if direction is None:
-            return
-        src, _port, dst = self.links[direction]
-        if dst != dpid:
-            return
-        if direction.endswith(">"):  # learn the region side's port for the reverse direction
+            return "unknown_link"
+        src, port, dst = self.links[direction]
+        if (dst, src) != (dpid, src_dpid) or port != src_port:
+            return "wrong_switch"
+        expected = self._expected_in_port(direction)
+        if expected is not None and in_port != expected:
+            return "wrong_port"
+        if not now - self.cfg.probes.timeout_s <= t_out <= now + 1.0:
+            return "outside_window"
+        if not self.probes.expects(seq, direction, t_out):
+            return "replay"
+        if expected is None:  # first authentic forward probe: the region side's port of this link
             rev = direction[:-1] + "<"
-            rsrc, rport, rdst = self.links[rev]
-            if rport != in_port:
-                self.links[rev] = (rsrc, in_port, rdst)
+            rsrc, _none, rdst = self.links[rev]
+            self.links[rev] = (rsrc, in_port, rdst)
         self.probes.received(seq, now, self.echo.get(src_dpid), self.echo.get(dpid))
+        return None

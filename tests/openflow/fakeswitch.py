@@ -207,10 +207,12 @@ class FakeController:
 
         self.cfg = cfg
         self.state = state or ControllerState(cfg)
-        self.fabric = Fabric(cfg, self.state.bucket_weights(), self.state.bandwidth_snapshot())
+        self.fabric = Fabric(cfg, self.state.bucket_weights(), self.state.bandwidth_snapshot(),
+                             probe_key=b"test-probe-key-0123456789abcdef!")
         self.now = now
         self.samples: list = []
         self.events: list[tuple[str, dict]] = []
+        self.rejected_probes: list[str] = []
         self.inbox: deque = deque()
         self.pending = False
         self.state.add_listener(self._changed)
@@ -293,6 +295,7 @@ class FakeController:
             self.state.set_sync_status(dpid, status)
         self.events.extend(out.events)
         self.samples.extend(out.samples)
+        self.rejected_probes.extend(out.rejected_probes)
         for dpid, msg in out.msgs:
             if dpid not in self.connected:
                 continue

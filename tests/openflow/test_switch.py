@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from pfepo.openflow import frames
@@ -225,3 +227,46 @@ def test_fake_switch_records_unknown_actions_instead_of_failing():
     assert path.outputs == [1] and path.unknown == [("ct", "commit", 5)]
     sw.apply(GroupMod(Group(3, ()), "modify"))
     assert sw.errors == ["UNKNOWN_GROUP: MODIFY of group 3"]
+
+
+def _forge(net, link_id: int, seq: int, t_out: float, key: bytes, src_dpid: int = 1, src_port: int = 1) -> bytes:
+    return frames.probe_frame(probes.encode(src_dpid, src_port, link_id, seq, t_out, key), probes.ETH_TYPE)
+
+
+def test_forged_probe_frames_are_counted_and_change_nothing(net):
+    """issue 11 item 3: 60 forged frames from a server port used to drain a region."""
+    core, eu = net.switches[net.dpid("pfc0")], net.switches[net.dpid("pfr1")]
+    net.tick()
+    sent = [p for p in core.packet_outs if p.port == 1 and frames.ethertype(p.data) == probes.ETH_TYPE]
+    core.packet_outs.clear()
+    genuine = sent[0].data
+    _hdr, _dpid, _port, link_id, seq, t_out = struct.unpack_from("!4sQIIId", genuine, 14)
+    forged = [
+        _forge(net, link_id, seq, t_out, b"wrong key"),                              # bad_mac
+        genuine[:-1] + bytes([genuine[-1] ^ 1]),                                       # bad_mac (tampered)
+        genuine[:20],                                                                  # malformed
+    ]
+    for f in forged:
+        net.packet_in(eu.dpid, 2, f)  # from a server port, like the attack
+    assert net.rejected_probes == ["bad_mac", "bad_mac", "malformed"]
+    # The real probes arrive on the link's port and are accepted (the first one teaches the return port).
+    for p in sent:
+        net.packet_in(eu.dpid, 1, p.data)
+    assert len(net.rejected_probes) == 3
+    net.packet_in(eu.dpid, 2, genuine)  # a genuine frame replayed from a server port
+    net.packet_in(eu.dpid, 1, genuine)  # ... and on the link's port
+    assert net.rejected_probes[3:] == ["wrong_port", "replay"]
+    # The return port was learnt from the genuine probes only: port 1, not the server port 2.
+    assert net.fabric.links["uplink:eu<"][1] == 1
+    net.tick(net.cfg.probes.timeout_s + 0.1)
+    got = {s.metric: s.value for s in net.samples if s.subject == "uplink:eu"}
+    assert got["loss_out_pct"] == 0.0
+
+
+def test_probe_sent_long_ago_is_outside_the_window(net):
+    core, eu = net.switches[net.dpid("pfc0")], net.switches[net.dpid("pfr1")]
+    net.tick()
+    p = next(p for p in core.packet_outs if p.port == 1 and frames.ethertype(p.data) == probes.ETH_TYPE)
+    net.now += net.cfg.probes.timeout_s + 5
+    net.packet_in(eu.dpid, 1, p.data)
+    assert net.rejected_probes == ["outside_window"]
