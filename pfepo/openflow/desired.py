@@ -84,7 +84,7 @@ class Flow:
     actions: tuple[Action, ...] = ()
     group: int | None = None
     meter: int | None = None
-    table: int = 0
+    table_id: int = 0
 
 
 @dataclass
@@ -150,15 +150,15 @@ def _ingress_affinity(cfg: PfepoConfig, st: SwitchState, i: int, svc: ServiceCon
         ff = ff_group_id(i, n)
         own = () if r.name in evicted else (Bucket(0, r.uplink.port, (("output", r.uplink.port),), r.name),)
         st.groups[ff] = Group(ff, (*own, repick), kind="ff")
-        st.flows.append(Flow(PRIO_PINNED, (*_vip_match(svc), ("ct_mark", n)), group=ff, table=T_STEER))
+        st.flows.append(Flow(PRIO_PINNED, (*_vip_match(svc), ("ct_mark", n)), group=ff, table_id=T_STEER))
         commit = (("ct", True, zone, None, n), ("output", r.uplink.port))
-        flow = Flow(PRIO_NEW, (("eth_type", 0x0800), ("reg0", n)), commit, table=T_COMMIT)
+        flow = Flow(PRIO_NEW, (("eth_type", 0x0800), ("reg0", n)), commit, table_id=T_COMMIT)
         if flow not in st.flows:  # one per region, shared by every service
             st.flows.append(flow)
     st.flows.append(Flow(PRIO_VIP, _vip_match(svc), (("ct", False, zone, T_STEER, None),)))
-    st.flows.append(Flow(PRIO_NEW, _vip_match(svc), group=gid, table=T_STEER))
+    st.flows.append(Flow(PRIO_NEW, _vip_match(svc), group=gid, table_id=T_STEER))
     st.flows.append(Flow(PRIO_VIP, _reply_match(svc), (("ct", False, zone, T_REPLY, None),)))
-    reply = Flow(PRIO_MISS, (), (("output", NORMAL),), table=T_REPLY)
+    reply = Flow(PRIO_MISS, (), (("output", NORMAL),), table_id=T_REPLY)
     if reply not in st.flows:
         st.flows.append(reply)
 

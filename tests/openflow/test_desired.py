@@ -90,12 +90,12 @@ def test_affinity_bucket_sets_region_and_resubmits_commit_table_outputs(cfg):
     assert [b.actions for b in g.buckets] == [(("set_field", "reg0", n), ("resubmit", T_COMMIT)) for n in (1, 2, 3)]
     assert [b.watch_port for b in g.buckets] == [1, 2, 3]
     zone = cfg.openflow.conntrack_zone
-    commit = {dict(f.match)["reg0"]: f.actions for f in st.flows if f.table == T_COMMIT}
+    commit = {dict(f.match)["reg0"]: f.actions for f in st.flows if f.table_id == T_COMMIT}
     assert commit == {n: (("ct", True, zone, None, n), ("output", n)) for n in (1, 2, 3)}
-    t0 = [f for f in st.flows if f.table == 0 and f.actions and f.actions[0][0] == "ct"]
+    t0 = [f for f in st.flows if f.table_id == 0 and f.actions and f.actions[0][0] == "ct"]
     assert {dict(f.match).get("ipv4_dst") or dict(f.match).get("ipv4_src") for f in t0} == {"10.0.100.1"}
     assert {f.actions[0][3] for f in t0} == {T_STEER, T_REPLY}  # requests and replies share the zone
-    assert any(f.table == T_REPLY and f.actions == (("output", NORMAL),) for f in st.flows)
+    assert any(f.table_id == T_REPLY and f.actions == (("output", NORMAL),) for f in st.flows)
 
 
 def test_affinity_pinned_connections_follow_their_fast_failover_group(cfg):
@@ -107,9 +107,9 @@ def test_affinity_pinned_connections_follow_their_fast_failover_group(cfg):
             (ff.buckets[0].label, port, None, (("output", port),)),
             (REPICK, None, service_group_id(0), (("group", service_group_id(0)),)),
         ]
-        pinned = [f for f in st.flows if f.table == T_STEER and ("ct_mark", n) in f.match]
+        pinned = [f for f in st.flows if f.table_id == T_STEER and ("ct_mark", n) in f.match]
         assert pinned and pinned[0].group == ff.group_id
-    new = [f for f in st.flows if f.table == T_STEER and not any(k == "ct_mark" for k, _ in f.match)]
+    new = [f for f in st.flows if f.table_id == T_STEER and not any(k == "ct_mark" for k, _ in f.match)]
     assert new[0].group == service_group_id(0) and new[0].priority < pinned[0].priority
 
 
