@@ -60,7 +60,6 @@ class DecisionLoop:
         self.dispatcher = dispatcher
         self.planner = Planner(self._planner_config())
         self.planner_store = PlannerStore(Path(self.cfg.state_dir) / "planner.json")
-        self._resume()
         self.contexts = contexts_from_config(self.cfg)
         self._seen_version = rt.state.desired_version
         self.last_decisions: list[dict] = []
@@ -69,6 +68,7 @@ class DecisionLoop:
         self.errors = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._resume()
 
     def _resume(self) -> None:
         """Resume the planner's drains and timers saved before a restart (kill -9 included), and put its

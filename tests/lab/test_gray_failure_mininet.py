@@ -85,3 +85,37 @@ def test_blackhole_detected_moved_and_emptied(lab):
                  interval=0.2, what="eu restored")
     records = lab.api.get("/api/v1/audit", params={"kind": "restore", "limit": 10}).json()["records"]
     assert any(r.get("region") == "eu" for r in records), records
+
+
+def test_kill_9_during_a_drain_puts_no_weight_back(lab):
+    """Issue 11 item 4: the planner's drain, timers and eviction survive a kill -9 of the daemon."""
+    assert lab.set_weights({"eu": 50, "us": 30, "ap": 20}).status_code == 200
+    lab.wait_for(lambda: lab.switch_weights() == [32, 19, 13], 10, what="nominal weights")
+    lab.net.impairer.blackhole("eu")
+    lab.wait_for(lambda: lab.switch_weights()[0] == 0 and "watch_port:1" not in ff_group(lab.spec.core()), 10,
+                 interval=0.1, what="eu failed and emptied")
+    lab.net.impairer.clear("eu")  # healthy again: the planner fails back only after dwell and calm
+    lab.wait_for(lambda: (lab.api.get("/api/v1/decisions").json()["plan"] or {}).get("states", {})
+                 .get("web", {}).get("eu", {}).get("phase") in ("recovering", "draining"), 10,
+                 what="eu recovering (or draining while the probe window still shows loss)")
+    before = lab.api.get("/api/v1/decisions").json()["plan"]["states"]["web"]["eu"]
+    lab.daemon.kill()  # SIGKILL: no chance to save anything on the way out
+    lab.daemon.wait(timeout=5)
+    lab.daemon = None
+    seen: list[list[int]] = []
+    lab.start_daemon()  # same state_dir
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        seen.append(lab.switch_weights())
+        try:
+            if lab.service()["in_sync"] and len(seen) > 40:
+                break
+        except Exception:
+            pass
+        time.sleep(0.05)
+    assert lab.service()["in_sync"]
+    assert all(w[0] == 0 for w in seen if w), [w for w in seen if w and w[0]][:5]
+    after = lab.api.get("/api/v1/decisions").json()["plan"]["states"]["web"]["eu"]
+    print(f"before kill -9: {before}; after restart: {after}; {len(seen)} samples of the switch, eu always 0")
+    assert after["phase"] == before["phase"] and after["weight"] == 0
+    assert after["since"] == before["since"]  # the dwell timer resumed, not restarted
