@@ -106,6 +106,16 @@ class PfepoApp(app_manager.OSKenApp):
         if self._desired_pending.is_set():
             self._push_desired()
 
+    def _send_event(self, ev, state):
+        """os-ken calls this on the SENDING thread (a switch's receive loop): stamp the arrival time there,
+        so probe and echo timings do not include the wait in our own event queue."""
+        ev.pfepo_received = time.time()
+        super()._send_event(ev, state)
+
+    @staticmethod
+    def _arrived(ev) -> float:
+        return getattr(ev, "pfepo_received", None) or time.time()
+
     def _post(self, ev) -> bool:
         """Queue an event for this app without ever blocking the caller; False if the queue is full.
 
@@ -129,12 +139,7 @@ class PfepoApp(app_manager.OSKenApp):
     def _apply(self, out: Out | None) -> None:
         if out is None:
             return
-        for dpid, port, up in out.ports:
-            self.state.set_port_up(dpid, port, up)
-        for dpid, port, rates in out.rates:
-            self.state.set_port_rates(dpid, port, rates)
-        for dpid, status in out.status.items():
-            self.state.set_sync_status(dpid, status)
+        out.record(self.state)
         for kind, fields in out.events:
             self.rt.record_event(kind, **fields)
         if out.samples:
@@ -275,16 +280,18 @@ class PfepoApp(app_manager.OSKenApp):
     def _port_stats(self, ev):
         body = self._collect(ev)
         if body is not None:
-            self._apply(self.fabric.on_port_stats(ev.msg.datapath.id, ofmsg.parse_port_stats(body), time.time()))
+            self._apply(self.fabric.on_port_stats(ev.msg.datapath.id, ofmsg.parse_port_stats(body),
+                                                  self._arrived(ev)))
 
     # --- echo, probes, ARP -----------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN_DISPATCHER)
     @guarded
     def _echo_reply(self, ev):
-        self._apply(self.fabric.on_echo_reply(ev.msg.datapath.id, bytes(ev.msg.data or b""), time.time()))
+        self._apply(self.fabric.on_echo_reply(ev.msg.datapath.id, bytes(ev.msg.data or b""), self._arrived(ev)))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
     def _packet_in(self, ev):
         msg = ev.msg
-        self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data), time.time()))
+        self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data),
+                                             self._arrived(ev)))

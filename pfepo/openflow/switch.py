@@ -71,6 +71,18 @@ class Out:
     def send(self, dpid: int, msg: Message) -> None:
         self.msgs.append((dpid, msg))
 
+    def record(self, state) -> None:
+        """Apply what the switches reported to ``state`` (a ControllerState): port state, rates, sync status.
+
+        May notify state listeners (an uplink went down): the adapter then pushes the new desired state.
+        """
+        for dpid, port, up in self.ports:
+            state.set_port_up(dpid, port, up)
+        for dpid, port, rates in self.rates:
+            state.set_port_rates(dpid, port, rates)
+        for dpid, status in self.status.items():
+            state.set_sync_status(dpid, status)
+
     def to(self, dpid: int) -> list[Message]:
         return [m for d, m in self.msgs if d == dpid]
 

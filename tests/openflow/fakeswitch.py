@@ -287,12 +287,7 @@ class FakeController:
     def _apply(self, out) -> None:
         if out is None:
             return
-        for dpid, port, up in out.ports:
-            self.state.set_port_up(dpid, port, up)
-        for dpid, port, rates in out.rates:
-            self.state.set_port_rates(dpid, port, rates)
-        for dpid, status in out.status.items():
-            self.state.set_sync_status(dpid, status)
+        out.record(self.state)
         self.events.extend(out.events)
         self.samples.extend(out.samples)
         self.rejected_probes.extend(out.rejected_probes)
