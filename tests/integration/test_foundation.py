@@ -18,6 +18,7 @@ import pytest
 from tests.integration.helpers import (
     at_baseline,
     dump_flows,
+    switch_matches_desired,
     vip_flow_present,
     wait_polls,
     wait_split_settled,
@@ -176,7 +177,7 @@ def test_deleted_flows_or_groups_come_back_and_in_sync_means_it(lab, command):
     subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", command, core], check=True)
     # del-groups also removes the flows that use them (OVS); either way the VIP flow is gone right now,
     # unless the daemon already repaired it (a poll is every 0.5 s).
-    wait_until(lambda: vip_flow_present(lab) and lab.switch_weights() == [32, 19, 13], 5,
+    wait_until(lambda: vip_flow_present(lab) and switch_matches_desired(lab), 5,
                f"VIP flow and group back after {command}", interval=0.02)
     print(f"{command}: VIP flow and group back after {time.time() - t0:.2f} s (poll interval 0.5 s)")
     repaired = [e for e in lab.api.get("/api/v1/events").json()["events"]
