@@ -26,7 +26,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from pfepo.openflow import ofmsg
-from pfepo.openflow.messages import FlowMod, GroupMod, Message, MeterMod
+from pfepo.openflow.messages import FlowMod, GroupMod, Message, MeterMod, PacketOut, ProbeOut
 from pfepo.openflow.switch import Fabric, Out
 from pfepo.openflow.watchdog import Watchdog
 
@@ -164,6 +164,8 @@ class PfepoApp(app_manager.OSKenApp):
         elif isinstance(msg, MeterMod):
             log.info("meter %d on dpid=%#x: %s %d kbit/s", msg.meter.meter_id, dpid, msg.command,
                      msg.meter.rate_kbps)
+        elif isinstance(msg, ProbeOut):  # stamped now, as it leaves
+            msg = PacketOut(msg.port, self.fabric.probe_frame(dpid, msg, time.time()))
         dp.send_msg(ofmsg.to_osken(dp, msg))
 
     def _on_state_change(self) -> None:

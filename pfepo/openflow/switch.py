@@ -30,6 +30,7 @@ from pfepo.openflow.messages import (
     MeterMod,
     PacketOut,
     PortStat,
+    ProbeOut,
     StatsRequest,
 )
 from pfepo.openflow.reconcile import FlowKey, flow_changes, flow_key, group_changes, meter_changes
@@ -386,8 +387,13 @@ class Fabric:
                 continue
             for _ in range(self.cfg.probes.per_interval):
                 seq = self.probes.next_seq(direction, now)
-                payload = probes.encode(src, port, self._link_index[direction], seq, now, self.probe_key)
-                out.send(src, PacketOut(port, frames.probe_frame(payload, probes.ETH_TYPE)))
+                out.send(src, ProbeOut(port, self._link_index[direction], seq))
+
+    def probe_frame(self, dpid: int, probe: ProbeOut, t_out: float) -> bytes:
+        """The authenticated frame of ``probe``, stamped with the time the adapter sends it."""
+        self.probes.sent(probe.seq, t_out)
+        payload = probes.encode(dpid, probe.port, probe.link_id, probe.seq, t_out, self.probe_key)
+        return frames.probe_frame(payload, probes.ETH_TYPE)
 
     def on_packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> Out:
         """A probe coming back, or an ARP request for a VIP (answered from the controller)."""

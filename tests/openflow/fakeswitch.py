@@ -25,6 +25,7 @@ from pfepo.openflow.messages import (
     MeterMod,
     PacketOut,
     PortStat,
+    ProbeOut,
     StatsRequest,
 )
 from pfepo.openflow.reconcile import FlowKey, flow_key
@@ -294,6 +295,8 @@ class FakeController:
         for dpid, msg in out.msgs:
             if dpid not in self.connected:
                 continue
+            if isinstance(msg, ProbeOut):  # as app.py does: stamped when sent
+                msg = PacketOut(msg.port, self.fabric.probe_frame(dpid, msg, self.now))
             body = self.switches[dpid].apply(msg)
             if isinstance(msg, StatsRequest):
                 self.inbox.append((dpid, msg.kind, body))
