@@ -13,6 +13,7 @@ loop goes on), and a Watchdog lets /api/v1/health answer 503 if events stop bein
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import threading
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from pfepo.daemon import Runtime
 
 log = logging.getLogger("pfepo.openflow")
+
+OUTBOX_MAX = 10_000  # messages per switch waiting for its connection; beyond, dropped and counted
 
 
 class EventTick(event.EventBase):
@@ -77,6 +80,7 @@ class PfepoApp(app_manager.OSKenApp):
                              probe_key=pfepo.probe_key)
         self.datapaths: dict[int, object] = {}
         self._multipart: dict[tuple[int, int], list] = {}
+        self._outbox: dict[int, collections.deque] = {}  # per dpid: built messages not yet sent, in order
         self.watchdog = Watchdog(stall_s=max(5.0, 10 * self.cfg.poll_interval_s))
         self._desired_pending = threading.Event()
         self._poller: threading.Thread | None = None
@@ -105,6 +109,8 @@ class PfepoApp(app_manager.OSKenApp):
             self.watchdog.switch_event(dp.id, time.monotonic())
         if self._desired_pending.is_set():
             self._push_desired()
+        for dpid in [d for d, box in self._outbox.items() if box]:
+            self._flush(dpid)
 
     def _send_event(self, ev, state):
         """os-ken calls this on the SENDING thread (a switch's receive loop): stamp the arrival time there,
@@ -154,8 +160,13 @@ class PfepoApp(app_manager.OSKenApp):
             log.info("sent %d flow mods", flows)
 
     def _send(self, dpid: int, msg: Message) -> None:
+        """Queue a message for ``dpid`` in order and send what the switch's connection takes now."""
         dp = self.datapaths.get(dpid)
         if dp is None:
+            return
+        box = self._outbox.setdefault(dpid, collections.deque())
+        if len(box) >= OUTBOX_MAX:  # the switch has not read for a long time: read-back will repair later
+            self.rt.metrics.sends_dropped.inc()
             return
         if isinstance(msg, GroupMod):
             self.rt.metrics.group_mods.inc()
@@ -166,7 +177,27 @@ class PfepoApp(app_manager.OSKenApp):
                      msg.meter.rate_kbps)
         elif isinstance(msg, ProbeOut):  # stamped now, as it leaves
             msg = PacketOut(msg.port, self.fabric.probe_frame(dpid, msg, time.time()))
-        dp.send_msg(ofmsg.to_osken(dp, msg))
+        box.append(ofmsg.to_osken(dp, msg))
+        self._flush(dpid)
+
+    def _flush(self, dpid: int) -> None:
+        """Send queued messages while the connection's send queue has room; never block this thread.
+
+        os-ken's Datapath.send blocks while its 16-message send queue is full. Blocking here would stop
+        every switch's handling behind one slow switch (and can deadlock: that switch stops reading while
+        its replies wait in our event queue). We are the only sender of our messages, so a free slot seen
+        now is still free when send_msg takes it.
+        """
+        dp, box = self.datapaths.get(dpid), self._outbox.get(dpid)
+        if dp is None or not box:
+            return
+        sem = getattr(dp, "_send_q_sem", None)  # os-ken internal; without it, plain (blocking) sends
+        while box:
+            if sem is not None:
+                if not sem.acquire(blocking=False):
+                    return  # full: the rest goes out after the next handled event
+                sem.release()
+            dp.send_msg(box.popleft())
 
     def _on_state_change(self) -> None:
         """ControllerState listener; runs on the caller's thread (REST, decision loop): post, never send."""
@@ -211,6 +242,7 @@ class PfepoApp(app_manager.OSKenApp):
             log.warning("switch dpid=%#x is not in the config: left alone", dp.id)
             return
         log.info("switch %s (dpid=%#x) connected", sw.name, dp.id)
+        self._outbox.pop(dp.id, None)  # anything queued for an earlier connection is void
         self.datapaths[dp.id] = dp
         self.watchdog.switch_event(dp.id, time.monotonic())
         self._apply(out)
@@ -221,6 +253,7 @@ class PfepoApp(app_manager.OSKenApp):
         dp = ev.datapath
         if ev.state == DEAD_DISPATCHER and dp.id is not None and self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
+            self._outbox.pop(dp.id, None)
             self.fabric.on_disconnect(dp.id)
             self.watchdog.switch_gone(dp.id)
             self.state.set_sync_status(dp.id, None)
