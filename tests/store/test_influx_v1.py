@@ -15,6 +15,7 @@ from pfepo.samples import Sample
 from pfepo.store.influx import InfluxSetupError, InfluxStore, check_influx, open_influx_store
 from pfepo.store.influx_config import InfluxConfig
 from pfepo.store.sqlite import SQLiteStore
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.influx
 
@@ -85,14 +86,14 @@ def test_server_killed_mid_stream_every_sample_arrives_exactly_once(v1_cfg, infl
             store.write(chunk)
             slowest = max(slowest, time.perf_counter() - t)
             written.extend(chunk)
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing: the stream lasts > 1.2 s, so the outage falls inside it
 
     th = threading.Thread(target=producer)
     th.start()
-    time.sleep(0.3)
+    wait_until(lambda: store.sent >= 5 * size, message="first batches acknowledged")
     influxd.kill()  # SIGKILL mid-stream
-    time.sleep(0.8)
-    assert not store.up
+    wait_until(lambda: not store.up, message="the sender to notice the dead server")
+    assert th.is_alive(), "the stream ended before the outage: nothing was written during it"
     influxd.start()  # same data dir and ports
     th.join()
     assert store.flush(30), store.stats()
