@@ -120,7 +120,7 @@ def test_slow_server_never_blocks_the_caller(tmp_path):
             t = time.perf_counter()
             store.write(seq_samples(b * 100, 100))
             worst = max(worst, time.perf_counter() - t)
-            time.sleep(0.05)
+            time.sleep(0.05)  # pacing of the writes, not a synchronisation
         assert worst < 0.2
         assert not store.up and store.failures >= 1
         assert store.pending == 2000 and store.queued > 0
@@ -145,7 +145,7 @@ def test_spool_full_drops_per_policy_and_the_rest_arrives(tmp_path, policy, capl
         n_batches, size = 40, 50
         for b in range(n_batches):
             store.write(seq_samples(b * size, size))
-            time.sleep(0.002)
+            time.sleep(0.002)  # pacing of the writes, not a synchronisation
         st = store.stats()
         assert st["dropped"] > 0 and st["dropped"] % size == 0
         assert st["dropped"] + st["pending"] == n_batches * size
