@@ -43,9 +43,11 @@ class Runtime:
     pollers: list = field(default_factory=list)  # health checks and scrapes
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def ingest(self, samples: list) -> None:
-        """Every measurement enters here: history (batched, off this thread) and the latest values."""
-        self.writer.put(samples)
+    def ingest(self, samples: list, stored: bool = False) -> None:
+        """Every measurement enters here: history (batched, off this thread; ``stored``: already written
+        by the caller) and the latest values."""
+        if not stored:
+            self.writer.put(samples)
         latest = self.latest
         with self._lock:  # called from the OpenFlow, API and poller threads
             for s in samples:
@@ -96,14 +98,16 @@ def start_decisions(rt: Runtime) -> None:
     from pfepo.signals.health import pollers_for
 
     cfg = rt.cfg
-    rt.reloader = PolicyReloader(cfg.policy.paths, lambda: cfg)
+    rt.reloader = PolicyReloader(cfg.policy.paths, lambda: cfg, budget_s=cfg.policy.reload_budget_s)
     if not rt.reloader.reload():
         raise StartupError("\n".join(rt.reloader.last_error))
     try:
         executors = build_executors(cfg.executors)
     except ValueError as exc:
         raise StartupError(f"executors: {exc}") from None
-    rt.audit = AuditLog(cfg.policy.audit_path or Path(cfg.state_dir) / "audit.jsonl")
+    rt.audit = AuditLog(cfg.policy.audit_path or Path(cfg.state_dir) / "audit.jsonl",
+                        max_bytes=cfg.policy.audit_max_bytes, max_age_s=cfg.policy.audit_max_age_s,
+                        keep=cfg.policy.audit_keep)
     rt.dispatcher = ScaleDispatcher(executors, lambda rec: rt.audit.append("scale", rec),
                                     **cfg.scaling.model_dump()).start()
     rt.metrics.add_collector(rt.dispatcher.metric_families)
@@ -162,6 +166,12 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     from pfepo.api.server import ApiServer, create_app
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pfepo.startup import check_startup, openflow_args
+
+    problem = check_startup(cfg)  # one line naming the setting, exit 2 (pfepo/startup.py)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     try:
         rt = build_runtime(cfg)
     except Exception as exc:  # e.g. InfluxSetupError naming the setting; never a traceback at startup
@@ -176,12 +186,17 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
         rt.writer.close()
         return 2
     ofapp.RUNTIME = rt
-    api = ApiServer(create_app(rt), cfg.rest.host, cfg.rest.port)
-    api.start()
-    log.info("REST API on http://%s:%d", cfg.rest.host, api.bound_port)
+    try:
+        api = ApiServer(create_app(rt), cfg.rest.host, cfg.rest.port, tls=cfg.rest.tls)
+        api.start()
+    except (RuntimeError, ValueError, OSError) as exc:  # TokenError is a ValueError
+        print(f"rest: {exc}", file=sys.stderr)
+        stop_decisions(rt)
+        rt.writer.close()
+        return 2
+    log.info("REST API on %s://%s:%d", api.scheme, cfg.rest.host, api.bound_port)
 
-    oscfg.CONF(args=["--ofp-listen-host", cfg.openflow.listen_host,
-                     "--ofp-tcp-listen-port", str(cfg.openflow.listen_port)], project="os_ken")
+    oscfg.CONF(args=openflow_args(cfg.openflow), project="os_ken")
     mgr = app_manager.AppManager.get_instance()
     mgr.load_apps(["pfepo.openflow.app"])
     services = mgr.instantiate_apps(**mgr.create_contexts())
