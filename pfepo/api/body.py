@@ -63,23 +63,34 @@ def parse_json(raw: bytes, *, max_depth: int = 32, max_keys: int = 100_000) -> A
         raise BodyError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except ValueError as exc:  # BodyError from a hook, or int() refusing a huge literal
         raise BodyError(str(exc) if isinstance(exc, BodyError) else "number out of range") from None
-    if _depth(data) > max_depth:
-        raise BodyError(f"nesting deeper than {max_depth}")
+    _walk(data, max_depth)
     return data
 
 
-def _depth(data: Any) -> int:
-    """Nesting depth without recursion."""
-    best, stack = 0, [(data, 1)]
+def _walk(data: Any, max_depth: int) -> None:
+    """Depth and string checks without recursion: JSON escapes can encode lone surrogates (\\ud800),
+    which are not Unicode text and would fail later wherever the string is encoded."""
+    stack = [(data, 1)]
     while stack:
         node, d = stack.pop()
-        if isinstance(node, dict):
-            best = max(best, d)
-            stack.extend((v, d + 1) for v in node.values())
-        elif isinstance(node, list):
-            best = max(best, d)
-            stack.extend((v, d + 1) for v in node)
-    return best
+        if isinstance(node, dict | list):
+            if d > max_depth:
+                raise BodyError(f"nesting deeper than {max_depth}")
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    _text(k)
+                    stack.append((v, d + 1))
+            else:
+                stack.extend((v, d + 1) for v in node)
+        elif isinstance(node, str):
+            _text(node)
+
+
+def _text(s: str) -> None:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BodyError("string with a lone surrogate (not Unicode text)") from None
 
 
 def _short(s: str, n: int = 40) -> str:

@@ -7,6 +7,7 @@ bodies are parsed by ``body.parse_json`` (strict JSON) and every answer is redac
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -62,7 +63,9 @@ class RedactedJSONResponse(JSONResponse):
     """Every JSON answer goes through ``redact``: no URL credentials or secret-named values leave."""
 
     def render(self, content: Any) -> bytes:
-        return super().render(redact(content))
+        # ASCII-escaped so a lone surrogate that reached a message can still be encoded
+        return json.dumps(redact(content), ensure_ascii=True, allow_nan=False, separators=(",", ":"),
+                          default=str).encode("ascii")
 
 
 def _safe_errors(exc: RequestValidationError) -> list[dict]:
