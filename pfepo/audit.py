@@ -14,6 +14,7 @@ as ``lost``. Thread-safe: the daemon loop appends while API threads query.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -92,14 +93,17 @@ class AuditLog:
         self._lock = threading.Lock()
         self._dropped_from_ring = False
         self._last_decision: dict[tuple, tuple] = {}
-        self._pending: deque[bytes] = deque()
+        self._pending: deque[tuple[bytes, float]] = deque()  # (line, ts) not yet on disk, oldest first
         self._pending_max = pending_max
+        self._cond = threading.Condition(self._lock)
+        self._stop = False
         self._fd: int | None = None
         self._size = 0
         self._first_ts: float | None = None
         self._torn = False
         self.counters = {"written": 0, "write_failures": 0, "lost": 0, "rotations": 0}
         self.last_error: str | None = None
+        self._writer: threading.Thread | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             newest_first = []
@@ -110,6 +114,9 @@ class AuditLog:
                 newest_first.append(rec)
             self._ring.extend(reversed(newest_first))
             self._open()
+            # Appends never touch the disk: a full or frozen disk must not stall the decision loop.
+            self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
+            self._writer.start()
 
     # --- writing --------------------------------------------------------------------------------------
     def _open(self) -> None:
@@ -135,38 +142,79 @@ class AuditLog:
                 if len(self._pending) >= self._pending_max:
                     self._pending.popleft()
                     self.counters["lost"] += 1
-                self._pending.append(line)
-                self._write_pending(rec["ts"])
+                    if self.counters["lost"] == 1 or self.counters["lost"] % 1000 == 0:
+                        log.error("audit log %s: %d record(s) lost (write queue full)", self.path,
+                                  self.counters["lost"])
+                self._pending.append((line, rec["ts"]))
+                self._cond.notify_all()
         return rec
 
-    def _write_pending(self, ts: float) -> None:
-        """Write queued lines in order; on failure keep them for the next append (lock held)."""
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait until every appended record is on disk; False on timeout (disk full or frozen)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.1))
+        return True
+
+    def _write_loop(self) -> None:
+        backoff = 0.0
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if self._stop and (not self._pending or backoff):
+                    return
+                batch = list(self._pending)
+            done = self._write(batch)
+            with self._cond:
+                for _ in range(done):
+                    self._pending.popleft()
+                self._cond.notify_all()
+                if done < len(batch):  # failed: retry later, sooner when new records arrive
+                    backoff = min(5.0, max(0.2, backoff * 2))
+                    self._cond.wait(backoff)
+                else:
+                    backoff = 0.0
+
+    def _write(self, batch: list[tuple[bytes, float]]) -> int:
+        """Write lines in order (writer thread only); returns how many are fully on disk."""
+        done = 0
         try:
             if self._fd is None:
                 self._open()
-            self._maybe_rotate(ts)
-            while self._pending:
-                line = self._pending[0]
+            for line, ts in batch:
+                self._maybe_rotate(ts)
                 data = (b"\n" + line) if self._torn else line
                 n = os.write(self._fd, data)
+                if n < len(data):  # a partial line: cut it off again, else end it so it stays one bad line
+                    try:
+                        os.ftruncate(self._fd, self._size)
+                    except OSError:
+                        self._size += n
+                        self._torn = True
+                    raise OSError(errno.ENOSPC, "short write (disk full?)")
                 self._size += n
-                if n < len(data):  # a partial line: terminate it before the retry so it stays one bad line
-                    self._torn = True
-                    raise OSError(28, "short write (disk full?)")
                 self._torn = False
-                self._pending.popleft()
+                done += 1
                 self.counters["written"] += 1
                 if self._first_ts is None:
                     self._first_ts = ts
             if self.fsync:
                 os.fsync(self._fd)
+            if self.last_error is not None:
+                log.warning("audit log %s: writing again", self.path)
             self.last_error = None
         except OSError as exc:
             self.counters["write_failures"] += 1
             if self.last_error is None:
                 log.error("audit log %s: write failed, %d record(s) queued for retry: %s", self.path,
-                          len(self._pending), exc)
+                          len(batch) - done, exc)
             self.last_error = f"{exc.strerror or exc}"
+        return done
 
     def _maybe_rotate(self, now: float) -> None:
         if not self._size:
@@ -201,8 +249,8 @@ class AuditLog:
         return out
 
     def stats(self) -> dict:
-        with self._lock:
-            return {**self.counters, "pending": len(self._pending), "last_error": self.last_error}
+        """Write health; lock-free so /health answers even while a write is stuck on a frozen disk."""
+        return {**self.counters, "pending": len(self._pending), "last_error": self.last_error}
 
     def log_decisions(self, decisions: Iterable[Any], levels: tuple[str, ...] = ("warn", "act"),
                       repeat_after_s: float = 0.0) -> int:
@@ -265,6 +313,7 @@ class AuditLog:
             out: deque[dict] = deque(maxlen=limit)
             out.extend(r for r in ring if ok(r))
             return list(out)
+        self.flush(1.0)  # what the ring holds should be in the files too
         found: list[dict] = []
         for rec in self._scan_newest_first():
             ts = rec.get("ts", 0)
@@ -298,13 +347,22 @@ class AuditLog:
             except FileNotFoundError:
                 continue
 
-    def close(self) -> None:
-        with self._lock:
-            if self._pending and self.path is not None:
-                self._write_pending(time.time())
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (up to ``timeout``), then stop the writer and close the file."""
+        if self._writer is not None:
+            if not self.flush(timeout):
+                log.error("audit log %s: %d record(s) not written at close: %s", self.path, len(self._pending),
+                          self.last_error)
+            with self._cond:
+                self._stop = True
+                self._cond.notify_all()
+            self._writer.join(timeout)
+            if self._writer.is_alive():
+                return  # stuck in a write (frozen disk): the daemon thread keeps the descriptor
+            self._writer = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> AuditLog:
         return self
