@@ -139,12 +139,18 @@ class AuditLog:
                 self._dropped_from_ring = True
             self._ring.append(rec)
             if self.path is not None:
+                # A healthy but busy writer slows the appender down a little (backpressure); records are
+                # dropped (and counted) only when the disk is failing or the writer is stuck.
+                deadline = time.monotonic() + 1.0
+                while (len(self._pending) >= self._pending_max and self.last_error is None
+                       and time.monotonic() < deadline):
+                    self._cond.wait(0.05)
                 if len(self._pending) >= self._pending_max:
                     self._pending.popleft()
                     self.counters["lost"] += 1
                     if self.counters["lost"] == 1 or self.counters["lost"] % 1000 == 0:
-                        log.error("audit log %s: %d record(s) lost (write queue full)", self.path,
-                                  self.counters["lost"])
+                        log.error("audit log %s: %d record(s) lost (write queue full: %s)", self.path,
+                                  self.counters["lost"], self.last_error or "writer behind")
                 self._pending.append((line, rec["ts"]))
                 self._cond.notify_all()
         return rec
@@ -181,28 +187,48 @@ class AuditLog:
                     backoff = 0.0
 
     def _write(self, batch: list[tuple[bytes, float]]) -> int:
-        """Write lines in order (writer thread only); returns how many are fully on disk."""
+        """Write lines in order (writer thread only), one write per run of lines between rotations;
+        returns how many lines are fully on disk."""
         done = 0
         try:
             if self._fd is None:
                 self._open()
-            for line, ts in batch:
-                self._maybe_rotate(ts)
-                data = (b"\n" + line) if self._torn else line
+            i = 0
+            while i < len(batch):
+                self._maybe_rotate(batch[i][1])
+                chunk = [b"\n"] if self._torn else []
+                size, first, j = self._size + len(chunk), self._first_ts, i
+                while j < len(batch) and (j == i or (size < self.max_bytes and not (
+                        first is not None and batch[j][1] - first >= self.max_age_s))):
+                    chunk.append(batch[j][0])
+                    size += len(batch[j][0])
+                    first = batch[j][1] if first is None else first
+                    j += 1
+                data = b"".join(chunk)
                 n = os.write(self._fd, data)
-                if n < len(data):  # a partial line: cut it off again, else end it so it stays one bad line
+                if n < len(data):  # cut a partial line off again, else end it so it stays one bad line
+                    kept, pos = 0, len(chunk[0]) if self._torn else 0
+                    for line, _ts in batch[i:j]:
+                        if pos + len(line) > n:
+                            break
+                        pos += len(line)
+                        kept += 1
                     try:
-                        os.ftruncate(self._fd, self._size)
+                        os.ftruncate(self._fd, self._size + pos)
+                        self._size += pos
                     except OSError:
                         self._size += n
                         self._torn = True
+                    else:
+                        self._torn = False
+                    self._count(batch[i:i + kept])
+                    done += kept
                     raise OSError(errno.ENOSPC, "short write (disk full?)")
                 self._size += n
                 self._torn = False
-                done += 1
-                self.counters["written"] += 1
-                if self._first_ts is None:
-                    self._first_ts = ts
+                self._count(batch[i:j])
+                done += j - i
+                i = j
             if self.fsync:
                 os.fsync(self._fd)
             if self.last_error is not None:
@@ -215,6 +241,11 @@ class AuditLog:
                           len(batch) - done, exc)
             self.last_error = f"{exc.strerror or exc}"
         return done
+
+    def _count(self, lines: list[tuple[bytes, float]]) -> None:
+        self.counters["written"] += len(lines)
+        if lines and self._first_ts is None:
+            self._first_ts = lines[0][1]
 
     def _maybe_rotate(self, now: float) -> None:
         if not self._size:
@@ -295,9 +326,16 @@ class AuditLog:
     def query(self, since: float | None = None, service: str | None = None, kind: str | None = None,
               limit: int = 100, region: str | None = None) -> list[dict]:
         """The newest ``limit`` matching records, oldest first."""
+        return self.query_page(since, service, kind, limit, region)[0]
+
+    def query_page(self, since: float | None = None, service: str | None = None, kind: str | None = None,
+                   limit: int = 100, region: str | None = None,
+                   max_scan_bytes: int = 32 * 1_048_576) -> tuple[list[dict], bool]:
+        """``query`` plus whether the answer is complete: a file scan stops after ``max_scan_bytes``
+        (so a filter that matches nothing cannot make every request read the whole history)."""
         limit = max(0, int(limit))
         if limit == 0:
-            return []
+            return [], True
         with self._lock:
             ring = list(self._ring)
             partial = self._dropped_from_ring
@@ -312,10 +350,16 @@ class AuditLog:
         if not (partial and older_than_ring and self.path is not None):
             out: deque[dict] = deque(maxlen=limit)
             out.extend(r for r in ring if ok(r))
-            return list(out)
+            return list(out), True
         self.flush(1.0)  # what the ring holds should be in the files too
         found: list[dict] = []
-        for rec in self._scan_newest_first():
+        complete = True
+        scanned = 0
+        for size, rec in self._scan_newest_first(with_size=True):
+            scanned += size
+            if scanned > max_scan_bytes:
+                complete = False
+                break
             ts = rec.get("ts", 0)
             if since is not None and isinstance(ts, int | float) and ts < since - ORDER_SLACK_S:
                 break
@@ -324,15 +368,16 @@ class AuditLog:
                 if len(found) == limit:
                     break
         found.reverse()
-        return found
+        return found, complete
 
-    def _scan_newest_first(self) -> Iterator[dict]:
+    def _scan_newest_first(self, with_size: bool = False) -> Iterator:
+        """Records newest first across the current and rotated files (``(bytes, record)`` with_size)."""
         assert self.path is not None
         for p in [self.path, *self.rotated_files()]:
             for line in _reverse_lines(p):
                 rec = _record(line)
                 if rec is not None:
-                    yield rec
+                    yield (len(line) + 1, rec) if with_size else rec
 
     def _scan_file(self) -> Iterator[dict]:
         """Every record, oldest first (rotated files first): for tools and tests, not the API."""

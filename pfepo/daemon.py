@@ -213,6 +213,8 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     rt.reloader.install_sighup()  # after os-ken started: SIGHUP reloads policies
     while not stop.is_set() and any(t.is_alive() for t in services if hasattr(t, "is_alive")):
         stop.wait(0.5)
+    if not stop.is_set():  # the OpenFlow side ended by itself (e.g. its listener failed): not a clean stop
+        log.error("openflow: the os-ken application stopped; exiting with status 1")
     api.stop()
     stop_decisions(rt)
     rt.writer.flush(5)
@@ -221,4 +223,4 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     logging.shutdown()
     # os-ken's native-hub threads (one per switch connection, the listener) are not daemon threads and
     # have no stop API; everything we own is flushed and closed above, so leave without joining them.
-    os._exit(0)
+    os._exit(0 if stop.is_set() else 1)

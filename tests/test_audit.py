@@ -173,3 +173,14 @@ def test_writes_never_block_append_and_failures_are_counted(tmp_path):
     assert log.stats()["last_error"] is None and log.stats()["lost"] == 0
     log.close()
     assert [json.loads(x)["ts"] for x in path.read_text().splitlines()] == [2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+def test_file_scan_has_a_byte_budget(tmp_path):
+    log = AuditLog(tmp_path / "b.jsonl", ring_size=10)
+    for i in range(3000):
+        log.append("event", {"ts": float(i), "pad": "p" * 100})
+    records, complete = log.query_page(since=0, kind="never", limit=10, max_scan_bytes=50_000)
+    assert records == [] and not complete
+    records, complete = log.query_page(since=0, kind="event", limit=5, max_scan_bytes=50_000)
+    assert [r["ts"] for r in records] == [2995.0, 2996.0, 2997.0, 2998.0, 2999.0] and complete
+    log.close()

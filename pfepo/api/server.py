@@ -27,8 +27,8 @@ from pfepo.api.auth import ANONYMOUS, TokenTable, load_tokens
 from pfepo.api.body import BodyError, parse_json
 from pfepo.api.guard import Guard
 from pfepo.api.overrides import safety_problem
-from pfepo.api.redact import redact
 from pfepo.controller.state import WeightError
+from pfepo.redact import redact
 from pfepo.signals_push import pushable_subjects, validate_signals
 from pfepo.weights import bandwidth_problem, weight_problem
 
@@ -390,12 +390,13 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
         return rep
 
     @app.get("/api/v1/audit")
-    def audit(since: float | None = None, service: str | None = None, kind: str | None = None,
+    async def audit(since: float | None = None, service: str | None = None, kind: str | None = None,
               region: str | None = None, limit: int = Query(200, ge=1, le=10000)):
         _finite_or_422(since, "since")
         if rt.audit is None:
-            return {"records": []}
-        return {"records": rt.audit.query(since=since, service=service, kind=kind, limit=limit, region=region)}
+            return {"records": [], "complete": True}
+        records, complete = await run_in_threadpool(rt.audit.query_page, since, service, kind, limit, region)
+        return {"records": records, "complete": complete}
 
     @app.get("/api/v1/scaling")
     def scaling():
