@@ -330,7 +330,7 @@ class AuditLog:
 
     def query_page(self, since: float | None = None, service: str | None = None, kind: str | None = None,
                    limit: int = 100, region: str | None = None,
-                   max_scan_bytes: int = 32 * 1_048_576) -> tuple[list[dict], bool]:
+                   max_scan_bytes: int = 16 * 1_048_576) -> tuple[list[dict], bool]:
         """``query`` plus whether the answer is complete: a file scan stops after ``max_scan_bytes``
         (so a filter that matches nothing cannot make every request read the whole history)."""
         limit = max(0, int(limit))
@@ -355,11 +355,17 @@ class AuditLog:
         found: list[dict] = []
         complete = True
         scanned = 0
-        for size, rec in self._scan_newest_first(with_size=True):
+        # Lines are written with json.dumps' default separators, so an exact field is a byte substring:
+        # lines without it are skipped unparsed.
+        needles = [f'"{k}": {json.dumps(v)}'.encode() for k, v in
+                   (("kind", kind), ("service", service), ("region", region)) if v is not None]
+        for size, rec in self._scan_newest_first(with_size=True, needles=needles):
             scanned += size
             if scanned > max_scan_bytes:
                 complete = False
                 break
+            if not rec:
+                continue
             ts = rec.get("ts", 0)
             if since is not None and isinstance(ts, int | float) and ts < since - ORDER_SLACK_S:
                 break
@@ -370,11 +376,16 @@ class AuditLog:
         found.reverse()
         return found, complete
 
-    def _scan_newest_first(self, with_size: bool = False) -> Iterator:
-        """Records newest first across the current and rotated files (``(bytes, record)`` with_size)."""
+    def _scan_newest_first(self, with_size: bool = False, needles: list[bytes] | None = None) -> Iterator:
+        """Records newest first across the current and rotated files (``(bytes, record)`` with_size);
+        lines lacking one of ``needles`` yield ``(bytes, {})`` (counted, not parsed)."""
         assert self.path is not None
         for p in [self.path, *self.rotated_files()]:
             for line in _reverse_lines(p):
+                if needles and not all(n in line for n in needles):
+                    if with_size:
+                        yield len(line) + 1, {}
+                    continue
                 rec = _record(line)
                 if rec is not None:
                     yield (len(line) + 1, rec) if with_size else rec
