@@ -127,6 +127,9 @@ def parse_text(text: str, file: str = "<string>") -> LocatedDoc:
     """Parse YAML text safely; any problem (syntax, alias, tag, depth, size) becomes a located ConfigError."""
     if len(text) > MAX_BYTES:
         raise ConfigError([Problem(file, 1, 1, f"file is larger than {MAX_BYTES} bytes")])
+    deep = _flow_too_deep(text)
+    if deep:
+        raise ConfigError([Problem(file, deep[0], deep[1], f"nesting deeper than {MAX_DEPTH} levels")])
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -148,6 +151,35 @@ def parse_text(text: str, file: str = "<string>") -> LocatedDoc:
     positions: dict[Loc, tuple[int, int]] = {}
     _index(node, (), positions)
     return LocatedDoc(file, data, positions)
+
+
+def _flow_too_deep(text: str) -> tuple[int, int] | None:
+    """Line/col where ``[``/``{`` nesting passes MAX_DEPTH, or None.
+
+    PyYAML's scanner looks ahead over a whole flow collection (quadratic in its depth: 5000 levels took
+    about a second) before the composer can refuse it, so deep flow nesting is caught here first.
+    Quoted text and comments are skipped line by line; block nesting is capped by the composer.
+    """
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return None
+    depth = 0
+    for lineno, line in enumerate(text.split("\n"), 1):
+        quote = ""
+        for col, ch in enumerate(line, 1):
+            if quote:
+                if ch == quote:
+                    quote = ""
+            elif ch in "\"'":
+                quote = ch
+            elif ch == "#" and (col == 1 or line[col - 2] in " \t"):
+                break
+            elif ch in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return lineno, col
+            elif ch in "]}":
+                depth = max(0, depth - 1)
+    return None
 
 
 def parse_file(path: str | Path) -> LocatedDoc:

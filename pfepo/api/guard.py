@@ -107,5 +107,7 @@ class Guard:
         payload = json.dumps({"detail": detail}).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode()), *(extra or [])]})
+                                (b"content-length", str(len(payload)).encode()),
+                                (b"connection", b"close"),  # never read (and discard) a refused body
+                                *(extra or [])]})
         await send({"type": "http.response.body", "body": payload})

@@ -125,7 +125,7 @@ h: [*g,*g,*g,*g,*g,*g,*g,*g,*g]
     ('a:\n  b: !!int "abc"\n', (2, 6), "explicit YAML tags"),
     ("x: !!python/object/apply:os.system ['true']\n", (1, 4), "explicit YAML tags"),
     ("x: !custom 1\n", (1, 4), "explicit YAML tags"),
-    ("x: " + "[" * 5000 + "]" * 5000 + "\n", (1, 67), "nesting deeper"),
+    ("x: " + "[" * 5000 + "]" * 5000 + "\n", (1, 68), "nesting deeper"),
     ("x: " + "9" * 5000 + "\n", (1, 1), "unreadable YAML value"),
     ("? [a, b]\n: c\n", None, ""),
 ])
