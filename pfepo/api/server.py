@@ -141,9 +141,10 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
 
     @app.get("/api/v1/health")
     def health():
-        switches = list(st.switches.values())
-        return {
-            "status": "ok",
+        switches = st.snapshot_switches()
+        problem = rt.openflow_problem()  # event loop stopped/stalled: 503 with the reason
+        body = {
+            "status": "ok" if problem is None else "unavailable",
             "version": __version__,
             "uptime_s": round(time.time() - st.started_at, 3),
             "switches_connected": sum(s.connected for s in switches),
@@ -151,6 +152,10 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
             "dry_run": rt.cfg.dry_run,
             "storage": _storage_health(rt),
         }
+        if problem is not None:
+            body["problem"] = problem
+            return RedactedJSONResponse(body, status_code=503)
+        return body
 
     @app.get("/api/v1/switches")
     def switches():

@@ -108,8 +108,6 @@ def test_disk_full_answers_truthfully(tmp_path):
         assert len(written) == 10 and rt.audit.stats()["lost"] == 0
 
 
-@pytest.mark.xfail(strict=False, reason="needs ControllerState.set_desired to persist before applying "
-                   "(the OpenFlow helper's state.py change); remove this marker once it is merged")
 def test_disk_full_override_changes_nothing(tmp_path):
     with tmpfs(tmp_path / "fs") as root, serve(_cfg(root), policies=True) as (rt, url), \
             httpx.Client(base_url=url, timeout=10, headers=bearer("operate")) as c:
