@@ -97,3 +97,10 @@ def load_tokens(rest: RestConfig) -> TokenTable:
         seen.add(value)
         entries.append(_Entry(Principal(t.name, t.role), value.encode()))
     return TokenTable(entries)
+
+
+def single_token(name: str, role: str, token: str) -> TokenTable:
+    """A table with one token (embedding the API, tests); the same length rule as the config."""
+    if len(token) < MIN_TOKEN_CHARS:
+        raise TokenError(f"token for {name!r} is shorter than {MIN_TOKEN_CHARS} characters")
+    return TokenTable([_Entry(Principal(name, role), token.encode())])
