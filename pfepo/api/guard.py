@@ -69,14 +69,14 @@ class Guard:
                                "forbidden")
             return
         scope.setdefault("state", {})["principal"] = principal
-        if reading:
-            await self.app(scope, receive, send)
-            return
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or len(declared) > 12
                                      or int(declared) > self.max_body_bytes):
             await self._refuse(send, 413, f"body over {self.max_body_bytes} bytes (rest.max_body_bytes)",
                                "too_large")
+            return
+        if reading:
+            await self.app(scope, receive, send)
             return
         body = bytearray()
         while True:

@@ -182,3 +182,11 @@ def test_write_failure_is_503_not_saved(server, monkeypatch):
     assert r.status_code == 503 and "not saved, nothing changed" in r.text
     r = c.put("/api/v1/services/web/bandwidth", json={"bandwidth_mbps": {"eu": 5}}, headers=bearer("operate"))
     assert r.status_code == 503 and "not saved, nothing changed" in r.text
+
+
+def test_reads_with_a_huge_declared_body_are_refused(server):
+    _rt, c = server
+    head = (b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TOKENS["read"].encode()
+            + b"\r\nContent-Length: 100000000\r\n\r\n")
+    data, took = _raw(str(c.base_url).rstrip("/"), head, b"x" * 1000)
+    assert data.startswith(b"HTTP/1.1 413") and took < 2.0
