@@ -42,6 +42,7 @@ bodies = st.one_of(
     json_values.map(lambda v: httpx.Request("PUT", "http://x", json={"bandwidth_mbps": v}).content),
     json_values.map(lambda v: httpx.Request("PUT", "http://x", json=v).content),
 )
+SIGNALS_TOKEN = "signals-fuzz-token-0123456789"
 names = st.one_of(st.just("web"), st.text(min_size=1, max_size=400).filter(lambda s: "/" not in s and "?" not in s
                                                                              and "#" not in s))
 
@@ -53,6 +54,7 @@ def fuzz_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
     cfg = TopoSpec(weights={"eu": 50, "us": 30, "ap": 20}).config(
         rest_port=0, state_dir=str(tmp / "state"), history_path=str(tmp / "h.sqlite"))
+    cfg["signals"] = {"token": SIGNALS_TOKEN, "max_items_per_s": 1e9}
     with serve(cfg, policies=True) as (rt, url), httpx.Client(base_url=url, timeout=10,
                                                               headers=bearer("admin")) as c:
         yield rt, c
@@ -106,3 +108,16 @@ def test_non_finite_queries(fuzz_server, q):
     for path in ("/api/v1/audit", "/api/v1/samples?subject=x&"):
         r = c.get(path + ("&" if "?" in path and not path.endswith("&") else "?" if "?" not in path else "") + q)
         assert r.status_code in (200, 422), r.text
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(body=st.one_of(bodies, json_values.map(lambda v: httpx.Request("POST", "http://x", json=[
+    {"endpoint": "eu-1", "metric": "cpu_pct", "value": v}]).content)))
+def test_bad_signal_batches(fuzz_server, body, caplog):
+    rt, c = fuzz_server
+    caplog.set_level(logging.WARNING)
+    r = c.post("/api/v1/signals", content=body, headers={"Authorization": f"Bearer {SIGNALS_TOKEN}",
+                                                           "Content-Type": "application/json"})
+    _check(r)
+    assert r.status_code in (200, 400, 413), r.text[:200]
+    assert not [rec for rec in caplog.records if rec.exc_info]
