@@ -105,6 +105,13 @@ async def _json_object(request: Request, field: str, allowed: set[str]) -> dict:
     return data
 
 
+def _body_doc(field: str, value: dict, extra: dict | None = None) -> dict:
+    """OpenAPI request body for a handler that parses its body itself (strict JSON, see body.py)."""
+    schema = {"type": "object", "additionalProperties": False, "required": [field],
+              "properties": {field: {"type": "object", "additionalProperties": value}, **(extra or {})}}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def _principal(request: Request):
     return getattr(request.state, "principal", ANONYMOUS)
 
@@ -205,7 +212,9 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
         if rt.audit is not None:
             rt.audit.append(kind, {**fields, "by": who.name, "role": who.role, "source": "rest"})
 
-    @app.put("/api/v1/services/{name}/weights")
+    @app.put("/api/v1/services/{name}/weights", openapi_extra=_body_doc(
+        "weights", {"type": "number", "minimum": 0, "maximum": 1e6},
+        {"force": {"type": "boolean", "description": "admin only: past the policies' safety rules"}}))
     async def set_weights(name: str, request: Request):
         """Operator split; refused (409) past the policies' safety rules unless an admin sends force."""
         data = await _json_object(request, "weights", {"weights", "force"})
@@ -308,7 +317,8 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
         return {"accepted": len(good), "stored": True,
                 "rejected": [{"index": b.index, "reason": b.reason} for b in bad]}
 
-    @app.put("/api/v1/services/{name}/bandwidth")
+    @app.put("/api/v1/services/{name}/bandwidth", openapi_extra=_body_doc(
+        "bandwidth_mbps", {"type": ["number", "null"], "minimum": 0.1, "maximum": 1e6}))
     async def set_bandwidth(name: str, request: Request):
         """Operator bandwidth allocation per region (Mbit/s, null = unmetered); regions not named keep theirs."""
         data = await _json_object(request, "bandwidth_mbps", {"bandwidth_mbps"})
