@@ -20,7 +20,7 @@ slowly sampled series still has enough points behind every estimate):
 2. Robust scale from the series itself: noise sd = mean absolute first difference x sqrt(pi)/2
    (winsorised), level spread = mean absolute deviation from the baseline x 1.2533, both floored only by
    half the series' value quantum (smallest non-zero change seen) -- never by a share of the level.
-3. Raw surprise = log(1 + max(innovation, deviation)): ``innovation`` is |x - fast level before| in
+3. Raw surprise = max(innovation, deviation), capped at 20: ``innovation`` is |x - fast level before| in
    noise sds (onsets, jumps); ``deviation`` is the medium level (plus its trend over ``horizon_s``,
    shrunk by two standard errors) against the winsorised slow baseline, in level spreads (creeps).
 4. Anomaly likelihood: the short-term mean of the raw surprise against its own long-term mean and sd
@@ -41,6 +41,7 @@ from scipy.special import ndtr
 CHUNK = 128
 DAY_S = 86_400.0
 WINSOR = 4.0  # winsorise updates of baselines and scales at this many scales
+RAW_CAP = 20.0  # surprise is capped (in scales) so one wild value cannot dominate the long-term statistics
 
 
 @dataclass(frozen=True)
@@ -156,11 +157,12 @@ class AnomalyCore:
         nan = lambda: np.full(n, np.nan)  # noqa: E731
         self.n = 0
         self.nobs = np.zeros(n)
+        self.nraw = np.zeros(n)  # rows that fed the long-term surprise statistics
         for k in ("last_x", "fast", "mid", "mid2", "base", "noise", "spread", "short", "lmean", "ref_base",
                   "ref_noise", "ref_spread", "ref_lmean", "ref_lsd"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
-        self.lvar = np.full(n, 0.25)
+        self.lvar = np.zeros(n)  # EW from 0, debiased by its weight at refresh
         self.until = np.full(n, -np.inf)
         self.var_raw = np.zeros(n)
         self.var_res = np.zeros(n)
@@ -183,7 +185,7 @@ class AnomalyCore:
         if n <= self.n:
             return
         old_n = self.n
-        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "prof", "cover", "acc_s", "acc_c", "acc_v", "ref_q")}
+        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "cover", "acc_s", "acc_c", "acc_v", "ref_q")}
         self._alloc(n)
         for k, arr in keep.items():
             getattr(self, k)[:old_n] = arr
@@ -270,21 +272,24 @@ class AnomalyCore:
             z = (mid - ref_b) / spread[None, :]
             zf = (mid + trend - ref_b) / spread[None, :]
             devz = np.fmax(np.abs(z), np.sign(z) * zf)
-            raw = np.log1p(np.fmax(innov, devz))
-        raw = np.where(obs & np.isfinite(raw), raw, np.nan)
+            raw = np.minimum(np.fmax(innov, devz), RAW_CAP)
+        # no surprise before the first scales exist (the first chunk only learns levels and scales)
+        raw = np.where(obs & np.isfinite(raw) & np.isfinite(self.ref_noise[idx])[None, :], raw, np.nan)
         # 4. likelihood: short mean vs the long-term distribution (frozen at the chunk start)
         rok = np.isfinite(raw)
+        self.nraw[idx] += rok.sum(axis=0)
         short = _ewm(raw, self.a_short, self.short[idx], rok)
         lmean = _ewm(raw, self.a_long, self.lmean[idx], rok)
         lprev = _shift(self.lmean[idx], lmean)
         with np.errstate(invalid="ignore"):
+            # not winsorised: a series whose normal includes regular spikes must spike harder to alarm
             sq = (raw - lprev) ** 2
         lvar = _ewm(sq, self.a_long, self.lvar[idx], rok & np.isfinite(sq))
         lm_ref = self.ref_lmean[idx]
         mu = np.where(np.isfinite(lm_ref)[None, :], lm_ref[None, :], lprev)
-        lsd = np.where(np.isfinite(self.ref_lsd[idx]), self.ref_lsd[idx], 0.5)
+        lsd = self.ref_lsd[idx]  # NaN until enough surprise values were seen: risk 0 then
         with np.errstate(invalid="ignore"):
-            zl = (short - mu) / np.maximum(lsd, 0.05)[None, :]
+            zl = (short - mu) / np.maximum(lsd, 0.25)[None, :]
         risk = ndtr(zl - p.z0)
         self.zl[idx] = np.clip(_nz(zl[-1]), -10.0, 30.0)
         nobs = self.nobs[idx][None, :] + np.cumsum(obs, axis=0)
@@ -367,11 +372,13 @@ class AnomalyCore:
         self.ref_noise[idx] = self.noise[idx] * math.sqrt(math.pi) / 2
         self.ref_spread[idx] = self.spread[idx]
         self.ref_lmean[idx] = self.lmean[idx]
-        self.ref_lsd[idx] = np.sqrt(np.maximum(self.lvar[idx], 0.0))
+        weight = 1.0 - np.power(1.0 - self.a_long, self.nraw[idx])  # EW started at 0: debias
+        lsd = np.sqrt(np.maximum(self.lvar[idx], 0.0) / np.maximum(weight, 1e-9))
+        self.ref_lsd[idx] = np.where(self.nraw[idx] >= 32, lsd, np.nan)  # no likelihood from a handful of rows
         self.ref_refr[idx] = now < self.until[idx]
 
 
-def combine(forecast: np.ndarray, classifier: np.ndarray | None, clear: float = 0.5, damp_below: float = 0.1) -> np.ndarray:
+def combine(forecast: np.ndarray, classifier: np.ndarray | None, clear: float = 0.6, damp_below: float = 0.1) -> np.ndarray:
     """The combination rule: risk from forecast breach evidence ``forecast`` and classifier probability.
 
     - clear forecast evidence (``forecast >= clear``) is never vetoed: risk = max(forecast, classifier);

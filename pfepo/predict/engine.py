@@ -72,8 +72,8 @@ class PredictiveEngine:
         fit_window: int = 120,
         min_fit_obs: int = 40,
         trend_tau_s: float = 120.0,
-        confirm_s: float = 60.0,
-        clear: float = 0.5,
+        confirm_s: float = 40.0,
+        clear: float = 0.6,
     ):
         if not (horizon_s > 0 and step_s > 0):
             raise ValueError("horizon_s and step_s must be > 0")
@@ -243,9 +243,9 @@ class PredictiveEngine:
         if self._thr_t.size != mean.size:
             self._thr_t = np.tile(self.thr, mean.size // self.m)
         p_now, _, _ = self.bank.breach_probability(self._thr_t)
-        # Evidence is the breach probability beyond even odds: a forecast whose interval is merely wide
-        # (p near 0.5 with its mean below the threshold) is no evidence of a breach.
-        self.pring[b % self.confirm_steps] = np.clip(2.0 * p_now - 1.0, 0.0, 1.0)
+        # Evidence is the breach probability once the forecast's central path breaches (p >= 0.5): an
+        # interval that is merely wide enough to touch the threshold is no evidence of a breach.
+        self.pring[b % self.confirm_steps] = np.where(p_now >= 0.5, p_now, 0.0)
         self.core.update(fed[None, :], np.array([b * self.step_s]))
         self.stats["failures"] += self.feat.update(mean, self.up_blk, b * self.step_s, self._thr_t)
         self.ring[:, b % self.window] = mean

@@ -76,7 +76,7 @@ def _base(rng: np.random.Generator, t: np.ndarray, kind: str) -> dict[str, np.nd
     het = rng.uniform(0.5, 1.5)  # noise grows with load (heteroscedastic)
     util = np.clip(util_b * load * (1 + rng.normal(0, rng.uniform(0.01, 0.06), n) * load**het), 0, 92)
     cpu = np.clip(cpu_b * load * (1 + rng.normal(0, rng.uniform(0.01, 0.08), n) * load**het), 0, 88)
-    lat_b = _loguniform(rng, 5, 80)
+    lat_b = _loguniform(rng, 5, 60)
     lat = lat_b * load**rng.uniform(0.3, 1.2) * rng.lognormal(0, rng.uniform(0.02, 0.2), n) * load**het
     loss = np.abs(rng.normal(0, rng.uniform(0.01, 0.15), n)) * load
     err = np.abs(rng.normal(0, rng.uniform(0.02, 0.4), n)) * load
