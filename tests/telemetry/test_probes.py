@@ -42,3 +42,13 @@ def test_echo_rtt_smoothing():
     assert e.get(1) == 0.0
     e.update(1, 0.010)
     assert e.update(1, 0.020) == 0.015
+
+
+def test_probe_mac_rejects_another_key_and_tampering():
+    from pfepo.telemetry.probes import verify
+
+    frame = encode(1, 2, 3, 4, 5.5, key=b"k1")
+    assert verify(frame, b"k1") == (1, 2, 3, 4, 5.5)
+    assert verify(frame, b"k2") == "bad_mac"
+    assert verify(frame[:8] + b"\xff" + frame[9:], b"k1") == "bad_mac"
+    assert verify(frame[:20], b"k1") == "malformed"
