@@ -127,13 +127,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ship", help="train on all training families and save the model here")
     ap.add_argument("--sampling", action="store_true", help="also the 1/5/10/60 s table (test seeds regenerated)")
     ap.add_argument("--act", type=float, default=Settings().act)
+    ap.add_argument("--reuse", action="store_true", help="reuse the replays saved in --cache by an earlier run")
     args = ap.parse_args(argv)
     t0 = time.time()
     cache = Path(args.cache)
-    train_p = [p for s in parse_seeds(args.train_seeds) for p in generate_families(cache / "train", s)]
-    test_p = [p for s in parse_seeds(args.test_seeds) for p in generate_families(cache / "test", s)]
-    train = _replay_all(train_p, args.jobs)
-    test = _replay_all(test_p, args.jobs)
+    import joblib
+
+    saved = cache / "replays.joblib"
+    if args.reuse and saved.is_file():
+        train, test = joblib.load(saved)
+    else:
+        train_p = [p for s in parse_seeds(args.train_seeds) for p in generate_families(cache / "train", s)]
+        test_p = [p for s in parse_seeds(args.test_seeds) for p in generate_families(cache / "test", s)]
+        train = _replay_all(train_p, args.jobs)
+        test = _replay_all(test_p, args.jobs)
+        joblib.dump((train, test), saved)
     print(f"replayed {len(train)} training and {len(test)} test traces in {time.time() - t0:.0f} s", flush=True)
     benign = [p for p in test if p.family in BENIGN_FAMILIES]
     out: dict = {"train_seeds": args.train_seeds, "test_seeds": args.test_seeds, "act": args.act, "lofo": {}}
@@ -174,8 +182,13 @@ def main(argv: list[str] | None = None) -> int:
                  "|---|---|---|---|---|---|"]
         out["sampling"] = {}
         for dt in (1.0, 5.0, 10.0, 60.0):
-            ps = [p for s in parse_seeds(args.test_seeds) for p in generate_families(cache / f"dt{dt:g}", s, dt=dt)]
-            parts = _replay_all(ps, args.jobs)
+            saved_dt = cache / f"replays-dt{dt:g}.joblib"
+            if args.reuse and saved_dt.is_file():
+                parts = joblib.load(saved_dt)
+            else:
+                ps = [p for s in parse_seeds(args.test_seeds) for p in generate_families(cache / f"dt{dt:g}", s, dt=dt)]
+                parts = _replay_all(ps, args.jobs)
+                joblib.dump(parts, saved_dt)
             fail = [p for p in parts if p.family in FAILURE_FAMILIES]
             ben = [p for p in parts if p.family in BENIGN_FAMILIES]
             a, b, fo = (_score(fail, full, args.act, "predictive"), _score(ben, full, args.act, "predictive"),

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from pfepo.traces.csv import failure_starts, read_trace
-from pfepo.traces.families import BENIGN_FAMILIES, FAILURE_FAMILIES, family_of, family_trace, generate_families
+from pfepo.traces.families import (
+    BENIGN_FAMILIES,
+    FAILURE_FAMILIES,
+    family_of,
+    family_trace,
+    generate_families,
+)
 
 
 def test_families_are_deterministic_valid_and_labelled(tmp_path):
