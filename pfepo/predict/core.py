@@ -82,19 +82,48 @@ def _alpha(dt: float, tau: float) -> float:
 def _ewm(u: np.ndarray, a: float, s0: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """EW mean path over the rows where ``mask``; other rows hold the state. A series whose state is NaN
     starts at its first masked value (NaN before it). A log-depth scan of s_t = A_t s_(t-1) + B_t."""
-    seen = np.cumsum(mask, axis=0)
-    started = np.isfinite(s0)
-    at = np.where(mask, np.where(~started[None, :] & (seen == 1), 1.0, a), 0.0)
-    bt = at * np.where(mask, u, 0.0)
-    at = 1.0 - at
     tn = u.shape[0]
+    started = np.isfinite(s0)
+    if started.all():
+        if mask.all():  # the common case: constant coefficients, precomputed powers
+            y = a * u
+            steps, decay = _scan_factors(a, tn)
+            for k, c in steps:
+                y[k:] += c * y[:-k]
+            return y + decay * s0[None, :]
+        at = np.where(mask, a, 0.0)
+        bt = at * np.where(mask, u, 0.0)
+        at = 1.0 - at
+        seen = None
+    else:
+        seen = np.cumsum(mask, axis=0)
+        at = np.where(mask, np.where(~started[None, :] & (seen == 1), 1.0, a), 0.0)
+        bt = at * np.where(mask, u, 0.0)
+        at = 1.0 - at
     k = 1
     while k < tn:
         bt[k:] = bt[k:] + at[k:] * bt[:-k]
         at[k:] = at[k:] * at[:-k]
         k *= 2
     out = bt + at * np.where(started, s0, 0.0)[None, :]
-    return np.where(~started[None, :] & (seen == 0), np.nan, out)
+    return out if seen is None else np.where(~started[None, :] & (seen == 0), np.nan, out)
+
+
+_SCAN: dict[tuple[float, int], tuple[list[tuple[int, float]], np.ndarray]] = {}
+
+
+def _scan_factors(a: float, tn: int) -> tuple[list[tuple[int, float]], np.ndarray]:
+    """Doubling-step factors (k, b^k) and start-state decay b^(t+1) for a constant weight ``a``."""
+    key = (a, tn)
+    f = _SCAN.get(key)
+    if f is None:
+        b = 1.0 - a
+        steps, k = [], 1
+        while k < tn:
+            steps.append((k, b**k))
+            k *= 2
+        f = _SCAN[key] = (steps, np.power(b, np.arange(1, tn + 1))[:, None])
+    return f
 
 
 WARMUP_BOUNDARIES = (32, 64, 128)  # early refreshes so a young series gets its scales soon

@@ -20,6 +20,7 @@ step ``dt`` = the median interval between distinct timestamps. ``score_series`` 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,9 @@ import pandas as pd
 from pfepo.predict.core import AnomalyCore, CoreParams
 
 MAX_ABS_TIME_S = 1e11
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
 MISSING_TEXT = ("", "nan", "na", "n/a", "null", "none", "-")
+_NA_CELLS = sorted({c for m in MISSING_TEXT for c in (m, m.upper(), m.capitalize())} | {"NaN"})
 MAX_HORIZON_ROWS = 1_000_000
 
 
@@ -59,7 +62,13 @@ def parse_times(raw: pd.Series, where: str) -> tuple[np.ndarray, list[str]]:
     """Epoch seconds per row; SeriesError (with line) for anything that is not a usable time."""
     notes: list[str] = []
     text = raw.astype(str).str.strip()
-    num = pd.to_numeric(text, errors="coerce")
+    if _NUMBER.fullmatch(text.iloc[0]) or len(text) < 2:
+        num = pd.to_numeric(text, errors="coerce")
+    else:  # dates: only the rows that are not ISO dates are tried as numbers (parsing is the costly part)
+        iso_first = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+        num = pd.Series(np.nan, index=text.index)
+        if iso_first.isna().any():
+            num[iso_first.isna()] = pd.to_numeric(text[iso_first.isna()], errors="coerce")
     is_num = num.notna().to_numpy()
     out = np.full(len(text), np.nan)
     if is_num.any():
@@ -106,6 +115,16 @@ def read_series(path: str | Path, time_column: str = "timestamp", value_column: 
     if not p.is_file():
         raise SeriesError(f"{p}: no such file")
     try:
+        head = pd.read_csv(p, nrows=0, skipinitialspace=True)
+        cols = [str(c).strip() for c in head.columns]
+        if time_column in cols and value_column in cols:
+            # Fast path: the C parser reads the value column as numbers; any text falls back below.
+            fast = pd.read_csv(p, usecols=lambda c: str(c).strip() in (time_column, value_column), dtype={time_column: str},
+                               keep_default_na=False, na_values=_NA_CELLS, skipinitialspace=True)
+            fast.columns = [str(c).strip() for c in fast.columns]
+            if len(fast) and pd.api.types.is_float_dtype(fast[value_column]):
+                v = fast[value_column].to_numpy(dtype=float)
+                return _build(fast[time_column], pd.Series(v), str(p), value_column, fast[value_column].to_numpy())
         df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise SeriesError(f"{p}: empty file (expected a header row)") from None
@@ -123,8 +142,14 @@ def read_series(path: str | Path, time_column: str = "timestamp", value_column: 
 
 
 def from_columns(raw_t: pd.Series, raw_v: pd.Series, where: str = "<input>", col: str = "value") -> Series:
-    t, notes = parse_times(raw_t.reset_index(drop=True), where)
     v = parse_values(raw_v.reset_index(drop=True), where, col)
+    return _build(raw_t, pd.Series(v), where, col, raw_v.to_numpy())
+
+
+def _build(raw_t: pd.Series, values: pd.Series, where: str, col: str, raw_v: np.ndarray) -> Series:
+    t, notes = parse_times(raw_t.reset_index(drop=True), where)
+    v = values.to_numpy(dtype=float)
+    v = np.where(np.isfinite(v), v, np.nan)
     unsorted = int((np.diff(t) < 0).sum())
     if unsorted:
         notes.append(f"{unsorted} row(s) out of time order: sorted by time")
@@ -137,7 +162,7 @@ def from_columns(raw_t: pd.Series, raw_v: pd.Series, where: str = "<input>", col
         y = np.where(cnts > 0, sums / cnts, np.nan)
     if dup:
         notes.append(f"{dup} row(s) repeat an earlier timestamp: averaged with it")
-    return Series(raw_t.to_numpy(), raw_v.to_numpy(), uniq, y, inv, notes, dup, unsorted)
+    return Series(raw_t.to_numpy(), raw_v, uniq, y, inv, notes, dup, unsorted)
 
 
 def grid_step(t: np.ndarray) -> float:
