@@ -418,7 +418,7 @@ class AnomalyCore:
         self.ref_refr[idx] = now < self.until[idx]
 
 
-def combine(forecast: np.ndarray, classifier: np.ndarray | None, clear: float = 0.6, damp_below: float = 0.1) -> np.ndarray:
+def combine(forecast: np.ndarray, classifier: np.ndarray | None, clear: float = 0.8, damp_below: float = 0.1) -> np.ndarray:
     """The combination rule: risk from forecast breach evidence ``forecast`` and classifier probability.
 
     - clear forecast evidence (``forecast >= clear``) is never vetoed: risk = max(forecast, classifier);

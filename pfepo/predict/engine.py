@@ -73,7 +73,7 @@ class PredictiveEngine:
         min_fit_obs: int = 40,
         trend_tau_s: float = 120.0,
         confirm_s: float = 40.0,
-        clear: float = 0.6,
+        clear: float = 0.8,
     ):
         if not (horizon_s > 0 and step_s > 0):
             raise ValueError("horizon_s and step_s must be > 0")
