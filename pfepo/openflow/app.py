@@ -13,6 +13,7 @@ loop goes on), and a Watchdog lets /api/v1/health answer 503 if events stop bein
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import threading
@@ -26,7 +27,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from pfepo.openflow import ofmsg
-from pfepo.openflow.messages import FlowMod, GroupMod, Message, MeterMod
+from pfepo.openflow.messages import FlowMod, GroupMod, Message, MeterMod, PacketOut, ProbeOut
 from pfepo.openflow.switch import Fabric, Out
 from pfepo.openflow.watchdog import Watchdog
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from pfepo.daemon import Runtime
 
 log = logging.getLogger("pfepo.openflow")
+
+OUTBOX_MAX = 10_000  # messages per switch waiting for its connection; beyond, dropped and counted
 
 
 class EventTick(event.EventBase):
@@ -77,6 +80,7 @@ class PfepoApp(app_manager.OSKenApp):
                              probe_key=pfepo.probe_key)
         self.datapaths: dict[int, object] = {}
         self._multipart: dict[tuple[int, int], list] = {}
+        self._outbox: dict[int, collections.deque] = {}  # per dpid: built messages not yet sent, in order
         self.watchdog = Watchdog(stall_s=max(5.0, 10 * self.cfg.poll_interval_s))
         self._desired_pending = threading.Event()
         self._poller: threading.Thread | None = None
@@ -105,6 +109,18 @@ class PfepoApp(app_manager.OSKenApp):
             self.watchdog.switch_event(dp.id, time.monotonic())
         if self._desired_pending.is_set():
             self._push_desired()
+        for dpid in [d for d, box in self._outbox.items() if box]:
+            self._flush(dpid)
+
+    def _send_event(self, ev, state):
+        """os-ken calls this on the SENDING thread (a switch's receive loop): stamp the arrival time there,
+        so probe and echo timings do not include the wait in our own event queue."""
+        ev.pfepo_received = time.time()
+        super()._send_event(ev, state)
+
+    @staticmethod
+    def _arrived(ev) -> float:
+        return getattr(ev, "pfepo_received", None) or time.time()
 
     def _post(self, ev) -> bool:
         """Queue an event for this app without ever blocking the caller; False if the queue is full.
@@ -129,12 +145,7 @@ class PfepoApp(app_manager.OSKenApp):
     def _apply(self, out: Out | None) -> None:
         if out is None:
             return
-        for dpid, port, up in out.ports:
-            self.state.set_port_up(dpid, port, up)
-        for dpid, port, rates in out.rates:
-            self.state.set_port_rates(dpid, port, rates)
-        for dpid, status in out.status.items():
-            self.state.set_sync_status(dpid, status)
+        out.record(self.state)
         for kind, fields in out.events:
             self.rt.record_event(kind, **fields)
         if out.samples:
@@ -149,8 +160,13 @@ class PfepoApp(app_manager.OSKenApp):
             log.info("sent %d flow mods", flows)
 
     def _send(self, dpid: int, msg: Message) -> None:
+        """Queue a message for ``dpid`` in order and send what the switch's connection takes now."""
         dp = self.datapaths.get(dpid)
         if dp is None:
+            return
+        box = self._outbox.setdefault(dpid, collections.deque())
+        if len(box) >= OUTBOX_MAX:  # the switch has not read for a long time: read-back will repair later
+            self.rt.metrics.sends_dropped.inc()
             return
         if isinstance(msg, GroupMod):
             self.rt.metrics.group_mods.inc()
@@ -159,7 +175,29 @@ class PfepoApp(app_manager.OSKenApp):
         elif isinstance(msg, MeterMod):
             log.info("meter %d on dpid=%#x: %s %d kbit/s", msg.meter.meter_id, dpid, msg.command,
                      msg.meter.rate_kbps)
-        dp.send_msg(ofmsg.to_osken(dp, msg))
+        elif isinstance(msg, ProbeOut):  # stamped now, as it leaves
+            msg = PacketOut(msg.port, self.fabric.probe_frame(dpid, msg, time.time()))
+        box.append(ofmsg.to_osken(dp, msg))
+        self._flush(dpid)
+
+    def _flush(self, dpid: int) -> None:
+        """Send queued messages while the connection's send queue has room; never block this thread.
+
+        os-ken's Datapath.send blocks while its 16-message send queue is full. Blocking here would stop
+        every switch's handling behind one slow switch (and can deadlock: that switch stops reading while
+        its replies wait in our event queue). We are the only sender of our messages, so a free slot seen
+        now is still free when send_msg takes it.
+        """
+        dp, box = self.datapaths.get(dpid), self._outbox.get(dpid)
+        if dp is None or not box:
+            return
+        sem = getattr(dp, "_send_q_sem", None)  # os-ken internal; without it, plain (blocking) sends
+        while box:
+            if sem is not None:
+                if not sem.acquire(blocking=False):
+                    return  # full: the rest goes out after the next handled event
+                sem.release()
+            dp.send_msg(box.popleft())
 
     def _on_state_change(self) -> None:
         """ControllerState listener; runs on the caller's thread (REST, decision loop): post, never send."""
@@ -204,6 +242,7 @@ class PfepoApp(app_manager.OSKenApp):
             log.warning("switch dpid=%#x is not in the config: left alone", dp.id)
             return
         log.info("switch %s (dpid=%#x) connected", sw.name, dp.id)
+        self._outbox.pop(dp.id, None)  # anything queued for an earlier connection is void
         self.datapaths[dp.id] = dp
         self.watchdog.switch_event(dp.id, time.monotonic())
         self._apply(out)
@@ -214,6 +253,7 @@ class PfepoApp(app_manager.OSKenApp):
         dp = ev.datapath
         if ev.state == DEAD_DISPATCHER and dp.id is not None and self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
+            self._outbox.pop(dp.id, None)
             self.fabric.on_disconnect(dp.id)
             self.watchdog.switch_gone(dp.id)
             self.state.set_sync_status(dp.id, None)
@@ -275,16 +315,18 @@ class PfepoApp(app_manager.OSKenApp):
     def _port_stats(self, ev):
         body = self._collect(ev)
         if body is not None:
-            self._apply(self.fabric.on_port_stats(ev.msg.datapath.id, ofmsg.parse_port_stats(body), time.time()))
+            self._apply(self.fabric.on_port_stats(ev.msg.datapath.id, ofmsg.parse_port_stats(body),
+                                                  self._arrived(ev)))
 
     # --- echo, probes, ARP -----------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN_DISPATCHER)
     @guarded
     def _echo_reply(self, ev):
-        self._apply(self.fabric.on_echo_reply(ev.msg.datapath.id, bytes(ev.msg.data or b""), time.time()))
+        self._apply(self.fabric.on_echo_reply(ev.msg.datapath.id, bytes(ev.msg.data or b""), self._arrived(ev)))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
     def _packet_in(self, ev):
         msg = ev.msg
-        self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data), time.time()))
+        self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data),
+                                             self._arrived(ev)))
