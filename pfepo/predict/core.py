@@ -41,6 +41,7 @@ from scipy.special import ndtr
 CHUNK = 256
 DAY_S = 86_400.0
 WINSOR = 4.0  # winsorise updates of baselines and scales at this many scales
+RAISE_OFF = 1.01  # a classifier probability never reaches this: the classifier does not raise risk alone
 RAW_CAP = 20.0  # surprise is capped (in scales) so one wild value cannot dominate the long-term statistics
 
 
@@ -418,12 +419,16 @@ class AnomalyCore:
         self.ref_refr[idx] = now < self.until[idx]
 
 
-def combine(forecast: np.ndarray, classifier: np.ndarray | None, clear: float = 0.8, damp_below: float = 0.1) -> np.ndarray:
+def combine(forecast: np.ndarray, classifier: np.ndarray | None, clear: float = 0.8, damp_below: float = 0.1,
+            raise_min: float = RAISE_OFF) -> np.ndarray:
     """The combination rule: risk from forecast breach evidence ``forecast`` and classifier probability.
 
-    - clear forecast evidence (``forecast >= clear``) is never vetoed: risk = max(forecast, classifier);
-    - otherwise the classifier may raise risk, and may damp an ambiguous forecast when it is confident the
-      shape is benign: risk = max(classifier, forecast x min(1, classifier / damp_below));
+    - clear forecast evidence (``forecast >= clear``) is never vetoed;
+    - below that the classifier may damp an ambiguous forecast when it is confident the shape is benign:
+      forecast x min(1, classifier / damp_below);
+    - the classifier raises risk on its own only where it reaches ``raise_min`` (off by default: on traces
+      of a generator it had not seen, most of the alarms it raised alone were false; see
+      docs/prediction.md);
     - without a classifier (cold start) risk = forecast.
     Monotone in both inputs, so more evidence of either kind never lowers risk.
     """
@@ -431,5 +436,6 @@ def combine(forecast: np.ndarray, classifier: np.ndarray | None, clear: float = 
     if classifier is None:
         return f
     c = np.asarray(classifier, dtype=float)
-    damped = np.maximum(c, f * np.minimum(1.0, c / damp_below))
-    return np.where(f >= clear, np.maximum(f, c), damped)
+    raised = np.where(c >= raise_min, c, 0.0)
+    damped = np.maximum(raised, f * np.minimum(1.0, c / damp_below))
+    return np.where(f >= clear, np.maximum(f, raised), damped)

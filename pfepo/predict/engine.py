@@ -13,8 +13,8 @@ docs/prediction.md: the combination (pfepo.predict.core.combine) of
   horizon (the minimum over the last ``confirm_s`` seconds, so a spike shorter than that is not a
   forecast), and for metrics without a threshold the event-like anomaly risk of pfepo.predict.core
   (the very core ``pfepo predict`` runs on one series);
-- the gradient-boosting classifier when a model is loaded, which may raise risk or damp an ambiguous
-  forecast but never veto a clear one.
+- the gradient-boosting classifier when a model is loaded, which may damp an ambiguous forecast (and
+  raise risk alone only above ``raise_min``, off by default) but never veto a clear one.
 
 Non-finite values are rejected and counted in ``stats``; unknown metrics are counted and ignored.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pfepo.predict.classifier import FailureClassifier, ModelError
-from pfepo.predict.core import AnomalyCore, CoreParams, combine
+from pfepo.predict.core import RAISE_OFF, AnomalyCore, CoreParams, combine
 from pfepo.predict.features import PER_METRIC, PRIORITY, FeatureState, assemble, feature_names
 from pfepo.predict.forecast import ForecastBank, fit_arima
 from pfepo.prediction import Prediction
@@ -74,6 +74,7 @@ class PredictiveEngine:
         trend_tau_s: float = 120.0,
         confirm_s: float = 40.0,
         clear: float = 0.8,
+        raise_min: float = RAISE_OFF,
     ):
         if not (horizon_s > 0 and step_s > 0):
             raise ValueError("horizon_s and step_s must be > 0")
@@ -98,6 +99,7 @@ class PredictiveEngine:
         self.core = AnomalyCore(CoreParams(dt=step_s, horizon_s=horizon_s))
         self.confirm_steps = max(1, math.ceil(confirm_s / step_s - 1e-9))
         self.clear = float(clear)
+        self.raise_min = float(raise_min)
         self.trend_tau_s = float(trend_tau_s)
         self.confirm_s = float(confirm_s)
         self.names = feature_names(self.metrics)
@@ -310,7 +312,7 @@ class PredictiveEngine:
         """(risk, forecast evidence, classifier probability or None) for feature rows."""
         f = np.nan_to_num(breach.max(axis=1)) if breach.size else np.zeros(len(x))
         c = self.classifier.predict_proba(x) if self.classifier is not None else None
-        risk = combine(f, c, clear=self.clear)
+        risk = combine(f, c, clear=self.clear, raise_min=self.raise_min)
         return np.where(up == 0, 1.0, risk), f, c
 
     def predict(self, now: float) -> dict[str, Prediction]:
@@ -345,7 +347,7 @@ class PredictiveEngine:
         hot = np.flatnonzero((prob >= min_prob) & (snap.up != 0))
         if hot.size == 0:
             return out
-        fc = hot if c is None else hot[f[hot] >= c[hot]]
+        fc = hot if c is None else hot[prob[hot] <= f[hot] + 1e-12]  # risk not above the forecast evidence
         for i in fc:
             ds = [(m, round(float(snap.breach[i, j]), 4)) for j, m in enumerate(self.metrics) if snap.breach[i, j] > 0.01]
             out[i] = sorted(ds, key=lambda d: -d[1])
@@ -396,6 +398,7 @@ class PredictiveEngine:
             "trend_tau_s": self.trend_tau_s,
             "confirm_s": self.confirm_s,
             "clear": self.clear,
+            "raise_min": self.raise_min,
         }
 
     @property

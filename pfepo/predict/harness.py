@@ -150,7 +150,7 @@ def evaluate_trace(trace: Trace, settings: Settings, model_path: str | Path | No
         alarm = prob[:, k] >= settings.act
         pred.add(score_endpoint(r.ts, up, alarm, pres, shift=settings.shift, shifted=sp))
         onset = np.flatnonzero(alarm & ~np.r_[False, alarm[:-1]] & (up == 1))
-        by_c = int(np.sum(clf[onset, k] > fcast[onset, k])) if clf is not None else 0
+        by_c = int(np.sum(prob[onset, k] > fcast[onset, k] + 1e-12)) if clf is not None else 0  # raised by it
         n_by_c += by_c
         n_by_f += onset.size - by_c
         reac.add(score_endpoint(r.ts, up, ra, pres, shift=settings.shift, shifted=sr))

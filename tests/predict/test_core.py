@@ -75,19 +75,21 @@ def test_constant_and_missing_stretches_are_harmless():
 @pytest.mark.parametrize("c", [0.0, 1e-6, 0.01, 0.3, 0.99])
 def test_clear_forecast_evidence_is_never_vetoed(c):
     f = np.linspace(0.8, 1.0, 11)  # clear: at or above combine()'s default ``clear``
-    risk = combine(f, np.full(f.size, c))
-    assert np.all(risk >= f) and np.all(risk >= c)
+    assert np.all(combine(f, np.full(f.size, c)) >= f)
+    raising = combine(f, np.full(f.size, c), raise_min=0.0)
+    assert np.all(raising >= f) and np.all(raising >= c)
 
 
 def test_the_classifier_may_raise_risk_or_damp_only_ambiguous_forecasts():
     f = np.array([0.0, 0.3, 0.7, 0.7, 0.7])
     c = np.array([0.8, 0.0, 0.0, 0.05, 0.2])
-    risk = combine(f, c)
-    assert risk[0] == 0.8  # raises: a shape the classifier knows, no forecast evidence
+    risk = combine(f, c, raise_min=0.5)
+    assert risk[0] == 0.8  # raises (when allowed): a shape the classifier knows, no forecast evidence
+    assert combine(f, c)[0] == 0.0  # by default the classifier does not raise risk on its own
     assert risk[1] == 0.0 and risk[2] == 0.0  # damps an ambiguous forecast it is sure is benign
     assert 0.0 < risk[3] < 0.7 and risk[4] == 0.7
     assert np.array_equal(combine(f, None), f)  # cold start: the forecast alone
     grid = np.linspace(0, 1, 21)
     ff, cc = np.meshgrid(grid, grid)
-    rr = combine(ff, cc)
+    rr = combine(ff, cc, raise_min=0.5)
     assert np.all(np.diff(rr, axis=0) >= -1e-12) and np.all(np.diff(rr, axis=1) >= -1e-12)  # monotone
