@@ -76,7 +76,7 @@ def test_two_controllers_run_each_new_revision_within_2s(cluster_cfg, etcd, cfg,
             assert main(["policy", "apply", "--config", str(cluster_cfg), str(f)]) == 0
             t1 = time.monotonic()
             rev = int(capsys.readouterr().out.split("revision ")[1].split()[0])
-            wait_until(lambda: all(m.revision == rev and r.current is not None
+            wait_until(lambda rev=rev, i=i: all(m.revision == rev and r.current is not None
                                    and r.current.get("p1").risk.thresholds.act == i / 10
                                    for _, r, m in controllers), timeout=2, message=f"revision {rev} everywhere",
                        interval=0.002)
