@@ -20,6 +20,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from pfepo.openflow import ofmsg
 from pfepo.openflow.desired import Flow
 from pfepo.openflow.messages import RoleRequest
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.ovs
 
@@ -119,9 +120,15 @@ def test_master_with_newer_generation_fences_the_old_one(bridge):
         dump = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge], check=True,
                               capture_output=True, text=True).stdout
         assert "priority=10,ip actions=output:1" in dump
-        roles = subprocess.run(["ovs-vsctl", "--columns=target,role", "list", "controller"], check=True,
-                               capture_output=True, text=True).stdout
-        assert "master" in roles and "slave" in roles
+        # OVSDB shows the roles too (refreshed by ovs-vswitchd every few seconds)
+        targets = [f"tcp:127.0.0.1:{la.getsockname()[1]}", f"tcp:127.0.0.1:{lb.getsockname()[1]}"]
+
+        def roles() -> list[str]:
+            return [subprocess.run(["ovs-vsctl", "--bare", "--columns=role", "find", "controller",
+                                    f'target="{t}"'], check=True, capture_output=True, text=True).stdout.strip()
+                    for t in targets]
+
+        wait_until(lambda: roles() == ["slave", "master"], timeout=15, message="OVSDB controller roles")
     finally:
         la.close()
         lb.close()
