@@ -149,6 +149,7 @@ def start_cluster(rt: Runtime) -> None:
         rt.cluster = ClusterAgent(rt).start()
     except EtcdError as exc:
         raise StartupError(f"cluster: cannot join etcd at {rt.cfg.cluster.endpoints[0]}: {exc}") from None
+    rt.metrics.add_collector(rt.cluster.metric_families)
 
 
 def start_predictor(cfg: PfepoConfig):

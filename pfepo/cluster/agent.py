@@ -102,6 +102,23 @@ class ClusterAgent:
                 "last_ok": self.last_ok, "policy_revision": self.mirror.revision if self.mirror else 0,
                 "masters": sorted(d for d, (r, _) in self.roles.items() if r == "master")}
 
+    def metric_families(self):
+        """For ``Metrics.add_collector``: etcd reachability, roles held, policy revision, lease losses."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        yield GaugeMetricFamily("pfepo_cluster_etcd_up", "1 when the last etcd step succeeded",
+                                value=1 if self.etcd_ok else 0)
+        g = GaugeMetricFamily("pfepo_cluster_switches", "configured switches by our OpenFlow role",
+                              labels=["role"])
+        for role in ("master", "slave"):
+            g.add_metric([role], sum(1 for r, _ in self.roles.values() if r == role))
+        yield g
+        yield GaugeMetricFamily("pfepo_cluster_policy_revision", "etcd revision of the policy in force "
+                                "(0: local files, the cluster holds none)",
+                                value=self.mirror.revision if self.mirror else 0)
+        yield CounterMetricFamily("pfepo_cluster_lease_lost", "times our lease expired and we re-joined",
+                                  value=self.coord.lease_lost)
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()

@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -120,6 +121,9 @@ def test_one_master_per_switch_and_kill_9_handover(etcd, tmp_path):
         assert t_role <= TTL + 1
         assert t_etcd <= TTL + 1
         assert procs["c-us"].poll() is None
+        metrics = httpx.get(f"http://127.0.0.1:{ctl['c-us'][2]}/metrics", timeout=5).text
+        assert "pfepo_cluster_etcd_up 1.0" in metrics
+        assert f'pfepo_cluster_switches{{role="master"}} {float(len(names))}' in metrics  # all four now
         assert {n: _groups(bridges[n]) for n in names} == groups_before  # no weight jolt on any switch
     finally:
         for p in procs.values():
