@@ -9,7 +9,7 @@ COPY pfepo ./pfepo
 COPY mininet_topologies ./mininet_topologies
 COPY configs ./configs
 COPY policies ./policies
-RUN pip install --no-cache-dir . && useradd --system --home /var/lib/pfepo pfepo \
+RUN pip install --no-cache-dir '.[kubernetes]' && useradd --system --home /var/lib/pfepo pfepo \
     && mkdir -p /var/lib/pfepo && chown pfepo /var/lib/pfepo
 USER pfepo
 WORKDIR /var/lib/pfepo

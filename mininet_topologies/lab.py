@@ -81,6 +81,27 @@ class Lab:
                 self.daemon.wait(timeout=5)
         self.daemon = None
 
+    def restart_daemon(self, clean: bool = True, keep_in: Path | None = None) -> None:
+        """Stop the daemon and start it again, with a clean state and history when ``clean`` (the old
+        ones are moved into ``keep_in`` when given, else deleted). The network stays up."""
+        import shutil
+
+        self.stop_daemon()
+        if clean:
+            for p in (Path(self.config["state_dir"]), Path(self.config["history"]["path"])):
+                if not p.exists():
+                    continue
+                if keep_in is not None:
+                    keep_in.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(p), str(keep_in / ("prev-" + p.name)))
+                elif p.is_dir():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        self.start_daemon()
+        self.wait_connected()
+
     def wait_api(self, timeout: float = 20.0) -> dict:
         deadline = time.monotonic() + timeout
         while True:

@@ -66,6 +66,12 @@ class OpenFlowConfig(Strict):
     weight_slots: int = Field(
         64, ge=2, le=1024, description="bucket weights are integers summing to this (OVS hashes into <=64 slots)"
     )
+    affinity: bool = Field(
+        True, description="pin each connection to its region with conntrack (weight changes move only new "
+        "connections); false: OVS remaps live connections on every weight change")
+    conntrack_zone: int = Field(
+        7701, ge=1, le=65535, description="conntrack zone for pinned connections (one for all services; pick one "
+        "no other application on the switches uses)")
 
 
 class RestConfig(Strict):

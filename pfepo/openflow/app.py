@@ -90,7 +90,7 @@ class PfepoApp(app_manager.OSKenApp):
         self.cfg = pfepo.cfg
         self.state = pfepo.state
         self.fabric = Fabric(self.cfg, self.state.bucket_weights(), self.state.bandwidth_snapshot(),
-                             probe_key=pfepo.probe_key)
+                             self.state.evicted_snapshot(), probe_key=pfepo.probe_key)
         self.datapaths: dict[int, object] = {}
         self._multipart: dict[tuple[int, int], list] = {}
         self._outbox: dict[int, collections.deque] = {}  # per dpid: built messages not yet sent, in order
@@ -225,7 +225,8 @@ class PfepoApp(app_manager.OSKenApp):
 
     def _push_desired(self) -> None:
         self._desired_pending.clear()
-        self._apply(self.fabric.on_desired(self.state.bucket_weights(), self.state.bandwidth_snapshot()))
+        self._apply(self.fabric.on_desired(self.state.bucket_weights(), self.state.bandwidth_snapshot(),
+                                           self.state.evicted_snapshot()))
 
     # --- events from this process ----------------------------------------------------------------------
     @set_ev_cls(EventDesiredChanged)

@@ -241,7 +241,8 @@ class Fabric:
     """All switches of the config: desired state per switch, syncs of connected ones, probes and ARP."""
 
     def __init__(self, cfg: PfepoConfig, weights: Mapping[str, Mapping[str, int]] | None = None,
-                 bandwidth: Mapping[str, Mapping[str, float | None]] | None = None, probe_key: bytes = b""):
+                 bandwidth: Mapping[str, Mapping[str, float | None]] | None = None,
+                 evicted: Mapping[str, frozenset[str]] | None = None, probe_key: bytes = b""):
         """``probe_key``: the secret that authenticates probe frames (the daemon passes a random one)."""
         self.cfg = cfg
         self.probe_key = probe_key
@@ -249,6 +250,7 @@ class Fabric:
         self.syncs: dict[int, SwitchSync] = {}
         self.weights: Mapping[str, Mapping[str, int]] = weights or {}
         self.bandwidth: Mapping[str, Mapping[str, float | None]] = bandwidth or {}
+        self.evicted: Mapping[str, frozenset[str]] = evicted or {}  # regions emptied per service (affinity)
         self.rates = RateTracker(max_gap_s=max(30.0, 10 * cfg.poll_interval_s))
         self.port_names = PortNames(cfg)
         self.vips = {s.vip: s for s in cfg.services}
@@ -267,7 +269,7 @@ class Fabric:
         self._link_index = {v: k for k, v in self.link_ids.items()}
 
     def want(self, dpid: int) -> SwitchState:
-        return switch_state(self.cfg, self.names[dpid], self.weights, self.bandwidth)
+        return switch_state(self.cfg, self.names[dpid], self.weights, self.bandwidth, self.evicted)
 
     def _status(self, sync: SwitchSync, out: Out) -> Out:
         st = sync.status_if_changed()
@@ -315,9 +317,13 @@ class Fabric:
         return out
 
     def on_desired(self, weights: Mapping[str, Mapping[str, int]],
-                   bandwidth: Mapping[str, Mapping[str, float | None]]) -> Out:
-        """Bucket weights or bandwidth changed: every connected switch gets the differing mods now."""
+                   bandwidth: Mapping[str, Mapping[str, float | None]],
+                   evicted: Mapping[str, frozenset[str]] | None = None) -> Out:
+        """Bucket weights, bandwidth or evicted regions changed: every connected switch gets the differing
+        mods now."""
         self.weights, self.bandwidth = weights, bandwidth
+        if evicted is not None:
+            self.evicted = evicted
         out = Out()
         for dpid, sync in self.syncs.items():
             sync.on_desired(self.want(dpid), out)
