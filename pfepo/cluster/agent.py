@@ -57,13 +57,21 @@ class ClusterAgent:
 
     def start(self) -> ClusterAgent:
         self.coord.join()
-        for what in ("members", "owners"):
-            self._cancels.append(self.coord.watch(what, self._wake.set))
         folder = Path(self.cfg.state_dir) / "cluster-policy"
-        self.mirror = PolicyMirror(self.coord, folder, self._policy_changed).start()
+        self.mirror = PolicyMirror(self.coord, folder, self._policy_changed)
+        self._watch()
+        self.mirror.sync()
         self._thread = threading.Thread(target=self._run, name="cluster", daemon=True)
         self._thread.start()
         return self
+
+    def _watch(self) -> None:
+        """(Re)create the etcd watches. etcd3gw's watch stream ends silently when etcd goes away, so they are
+        recreated whenever etcd comes back; each step also re-reads the policy in case a watch was lost."""
+        for cancel in self._cancels:
+            cancel()
+        self._cancels = [self.coord.watch(what, self._wake.set) for what in ("members", "owners")]
+        self._cancels.append(self.coord.watch("policy", self.mirror.sync))
 
     def _policy_changed(self, revision: int) -> None:
         """A new cluster revision is in the mirror folder: run from it from now on (validated again here)."""
@@ -75,11 +83,15 @@ class ClusterAgent:
     def step(self) -> None:
         try:
             owners = self.coord.rebalance(self.regions)
+            self.mirror.sync()
         except EtcdError as exc:
             if self.etcd_ok or self.last_error is None:
                 log.warning("etcd unreachable, keeping the last roles: %s", exc)
             self.etcd_ok, self.last_error = False, str(exc)
             return
+        if not self.etcd_ok and self.last_ok is not None:
+            log.info("etcd reachable again: re-watching")
+            self._watch()
         self.etcd_ok, self.last_error, self.last_ok = True, None, time.time()
         roles = roles_by_dpid(self.cfg, owners, self.coord.member_id, self.roles)
         if roles != self.roles:
@@ -124,8 +136,6 @@ class ClusterAgent:
         self._wake.set()
         for cancel in self._cancels:
             cancel()
-        if self.mirror is not None:
-            self.mirror.stop()
         if self._thread is not None:
             self._thread.join(5)
         self.coord.leave()
