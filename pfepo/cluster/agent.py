@@ -76,9 +76,15 @@ class ClusterAgent:
     def _policy_changed(self, revision: int) -> None:
         """A new cluster revision is in the mirror folder: run from it from now on (validated again here)."""
         reloader = self.rt.reloader
-        if reloader is not None:
-            reloader.paths = [str(self.mirror.folder)]
-            reloader.request()
+        if reloader is None:
+            return
+        reloader.paths = [str(self.mirror.folder)]
+        ok = reloader.reload()  # here, not via the watch thread: the audit line says whether it is in force
+        audit = getattr(self.rt, "audit", None)
+        if audit is not None:  # every later decision record was made under this revision (until the next)
+            audit.append("policy_revision", {
+                "revision": revision, "in_force": ok, "problems": list(reloader.last_error),
+                "digest": reloader.current.digest if reloader.current is not None else None})
 
     def step(self) -> None:
         try:
