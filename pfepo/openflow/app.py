@@ -393,5 +393,6 @@ class PfepoApp(app_manager.OSKenApp):
         if dp is None:
             return
         role, gen = self.roles.get(dpid, ("slave", 0))
+        log.info("role request %s to dpid=%#x generation %d", role.upper(), dpid, gen)
         self._outbox.setdefault(dpid, collections.deque()).append(ofmsg.role_request(dp, RoleRequest(role, gen)))
         self._flush(dpid)

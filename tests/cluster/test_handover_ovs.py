@@ -114,7 +114,7 @@ def test_one_master_per_switch_and_kill_9_handover(etcd, tmp_path):
                    message="OVSDB shows c-us MASTER of the eu switch", interval=0.05)
         t_ovsdb = time.monotonic() - t0
         eu_dpid = next(sw["dpid"] for sw in base["switches"] if sw["name"] == eu_sw)
-        t_role = _logged_after(tmp_path / "c-us" / "daemon.log", f"MASTER of dpid={eu_dpid:#x}", wall0)
+        t_role = _logged_after(tmp_path / "c-us" / "daemon.log", f"role request MASTER to dpid={eu_dpid:#x}", wall0)
         print(f"\nkill -9 handover: etcd owner changed after {t_etcd:.2f} s, c-us sent its MASTER role request "
               f"after {t_role:.2f} s, OVSDB (refreshed periodically) showed it after {t_ovsdb:.2f} s "
               f"(lease TTL {TTL} s)")
