@@ -47,10 +47,11 @@ class Lab:
         self.spec = spec or TopoSpec(prefix="p" + secrets.token_hex(2), weights={"eu": 50, "us": 30, "ap": 20})
         self.of_port = free_port()
         self.rest_port = free_port()
+        self.api_token = secrets.token_urlsafe(24)  # the lab's admin REST token (rest.tokens)
         cfg = self.spec.config(of_port=self.of_port, rest_port=self.rest_port,
                                state_dir=str(self.workdir / "state"),
                                history_path=str(self.workdir / "history.sqlite"),
-                               poll_interval_s=poll_interval_s)
+                               poll_interval_s=poll_interval_s, api_token=self.api_token)
         cfg["policy"] = {"paths": [str(p) for p in (policy_paths or [REPO / "policies"])],
                          "interval_s": 0.5, "watch_interval_s": 0.5}
         cfg["predict"] = {"model_path": str(REPO / "models" / "pfepo-predict.joblib")}
@@ -60,7 +61,8 @@ class Lab:
         self.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         self.daemon: subprocess.Popen | None = None
         self.net = MultiRegionNet(self.spec, controller_port=self.of_port, workdir=str(self.workdir / "topo"))
-        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.rest_port}", timeout=5)
+        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.rest_port}", timeout=5,
+                                headers={"Authorization": f"Bearer {self.api_token}"})
 
     # --- daemon ---------------------------------------------------------------------------------------
     def start_daemon(self) -> None:
@@ -132,8 +134,10 @@ class Lab:
     def service(self, name: str = "web") -> dict:
         return self.api.get(f"/api/v1/services/{name}").json()
 
-    def set_weights(self, weights: dict, name: str = "web") -> httpx.Response:
-        return self.api.put(f"/api/v1/services/{name}/weights", json={"weights": weights})
+    def set_weights(self, weights: dict, name: str = "web", force: bool = False) -> httpx.Response:
+        """``force``: past the policies' safety rules (the lab token is an admin's)."""
+        body = {"weights": weights, **({"force": True} if force else {})}
+        return self.api.put(f"/api/v1/services/{name}/weights", json=body)
 
     # --- switches -------------------------------------------------------------------------------------
     def dump_groups(self, switch: str | None = None) -> str:

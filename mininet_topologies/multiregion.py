@@ -63,8 +63,9 @@ class TopoSpec:
         return f"c{k + 1}", f"10.0.0.{k + 11}", f"00:00:00:00:00:{k + 11:02x}"
 
     def config(self, of_port: int = 6653, rest_port: int = 8080, state_dir: str = "var/state",
-               history_path: str = "var/history.sqlite", poll_interval_s: float = 1.0) -> dict:
-        """The daemon config (as plain data) that matches this topology."""
+               history_path: str = "var/history.sqlite", poll_interval_s: float = 1.0,
+               api_token: str | None = None) -> dict:
+        """The daemon config (as plain data) that matches this topology; ``api_token``: an admin REST token."""
         switches = [{"name": self.core(), "dpid": 1}]
         regions = []
         for i, r in enumerate(self.regions):
@@ -82,7 +83,8 @@ class TopoSpec:
         weights = self.weights or {r: 1.0 for r in self.regions}
         return {
             "openflow": {"listen_host": "127.0.0.1", "listen_port": of_port},
-            "rest": {"host": "127.0.0.1", "port": rest_port},
+            "rest": {"host": "127.0.0.1", "port": rest_port,
+                     **({"tokens": [{"name": "lab", "role": "admin", "token": api_token}]} if api_token else {})},
             "poll_interval_s": poll_interval_s,
             "state_dir": state_dir,
             "history": {"backend": "sqlite", "path": history_path},
