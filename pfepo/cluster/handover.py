@@ -96,6 +96,7 @@ class ClusterLab:
         cfg["policy"] = {"paths": [str(ROOT / "policies" / "default.yaml")]}
         cfg["predict"] = {"enabled": False}
         cfg["probes"] = {"enabled": False}
+        cfg["rest"]["open_reads"] = True  # loopback lab: /metrics readable without a token
         cfg["cluster"] = {"endpoints": [self.etcd_endpoint], "name": "lab", "controller_id": cid,
                           "region": region, "lease_ttl_s": self.ttl_s}
         (work / "pfepo.yaml").write_text(yaml.safe_dump(cfg))
