@@ -193,9 +193,9 @@ class PfepoApp(app_manager.OSKenApp):
         elif isinstance(msg, MeterMod):
             log.info("meter %d on dpid=%#x: %s %d kbit/s", msg.meter.meter_id, dpid, msg.command,
                      msg.meter.rate_kbps)
-        elif isinstance(msg, ProbeOut):  # stamped now, as it leaves
-            msg = PacketOut(msg.port, self.fabric.probe_frame(dpid, msg, time.time()))
-        box.append(ofmsg.to_osken(dp, msg))
+        # A probe waits in the box as is and is stamped in _flush, as it leaves: a probe queued behind a
+        # burst of stats requests would otherwise measure our own outbox as link latency.
+        box.append(msg if isinstance(msg, ProbeOut) else ofmsg.to_osken(dp, msg))
         self._flush(dpid)
 
     def _flush(self, dpid: int) -> None:
@@ -215,7 +215,10 @@ class PfepoApp(app_manager.OSKenApp):
                 if not sem.acquire(blocking=False):
                     return  # full: the rest goes out after the next handled event
                 sem.release()
-            dp.send_msg(box.popleft())
+            out = box.popleft()
+            if isinstance(out, ProbeOut):
+                out = ofmsg.to_osken(dp, PacketOut(out.port, self.fabric.probe_frame(dpid, out, time.time())))
+            dp.send_msg(out)
 
     def _on_state_change(self) -> None:
         """ControllerState listener; runs on the caller's thread (REST, decision loop): post, never send."""
