@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 import signal
@@ -52,6 +53,29 @@ class Runtime:
                 prev = latest.get((s.subject, s.metric))
                 if prev is None or s.ts >= prev[0]:
                     latest[(s.subject, s.metric)] = (s.ts, s.value)
+
+    @functools.cached_property
+    def watched(self) -> frozenset[str]:
+        """Subjects the decision loop reads (endpoint_observations): region uplinks and endpoints."""
+        return frozenset({f"uplink:{r.name}" for r in self.cfg.regions}
+                         | {e.name for r in self.cfg.regions for e in r.endpoints})
+
+    def ingest_batch(self, batch) -> None:
+        """A columnar batch (one switch reply): history takes it whole, in one queue entry; latest values
+        are kept only for the subjects the decision loop reads, not for every port of every switch."""
+        self.writer.put_batch(batch)
+        watched = self.watched
+        rows = [i for i, s in enumerate(batch.subjects) if s in watched]
+        if not rows:
+            return
+        latest, ts = self.latest, batch.ts
+        with self._lock:
+            for i in rows:
+                subject = batch.subjects[i]
+                for m, v in zip(batch.metrics, batch.values[i].tolist(), strict=True):
+                    prev = latest.get((subject, m))
+                    if v == v and (prev is None or ts >= prev[0]):
+                        latest[(subject, m)] = (ts, v)
 
     def observations(self, max_age_s: float = 60.0) -> dict[str, dict[str, float]]:
         """Latest value per subject and metric, no older than ``max_age_s``."""
