@@ -5,6 +5,11 @@ the switch at the other end. ``t_in - t_out`` also contains the controller->swit
 legs, so we subtract half of each switch's OpenFlow echo round trip:
 ``latency = (t_in - t_out) - rtt_src/2 - rtt_dst/2`` (clamped at 0). Loss is the share of probes not back
 within ``timeout_s``. Probes are numbered, so duplicates and late arrivals are not counted twice.
+
+Probes measure the network, not the controller: the adapter passes the time the packet-in left the
+socket (not when a busy event loop got to it), and a probe answered or lost while the controller was
+overloaded is *discarded* (``trusted=False``): it counts neither as latency nor as loss, so our own load
+can never make a link look slow or lossy and shift traffic.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class LinkStats:
     loss_pct: float
     sent: int
     received: int
+    discarded: int = 0  # untrusted (taken while the controller was overloaded): not in latency or loss
 
 
 @dataclass
@@ -48,18 +54,24 @@ class ProbeTracker:
     _seq: int = 0
     _pending: dict[int, tuple[str, float]] = field(default_factory=dict)  # seq -> (link, t_out)
     _done: dict[str, deque] = field(default_factory=dict)  # link -> (t_out, latency or None)
+    _discarded: dict[str, int] = field(default_factory=dict)
 
     def next_seq(self, link: str, t_out: float) -> int:
         self._seq = (self._seq + 1) % 2**32
         self._pending[self._seq] = (link, t_out)
         return self._seq
 
-    def received(self, seq: int, t_in: float, rtt_src_s: float, rtt_dst_s: float) -> tuple[str, float] | None:
-        """Record an arrival; returns (link, one-way latency s) or None for unknown/late/duplicate probes."""
+    def received(self, seq: int, t_in: float, rtt_src_s: float, rtt_dst_s: float,
+                 trusted: bool = True) -> tuple[str, float] | None:
+        """Record an arrival; returns (link, one-way latency s) or None for unknown/late/duplicate probes
+        and for untrusted ones (discarded)."""
         entry = self._pending.pop(seq, None)
         if entry is None:
             return None
         link, t_out = entry
+        if not trusted:
+            self._discarded[link] = self._discarded.get(link, 0) + 1
+            return None
         if t_in - t_out > self.timeout_s:
             self._done.setdefault(link, deque()).append((t_out, None))
             return None
@@ -67,13 +79,22 @@ class ProbeTracker:
         self._done.setdefault(link, deque()).append((t_out, lat))
         return link, lat
 
-    def collect(self, now: float) -> dict[str, LinkStats]:
-        """Per link: median latency and loss of probes that are settled (answered or timed out)."""
+    def collect(self, now: float, trusted: bool = True) -> dict[str, LinkStats]:
+        """Per link: median latency and loss of probes that are settled (answered or timed out).
+
+        ``trusted=False`` (the controller is overloaded now): probes that timed out are discarded, not
+        lost -- their replies may be sitting in our own queues. A link with only discarded probes is
+        left out: no measurement rather than a wrong one.
+        """
         for seq, (link, t_out) in list(self._pending.items()):
             if now - t_out > self.timeout_s:
                 del self._pending[seq]
-                self._done.setdefault(link, deque()).append((t_out, None))
+                if trusted:
+                    self._done.setdefault(link, deque()).append((t_out, None))
+                else:
+                    self._discarded[link] = self._discarded.get(link, 0) + 1
         out = {}
+        discarded, self._discarded = self._discarded, {}
         for link, done in self._done.items():
             if not done:
                 continue
@@ -81,8 +102,9 @@ class ProbeTracker:
             out[link] = LinkStats(
                 latency_ms=1000 * statistics.median(lats) if lats else None,
                 loss_pct=100.0 * (len(done) - len(lats)) / len(done),
-                sent=len(done),
+                sent=len(done) + discarded.get(link, 0),
                 received=len(lats),
+                discarded=discarded.get(link, 0),
             )
             done.clear()
         return out

@@ -42,3 +42,20 @@ def test_echo_rtt_smoothing():
     assert e.get(1) == 0.0
     e.update(1, 0.010)
     assert e.update(1, 0.020) == 0.015
+
+
+def test_untrusted_probes_count_neither_as_latency_nor_as_loss():
+    from pfepo.telemetry.probes import ProbeTracker
+
+    t = ProbeTracker(timeout_s=1.0)
+    a = t.next_seq("l>", 0.0)
+    b = t.next_seq("l>", 0.0)
+    c = t.next_seq("l>", 0.0)
+    assert t.received(a, 0.002, 0.0, 0.0) == ("l>", 0.002)
+    assert t.received(b, 0.4, 0.0, 0.0, trusted=False) is None  # answered while we were overloaded
+    st = t.collect(2.0, trusted=False)["l>"]  # c timed out while overloaded: discarded, not lost
+    assert st.latency_ms == 2.0 and st.loss_pct == 0.0 and st.received == 1 and st.discarded == 2
+    assert c not in t._pending
+    d = t.next_seq("l>", 3.0)
+    assert t.received(d, 3.5, 0.0, 0.0, trusted=False) is None
+    assert t.collect(5.0) == {}  # only discarded probes: no measurement at all
