@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pfepo.config import PfepoConfig
 from pfepo.controller.state import ControllerState
@@ -18,6 +19,15 @@ from pfepo.metrics import Metrics, state_families
 from pfepo.store.base import HistoryStore
 from pfepo.store.writer import BatchWriter, open_store
 from pfepo.telemetry.ports import PortNames
+
+if TYPE_CHECKING:
+    from pfepo.actions.dispatcher import ScaleDispatcher
+    from pfepo.audit import AuditLog
+    from pfepo.controller.loop import DecisionLoop
+    from pfepo.controller.predict_worker import PredictionWorker
+    from pfepo.learning import FailureLearner
+    from pfepo.openflow.app import PfepoApp
+    from pfepo.policy.reload import PolicyReloader
 
 log = logging.getLogger("pfepo")
 
@@ -34,14 +44,16 @@ class Runtime:
     port_names: PortNames
     events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000))
     latest: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-    app: object | None = None
-    loop: object | None = None  # controller.loop.DecisionLoop
-    reloader: object | None = None  # policy.reload.PolicyReloader
-    audit: object | None = None  # audit.AuditLog
-    dispatcher: object | None = None  # actions.dispatcher.ScaleDispatcher
-    predictor: object | None = None  # controller.predict_worker.PredictionWorker
-    learner: object | None = None  # learning.FailureLearner
-    pollers: list = field(default_factory=list)  # health checks and scrapes
+    app: PfepoApp | None = None  # set by the app itself when os-ken instantiates it
+    loop: DecisionLoop | None = None
+    reloader: PolicyReloader | None = None
+    audit: AuditLog | None = None
+    dispatcher: ScaleDispatcher | None = None
+    predictor: PredictionWorker | None = None
+    learner: FailureLearner | None = None
+    pollers: list = field(default_factory=list)  # signals.health pollers: health checks and scrapes
+    # Authenticates link probes. Per process and never stored: probes never outlive the daemon that sent them.
+    probe_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ingest(self, samples: list) -> None:
@@ -77,9 +89,9 @@ class Runtime:
                     if v == v and (prev is None or ts >= prev[0]):
                         latest[(subject, m)] = (ts, v)
 
-    def observations(self, max_age_s: float = 60.0) -> dict[str, dict[str, float]]:
-        """Latest value per subject and metric, no older than ``max_age_s``."""
-        now = time.time()
+    def observations(self, max_age_s: float = 60.0, now: float | None = None) -> dict[str, dict[str, float]]:
+        """Latest value per subject and metric, no older than ``max_age_s`` at ``now`` (default: the clock)."""
+        now = time.time() if now is None else now
         out: dict[str, dict[str, float]] = {}
         with self._lock:
             items = list(self.latest.items())
@@ -87,6 +99,10 @@ class Runtime:
             if now - ts <= max_age_s:
                 out.setdefault(subject, {})[metric] = value
         return out
+
+    def openflow_problem(self) -> str | None:
+        """Why the OpenFlow side is not working (event loop stopped or stalled), None when it is or absent."""
+        return self.app.liveness() if self.app is not None else None
 
     def record_event(self, kind: str, **fields) -> None:
         ev = {"ts": time.time(), "kind": kind, **fields}
@@ -174,7 +190,7 @@ def stop_decisions(rt: Runtime) -> None:
 
 def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     """Run until SIGINT/SIGTERM. Returns the process exit code."""
-    # BLAS threading makes statsmodels fits ~10x slower here (ENVIRONMENT.md): pin before numpy loads.
+    # BLAS threading made statsmodels fits ~10x slower on 2-core machines (measured): pin before numpy loads.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("OSKEN_HUB_TYPE", "native")
@@ -182,7 +198,6 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     from os_ken import cfg as oscfg
     from os_ken.base import app_manager
 
-    import pfepo.openflow.app as ofapp
     from pfepo.api.server import ApiServer, create_app
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -199,7 +214,6 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
         stop_decisions(rt)
         rt.writer.close()
         return 2
-    ofapp.RUNTIME = rt
     api = ApiServer(create_app(rt), cfg.rest.host, cfg.rest.port)
     api.start()
     log.info("REST API on http://%s:%d", cfg.rest.host, api.bound_port)
@@ -208,7 +222,8 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
                      "--ofp-tcp-listen-port", str(cfg.openflow.listen_port)], project="os_ken")
     mgr = app_manager.AppManager.get_instance()
     mgr.load_apps(["pfepo.openflow.app"])
-    services = mgr.instantiate_apps(**mgr.create_contexts())
+    # The Runtime reaches the app as an os-ken context (a constructor keyword), not a module global.
+    services = mgr.instantiate_apps(**mgr.create_contexts(), pfepo=rt)
     log.info("OpenFlow listening on %s:%d", cfg.openflow.listen_host, cfg.openflow.listen_port)
 
     stop = threading.Event()

@@ -17,6 +17,14 @@ class Metrics:
         self.signals = Counter("pfepo_signals", "pushed signals by outcome (accepted, rejected, "
                                "unauthorized, too_large, malformed, rate_limited, disabled)", ["outcome"],
                                registry=self.registry)
+        self.handler_errors = Counter(
+            "pfepo_openflow_handler_errors", "OpenFlow event handler exceptions (logged with traceback; the "
+            "event loop went on)", ["handler"], registry=self.registry)
+        self.polls = Counter("pfepo_openflow_polls", "poll ticks handled by the OpenFlow thread (read-back, "
+                             "stats, probes)", registry=self.registry)
+        self.probes_rejected = Counter(
+            "pfepo_probe_frames_rejected", "probe frames ignored (malformed, bad_mac, unknown_link, wrong_switch, "
+            "wrong_port, outside_window, replay)", ["reason"], registry=self.registry)
         self.up = Gauge("pfepo_up", "1 while the daemon runs", registry=self.registry)
         self.up.set(1)
 
@@ -42,7 +50,7 @@ def state_families(rt) -> list:
                 weights.add_metric([svc["name"], region, "applied"], w)
     connected = GaugeMetricFamily("pfepo_switch_connected", "1 if the switch is connected", labels=["switch"])
     util = GaugeMetricFamily("pfepo_port_utilization_pct", "port utilisation % of capacity", labels=["switch", "port"])
-    for sw in rt.state.switches.values():
+    for sw in rt.state.snapshot_switches():
         connected.add_metric([sw.name], 1 if sw.connected else 0)
         for port, info in sw.ports.items():
             if info.rates is not None:
@@ -51,7 +59,12 @@ def state_families(rt) -> list:
     hist.add_metric(["written"], rt.writer.written)
     hist.add_metric(["dropped"], rt.writer.dropped)
     hist.add_metric(["queued"], rt.writer.queued)
-    families = [weights, connected, util, hist]
+    in_sync = GaugeMetricFamily("pfepo_switch_in_sync", "1 if the switch's groups, meters and flows match "
+                                "the desired state (read back)", labels=["switch"])
+    for sw in rt.state.snapshot_switches():
+        if sw.connected:
+            in_sync.add_metric([sw.name], 1 if sw.sync is not None and sw.sync.in_sync else 0)
+    families = [weights, connected, util, hist, in_sync]
     stats = getattr(rt.store, "stats", None)  # InfluxDB backend: spool and delivery counters
     if stats is not None:
         store = GaugeMetricFamily("pfepo_history_backend", "history backend counters (queued, replayed, dropped, ...)",

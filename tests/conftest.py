@@ -4,10 +4,12 @@ receiver (http.server on 127.0.0.1, free port, own thread) for executor, health 
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +112,9 @@ def receiver():
     for r in made:
         r.close()
 
+
+
+# Test helpers (tests/waiting.py, tests/openflow/fakeswitch.py) import as ``tests.*`` from the repo root.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)

@@ -63,15 +63,20 @@ def create_app(rt) -> FastAPI:
 
     @app.get("/api/v1/health")
     def health():
-        switches = list(st.switches.values())
-        return {
-            "status": "ok",
+        switches = st.snapshot_switches()
+        problem = rt.openflow_problem()  # event loop stopped/stalled: 503 with the reason
+        body = {
+            "status": "ok" if problem is None else "unavailable",
             "version": __version__,
             "uptime_s": round(time.time() - st.started_at, 3),
             "switches_connected": sum(s.connected for s in switches),
             "switches_configured": len(switches),
             "dry_run": rt.cfg.dry_run,
         }
+        if problem is not None:
+            body["problem"] = problem
+            return JSONResponse(body, status_code=503)
+        return body
 
     @app.get("/api/v1/switches")
     def switches():

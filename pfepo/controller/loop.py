@@ -68,7 +68,8 @@ class DecisionLoop:
 
     def _planner_config(self):
         """The config with the operator's current shares as each service's nominal weights."""
-        services = [s.model_copy(update={"weights": dict(self.rt.state.desired[s.name])}) for s in self.cfg.services]
+        desired = self.rt.state.desired_snapshot()
+        services = [s.model_copy(update={"weights": desired[s.name]}) for s in self.cfg.services]
         return self.cfg.model_copy(update={"services": services})
 
     def tick(self, now: float | None = None) -> None:
@@ -78,12 +79,13 @@ class DecisionLoop:
         if version != self._seen_version:  # operator override: it becomes the baseline
             self._seen_version = version
             self.planner.reconfigure(self._planner_config())
-        obs = endpoint_observations(self.cfg, self.rt.observations(self.cfg.policy.observation_max_age_s))
+        obs = endpoint_observations(self.cfg, self.rt.observations(self.cfg.policy.observation_max_age_s, now))
         preds = {}
         if self.predictor is not None:
             self.predictor.submit(now, obs)  # never blocks; the worker scores off this thread
             preds = self.predictor.latest()
-        current = {svc: dict(st.planned[svc] or w) for svc, w in st.baseline_weights().items()}
+        planned = st.planned_snapshot()
+        current = {svc: dict(planned[svc] or w) for svc, w in st.baseline_weights().items()}
         shares = {svc: {r: v / max(1, sum(w.values())) for r, v in w.items()} for svc, w in current.items()}
         policies = self.reloader.current
         live = self.learner.effective(policies) if self.learner is not None else policies  # learned act
@@ -141,7 +143,7 @@ class DecisionLoop:
 
     def _allocate(self, a: dict) -> None:
         st = self.rt.state
-        cur = st.bandwidth.get(a["service"], {}).get(a["region"])
+        cur = st.bandwidth_snapshot().get(a["service"], {}).get(a["region"])
         if cur is None:
             self.audit.append("bandwidth", {**a, "result": "skipped: region is unmetered (no limit to raise)"})
             return

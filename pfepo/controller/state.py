@@ -3,22 +3,36 @@
 The desired traffic shares per service are the single source of truth: the OpenFlow adapter makes the
 switches match them (on connect, on reconnect, on every poll), the REST API and the planner change them.
 They are persisted so a daemon restart leaves traffic where it was.
+
+Threads: the REST API, the decision loop and the OpenFlow thread all call in here. Every read and write
+of the fields below happens under ``_lock``; readers get copies (``snapshot_*``), never the live dicts.
+``desired.json`` is written atomically and OUTSIDE ``_lock`` (under ``_save_lock``, which only writers
+take), so a frozen or full disk can delay an operator's write but never reconcile, the decision loop or
+/health. Listeners (the OpenFlow adapter) are called after a change and must not block: the adapter
+posts an event to its own thread, which is the only one that talks to switches.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import math
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pfepo.config import PfepoConfig
 from pfepo.telemetry.rates import PortRates
 from pfepo.weights import effective, normalise, quantize
+
+if TYPE_CHECKING:
+    from pfepo.openflow.desired import Meter
+    from pfepo.openflow.switch import SyncStatus
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +56,36 @@ class SwitchInfo:
     connected_at: float = 0.0
     ports: dict[int, PortInfo] = field(default_factory=dict)
     applied: dict[int, dict[str, int]] = field(default_factory=dict)  # group id -> {label: weight}
-    meters: dict[int, object] = field(default_factory=dict)  # meter id -> desired.Meter read back
+    meters: dict[int, Meter] = field(default_factory=dict)  # meter id -> desired.Meter read back
+    sync: SyncStatus | None = None  # last read-back vs desired (groups, meters, flows); None: not connected
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``path`` so a crash leaves either the old or the new file: temp file, fsync, rename, fsync dir.
+
+    Raises OSError (disk full, read-only, ...) with the temp file removed and ``path`` untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems cannot fsync a directory; the rename itself is done
+    finally:
+        os.close(fd)
 
 
 class ControllerState:
@@ -50,6 +93,9 @@ class ControllerState:
         self.cfg = cfg
         self.clock = clock
         self._lock = threading.RLock()
+        self._save_lock = threading.Lock()  # serialises writers of desired.json; held during disk I/O
+        self._save_wanted = threading.Event()  # background save of planner changes (never blocks the loop)
+        self._saver: threading.Thread | None = None
         self._listeners: list[Callable[[], None]] = []
         self.started_at = clock()
         self.switches: dict[int, SwitchInfo] = {s.dpid: SwitchInfo(s.name, s.dpid) for s in cfg.switches}
@@ -75,23 +121,49 @@ class ControllerState:
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable saved state %s: %s", self._path, exc)
             return
-        for name, bw in saved.get("bandwidth", {}).items():
-            if name in self.bandwidth and set(bw) == set(self.bandwidth[name]):
-                self.bandwidth[name] = bw
-        for name, weights in saved.get("desired", {}).items():
-            if name in self.desired and set(weights) == set(self.desired[name]):
+        if not isinstance(saved, dict):
+            log.warning("ignoring saved state %s: not a JSON object", self._path)
+            return
+        for name, bw in (saved.get("bandwidth") or {}).items():
+            if name in self.bandwidth and isinstance(bw, dict) and set(bw) == set(self.bandwidth[name]):
+                bad = [r for r, v in bw.items() if v is not None and not _valid_mbps(v)]
+                if bad:
+                    log.warning("ignoring saved bandwidth of %s in %s: invalid value for %s", name, self._path,
+                                ", ".join(sorted(bad)))
+                    continue
+                self.bandwidth[name] = {r: (None if v is None else float(v)) for r, v in bw.items()}
+        for name, weights in (saved.get("desired") or {}).items():
+            if name in self.desired and isinstance(weights, dict) and set(weights) == set(self.desired[name]):
                 try:
-                    self.desired[name] = normalise(weights)
+                    self.desired[name] = self.validate_weights(name, weights)
                     self.desired_source[name] = "saved"
-                except ValueError:
-                    log.warning("ignoring invalid saved weights for %s", name)
+                except (ValueError, TypeError):
+                    log.warning("ignoring invalid saved weights for %s in %s", name, self._path)
 
-    def _save(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"desired": self.desired, "bandwidth": self.bandwidth,
-                                   "saved_at": self.clock()}, indent=1))
-        os.replace(tmp, self._path)
+    def _save(self, desired: Mapping, bandwidth: Mapping) -> None:
+        """Persist; call with ``_save_lock`` held and ``_lock`` NOT held. Raises OSError unchanged."""
+        atomic_write(self._path, json.dumps({"desired": desired, "bandwidth": bandwidth,
+                                             "saved_at": self.clock()}, indent=1).encode())
+
+    def _save_in_background(self) -> None:
+        """Planner changes: saved by a helper thread, latest state wins, errors logged (not raised)."""
+        self._save_wanted.set()
+        if self._saver is None or not self._saver.is_alive():
+            self._saver = threading.Thread(target=self._saver_loop, name="state-saver", daemon=True)
+            self._saver.start()
+
+    def _saver_loop(self) -> None:
+        while self._save_wanted.wait(timeout=30):
+            self._save_wanted.clear()
+            try:
+                with self._save_lock:
+                    self._save(*self._persisted())
+            except OSError as exc:
+                log.error("cannot save %s: %s (planner change kept in memory only)", self._path, exc)
+
+    def _persisted(self) -> tuple[dict, dict]:
+        with self._lock:
+            return copy.deepcopy(self.desired), copy.deepcopy(self.bandwidth)
 
     def validate_weights(self, service: str, weights: Mapping[str, object]) -> dict[str, float]:
         """Check an override; raise WeightError naming the problem. Nothing changes here."""
@@ -106,7 +178,15 @@ class ControllerState:
         for k, v in weights.items():
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise WeightError(f"weight for {k!r} must be a number, got {v!r}")
-            vals[k] = float(v)
+            try:
+                vals[k] = float(v)
+            except OverflowError:
+                raise WeightError(f"weight for {k!r} is too large") from None
+            if not math.isfinite(vals[k]) or vals[k] < 0:
+                raise WeightError(f"weight for {k!r} must be a finite number >= 0, got {v!r}")
+        top = max(vals.values(), default=0.0)
+        if top > 0:  # scale first: 1e308 + 1e308 would overflow the sum and make every share 0
+            vals = {k: v / top for k, v in vals.items()}
         try:
             shares = normalise(vals)
         except ValueError as exc:
@@ -115,13 +195,21 @@ class ControllerState:
         return {r: shares.get(r, 0.0) for r in self.desired[service]}
 
     def set_desired(self, service: str, weights: Mapping[str, float], source: str) -> dict[str, float]:
+        """Validate, persist, then apply an operator split.
+
+        Persisted FIRST: if saving fails the OSError is raised unchanged and nothing has changed (nothing
+        is sent to switches), so the caller can answer 503 truthfully.
+        """
         shares = self.validate_weights(service, weights)
-        with self._lock:
-            self.desired[service] = shares
-            self.desired_source[service] = source
-            self.planned[service] = None  # an operator's split replaces whatever the planner was doing
-            self.desired_version += 1
-            self._save()
+        with self._save_lock:
+            desired, bandwidth = self._persisted()
+            desired[service] = shares
+            self._save(desired, bandwidth)
+            with self._lock:
+                self.desired[service] = shares
+                self.desired_source[service] = source
+                self.planned[service] = None  # an operator's split replaces whatever the planner was doing
+                self.desired_version += 1
         self._notify()
         return shares
 
@@ -152,18 +240,53 @@ class ControllerState:
         if unknown:
             raise WeightError(f"unknown region(s) for service {service!r}: {', '.join(unknown)}")
         for k, v in mbps.items():
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1e6):
+            if v is not None and not _valid_mbps(v):
                 raise WeightError(f"bandwidth for {k!r} must be a number in (0, 1e6] Mbit/s or null, got {v!r}")
-        with self._lock:
-            self.bandwidth[service].update({k: (None if v is None else float(v)) for k, v in mbps.items()})
-            self._save()
-            out = dict(self.bandwidth[service])
+        new = {k: (None if v is None else float(v)) for k, v in mbps.items()}
+        if source == "planner":  # the decision loop must never wait for the disk
+            with self._lock:
+                self.bandwidth[service].update(new)
+                out = dict(self.bandwidth[service])
+            self._save_in_background()
+        else:  # operator: persisted first, OSError raised unchanged with nothing changed
+            with self._save_lock:
+                desired, bandwidth = self._persisted()
+                bandwidth[service].update(new)
+                self._save(desired, bandwidth)
+                with self._lock:
+                    self.bandwidth[service].update(new)
+                    out = dict(self.bandwidth[service])
         log.info("bandwidth of %s set by %s: %s", service, source, out)
         self._notify()
         return out
 
     def add_listener(self, fn: Callable[[], None]) -> None:
+        """``fn()`` runs after every change of what switches should hold, on the changing thread."""
         self._listeners.append(fn)
+
+    # --- snapshots (copies, safe to use without the lock) --------------------------------------------
+    def desired_snapshot(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            return copy.deepcopy(self.desired)
+
+    def planned_snapshot(self) -> dict[str, dict[str, int] | None]:
+        with self._lock:
+            return copy.deepcopy(self.planned)
+
+    def bandwidth_snapshot(self) -> dict[str, dict[str, float | None]]:
+        with self._lock:
+            return copy.deepcopy(self.bandwidth)
+
+    def snapshot_switches(self) -> list[SwitchInfo]:
+        """Copies of every configured switch (ports, read-back groups and meters, sync status)."""
+        with self._lock:
+            return [replace(sw, ports={p: replace(i) for p, i in sw.ports.items()},
+                            applied=copy.deepcopy(sw.applied), meters=dict(sw.meters))
+                    for sw in self.switches.values()]
+
+    def unknown_switches_snapshot(self) -> dict[int, float]:
+        with self._lock:
+            return dict(self.unknown_switches)
 
     def _notify(self) -> None:
         for fn in self._listeners:
@@ -187,9 +310,9 @@ class ControllerState:
 
     def bucket_weights(self) -> dict[str, dict[str, int]]:
         """Quantised bucket weights per service: desired shares with down regions zeroed."""
-        down = self.down_regions()
         slots = self.cfg.openflow.weight_slots
         with self._lock:
+            down = self.down_regions()
             return {svc: quantize(effective(self.planned[svc] or w, down), slots) for svc, w in self.desired.items()}
 
     def baseline_weights(self) -> dict[str, dict[str, int]]:
@@ -233,30 +356,31 @@ class ControllerState:
             if sw is not None:
                 sw.ports.setdefault(port, PortInfo()).rates = rates
 
-    def set_applied(self, dpid: int, groups: Mapping[int, dict[str, int]]) -> None:
+    def set_sync_status(self, dpid: int, status: SyncStatus | None) -> None:
+        """What the switch holds vs what it should (from the OpenFlow side); None when it disconnected."""
         with self._lock:
             sw = self.switches.get(dpid)
-            if sw is not None:
-                sw.applied = dict(groups)
-
-    def set_applied_meters(self, dpid: int, meters: Mapping[int, object]) -> None:
-        with self._lock:
-            sw = self.switches.get(dpid)
-            if sw is not None:
-                sw.meters = dict(meters)
+            if sw is None:
+                return
+            sw.sync = status
+            if status is not None:
+                sw.applied = {gid: dict(w) for gid, w in status.groups.items()}
+                sw.meters = dict(status.meters)
 
     def snapshot_services(self) -> list[dict]:
         """Per service: desired shares, bucket weights, and what each ingress switch holds."""
         from pfepo.openflow.desired import service_group_id
 
-        weights = self.bucket_weights()
-        down = self.down_regions()
         out = []
         with self._lock:
+            weights = self.bucket_weights()
+            down = self.down_regions()
+            # Flows, meters and groups of every connected switch must match, not just this group's weights.
+            tables_ok = all(sw.sync is not None and sw.sync.in_sync for sw in self.switches.values() if sw.connected)
             for i, svc in enumerate(self.cfg.services):
                 gid = service_group_id(i)
                 applied = {
-                    sw.name: sw.applied[gid] for sw in self.switches.values() if gid in sw.applied
+                    sw.name: dict(sw.applied[gid]) for sw in self.switches.values() if gid in sw.applied
                 }
                 out.append({
                     "name": svc.name,
@@ -272,6 +396,10 @@ class ControllerState:
                     "down_regions": sorted(down & set(svc.weights)),
                     "applied": applied,
                     "bandwidth_mbps": dict(self.bandwidth[svc.name]),
-                    "in_sync": bool(applied) and all(a == weights[svc.name] for a in applied.values()),
+                    "in_sync": tables_ok and bool(applied) and all(a == weights[svc.name] for a in applied.values()),
                 })
         return out
+
+
+def _valid_mbps(v: object) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) and 0 < v <= 1e6

@@ -1,4 +1,5 @@
-"""Translate the pure desired state (desired.py) to os-ken OpenFlow 1.3 messages and back.
+"""Translate the pure desired state (desired.py) and messages (messages.py) to os-ken OpenFlow 1.3
+messages and back: the ONE place that knows os-ken's message classes.
 
 Kept apart from app.py so message building can be unit-tested without a switch.
 """
@@ -9,6 +10,16 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from pfepo.openflow.desired import CONTROLLER, NORMAL, Action, Bucket, Flow, Group, Meter
+from pfepo.openflow.messages import (
+    EchoRequest,
+    FlowMod,
+    GroupMod,
+    Message,
+    MeterMod,
+    PacketOut,
+    PortStat,
+    StatsRequest,
+)
 
 COOKIE = 0x7FE0_0000_0000_0001  # marks flows PF-EPO owns
 
@@ -103,3 +114,91 @@ def parse_meter_config(stats: list) -> dict[int, Meter]:
         if drop is not None:
             out[m.meter_id] = Meter(m.meter_id, drop.rate, drop.burst_size)
     return out
+
+
+def flow_delete(dp, flow: Flow):
+    """DELETE_STRICT of our flow with this table, priority and match (our cookie only)."""
+    return parser.OFPFlowMod(
+        dp, cookie=COOKIE, cookie_mask=0xFFFF_FFFF_FFFF_FFFF, table_id=getattr(flow, "table_id", 0),
+        command=ofp.OFPFC_DELETE_STRICT, priority=flow.priority, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+        match=parser.OFPMatch(**dict(flow.match)),
+    )
+
+
+def stats_request(dp, kind: str):
+    if kind == "port_desc":
+        return parser.OFPPortDescStatsRequest(dp, 0)
+    if kind == "port_stats":
+        return parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY)
+    if kind == "meter_config":
+        return parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL)
+    if kind == "group_desc":
+        return parser.OFPGroupDescStatsRequest(dp, 0)
+    if kind == "flow_stats":  # only the flows we own
+        return parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, COOKIE,
+                                          0xFFFF_FFFF_FFFF_FFFF, parser.OFPMatch())
+    raise ValueError(f"unknown stats request {kind!r}")
+
+
+def to_osken(dp, msg: Message):
+    """The os-ken message for one of the sync's plain messages (messages.py)."""
+    if isinstance(msg, FlowMod):
+        return flow_mod(dp, msg.flow) if msg.command == "add" else flow_delete(dp, msg.flow)
+    if isinstance(msg, GroupMod):
+        return group_mod(dp, msg.group, msg.command)
+    if isinstance(msg, MeterMod):
+        return meter_mod(dp, msg.meter, msg.command)
+    if isinstance(msg, StatsRequest):
+        return stats_request(dp, msg.kind)
+    if isinstance(msg, EchoRequest):
+        return parser.OFPEchoRequest(dp, data=msg.data)
+    if isinstance(msg, PacketOut):
+        return parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                                   actions=[parser.OFPActionOutput(msg.port)], data=msg.data)
+    raise TypeError(f"not an OpenFlow message: {msg!r}")
+
+
+def parse_flow_stats(stats: list) -> list[Flow]:
+    """FlowStats body -> Flows comparable with desired ones (a trailing group action becomes ``group``)."""
+    with_table = "table_id" in Flow.__dataclass_fields__
+    out = []
+    for st in stats:
+        actions: list = []
+        group = meter = None
+        for inst in st.instructions:
+            if isinstance(inst, parser.OFPInstructionMeter):
+                meter = inst.meter_id
+            elif isinstance(inst, parser.OFPInstructionActions) and inst.type == ofp.OFPIT_APPLY_ACTIONS:
+                for a in inst.actions:
+                    if isinstance(a, parser.OFPActionGroup):
+                        group = a.group_id
+                    else:
+                        actions.extend(from_actions([a]))
+            else:
+                actions.append(("other", type(inst).__name__))
+        kwargs = {"table_id": st.table_id} if with_table else {}
+        out.append(Flow(st.priority, tuple(st.match.items()), tuple(actions), group, meter, **kwargs))
+    return out
+
+
+def port_up(desc) -> bool:
+    return not (desc.state & ofp.OFPPS_LINK_DOWN) and not (desc.config & ofp.OFPPC_PORT_DOWN)
+
+
+def parse_port_desc(body: list) -> list[tuple[int, bool]]:
+    """PortDesc body -> (port number, up) for physical ports (not LOCAL/CONTROLLER)."""
+    return [(p.port_no, port_up(p)) for p in body if p.port_no <= ofp.OFPP_MAX]
+
+
+def parse_port_status(msg) -> tuple[int, bool]:
+    """PortStatus -> (port number, up); a deleted port is down."""
+    return msg.desc.port_no, port_up(msg.desc) and msg.reason != ofp.OFPPR_DELETE
+
+
+def parse_port_stats(body: list) -> list[PortStat]:
+    return [PortStat(st.port_no, st.rx_bytes, st.tx_bytes, st.rx_packets, st.tx_packets, st.rx_dropped,
+                     st.tx_dropped, st.rx_errors, st.tx_errors) for st in body if st.port_no <= ofp.OFPP_MAX]
+
+
+def is_last_part(msg) -> bool:
+    return not (msg.flags & ofp.OFPMPF_REPLY_MORE)

@@ -10,31 +10,55 @@ Probes measure the network, not the controller: the adapter passes the time the 
 socket (not when a busy event loop got to it), and a probe answered or lost while the controller was
 overloaded is *discarded* (``trusted=False``): it counts neither as latency nor as loss, so our own load
 can never make a link look slow or lossy and shift traffic.
+
+Authenticated: each probe carries an HMAC-SHA256 (first 16 bytes) over its fields, keyed with a secret
+only this daemon process knows. A frame is accepted only if its MAC verifies, its sequence number is one
+we sent and still wait for (no replay, no duplicate), its send time is within the timeout window, and it
+came in on the port the link uses; anything else is counted and ignored, so forged frames cannot fake
+latency/loss or teach the controller a wrong return port.
 """
 
 from __future__ import annotations
 
+import hmac
 import statistics
 import struct
 from collections import deque
 from dataclasses import dataclass, field
+from hashlib import sha256
+
+from pfepo.samples import Sample
 
 ETH_TYPE = 0x88B5  # IEEE 802 local experimental ethertype: never leaves our network
 MAGIC = b"PFEP"
 _FMT = "!4sQIIId"  # magic, src dpid, src port, link id, seq, send time
 _SIZE = struct.calcsize(_FMT)
+MAC_LEN = 16
 
 
-def encode(src_dpid: int, src_port: int, link_id: int, seq: int, t_out: float) -> bytes:
-    return struct.pack(_FMT, MAGIC, src_dpid, src_port, link_id, seq, t_out)
+def _mac(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, body, sha256).digest()[:MAC_LEN]
 
 
-def decode(payload: bytes) -> tuple[int, int, int, int, float] | None:
-    """(src dpid, src port, link id, seq, send time) or None if this is not our probe."""
-    if len(payload) < _SIZE or payload[:4] != MAGIC:
-        return None
+def encode(src_dpid: int, src_port: int, link_id: int, seq: int, t_out: float, key: bytes = b"") -> bytes:
+    body = struct.pack(_FMT, MAGIC, src_dpid, src_port, link_id, seq, t_out)
+    return body + _mac(key, body)
+
+
+def verify(payload: bytes, key: bytes = b"") -> tuple[int, int, int, int, float] | str:
+    """(src dpid, src port, link id, seq, send time), or why the frame is rejected."""
+    if len(payload) < _SIZE + MAC_LEN or payload[:4] != MAGIC:
+        return "malformed"
+    if not hmac.compare_digest(payload[_SIZE:_SIZE + MAC_LEN], _mac(key, payload[:_SIZE])):
+        return "bad_mac"
     _m, dpid, port, link_id, seq, t_out = struct.unpack_from(_FMT, payload)
     return dpid, port, link_id, seq, t_out
+
+
+def decode(payload: bytes, key: bytes = b"") -> tuple[int, int, int, int, float] | None:
+    """(src dpid, src port, link id, seq, send time) or None if this is not our (authentic) probe."""
+    got = verify(payload, key)
+    return None if isinstance(got, str) else got
 
 
 @dataclass
@@ -60,6 +84,10 @@ class ProbeTracker:
         self._seq = (self._seq + 1) % 2**32
         self._pending[self._seq] = (link, t_out)
         return self._seq
+
+    def expects(self, seq: int, link: str, t_out: float) -> bool:
+        """True if ``seq`` is a probe we sent on ``link`` at ``t_out`` and still wait for (not a replay)."""
+        return self._pending.get(seq) == (link, t_out)
 
     def received(self, seq: int, t_in: float, rtt_src_s: float, rtt_dst_s: float,
                  trusted: bool = True) -> tuple[str, float] | None:
@@ -124,3 +152,28 @@ class EchoRtt:
 
     def get(self, dpid: int) -> float:
         return self.rtt.get(dpid, 0.0)
+
+
+def link_samples(stats: dict[str, LinkStats], now: float) -> list[Sample]:
+    """Per link direction ``uplink:R>``/``uplink:R<`` stats -> samples for link ``uplink:R``.
+
+    Each direction gives ``latency_out_ms``/``latency_in_ms`` and ``loss_out_pct``/``loss_in_pct``; the
+    link's ``latency_ms`` and ``loss_pct`` are the means over the directions that reported.
+    """
+    by_link: dict[str, dict[str, float]] = {}
+    for direction, st in stats.items():
+        link, way = direction[:-1], "out" if direction.endswith(">") else "in"
+        m = by_link.setdefault(link, {})
+        m[f"loss_{way}_pct"] = st.loss_pct
+        if st.latency_ms is not None:
+            m[f"latency_{way}_ms"] = st.latency_ms
+    samples = []
+    for link, m in by_link.items():
+        lats = [v for k, v in m.items() if k.startswith("latency_")]
+        losses = [v for k, v in m.items() if k.startswith("loss_")]
+        if lats:
+            m["latency_ms"] = sum(lats) / len(lats)
+        m["loss_pct"] = sum(losses) / len(losses)
+        tags = (("kind", "uplink"), ("region", link.split(":", 1)[1]), ("source", "probe"))
+        samples.extend(Sample(now, link, k, v, tags) for k, v in m.items())
+    return samples

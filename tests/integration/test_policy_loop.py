@@ -10,6 +10,7 @@ import time
 import pytest
 
 from mininet_topologies.lab import Lab
+from tests.integration.helpers import wait_polls
 
 pytestmark = pytest.mark.ovs
 
@@ -54,7 +55,7 @@ def test_loss_ramps_region_down_stepwise_and_back(plab):
         w = _eu_weight(lab)
         if w != seen[-1]:
             seen.append(w)
-        time.sleep(0.05)
+        time.sleep(0.05)  # sampling interval of the weight trace (a polling loop, not a wait)
     # Gradual: several intermediate weights on the switch, never a jump straight to the floor.
     assert seen[-1] == 8, seen  # max_percent 75: a quarter of eu's nominal share stays
     assert len(seen) >= 3 and all(a > b for a, b in zip(seen, seen[1:], strict=False)), seen
@@ -72,7 +73,7 @@ def test_loss_ramps_region_down_stepwise_and_back(plab):
         w = _eu_weight(lab)
         if w != back[-1]:
             back.append(w)
-        time.sleep(0.05)
+        time.sleep(0.05)  # sampling interval of the weight trace
     assert back[-1] == 32 and len(back) >= 3, back  # gradual fail-back to the nominal share
 
 
@@ -85,7 +86,7 @@ def test_invalid_policy_edit_is_rejected_and_changes_nothing(plab):
                       what="rejected edit reported")
     assert st["version"] == before["version"]
     assert any("fast.yaml:5:" in e and "impossible threshold" in e for e in st["last_error"]), st["last_error"]
-    time.sleep(1.0)
+    wait_polls(lab, 2)  # the rejected edit had two read-backs and decision ticks to do harm
     assert lab.dump_groups() == groups
     lab.policy_file.write_text(POLICY.replace("step_percent: 25, step_interval_s: 1, max_percent: 75",
                                               "step_percent: 20, step_interval_s: 1, max_percent: 75"))

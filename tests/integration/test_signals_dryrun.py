@@ -13,6 +13,7 @@ import time
 import pytest
 
 from mininet_topologies.lab import Lab
+from tests.integration.helpers import wait_polls
 
 pytestmark = pytest.mark.ovs
 
@@ -33,9 +34,10 @@ def _probe_values(lab, region: str, metric: str, since: float) -> list[float]:
 
 
 def _settled(lab, region, metric, seconds: float) -> list[float]:
-    time.sleep(1.5)  # let the change reach the relay and old probes drain
+    # Probes sent before the change settle within timeout_s (1 s = 2 polls) and are reported one poll later.
+    wait_polls(lab, 4)
     t = time.time()
-    time.sleep(seconds)
+    time.sleep(seconds)  # the measurement window itself (a deliberate traffic duration)
     return _probe_values(lab, region, metric, t)
 
 

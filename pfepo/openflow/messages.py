@@ -1,0 +1,67 @@
+"""The OpenFlow messages the pure sync (switch.py) asks to send, as plain dataclasses.
+
+ofmsg.to_osken translates each to an os-ken message in one place; the fake switch in
+tests/openflow/fakeswitch.py applies them directly. Nothing here imports os-ken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pfepo.openflow.desired import Flow, Group, Meter
+
+STATS_KINDS = ("port_desc", "port_stats", "meter_config", "group_desc", "flow_stats")
+
+
+@dataclass(frozen=True)
+class FlowMod:
+    flow: Flow
+    command: str = "add"  # "add" (replaces a flow with the same table/priority/match) | "delete_strict"
+
+
+@dataclass(frozen=True)
+class GroupMod:
+    group: Group
+    command: str  # "add" | "modify"
+
+
+@dataclass(frozen=True)
+class MeterMod:
+    meter: Meter
+    command: str  # "add" | "modify"
+
+
+@dataclass(frozen=True)
+class StatsRequest:
+    """A multipart request; ``flow_stats`` asks only for flows carrying our cookie."""
+
+    kind: str  # one of STATS_KINDS
+
+
+@dataclass(frozen=True)
+class EchoRequest:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class PacketOut:
+    port: int
+    data: bytes
+
+
+Message = FlowMod | GroupMod | MeterMod | StatsRequest | EchoRequest | PacketOut
+
+
+@dataclass(frozen=True)
+class PortStat:
+    """One PortStatsReply entry, counters as the switch reports them."""
+
+    port_no: int
+    rx_bytes: int
+    tx_bytes: int
+    rx_packets: int = 0
+    tx_packets: int = 0
+    rx_dropped: int = 0
+    tx_dropped: int = 0
+    rx_errors: int = 0
+    tx_errors: int = 0

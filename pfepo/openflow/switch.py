@@ -1,0 +1,409 @@
+"""The pure OpenFlow side: per-datapath sync (SwitchSync) and the fabric of switches (Fabric).
+
+Faucet's valve.py is the model: every ``on_*`` handler takes plain data and ``now`` and RETURNS what to
+do (an ``Out``: messages per dpid, samples, events, observed port state and sync status). Nothing here
+imports os-ken, opens sockets, sleeps or reads the clock; app.py is the thin adapter that calls these
+handlers on the OpenFlow thread and sends what comes back, and tests/openflow/fakeswitch.py plays the
+switch in unit tests.
+
+Sync per switch, in OpenFlow order so a flow never references a missing meter or group:
+connect -> port desc + meter config read -> meters fixed -> group desc read -> groups fixed ->
+flow stats read (our cookie) -> flows fixed. Every poll reads meters, groups and flows again and repairs
+drift with the same diff (reconcile.py) that a desired-state change uses.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from pfepo.config import PfepoConfig
+from pfepo.openflow import frames
+from pfepo.openflow.desired import Flow, Group, Meter, SwitchState, switch_state
+from pfepo.openflow.messages import (
+    EchoRequest,
+    FlowMod,
+    GroupMod,
+    Message,
+    MeterMod,
+    PacketOut,
+    PortStat,
+    StatsRequest,
+)
+from pfepo.openflow.reconcile import FlowKey, flow_changes, flow_key, group_changes, meter_changes
+from pfepo.samples import Sample
+from pfepo.telemetry import probes
+from pfepo.telemetry.ports import PortNames
+from pfepo.telemetry.rates import PortCounters, PortRates, RateTracker
+
+READ_BACK = ("meter_config", "group_desc", "flow_stats")
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """What one switch holds compared with what it should hold (last read-back, not what was sent)."""
+
+    groups: dict[int, dict[str, int]]  # desired group id -> {label: weight} as read back
+    meters: dict[int, Meter]
+    groups_ok: bool
+    meters_ok: bool
+    flows_ok: bool
+
+    @property
+    def in_sync(self) -> bool:
+        return self.groups_ok and self.meters_ok and self.flows_ok
+
+
+@dataclass
+class Out:
+    """Everything a handler wants done; the adapter applies it in this order: state, then messages."""
+
+    msgs: list[tuple[int, Message]] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    events: list[tuple[str, dict]] = field(default_factory=list)
+    ports: list[tuple[int, int, bool]] = field(default_factory=list)  # (dpid, port, up)
+    rates: list[tuple[int, int, PortRates]] = field(default_factory=list)
+    status: dict[int, SyncStatus] = field(default_factory=dict)
+    rejected_probes: list[str] = field(default_factory=list)  # reasons probe frames were ignored
+
+    def send(self, dpid: int, msg: Message) -> None:
+        self.msgs.append((dpid, msg))
+
+    def to(self, dpid: int) -> list[Message]:
+        return [m for d, m in self.msgs if d == dpid]
+
+
+class SwitchSync:
+    """One connected datapath: what it should hold, what it reported, and the connect sequence.
+
+    ``have_*`` is the last read-back plus what was sent since, so a change right after a change never
+    re-ADDs a group the switch already has. A read-back requested before our latest mods of its kind is
+    stale (replies on one connection come in order) and is ignored, so it cannot undo what we just sent.
+    """
+
+    def __init__(self, dpid: int, name: str, want: SwitchState):
+        self.dpid, self.name, self.want = dpid, name, want
+        self.seen_meters: dict[int, Meter] | None = None
+        self.seen_groups: dict[int, Group] | None = None
+        self.seen_flows: dict[FlowKey, Flow] | None = None
+        self.have_meters: dict[int, Meter] = {}
+        self.have_groups: dict[int, Group] = {}
+        self.have_flows: dict[FlowKey, Flow] = {}
+        self.meters_ready = self.groups_ready = self.flows_ready = False
+        self._epoch = dict.fromkeys(READ_BACK, 0)
+        self._asked: dict[str, deque[int]] = {k: deque(maxlen=64) for k in READ_BACK}
+
+    # --- requests and stale replies ------------------------------------------------------------------
+    def ask(self, kind: str, out: Out) -> None:
+        if kind in self._asked:
+            self._asked[kind].append(self._epoch[kind])
+        out.send(self.dpid, StatsRequest(kind))
+
+    def _stale(self, kind: str) -> bool:
+        asked = self._asked[kind]
+        epoch = asked.popleft() if asked else self._epoch[kind]
+        return epoch < self._epoch[kind]
+
+    def _sent(self, kind: str, out: Out) -> None:
+        """Mods of ``kind`` went out: replies to earlier requests are stale; read back what applies now."""
+        self._epoch[kind] += 1
+        self.ask(kind, out)
+
+    # --- the three reconciled tables ----------------------------------------------------------------
+    def _drift(self, table: str, n: int, out: Out) -> None:
+        """A read-back after the switch was in step found differences: someone changed it behind us."""
+        if n:
+            out.events.append(("drift_repaired", {"switch": self.name, "table": table, "changes": n}))
+
+    def _fix_meters(self, out: Out, read_back: bool = False) -> None:
+        changes = meter_changes(self.want.meters, self.have_meters)
+        for command, meter in changes:
+            out.send(self.dpid, MeterMod(meter, command))
+            self.have_meters[meter.meter_id] = meter
+        if changes:
+            self._sent("meter_config", out)
+        if read_back and self.meters_ready:
+            self._drift("meters", len(changes), out)
+
+    def _fix_groups(self, out: Out, read_back: bool = False) -> None:
+        changes = group_changes(self.want.groups, self.have_groups)
+        for ch in changes:
+            out.send(self.dpid, GroupMod(ch.group, ch.command))
+            self.have_groups[ch.group.group_id] = ch.group
+        if changes:
+            self._sent("group_desc", out)
+        if read_back and self.groups_ready:
+            self._drift("groups", len(changes), out)
+
+    def _fix_flows(self, out: Out, read_back: bool = False) -> None:
+        changes = flow_changes(self.want.flows, self.have_flows.values())
+        for command, flow in changes:
+            out.send(self.dpid, FlowMod(flow, command))
+            if command == "add":
+                self.have_flows[flow_key(flow)] = flow
+            else:
+                self.have_flows.pop(flow_key(flow), None)
+        if changes:
+            self._sent("flow_stats", out)
+        if read_back and self.flows_ready:
+            self._drift("flows", len(changes), out)
+
+    # --- handlers ------------------------------------------------------------------------------------
+    def on_connect(self, out: Out) -> None:
+        out.send(self.dpid, StatsRequest("port_desc"))
+        self.ask("meter_config", out)
+
+    def on_meter_config(self, meters: Mapping[int, Meter], out: Out) -> None:
+        if self._stale("meter_config"):
+            return
+        self.seen_meters = dict(meters)
+        self.have_meters = dict(meters)
+        self._fix_meters(out, read_back=True)
+        if not self.meters_ready:
+            self.meters_ready = True
+            self.ask("group_desc", out)
+
+    def on_group_desc(self, groups: Mapping[int, Group], out: Out) -> None:
+        if self._stale("group_desc") or not self.meters_ready:
+            return
+        self.seen_groups = dict(groups)
+        self.have_groups = dict(groups)
+        self._fix_groups(out, read_back=True)
+        if not self.groups_ready:
+            self.groups_ready = True
+            self.ask("flow_stats", out)
+
+    def on_flow_stats(self, flows: Iterable[Flow], out: Out) -> None:
+        if self._stale("flow_stats") or not self.groups_ready:
+            return
+        self.seen_flows = {flow_key(f): f for f in flows}
+        self.have_flows = dict(self.seen_flows)
+        self._fix_flows(out, read_back=True)
+        self.flows_ready = True
+
+    def on_desired(self, want: SwitchState, out: Out) -> None:
+        """New desired state: change at once whatever has passed its step of the connect sequence."""
+        self.want = want
+        if self.meters_ready:
+            self._fix_meters(out)
+        if self.groups_ready:
+            self._fix_groups(out)
+        if self.flows_ready:
+            self._fix_flows(out)
+
+    def on_poll(self, out: Out) -> None:
+        out.send(self.dpid, StatsRequest("port_stats"))
+        for kind in READ_BACK:
+            self.ask(kind, out)
+
+    def status(self) -> SyncStatus:
+        groups = self.seen_groups or {}
+        meters = self.seen_meters or {}
+        return SyncStatus(
+            groups={gid: groups[gid].weights() for gid in self.want.groups if gid in groups},
+            meters={mid: meters[mid] for mid in self.want.meters if mid in meters},
+            groups_ok=self.seen_groups is not None and not group_changes(self.want.groups, groups),
+            meters_ok=self.seen_meters is not None and not meter_changes(self.want.meters, meters),
+            flows_ok=self.seen_flows is not None and not flow_changes(self.want.flows, self.seen_flows.values()),
+        )
+
+
+class Fabric:
+    """All switches of the config: desired state per switch, syncs of connected ones, probes and ARP."""
+
+    def __init__(self, cfg: PfepoConfig, weights: Mapping[str, Mapping[str, int]] | None = None,
+                 bandwidth: Mapping[str, Mapping[str, float | None]] | None = None, probe_key: bytes = b""):
+        """``probe_key``: the secret that authenticates probe frames (the daemon passes a random one)."""
+        self.cfg = cfg
+        self.probe_key = probe_key
+        self.names = {s.dpid: s.name for s in cfg.switches}
+        self.syncs: dict[int, SwitchSync] = {}
+        self.weights: Mapping[str, Mapping[str, int]] = weights or {}
+        self.bandwidth: Mapping[str, Mapping[str, float | None]] = bandwidth or {}
+        self.rates = RateTracker(max_gap_s=max(30.0, 10 * cfg.poll_interval_s))
+        self.port_names = PortNames(cfg)
+        self.vips = {s.vip: s for s in cfg.services}
+        self.probes = probes.ProbeTracker(timeout_s=cfg.probes.timeout_s)
+        self.echo = probes.EchoRtt()
+        # Probed links, per direction: (src dpid, src port, dst dpid). The region side's port is learnt
+        # from the first forward probe that arrives there (the config only names the client-side port).
+        dpids = {s.name: s.dpid for s in cfg.switches}
+        self.links: dict[str, tuple[int, int | None, int]] = {}
+        self.link_ids: dict[int, str] = {}
+        for i, r in enumerate(cfg.regions):
+            core, edge = dpids[r.uplink.switch], dpids[r.switch]
+            self.links[f"uplink:{r.name}>"] = (core, r.uplink.port, edge)
+            self.links[f"uplink:{r.name}<"] = (edge, None, core)
+            self.link_ids[2 * i], self.link_ids[2 * i + 1] = f"uplink:{r.name}>", f"uplink:{r.name}<"
+        self._link_index = {v: k for k, v in self.link_ids.items()}
+
+    def want(self, dpid: int) -> SwitchState:
+        return switch_state(self.cfg, self.names[dpid], self.weights, self.bandwidth)
+
+    def _status(self, sync: SwitchSync, out: Out) -> Out:
+        out.status[sync.dpid] = sync.status()
+        return out
+
+    # --- connection ----------------------------------------------------------------------------------
+    def on_connect(self, dpid: int, now: float) -> Out | None:
+        """A switch finished the handshake; None when it is not in the config (it is left alone)."""
+        name = self.names.get(dpid)
+        if name is None:
+            return None
+        sync = self.syncs[dpid] = SwitchSync(dpid, name, self.want(dpid))
+        for direction, (src, _port, dst) in self.links.items():  # a region switch may come back rewired
+            if direction.endswith("<") and src == dpid:
+                self.links[direction] = (src, None, dst)
+        out = Out()
+        sync.on_connect(out)
+        return self._status(sync, out)
+
+    def on_disconnect(self, dpid: int) -> bool:
+        return self.syncs.pop(dpid, None) is not None
+
+    # --- read-back -----------------------------------------------------------------------------------
+    def on_meter_config(self, dpid: int, meters: Mapping[int, Meter]) -> Out:
+        out = Out()
+        if sync := self.syncs.get(dpid):
+            sync.on_meter_config(meters, out)
+            self._status(sync, out)
+        return out
+
+    def on_group_desc(self, dpid: int, groups: Mapping[int, Group]) -> Out:
+        out = Out()
+        if sync := self.syncs.get(dpid):
+            sync.on_group_desc(groups, out)
+            self._status(sync, out)
+        return out
+
+    def on_flow_stats(self, dpid: int, flows: Iterable[Flow]) -> Out:
+        out = Out()
+        if sync := self.syncs.get(dpid):
+            sync.on_flow_stats(flows, out)
+            self._status(sync, out)
+        return out
+
+    def on_desired(self, weights: Mapping[str, Mapping[str, int]],
+                   bandwidth: Mapping[str, Mapping[str, float | None]]) -> Out:
+        """Bucket weights or bandwidth changed: every connected switch gets the differing mods now."""
+        self.weights, self.bandwidth = weights, bandwidth
+        out = Out()
+        for dpid, sync in self.syncs.items():
+            sync.on_desired(self.want(dpid), out)
+            self._status(sync, out)
+        return out
+
+    # --- ports ---------------------------------------------------------------------------------------
+    def on_port_desc(self, dpid: int, ports: Iterable[tuple[int, bool]]) -> Out:
+        out = Out()
+        if dpid in self.names:
+            out.ports.extend((dpid, no, up) for no, up in ports)
+        return out
+
+    def on_port_status(self, dpid: int, port: int, up: bool) -> Out:
+        out = Out()
+        name = self.names.get(dpid)
+        if name is not None:
+            out.ports.append((dpid, port, up))
+            out.events.append(("port_status", {"switch": name, "port": port, "up": up}))
+        return out
+
+    def on_port_stats(self, dpid: int, stats: Iterable[PortStat], now: float) -> Out:
+        """Counters -> rates per port (none on the first reading, a reset or a gap) -> samples."""
+        out = Out()
+        name = self.names.get(dpid)
+        if name is None:
+            return out
+        for st in stats:
+            cur = PortCounters(now, st.rx_bytes, st.tx_bytes, st.rx_packets, st.tx_packets,
+                               st.rx_dropped, st.tx_dropped, st.rx_errors, st.tx_errors)
+            r = self.rates.update((dpid, st.port_no), cur, self.cfg.capacity_mbps(name, st.port_no) * 1e6)
+            if r is None:
+                continue
+            out.rates.append((dpid, st.port_no, r))
+            subject, tags = self.port_names.name(name, st.port_no)
+            out.samples.extend(Sample(now, subject, m, v, tags) for m, v in r.as_metrics().items())
+        return out
+
+    # --- periodic work, echo and probes -------------------------------------------------------------
+    def on_tick(self, now: float) -> Out:
+        """Every poll interval: read everything back, time the control channel, report and send probes."""
+        out = Out()
+        # Echo and probes first: their replies then come back ahead of the stats replies, so the time a
+        # probe waits in our own event queue (counted as link latency) stays small.
+        for sync in self.syncs.values():
+            out.send(sync.dpid, EchoRequest(struct.pack("!d", now)))
+        if self.cfg.probes.enabled:
+            self._probe_round(now, out)
+        for sync in self.syncs.values():
+            sync.on_poll(out)
+        return out
+
+    def on_echo_reply(self, dpid: int, data: bytes, now: float) -> Out:
+        if len(data) >= 8:
+            (t_sent,) = struct.unpack("!d", data[:8])
+            if 0 <= now - t_sent < 60:
+                self.echo.update(dpid, now - t_sent)
+        return Out()
+
+    def _probe_round(self, now: float, out: Out) -> None:
+        """Report what the last round measured, then send this round's probes."""
+        out.samples.extend(probes.link_samples(self.probes.collect(now), now))
+        for direction, (src, port, dst) in self.links.items():
+            a, b = self.syncs.get(src), self.syncs.get(dst)
+            # Both ends must hold the probe flow, or a probe sent during connect would count as lost.
+            if a is None or b is None or port is None or not (a.flows_ready and b.flows_ready):
+                continue
+            for _ in range(self.cfg.probes.per_interval):
+                seq = self.probes.next_seq(direction, now)
+                payload = probes.encode(src, port, self._link_index[direction], seq, now, self.probe_key)
+                out.send(src, PacketOut(port, frames.probe_frame(payload, probes.ETH_TYPE)))
+
+    def on_packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> Out:
+        """A probe coming back, or an ARP request for a VIP (answered from the controller)."""
+        out = Out()
+        etype = frames.ethertype(data)
+        if etype == probes.ETH_TYPE:
+            reason = self._probe_in(dpid, in_port, data[14:], now)
+            if reason is not None:
+                out.rejected_probes.append(reason)
+            return out
+        req = frames.parse_arp(data)
+        if req is None or req[0] != frames.ARP_REQUEST or req[4] not in self.vips:
+            return out
+        svc = self.vips[req[4]]
+        out.send(dpid, PacketOut(in_port, frames.arp_reply(req, svc.vip, svc.vip_mac)))
+        return out
+
+    def _expected_in_port(self, direction: str) -> int | None:
+        """The port a probe of ``direction`` must arrive on: the link's port at the receiving end."""
+        other = direction[:-1] + ("<" if direction.endswith(">") else ">")
+        return self.links[other][1]  # None until learnt (region side)
+
+    def _probe_in(self, dpid: int, in_port: int, payload: bytes, now: float) -> str | None:
+        """Account an authentic probe; return why a frame was rejected (None when accepted)."""
+        got = probes.verify(payload, self.probe_key)
+        if isinstance(got, str):
+            return got
+        src_dpid, src_port, link_id, seq, t_out = got
+        direction = self.link_ids.get(link_id)
+        if direction is None:
+            return "unknown_link"
+        src, port, dst = self.links[direction]
+        if (dst, src) != (dpid, src_dpid) or port != src_port:
+            return "wrong_switch"
+        expected = self._expected_in_port(direction)
+        if expected is not None and in_port != expected:
+            return "wrong_port"
+        if not now - self.cfg.probes.timeout_s <= t_out <= now + 1.0:
+            return "outside_window"
+        if not self.probes.expects(seq, direction, t_out):
+            return "replay"
+        if expected is None:  # first authentic forward probe: the region side's port of this link
+            rev = direction[:-1] + "<"
+            rsrc, _none, rdst = self.links[rev]
+            self.links[rev] = (rsrc, in_port, rdst)
+        self.probes.received(seq, now, self.echo.get(src_dpid), self.echo.get(dpid))
+        return None

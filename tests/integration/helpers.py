@@ -1,0 +1,49 @@
+"""Condition waits for lab tests, on the daemon's own clock (its poll ticks), not on wall-clock sleeps."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from tests.waiting import wait_until
+
+
+def polls(lab) -> int:
+    """Poll ticks the daemon's OpenFlow thread has handled (read-back, stats, probes)."""
+    text = lab.api.get("/metrics").text
+    m = re.search(r"^pfepo_openflow_polls_total (\S+)$", text, re.M)
+    return int(float(m.group(1))) if m else 0
+
+
+def wait_polls(lab, n: int = 2, timeout: float = 15.0) -> None:
+    """Wait until ``n`` more poll ticks were handled: every switch was read back and repaired ``n`` times."""
+    start = polls(lab)
+    wait_until(lambda: polls(lab) >= start + n, timeout, f"{n} poll ticks of the daemon")
+
+
+def dump_flows(lab, switch: str | None = None) -> str:
+    return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch or lab.spec.core()],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def vip_flow_present(lab, switch: str | None = None) -> bool:
+    return f"nw_dst={lab.spec.vip}" in dump_flows(lab, switch) and "group:1" in dump_flows(lab, switch)
+
+
+def wait_split_settled(lab, region: str, share: float, timeout: float = 10.0) -> None:
+    """OVS revalidates cached datapath flows asynchronously after a group change: wait until a small
+    sample of new connections already shows ``region`` at ``share`` (exactly 0 or 1 only)."""
+    wait_until(lambda: lab.measure_split(40)[region] == share, timeout, f"{region} at {share} in new connections")
+
+
+def at_baseline(lab) -> None:
+    """Put the lab back to the config split with every uplink up, whatever a previous test left."""
+    if lab.daemon is None or lab.daemon.poll() is not None:
+        lab.start_daemon()
+    for region in lab.spec.regions:
+        lab.net.set_uplink(region, True)
+    wait_until(lambda: lab.service()["down_regions"] == [], 10, "every uplink up")
+    r = lab.set_weights({"eu": 50, "us": 30, "ap": 20})
+    assert r.status_code == 200, r.text
+    wait_until(lambda: lab.switch_weights() == [32, 19, 13], 10, "config split on the switch")
+    lab.wait_connected()

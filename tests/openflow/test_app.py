@@ -1,0 +1,93 @@
+"""The os-ken adapter's supervision: a raising handler is logged and counted and the next event is
+handled; a stopped event loop makes /api/v1/health answer 503. Runs the real PfepoApp event loop (os-ken
+native hub threads) with no switch connected."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from os_ken.controller import handler, ofp_event
+
+from pfepo.api.server import ApiServer, create_app
+from pfepo.daemon import build_runtime
+from pfepo.openflow.app import EventTick, PfepoApp
+from pfepo.openflow.watchdog import Watchdog
+from tests.waiting import wait_until
+
+
+class _BrokenMsg:
+    """A message whose every attribute access fails, like a reply os-ken could not fully parse."""
+
+    def __getattr__(self, name):
+        raise ValueError(f"broken message: no {name}")
+
+
+@pytest.fixture
+def app(cfg):
+    rt = build_runtime(cfg)
+    a = PfepoApp(pfepo=rt)
+    handler.register_instance(a)  # what AppManager does for a loaded app
+    a.start()
+    yield a
+    a.stop()
+    rt.writer.close()
+
+
+def _errors(app, name: str) -> float:
+    return app.rt.metrics.registry.get_sample_value("pfepo_openflow_handler_errors_total", {"handler": name}) or 0
+
+
+def test_raising_handler_does_not_stop_the_next_event(app):
+    handled = app.watchdog.ticks_handled
+    assert app._post(ofp_event.EventOFPPortStatus(_BrokenMsg()))
+    assert app._post(EventTick())
+    wait_until(lambda: app.watchdog.ticks_handled > handled, 5, "tick handled after the failing handler")
+    assert _errors(app, "_port_status") == 1
+    assert app.threads[0].is_alive() and app.liveness() is None
+    # And again: the loop survives any number of failures.
+    for _ in range(3):
+        app._post(ofp_event.EventOFPPortStatus(_BrokenMsg()))
+    wait_until(lambda: _errors(app, "_port_status") == 4, 5, "three more failures counted")
+
+
+def test_every_event_handler_is_guarded():
+    handlers = [m for m in vars(PfepoApp).values() if hasattr(m, "callers")]
+    assert len(handlers) >= 12
+    assert all(getattr(h, "pfepo_guarded", False) for h in handlers), [h.__name__ for h in handlers]
+
+
+def test_state_change_posts_instead_of_sending_and_never_blocks(app):
+    """A REST/decision-loop change only queues an event, even when the app's queue is full."""
+    while app._events_sem.acquire(blocking=False):  # fill the queue's slots without running handlers
+        pass
+    app.state.set_desired("web", {"eu": 1, "us": 1, "ap": 1}, source="operator")  # must return at once
+    assert app._desired_pending.is_set()
+    app._events_sem.release()
+
+
+def test_stopped_event_loop_makes_health_answer_503(app):
+    srv = ApiServer(create_app(app.rt), "127.0.0.1", 0)
+    srv.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{srv.bound_port}", timeout=5) as c:
+            assert c.get("/api/v1/health").status_code == 200
+            app.is_active = False  # what an unguarded exception does in os-ken's native hub: the loop ends
+            app._post(EventTick())
+            wait_until(lambda: not app.threads[0].is_alive(), 5, "event loop ended")
+            r = c.get("/api/v1/health")
+            assert r.status_code == 503 and "event loop has stopped" in r.json()["problem"]
+    finally:
+        srv.stop()
+
+
+def test_watchdog_sees_a_stall_and_a_silent_switch():
+    w = Watchdog(stall_s=5)
+    ok = {"loop_alive": True, "poller_alive": True}
+    w.tick_posted(100.0)
+    assert w.problem(104.0, connected=[], **ok) is None
+    assert "stalled" in w.problem(106.0, connected=[], queued=128, **ok)
+    w.tick_handled()
+    w.switch_event(1, 100.0)
+    assert w.problem(104.0, connected=[1], **ok) is None
+    assert "dpid=0x1" in w.problem(106.0, connected=[1], **ok)
+    assert "poll thread" in w.problem(100.0, loop_alive=True, poller_alive=False, connected=[])
