@@ -36,6 +36,8 @@ _PACKET_OUT = struct.Struct(ofp.OFP_PACKET_OUT_PACK_STR)
 _ACTION_OUTPUT = struct.Struct(ofp.OFP_ACTION_OUTPUT_PACK_STR)
 _PACKET_IN = struct.Struct(ofp.OFP_PACKET_IN_PACK_STR)
 _SWITCH_CONFIG = struct.Struct(ofp.OFP_SWITCH_CONFIG_PACK_STR)
+_FLOW_MOD = struct.Struct(ofp.OFP_FLOW_MOD_PACK_STR0)
+_FLOW_STATS = struct.Struct(ofp.OFP_FLOW_STATS_0_PACK_STR)
 _MP_CHUNK = 60  # entries per multipart reply part (OVS splits at 64 KiB; this exercises REPLY_MORE too)
 
 
@@ -94,6 +96,7 @@ class FakeSwitch:
     poll_times: list[float] = field(default_factory=list)  # perf_counter of each PortStats request
     stats_replies: int = 0
     flow_mods: int = 0
+    flows: dict[tuple[int, int, bytes], tuple] = field(default_factory=dict)  # (table, prio, match) -> entry
     group_events: list[GroupEvent] = field(default_factory=list)
     _waiters: list = field(default_factory=list)  # (predicate, future)
 
@@ -145,7 +148,7 @@ class FakeSwitch:
             else:
                 self.meters[mid] = (flags, body[_METER_MOD.size:])
         elif mtype == ofp.OFPT_FLOW_MOD:
-            self.flow_mods += 1
+            self._flow_mod(body)
         elif mtype == ofp.OFPT_PACKET_OUT:
             self._packet_out(body)
         elif mtype == ofp.OFPT_BARRIER_REQUEST:
@@ -166,6 +169,8 @@ class FakeSwitch:
             entries = [self._port_desc(p) for p in range(1, self.n_ports + 1)]
         elif mp_type == ofp.OFPMP_GROUP_DESC:
             entries = [_GROUP_DESC.pack(_GROUP_DESC.size + len(b), t, gid) + b for gid, (t, b) in self.groups.items()]
+        elif mp_type == ofp.OFPMP_FLOW:
+            entries = [self._flow_stats(k, v) for k, v in self.flows.items()]
         elif mp_type == ofp.OFPMP_METER_CONFIG:
             entries = [_METER_CONFIG.pack(_METER_CONFIG.size + len(b), f, mid) + b for mid, (f, b) in self.meters.items()]
         else:
@@ -190,6 +195,27 @@ class FakeSwitch:
             out.append(_PORT_STATS.pack(i + 1, rxb // 800, txb // 800, rxb, txb, 0, 0, 0, 0, 0, 0, 0, 0,
                                         int(el), 0))
         return out
+
+    def _flow_mod(self, body: bytes) -> None:
+        """Keep flows by (table, priority, match) like a switch: ADD replaces, DELETE_STRICT removes."""
+        self.flow_mods += 1
+        (cookie, _mask, table, command, idle, hard, prio, _buf, _out_port, _out_group,
+         flags) = _FLOW_MOD.unpack_from(body)
+        off = _FLOW_MOD.size
+        _mtype, mlen = struct.unpack_from("!HH", body, off)
+        match = body[off:off + mlen + (-mlen % 8)]
+        key = (table, prio, match)
+        if command in (ofp.OFPFC_DELETE, ofp.OFPFC_DELETE_STRICT):
+            self.flows.pop(key, None)
+        else:
+            self.flows[key] = (cookie, idle, hard, flags, body[off + len(match):])
+
+    @staticmethod
+    def _flow_stats(key: tuple[int, int, bytes], entry: tuple) -> bytes:
+        table, prio, match = key
+        cookie, idle, hard, flags, instructions = entry
+        length = _FLOW_STATS.size + len(match) + len(instructions)
+        return _FLOW_STATS.pack(length, table, 1, 0, prio, idle, hard, flags, cookie, 0, 0) + match + instructions
 
     def _group_mod(self, body: bytes) -> None:
         command, gtype, gid = _GROUP_MOD.unpack_from(body)
