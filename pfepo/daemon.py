@@ -100,6 +100,11 @@ class Runtime:
                 out.setdefault(subject, {})[metric] = value
         return out
 
+    def polling_status(self) -> dict | None:
+        """Effective poll interval, overload and event backlog of the OpenFlow side (None: not started)."""
+        status = getattr(self.app, "poll_status", None)
+        return status() if status is not None else None
+
     def openflow_problem(self) -> str | None:
         """Why the OpenFlow side is not working (event loop stopped or stalled), None when it is or absent."""
         return self.app.liveness() if self.app is not None else None

@@ -72,6 +72,7 @@ def create_app(rt) -> FastAPI:
             "switches_connected": sum(s.connected for s in switches),
             "switches_configured": len(switches),
             "dry_run": rt.cfg.dry_run,
+            "polling": rt.polling_status(),  # overloaded -> longer effective interval, said here
         }
         if problem is not None:
             body["problem"] = problem

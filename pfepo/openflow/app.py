@@ -26,6 +26,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from pfepo.openflow import ofmsg
+from pfepo.openflow.lanes import TwoLaneQueue
 from pfepo.openflow.messages import FlowMod, GroupMod, Message, MeterMod
 from pfepo.openflow.switch import Fabric, Out
 from pfepo.openflow.watchdog import Watchdog
@@ -42,6 +43,12 @@ class EventTick(event.EventBase):
 
 class EventDesiredChanged(event.EventBase):
     """Posted when desired weights/bandwidth changed (REST, decision loop, port state)."""
+
+
+# Failover first: these jump ahead of stats replies, probes and ticks in the event queue (lanes.py).
+URGENT = (ofp_event.EventOFPPortStatus, EventDesiredChanged)
+# A probe/echo that waited longer than this in our own queues measured us, not the link: untrusted.
+PROBE_QUEUE_LIMIT_S = 0.05
 
 
 def guarded(fn):
@@ -75,6 +82,10 @@ class PfepoApp(app_manager.OSKenApp):
         self.state = pfepo.state
         self.fabric = Fabric(self.cfg, self.state.bucket_weights(), self.state.bandwidth_snapshot(),
                              probe_key=pfepo.probe_key)
+        # Polling backpressure bounds what can be outstanding per switch (a stats reply, an echo, a few
+        # read-backs, probes): size the normal lane for that, so receive threads do not block on it.
+        self.events = TwoLaneQueue(maxsize=256 + 8 * len(self.cfg.switches))
+        pfepo.metrics.add_collector(self._metric_families)
         self.datapaths: dict[int, object] = {}
         self._multipart: dict[tuple[int, int], list] = {}
         self.watchdog = Watchdog(stall_s=max(5.0, 10 * self.cfg.poll_interval_s))
@@ -112,10 +123,52 @@ class PfepoApp(app_manager.OSKenApp):
         os-ken's own send_event blocks on a full queue, which would stall a REST request or the
         decision loop behind a slow switch.
         """
-        if not self._events_sem.acquire(blocking=False):
-            return False
-        self.events.put_nowait((ev, None))
-        return True
+        return self.events.put((ev, None), block=False, urgent=isinstance(ev, URGENT))
+
+    def _send_event(self, ev, state):
+        """os-ken delivers every switch message here (on that connection's receive thread)."""
+        self.events.put((ev, state), urgent=isinstance(ev, URGENT))
+
+    def _event_loop(self):
+        """os-ken's loop, on the two-lane queue (no semaphore: the lanes bound themselves)."""
+        while self.is_active or not self.events.empty():
+            ev, state = self.events.get()
+            if ev == self._event_stop:
+                continue
+            for handler in self.get_handlers(ev, state):
+                try:
+                    handler(ev)
+                except hub.TaskExit:
+                    raise
+                except Exception:  # handlers are guarded; this is the last line
+                    log.exception("unguarded handler %s failed", getattr(handler, "__name__", handler))
+
+    def poll_status(self) -> dict:
+        """Effective poll interval and overload, for /api/v1/health."""
+        return {**self.fabric.poll_status(), "events_queued": self.events.qsize(),
+                "receive_threads_blocked_total": self.events.blocked_puts}
+
+    def _metric_families(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        st = self.fabric.poll_status()
+        eff = GaugeMetricFamily("pfepo_poll_effective_interval_seconds",
+                                "smoothed interval between polls of a switch (backpressure stretches it)",
+                                labels=["stat"])
+        eff.add_metric(["p50"], st["effective_interval_p50_s"])
+        eff.add_metric(["max"], st["effective_interval_max_s"])
+        yield eff
+        yield GaugeMetricFamily("pfepo_poll_configured_interval_seconds", "poll_interval_s", value=st["poll_interval_s"])
+        yield GaugeMetricFamily("pfepo_poll_overloaded", "1 while polls are stretched (controller overloaded)",
+                                value=1.0 if st["overloaded"] else 0.0)
+        yield GaugeMetricFamily("pfepo_poll_reply_lag_seconds", "median time from a poll to its reply handled",
+                                value=st["reply_lag_p50_s"])
+        yield CounterMetricFamily("pfepo_poll_skipped", "polls skipped: the previous reply was not handled yet",
+                                  value=st["skipped_total"])
+        q = GaugeMetricFamily("pfepo_openflow_events_queued", "OpenFlow events waiting, per lane", labels=["lane"])
+        q.add_metric(["urgent"], self.events.urgent_size())
+        q.add_metric(["normal"], self.events.qsize() - self.events.urgent_size())
+        yield q
 
     def liveness(self) -> str | None:
         """None when the OpenFlow side works, else why it does not (for /api/v1/health)."""
@@ -141,6 +194,8 @@ class PfepoApp(app_manager.OSKenApp):
             self.rt.ingest(out.samples)
         for reason in out.rejected_probes:
             self.rt.metrics.probes_rejected.labels(reason).inc()
+        for batch in out.batches:
+            self.rt.ingest_batch(batch)
         flows = 0
         for dpid, msg in out.msgs:
             flows += isinstance(msg, FlowMod)
@@ -275,16 +330,20 @@ class PfepoApp(app_manager.OSKenApp):
     def _port_stats(self, ev):
         body = self._collect(ev)
         if body is not None:
-            self._apply(self.fabric.on_port_stats(ev.msg.datapath.id, ofmsg.parse_port_stats(body), time.time()))
+            # counters as of receipt; the switch may be polled again now that this reply is handled
+            self._apply(self.fabric.on_port_stats(ev.msg.datapath.id, body, ev.timestamp, time.time()))
 
     # --- echo, probes, ARP -----------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN_DISPATCHER)
     @guarded
     def _echo_reply(self, ev):
-        self._apply(self.fabric.on_echo_reply(ev.msg.datapath.id, bytes(ev.msg.data or b""), time.time()))
+        self._apply(self.fabric.on_echo_reply(ev.msg.datapath.id, bytes(ev.msg.data or b""), ev.timestamp))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
     def _packet_in(self, ev):
         msg = ev.msg
-        self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data), time.time()))
+        # ev.timestamp: when os-ken's receive thread read it off the socket, before our event queue.
+        trusted = time.time() - ev.timestamp < PROBE_QUEUE_LIMIT_S
+        self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data), ev.timestamp,
+                                             trusted))

@@ -33,12 +33,18 @@ from pfepo.openflow.messages import (
     StatsRequest,
 )
 from pfepo.openflow.reconcile import FlowKey, flow_changes, flow_key, group_changes, meter_changes
-from pfepo.samples import Sample
+from pfepo.samples import Sample, SampleBatch
 from pfepo.telemetry import probes
+from pfepo.telemetry.pollgate import PollGate
 from pfepo.telemetry.ports import PortNames
-from pfepo.telemetry.rates import PortCounters, PortRates, RateTracker
+from pfepo.telemetry.portstats import PortStatsBatcher
+from pfepo.telemetry.rates import PortRates
 
 READ_BACK = ("meter_config", "group_desc", "flow_stats")
+# Read-back of meters/groups/flows (the audit) runs on connect, after every change we send, and every
+# AUDIT_POLLS poll intervals per switch (staggered) -- not on every poll: at hundreds of switches the
+# read-back replies were most of the OpenFlow work, and drift needs no 1 s detection.
+AUDIT_POLLS = 30
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class Out:
 
     msgs: list[tuple[int, Message]] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    batches: list[SampleBatch] = field(default_factory=list)  # columnar port rates, one per stats reply
     events: list[tuple[str, dict]] = field(default_factory=list)
     ports: list[tuple[int, int, bool]] = field(default_factory=list)  # (dpid, port, up)
     rates: list[tuple[int, int, PortRates]] = field(default_factory=list)
@@ -195,6 +202,9 @@ class SwitchSync:
 
     def on_poll(self, out: Out) -> None:
         out.send(self.dpid, StatsRequest("port_stats"))
+
+    def on_audit(self, out: Out) -> None:
+        """Read meters, groups and flows back (drift repair uses the same diff as a change)."""
         for kind in READ_BACK:
             self.ask(kind, out)
 
@@ -222,8 +232,10 @@ class Fabric:
         self.syncs: dict[int, SwitchSync] = {}
         self.weights: Mapping[str, Mapping[str, int]] = weights or {}
         self.bandwidth: Mapping[str, Mapping[str, float | None]] = bandwidth or {}
-        self.rates = RateTracker(max_gap_s=max(30.0, 10 * cfg.poll_interval_s))
         self.port_names = PortNames(cfg)
+        self.batcher = PortStatsBatcher(cfg, self.port_names, max_gap_s=max(30.0, 10 * cfg.poll_interval_s))
+        self.gate = PollGate(cfg.poll_interval_s, stale_after_s=max(10.0, 10 * cfg.poll_interval_s))
+        self._next_audit: dict[int, float] = {}
         self.vips = {s.vip: s for s in cfg.services}
         self.probes = probes.ProbeTracker(timeout_s=cfg.probes.timeout_s)
         self.echo = probes.EchoRtt()
@@ -256,11 +268,17 @@ class Fabric:
         for direction, (src, _port, dst) in self.links.items():  # a region switch may come back rewired
             if direction.endswith("<") and src == dpid:
                 self.links[direction] = (src, None, dst)
+        # the connect sequence reads everything back; the periodic audits are staggered across switches
+        audit_s = AUDIT_POLLS * self.cfg.poll_interval_s
+        self._next_audit[dpid] = now + audit_s * (1 + (dpid * 0x9E3779B1 % 1000) / 1000)
         out = Out()
         sync.on_connect(out)
         return self._status(sync, out)
 
     def on_disconnect(self, dpid: int) -> bool:
+        self.gate.forget(dpid)
+        self.batcher.forget(dpid)
+        self._next_audit.pop(dpid, None)
         return self.syncs.pop(dpid, None) is not None
 
     # --- read-back -----------------------------------------------------------------------------------
@@ -310,36 +328,45 @@ class Fabric:
             out.events.append(("port_status", {"switch": name, "port": port, "up": up}))
         return out
 
-    def on_port_stats(self, dpid: int, stats: Iterable[PortStat], now: float) -> Out:
-        """Counters -> rates per port (none on the first reading, a reset or a gap) -> samples."""
+    def on_port_stats(self, dpid: int, stats: Iterable[PortStat], now: float, handled: float | None = None) -> Out:
+        """Counters -> rates of every port at once (none on the first reading, a reset or a gap) -> one
+        columnar batch. ``now``: when the reply arrived; ``handled``: now (frees the switch for its next poll).
+        """
         out = Out()
         name = self.names.get(dpid)
         if name is None:
             return out
-        for st in stats:
-            cur = PortCounters(now, st.rx_bytes, st.tx_bytes, st.rx_packets, st.tx_packets,
-                               st.rx_dropped, st.tx_dropped, st.rx_errors, st.tx_errors)
-            r = self.rates.update((dpid, st.port_no), cur, self.cfg.capacity_mbps(name, st.port_no) * 1e6)
-            if r is None:
-                continue
-            out.rates.append((dpid, st.port_no, r))
-            subject, tags = self.port_names.name(name, st.port_no)
-            out.samples.extend(Sample(now, subject, m, v, tags) for m, v in r.as_metrics().items())
+        self.gate.handled(dpid, now if handled is None else handled)
+        got = self.batcher.reply(dpid, name, now, stats)
+        if got is not None:
+            out.rates.extend((dpid, p, r) for p, r in got.port_rates().items())
+            out.batches.append(got.batch)
         return out
 
     # --- periodic work, echo and probes -------------------------------------------------------------
     def on_tick(self, now: float) -> Out:
-        """Every poll interval: read everything back, time the control channel, report and send probes."""
+        """Every poll interval: poll the switches whose last reply was handled (backpressure), time the
+        control channel with the poll, audit the switches whose turn it is, report and send probes."""
         out = Out()
         # Echo and probes first: their replies then come back ahead of the stats replies, so the time a
         # probe waits in our own event queue (counted as link latency) stays small.
-        for sync in self.syncs.values():
-            out.send(sync.dpid, EchoRequest(struct.pack("!d", now)))
+        audit_s = AUDIT_POLLS * self.cfg.poll_interval_s
+        due = [dpid for dpid in self.syncs if self.gate.due(dpid, now)]
+        for dpid in due:
+            out.send(dpid, EchoRequest(struct.pack("!d", now)))
         if self.cfg.probes.enabled:
             self._probe_round(now, out)
-        for sync in self.syncs.values():
-            sync.on_poll(out)
+        for dpid in due:
+            self.syncs[dpid].on_poll(out)
+            self.gate.sent(dpid, now)
+        for dpid, sync in self.syncs.items():
+            if now >= self._next_audit.get(dpid, now) and sync.flows_ready:
+                sync.on_audit(out)
+                self._next_audit[dpid] = now + audit_s
         return out
+
+    def poll_status(self) -> dict:
+        return self.gate.status()
 
     def on_echo_reply(self, dpid: int, data: bytes, now: float) -> Out:
         if len(data) >= 8:
@@ -349,8 +376,15 @@ class Fabric:
         return Out()
 
     def _probe_round(self, now: float, out: Out) -> None:
-        """Report what the last round measured, then send this round's probes."""
-        out.samples.extend(probes.link_samples(self.probes.collect(now), now))
+        """Report what the last round measured, then send this round's probes.
+
+        While polls are being stretched (overloaded), probes that time out are discarded rather than lost
+        and no new probes go out: their answers would wait in our own queues and measure us.
+        """
+        overloaded = self.gate.overloaded()
+        out.samples.extend(probes.link_samples(self.probes.collect(now, trusted=not overloaded), now))
+        if overloaded:
+            return
         for direction, (src, port, dst) in self.links.items():
             a, b = self.syncs.get(src), self.syncs.get(dst)
             # Both ends must hold the probe flow, or a probe sent during connect would count as lost.
@@ -361,12 +395,16 @@ class Fabric:
                 payload = probes.encode(src, port, self._link_index[direction], seq, now, self.probe_key)
                 out.send(src, PacketOut(port, frames.probe_frame(payload, probes.ETH_TYPE)))
 
-    def on_packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> Out:
-        """A probe coming back, or an ARP request for a VIP (answered from the controller)."""
+    def on_packet_in(self, dpid: int, in_port: int, data: bytes, now: float, trusted: bool = True) -> Out:
+        """A probe coming back, or an ARP request for a VIP (answered from the controller).
+
+        ``now``: when the packet-in left the socket; ``trusted=False`` when the adapter saw it wait in our
+        own queues (the probe then counts neither as latency nor as loss).
+        """
         out = Out()
         etype = frames.ethertype(data)
         if etype == probes.ETH_TYPE:
-            reason = self._probe_in(dpid, in_port, data[14:], now)
+            reason = self._probe_in(dpid, in_port, data[14:], now, trusted and not self.gate.overloaded())
             if reason is not None:
                 out.rejected_probes.append(reason)
             return out
@@ -382,7 +420,8 @@ class Fabric:
         other = direction[:-1] + ("<" if direction.endswith(">") else ">")
         return self.links[other][1]  # None until learnt (region side)
 
-    def _probe_in(self, dpid: int, in_port: int, payload: bytes, now: float) -> str | None:
+    def _probe_in(self, dpid: int, in_port: int, payload: bytes, now: float,
+                  trusted: bool = True) -> str | None:
         """Account an authentic probe; return why a frame was rejected (None when accepted)."""
         got = probes.verify(payload, self.probe_key)
         if isinstance(got, str):
@@ -405,5 +444,5 @@ class Fabric:
             rev = direction[:-1] + "<"
             rsrc, _none, rdst = self.links[rev]
             self.links[rev] = (rsrc, in_port, rdst)
-        self.probes.received(seq, now, self.echo.get(src_dpid), self.echo.get(dpid))
+        self.probes.received(seq, now, self.echo.get(src_dpid), self.echo.get(dpid), trusted)
         return None

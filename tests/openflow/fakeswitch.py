@@ -28,6 +28,7 @@ from pfepo.openflow.messages import (
     StatsRequest,
 )
 from pfepo.openflow.reconcile import FlowKey, flow_key
+from pfepo.samples import expand
 
 
 @dataclass
@@ -296,6 +297,7 @@ class FakeController:
         self.events.extend(out.events)
         self.samples.extend(out.samples)
         self.rejected_probes.extend(out.rejected_probes)
+        self.samples.extend(expand(out.batches))
         for dpid, msg in out.msgs:
             if dpid not in self.connected:
                 continue

@@ -1,4 +1,5 @@
 import pytest
+
 from pfepo.telemetry.probes import EchoRtt, ProbeTracker, decode, encode
 
 
