@@ -292,7 +292,12 @@ class Fabric:
         for sw in self.switches.values():
             self.tasks.append(asyncio.create_task(sw.run(host, port)))
             await asyncio.sleep(1.0 / per_s)
-        await asyncio.wait_for(asyncio.gather(*(s.connected.wait() for s in self.switches.values())), timeout_s)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(s.connected.wait() for s in self.switches.values())), timeout_s)
+        except TimeoutError:
+            done = sum(s.connected.is_set() for s in self.switches.values())
+            raise TimeoutError(f"{done} of {len(self.switches)} switches got a features request within "
+                               f"{timeout_s:g} s") from None
 
     async def close(self) -> None:
         for sw in self.switches.values():

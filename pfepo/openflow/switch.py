@@ -230,6 +230,14 @@ class Fabric:
         self.probe_key = probe_key
         self.names = {s.dpid: s.name for s in cfg.switches}
         self.syncs: dict[int, SwitchSync] = {}
+        self._want: dict[int, tuple[tuple, SwitchState]] = {}
+        roles: dict[str, tuple[list[str], list[str]]] = {}
+        for svc in cfg.services:
+            for r in cfg.regions:
+                if r.name in svc.weights:
+                    roles.setdefault(r.uplink.switch, ([], []))[0].append(svc.name)
+                    roles.setdefault(r.switch, ([], []))[1].append(svc.name)
+        self._roles = {k: (tuple(dict.fromkeys(a)), tuple(dict.fromkeys(b))) for k, (a, b) in roles.items()}
         self.weights: Mapping[str, Mapping[str, int]] = weights or {}
         self.bandwidth: Mapping[str, Mapping[str, float | None]] = bandwidth or {}
         self.port_names = PortNames(cfg)
@@ -251,8 +259,24 @@ class Fabric:
             self.link_ids[2 * i], self.link_ids[2 * i + 1] = f"uplink:{r.name}>", f"uplink:{r.name}<"
         self._link_index = {v: k for k, v in self.link_ids.items()}
 
+    def _inputs(self, dpid: int) -> tuple:
+        """What this switch's desired state depends on besides the config: the weights of the services it
+        is the ingress of and the bandwidth of the services it serves a region of (``desired.switch_state``).
+        Most switches have neither: their desired state never changes."""
+        ingress, regional = self._roles.get(self.names[dpid], ((), ()))
+        return (tuple(tuple(sorted(self.weights.get(svc, {}).items())) for svc in ingress),
+                tuple(tuple(sorted(self.bandwidth.get(svc, {}).items())) for svc in regional))
+
     def want(self, dpid: int) -> SwitchState:
-        return switch_state(self.cfg, self.names[dpid], self.weights, self.bandwidth)
+        """Desired state of ``dpid``, rebuilt only when its inputs changed (a change costs O(switches it
+        touches), not O(all switches) -- the rebuild for every switch on every change was O(N^2) per poll)."""
+        key = self._inputs(dpid)
+        hit = self._want.get(dpid)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        st = switch_state(self.cfg, self.names[dpid], self.weights, self.bandwidth)
+        self._want[dpid] = (key, st)
+        return st
 
     def _status(self, sync: SwitchSync, out: Out) -> Out:
         out.status[sync.dpid] = sync.status()
@@ -309,7 +333,10 @@ class Fabric:
         self.weights, self.bandwidth = weights, bandwidth
         out = Out()
         for dpid, sync in self.syncs.items():
-            sync.on_desired(self.want(dpid), out)
+            want = self.want(dpid)
+            if want is sync.want:
+                continue  # nothing this switch holds depends on what changed
+            sync.on_desired(want, out)
             self._status(sync, out)
         return out
 
