@@ -178,6 +178,28 @@ def probe_latency_ms(db: Path, start: float, end: float) -> list[float]:
         con.close()
 
 
+def profile_summary(raw: Path, top: int = 25) -> list[str]:
+    """py-spy raw (collapsed) stacks -> the functions holding the GIL most, inclusive share %."""
+    import collections
+    import re
+
+    incl: collections.Counter = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        total += int(n)
+        seen = set()
+        for f in stack.split(";"):
+            key = re.sub(r":\d+\)", ")", f)
+            if key.startswith("thread (") or key in seen:
+                continue
+            seen.add(key)
+            incl[key] += int(n)
+    return [f"{100 * v / total:5.1f}% {k}" for k, v in incl.most_common(top)] if total else []
+
+
 def metric_value(text: str, name: str, labels: str = "") -> float:
     for line in text.splitlines():
         if line.startswith(name + labels + " ") or (not labels and line.startswith(name + " ")):
@@ -196,7 +218,7 @@ async def _wait(cond, timeout: float, step: float = 0.2, what: str = "condition"
 
 
 async def run_point(n: int, ports: int, interval: float, window: float, warmup: float, trials: int,
-                    label: str, src: Path | None, keep: bool = False) -> dict:
+                    label: str, src: Path | None, keep: bool = False, profile: bool = False) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"pfepo-bench-ctl-{n}-"))
     of_port, rest_port = free_port(), free_port()
     cfg = make_config(n, ports, interval, tmp, src or REPO, of_port, rest_port)
@@ -233,8 +255,15 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         # --- steady window ----------------------------------------------------------------------
         m0 = (await client.get("/metrics")).text
         cpu0, t0, wall0 = daemon.cpu_s(), time.perf_counter(), time.time()
-        ev0 = len(c0.group_events)
         rest_lat: list[float] = []
+        spy = None
+        if profile:  # who holds the GIL during the window (py-spy samples the daemon; ~few % overhead)
+            import shutil
+
+            exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            spy = subprocess.Popen([exe, "record", "-p", str(daemon.proc.pid), "-d", str(int(window)), "-r", "50",
+                                    "--gil", "-f", "raw", "-o", str(tmp / "profile.txt")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         async def rest_probe():
             paths = ("/api/v1/health", "/api/v1/services", "/api/v1/regions")
@@ -251,6 +280,13 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         await asyncio.sleep(max(0.0, window - (time.perf_counter() - t0)))
         t1, wall1, cpu1 = time.perf_counter(), time.time(), daemon.cpu_s()
         m1 = (await client.get("/metrics")).text
+        if spy is not None:
+            try:
+                spy.wait(30)
+                point["profile_top"] = profile_summary(tmp / "profile.txt")
+            except (subprocess.TimeoutExpired, OSError) as exc:
+                point["profile_top"] = [f"py-spy failed: {exc}"]
+                spy.kill()
         point["cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
         point["rss_mb"] = round(daemon.status("VmRSS") / 1024, 1)
         point["threads"] = daemon.status("Threads")
@@ -287,7 +323,6 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
             last_w[ev.group_id] = ev.weights
             if ev.ts >= t0 and ev.ts < t1 and prev is not None and prev != ev.weights:
                 changes += 1
-        del ev0
         point["weight_changes_without_failure"] = changes
         try:
             evs = (await client.get("/api/v1/events", params={"limit": 1000})).json()
@@ -404,7 +439,7 @@ async def _run_all(args) -> list[dict]:
         for label, src in srcs:
             print(f"[{time.strftime('%H:%M:%S')}] {label}: {n} switches ...", file=sys.stderr, flush=True)
             p = await run_point(n, args.ports, args.interval, args.window, args.warmup, args.trials, label, src,
-                                keep=args.keep)
+                                keep=args.keep, profile=args.profile)
             print(json.dumps(p), file=sys.stderr, flush=True)
             points.append(p)
     return points
@@ -446,5 +481,7 @@ def register(sub) -> None:
                    help="run the daemon from source tree DIR (repeatable; default: this code, label 'current')")
     p.add_argument("--json", metavar="OUT", help="write the points as JSON to OUT and a PNG next to it")
     p.add_argument("--png", metavar="PNG", help="PNG path (default: OUT with .png)")
+    p.add_argument("--profile", action="store_true",
+                   help="sample the daemon with py-spy (pip install py-spy) during the window: GIL holders")
     p.add_argument("--keep", action="store_true", help="keep each point's temp dir (config, daemon log, history)")
     p.set_defaults(func=_handler)

@@ -224,10 +224,16 @@ class Fabric:
     """All switches of the config: desired state per switch, syncs of connected ones, probes and ARP."""
 
     def __init__(self, cfg: PfepoConfig, weights: Mapping[str, Mapping[str, int]] | None = None,
-                 bandwidth: Mapping[str, Mapping[str, float | None]] | None = None, probe_key: bytes = b""):
-        """``probe_key``: the secret that authenticates probe frames (the daemon passes a random one)."""
+                 bandwidth: Mapping[str, Mapping[str, float | None]] | None = None, probe_key: bytes = b"",
+                 slots: int = 1):
+        """``probe_key``: the secret that authenticates probe frames (the daemon passes a random one).
+        ``slots``: ticks per poll interval; each switch is polled on its own slot, so a large fleet's
+        requests and replies are spread over the interval instead of arriving in one burst (and no single
+        tick handler holds the event thread for long)."""
         self.cfg = cfg
         self.probe_key = probe_key
+        self.slots = max(1, slots)
+        self._tick = 0
         self.names = {s.dpid: s.name for s in cfg.switches}
         self.syncs: dict[int, SwitchSync] = {}
         self._want: dict[int, tuple[tuple, SwitchState]] = {}
@@ -372,16 +378,20 @@ class Fabric:
 
     # --- periodic work, echo and probes -------------------------------------------------------------
     def on_tick(self, now: float) -> Out:
-        """Every poll interval: poll the switches whose last reply was handled (backpressure), time the
-        control channel with the poll, audit the switches whose turn it is, report and send probes."""
+        """Every poll interval / ``slots``: poll this slot's switches whose last reply was handled
+        (backpressure), time the control channel with the poll, audit the switches whose turn it is;
+        once per interval report and send probes."""
         out = Out()
         # Echo and probes first: their replies then come back ahead of the stats replies, so the time a
         # probe waits in our own event queue (counted as link latency) stays small.
         audit_s = AUDIT_POLLS * self.cfg.poll_interval_s
-        due = [dpid for dpid in self.syncs if self.gate.due(dpid, now)]
+        slot = self._tick % self.slots
+        self._tick += 1
+        due = [dpid for dpid in self.syncs
+               if (self.slots == 1 or (dpid * 0x9E3779B1 >> 7) % self.slots == slot) and self.gate.due(dpid, now)]
         for dpid in due:
             out.send(dpid, EchoRequest(struct.pack("!d", now)))
-        if self.cfg.probes.enabled:
+        if self.cfg.probes.enabled and slot == 0:
             self._probe_round(now, out)
         for dpid in due:
             self.syncs[dpid].on_poll(out)
