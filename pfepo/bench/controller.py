@@ -257,11 +257,11 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         cpu0, t0, wall0 = daemon.cpu_s(), time.perf_counter(), time.time()
         rest_lat: list[float] = []
         spy = None
-        if profile:  # who holds the GIL during the window (py-spy samples the daemon; ~few % overhead)
+        if profile:  # who holds the GIL during the window (py-spy samples the daemon; --nonblocking: the daemon is never paused)
             import shutil
 
             exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-            spy = subprocess.Popen([exe, "record", "-p", str(daemon.proc.pid), "-d", str(int(window)), "-r", "50",
+            spy = subprocess.Popen([exe, "record", "-p", str(daemon.proc.pid), "-d", str(int(window)), "-r", "50", "--nonblocking",
                                     "--gil", "-f", "raw", "-o", str(tmp / "profile.txt")],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

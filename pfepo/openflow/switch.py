@@ -72,6 +72,7 @@ class Out:
     events: list[tuple[str, dict]] = field(default_factory=list)
     ports: list[tuple[int, int, bool]] = field(default_factory=list)  # (dpid, port, up)
     rates: list[tuple[int, int, PortRates]] = field(default_factory=list)
+    switch_rates: list[tuple[int, dict[int, PortRates]]] = field(default_factory=list)  # a whole reply's ports
     status: dict[int, SyncStatus] = field(default_factory=dict)
     rejected_probes: list[str] = field(default_factory=list)  # reasons probe frames were ignored
 
@@ -372,7 +373,7 @@ class Fabric:
         self.gate.handled(dpid, now if handled is None else handled)
         got = self.batcher.reply(dpid, name, now, stats)
         if got is not None:
-            out.rates.extend((dpid, p, r) for p, r in got.port_rates().items())
+            out.switch_rates.append((dpid, got.port_rates()))
             out.batches.append(got.batch)
         return out
 

@@ -7,6 +7,7 @@ numpy array from parse to store; names, tags and capacities are worked out once 
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from pfepo.telemetry.ports import PortNames
 from pfepo.telemetry.rates import COUNTERS, PORT_METRICS, PortRates, RateArrays
 
 OFPP_MAX = 0xFFFFFF00  # highest physical port number in OpenFlow 1.3
+_FIELDS = operator.attrgetter("port_no", *COUNTERS)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class PortRateBatch:
 
 def counters_array(body) -> tuple[np.ndarray, np.ndarray]:
     """(ports, uint64 counters in ``COUNTERS`` order) of a parsed PortStats body, physical ports only."""
-    rows = [(st.port_no, *(getattr(st, c) for c in COUNTERS)) for st in body if st.port_no <= OFPP_MAX]
+    rows = [_FIELDS(st) for st in body if st.port_no <= OFPP_MAX]
     if not rows:
         return np.empty(0, dtype=np.int64), np.empty((0, len(COUNTERS)), dtype=np.uint64)
     arr = np.array(rows, dtype=np.uint64)

@@ -290,6 +290,8 @@ class FakeController:
             return
         for dpid, port, up in out.ports:
             self.state.set_port_up(dpid, port, up)
+        for dpid, rates in out.switch_rates:
+            self.state.set_switch_rates(dpid, rates)
         for dpid, port, rates in out.rates:
             self.state.set_port_rates(dpid, port, rates)
         for dpid, status in out.status.items():
