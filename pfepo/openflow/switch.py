@@ -14,6 +14,7 @@ drift with the same diff (reconcile.py) that a desired-state change uses.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -45,6 +46,10 @@ READ_BACK = ("meter_config", "group_desc", "flow_stats")
 # AUDIT_POLLS poll intervals per switch (staggered) -- not on every poll: at hundreds of switches the
 # read-back replies were most of the OpenFlow work, and drift needs no 1 s detection.
 AUDIT_POLLS = 30
+# Probe rounds whose echoes came back more than this above the switch's baseline RTT measured our own
+# queueing (a busy controller, a congested control channel): discarded, never a latency or a loss.
+SELF_DELAY_LIMIT_S = 0.02
+ROUND_ECHO = b"PFPR"
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,10 @@ class Fabric:
         self.batcher = PortStatsBatcher(cfg, self.port_names, max_gap_s=max(30.0, 10 * cfg.poll_interval_s))
         self.gate = PollGate(cfg.poll_interval_s, stale_after_s=max(10.0, 10 * cfg.poll_interval_s))
         self._next_audit: dict[int, float] = {}
+        self._round_switches: set[int] = set()
+        self._round_excess: dict[int, float] = {}
+        self._round_t = 0.0
+        self.probe_rounds_discarded = 0
         self.vips = {s.vip: s for s in cfg.services}
         self.probes = probes.ProbeTracker(timeout_s=cfg.probes.timeout_s)
         self.echo = probes.EchoRtt()
@@ -407,11 +416,22 @@ class Fabric:
         return self.gate.status()
 
     def on_echo_reply(self, dpid: int, data: bytes, now: float) -> Out:
+        round_echo = data[:4] == ROUND_ECHO
+        if round_echo:
+            data = data[4:]
         if len(data) >= 8:
             (t_sent,) = struct.unpack("!d", data[:8])
-            if 0 <= now - t_sent < 60:
-                self.echo.update(dpid, now - t_sent)
+            rtt = now - t_sent
+            if 0 <= rtt < 60:
+                if round_echo and t_sent == self._round_t:  # this probe round's own control-channel delay
+                    self._round_excess[dpid] = self.echo.excess(dpid, rtt, now)
+                self.echo.update(dpid, rtt, now)
         return Out()
+
+    def _round_trusted(self) -> bool:
+        """The last probe round measured the links, not us: every echo sent with it came back, none more
+        than SELF_DELAY_LIMIT_S above its switch's baseline RTT."""
+        return all(self._round_excess.get(d, math.inf) < SELF_DELAY_LIMIT_S for d in self._round_switches)
 
     def _probe_round(self, now: float, out: Out) -> None:
         """Report what the last round measured, then send this round's probes.
@@ -420,7 +440,10 @@ class Fabric:
         and no new probes go out: their answers would wait in our own queues and measure us.
         """
         overloaded = self.gate.overloaded()
-        out.samples.extend(probes.link_samples(self.probes.collect(now, trusted=not overloaded), now))
+        trusted = not overloaded and self._round_trusted()
+        self.probe_rounds_discarded += not trusted
+        out.samples.extend(probes.link_samples(self.probes.collect(now, trusted=trusted), now))
+        self._round_switches, self._round_excess, self._round_t = set(), {}, now
         if overloaded:
             return
         for direction, (src, port, dst) in self.links.items():
@@ -428,6 +451,10 @@ class Fabric:
             # Both ends must hold the probe flow, or a probe sent during connect would count as lost.
             if a is None or b is None or port is None or not (a.flows_ready and b.flows_ready):
                 continue
+            for d in (src, dst):  # an echo rides with the probes: it times our own part of their trip
+                if d not in self._round_switches:
+                    self._round_switches.add(d)
+                    out.send(d, EchoRequest(ROUND_ECHO + struct.pack("!d", now)))
             for _ in range(self.cfg.probes.per_interval):
                 seq = self.probes.next_seq(direction, now)
                 payload = probes.encode(src, port, self._link_index[direction], seq, now, self.probe_key)

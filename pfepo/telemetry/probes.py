@@ -110,10 +110,14 @@ class ProbeTracker:
     def collect(self, now: float, trusted: bool = True) -> dict[str, LinkStats]:
         """Per link: median latency and loss of probes that are settled (answered or timed out).
 
-        ``trusted=False`` (the controller is overloaded now): probes that timed out are discarded, not
-        lost -- their replies may be sitting in our own queues. A link with only discarded probes is
-        left out: no measurement rather than a wrong one.
+        ``trusted=False`` (the controller was overloaded or slow on its own control channel during the
+        round): every settled probe of the round is discarded -- answered ones measured our queues, lost
+        ones may still sit in them -- and nothing is reported: no measurement rather than a wrong one.
         """
+        if not trusted:
+            for link, done in self._done.items():
+                self._discarded[link] = self._discarded.get(link, 0) + len(done)
+                done.clear()
         for seq, (link, t_out) in list(self._pending.items()):
             if now - t_out > self.timeout_s:
                 del self._pending[seq]
@@ -144,11 +148,27 @@ class EchoRtt:
 
     alpha: float = 0.3
     rtt: dict[int, float] = field(default_factory=dict)
+    # Baseline: the lowest RTT seen, creeping up 1 ms per second so a real change of the control path is
+    # followed. RTT above it is our own (or the channel's) queueing, not the link's.
+    floor: dict[int, tuple[float, float]] = field(default_factory=dict)  # dpid -> (min rtt, when)
 
-    def update(self, dpid: int, sample_s: float) -> float:
+    def update(self, dpid: int, sample_s: float, now: float | None = None) -> float:
         prev = self.rtt.get(dpid)
         self.rtt[dpid] = sample_s if prev is None else (1 - self.alpha) * prev + self.alpha * sample_s
+        if now is not None:
+            base = self.baseline(dpid, now)
+            if base is None or sample_s <= base:
+                self.floor[dpid] = (sample_s, now)
         return self.rtt[dpid]
+
+    def baseline(self, dpid: int, now: float) -> float | None:
+        got = self.floor.get(dpid)
+        return None if got is None else got[0] + 0.001 * max(0.0, now - got[1])
+
+    def excess(self, dpid: int, sample_s: float, now: float) -> float:
+        """How much of this RTT sample is above the switch's baseline (0 without a baseline)."""
+        base = self.baseline(dpid, now)
+        return 0.0 if base is None else max(0.0, sample_s - base)
 
     def get(self, dpid: int) -> float:
         return self.rtt.get(dpid, 0.0)
