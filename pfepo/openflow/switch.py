@@ -42,10 +42,11 @@ from pfepo.telemetry.portstats import PortStatsBatcher
 from pfepo.telemetry.rates import PortRates
 
 READ_BACK = ("meter_config", "group_desc", "flow_stats")
-# Read-back of meters/groups/flows (the audit) runs on connect, after every change we send, and every
-# AUDIT_POLLS poll intervals per switch (staggered) -- not on every poll: at hundreds of switches the
-# read-back replies were most of the OpenFlow work, and drift needs no 1 s detection.
-AUDIT_POLLS = 30
+# Read-back of meters/groups/flows (the audit) runs on connect, after every change we send, and
+# periodically: every poll for a small fleet, but at most AUDITS_PER_S switches a second overall (each
+# switch every N / AUDITS_PER_S s, staggered) -- at hundreds of switches the read-back replies were most
+# of the OpenFlow work, and a big fleet's drift needs no sub-second detection.
+AUDITS_PER_S = 20.0
 # Probe rounds whose echoes came back more than this above the switch's baseline RTT measured our own
 # queueing (a busy controller, a congested control channel): discarded, never a latency or a loss.
 SELF_DELAY_LIMIT_S = 0.02
@@ -256,6 +257,7 @@ class Fabric:
         self.batcher = PortStatsBatcher(cfg, self.port_names, max_gap_s=max(30.0, 10 * cfg.poll_interval_s))
         self.gate = PollGate(cfg.poll_interval_s, stale_after_s=max(10.0, 10 * cfg.poll_interval_s))
         self._next_audit: dict[int, float] = {}
+        self.audit_s = max(cfg.poll_interval_s, len(cfg.switches) / AUDITS_PER_S)  # per switch
         self._round_switches: set[int] = set()
         self._round_excess: dict[int, float] = {}
         self._round_t = 0.0
@@ -309,8 +311,9 @@ class Fabric:
             if direction.endswith("<") and src == dpid:
                 self.links[direction] = (src, None, dst)
         # the connect sequence reads everything back; the periodic audits are staggered across switches
-        audit_s = AUDIT_POLLS * self.cfg.poll_interval_s
-        self._next_audit[dpid] = now + audit_s * (1 + (dpid * 0x9E3779B1 % 1000) / 1000)
+        # (a small fleet is audited on every poll, as if there were no audit interval at all)
+        stagger = (dpid * 0x9E3779B1 % 1000) / 1000 if self.audit_s > self.cfg.poll_interval_s else 0.0
+        self._next_audit[dpid] = now + self.audit_s * stagger
         out = Out()
         sync.on_connect(out)
         return self._status(sync, out)
@@ -394,7 +397,7 @@ class Fabric:
         out = Out()
         # Echo and probes first: their replies then come back ahead of the stats replies, so the time a
         # probe waits in our own event queue (counted as link latency) stays small.
-        audit_s = AUDIT_POLLS * self.cfg.poll_interval_s
+        audit_s = self.audit_s
         slot = self._tick % self.slots
         self._tick += 1
         due = [dpid for dpid in self.syncs
@@ -407,7 +410,7 @@ class Fabric:
             self.syncs[dpid].on_poll(out)
             self.gate.sent(dpid, now)
         for dpid, sync in self.syncs.items():
-            if now >= self._next_audit.get(dpid, now) and sync.flows_ready:
+            if now >= self._next_audit.get(dpid, now) - 0.05 * self.cfg.poll_interval_s and sync.flows_ready:
                 sync.on_audit(out)
                 self._next_audit[dpid] = now + audit_s
         return out

@@ -9,7 +9,6 @@ import pytest
 from pfepo.openflow import frames
 from pfepo.openflow.desired import Bucket, Flow, Group, service_group_id
 from pfepo.openflow.messages import FlowMod, GroupMod, PacketOut, PortStat
-from pfepo.openflow.switch import AUDIT_POLLS
 from pfepo.telemetry import probes
 from tests.openflow.fakeswitch import FakeController, FakeSwitch
 
@@ -59,16 +58,14 @@ def test_vip_packet_goes_to_the_chosen_region_and_is_rewritten_to_an_endpoint(ne
 
 
 @pytest.mark.parametrize("drift", ["del_groups", "del_flows", "mod_group"])
-def test_drift_is_repaired_on_the_next_audit(net, drift):
+def test_drift_is_repaired_on_the_next_poll(net, drift):
     core = net.switches[net.dpid("pfc0")]
     want = net.fabric.want(core.dpid)
     if drift == "mod_group":
         core.mod_group(Group(GID, (Bucket(64, 1, (("output", 1),), "eu"),)))
     else:
         getattr(core, drift)()
-    net.tick()  # an ordinary poll reads counters only: the drift is still there
-    assert core.groups != want.groups or set(core.flows.values()) != set(want.flows)
-    net.tick(2 * AUDIT_POLLS * net.cfg.poll_interval_s)  # the audit's read-back sees the drift and repairs it
+    net.tick()  # the poll's read-back sees the drift: not in sync until repaired
     assert core.groups == want.groups and set(core.flows.values()) == set(want.flows)
     tables = {e["table"] for kind, e in net.events if kind == "drift_repaired"}
     assert tables == ({"groups"} if drift == "mod_group" else {"flows"} if drift == "del_flows"
@@ -93,7 +90,7 @@ def test_our_stale_flow_is_deleted_and_foreign_groups_are_left_alone(net):
     stale = Flow(150, (("eth_type", 0x0800), ("ipv4_dst", "10.9.9.9")), (("output", 1),))
     core.flows[(0, 150, frozenset(stale.match))] = stale
     core.groups[77] = Group(77, (Bucket(1, None, (("output", 2),)),))
-    net.tick(2 * AUDIT_POLLS * net.cfg.poll_interval_s)  # the audit reads flows and groups back
+    net.tick()
     assert stale not in core.flows.values() and 77 in core.groups
 
 
@@ -127,8 +124,7 @@ def test_stale_read_back_does_not_undo_a_change(net):
     """A group-desc reply requested before our MODIFY must not make us re-send (or re-ADD) anything."""
     core = net.switches[net.dpid("pfc0")]
     before = dict(core.groups)
-    # an audit's read-back requests in flight (their replies would show the old weights)
-    net.fabric.on_tick(net.now + 2 * AUDIT_POLLS * net.cfg.poll_interval_s)
+    net.fabric.on_tick(net.now)  # poll requests in flight (their replies would show the old weights)
     net.state.set_desired("web", {"eu": 1, "us": 1, "ap": 2}, source="operator")
     push = net.fabric.on_desired(net.state.bucket_weights(), net.state.bandwidth_snapshot())
     assert [m.command for m in push.to(core.dpid) if isinstance(m, GroupMod)] == ["modify"]
