@@ -223,6 +223,11 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
     of_port, rest_port = free_port(), free_port()
     cfg = make_config(n, ports, interval, tmp, src or REPO, of_port, rest_port)
     token = None
+    if "class ApiToken" in ((src or REPO) / "pfepo" / "config.py").read_text():  # REST behind bearer tokens
+        import secrets
+
+        token = secrets.token_hex(24)
+        cfg["rest"]["tokens"] = [{"name": "bench", "role": "admin", "token": token}]
     cfg_path = tmp / "pfepo.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     daemon = Daemon(cfg_path, tmp, src)
