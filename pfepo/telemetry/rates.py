@@ -8,6 +8,7 @@ and restart from the new value, rather than a negative rate or a huge wrap-aroun
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,8 +28,10 @@ class PortCounters:
     tx_errors: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class PortRates:
+class PortRates(NamedTuple):
+    """Rates of one port over one interval. A NamedTuple, not a frozen dataclass: a big fleet makes tens
+    of thousands a second, and a tuple is built ~5x faster."""
+
     ts: float
     interval_s: float
     rx_bps: float
