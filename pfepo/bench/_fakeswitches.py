@@ -107,8 +107,16 @@ class FakeSwitch:
         self._t0 = time.time() - 1000.0
 
     # --- connection ----------------------------------------------------------------------------
-    async def run(self, host: str, port: int) -> None:
-        self.reader, self.writer = await asyncio.open_connection(host, port)
+    async def run(self, host: str, port: int, retry_s: float = 60.0) -> None:
+        deadline = time.monotonic() + retry_s
+        while True:  # like a real switch: keep trying until the controller listens
+            try:
+                self.reader, self.writer = await asyncio.open_connection(host, port)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
         self.writer.write(_msg(ofp.OFPT_HELLO, 0))
         try:
             while True:
