@@ -450,7 +450,12 @@ async def _run_all(args) -> list[dict]:
     return points
 
 
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt  # so a SIGTERM runs the finally blocks: the daemon is stopped by its PID
+
+
 def _handler(args) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     points = asyncio.run(_run_all(args))
     out = {"points": points, "command": " ".join(sys.argv), "cpus": os.cpu_count(),
            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
