@@ -313,9 +313,13 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         expected = n * ports * len(PORT_METRICS) * (t1 - t0) / interval
         point["samples_produced"] = produced
         point["samples_stored"] = stored
-        point["samples_dropped"] = max(0, produced - stored)
+        # Dropped: what the daemon itself gave up (its writer's drop counter over the window). Produced but
+        # not stored in the window (replies still queued, or never handled) is ``samples_unstored``; it
+        # also holds +-1 writer batch of counting noise at the window's edges.
         point["writer_dropped"] = int(metric_value(m1, "pfepo_history_samples", '{kind="dropped"}')
                                       - metric_value(m0, "pfepo_history_samples", '{kind="dropped"}'))
+        point["samples_dropped"] = point["writer_dropped"]
+        point["samples_unstored"] = max(0, produced - stored)
         lats = probe_latency_ms(db, wall0, wall1)
         point["probe_latency_p50_ms"] = round(pct(lats, 0.5), 2) if lats else None
         point["probe_latency_max_ms"] = round(max(lats), 2) if lats else None
