@@ -199,6 +199,9 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("OSKEN_HUB_TYPE", "native")
+    # One receive thread per switch share the GIL with the event thread: hand it over every 1 ms, not 5,
+    # so a PortStatus read on the client-side switch's thread waits less behind busy ones (docs/scale.md).
+    sys.setswitchinterval(0.001)
 
     from os_ken import cfg as oscfg
     from os_ken.base import app_manager

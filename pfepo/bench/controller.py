@@ -236,6 +236,14 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
     client = httpx.AsyncClient(base_url=base, timeout=10.0,
                                headers={"Authorization": f"Bearer {token}"} if token else {})
     point: dict = {"label": label, "switches": n, "ports": ports, "interval_s": interval, "window_s": window}
+
+    async def call(method: str, path: str, **kw) -> httpx.Response:
+        """One retry on a transport error: uvicorn may close an idle keep-alive connection as we reuse it."""
+        try:
+            return await client.request(method, path, **kw)
+        except httpx.TransportError:
+            return await client.request(method, path, **kw)
+
     try:
         async def rest_up():
             if daemon.proc.poll() is not None:
@@ -258,9 +266,10 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         await asyncio.sleep(warmup)
 
         # --- steady window ----------------------------------------------------------------------
-        m0 = (await client.get("/metrics")).text
+        m0 = (await call("GET", "/metrics")).text
         cpu0, t0, wall0 = daemon.cpu_s(), time.perf_counter(), time.time()
         rest_lat: list[float] = []
+        rest_errors: list[str] = []
         spy = None
         if profile:  # who holds the GIL during the window (py-spy samples the daemon; --nonblocking: the daemon is never paused)
             import shutil
@@ -275,16 +284,22 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
             i = 0
             while time.perf_counter() - t0 < window:
                 a = time.perf_counter()
-                r = await client.get(paths[i % len(paths)])
-                if r.status_code == 200:
+                try:
+                    r = await client.get(paths[i % len(paths)])
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
                     rest_lat.append(time.perf_counter() - a)
+                else:
+                    rest_errors.append(paths[i % len(paths)])
                 i += 1
                 await asyncio.sleep(0.1)
 
         await rest_probe()
         await asyncio.sleep(max(0.0, window - (time.perf_counter() - t0)))
         t1, wall1, cpu1 = time.perf_counter(), time.time(), daemon.cpu_s()
-        m1 = (await client.get("/metrics")).text
+        m1 = (await call("GET", "/metrics")).text
         if spy is not None:
             try:
                 spy.wait(30)
@@ -334,7 +349,7 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
                 changes += 1
         point["weight_changes_without_failure"] = changes
         try:
-            evs = (await client.get("/api/v1/events", params={"limit": 1000})).json()
+            evs = (await call("GET", "/api/v1/events", params={"limit": 1000})).json()
             evs = evs.get("events", evs) if isinstance(evs, dict) else evs
             point["weight_change_events"] = sum(1 for e in evs if e.get("kind") == "weight_change"
                                                 and wall0 <= e.get("ts", 0) < wall1)
@@ -342,7 +357,8 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
             point["weight_change_events"] = None
         point["rest_p50_ms"] = round(1000 * (pct(rest_lat, 0.5) or 0), 1)
         point["rest_p99_ms"] = round(1000 * (pct(rest_lat, 0.99) or 0), 1)
-        point["rest_requests"] = len(rest_lat)
+        point["rest_requests"] = len(rest_lat) + len(rest_errors)
+        point["rest_errors"] = len(rest_errors)
 
         # --- failover trials --------------------------------------------------------------------
         lat_ms, timeouts, resets = [], 0, 0
@@ -353,7 +369,7 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
             port = 1 + i % 3
             if not c0.bucket_weight(port):
                 resets += 1
-                await client.put("/api/v1/services/web/weights", json={"weights": RESET_WEIGHTS[resets % 2]})
+                await call("PUT", "/api/v1/services/web/weights", json={"weights": RESET_WEIGHTS[resets % 2]})
                 try:
                     await asyncio.wait_for(c0.wait_group(lambda ev, p=port: ev.weights.get(p, 0) > 0), 5)
                 except TimeoutError:
@@ -372,7 +388,7 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
                 await asyncio.wait_for(up, 1.5)
             except TimeoutError:
                 resets += 1
-                await client.put("/api/v1/services/web/weights", json={"weights": RESET_WEIGHTS[resets % 2]})
+                await call("PUT", "/api/v1/services/web/weights", json={"weights": RESET_WEIGHTS[resets % 2]})
                 try:
                     await asyncio.wait_for(c0.wait_group(lambda ev, p=port: ev.weights.get(p, 0) > 0), 5)
                 except TimeoutError:

@@ -240,7 +240,10 @@ class PfepoApp(app_manager.OSKenApp):
     def _tick(self, ev):
         self.watchdog.tick_handled()
         self.rt.metrics.polls.inc()
-        self._apply(self.fabric.on_tick(time.time()))
+        # History is the last stage of a poll: while its queue is a quarter full, polling waits for it
+        # (longer effective interval) rather than producing samples the writer would have to drop.
+        w = self.rt.writer
+        self._apply(self.fabric.on_tick(time.time(), hold_polls=w.queued > w.queue_max // 4))
 
     def _poll_loop(self) -> None:
         period = self.cfg.poll_interval_s / self.fabric.slots

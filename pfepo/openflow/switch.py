@@ -390,10 +390,11 @@ class Fabric:
         return out
 
     # --- periodic work, echo and probes -------------------------------------------------------------
-    def on_tick(self, now: float) -> Out:
+    def on_tick(self, now: float, hold_polls: bool = False) -> Out:
         """Every poll interval / ``slots``: poll this slot's switches whose last reply was handled
         (backpressure), time the control channel with the poll, audit the switches whose turn it is;
-        once per interval report and send probes."""
+        once per interval report and send probes. ``hold_polls``: a later stage (history) is behind:
+        no counters are asked for this tick (the effective interval grows; nothing is dropped)."""
         out = Out()
         # Echo and probes first: their replies then come back ahead of the stats replies, so the time a
         # probe waits in our own event queue (counted as link latency) stays small.
@@ -402,6 +403,9 @@ class Fabric:
         self._tick += 1
         due = [dpid for dpid in self.syncs
                if (self.slots == 1 or (dpid * 0x9E3779B1 >> 7) % self.slots == slot) and self.gate.due(dpid, now)]
+        if hold_polls and due:
+            self.gate.held += len(due)
+            due = []
         for dpid in due:
             out.send(dpid, EchoRequest(struct.pack("!d", now)))
         if self.cfg.probes.enabled and slot == 0:

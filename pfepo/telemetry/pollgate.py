@@ -24,6 +24,7 @@ class PollGate:
     skipped: int = 0  # polls not sent because the previous reply was still being waited for / handled
     sent_total: int = 0
     stale_total: int = 0
+    held: int = 0  # polls held back because a later stage (history) was behind
 
     def due(self, dpid: int, now: float) -> bool:
         """True if ``dpid`` may be polled now (its interval passed and nothing is outstanding)."""
@@ -87,4 +88,5 @@ class PollGate:
         return {"poll_interval_s": self.interval_s, "effective_interval_p50_s": round(med, 3),
                 "effective_interval_max_s": round(mx, 3), "reply_lag_p50_s": round(self.reply_lag_s(), 4),
                 "outstanding": self.outstanding(), "skipped_total": self.skipped, "stale_total": self.stale_total,
+                "held_for_history_total": self.held,
                 "overloaded": self.overloaded()}

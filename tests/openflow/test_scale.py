@@ -120,3 +120,13 @@ def net_probing(cfg):
     net.connect()
     core, eu = net.switches[net.dpid("pfc0")], net.switches[net.dpid("pfr1")]
     return net, core, eu
+
+
+def test_polls_are_held_while_history_is_behind(cfg):
+    net = FakeController(cfg)
+    net.connect()
+    f = net.fabric
+    core = net.dpid("pfc0")
+    out = f.on_tick(net.now + 1, hold_polls=True)
+    assert "port_stats" not in _kinds(out, core) and f.poll_status()["held_for_history_total"] >= 1
+    assert "port_stats" in _kinds(f.on_tick(net.now + 2), core)  # history caught up: polled again
