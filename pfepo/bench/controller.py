@@ -351,8 +351,9 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         try:
             evs = (await call("GET", "/api/v1/events", params={"limit": 1000})).json()
             evs = evs.get("events", evs) if isinstance(evs, dict) else evs
-            point["weight_change_events"] = sum(1 for e in evs if e.get("kind") == "weight_change"
-                                                and wall0 <= e.get("ts", 0) < wall1)
+            changed = [e for e in evs if e.get("kind") == "weight_change" and wall0 <= e.get("ts", 0) < wall1]
+            point["weight_change_events"] = len(changed)
+            point["weight_change_reasons"] = sorted({str(e.get("reason", ""))[:200] for e in changed})[:5]
         except Exception:
             point["weight_change_events"] = None
         point["rest_p50_ms"] = round(1000 * (pct(rest_lat, 0.5) or 0), 1)
