@@ -25,6 +25,8 @@ class Metrics:
         self.probes_rejected = Counter(
             "pfepo_probe_frames_rejected", "probe frames ignored (malformed, bad_mac, unknown_link, wrong_switch, "
             "wrong_port, outside_window, replay)", ["reason"], registry=self.registry)
+        self.sends_dropped = Counter("pfepo_openflow_sends_dropped", "messages dropped because a switch did "
+                                     "not read its connection (the next read-back repairs)", registry=self.registry)
         self.up = Gauge("pfepo_up", "1 while the daemon runs", registry=self.registry)
         self.up.set(1)
 

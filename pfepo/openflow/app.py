@@ -13,6 +13,7 @@ loop goes on), and a Watchdog lets /api/v1/health answer 503 if events stop bein
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import threading
@@ -27,7 +28,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from pfepo.openflow import ofmsg
 from pfepo.openflow.lanes import TwoLaneQueue
-from pfepo.openflow.messages import FlowMod, GroupMod, Message, MeterMod
+from pfepo.openflow.messages import FlowMod, GroupMod, Message, MeterMod, PacketOut, ProbeOut
 from pfepo.openflow.switch import Fabric, Out
 from pfepo.openflow.watchdog import Watchdog
 
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from pfepo.daemon import Runtime
 
 log = logging.getLogger("pfepo.openflow")
+
+OUTBOX_MAX = 10_000  # messages per switch waiting for its connection; beyond, dropped and counted
 
 
 class EventTick(event.EventBase):
@@ -89,6 +92,7 @@ class PfepoApp(app_manager.OSKenApp):
         pfepo.metrics.add_collector(self._metric_families)
         self.datapaths: dict[int, object] = {}
         self._multipart: dict[tuple[int, int], list] = {}
+        self._outbox: dict[int, collections.deque] = {}  # per dpid: built messages not yet sent, in order
         self.watchdog = Watchdog(stall_s=max(5.0, 10 * self.cfg.poll_interval_s))
         self._desired_pending = threading.Event()
         self._poller: threading.Thread | None = None
@@ -117,6 +121,12 @@ class PfepoApp(app_manager.OSKenApp):
             self.watchdog.switch_event(dp.id, time.monotonic())
         if self._desired_pending.is_set():
             self._push_desired()
+        for dpid in [d for d, box in self._outbox.items() if box]:
+            self._flush(dpid)
+
+    @staticmethod
+    def _arrived(ev) -> float:
+        return getattr(ev, "pfepo_received", None) or time.time()
 
     def _post(self, ev) -> bool:
         """Queue an event for this app without ever blocking the caller; False if the queue is full.
@@ -127,7 +137,10 @@ class PfepoApp(app_manager.OSKenApp):
         return self.events.put((ev, None), block=False, urgent=isinstance(ev, URGENT))
 
     def _send_event(self, ev, state):
-        """os-ken delivers every switch message here (on that connection's receive thread)."""
+        """os-ken delivers every switch message here, on that connection's receive thread: stamp the
+        arrival time there (probe and echo timings then exclude our own event queue), then queue it in
+        its lane (port status ahead of everything else)."""
+        ev.pfepo_received = time.time()
         self.events.put((ev, state), urgent=isinstance(ev, URGENT))
 
     def _event_loop(self):
@@ -183,14 +196,9 @@ class PfepoApp(app_manager.OSKenApp):
     def _apply(self, out: Out | None) -> None:
         if out is None:
             return
-        for dpid, port, up in out.ports:
-            self.state.set_port_up(dpid, port, up)
+        out.record(self.state)
         for dpid, rates in out.switch_rates:
             self.state.set_switch_rates(dpid, rates)
-        for dpid, port, rates in out.rates:
-            self.state.set_port_rates(dpid, port, rates)
-        for dpid, status in out.status.items():
-            self.state.set_sync_status(dpid, status)
         for kind, fields in out.events:
             self.rt.record_event(kind, **fields)
         if out.samples:
@@ -207,8 +215,13 @@ class PfepoApp(app_manager.OSKenApp):
             log.info("sent %d flow mods", flows)
 
     def _send(self, dpid: int, msg: Message) -> None:
+        """Queue a message for ``dpid`` in order and send what the switch's connection takes now."""
         dp = self.datapaths.get(dpid)
         if dp is None:
+            return
+        box = self._outbox.setdefault(dpid, collections.deque())
+        if len(box) >= OUTBOX_MAX:  # the switch has not read for a long time: read-back will repair later
+            self.rt.metrics.sends_dropped.inc()
             return
         if isinstance(msg, GroupMod):
             self.rt.metrics.group_mods.inc()
@@ -217,7 +230,29 @@ class PfepoApp(app_manager.OSKenApp):
         elif isinstance(msg, MeterMod):
             log.info("meter %d on dpid=%#x: %s %d kbit/s", msg.meter.meter_id, dpid, msg.command,
                      msg.meter.rate_kbps)
-        dp.send_msg(ofmsg.to_osken(dp, msg))
+        elif isinstance(msg, ProbeOut):  # stamped now, as it leaves
+            msg = PacketOut(msg.port, self.fabric.probe_frame(dpid, msg, time.time()))
+        box.append(ofmsg.to_osken(dp, msg))
+        self._flush(dpid)
+
+    def _flush(self, dpid: int) -> None:
+        """Send queued messages while the connection's send queue has room; never block this thread.
+
+        os-ken's Datapath.send blocks while its 16-message send queue is full. Blocking here would stop
+        every switch's handling behind one slow switch (and can deadlock: that switch stops reading while
+        its replies wait in our event queue). We are the only sender of our messages, so a free slot seen
+        now is still free when send_msg takes it.
+        """
+        dp, box = self.datapaths.get(dpid), self._outbox.get(dpid)
+        if dp is None or not box:
+            return
+        sem = getattr(dp, "_send_q_sem", None)  # os-ken internal; without it, plain (blocking) sends
+        while box:
+            if sem is not None:
+                if not sem.acquire(blocking=False):
+                    return  # full: the rest goes out after the next handled event
+                sem.release()
+            dp.send_msg(box.popleft())
 
     def _on_state_change(self) -> None:
         """ControllerState listener; runs on the caller's thread (REST, decision loop): post, never send."""
@@ -268,6 +303,7 @@ class PfepoApp(app_manager.OSKenApp):
             log.warning("switch dpid=%#x is not in the config: left alone", dp.id)
             return
         log.info("switch %s (dpid=%#x) connected", sw.name, dp.id)
+        self._outbox.pop(dp.id, None)  # anything queued for an earlier connection is void
         self.datapaths[dp.id] = dp
         self.watchdog.switch_event(dp.id, time.monotonic())
         self._apply(out)
@@ -278,6 +314,7 @@ class PfepoApp(app_manager.OSKenApp):
         dp = ev.datapath
         if ev.state == DEAD_DISPATCHER and dp.id is not None and self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
+            self._outbox.pop(dp.id, None)
             self.fabric.on_disconnect(dp.id)
             self.watchdog.switch_gone(dp.id)
             self.state.set_sync_status(dp.id, None)
@@ -340,19 +377,20 @@ class PfepoApp(app_manager.OSKenApp):
         body = self._collect(ev)
         if body is not None:
             # counters as of receipt; the switch may be polled again now that this reply is handled
-            self._apply(self.fabric.on_port_stats(ev.msg.datapath.id, body, ev.timestamp, time.time()))
+            self._apply(self.fabric.on_port_stats(ev.msg.datapath.id, body, self._arrived(ev), time.time()))
 
     # --- echo, probes, ARP -----------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN_DISPATCHER)
     @guarded
     def _echo_reply(self, ev):
-        self._apply(self.fabric.on_echo_reply(ev.msg.datapath.id, bytes(ev.msg.data or b""), ev.timestamp))
+        self._apply(self.fabric.on_echo_reply(ev.msg.datapath.id, bytes(ev.msg.data or b""), self._arrived(ev)))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
     def _packet_in(self, ev):
         msg = ev.msg
-        # ev.timestamp: when os-ken's receive thread read it off the socket, before our event queue.
-        trusted = time.time() - ev.timestamp < PROBE_QUEUE_LIMIT_S
-        self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data), ev.timestamp,
+        # received: when os-ken's receive thread read it off the socket, before our event queue.
+        received = self._arrived(ev)
+        trusted = time.time() - received < PROBE_QUEUE_LIMIT_S
+        self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data), received,
                                              trusted))

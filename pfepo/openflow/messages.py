@@ -49,7 +49,17 @@ class PacketOut:
     data: bytes
 
 
-Message = FlowMod | GroupMod | MeterMod | StatsRequest | EchoRequest | PacketOut
+@dataclass(frozen=True)
+class ProbeOut:
+    """A link probe to send out of ``port``. The adapter stamps the send time when it actually sends it
+    (Fabric.probe_frame), so the time spent building the burst before it does not count as latency."""
+
+    port: int
+    link_id: int
+    seq: int
+
+
+Message = FlowMod | GroupMod | MeterMod | StatsRequest | EchoRequest | PacketOut | ProbeOut
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from pfepo.openflow.messages import (
     MeterMod,
     PacketOut,
     PortStat,
+    ProbeOut,
     StatsRequest,
 )
 from pfepo.openflow.reconcile import FlowKey, flow_changes, flow_key, group_changes, meter_changes
@@ -85,6 +86,18 @@ class Out:
     def send(self, dpid: int, msg: Message) -> None:
         self.msgs.append((dpid, msg))
 
+    def record(self, state) -> None:
+        """Apply what the switches reported to ``state`` (a ControllerState): port state, rates, sync status.
+
+        May notify state listeners (an uplink went down): the adapter then pushes the new desired state.
+        """
+        for dpid, port, up in self.ports:
+            state.set_port_up(dpid, port, up)
+        for dpid, port, rates in self.rates:
+            state.set_port_rates(dpid, port, rates)
+        for dpid, status in self.status.items():
+            state.set_sync_status(dpid, status)
+
     def to(self, dpid: int) -> list[Message]:
         return [m for d, m in self.msgs if d == dpid]
 
@@ -108,6 +121,8 @@ class SwitchSync:
         self.meters_ready = self.groups_ready = self.flows_ready = False
         self._epoch = dict.fromkeys(READ_BACK, 0)
         self._asked: dict[str, deque[int]] = {k: deque(maxlen=64) for k in READ_BACK}
+        self._ok = {"meters": False, "groups": False, "flows": False}  # last read-back matched, nothing since
+        self._reported: SyncStatus | None = None
 
     # --- requests and stale replies ------------------------------------------------------------------
     def ask(self, kind: str, out: Out) -> None:
@@ -126,10 +141,19 @@ class SwitchSync:
         self.ask(kind, out)
 
     # --- the three reconciled tables ----------------------------------------------------------------
-    def _drift(self, table: str, n: int, out: Out) -> None:
-        """A read-back after the switch was in step found differences: someone changed it behind us."""
-        if n:
-            out.events.append(("drift_repaired", {"switch": self.name, "table": table, "changes": n}))
+    def _settle(self, table: str, changes: list, read_back: bool, was_ready: bool, out: Out) -> None:
+        """Track whether ``table`` matches: a read-back says so; mods sent since make it unconfirmed.
+
+        A read-back that finds differences after the table was in step means someone changed the switch
+        behind our back: reported as a ``drift_repaired`` event.
+        """
+        if read_back:
+            self._ok[table] = not changes
+            if changes and was_ready:
+                out.events.append(("drift_repaired", {"switch": self.name, "table": table,
+                                                      "changes": len(changes)}))
+        elif changes:
+            self._ok[table] = False
 
     def _fix_meters(self, out: Out, read_back: bool = False) -> None:
         changes = meter_changes(self.want.meters, self.have_meters)
@@ -138,8 +162,7 @@ class SwitchSync:
             self.have_meters[meter.meter_id] = meter
         if changes:
             self._sent("meter_config", out)
-        if read_back and self.meters_ready:
-            self._drift("meters", len(changes), out)
+        self._settle("meters", changes, read_back, self.meters_ready, out)
 
     def _fix_groups(self, out: Out, read_back: bool = False) -> None:
         changes = group_changes(self.want.groups, self.have_groups)
@@ -148,8 +171,7 @@ class SwitchSync:
             self.have_groups[ch.group.group_id] = ch.group
         if changes:
             self._sent("group_desc", out)
-        if read_back and self.groups_ready:
-            self._drift("groups", len(changes), out)
+        self._settle("groups", changes, read_back, self.groups_ready, out)
 
     def _fix_flows(self, out: Out, read_back: bool = False) -> None:
         changes = flow_changes(self.want.flows, self.have_flows.values())
@@ -161,8 +183,7 @@ class SwitchSync:
                 self.have_flows.pop(flow_key(flow), None)
         if changes:
             self._sent("flow_stats", out)
-        if read_back and self.flows_ready:
-            self._drift("flows", len(changes), out)
+        self._settle("flows", changes, read_back, self.flows_ready, out)
 
     # --- handlers ------------------------------------------------------------------------------------
     def on_connect(self, out: Out) -> None:
@@ -216,15 +237,21 @@ class SwitchSync:
             self.ask(kind, out)
 
     def status(self) -> SyncStatus:
+        """Cheap (no diff): the diffs already ran when the read-back or the desired state arrived."""
         groups = self.seen_groups or {}
         meters = self.seen_meters or {}
         return SyncStatus(
             groups={gid: groups[gid].weights() for gid in self.want.groups if gid in groups},
             meters={mid: meters[mid] for mid in self.want.meters if mid in meters},
-            groups_ok=self.seen_groups is not None and not group_changes(self.want.groups, groups),
-            meters_ok=self.seen_meters is not None and not meter_changes(self.want.meters, meters),
-            flows_ok=self.seen_flows is not None and not flow_changes(self.want.flows, self.seen_flows.values()),
+            groups_ok=self._ok["groups"], meters_ok=self._ok["meters"], flows_ok=self._ok["flows"],
         )
+
+    def status_if_changed(self) -> SyncStatus | None:
+        st = self.status()
+        if st == self._reported:
+            return None
+        self._reported = st
+        return st
 
 
 class Fabric:
@@ -297,7 +324,9 @@ class Fabric:
         return st
 
     def _status(self, sync: SwitchSync, out: Out) -> Out:
-        out.status[sync.dpid] = sync.status()
+        st = sync.status_if_changed()
+        if st is not None:
+            out.status[sync.dpid] = st
         return out
 
     # --- connection ----------------------------------------------------------------------------------
@@ -464,8 +493,13 @@ class Fabric:
                     out.send(d, EchoRequest(ROUND_ECHO + struct.pack("!d", now)))
             for _ in range(self.cfg.probes.per_interval):
                 seq = self.probes.next_seq(direction, now)
-                payload = probes.encode(src, port, self._link_index[direction], seq, now, self.probe_key)
-                out.send(src, PacketOut(port, frames.probe_frame(payload, probes.ETH_TYPE)))
+                out.send(src, ProbeOut(port, self._link_index[direction], seq))
+
+    def probe_frame(self, dpid: int, probe: ProbeOut, t_out: float) -> bytes:
+        """The authenticated frame of ``probe``, stamped with the time the adapter sends it."""
+        self.probes.sent(probe.seq, t_out)
+        payload = probes.encode(dpid, probe.port, probe.link_id, probe.seq, t_out, self.probe_key)
+        return frames.probe_frame(payload, probes.ETH_TYPE)
 
     def on_packet_in(self, dpid: int, in_port: int, data: bytes, now: float, trusted: bool = True) -> Out:
         """A probe coming back, or an ARP request for a VIP (answered from the controller).

@@ -85,6 +85,12 @@ class ProbeTracker:
         self._pending[self._seq] = (link, t_out)
         return self._seq
 
+    def sent(self, seq: int, t_out: float) -> None:
+        """The probe actually left at ``t_out`` (later than when its number was taken)."""
+        entry = self._pending.get(seq)
+        if entry is not None:
+            self._pending[seq] = (entry[0], t_out)
+
     def expects(self, seq: int, link: str, t_out: float) -> bool:
         """True if ``seq`` is a probe we sent on ``link`` at ``t_out`` and still wait for (not a replay)."""
         return self._pending.get(seq) == (link, t_out)

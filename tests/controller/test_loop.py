@@ -3,6 +3,8 @@ no switch. ``tick(now)`` is called with an explicit time, so a 30-second scenari
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pfepo.audit import AuditLog
@@ -11,19 +13,7 @@ from pfepo.daemon import build_runtime
 from pfepo.policy.reload import PolicyReloader
 from pfepo.samples import Sample
 
-POLICY = """\
-policies:
-  - name: fast-test
-    priority: 10
-    criteria:
-      - {metric: loss_pct, op: ">", threshold: 5, weight: 1.0, apply_to: observed}
-    risk:
-      thresholds: {warn: 0.2, act: 0.4}
-    actions:
-      shift_traffic: {to: auto, step_percent: 25, step_interval_s: 1, max_percent: 75}
-    safety: {min_dwell_s: 1, cooldown_s: 1, min_share_percent: 5, max_regions_drained: 1}
-    failback: {below: 0.1, stable_s: 3, step_percent: 25, step_interval_s: 1}
-"""
+POLICY = (Path(__file__).parent.parent / "data" / "fast-policy.yaml").read_text()  # shared with the lab test
 
 
 @pytest.fixture

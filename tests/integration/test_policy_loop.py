@@ -6,6 +6,7 @@ edit during the run is rejected and changes nothing. Timings are shortened by th
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,19 +15,7 @@ from tests.integration.helpers import wait_polls
 
 pytestmark = pytest.mark.ovs
 
-POLICY = """\
-policies:
-  - name: fast-test
-    priority: 10
-    criteria:
-      - {metric: loss_pct, op: ">", threshold: 5, weight: 1.0, apply_to: observed}
-    risk:
-      thresholds: {warn: 0.2, act: 0.4}
-    actions:
-      shift_traffic: {to: auto, step_percent: 25, step_interval_s: 1, max_percent: 75}
-    safety: {min_dwell_s: 1, cooldown_s: 1, min_share_percent: 5, max_regions_drained: 1}
-    failback: {below: 0.1, stable_s: 3, step_percent: 25, step_interval_s: 1}
-"""
+POLICY = (Path(__file__).parent.parent / "data" / "fast-policy.yaml").read_text()  # also used by tests/controller
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from pfepo.openflow.messages import (
     MeterMod,
     PacketOut,
     PortStat,
+    ProbeOut,
     StatsRequest,
 )
 from pfepo.openflow.reconcile import FlowKey, flow_key
@@ -288,14 +289,9 @@ class FakeController:
     def _apply(self, out) -> None:
         if out is None:
             return
-        for dpid, port, up in out.ports:
-            self.state.set_port_up(dpid, port, up)
+        out.record(self.state)
         for dpid, rates in out.switch_rates:
             self.state.set_switch_rates(dpid, rates)
-        for dpid, port, rates in out.rates:
-            self.state.set_port_rates(dpid, port, rates)
-        for dpid, status in out.status.items():
-            self.state.set_sync_status(dpid, status)
         self.events.extend(out.events)
         self.samples.extend(out.samples)
         self.rejected_probes.extend(out.rejected_probes)
@@ -303,6 +299,8 @@ class FakeController:
         for dpid, msg in out.msgs:
             if dpid not in self.connected:
                 continue
+            if isinstance(msg, ProbeOut):  # as app.py does: stamped when sent
+                msg = PacketOut(msg.port, self.fabric.probe_frame(dpid, msg, self.now))
             body = self.switches[dpid].apply(msg)
             if isinstance(msg, StatsRequest):
                 self.inbox.append((dpid, msg.kind, body))

@@ -91,3 +91,37 @@ def test_watchdog_sees_a_stall_and_a_silent_switch():
     assert w.problem(104.0, connected=[1], **ok) is None
     assert "dpid=0x1" in w.problem(106.0, connected=[1], **ok)
     assert "poll thread" in w.problem(100.0, loop_alive=True, poller_alive=False, connected=[])
+
+
+class _SlowDatapath:
+    """A connection whose send queue has 2 free slots and a send loop that does not drain (a switch that
+    stopped reading); send_msg blocks like os-ken's when no slot is free."""
+
+    def __init__(self):
+        import threading
+
+        from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+
+        self.id = 1
+        self.ofproto, self.ofproto_parser = ofproto_v1_3, ofproto_v1_3_parser
+        self._send_q_sem = threading.BoundedSemaphore(2)
+        self.sent: list = []
+
+    def send_msg(self, msg):
+        assert self._send_q_sem.acquire(timeout=2), "the OpenFlow thread blocked on a full send queue"
+        self.sent.append(msg)
+
+
+def test_a_switch_that_stops_reading_never_blocks_the_openflow_thread(app):
+    from pfepo.openflow.messages import EchoRequest
+
+    dp = _SlowDatapath()
+    app.datapaths[1] = dp
+    for i in range(5):
+        app._send(1, EchoRequest(bytes([i]) * 8))  # returns at once although only 2 fit
+    assert [m.data[0] for m in dp.sent] == [0, 1] and len(app._outbox[1]) == 3
+    dp._send_q_sem.release()  # the switch read one message: the rest follow in order as room appears
+    dp._send_q_sem.release()
+    app._flush(1)
+    assert [m.data[0] for m in dp.sent] == [0, 1, 2, 3] and len(app._outbox[1]) == 1
+    del app.datapaths[1]
