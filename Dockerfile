@@ -9,12 +9,18 @@ COPY pfepo ./pfepo
 COPY mininet_topologies ./mininet_topologies
 COPY configs ./configs
 COPY policies ./policies
-RUN pip install --no-cache-dir . && useradd --system --home /var/lib/pfepo pfepo \
+RUN pip install --no-cache-dir '.[kubernetes]' && useradd --system --home /var/lib/pfepo pfepo \
     && mkdir -p /var/lib/pfepo && chown pfepo /var/lib/pfepo
 USER pfepo
 WORKDIR /var/lib/pfepo
 # 6653: OpenFlow (switches connect here); 8080: REST API and /metrics.
-# Set openflow.listen_host and rest.host to 0.0.0.0 in the mounted config to reach them from outside.
+# To reach them from outside the container the mounted config binds 0.0.0.0, and then it must also set
+# rest.tls (certfile/keyfile) and rest.tokens: the daemon refuses a non-loopback REST address without
+# them (exit 2). Set openflow.tls (privkey/cert/ca_certs) so only your switches can connect. Mount
+# certificates and token files read-only and publish REST on the host's loopback unless needed:
+#   docker run -v /etc/pfepo:/etc/pfepo:ro -v pfepo-state:/var/lib/pfepo -e PFEPO_ADMIN_TOKEN=... \
+#              -p 127.0.0.1:8080:8080 -p 6653:6653 pfepo
+# See docs/security.md ("Safe deployment").
 EXPOSE 6653 8080
 ENTRYPOINT ["pfepo"]
 CMD ["run", "--config", "/etc/pfepo/pfepo.yaml"]

@@ -1,8 +1,12 @@
 """Load client run inside a Mininet client host: many short TCP requests, each a new flow.
 
 Prints one JSON object: per-server counts, failures and latency percentiles. With --duration it keeps
-going for that long (steady load); with --requests it stops after that many.
+going for that long (steady load); with --requests it stops after that many. With --keepalive N it
+instead holds N long-lived HTTP/1.1 connections, each sending a request every --interval seconds for
+--duration; a failed request on a live connection counts as failed (and the connection is reopened),
+and ``moved`` counts connections answered by more than one server (a remapped connection).
 Run: python -m mininet_topologies.client --url http://VIP/ --requests 600 --concurrency 20
+     python -m mininet_topologies.client --url http://VIP/ --keepalive 50 --interval 0.2 --duration 60
 """
 
 from __future__ import annotations
@@ -36,11 +40,90 @@ def one_request(host: str, port: int, path: str, timeout: float) -> tuple[str | 
             if line.lower().startswith(b"x-server:"):
                 server = line.split(b":", 1)[1].strip().decode()
         err = None
-        if not head.startswith(b"HTTP/1.0 200"):
+        if not (head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200")):
             server, err = None, "bad response: " + head[:40].decode(errors="replace")
         return server, time.monotonic() - t0, len(data), err
     except OSError as exc:
         return None, time.monotonic() - t0, 0, type(exc).__name__
+
+
+def _read_response(f) -> tuple[int, str | None]:
+    """One HTTP/1.1 response from a buffered socket file: (status, X-Server)."""
+    status_line = f.readline()
+    if not status_line:
+        raise ConnectionResetError("connection closed by peer")
+    status = int(status_line.split()[1])
+    length, server = 0, None
+    while True:
+        line = f.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        k, _, v = line.decode(errors="replace").partition(":")
+        if k.lower() == "content-length":
+            length = int(v.strip())
+        elif k.lower() == "x-server":
+            server = v.strip()
+    if length:
+        f.read(length)
+    return status, server
+
+
+def keepalive(host: str, port: int, path: str, n: int, interval: float, duration: float, timeout: float,
+              logf=None) -> dict:
+    """``n`` long-lived connections, one request each every ``interval`` s (see module docstring)."""
+    lock = threading.Lock()
+    sent, failed, reconnects = [0], [0], [0]
+    servers: dict[int, set[str]] = {}
+    counts: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    stop_at = time.monotonic() + duration
+
+    def conn_loop(k: int) -> None:
+        sock = f = None
+        while time.monotonic() < stop_at:
+            t_next = time.monotonic() + interval
+            ts, t0 = time.time(), time.monotonic()
+            server, err = None, None
+            try:
+                if sock is None:
+                    sock = socket.create_connection((host, port), timeout=timeout)
+                    f = sock.makefile("rb")
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                status, server = _read_response(f)
+                if status != 200:
+                    err, server = f"status {status}", None
+            except (OSError, ValueError, IndexError) as exc:
+                err = type(exc).__name__
+            if err is not None and sock is not None:
+                sock.close()
+                sock = f = None
+            with lock:
+                sent[0] += 1
+                if err is None:
+                    counts[server] += 1
+                    servers.setdefault(k, set()).add(server)
+                else:
+                    failed[0] += 1
+                    errors[err] += 1
+                    reconnects[0] += 1
+                if logf:
+                    rec = {"ts": ts, "conn": k, "server": server, "latency_s": round(time.monotonic() - t0, 6)}
+                    if err:
+                        rec["error"] = err
+                    logf.write(json.dumps(rec) + "\n")
+            time.sleep(max(0.0, t_next - time.monotonic()))
+        if sock is not None:
+            sock.close()
+
+    threads = [threading.Thread(target=conn_loop, args=(k,), daemon=True) for k in range(n)]
+    for t in threads:
+        t.start()
+        time.sleep(0.01)  # spread the connects a little
+    for t in threads:
+        t.join()
+    return {"sent": sent[0], "failed": failed[0], "errors": dict(errors), "by_server": dict(counts),
+            "connections": n, "moved": sum(1 for s in servers.values() if len(s) > 1),
+            "pinned_to": {str(k): sorted(s) for k, s in servers.items()}}
 
 
 def main() -> None:
@@ -51,9 +134,17 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=2.0)
     ap.add_argument("--log", help="append one JSON line per request here (ts, server, latency_s)")
+    ap.add_argument("--keepalive", type=int, default=0, help="hold this many long-lived connections instead")
+    ap.add_argument("--interval", type=float, default=0.2, help="seconds between requests per kept connection")
     args = ap.parse_args()
     u = urlparse(args.url)
     host, port, path = u.hostname, u.port or 80, (u.path or "/") + (f"?{u.query}" if u.query else "")
+    if args.keepalive:
+        logf = open(args.log, "a", buffering=1) if args.log else None  # noqa: SIM115
+        json.dump(keepalive(host, port, path, args.keepalive, args.interval, args.duration or 30.0,
+                            args.timeout, logf), sys.stdout)
+        sys.stdout.write("\n")
+        return
     counts: Counter[str] = Counter()
     lat: list[float] = []
     lock = threading.Lock()

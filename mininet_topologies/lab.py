@@ -47,10 +47,11 @@ class Lab:
         self.spec = spec or TopoSpec(prefix="p" + secrets.token_hex(2), weights={"eu": 50, "us": 30, "ap": 20})
         self.of_port = free_port()
         self.rest_port = free_port()
+        self.api_token = secrets.token_urlsafe(24)  # the lab's admin REST token (rest.tokens)
         cfg = self.spec.config(of_port=self.of_port, rest_port=self.rest_port,
                                state_dir=str(self.workdir / "state"),
                                history_path=str(self.workdir / "history.sqlite"),
-                               poll_interval_s=poll_interval_s)
+                               poll_interval_s=poll_interval_s, api_token=self.api_token)
         cfg["policy"] = {"paths": [str(p) for p in (policy_paths or [REPO / "policies"])],
                          "interval_s": 0.5, "watch_interval_s": 0.5}
         cfg["predict"] = {"model_path": str(REPO / "models" / "pfepo-predict.joblib")}
@@ -60,7 +61,8 @@ class Lab:
         self.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         self.daemon: subprocess.Popen | None = None
         self.net = MultiRegionNet(self.spec, controller_port=self.of_port, workdir=str(self.workdir / "topo"))
-        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.rest_port}", timeout=5)
+        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.rest_port}", timeout=5,
+                                headers={"Authorization": f"Bearer {self.api_token}"})
 
     # --- daemon ---------------------------------------------------------------------------------------
     def start_daemon(self) -> None:
@@ -80,6 +82,27 @@ class Lab:
                 self.daemon.kill()
                 self.daemon.wait(timeout=5)
         self.daemon = None
+
+    def restart_daemon(self, clean: bool = True, keep_in: Path | None = None) -> None:
+        """Stop the daemon and start it again, with a clean state and history when ``clean`` (the old
+        ones are moved into ``keep_in`` when given, else deleted). The network stays up."""
+        import shutil
+
+        self.stop_daemon()
+        if clean:
+            for p in (Path(self.config["state_dir"]), Path(self.config["history"]["path"])):
+                if not p.exists():
+                    continue
+                if keep_in is not None:
+                    keep_in.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(p), str(keep_in / ("prev-" + p.name)))
+                elif p.is_dir():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        self.start_daemon()
+        self.wait_connected()
 
     def wait_api(self, timeout: float = 20.0) -> dict:
         deadline = time.monotonic() + timeout
@@ -111,8 +134,10 @@ class Lab:
     def service(self, name: str = "web") -> dict:
         return self.api.get(f"/api/v1/services/{name}").json()
 
-    def set_weights(self, weights: dict, name: str = "web") -> httpx.Response:
-        return self.api.put(f"/api/v1/services/{name}/weights", json={"weights": weights})
+    def set_weights(self, weights: dict, name: str = "web", force: bool = False) -> httpx.Response:
+        """``force``: past the policies' safety rules (the lab token is an admin's)."""
+        body = {"weights": weights, **({"force": True} if force else {})}
+        return self.api.put(f"/api/v1/services/{name}/weights", json=body)
 
     # --- switches -------------------------------------------------------------------------------------
     def dump_groups(self, switch: str | None = None) -> str:

@@ -37,6 +37,11 @@ class TopoSpec:
     service_port: int = 80
     uplink_mbps: float = 100.0
     weights: dict[str, float] = field(default_factory=dict)
+    health_port: int = 8080  # the servers also answer GET /health here (health checks: not VIP-rewritten)
+    monitor_ip: str | None = None  # e.g. "10.0.0.250": a root-namespace interface on the core switch so
+    # the daemon's HTTP health checks reach the servers over the data plane (through the relays)
+    health_interval_s: float = 1.0
+    health_timeout_s: float = 1.0
 
     def core(self) -> str:
         return f"{self.prefix}c0"
@@ -48,12 +53,19 @@ class TopoSpec:
         """(name, ip, mac) of server j of region i."""
         return f"{self.regions[i]}-{j + 1}", f"10.0.{i + 1}.{j + 1}", f"00:00:00:00:{i + 1:02x}:{j + 1:02x}"
 
+    def _health(self, ip: str) -> dict:
+        if not self.monitor_ip:
+            return {}
+        return {"health": {"url": f"http://{ip}:{self.health_port}/health", "interval_s": self.health_interval_s,
+                           "timeout_s": self.health_timeout_s}}
+
     def client(self, k: int) -> tuple[str, str, str]:
         return f"c{k + 1}", f"10.0.0.{k + 11}", f"00:00:00:00:00:{k + 11:02x}"
 
     def config(self, of_port: int = 6653, rest_port: int = 8080, state_dir: str = "var/state",
-               history_path: str = "var/history.sqlite", poll_interval_s: float = 1.0) -> dict:
-        """The daemon config (as plain data) that matches this topology."""
+               history_path: str = "var/history.sqlite", poll_interval_s: float = 1.0,
+               api_token: str | None = None) -> dict:
+        """The daemon config (as plain data) that matches this topology; ``api_token``: an admin REST token."""
         switches = [{"name": self.core(), "dpid": 1}]
         regions = []
         for i, r in enumerate(self.regions):
@@ -63,7 +75,7 @@ class TopoSpec:
                 "switch": self.region_switch(i),
                 "uplink": {"switch": self.core(), "port": i + 1, "capacity_mbps": self.uplink_mbps},
                 "endpoints": [
-                    {"name": n, "ip": ip, "mac": mac, "port": j + 2}
+                    {"name": n, "ip": ip, "mac": mac, "port": j + 2, **self._health(ip)}
                     for j in range(self.servers_per_region)
                     for n, ip, mac in [self.server(i, j)]
                 ],
@@ -71,7 +83,8 @@ class TopoSpec:
         weights = self.weights or {r: 1.0 for r in self.regions}
         return {
             "openflow": {"listen_host": "127.0.0.1", "listen_port": of_port},
-            "rest": {"host": "127.0.0.1", "port": rest_port},
+            "rest": {"host": "127.0.0.1", "port": rest_port,
+                     **({"tokens": [{"name": "lab", "role": "admin", "token": api_token}]} if api_token else {})},
             "poll_interval_s": poll_interval_s,
             "state_dir": state_dir,
             "history": {"backend": "sqlite", "path": history_path},
@@ -116,6 +129,9 @@ class MultiRegionNet:
             name, ip, mac = s.client(k)
             h = net.addHost(name, ip=f"{ip}/16", mac=mac)
             net.addLink(h, core, port2=11 + k)
+        if s.monitor_ip:  # in the root namespace: where the daemon's health checks start
+            mon = net.addHost(f"{s.prefix}mon", ip=f"{s.monitor_ip}/16", inNamespace=False)
+            net.addLink(mon, core, port2=30)
         for i, r in enumerate(s.regions):
             rsw = net.addSwitch(s.region_switch(i), dpid=f"{0x11 + i:016x}", **sw_opts)
             d = net.addHost(f"d-{r}", ip=None)
@@ -130,7 +146,8 @@ class MultiRegionNet:
     def start(self, http: bool = True) -> None:
         self.build()
         for h in self.net.hosts:
-            h.cmd("sysctl -qw net.ipv6.conf.all.disable_ipv6=1")
+            if h.inNamespace:
+                h.cmd("sysctl -qw net.ipv6.conf.all.disable_ipv6=1")
         # Relays first: once the switches connect the controller probes the links, and a link node
         # that does not forward yet would rightly be measured as 100 % loss.
         self.start_relays()
@@ -160,10 +177,13 @@ class MultiRegionNet:
             RelayClient(ctl).wait_ready(15, p)
             links[r] = LinkNode(pid=d.pid, a=f"d-{r}-eth0", b=f"d-{r}-eth1", control=ctl, region=r, relay_pid=p.pid)
         for h in self.net.hosts:
-            if not h.name.startswith("d-"):
+            if not h.name.startswith("d-") and h.inNamespace:
                 region = h.name.rsplit("-", 1)[0] if h.name.rsplit("-", 1)[0] in self.spec.regions else None
+                server = region is not None
                 hosts[h.name] = HostNode(pid=h.pid, intfs=[i.name for i in h.intfList() if i.name != "lo"],
-                                         region=region)
+                                         region=region,
+                                         http_control=str(self.control_path(h.name)) if server else None,
+                                         service_ports=[self.spec.service_port, self.spec.health_port] if server else [])
         state = ImpairState(links=links, hosts=hosts)
         save_state(state, self.state_path)
         self.impairer = Impairer(state)
@@ -171,12 +191,17 @@ class MultiRegionNet:
     def host(self, name: str):
         return self.net.get(name)
 
+    def control_path(self, server: str) -> Path:
+        """The gray-failure control file of a server's HTTP service (see mininet_topologies.httpserver)."""
+        return self.workdir / f"{server}.mode"
+
     def start_http(self, name: str):
         """Start the service on a server host (a process we own; stopped by PID in stop())."""
         h = self.host(name)
         log = open(self.workdir / f"{name}-http.log", "w")  # noqa: SIM115 - lives as long as the process
         p = h.popen([sys.executable, "-m", "mininet_topologies.httpserver", "--name", name,
-                     "--port", str(self.spec.service_port)], stdout=log, stderr=log,
+                     "--port", str(self.spec.service_port), "--port", str(self.spec.health_port),
+                     "--control", str(self.control_path(name))], stdout=log, stderr=log,
                     cwd=str(Path(__file__).resolve().parent.parent))
         self._procs.append(p)
         return p

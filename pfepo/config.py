@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 
 from pfepo.actions.config import DispatcherConfig, ExecutorConfig, HealthCheckConfig, ScrapeConfig
@@ -60,17 +61,71 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MIN_TOKEN_CHARS = 16  # bearer tokens shorter than this are refused at startup, wherever they come from
+
+
+class OpenFlowTlsConfig(Strict):
+    """OpenFlow over TLS (os-ken's ctl_privkey/ctl_cert/ca_certs); switches connect with ssl:HOST:PORT."""
+
+    privkey: str = Field(description="controller private key (PEM)")
+    cert: str = Field(description="controller certificate (PEM)")
+    ca_certs: str | None = Field(None, description="CA that signed the switch certificates: switches must "
+                                 "present one (mutual TLS); unset = any switch may connect over TLS")
+
+
 class OpenFlowConfig(Strict):
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(6653, ge=1, le=65535)
     weight_slots: int = Field(
         64, ge=2, le=1024, description="bucket weights are integers summing to this (OVS hashes into <=64 slots)"
     )
+    affinity: bool = Field(
+        True, description="pin each connection to its region with conntrack (weight changes move only new "
+        "connections); false: OVS remaps live connections on every weight change")
+    conntrack_zone: int = Field(
+        7701, ge=1, le=65535, description="conntrack zone for pinned connections (one for all services; pick one "
+        "no other application on the switches uses)")
+    tls: OpenFlowTlsConfig | None = Field(None, description="listen with TLS instead of plain TCP")
+
+
+class ApiToken(Strict):
+    """A bearer token for the REST API, with a role: read < operate (overrides) < admin (force)."""
+
+    name: Name = Field(description="who holds it; written to the audit log (the token never is)")
+    role: Literal["read", "operate", "admin"]
+    token: str | None = Field(None, min_length=MIN_TOKEN_CHARS, description="inline (prefer token_file/env)")
+    token_file: str | None = Field(None, description="read the token from this file (first line)")
+    token_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                  description="read the token from this environment variable")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ApiToken:
+        n = sum(x is not None for x in (self.token, self.token_file, self.token_env))
+        if n != 1:
+            raise ValueError("give exactly one of token, token_file, token_env")
+        return self
+
+
+class RestTlsConfig(Strict):
+    certfile: str = Field(description="server certificate chain (PEM)")
+    keyfile: str = Field(description="server private key (PEM)")
+    client_ca: str | None = Field(None, description="require client certificates signed by this CA (mutual TLS)")
 
 
 class RestConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    tokens: list[ApiToken] = Field(default_factory=list, description="bearer tokens; none = every write refused")
+    open_reads: bool = Field(False, description="GET endpoints (and /metrics) answer without a token")
+    docs: bool = Field(False, description="serve /docs and /openapi.json (to read-role tokens, or open_reads)")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host header values accepted (DNS-rebinding guard); loopback names "
+        "and rest.host are always accepted; '*' accepts any")
+    max_body_bytes: int = Field(65536, ge=1024, le=16 * 1_048_576,
+                                description="request bodies over this are refused (signals have their own cap)")
+    tls: RestTlsConfig | None = Field(None, description="serve HTTPS")
+    allow_insecure_remote: bool = Field(
+        False, description="allow a non-loopback rest.host without TLS and tokens (not recommended)")
 
 
 class HistoryConfig(Strict):
@@ -85,7 +140,7 @@ class HistoryConfig(Strict):
 class SignalsConfig(Strict):
     """Pushed signals (POST /api/v1/signals). Disabled until a token is set."""
 
-    token: str | None = Field(None, min_length=16, description="bearer token pushers must send")
+    token: str | None = Field(None, min_length=MIN_TOKEN_CHARS, description="bearer token pushers must send")
     token_file: str | None = Field(None, description="read the token from this file instead")
     max_items: int = Field(1000, ge=1, le=100_000)
     max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
@@ -95,7 +150,10 @@ class SignalsConfig(Strict):
         if self.token_file:
             from pathlib import Path
 
-            return Path(self.token_file).read_text().strip() or None
+            tok = Path(self.token_file).read_text().strip() or None
+            if tok is not None and len(tok) < MIN_TOKEN_CHARS:
+                raise ValueError(f"signals.token_file: token shorter than {MIN_TOKEN_CHARS} characters")
+            return tok
         return self.token
 
 
@@ -115,6 +173,10 @@ class PolicyConfig(Strict):
     watch_interval_s: float = Field(2.0, ge=0.1, le=300, description="policy file change polling")
     observation_max_age_s: float = Field(30.0, gt=0, description="older measurements are ignored")
     audit_path: str | None = Field(None, description="JSON-lines audit log (default STATE_DIR/audit.jsonl)")
+    audit_max_bytes: int = Field(16 * 1_048_576, ge=4096, description="rotate the audit log at this size")
+    audit_max_age_s: float = Field(86400.0, gt=0, description="... or when its first record is this old")
+    audit_keep: int = Field(8, ge=1, le=1000, description="rotated audit files kept (older ones deleted)")
+    reload_budget_s: float = Field(5.0, gt=0, le=300, description="a policy reload taking longer is abandoned")
 
 
 class PredictConfig(Strict):
@@ -186,19 +248,23 @@ class ServiceConfig(Strict):
     @field_validator("weights")
     @classmethod
     def _weights(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = [k for k, w in v.items() if not (w >= 0)]
-        if bad:
-            raise ValueError(f"weights must be >= 0 (bad: {', '.join(bad)})")
-        if sum(v.values()) <= 0:
-            raise ValueError("weights must sum to more than 0")
+        from pfepo.weights import normalise, weight_problem
+
+        problems = [p for k, w in v.items() if (p := weight_problem(k, w))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        normalise(v)  # zero sum
         return v
 
     @field_validator("bandwidth_mbps")
     @classmethod
     def _bandwidth(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = [k for k, w in v.items() if not (0 < w <= 1e6)]
+        from pfepo.weights import MAX_BANDWIDTH_MBPS, MIN_BANDWIDTH_MBPS
+
+        bad = [k for k, w in v.items() if not (MIN_BANDWIDTH_MBPS <= w <= MAX_BANDWIDTH_MBPS)]
         if bad:
-            raise ValueError(f"bandwidth_mbps must be > 0 and <= 1e6 (bad: {', '.join(bad)})")
+            raise ValueError(f"bandwidth_mbps must be in [{MIN_BANDWIDTH_MBPS:g}, {MAX_BANDWIDTH_MBPS:g}] "
+                             f"(bad: {', '.join(bad)})")
         return v
 
 

@@ -56,9 +56,11 @@ class Runtime:
     probe_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def ingest(self, samples: list) -> None:
-        """Every measurement enters here: history (batched, off this thread) and the latest values."""
-        self.writer.put(samples)
+    def ingest(self, samples: list, stored: bool = False) -> None:
+        """Every measurement enters here: history (batched, off this thread; ``stored``: already written
+        by the caller) and the latest values."""
+        if not stored:
+            self.writer.put(samples)
         latest = self.latest
         with self._lock:  # called from the OpenFlow, API and poller threads
             for s in samples:
@@ -141,14 +143,16 @@ def start_decisions(rt: Runtime) -> None:
     from pfepo.signals.health import pollers_for
 
     cfg = rt.cfg
-    rt.reloader = PolicyReloader(cfg.policy.paths, lambda: cfg)
+    rt.reloader = PolicyReloader(cfg.policy.paths, lambda: cfg, budget_s=cfg.policy.reload_budget_s)
     if not rt.reloader.reload():
         raise StartupError("\n".join(rt.reloader.last_error))
     try:
         executors = build_executors(cfg.executors)
     except ValueError as exc:
         raise StartupError(f"executors: {exc}") from None
-    rt.audit = AuditLog(cfg.policy.audit_path or Path(cfg.state_dir) / "audit.jsonl")
+    rt.audit = AuditLog(cfg.policy.audit_path or Path(cfg.state_dir) / "audit.jsonl",
+                        max_bytes=cfg.policy.audit_max_bytes, max_age_s=cfg.policy.audit_max_age_s,
+                        keep=cfg.policy.audit_keep)
     rt.dispatcher = ScaleDispatcher(executors, lambda rec: rt.audit.append("scale", rec),
                                     **cfg.scaling.model_dump()).start()
     rt.metrics.add_collector(rt.dispatcher.metric_families)
@@ -209,6 +213,12 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     from pfepo.api.server import ApiServer, create_app
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pfepo.startup import check_startup, openflow_args
+
+    problem = check_startup(cfg)  # one line naming the setting, exit 2 (pfepo/startup.py)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     try:
         rt = build_runtime(cfg)
     except Exception as exc:  # e.g. InfluxSetupError naming the setting; never a traceback at startup
@@ -222,12 +232,17 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
         stop_decisions(rt)
         rt.writer.close()
         return 2
-    api = ApiServer(create_app(rt), cfg.rest.host, cfg.rest.port)
-    api.start()
-    log.info("REST API on http://%s:%d", cfg.rest.host, api.bound_port)
+    try:
+        api = ApiServer(create_app(rt), cfg.rest.host, cfg.rest.port, tls=cfg.rest.tls)
+        api.start()
+    except (RuntimeError, ValueError, OSError) as exc:  # TokenError is a ValueError
+        print(f"rest: {exc}", file=sys.stderr)
+        stop_decisions(rt)
+        rt.writer.close()
+        return 2
+    log.info("REST API on %s://%s:%d", api.scheme, cfg.rest.host, api.bound_port)
 
-    oscfg.CONF(args=["--ofp-listen-host", cfg.openflow.listen_host,
-                     "--ofp-tcp-listen-port", str(cfg.openflow.listen_port)], project="os_ken")
+    oscfg.CONF(args=openflow_args(cfg.openflow), project="os_ken")
     mgr = app_manager.AppManager.get_instance()
     mgr.load_apps(["pfepo.openflow.app"])
     # The Runtime reaches the app as an os-ken context (a constructor keyword), not a module global.
@@ -245,6 +260,8 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     rt.reloader.install_sighup()  # after os-ken started: SIGHUP reloads policies
     while not stop.is_set() and any(t.is_alive() for t in services if hasattr(t, "is_alive")):
         stop.wait(0.5)
+    if not stop.is_set():  # the OpenFlow side ended by itself (e.g. its listener failed): not a clean stop
+        log.error("openflow: the os-ken application stopped; exiting with status 1")
     api.stop()
     stop_decisions(rt)
     rt.writer.flush(5)
@@ -253,4 +270,4 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     logging.shutdown()
     # os-ken's native-hub threads (one per switch connection, the listener) are not daemon threads and
     # have no stop API; everything we own is flushed and closed above, so leave without joining them.
-    os._exit(0)
+    os._exit(0 if stop.is_set() else 1)

@@ -9,18 +9,59 @@ and each weight is off by less than one slot from the exact share.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
+
+# Bounds on operator input. A weight is a proportion: 0, or within [MIN_WEIGHT, MAX_WEIGHT], so the sum
+# of any weight set stays finite (1e308 + 1e308 overflows to inf and every share would become 0) and a
+# denormal such as 5e-324 cannot stand for "almost nothing" in a division.
+MIN_WEIGHT = 1e-6
+MAX_WEIGHT = 1e6
+# Meter rates in Mbit/s: below 0.1 an OpenFlow meter starves a service (5e-324 became a 1 kbit/s meter).
+MIN_BANDWIDTH_MBPS = 0.1
+MAX_BANDWIDTH_MBPS = 1e6
+
+
+def weight_problem(key: str, w: object) -> str | None:
+    """Why ``w`` is not an acceptable weight, or None."""
+    if isinstance(w, bool) or not isinstance(w, int | float):
+        return f"weight for {key!r} must be a number, got {type(w).__name__}"
+    if isinstance(w, int) and abs(w) > MAX_WEIGHT:
+        return f"weight for {key!r} must be a finite number >= 0 and <= {MAX_WEIGHT:g}"
+    if not math.isfinite(w) or w < 0 or w > MAX_WEIGHT:
+        return f"weight for {key!r} must be a finite number >= 0 and <= {MAX_WEIGHT:g}, got {w!r}"
+    if 0 < w < MIN_WEIGHT:
+        return f"weight for {key!r} must be 0 or at least {MIN_WEIGHT:g}, got {w!r}"
+    return None
+
+
+def bandwidth_problem(key: str, v: object) -> str | None:
+    """Why ``v`` is not an acceptable bandwidth (Mbit/s, None = unmetered), or None."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or isinstance(v, int) and abs(v) > MAX_BANDWIDTH_MBPS \
+            or not (MIN_BANDWIDTH_MBPS <= v <= MAX_BANDWIDTH_MBPS):
+        shown = repr(v) if isinstance(v, float) or isinstance(v, int) and abs(v) <= MAX_BANDWIDTH_MBPS else "a number"
+        return (f"bandwidth for {key!r} must be a number in [{MIN_BANDWIDTH_MBPS:g}, {MAX_BANDWIDTH_MBPS:g}] "
+                f"Mbit/s or null, got {shown}")
+    return None
 
 
 def normalise(weights: Mapping[str, float]) -> dict[str, float]:
-    """Shares summing to 1. Raises ValueError on negative, non-finite or all-zero weights."""
+    """Shares summing to 1. Raises ValueError on negative, non-finite or all-zero weights, or a sum that
+    overflows (operator input is bounded earlier by ``weight_problem``; this guards every other path)."""
     for k, w in weights.items():
-        if not math.isfinite(w) or w < 0:
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
             raise ValueError(f"weight for {k!r} must be a finite number >= 0, got {w!r}")
-    total = sum(weights.values())
+    try:
+        total = math.fsum(float(w) for w in weights.values())
+    except OverflowError:
+        total = math.inf
+    if not math.isfinite(total):
+        raise ValueError("weights are too large: their sum overflows")
     if total <= 0:
         raise ValueError("weights must sum to more than 0")
-    return {k: w / total for k, w in weights.items()}
+    return {k: float(w) / total for k, w in weights.items()}
 
 
 def quantize(weights: Mapping[str, float], slots: int = 64) -> dict[str, int]:

@@ -1,12 +1,16 @@
 """``pfepo demo``: PF-EPO's story on a real (Mininet + userspace OVS) three-region network.
 
 1. Builds the topology (clients, a core switch, three regions with two HTTP servers each, a relay on
-   every uplink), starts the daemon as a separate process and drives HTTP load at the service VIP.
+   every uplink, a monitor interface for health checks), starts the daemon as a separate process and
+   drives HTTP load at the service VIP: short requests plus long-lived keep-alive connections.
 2. Predictive run, with a live view (weights, measured shares, probe latency, predicted failure
-   probability, events as they happen): the operator changes the weights once through the REST API;
-   region ap has a short benign latency spike (must not move traffic); region eu degrades (latency
-   ramps up, loss joins) and then its link goes down.
-3. The same scenario in reactive mode (thresholds on observed values only, immediate full move).
+   probability, events as they happen): the operator changes the weights once through the REST API
+   (keep-alive connections stay where they are: connection affinity); region ap has a short benign
+   latency spike (must not move traffic); region eu degrades (latency ramps up, loss joins) and then
+   fails GRAY: its link stays up while the relay drops every packet (a blackhole), the failure that
+   OVS liveness never sees and that reactive failover pays for in lost requests.
+3. The same scenario in reactive mode (1 s health checks, probes, thresholds on observed values,
+   immediate full move and eviction).
 4. A side-by-side table and a PNG of shares and errors over time.
 Needs root and Open vSwitch (``make demo`` sets both up).
 """
@@ -87,7 +91,7 @@ class LiveView:
 def _demo(args) -> int:
     from mininet_topologies.lab import check_environment
     from pfepo.bench._failover_plot import plot
-    from pfepo.bench.failover import Scenario, print_table, run_mode
+    from pfepo.bench.failover import BenchLab, Scenario, print_table, run_scenario
 
     try:
         check_environment()
@@ -96,29 +100,38 @@ def _demo(args) -> int:
         return 2
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="pfepo-demo-"))
     sc = Scenario.demo()
+    name = "degrade_blackhole"
     started = time.monotonic()
     print(f"PF-EPO demo (workdir {workdir})")
-    print(f"Scenario ({sc.duration_s:.0f} s per run): steady HTTP load on VIP 10.0.100.1:80 from 2 clients; "
-          f"t={sc.benign_at_s:.0f}s benign {sc.benign_ms:.0f} ms spike on ap for {sc.benign_s:.0f} s; "
-          f"t={sc.warmup_s:.0f}s eu latency ramps to {sc.ramp_ms:.0f} ms (loss joins at the end); "
-          f"t={sc.failure_at_s:.0f}s eu link down.")
-    print("\n== predictive run (live): w = bucket weight of 64, share = requests answered since the last line,"
-          " lat = probe one-way latency, P = predicted failure probability ==")
-    results = {"predictive": run_mode("predictive", sc, workdir / "predictive", live=LiveView())}
-    print("\n== reactive run (same scenario and view; thresholds on observed values, immediate full move) ==",
-          flush=True)
-    results["reactive"] = run_mode("reactive", sc, workdir / "reactive", live=LiveView())
+    print(f"Scenario ({sc.duration_s:.0f} s per run): steady HTTP load on VIP 10.0.100.1:80 from 2 clients plus "
+          f"10 keep-alive connections; t={sc.benign_at_s:.0f}s benign {sc.benign_ms:.0f} ms spike on ap for "
+          f"{sc.benign_s:.0f} s; t={sc.warmup_s:.0f}s eu latency ramps to {sc.ramp_ms:.0f} ms (loss joins at the "
+          f"end); t={sc.failure_at_s:.0f}s eu fails GRAY: the link stays up, every packet is dropped.")
+    bl = BenchLab(workdir)
+    results: dict = {}
+    try:
+        bl.start()
+        print("\n== predictive run (live): w = bucket weight of 64, share = requests answered since the last line,"
+              " lat = probe one-way latency, P = predicted failure probability ==")
+        results["predictive"] = run_scenario(bl, name, "predictive", sc, workdir / name / "predictive",
+                                             live=LiveView())
+        print("\n== reactive run (same scenario and view; health checks every 1 s, thresholds on observed values,"
+              " immediate full move) ==", flush=True)
+        results["reactive"] = run_scenario(bl, name, "reactive", sc, workdir / name / "reactive", live=LiveView())
+    finally:
+        bl.stop()
     modes = ["predictive", "reactive"]
     png = workdir / "demo.png"
-    plot(workdir, modes, sc, png)
-    print_table(results)
+    plot(workdir, [name], modes, sc, png)
+    print_table({name: {"precursor": True, "modes": results}})
     out = Path(args.json or workdir / "demo.json")
-    out.write_text(json.dumps({"scenario": sc.__dict__, "modes": results,
+    out.write_text(json.dumps({"scenario": sc.__dict__, "name": name, "modes": results,
                                "duration_s": round(time.monotonic() - started, 1)}, indent=2))
     p, r = results["predictive"], results["reactive"]
-    print(f"\npredictive moved traffic {p['lead_s']} s before the failure (reactive: {r['lead_s']} s); "
-          f"share left in eu at the failure: {p['share_in_failing_region_at_failure']} vs "
-          f"{r['share_in_failing_region_at_failure']}; requests over the 200 ms SLA: "
-          f"{p['requests_over_sla']} vs {r['requests_over_sla']}.")
+    print(f"\npredictive moved traffic {p['lead_s']} s before the blackhole (reactive: {r['lead_s']} s); "
+          f"share left in eu when it failed: {p['share_in_failing_region_at_failure']} vs "
+          f"{r['share_in_failing_region_at_failure']}; failed requests {p['requests_failed']} vs "
+          f"{r['requests_failed']}; requests over the 200 ms SLA: {p['requests_over_sla']} vs "
+          f"{r['requests_over_sla']}.")
     print(f"plot: {png}\nresults: {out}\ndemo finished in {time.monotonic() - started:.0f} s")
     return 0

@@ -20,7 +20,7 @@ def register(sub) -> None:
         help="replay trace CSVs and compare predictive alarms with a reactive threshold baseline",
         description=__doc__.split("\n\n", 1)[1],
     )
-    p.add_argument("traces", nargs="+", metavar="TRACE.csv", help="trace CSV files (DESIGN.md format) or folders of them")
+    p.add_argument("traces", nargs="+", metavar="TRACE.csv", help="trace CSV files (format: docs/prediction.md) or folders of them")
     p.add_argument("--policy", metavar="FILE", help="policy YAML giving act threshold, criteria thresholds and shift ramp")
     p.add_argument("--json", metavar="OUT", dest="json_out", help="write the summary JSON here")
     p.add_argument(

@@ -1,4 +1,4 @@
-"""``pfepo generate-traces --out DIR --seed N``: synthetic telemetry traces (DESIGN.md CSV format).
+"""``pfepo generate-traces --out DIR --seed N``: synthetic telemetry traces (CSV format: docs/prediction.md).
 
 One CSV per scenario: failures with precursors (latency creep, loss ramp, link saturation, CPU
 exhaustion), failures without (sudden failure, flapping) and benign load (daily cycles, busy hours,

@@ -21,6 +21,12 @@ examples:
   pfepo impair --state S h1 loss 30 --direction out              # iptables on a host
   pfepo impair --state S eu rate 5                               # tc tbf, 5 Mbit/s
   pfepo impair --state S eu down | up | clear | show
+gray failures (the link stays up):
+  pfepo impair --state S eu blackhole                            # relay drops everything (clear undoes)
+  pfepo impair --state S eu server hang                          # every eu server: accept, never answer
+  pfepo impair --state S eu-1 server crash                       # refused/reset (iptables REJECT)
+  pfepo impair --state S eu server brownout 30                   # 30 % of requests get HTTP 503
+  pfepo impair --state S eu server ok                            # back to normal
 
 TARGET is a link node, a region (all its link nodes) or a host; NAME:INTF picks one interface.
 Directions: links both|a2b|b2a (a = core side, b = region side); hosts both|out|in.
@@ -61,6 +67,11 @@ def register(sub) -> None:
     r.add_argument("mbit", type=_number("rate", 0.001), metavar="MBIT")
     for a in (d, loss, r):
         a.add_argument("--direction", default="both", help="both (default), a2b, b2a for links; out, in for hosts")
+    acts.add_parser("blackhole", help="drop every frame on the link(s), carrier stays up (gray failure)")
+    srv = acts.add_parser("server", help="server gray failure: ok | hang | crash | brownout PCT")
+    srv.add_argument("mode", choices=("ok", "hang", "crash", "brownout"))
+    srv.add_argument("pct", nargs="?", type=_number("brown-out share", 0, 100), default=0.0, metavar="PCT",
+                     help="brownout: share of requests answered 503")
     acts.add_parser("down", help="set the interface(s) down: the switch port loses carrier")
     acts.add_parser("up", help="set the interface(s) up again")
     acts.add_parser("clear", help="remove every impairment and bring interfaces up")
@@ -79,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
                 imp.set_loss(t, args.pct, args.direction)
             case "rate":
                 imp.set_bandwidth(t, args.mbit, args.direction)
+            case "blackhole":
+                imp.blackhole(t)
+            case "server":
+                imp.server(t, args.mode, args.pct)
             case "down":
                 imp.link_down(t)
             case "up":

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 from pfepo.planner import Planner
+from pfepo.planner.persist import PlannerStore
 from pfepo.policy.context import contexts_from_config
 from pfepo.policy.engine import evaluate
 from pfepo.samples import Sample
@@ -57,6 +59,7 @@ class DecisionLoop:
         self.learner = learner  # learning.FailureLearner or None
         self.dispatcher = dispatcher
         self.planner = Planner(self._planner_config())
+        self.planner_store = PlannerStore(Path(self.cfg.state_dir) / "planner.json")
         self.contexts = contexts_from_config(self.cfg)
         self._seen_version = rt.state.desired_version
         self.last_decisions: list[dict] = []
@@ -65,6 +68,22 @@ class DecisionLoop:
         self.errors = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._resume()
+
+    def _resume(self) -> None:
+        """Resume the planner's drains and timers saved before a restart (kill -9 included), and put its
+        weights and evictions into the state before any switch connects, so nothing flips back."""
+        doc = self.planner_store.load()
+        if not doc:
+            return
+        policies = {p.name: p for p in getattr(self.reloader.current, "policies", [])}
+        restored = self.planner.load_dict(doc, policies)
+        if restored and not self.cfg.dry_run:
+            weights, evicted = self.planner.weights(), self.planner.evicted()
+            self.rt.state.set_planned({s: weights[s] for s in restored}, self._seen_version)
+            self.rt.state.set_evicted({s: evicted[s] for s in restored})
+        if restored:
+            log.info("planner state resumed for %s from %s", ", ".join(restored), self.planner_store.path)
 
     def _planner_config(self):
         """The config with the operator's current shares as each service's nominal weights."""
@@ -99,6 +118,7 @@ class DecisionLoop:
         self.last_decisions = [d.to_dict() for d in decisions if d.level != "ok"]
         self.last_plan = plan.to_dict()
         self.actuate(plan, version)
+        self.planner_store.save(self.planner.to_dict())  # atomic; written only when it changed
         self._record(now, decisions, plan)
         self.ticks += 1
 
@@ -135,6 +155,7 @@ class DecisionLoop:
             for ch in plan.changes:
                 self.rt.record_event("weight_change", service=ch["service"], region=ch["region"],
                                      frm=ch["from"], to=ch["to"], reason=ch["reason"])
+        self.rt.state.set_evicted(plan.evicted)  # after the weights: an evicted region already gets 0
         for a in plan.actions:
             if a["type"] == "allocate_bandwidth":
                 self._allocate(a)

@@ -106,6 +106,8 @@ class ControllerState:
         # the planner resumes from what the switches hold and fails back gradually.
         self.planned: dict[str, dict[str, int] | None] = {s.name: None for s in cfg.services}
         self.desired_version = 0  # bumps on every operator/config change of ``desired``
+        # Regions whose pinned connections the planner evicted (connection affinity), per service.
+        self.evicted: dict[str, frozenset[str]] = {s.name: frozenset() for s in cfg.services}
         self.bandwidth: dict[str, dict[str, float | None]] = {
             s.name: {r: s.bandwidth_mbps.get(r) for r in s.weights} for s in cfg.services
         }
@@ -231,6 +233,19 @@ class ControllerState:
             self._notify()
         return changed
 
+    def set_evicted(self, evicted: Mapping[str, object]) -> bool:
+        """The planner's evicted regions per service (the decision loop's actuation point calls this)."""
+        changed = False
+        with self._lock:
+            for svc, regions in evicted.items():
+                new = frozenset(regions)
+                if svc in self.evicted and self.evicted[svc] != new:
+                    self.evicted[svc] = new
+                    changed = True
+        if changed:
+            self._notify()
+        return changed
+
     def set_bandwidth(self, service: str, mbps: Mapping[str, object], source: str) -> dict[str, float | None]:
         """Change allocated Mbit/s per region (None = unmetered); regions not named keep theirs."""
         if service not in self.bandwidth:
@@ -272,6 +287,10 @@ class ControllerState:
     def planned_snapshot(self) -> dict[str, dict[str, int] | None]:
         with self._lock:
             return copy.deepcopy(self.planned)
+
+    def evicted_snapshot(self) -> dict[str, frozenset[str]]:
+        with self._lock:
+            return dict(self.evicted)
 
     def bandwidth_snapshot(self) -> dict[str, dict[str, float | None]]:
         with self._lock:

@@ -8,6 +8,12 @@ Which mechanism does what (this kernel has no ``sch_netem``):
 - bandwidth: ``tc qdisc replace ... tbf`` on the egress interface(s);
 - down/up: ``ip link set IF down|up`` on the link node's (or host's) interface, so the veth peer in the
   switch reports NO-CARRIER and the switch sees a port-down.
+Gray failures (the link stays up, so OVS liveness never fires):
+- blackhole: the relay drops every frame both ways (loss 100 %), carrier untouched;
+- server hang / brown-out: the server's HTTP service reads its control file (``http_control``) and
+  stops answering, or answers a share of requests with 503;
+- server crash: iptables in the server's namespace rejects its service ports with TCP resets (new
+  connections refused, live ones reset), as a dead process would.
 
 Commands run inside a node's namespace through a *runner*: :class:`NetnsRunner` (``ip netns exec``),
 :class:`PidRunner` (``nsenter -t PID -n``) or :class:`CmdRunner` around Mininet's ``node.cmd``.
@@ -206,6 +212,44 @@ class _Host:
     run: Runner
     intfs: list[str] = field(default_factory=list)
     region: str | None = None
+    http_control: str | None = None
+    service_ports: list[int] = field(default_factory=list)
+
+
+CRASH_CHAIN = "PFC-crash"
+
+
+def server_mode(path: str, mode: str, error_pct: float = 0.0) -> None:
+    """Write a server control file atomically (the server re-reads it when it changes)."""
+    import json
+    import os
+
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"mode": mode, "error_pct": error_pct}, f)
+    os.replace(tmp, path)
+
+
+def server_crash(run: Runner, ports: Sequence[int], on: bool) -> None:
+    """Reject TCP to ``ports`` with resets (``on``) or remove that rule; idempotent."""
+    if on:
+        rc, out = run.run(["iptables", "-w", "-N", CRASH_CHAIN])
+        if rc != 0 and "exists" not in out:
+            raise ImpairError(f"iptables -N {CRASH_CHAIN}: {out.strip()}")
+        run(["iptables", "-w", "-F", CRASH_CHAIN])
+        sel = ["-m", "multiport", "--dports", ",".join(str(p) for p in ports)] if ports else []
+        run(["iptables", "-w", "-A", CRASH_CHAIN, "-p", "tcp", *sel, "-j", "REJECT", "--reject-with", "tcp-reset"])
+        if run.run(["iptables", "-w", "-C", "INPUT", "-j", CRASH_CHAIN])[0] != 0:
+            run(["iptables", "-w", "-I", "INPUT", "1", "-j", CRASH_CHAIN])
+        return
+    for _ in range(16):
+        if run.run(["iptables", "-w", "-D", "INPUT", "-j", CRASH_CHAIN])[0] != 0:
+            break
+    run.run(["iptables", "-w", "-F", CRASH_CHAIN])
+    run.run(["iptables", "-w", "-X", CRASH_CHAIN])
+
+
+SERVER_MODES = ("ok", "hang", "crash", "brownout")
 
 
 LINK_DIRECTIONS = ("both", "a2b", "b2a")
@@ -230,6 +274,8 @@ class Impairer:
 
     def _add_host_node(self, name: str, hn: HostNode, run: Runner) -> None:
         self.add_host(name, run, hn.intfs, hn.region)
+        self.hosts[name].http_control = hn.http_control
+        self.hosts[name].service_ports = list(hn.service_ports)
 
     def add_link(self, name: str, runner, a: str, b: str, control: str, region: str | None = None) -> None:
         self.links[name] = _Link(as_runner(runner), a, b, RelayClient(control), region)
@@ -333,6 +379,44 @@ class Impairer:
         for run, intf in self._interfaces(target):
             set_link(run, intf, up=True)
 
+    # -- gray failures ------------------------------------------------------------------------
+    def blackhole(self, target: str) -> None:
+        """Every frame on the link(s) dropped both ways while the carrier stays up (a gray failure)."""
+        for _, ln in self._links(target):
+            self._relay(ln, "set", "both", loss_pct=100.0)
+
+    def _servers(self, target: str) -> list[tuple[str, _Host]]:
+        name, intf = self._split(target)
+        if intf:
+            raise ImpairError(f"{target}: a server failure acts on the whole host; drop ':{intf}'")
+        if name in self.hosts:
+            found = [(name, self.hosts[name])]
+        else:
+            found = [(n, h) for n, h in self.hosts.items() if h.region == name and (h.http_control or h.service_ports)]
+            if not found and name not in self.links and not any(ln.region == name for ln in self.links.values()):
+                raise ImpairError(self._unknown(name))
+        if not found:
+            raise ImpairError(f"{target}: no server host (with http_control/service_ports) to act on")
+        return found
+
+    def server(self, target: str, mode: str, error_pct: float = 0.0) -> None:
+        """Put a server (or every server of a region) in ``mode``: ok, hang, crash or brownout."""
+        if mode not in SERVER_MODES:
+            raise ImpairError(f"server mode must be one of {', '.join(SERVER_MODES)}, not {mode!r}")
+        if mode == "brownout" and not 0 < error_pct <= 100:
+            raise ImpairError("brown-out error share must be within (0, 100] %")
+        for name, host in self._servers(target):
+            if mode in ("hang", "brownout", "ok"):
+                if not host.http_control:
+                    if mode == "ok":
+                        continue
+                    raise ImpairError(f"host {name} has no http_control file in the state: cannot {mode}")
+                server_mode(host.http_control, mode, error_pct)
+            if mode == "crash":
+                server_crash(host.run, host.service_ports, True)
+            elif mode == "ok":
+                server_crash(host.run, host.service_ports, False)
+
     def clear(self, target: str) -> None:
         """Back to a clean wire: no delay/loss/rate, no tbf, no loss rules, interfaces up."""
         name, intf = self._split(target)
@@ -348,6 +432,9 @@ class Impairer:
             for run, i in self._interfaces(target):
                 for d in ("out", "in"):
                     attempt(iptables_loss_clear, run, i, d)
+            host = self.hosts[name]
+            if host.http_control or host.service_ports:
+                attempt(self.server, name, "ok")
         else:
             for _, ln in self._links(name):
                 attempt(self._relay, ln, "clear")

@@ -64,6 +64,8 @@ class RelayLab:
         self.control = os.path.join(self.tmp, "relay.ctl")
         self.relay_proc: subprocess.Popen | None = None
         self.relay_log = os.path.join(self.tmp, "relay.log")
+        self.http_control: str | None = None  # set by http_server(): the right side then serves HTTP
+        self.http_ports: list[int] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> RelayLab:
@@ -159,7 +161,8 @@ class RelayLab:
             links={"lnk": LinkNode(netns=self.mid, a=self.if_a, b=self.if_b, control=self.control,
                                    region="reg", relay_pid=self.relay_proc.pid if self.relay_proc else None)},
             hosts={"left": HostNode(netns=self.left, intfs=[self.if_left]),
-                   "right": HostNode(netns=self.right, intfs=[self.if_right])},
+                   "right": HostNode(netns=self.right, intfs=[self.if_right], region="reg" if self.http_control else None,
+                                     http_control=self.http_control, service_ports=list(self.http_ports))},
         )
 
     def impairer(self) -> Impairer:
@@ -174,6 +177,17 @@ class RelayLab:
                           stdout=subprocess.PIPE, text=True)
         if proc.stdout is None or proc.stdout.readline().strip() != "ready":
             raise LabError("echo server did not start")
+        return proc
+
+    def http_server(self, port: int = 8000) -> subprocess.Popen:
+        """The lab's HTTP service (mininet_topologies.httpserver) on the right side, with a control file
+        so server gray failures (hang, brown-out) can be played; crash acts on its port."""
+        self.http_control = os.path.join(self.tmp, "http.mode")
+        self.http_ports = [port]
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        proc = self.spawn(self.right, [sys.executable, "-m", "mininet_topologies.httpserver", "--name", "right-1",
+                                       "--port", str(port), "--control", self.http_control], cwd=repo)
+        self._wait_listening(self.right, port)
         return proc
 
     def probe(self, count: int = 100, interval: float = 0.005, wait: float = 1.0, src: str | None = None,

@@ -10,14 +10,17 @@ find the namespace (by PID, or by ``ip netns`` name) and the interfaces to act o
                "control": "/tmp/pfepo-topo/eu.ctl", "region": "eu", "relay_pid": 1240}
       },
       "hosts": {
-        "h1": {"pid": 1111, "intfs": ["h1-eth0"], "region": null}
+        "h1": {"pid": 1111, "intfs": ["h1-eth0"], "region": null},
+        "eu-1": {"pid": 1112, "intfs": ["eu-1-eth0"], "region": "eu",
+                 "http_control": "/tmp/pfepo-topo/eu-1.mode", "service_ports": [80, 8080]}
       }
     }
 
 Each node has exactly one of ``pid`` (a process inside the namespace, e.g. a Mininet host's shell) or
 ``netns`` (a name under /run/netns). ``a``/``b`` are the link node's interfaces toward the core and
 toward the region; ``control`` is the relay's UNIX socket. ``region`` lets a region name stand for its
-link(s). ``relay_pid`` is informational (who to stop at teardown).
+link(s). ``relay_pid`` is informational (who to stop at teardown). A server host may name its HTTP
+service's ``http_control`` file and ``service_ports`` (gray failures: hang, brown-out, crash).
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ class LinkNode(NodeRef):
 class HostNode(NodeRef):
     intfs: list[str] = field(default_factory=list)
     region: str | None = None
+    # A server host: the control file its HTTP service re-reads (hang / brown-out) and the TCP ports it
+    # serves (a crash rejects them with resets). None/empty for hosts that serve nothing.
+    http_control: str | None = None
+    service_ports: list[int] = field(default_factory=list)
 
 
 @dataclass

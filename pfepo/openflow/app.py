@@ -85,7 +85,8 @@ class PfepoApp(app_manager.OSKenApp):
         self.state = pfepo.state
         # Fleets past ~40 switches are polled in up to 10 slots per interval (see Fabric).
         self.fabric = Fabric(self.cfg, self.state.bucket_weights(), self.state.bandwidth_snapshot(),
-                             probe_key=pfepo.probe_key, slots=max(1, min(10, len(self.cfg.switches) // 20)))
+                             self.state.evicted_snapshot(), probe_key=pfepo.probe_key,
+                             slots=max(1, min(10, len(self.cfg.switches) // 20)))
         # Polling backpressure bounds what can be outstanding per switch (a stats reply, an echo, a few
         # read-backs, probes): size the normal lane for that, so receive threads do not block on it.
         self.events = TwoLaneQueue(maxsize=256 + 8 * len(self.cfg.switches))
@@ -262,7 +263,8 @@ class PfepoApp(app_manager.OSKenApp):
 
     def _push_desired(self) -> None:
         self._desired_pending.clear()
-        self._apply(self.fabric.on_desired(self.state.bucket_weights(), self.state.bandwidth_snapshot()))
+        self._apply(self.fabric.on_desired(self.state.bucket_weights(), self.state.bandwidth_snapshot(),
+                                           self.state.evicted_snapshot()))
 
     # --- events from this process ----------------------------------------------------------------------
     @set_ev_cls(EventDesiredChanged)

@@ -1,10 +1,18 @@
 """The flows and SELECT groups each switch should hold, as plain data (no os-ken).
 
 Data plane, per service (VIP:port):
-- On the switch where clients attach (a region's ``uplink.switch``): VIP traffic enters SELECT group
-  ``service_group_id`` with one bucket per region; a bucket outputs to the uplink toward its region and
-  its weight is the region's traffic share (integers summing to ``weight_slots``). ``watch_port`` is the
-  uplink, so OVS skips a bucket at once when that port loses carrier.
+- On the switch where clients attach (a region's ``uplink.switch``), with connection affinity (the
+  default, ``openflow.affinity``; OVN's load-balancer shape, see docs/affinity.md): VIP traffic goes
+  through conntrack (``openflow.conntrack_zone``) into table 1. A connection already pinned
+  (``ct_mark`` = region number) goes to its fast-failover group ``ff_group_id`` (the region's uplink
+  while it is live and not evicted, else back to the SELECT group: a re-pick). A new connection enters
+  SELECT group ``service_group_id``, whose bucket only sets ``reg0`` = region number and resubmits to
+  table 3, where conntrack commits the region into ``ct_mark`` and the packet leaves by the uplink.
+  Replies from the VIP pass the same zone (else entries stay SYN_SENT). A weight change therefore
+  moves only new connections; live ones stay where they are (OVS would remap 56-88 % of them).
+  Without affinity, a bucket outputs straight to the uplink (OVS remaps connections on every change).
+  Bucket weights are the regions' traffic shares (integers summing to ``weight_slots``); ``watch_port``
+  is the uplink, so OVS skips a bucket at once when that port loses carrier.
 - On each region switch: VIP traffic enters group ``region_group_id`` that picks one of the region's
   endpoints (equal weights) and rewrites eth_dst/ipv4_dst to it; the reply path rewrites ipv4_src back
   to the VIP, so clients only ever see the VIP.
@@ -14,7 +22,7 @@ Data plane, per service (VIP:port):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pfepo.config import PfepoConfig, ServiceConfig
@@ -27,7 +35,17 @@ PRIO_MISS = 0
 CONTROLLER = "controller"
 NORMAL = "normal"
 
-# An action is a tuple: ("output", port) | ("output", "normal"/"controller") | ("set_field", name, value)
+# Flow tables (affinity): 0 classify + conntrack, 1 pinned/new, 2 replies, 3 commit the chosen region.
+T_CLASSIFY, T_STEER, T_REPLY, T_COMMIT = 0, 1, 2, 3
+PRIO_PINNED = 110
+PRIO_NEW = 100
+
+# An action is a tuple:
+#   ("output", port) | ("output", "normal"/"controller") | ("set_field", name, value)
+#   ("group", group_id) | ("resubmit", table)
+#   ("ct", commit: bool, zone: int, table: int | None, mark: int | None)
+#       conntrack in ``zone``; ``table``: continue there after the lookup (None: no recirculation);
+#       ``mark``: with commit, store it in the connection's ct_mark.
 Action = tuple
 
 
@@ -37,6 +55,7 @@ class Bucket:
     watch_port: int | None
     actions: tuple[Action, ...]
     label: str = field(default="", compare=False)  # region/endpoint name, for people only
+    watch_group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,7 @@ class Flow:
     actions: tuple[Action, ...] = ()
     group: int | None = None
     meter: int | None = None
+    table_id: int = 0
 
 
 @dataclass
@@ -92,18 +112,67 @@ def region_group_id(index: int) -> int:
     return 1001 + index
 
 
+def region_number(cfg: PfepoConfig, region: str) -> int:
+    """1-based number of a region (its ct_mark and reg0 value; 0 means "not pinned")."""
+    return 1 + [r.name for r in cfg.regions].index(region)
+
+
+def ff_group_id(index: int, number: int) -> int:
+    """Fast-failover group of (service ``index``, region ``number``): 2000 + 64 * index + number."""
+    return 2000 + 64 * index + number
+
+
+REPICK = "repick"  # label of the fast-failover bucket that hands a connection back to the SELECT group
+
+
 def _vip_match(svc: ServiceConfig) -> tuple[tuple[str, object], ...]:
     proto, l4 = (6, "tcp_dst") if svc.protocol == "tcp" else (17, "udp_dst")
     return (("eth_type", 0x0800), ("ip_proto", proto), ("ipv4_dst", svc.vip), (l4, svc.port))
 
 
+def _reply_match(svc: ServiceConfig) -> tuple[tuple[str, object], ...]:
+    proto, l4 = (6, "tcp_src") if svc.protocol == "tcp" else (17, "udp_src")
+    return (("eth_type", 0x0800), ("ip_proto", proto), ("ipv4_src", svc.vip), (l4, svc.port))
+
+
+def _ingress_affinity(cfg: PfepoConfig, st: SwitchState, i: int, svc: ServiceConfig, ingress: list,
+                      w: Mapping[str, int], evicted: set[str]) -> None:
+    """Conntrack-pinned splitting for service ``i`` on its ingress switch (module docstring)."""
+    zone = cfg.openflow.conntrack_zone
+    gid = service_group_id(i)
+    st.groups[gid] = Group(gid, tuple(
+        Bucket(int(w.get(r.name, 0)), r.uplink.port,
+               (("set_field", "reg0", region_number(cfg, r.name)), ("resubmit", T_COMMIT)), r.name)
+        for r in ingress))
+    repick = Bucket(0, None, (("group", gid),), REPICK, watch_group=gid)
+    for r in ingress:
+        n = region_number(cfg, r.name)
+        ff = ff_group_id(i, n)
+        own = () if r.name in evicted else (Bucket(0, r.uplink.port, (("output", r.uplink.port),), r.name),)
+        st.groups[ff] = Group(ff, (*own, repick), kind="ff")
+        st.flows.append(Flow(PRIO_PINNED, (*_vip_match(svc), ("ct_mark", n)), group=ff, table_id=T_STEER))
+        commit = (("ct", True, zone, None, n), ("output", r.uplink.port))
+        flow = Flow(PRIO_NEW, (("eth_type", 0x0800), ("reg0", n)), commit, table_id=T_COMMIT)
+        if flow not in st.flows:  # one per region, shared by every service
+            st.flows.append(flow)
+    st.flows.append(Flow(PRIO_VIP, _vip_match(svc), (("ct", False, zone, T_STEER, None),)))
+    st.flows.append(Flow(PRIO_NEW, _vip_match(svc), group=gid, table_id=T_STEER))
+    st.flows.append(Flow(PRIO_VIP, _reply_match(svc), (("ct", False, zone, T_REPLY, None),)))
+    reply = Flow(PRIO_MISS, (), (("output", NORMAL),), table_id=T_REPLY)
+    if reply not in st.flows:
+        st.flows.append(reply)
+
+
 def switch_state(cfg: PfepoConfig, switch_name: str, weights: Mapping[str, Mapping[str, int]],
-                 bandwidth: Mapping[str, Mapping[str, float | None]] | None = None) -> SwitchState:
+                 bandwidth: Mapping[str, Mapping[str, float | None]] | None = None,
+                 evicted: Mapping[str, Iterable[str]] | None = None) -> SwitchState:
     """Everything ``switch_name`` should hold.
 
     ``weights``: bucket weights {service: {region: int}}. ``bandwidth``: allocated Mbit/s per service and
     region ({service: {region: mbps or None}}); a region switch meters the service's response traffic
-    (server -> client, the bulk of the bytes) at that rate; None means unmetered.
+    (server -> client, the bulk of the bytes) at that rate; None means unmetered. ``evicted``: regions
+    per service whose pinned connections are handed back to the SELECT group (with affinity, weight 0
+    only stops new connections; eviction empties the region).
     """
     bandwidth = bandwidth or {}
     st = SwitchState()
@@ -114,16 +183,16 @@ def switch_state(cfg: PfepoConfig, switch_name: str, weights: Mapping[str, Mappi
         regions = [r for r in cfg.regions if r.name in svc.weights]
         ingress = [r for r in regions if r.uplink.switch == switch_name]
         if ingress:
-            gid = service_group_id(i)
             w = weights.get(svc.name, {})
-            st.groups[gid] = Group(
-                gid,
-                tuple(
+            gone = set((evicted or {}).get(svc.name, ()))
+            if cfg.openflow.affinity:
+                _ingress_affinity(cfg, st, i, svc, ingress, w, gone)
+            else:
+                gid = service_group_id(i)
+                st.groups[gid] = Group(gid, tuple(
                     Bucket(int(w.get(r.name, 0)), r.uplink.port, (("output", r.uplink.port),), r.name)
-                    for r in ingress
-                ),
-            )
-            st.flows.append(Flow(PRIO_VIP, _vip_match(svc), group=gid))
+                    for r in ingress))
+                st.flows.append(Flow(PRIO_VIP, _vip_match(svc), group=gid))
             st.flows.append(
                 Flow(PRIO_ARP_VIP, (("eth_type", 0x0806), ("arp_op", 1), ("arp_tpa", svc.vip)), (("output", CONTROLLER),))
             )

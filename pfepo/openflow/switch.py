@@ -258,8 +258,8 @@ class Fabric:
     """All switches of the config: desired state per switch, syncs of connected ones, probes and ARP."""
 
     def __init__(self, cfg: PfepoConfig, weights: Mapping[str, Mapping[str, int]] | None = None,
-                 bandwidth: Mapping[str, Mapping[str, float | None]] | None = None, probe_key: bytes = b"",
-                 slots: int = 1):
+                 bandwidth: Mapping[str, Mapping[str, float | None]] | None = None,
+                 evicted: Mapping[str, frozenset[str]] | None = None, probe_key: bytes = b"", slots: int = 1):
         """``probe_key``: the secret that authenticates probe frames (the daemon passes a random one).
         ``slots``: ticks per poll interval; each switch is polled on its own slot, so a large fleet's
         requests and replies are spread over the interval instead of arriving in one burst (and no single
@@ -280,6 +280,7 @@ class Fabric:
         self._roles = {k: (tuple(dict.fromkeys(a)), tuple(dict.fromkeys(b))) for k, (a, b) in roles.items()}
         self.weights: Mapping[str, Mapping[str, int]] = weights or {}
         self.bandwidth: Mapping[str, Mapping[str, float | None]] = bandwidth or {}
+        self.evicted: Mapping[str, frozenset[str]] = evicted or {}  # regions emptied per service (affinity)
         self.port_names = PortNames(cfg)
         self.batcher = PortStatsBatcher(cfg, self.port_names, max_gap_s=max(30.0, 10 * cfg.poll_interval_s))
         self.gate = PollGate(cfg.poll_interval_s, stale_after_s=max(10.0, 10 * cfg.poll_interval_s))
@@ -305,11 +306,12 @@ class Fabric:
         self._link_index = {v: k for k, v in self.link_ids.items()}
 
     def _inputs(self, dpid: int) -> tuple:
-        """What this switch's desired state depends on besides the config: the weights of the services it
-        is the ingress of and the bandwidth of the services it serves a region of (``desired.switch_state``).
+        """What this switch's desired state depends on besides the config: the weights and evicted regions of
+        the services it is the ingress of, the bandwidth of those it serves a region of (``switch_state``).
         Most switches have neither: their desired state never changes."""
         ingress, regional = self._roles.get(self.names[dpid], ((), ()))
         return (tuple(tuple(sorted(self.weights.get(svc, {}).items())) for svc in ingress),
+                tuple(tuple(sorted(self.evicted.get(svc, ()))) for svc in ingress),
                 tuple(tuple(sorted(self.bandwidth.get(svc, {}).items())) for svc in regional))
 
     def want(self, dpid: int) -> SwitchState:
@@ -319,7 +321,7 @@ class Fabric:
         hit = self._want.get(dpid)
         if hit is not None and hit[0] == key:
             return hit[1]
-        st = switch_state(self.cfg, self.names[dpid], self.weights, self.bandwidth)
+        st = switch_state(self.cfg, self.names[dpid], self.weights, self.bandwidth, self.evicted)
         self._want[dpid] = (key, st)
         return st
 
@@ -376,9 +378,13 @@ class Fabric:
         return out
 
     def on_desired(self, weights: Mapping[str, Mapping[str, int]],
-                   bandwidth: Mapping[str, Mapping[str, float | None]]) -> Out:
-        """Bucket weights or bandwidth changed: every connected switch gets the differing mods now."""
+                   bandwidth: Mapping[str, Mapping[str, float | None]],
+                   evicted: Mapping[str, frozenset[str]] | None = None) -> Out:
+        """Bucket weights, bandwidth or evicted regions changed: every connected switch gets the differing
+        mods now."""
         self.weights, self.bandwidth = weights, bandwidth
+        if evicted is not None:
+            self.evicted = evicted
         out = Out()
         for dpid, sync in self.syncs.items():
             want = self.want(dpid)

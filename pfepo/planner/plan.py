@@ -12,7 +12,7 @@ class Plan:
     ``weights`` is what the single actuation point should make the data plane match: in dry-run it is
     the ``current`` weights unchanged, while ``proposed`` always holds what the planner would do.
     ``changes`` (weight moves with reasons), ``events`` (state transitions and holds) and ``actions``
-    (allocate_bandwidth / scale_application requests) are plain dicts ready for the audit log; every
+    (allocate_bandwidth / scale_application / drain_hook requests) are plain dicts ready for the audit log; every
     one carries ``dry_run`` so a consumer can tell "would do" from "did".
     """
 
@@ -24,6 +24,7 @@ class Plan:
     events: list[dict] = field(default_factory=list)
     actions: list[dict] = field(default_factory=list)
     states: dict[str, dict[str, dict]] = field(default_factory=dict)
+    evicted: dict[str, list[str]] = field(default_factory=dict)  # regions emptied per service (not in dry-run)
 
     @property
     def changed(self) -> bool:
@@ -33,4 +34,5 @@ class Plan:
         return {
             "ts": self.ts, "dry_run": self.dry_run, "weights": self.weights, "proposed": self.proposed,
             "changes": self.changes, "events": self.events, "actions": self.actions, "states": self.states,
+            "evicted": self.evicted,
         }

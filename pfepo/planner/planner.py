@@ -13,6 +13,12 @@ Per (service, region) phases::
     recovering --act again--> draining
     any --health down--> failed (every slot moved at once) --health up--> recovering (after min_dwell_s)
 
+Emptying a region (connection affinity: weight 0 stops new connections, pinned ones stay): a region is
+``evicted`` (its pinned connections handed back to the weighted choice, see docs/affinity.md) at once when
+it fails (``drain.on_failure``), when a draining region's share has been 0 for ``drain.empty_after_s``,
+or when its risk reaches ``drain.evict_at_risk`` (failure imminent: every slot moves away first). It is
+restored as soon as it gets traffic again. Each evict/restore is an event with its reason (audit log).
+
 Safety rules: traffic only ever moves toward regions that are up, in ``normal`` phase and below their
 own act threshold (failures fall back to the least risky up region); a draining region that is up
 keeps its floor; a drain needs a safe target, so at least one region keeps serving and, when every
@@ -29,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from pfepo.planner.plan import Plan
 from pfepo.policy.engine import Decision
-from pfepo.policy.model import Failback, Policy, Safety, ShiftTraffic
+from pfepo.policy.model import Drain, Failback, Policy, Safety, ShiftTraffic
 from pfepo.weights import quantize
 
 if TYPE_CHECKING:
@@ -37,6 +43,8 @@ if TYPE_CHECKING:
 
 NORMAL, DRAINING, RECOVERING, FAILED = "normal", "draining", "recovering", "failed"
 _AUTO = ShiftTraffic()
+_DRAIN = Drain()
+STATE_VERSION = 1
 
 
 @dataclass
@@ -49,11 +57,36 @@ class RegionState:
     hold_until: float = -math.inf
     policy: Policy | None = None  # the policy whose parameters drive this region's drain/fail-back
     note: str = ""  # last hold reason, so a hold is logged once rather than every step
+    evicted: bool = False  # pinned connections handed back to the weighted choice (region emptied)
+    zero_since: float | None = None  # draining with share 0 since
 
     def snapshot(self) -> dict:
         return {"phase": self.phase, "since": _t(self.since), "calm_since": self.calm_since,
                 "cooldown_until": _t(self.cooldown_until), "policy": self.policy.name if self.policy else None,
-                "note": self.note}
+                "note": self.note, "evicted": self.evicted}
+
+    def to_dict(self) -> dict:
+        """Everything needed to resume after a restart (times are wall-clock; -inf as None)."""
+        return {"phase": self.phase, "since": _t(self.since), "last_step": _t(self.last_step),
+                "calm_since": self.calm_since, "cooldown_until": _t(self.cooldown_until),
+                "hold_until": _t(self.hold_until), "policy": self.policy.name if self.policy else None,
+                "note": self.note, "evicted": self.evicted, "zero_since": self.zero_since}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, policies: Mapping[str, Policy]) -> RegionState:
+        def t(key: str) -> float:
+            v = d.get(key)
+            return -math.inf if v is None else float(v)
+
+        phase = d.get("phase", NORMAL)
+        if phase not in (NORMAL, DRAINING, RECOVERING, FAILED):
+            raise ValueError(f"unknown phase {phase!r}")
+        calm, zero = d.get("calm_since"), d.get("zero_since")
+        return cls(phase=phase, since=t("since"), last_step=t("last_step"),
+                   calm_since=None if calm is None else float(calm), cooldown_until=t("cooldown_until"),
+                   hold_until=t("hold_until"), policy=policies.get(d.get("policy") or ""),
+                   note=str(d.get("note", "")), evicted=bool(d.get("evicted", False)),
+                   zero_since=None if zero is None else float(zero))
 
 
 def _t(v: float) -> float | None:
@@ -86,6 +119,7 @@ class Planner:
         self.default_safety = safety or Safety()
         self.default_failback = failback or Failback()
         self._svc: dict[str, _Service] = {}
+        self._pending: list[dict] = []  # events from reconfigure, reported with the next step
 
     # ------------------------------------------------------------------ public
     def reconfigure(self, config: PfepoConfig) -> None:
@@ -95,6 +129,9 @@ class Planner:
             ss = self._svc.get(svc.name)
             if ss is not None and (sorted(svc.weights) != sorted(ss.regions)
                                    or quantize(svc.weights, self.slots) != ss.nominal):
+                self._pending.extend({"kind": "restore", "service": svc.name, "region": r, "phase": "normal",
+                                      "reason": "new baseline (operator or config): the region's connections "
+                                      "stay pinned again"} for r in ss.regions if ss.states[r].evicted)
                 del self._svc[svc.name]
         names = {s.name for s in config.services}
         for gone in [n for n in self._svc if n not in names]:
@@ -111,6 +148,9 @@ class Planner:
         proposed: dict[str, dict[str, int]] = {}
         applied: dict[str, dict[str, int]] = {}
         states: dict[str, dict[str, dict]] = {}
+        evicted: dict[str, list[str]] = {}
+        events.extend({"ts": now, **e, "dry_run": dry} for e in self._pending)
+        self._pending.clear()
         for svc in self.config.services:
             ss = self._service(svc.name, svc.weights, current.get(svc.name), now)
             before = dict(ss.weights)
@@ -131,8 +171,53 @@ class Planner:
             applied[svc.name] = dict(cur) if (dry and cur) else (dict(ss.nominal) if dry else dict(ss.weights))
             states[svc.name] = {r: {**ss.states[r].snapshot(), "weight": ss.weights[r],
                                     "nominal": ss.nominal[r]} for r in ss.regions}
+            evicted[svc.name] = [] if dry else [r for r in ss.regions if ss.states[r].evicted]
         return Plan(ts=now, dry_run=dry, weights=applied, proposed=proposed, changes=changes, events=events,
-                    actions=actions, states=states)
+                    actions=actions, states=states, evicted=evicted)
+
+    # ------------------------------------------------------------- persistence
+    def to_dict(self) -> dict:
+        """The planner's whole state (drains, dwell and fail-back timers) as plain JSON data."""
+        return {"version": STATE_VERSION, "slots": self.slots, "services": {
+            name: {"regions": ss.regions, "nominal": ss.nominal, "weights": ss.weights,
+                   "states": {r: ss.states[r].to_dict() for r in ss.regions}}
+            for name, ss in self._svc.items()}}
+
+    def load_dict(self, doc: Mapping, policies: Mapping[str, Policy] | None = None) -> list[str]:
+        """Resume from ``to_dict`` output; returns the services restored.
+
+        A service is restored only if its regions, nominal weights and slot count still match the
+        config (an operator change in between wins: that service starts afresh). Policies are looked up
+        by name (a policy since removed falls back to the defaults).
+        """
+        if not isinstance(doc, Mapping) or doc.get("version") != STATE_VERSION or doc.get("slots") != self.slots:
+            return []
+        policies = policies or {}
+        restored = []
+        for svc in self.config.services:
+            d = doc.get("services", {}).get(svc.name)
+            if not isinstance(d, Mapping):
+                continue
+            regions = sorted(svc.weights)
+            nominal = quantize(svc.weights, self.slots)
+            try:
+                weights = {r: int(d["weights"][r]) for r in regions}
+                if sorted(d["regions"]) != regions or {r: int(d["nominal"][r]) for r in regions} != nominal:
+                    continue
+                if sum(weights.values()) != self.slots or min(weights.values()) < 0:
+                    continue
+                states = {r: RegionState.from_dict(d["states"][r], policies) for r in regions}
+            except (KeyError, TypeError, ValueError):
+                continue
+            self._svc[svc.name] = _Service(regions, nominal, weights, states)
+            restored.append(svc.name)
+        return restored
+
+    def evicted(self) -> dict[str, list[str]]:
+        return {name: [r for r in ss.regions if ss.states[r].evicted] for name, ss in self._svc.items()}
+
+    def weights(self) -> dict[str, dict[str, int]]:
+        return {name: dict(ss.weights) for name, ss in self._svc.items()}
 
     # ----------------------------------------------------------------- helpers
     def _service(self, name: str, weights: Mapping[str, float], current: Mapping[str, int] | None,
@@ -199,6 +284,10 @@ class _Step:
         pol = self.policy(r)
         return pol.failback if pol else self.p.default_failback
 
+    def drain(self, r: str) -> Drain:
+        pol = self.policy(r)
+        return pol.drain if pol else _DRAIN
+
     def shift(self, r: str) -> ShiftTraffic:
         pol = self.ss.states[r].policy or self.policy(r)
         return (pol.actions.shift_traffic if pol and pol.actions.shift_traffic else None) or _AUTO
@@ -223,6 +312,8 @@ class _Step:
                 self._ramp_away(r)
             elif st.phase == RECOVERING:
                 self._ramp_back(r)
+        for r in ss.regions:
+            self._empty(r)
 
     def _health(self, r: str) -> None:
         st = self.ss.states[r]
@@ -293,6 +384,7 @@ class _Step:
             st.last_step = -math.inf
             self._enter(r, DRAINING, d.reason())
             self._emit_actions(r, targets, d.reason())
+            self._drain_hook(r, d.reason())
             away += 1
 
     def _ramp_away(self, r: str) -> None:
@@ -343,6 +435,39 @@ class _Step:
         st.last_step = self.now
         if ss.weights[r] >= ss.nominal[r]:
             self._finish(r)
+
+    def _empty(self, r: str) -> None:
+        """Evict (empty) or restore a region's pinned connections; see the module docstring."""
+        ss, st = self.ss, self.ss.states[r]
+        drain = self.drain(r)
+        why = ""
+        if st.phase == FAILED:
+            if drain.on_failure:
+                why = "region failed: evict its pinned connections at once"
+        elif st.phase == DRAINING:
+            risk = self.risk[r].value
+            if drain.evict_at_risk is not None and risk >= drain.evict_at_risk:
+                targets = self._failover_targets(r)
+                if ss.weights[r] > 0 and targets:
+                    self._move(r, ss.weights[r], targets, f"risk {risk:.3f} >= evict_at_risk "
+                               f"{drain.evict_at_risk:g}: failure imminent, every slot moves")
+                if ss.weights[r] == 0:
+                    why = f"risk {risk:.3f} >= evict_at_risk {drain.evict_at_risk:g}: failure imminent"
+            if ss.weights[r] == 0:
+                st.zero_since = self.now if st.zero_since is None else st.zero_since
+                if not why and drain.empty_after_s is not None and self.now - st.zero_since >= drain.empty_after_s:
+                    why = f"share 0 for {self.now - st.zero_since:g} s (empty_after_s {drain.empty_after_s:g})"
+        if ss.weights[r] > 0 or st.phase not in (DRAINING, FAILED):
+            st.zero_since = None
+        if why and not st.evicted and ss.weights[r] == 0:
+            st.evicted = True
+            self.events.append({"ts": self.now, "kind": "evict", "service": self.svc, "region": r,
+                                "phase": st.phase, "reason": why, "dry_run": self.dry})
+        elif st.evicted and (ss.weights[r] > 0 or st.phase not in (DRAINING, FAILED)):
+            st.evicted = False
+            self.events.append({"ts": self.now, "kind": "restore", "service": self.svc, "region": r,
+                                "phase": st.phase, "reason": "region takes traffic again: its connections stay "
+                                "pinned again", "dry_run": self.dry})
 
     def _finish(self, r: str) -> None:
         st = self.ss.states[r]
@@ -402,6 +527,17 @@ class _Step:
             st.note = why
             self.events.append({"ts": self.now, "kind": "hold", "service": self.svc, "region": r,
                                 "phase": st.phase, "reason": why, "dry_run": self.dry})
+
+    def _drain_hook(self, r: str, why: str) -> None:
+        """Drain started: ask the policy's executor to have applications close keep-alives in ``r``."""
+        pol = self.policy(r)
+        if pol is None or pol.drain.hook is None:
+            return
+        d = self.risk[r].decision
+        self.actions.append({"ts": self.now, "service": self.svc, "from_region": r, "region": r,
+                             "policy": pol.name, "reason": why, "dry_run": self.dry, "type": "drain_hook",
+                             "executor": pol.drain.hook.executor,
+                             "application": d.context.application if d is not None else None})
 
     def _emit_actions(self, r: str, targets: list[str], why: str) -> None:
         pol = self.policy(r)

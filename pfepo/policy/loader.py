@@ -16,7 +16,15 @@ from pydantic import ValidationError
 from pfepo.policy.context import EndpointContext, contexts_from_config
 from pfepo.policy.model import Policy, semantic_problems
 from pfepo.policy.policyset import PolicySet, matches, may_overlap
-from pfepo.yamlconf import ConfigError, LocatedDoc, Problem, parse_file, parse_text, validation_problems
+from pfepo.yamlconf import (
+    MAX_BYTES,
+    ConfigError,
+    LocatedDoc,
+    Problem,
+    parse_file,
+    parse_text,
+    validation_problems,
+)
 
 if TYPE_CHECKING:
     from pfepo.config import PfepoConfig
@@ -102,6 +110,8 @@ def load_policies(paths: Sequence[str | Path], config: PfepoConfig | None = None
 
 def _parse(path: Path) -> LocatedDoc:
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise ConfigError([Problem(str(path), 1, 1, f"file is larger than {MAX_BYTES} bytes")])
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([Problem(str(path), 1, 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None

@@ -155,6 +155,28 @@ class Safety(Strict):
     max_regions_drained: int = Field(1, ge=1, le=1000, description="regions of a service shifted away at once")
 
 
+class DrainHook(Strict):
+    """Ask applications to close keep-alive connections when a drain starts (``Connection: close``)."""
+
+    executor: Name = Field(description="name of an executor in the daemon config (webhook or command)")
+
+
+class Drain(Strict):
+    """When a region must be EMPTY, not only get no new connections.
+
+    With connection affinity a weight of 0 stops new connections but keeps the established ones (a
+    graceful drain). ``evict`` hands a region's pinned connections back to the weighted choice (they are
+    reset by the region they land in), so it is kept for when waiting is riskier than a reset.
+    """
+
+    empty_after_s: float | None = Field(
+        30, ge=0, le=86400, description="evict when a draining region's share has been 0 this long (null: never)")
+    evict_at_risk: float | None = Field(
+        None, gt=0, description="evict a draining region at once when its risk reaches this (failure imminent)")
+    on_failure: bool = Field(True, description="evict at once when the region fails (uplink or health down)")
+    hook: DrainHook | None = Field(None, description="call this executor when the drain starts")
+
+
 class Failback(Strict):
     below: float | None = Field(
         None, gt=0, description="recovered when risk stays below this (default: warn, else act / 2)"
@@ -188,6 +210,7 @@ class Policy(Strict):
     risk: Risk
     actions: Actions = Actions()
     safety: Safety = Safety()
+    drain: Drain = Drain()
     failback: Failback = Failback()
     learning: Learning = Learning()
 
@@ -221,6 +244,10 @@ def semantic_problems(p: Policy) -> list[tuple[Loc, str]]:
                     f"fail-back threshold ({p.failback.below:g}) must be below act ({t.act:g}) for hysteresis"))
     if p.risk.probability == "criteria" and not p.criteria:
         out.append((("risk", "probability"), "probability 'criteria' needs at least one criterion"))
+    if p.drain.evict_at_risk is not None and p.drain.evict_at_risk <= t.act:
+        out.append((("drain", "evict_at_risk"),
+                    f"evict_at_risk ({p.drain.evict_at_risk:g}) must be above act ({t.act:g}): every drain "
+                    "would empty the region at once"))
     if p.learning.auto_apply and p.learning.min_act >= t.act:
         out.append((("learning", "min_act"),
                     f"min_act ({p.learning.min_act:g}) must be below act ({t.act:g}) or nothing can be learned"))

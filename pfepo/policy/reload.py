@@ -28,8 +28,14 @@ log = logging.getLogger(__name__)
 
 class PolicyReloader:
     def __init__(self, paths: Sequence[str | Path], config_getter: Callable[[], PfepoConfig | None],
-                 on_swap: Callable[[PolicySet], None] | None = None):
+                 on_swap: Callable[[PolicySet], None] | None = None, budget_s: float = 5.0,
+                 max_total_bytes: int = 8 * 1_048_576):
         self.paths = [str(p) for p in paths]
+        # Budget: files over max_total_bytes together are refused unread (yamlconf caps each file's size,
+        # depth and node count, so memory stays bounded); a load still running after budget_s is abandoned.
+        self.budget_s = budget_s
+        self.max_total_bytes = max_total_bytes
+        self._worker: threading.Thread | None = None
         self.config_getter = config_getter
         self.on_swap = on_swap
         self.current: PolicySet | None = None
@@ -49,7 +55,7 @@ class PolicyReloader:
             self.last_attempt = time.time()
             self._signature = self._fingerprint()
             try:
-                new = load_policies(self.paths, self.config_getter())
+                new = self._load_within_budget()
             except ConfigError as exc:
                 self.last_error = [str(p) for p in exc.problems]
                 log.error("policy reload rejected, keeping version %d:\n%s", self.version, exc)
@@ -66,6 +72,42 @@ class PolicyReloader:
         if self.on_swap is not None:
             self.on_swap(new)
         return True
+
+    def _load_within_budget(self) -> PolicySet:
+        """load_policies on a worker thread, abandoned (ConfigError) past ``budget_s`` or the byte budget."""
+        from pfepo.yamlconf import Problem
+
+        files, _missing = expand_paths(self.paths)
+        total = 0
+        for f in files:
+            try:
+                total += f.stat().st_size
+            except OSError:
+                pass
+        if total > self.max_total_bytes:
+            raise ConfigError([Problem(self.paths[0] if self.paths else "<policies>", 1, 1,
+                                       f"policy files total {total} bytes, over the {self.max_total_bytes}-byte "
+                                       "reload budget")])
+        if self._worker is not None and self._worker.is_alive():
+            raise ConfigError([Problem(self.paths[0] if self.paths else "<policies>", 1, 1,
+                                       "an earlier policy load is still running past its time budget")])
+        out: dict = {}
+
+        def work() -> None:
+            try:
+                out["set"] = load_policies(self.paths, self.config_getter())
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                out["exc"] = exc
+
+        self._worker = threading.Thread(target=work, name="policy-load", daemon=True)
+        self._worker.start()
+        self._worker.join(self.budget_s)
+        if self._worker.is_alive():
+            raise ConfigError([Problem(self.paths[0] if self.paths else "<policies>", 1, 1,
+                                       f"policy load took longer than {self.budget_s:g} s; abandoned")])
+        if "exc" in out:
+            raise out["exc"]
+        return out["set"]
 
     def status(self) -> dict:
         """For the REST API: which set is live and why the last edit (if any) was refused."""

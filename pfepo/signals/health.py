@@ -26,6 +26,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from pfepo.actions.config import HealthCheckConfig, ScrapeConfig, ScrapeMetric
+from pfepo.redact import redact_url
 from pfepo.samples import Sample
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ class HealthChecker(_Poller):
             return [self._sample(subject, ts, "health_up", 0)], {"ok": False, "error": err, "status_code": None,
                                                                  "response_ms": None}
         except httpx.HTTPError as exc:
-            err = f"{type(exc).__name__}: {exc}"
+            err = redact_url(f"{type(exc).__name__}: {exc}")  # shown by /api/v1/scaling
             return [self._sample(subject, ts, "health_up", 0)], {"ok": False, "error": err, "status_code": None,
                                                                  "response_ms": None}
         up = code in cfg.expected_status

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pfepo.actions.config import CommandExecutorConfig
 from pfepo.actions.executors import CommandExecutor, ScaleRequest
+from tests.waiting import wait_until
 
 REQ = ScaleRequest("shop", "us", "web", 5, "cmd", "d-1")
 
@@ -74,9 +75,8 @@ def test_timeout_also_kills_what_the_command_started(tmp_path: Path):
     _, res = run([sys.executable, "-c", code], timeout_s=1.0)
     assert not res.ok and res.error == "timeout"
     grandchild = int(pidfile.read_text())
-    deadline = time.monotonic() + 2
-    while not _gone(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not _gone(grandchild):  # clean up before failing: it is our own test's process
+    try:
+        wait_until(lambda: _gone(grandchild), timeout=2, message="the grandchild to be killed")
+    except AssertionError:  # clean up before failing: it is our own test's process
         os.kill(grandchild, 9)
-        raise AssertionError("grandchild survived the timeout")
+        raise

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from pfepo.actions.config import WebhookExecutorConfig
 from pfepo.actions.dispatcher import ScaleDispatcher
 from pfepo.actions.executors import ExecutionResult, ScaleRequest, WebhookExecutor
+from tests.waiting import wait_until
 
 SECRET = "s3cret-for-tests-0123"
 
@@ -53,13 +54,6 @@ def hook(url: str, **kw) -> WebhookExecutor:
 
 def req(region="us", capacity=5, decision="d-1", **kw) -> ScaleRequest:
     return ScaleRequest("shop", region, "web", capacity, kw.pop("executor", "hook"), decision, **kw)
-
-
-def wait_until(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 def test_a_hanging_scaler_never_blocks_submit_and_the_queue_is_bounded(receiver):

@@ -178,3 +178,15 @@ def test_hanging_api_server_times_out(receiver):
     ex.close()
     assert not res.ok and res.attempts == 2 and res.status is None and "ReadTimeout" in res.error, res
     assert 0.55 <= took < 2.5, took
+
+
+def test_without_the_client_the_daemon_refuses_to_start_and_names_the_extra(monkeypatch):
+    """The client is the optional extra pfepo[kubernetes]: a configured executor without it is a start-up error."""
+    import sys
+
+    from pfepo.actions.executors import build_executors
+
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # what an import sees when the package is absent
+    cfg = KubernetesExecutorConfig(type="kubernetes")
+    with pytest.raises(ValueError, match=r"executors\.k8s: .*pip install 'pfepo\[kubernetes\]'"):
+        build_executors({"k8s": cfg})

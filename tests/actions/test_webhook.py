@@ -12,6 +12,7 @@ import pytest
 
 from pfepo.actions.config import WebhookExecutorConfig
 from pfepo.actions.executors import SIGNATURE_HEADER, ScaleRequest, WebhookExecutor, backoff_delay, verify
+from tests.waiting import wait_until
 
 SECRET = "s3cret-for-tests-0123"
 REQ = ScaleRequest(service="shop", region="us", application="web", desired_capacity=6, executor="hook",
@@ -136,12 +137,13 @@ def test_close_ends_a_backoff_wait(receiver):
     out = []
     t = threading.Thread(target=lambda: out.append(ex.execute(REQ)))
     t.start()
-    time.sleep(0.3)
+    wait_until(lambda: r.requests, message="the first attempt")  # then a 30 s backoff wait begins
     t0 = time.monotonic()
     ex.close()
     t.join(5)
     assert not t.is_alive() and time.monotonic() - t0 < 2
-    assert not out[0].ok and out[0].attempts == 2 and "shutting down" in out[0].error
+    # the one attempt made is counted; the retry that close() cancelled is not
+    assert not out[0].ok and out[0].attempts == 1 and len(r.requests) == 1 and "shutting down" in out[0].error
 
 
 def test_backoff_delay():

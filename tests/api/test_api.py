@@ -9,6 +9,7 @@ import pytest
 from pfepo.api.server import ApiServer, create_app
 from pfepo.daemon import build_runtime
 from pfepo.samples import Sample
+from tests.api.conftest import bearer
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def api(cfg):
     rt = build_runtime(cfg)
     srv = ApiServer(create_app(rt), "127.0.0.1", 0)
     srv.start()
-    with httpx.Client(base_url=f"http://127.0.0.1:{srv.bound_port}", timeout=5) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{srv.bound_port}", timeout=5, headers=bearer("operate")) as client:
         yield rt, client
     srv.stop()
     rt.writer.close()

@@ -8,6 +8,7 @@ import pytest
 from pfepo.api.server import ApiServer, create_app
 from pfepo.config import PfepoConfig
 from pfepo.daemon import build_runtime
+from tests.api.conftest import bearer
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -84,7 +85,7 @@ def test_flood_is_rate_limited_and_counted(push):
     batch = [{"endpoint": "eu-1", "metric": "cpu_pct", "value": 1}] * 50
     statuses = [c.post("/api/v1/signals", json=batch).status_code for _ in range(6)]
     assert statuses[0] == 200 and 429 in statuses
-    assert 'pfepo_signals_total{outcome="rate_limited"}' in c.get("/metrics").text
+    assert 'pfepo_signals_total{outcome="rate_limited"}' in c.get("/metrics", headers=bearer("read")).text
 
 
 def test_push_disabled_without_token(cfg):

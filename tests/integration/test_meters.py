@@ -27,7 +27,7 @@ def _dump_meters(lab, switch: str) -> str:
 
 
 def test_allocate_bandwidth_sets_meter_and_limits_throughput(lab):
-    assert lab.set_weights({"eu": 1, "us": 0, "ap": 0}).status_code == 200
+    assert lab.set_weights({"eu": 1, "us": 0, "ap": 0}, force=True).status_code == 200
     lab.wait_for(lambda: lab.switch_weights() == [64, 0, 0], 5, what="all traffic to eu")
     unmetered = _download_mbps(lab, 20_000_000)
 

@@ -7,8 +7,11 @@ only OVS shows. It applies the pure sync's messages (pfepo.openflow.messages) th
 - GroupMod ADD of an existing group and MODIFY of a missing one are rejected (OFPGMFC_GROUP_EXISTS /
   OFPGMFC_UNKNOWN_GROUP); deleting groups also deletes the flows that use them, as OVS does;
 - stats requests are answered from the tables (flow stats only for our cookie: all flows here are ours).
-``forward`` answers "where does this packet go" for given headers and a bucket choice. Actions it does
-not know (conntrack, resubmit, ...) are recorded in ``unknown_actions`` and in the path, never a crash.
+``forward`` answers "where does this packet go" for given headers and a bucket choice. It follows the
+affinity pipeline (desired.py): ``ct`` looks the connection up (its ``ct_mark``) and continues in the
+given table, ``ct`` with commit stores the mark, ``resubmit`` and ``group`` actions, fast-failover groups
+(first live bucket; ``watch_group`` is live while that group has a live bucket). Actions it does not
+know are recorded in ``unknown_actions`` and in the path, never a crash.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class FakeSwitch:
         self.unknown_actions: list[tuple] = []
         self.packet_outs: list[PacketOut] = []
         self.mods: list[Message] = []  # every mod applied or rejected, in order
+        self.conntrack: dict[tuple, int] = {}  # connection -> ct_mark (the affinity pipeline's pin)
 
     # --- applying messages -----------------------------------------------------------------------------
     def apply(self, msg: Message):
@@ -161,32 +165,71 @@ class FakeSwitch:
         if flow is None:
             path.dropped = "table miss without a flow"
             return path
-        path.meter = flow.meter
-        self._actions(flow.actions, path)
-        if flow.group is not None:
-            self._group(flow.group, path, choose)
+        self._run(flow, path, choose, 0)
         return path
 
-    def _group(self, gid: int, path: Path, choose) -> None:
+    def _run(self, flow: Flow, path: Path, choose, depth: int) -> None:
+        if depth > 8:
+            path.dropped = "resubmit loop"
+            return
+        if flow.meter is not None:
+            path.meter = flow.meter
+        self._actions(flow.actions, path, choose, depth)
+        if flow.group is not None:
+            self._group(flow.group, path, choose, depth)
+
+    def _conn(self, h: Mapping[str, object]) -> tuple:
+        ends = sorted([(h.get("ipv4_src"), h.get("tcp_src") or h.get("udp_src")),
+                       (h.get("ipv4_dst"), h.get("tcp_dst") or h.get("udp_dst"))], key=str)
+        return (h.get("ip_proto"), *ends)
+
+    def _live(self, b: Bucket, kind: str) -> bool:
+        if b.watch_port is not None and not self.ports.get(b.watch_port, False):
+            return False
+        if b.watch_group is not None:
+            g = self.groups.get(b.watch_group)
+            if g is None or not any(self._live(x, g.kind) for x in g.buckets):
+                return False
+        return kind != "select" or b.weight > 0
+
+    def _group(self, gid: int, path: Path, choose, depth: int = 0) -> None:
         g = self.groups.get(gid)
         if g is None:
             path.dropped = f"group {gid} missing"
             return
-        live = [b for b in g.buckets if (b.watch_port is None or self.ports.get(b.watch_port, False))
-                and (g.kind != "select" or b.weight > 0)]
+        live = [b for b in g.buckets if self._live(b, g.kind)]
         if not live:
             path.dropped = f"group {gid} has no live bucket"
             return
-        bucket = (choose or (lambda _g, bs: bs[0]))(g, live)
+        bucket = (choose or (lambda _g, bs: bs[0]))(g, live) if g.kind == "select" else live[0]
         path.groups.append((gid, bucket.label))
-        self._actions(bucket.actions, path)
+        self._actions(bucket.actions, path, choose, depth)
 
-    def _actions(self, actions, path: Path) -> None:
+    def _goto(self, table: int, path: Path, choose, depth: int) -> None:
+        flow = self.lookup(path.headers, table)
+        if flow is None:
+            path.dropped = f"table {table} miss"
+            return
+        self._run(flow, path, choose, depth + 1)
+
+    def _actions(self, actions, path: Path, choose=None, depth: int = 0) -> None:
         for a in actions:
             if a[0] == "output":
                 path.outputs.append(a[1] if a[1] in (NORMAL, CONTROLLER) else int(a[1]))
             elif a[0] == "set_field":
                 path.headers[a[1]] = a[2]
+            elif a[0] == "group":
+                self._group(a[1], path, choose, depth)
+            elif a[0] == "resubmit":
+                self._goto(a[1], path, choose, depth)
+            elif a[0] == "ct" and len(a) == 5:
+                _, commit, _zone, table, mark = a
+                key = self._conn(path.headers)
+                if commit and mark is not None:
+                    self.conntrack[key] = mark
+                path.headers["ct_mark"] = self.conntrack.get(key, 0)
+                if table is not None:
+                    self._goto(table, path, choose, depth)
             else:
                 path.unknown.append(tuple(a))
                 self.unknown_actions.append(tuple(a))

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from os_ken.controller import handler, ofp_event
 
+from pfepo.api.auth import single_token
 from pfepo.api.server import ApiServer, create_app
 from pfepo.daemon import build_runtime
 from pfepo.openflow.app import EventTick, PfepoApp
@@ -66,10 +67,12 @@ def test_state_change_posts_instead_of_sending_and_never_blocks(app):
 
 
 def test_stopped_event_loop_makes_health_answer_503(app):
-    srv = ApiServer(create_app(app.rt), "127.0.0.1", 0)
+    token = "read-token-for-health-test"
+    srv = ApiServer(create_app(app.rt, tokens=single_token("test", "read", token)), "127.0.0.1", 0)
     srv.start()
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{srv.bound_port}", timeout=5) as c:
+        with httpx.Client(base_url=f"http://127.0.0.1:{srv.bound_port}", timeout=5,
+                          headers={"Authorization": f"Bearer {token}"}) as c:
             assert c.get("/api/v1/health").status_code == 200
             app.is_active = False  # what an unguarded exception does in os-ken's native hub: the loop ends
             app._post(EventTick())

@@ -28,9 +28,36 @@ def _roundtrip_group_desc(group_mod):
 def test_group_mod_parses_back_equal(cfg):
     dp = FakeDatapath()
     for sw in ("pfc0", "pfr1"):
-        want = switch_state(cfg, sw, {"web": {"eu": 30, "us": 20, "ap": 14}}).groups
-        stats = [_roundtrip_group_desc(ofmsg.group_mod(dp, g, "add")) for g in want.values()]
-        assert ofmsg.parse_group_desc(stats, want) == want
+        for evicted in (None, {"web": ["eu"]}):
+            want = switch_state(cfg, sw, {"web": {"eu": 30, "us": 20, "ap": 14}}, evicted=evicted).groups
+            stats = [_roundtrip_group_desc(ofmsg.group_mod(dp, g, "add")) for g in want.values()]
+            got = ofmsg.parse_group_desc(stats, want)
+            assert got == want
+            assert {gid: g.kind for gid, g in got.items()} == {gid: g.kind for gid, g in want.items()}
+
+
+def test_new_actions_translate_both_ways():
+    acts = (("set_field", "reg0", 3), ("resubmit", 3), ("group", 2001), ("ct", True, 7701, None, 2),
+            ("ct", False, 7701, 1, None), ("output", 4))
+    msgs = ofmsg.to_actions(acts)
+    assert isinstance(msgs[1], parser.NXActionResubmitTable) and isinstance(msgs[3], parser.NXActionCT)
+    # serialise and parse back through os-ken, as a group-desc reply would carry them
+    b = parser.OFPBucket(weight=1, watch_port=ofp.OFPP_ANY, watch_group=ofp.OFPG_ANY, actions=msgs)
+    buf = bytearray()
+    b.serialize(buf, 0)
+    back = parser.OFPBucket.parser(bytes(buf), 0)
+    assert ofmsg.from_actions(back.actions) == acts
+
+
+def test_flow_mod_carries_table_and_ct_mark_match(cfg):
+    dp = FakeDatapath()
+    flows = switch_state(cfg, "pfc0", {"web": {"eu": 64}}).flows
+    tables = set()
+    for flow in flows:
+        m = ofmsg.flow_mod(dp, flow)
+        m.serialize()
+        tables.add(m.table_id)
+    assert tables == {0, 1, 2, 3}
 
 
 def test_flow_mods_serialise(cfg):

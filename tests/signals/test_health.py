@@ -9,6 +9,7 @@ import pytest
 
 from pfepo.actions.config import HealthCheckConfig, ScrapeConfig
 from pfepo.signals.health import HealthChecker, PromScraper
+from tests.waiting import wait_until
 
 
 class Clock:
@@ -99,15 +100,25 @@ def test_threads_check_on_schedule_and_a_hanging_endpoint_delays_only_itself(rec
 
     checker = HealthChecker({"good": hc(good.url, interval_s=0.05), "bad": hc(bad.url, interval_s=0.05,
                                                                              timeout_s=0.5)}, emit)
+    started = time.monotonic()
     checker.start()
-    time.sleep(0.8)
+
+    def counts():
+        with sink.lock:
+            return (sum(s.subject == "good" and s.metric == "health_up" for s in sink.samples),
+                    sum(s.subject == "bad" and s.metric == "health_up" for s in sink.samples))
+
+    # While the first check of "bad" hangs (its 0.5 s timeout), "good" keeps its 50 ms schedule; a checker
+    # that waited on "bad" could not reach 3 checks of "good" before "bad" reported.
+    n_good, n_bad = wait_until(lambda: (c := counts())[0] >= 3 and c, message="3 checks of good")
+    assert n_bad == 0, (n_good, n_bad)
+    n_good, n_bad = wait_until(lambda: (c := counts())[0] >= 8 and c[1] >= 1 and c,
+                               message="8 checks of good and 1 of bad")
+    elapsed = time.monotonic() - started
     t0 = time.monotonic()
     assert checker.stop(timeout=2)
     assert time.monotonic() - t0 < 1.0
-    n_good = len(sink.of("good", "health_up"))
-    n_bad = len(sink.of("bad", "health_up"))
-    assert n_good >= 8, n_good  # ~16 slots of 50 ms
-    assert 1 <= n_bad <= 2, n_bad  # each check of "bad" takes its 0.5 s timeout
+    assert n_bad <= 1 + elapsed / 0.5, (n_bad, elapsed)  # each check of "bad" takes its 0.5 s timeout
     assert all(s.value == 0.0 for s in sink.of("bad", "health_up"))
     assert all(s.value == 1.0 for s in sink.of("good", "health_up"))
 
@@ -175,9 +186,7 @@ def test_scraper_thread_emits_and_stops(receiver):
     sink = Sink()
     scraper = PromScraper({"x": ScrapeConfig(url=r.url, interval_s=0.05,
                                              metrics={"cpu_pct": "process_cpu_percent"})}, sink).start()
-    deadline = time.monotonic() + 3
-    while len(sink.of("x", "cpu_pct")) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: len(sink.of("x", "cpu_pct")) >= 3, timeout=3, message="3 scrapes")
     assert scraper.stop(timeout=2)
     assert [s.value for s in sink.of("x", "cpu_pct")][:3] == [42.0, 42.0, 42.0]
 

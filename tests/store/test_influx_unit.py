@@ -97,16 +97,16 @@ def test_backslashes_in_names_become_slashes():
 
 
 def test_partial_write_counts():
-    from pfepo.store.influx import _classify, _Reject, _Retry
+    from pfepo.store.influx.write import Reject, Retry, classify
 
     body = (
         "{\"error\":\"partial write: unable to parse 'x': invalid tag format\\nunable to parse 'y': "
         'invalid tag format dropped=1"}'
     )
-    e = _classify(400, body)
-    assert isinstance(e, _Reject) and e.dropped == 3
-    assert _classify(400, '{"error":"bad"}').dropped is None  # unknown: all of the batch
-    assert isinstance(_classify(503, ""), _Retry) and isinstance(_classify(401, ""), _Retry)
+    e = classify(400, body)
+    assert isinstance(e, Reject) and e.dropped == 3
+    assert classify(400, '{"error":"bad"}').dropped is None  # unknown: all of the batch
+    assert isinstance(classify(503, ""), Retry) and isinstance(classify(401, ""), Retry)
 
 
 @pytest.mark.parametrize(
@@ -124,6 +124,7 @@ def test_v2_startup_check_names_the_setting(monkeypatch, buckets, write, setting
     import httpx
 
     import pfepo.store.influx as influx
+    from pfepo.store.influx import clients
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/ping":
@@ -135,8 +136,8 @@ def test_v2_startup_check_names_the_setting(monkeypatch, buckets, write, setting
         return httpx.Response(500)
 
     monkeypatch.setattr(
-        influx,
-        "_http_client",
+        clients,
+        "http_client",
         lambda cfg: httpx.Client(base_url=cfg.url, transport=httpx.MockTransport(handler)),
     )
     cfg = InfluxConfig(api="v2", url="http://influx2:8086", org="o", bucket="b", token="t", read_via="flux")

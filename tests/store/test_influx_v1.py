@@ -15,6 +15,7 @@ from pfepo.samples import Sample
 from pfepo.store.influx import InfluxSetupError, InfluxStore, check_influx, open_influx_store
 from pfepo.store.influx_config import InfluxConfig
 from pfepo.store.sqlite import SQLiteStore
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.influx
 
@@ -85,14 +86,14 @@ def test_server_killed_mid_stream_every_sample_arrives_exactly_once(v1_cfg, infl
             store.write(chunk)
             slowest = max(slowest, time.perf_counter() - t)
             written.extend(chunk)
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing: the stream lasts > 1.2 s, so the outage falls inside it
 
     th = threading.Thread(target=producer)
     th.start()
-    time.sleep(0.3)
+    wait_until(lambda: store.sent >= 5 * size, message="first batches acknowledged")
     influxd.kill()  # SIGKILL mid-stream
-    time.sleep(0.8)
-    assert not store.up
+    wait_until(lambda: not store.up, message="the sender to notice the dead server")
+    assert th.is_alive(), "the stream ended before the outage: nothing was written during it"
     influxd.start()  # same data dir and ports
     th.join()
     assert store.flush(30), store.stats()
@@ -119,7 +120,7 @@ def test_slow_server_never_blocks_the_caller(tmp_path):
             t = time.perf_counter()
             store.write(seq_samples(b * 100, 100))
             worst = max(worst, time.perf_counter() - t)
-            time.sleep(0.05)
+            time.sleep(0.05)  # pacing of the writes, not a synchronisation
         assert worst < 0.2
         assert not store.up and store.failures >= 1
         assert store.pending == 2000 and store.queued > 0
@@ -144,7 +145,7 @@ def test_spool_full_drops_per_policy_and_the_rest_arrives(tmp_path, policy, capl
         n_batches, size = 40, 50
         for b in range(n_batches):
             store.write(seq_samples(b * size, size))
-            time.sleep(0.002)
+            time.sleep(0.002)  # pacing of the writes, not a synchronisation
         st = store.stats()
         assert st["dropped"] > 0 and st["dropped"] % size == 0
         assert st["dropped"] + st["pending"] == n_batches * size

@@ -9,6 +9,7 @@ import pytest
 from pfepo.samples import Sample
 from pfepo.store.influx import InfluxSetupError, InfluxStore, check_influx, to_ns
 from pfepo.store.influx_config import InfluxConfig
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.influx
 
@@ -67,8 +68,8 @@ def test_v2_outage_spools_then_replays(victoria, tmp_path):
     # here would lose the acknowledged first sample on the server side (influxd fsyncs its WAL first).
     victoria.stop()
     store.write([Sample(now - 9 + i * 0.01, "a", "x", float(i)) for i in range(300)])
-    time.sleep(0.3)
-    assert not store.up and store.pending == 300 and store.queued == 300
+    wait_until(lambda: not store.up, message="the sender to notice the stopped server")
+    assert store.pending == 300 and store.queued == 300
     victoria.start()
     assert store.flush(15), store.stats()
     assert store.replayed == 300 and store.dropped == 0
