@@ -274,6 +274,26 @@ class PortCapacity(Strict):
     capacity_mbps: float = Field(gt=0)
 
 
+class ClusterConfig(Strict):
+    """Multi-controller coordination on etcd (docs/coordination.md). Absent: one controller, as before."""
+
+    endpoints: list[str] = Field(min_length=1, description="etcd client URLs, e.g. http://127.0.0.1:2379")
+    name: Name = Field("pfepo", description="cluster name: every key lives under /pfepo/NAME/")
+    controller_id: Name = Field(description="this controller's id, unique in the cluster")
+    region: Name | None = Field(None, description="region this controller serves (owns its switches)")
+    lease_ttl_s: int = Field(5, ge=2, le=300, description="membership/ownership lease; a dead peer's "
+                             "switches move after at most this long")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="per etcd request")
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints(cls, v: list[str]) -> list[str]:
+        bad = [e for e in v if not re.match(r"^https?://[^/:]+(:\d+)?/?$", e)]
+        if bad:
+            raise ValueError(f"etcd endpoints must be http(s)://HOST[:PORT] (bad: {', '.join(bad)})")
+        return v
+
+
 class PfepoConfig(Strict):
     """The whole daemon configuration (configs/pfepo.yaml)."""
 
@@ -294,6 +314,7 @@ class PfepoConfig(Strict):
     regions: list[RegionConfig] = Field(min_length=1)
     services: list[ServiceConfig] = Field(default_factory=list)
     capacities: list[PortCapacity] = Field(default_factory=list)
+    cluster: ClusterConfig | None = Field(None, description="etcd coordination; None: a single controller")
 
     def reference_errors(self) -> list[tuple[tuple[int | str, ...], str]]:
         """Cross-references pydantic cannot see field by field, each with the path it concerns."""
@@ -328,6 +349,8 @@ class PfepoConfig(Strict):
         for i, c in enumerate(self.capacities):
             if c.switch not in sw_names:
                 errors.append((("capacities", i, "switch"), f"unknown switch {c.switch!r}"))
+        if self.cluster is not None and self.cluster.region is not None and self.cluster.region not in regions:
+            errors.append((("cluster", "region"), f"unknown region {self.cluster.region!r}"))
         return errors
 
     # Lookups used by the controller and the API.

@@ -23,6 +23,7 @@ from pfepo.telemetry.ports import PortNames
 if TYPE_CHECKING:
     from pfepo.actions.dispatcher import ScaleDispatcher
     from pfepo.audit import AuditLog
+    from pfepo.cluster.agent import ClusterAgent
     from pfepo.controller.loop import DecisionLoop
     from pfepo.controller.predict_worker import PredictionWorker
     from pfepo.learning import FailureLearner
@@ -51,6 +52,7 @@ class Runtime:
     dispatcher: ScaleDispatcher | None = None
     predictor: PredictionWorker | None = None
     learner: FailureLearner | None = None
+    cluster: ClusterAgent | None = None  # only with a cluster: section (pfepo.cluster)
     pollers: list = field(default_factory=list)  # signals.health pollers: health checks and scrapes
     # Authenticates link probes. Per process and never stored: probes never outlive the daemon that sent them.
     probe_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
@@ -167,6 +169,20 @@ def start_decisions(rt: Runtime) -> None:
     rt.reloader.start_watching(cfg.policy.watch_interval_s)
     rt.reloader.install_sighup()
     rt.loop.start()
+    if cfg.cluster is not None:
+        start_cluster(rt)
+
+
+def start_cluster(rt: Runtime) -> None:
+    """Join the etcd cluster (membership, switch ownership -> OpenFlow roles, the cluster's policy)."""
+    from pfepo.cluster.agent import ClusterAgent
+    from pfepo.cluster.etcd import EtcdError
+
+    try:
+        rt.cluster = ClusterAgent(rt).start()
+    except EtcdError as exc:
+        raise StartupError(f"cluster: cannot join etcd at {rt.cfg.cluster.endpoints[0]}: {exc}") from None
+    rt.metrics.add_collector(rt.cluster.metric_families)
 
 
 def start_predictor(cfg: PfepoConfig):
@@ -187,7 +203,7 @@ def start_predictor(cfg: PfepoConfig):
 
 
 def stop_decisions(rt: Runtime) -> None:
-    for part in (rt.loop, rt.learner, rt.predictor, rt.reloader, *rt.pollers, rt.dispatcher):
+    for part in (rt.cluster, rt.loop, rt.learner, rt.predictor, rt.reloader, *rt.pollers, rt.dispatcher):
         if part is not None:
             try:
                 part.stop()

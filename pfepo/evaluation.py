@@ -8,7 +8,8 @@ Definitions (per endpoint, then pooled over all endpoints of all traces):
   are neither early warnings nor false alarms).
 - detected event: an alarm at some step in ``[f - window_s, f]``; lead = ``f`` - the first such alarm.
 - alarm episode: consecutive alarm steps, with gaps shorter than ``merge_gap_s`` merged (a flickering
-  alarm is one episode). An episode is true when a failure starts between its start and
+  alarm is one episode); the merge gap is at least 1.5 sampling intervals of the endpoint, so an alarm on
+  consecutive rows of a slowly sampled series (60 s) is one episode, not one per row. An episode is true when a failure starts between its start and
   ``window_s`` after its end; precision = true episodes / all episodes.
 - false alarms per endpoint-day = false episodes / (sum over endpoints of observed time in days).
 - shifted share at failure: the failing endpoint's share of traffic already moved away when the failure
@@ -134,6 +135,9 @@ def score_endpoint(
     else:
         days = float(ts[-1] - ts[0]) / 86_400 if ts.size else 0.0
     t = Tally(endpoint_days=days)
+    seen_ts = ts[present] if present is not None and present.any() else ts
+    if seen_ts.size > 1:
+        merge_gap_s = max(merge_gap_s, 1.5 * float(np.median(np.diff(seen_ts))) + 1e-9)
     starts = ts[failure_starts(ts, up)]
     t.events = int(starts.size)
     if shifted is None:

@@ -63,17 +63,20 @@ def test_evaluate_json_keys_and_predictive_leads_reactive(creep, tmp_path, mode,
     if mode == "model" and not DEFAULT_MODEL.is_file():
         pytest.skip("no shipped model")
     out = tmp_path / "r.json"
-    args = ["evaluate", str(creep), "--json", str(out)] + (["--forecast-only"] if mode == "forecast-only" else [])
+    args = ["evaluate", str(creep), "--json", str(out), "--per-trace"] + (["--forecast-only"] if mode == "forecast-only" else [])
     assert main(args) == 0
     res = json.loads(out.read_text())
-    assert list(res) == ["events", "predictive", "reactive"]
+    assert list(res) == ["events", "predictive", "reactive", "alarm_onsets_by"]
+    by = res["alarm_onsets_by"]  # which signal drove each alarm onset
+    assert by["forecast"] + by["classifier"] >= 2 and (mode == "model" or by["classifier"] == 0)
     assert tuple(res["predictive"]) == KEYS and tuple(res["reactive"]) == KEYS
     assert res["events"] == 2
     p, r = res["predictive"], res["reactive"]
     assert p["recall"] == 1.0
     assert p["median_lead_s"] > r["median_lead_s"]
     assert p["shifted_share_at_failure"] >= r["shifted_share_at_failure"]
-    assert "recall" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "recall" in printed and "onsets by forecast/classifier" in printed
 
 
 @pytest.mark.parametrize(
@@ -110,3 +113,12 @@ def test_evaluate_reads_the_policy(tmp_path, capsys):
     pol.write_text("policies: [oops]\n")
     assert main(["evaluate", str(csv), "--policy", str(pol), "--json", str(tmp_path / "o.json")]) == 2
     assert "p.yaml:1:" in capsys.readouterr().err
+
+
+def test_alarm_rows_of_a_slowly_sampled_series_are_one_episode():
+    """At 60 s sampling consecutive alarm rows are 60 s apart: still one episode, not one per row."""
+    ts = np.arange(0.0, 3600.0, 60.0)
+    up = np.ones(ts.size)
+    alarm = (ts >= 600) & (ts < 1200)
+    t = score_endpoint(ts, up, alarm)
+    assert t.episodes == 1

@@ -2,7 +2,9 @@
 
 One CSV per scenario: failures with precursors (latency creep, loss ramp, link saturation, CPU
 exhaustion), failures without (sudden failure, flapping) and benign load (daily cycles, busy hours,
-short spikes) that must not trigger failover. The seed fully determines the set.
+short spikes) that must not trigger failover. The seed fully determines the set. With ``--families``
+the broad training/evaluation families of pfepo.traces.families are written instead (each trace with
+its own sampling interval of 1-60 s, or ``--sampling-s``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ def register(sub) -> None:
         metavar="NAME",
         help=f"subset of scenarios (default all): {', '.join(SCENARIOS)}",
     )
+    p.add_argument("--families", nargs="*", metavar="FAMILY",
+                   help="write pfepo.traces.families traces instead (no names: all families)")
+    p.add_argument("--sampling-s", type=float, help="with --families: sampling interval for every trace (1-60 s)")
     p.add_argument("--endpoints", type=int, default=4, help="endpoints per trace (default 4)")
     p.add_argument("--failing", type=int, default=2, help="failing endpoints per failure trace (default 2)")
     p.add_argument("--failure-hours", type=float, default=3.0, help="length of failure traces (default 3 h, 5 s rows)")
@@ -36,6 +41,25 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from pfepo.traces.generate import SCENARIOS, Sizes, generate
+
+    if args.families is not None:
+        from pfepo.traces.families import FAMILIES, generate_families
+
+        fams = tuple(args.families or FAMILIES)
+        unknown = [f for f in fams if f not in FAMILIES]
+        if unknown:
+            print(f"pfepo generate-traces: unknown family {unknown[0]!r}; known: {', '.join(FAMILIES)}", file=sys.stderr)
+            return 2
+        if args.sampling_s is not None and not (0.1 <= args.sampling_s <= 600):
+            print("pfepo generate-traces: --sampling-s must be between 0.1 and 600", file=sys.stderr)
+            return 2
+        try:
+            paths = generate_families(args.out, args.seed, fams, dt=args.sampling_s, progress=lambda p: print(p))
+        except OSError as exc:
+            print(f"pfepo generate-traces: cannot write to {args.out}: {exc}", file=sys.stderr)
+            return 2
+        print(f"{len(paths)} trace(s) written (seed {args.seed})")
+        return 0
 
     if args.endpoints < 1 or not (0 <= args.failing <= args.endpoints):
         print("pfepo generate-traces: need --endpoints >= 1 and 0 <= --failing <= --endpoints", file=sys.stderr)

@@ -1,14 +1,15 @@
-"""``pfepo predict --input CSV --output CSV``: causal risk for any univariate series, no labels needed.
+"""``pfepo predict --input CSV --output CSV``: causal, event-like risk for any univariate series.
 
-Writes ``timestamp,value,risk`` with risk in [0, 1]; the risk at row t uses rows <= t only. See
-pfepo.predict.univariate for the method ("abnormal and getting worse" against a trailing robust
-baseline and an ARIMA forecast).
+Writes ``timestamp,value,risk`` (one row per input row, input order) with risk in [0, 1]; the risk at a
+row uses rows at or before its time only. Real exports are read as they come: repeated timestamps are
+averaged, unsorted rows sorted, gaps and missing values tolerated, each repair reported. See
+docs/prediction.md ("risk") and pfepo.predict.core for the method (the daemon runs the same core).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+import time
 
 
 def register(sub) -> None:
@@ -19,10 +20,10 @@ def register(sub) -> None:
     )
     p.add_argument("--input", required=True, metavar="CSV", help="CSV with a header row")
     p.add_argument("--output", required=True, metavar="CSV", help="where to write timestamp,value,risk")
-    p.add_argument("--time-column", default="timestamp", help="time column: epoch seconds or ISO-8601 (default timestamp)")
+    p.add_argument("--time-column", default="timestamp", help="time column: epoch seconds/ms or ISO-8601 (default timestamp)")
     p.add_argument("--value-column", default="value", help="value column (default value)")
-    p.add_argument("--horizon", type=int, default=30, help="forecast horizon in rows (default 30)")
-    p.add_argument("--baseline", type=int, default=300, help="rows in the trailing baseline (default 300)")
+    p.add_argument("--horizon", type=int, default=30, help="trend look-ahead in rows (default 30, at most 1000000)")
+    p.add_argument("--baseline", type=int, default=300, help="rows behind the slow baseline (default 300)")
     p.set_defaults(func=run)
 
 
@@ -35,58 +36,27 @@ def run(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from pfepo.predict.univariate import score_series
+    from pfepo.predict.univariate import MAX_HORIZON_ROWS, SeriesError, read_series, score
 
-    if args.horizon < 1 or args.baseline < 10:
-        return _err("--horizon must be >= 1 and --baseline >= 10")
-    src = Path(args.input)
-    if not src.is_file():
-        return _err(f"{src}: no such file")
+    if not (1 <= args.horizon <= MAX_HORIZON_ROWS):
+        return _err(f"--horizon must be between 1 and {MAX_HORIZON_ROWS} rows, got {args.horizon}")
+    if not (10 <= args.baseline <= MAX_HORIZON_ROWS):
+        return _err(f"--baseline must be between 10 and {MAX_HORIZON_ROWS} rows, got {args.baseline}")
+    t0 = time.perf_counter()
     try:
-        df = pd.read_csv(src, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        return _err(f"{src}: empty file (expected a header row)")
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        return _err(f"{src}: not a readable CSV: {exc}")
-    df.columns = [str(c).strip() for c in df.columns]
-    for col in (args.time_column, args.value_column):
-        if col not in df.columns:
-            return _err(f"{src}:1: no column {col!r} (columns: {', '.join(df.columns)}); see --time-column/--value-column")
-    if len(df) == 0:
-        return _err(f"{src}: no data rows")
-    raw_t = df[args.time_column].str.strip()
-    num = pd.to_numeric(raw_t, errors="coerce")
-    if num.notna().all():
-        t = num.to_numpy(float)
-    else:
-        iso = pd.to_datetime(raw_t.where(num.isna()), errors="coerce", utc=True, format="ISO8601")
-        bad = num.isna() & iso.isna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            return _err(f"{src}:{i + 2}: unparsable timestamp {raw_t.iloc[i]!r} (expected epoch seconds or ISO-8601)")
-        secs = (iso - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-        t = np.where(num.notna(), num, secs).astype(float)
-    d = np.diff(t)
-    if (d < 0).any():
-        i = int(np.flatnonzero(d < 0)[0]) + 1
-        return _err(f"{src}:{i + 2}: rows are not sorted by time ({raw_t.iloc[i]} after {raw_t.iloc[i - 1]})")
-    if (d == 0).any():
-        i = int(np.flatnonzero(d == 0)[0]) + 1
-        return _err(f"{src}:{i + 2}: duplicate timestamp {raw_t.iloc[i]}")
-    raw_v = df[args.value_column].str.strip()
-    vals = pd.to_numeric(raw_v.replace("", "nan"), errors="coerce")
-    bad = vals.isna() & ~raw_v.str.lower().isin(["", "nan", "na", "null", "none"])
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        return _err(f"{src}:{i + 2}: value {raw_v.iloc[i]!r} is not a number")
-    v = vals.to_numpy(float)
-    nonfinite = int((~np.isfinite(v)).sum())
-    risk = score_series(v, horizon=args.horizon, baseline=args.baseline)
-    out = pd.DataFrame({"timestamp": df[args.time_column].to_numpy(), "value": df[args.value_column].to_numpy(), "risk": np.round(risk, 4)})
+        s = read_series(args.input, args.time_column, args.value_column)
+    except SeriesError as exc:
+        return _err(str(exc))
+    risk = score(s, horizon=args.horizon, baseline=args.baseline)
+    out = pd.DataFrame({"timestamp": s.raw_time, "value": s.raw_value, "risk": np.round(risk, 4)})
     try:
         out.to_csv(args.output, index=False)
     except OSError as exc:
         return _err(f"cannot write {args.output}: {exc}")
-    note = f"; {nonfinite} missing/non-finite value(s) skipped (risk carried)" if nonfinite else ""
-    print(f"scored {len(out)} rows -> {args.output} (max risk {risk.max():.3f}){note}")
+    for note in s.notes:
+        print(f"pfepo predict: warning: {args.input}: {note}", file=sys.stderr)
+    missing = int((~np.isfinite(s.y)).sum())
+    extra = f"; {missing} time(s) without a value (risk carried)" if missing else ""
+    el = time.perf_counter() - t0
+    print(f"scored {len(out)} rows -> {args.output} (max risk {risk.max():.3f}; {len(out) / max(el, 1e-9):,.0f} rows/s){extra}")
     return 0

@@ -28,7 +28,16 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from pfepo.openflow import ofmsg
 from pfepo.openflow.lanes import TwoLaneQueue
-from pfepo.openflow.messages import FlowMod, GroupMod, Message, MeterMod, PacketOut, ProbeOut
+from pfepo.openflow.messages import (
+    FlowMod,
+    GroupMod,
+    Message,
+    MeterMod,
+    PacketOut,
+    ProbeOut,
+    RoleRequest,
+    allowed_as,
+)
 from pfepo.openflow.switch import Fabric, Out
 from pfepo.openflow.watchdog import Watchdog
 
@@ -42,6 +51,10 @@ OUTBOX_MAX = 10_000  # messages per switch waiting for its connection; beyond, d
 
 class EventTick(event.EventBase):
     """Posted by the poll thread every ``poll_interval_s``: read back, poll stats, send probes."""
+
+
+class EventRolesChanged(event.EventBase):
+    """The cluster agent (pfepo.cluster.agent) saw new switch owners: send role requests."""
 
 
 class EventDesiredChanged(event.EventBase):
@@ -98,6 +111,8 @@ class PfepoApp(app_manager.OSKenApp):
         self._desired_pending = threading.Event()
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
+        self.roles: dict[int, tuple[str, int]] = {}  # cluster only: dpid -> (role, generation) requested
+        self.sends_refused_as_slave = 0
         self.state.add_listener(self._on_state_change)
         pfepo.app = self
 
@@ -220,6 +235,9 @@ class PfepoApp(app_manager.OSKenApp):
         dp = self.datapaths.get(dpid)
         if dp is None:
             return
+        if not allowed_as(self._role(dpid), msg):  # a SLAVE never changes a switch another controller owns
+            self.sends_refused_as_slave += 1
+            return
         box = self._outbox.setdefault(dpid, collections.deque())
         if len(box) >= OUTBOX_MAX:  # the switch has not read for a long time: read-back will repair later
             self.rt.metrics.sends_dropped.inc()
@@ -277,6 +295,7 @@ class PfepoApp(app_manager.OSKenApp):
     def _tick(self, ev):
         self.watchdog.tick_handled()
         self.rt.metrics.polls.inc()
+        self._sync_roles()  # also pulled every tick, so a role change whose event was dropped still lands
         # History is the last stage of a poll: while its queue is a quarter full, polling waits for it
         # (longer effective interval) rather than producing samples the writer would have to drop.
         w = self.rt.writer
@@ -307,6 +326,8 @@ class PfepoApp(app_manager.OSKenApp):
         log.info("switch %s (dpid=%#x) connected", sw.name, dp.id)
         self._outbox.pop(dp.id, None)  # anything queued for an earlier connection is void
         self.datapaths[dp.id] = dp
+        if self._clustered():
+            self._send_role(dp.id)  # before any mod: the switch must know our role first
         self.watchdog.switch_event(dp.id, time.monotonic())
         self._apply(out)
 
@@ -396,3 +417,47 @@ class PfepoApp(app_manager.OSKenApp):
         trusted = time.time() - received < PROBE_QUEUE_LIMIT_S
         self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data), received,
                                              trusted))
+
+    # --- multi-controller roles (pfepo.cluster; nothing here runs without a cluster: section) ----------
+    def _clustered(self) -> bool:
+        return getattr(self.rt, "cluster", None) is not None
+
+    def _role(self, dpid: int) -> str:
+        """Our role on ``dpid``: EQUAL (as OVS defaults) without a cluster; SLAVE until etcd says MASTER."""
+        if not self._clustered():
+            return "equal"
+        return self.roles.get(dpid, ("slave", 0))[0]
+
+    def set_roles(self) -> None:
+        """Any thread (the cluster agent): roles changed; handled on the OpenFlow thread, never blocks."""
+        self._post(EventRolesChanged())
+
+    @set_ev_cls(EventRolesChanged)
+    @guarded
+    def _roles_changed(self, ev):
+        self._sync_roles()
+
+    def _sync_roles(self) -> None:
+        """Adopt the agent's roles; send OFPT_ROLE_REQUEST where they changed; a new MASTER re-reads the
+        switch from scratch and reconciles it (the switch kept forwarding with its groups meanwhile)."""
+        if not self._clustered():
+            return
+        for dpid, (role, gen) in dict(self.rt.cluster.roles).items():
+            was = self.roles.get(dpid)
+            if was == (role, gen):
+                continue
+            self.roles[dpid] = (role, gen)
+            if dpid in self.datapaths:
+                self._send_role(dpid)
+                if role == "master" and (was is None or was[0] != "master"):
+                    log.info("MASTER of dpid=%#x at generation %d: reconciling", dpid, gen)
+                    self._apply(self.fabric.on_connect(dpid, time.time()))
+
+    def _send_role(self, dpid: int) -> None:
+        dp = self.datapaths.get(dpid)
+        if dp is None:
+            return
+        role, gen = self.roles.get(dpid, ("slave", 0))
+        log.info("role request %s to dpid=%#x generation %d", role.upper(), dpid, gen)
+        self._outbox.setdefault(dpid, collections.deque()).append(ofmsg.role_request(dp, RoleRequest(role, gen)))
+        self._flush(dpid)

@@ -75,3 +75,27 @@ class PortStat:
     tx_dropped: int = 0
     rx_errors: int = 0
     tx_errors: int = 0
+
+
+# --- multi-controller roles (issue 15, pfepo.cluster) ----------------------------------------------------
+
+ROLES = ("nochange", "equal", "master", "slave")  # OFPCR_ROLE_* values 0..3, in order
+
+
+@dataclass(frozen=True)
+class RoleRequest:
+    """OFPT_ROLE_REQUEST: ``generation_id`` comes from etcd (the ownership key's revision), so the switch
+    refuses a MASTER/SLAVE request older than one it has seen (OFPRRFC_STALE): a stale master is fenced."""
+
+    role: str  # one of ROLES
+    generation_id: int
+
+
+# What a SLAVE must never send: it would change a switch another controller owns (OVS refuses them too,
+# with OFPBRC_IS_SLAVE, but we do not rely on that).
+STATE_CHANGING = (FlowMod, GroupMod, MeterMod, PacketOut, ProbeOut)
+
+
+def allowed_as(role: str, msg: object) -> bool:
+    """Whether a controller in ``role`` may send ``msg``: a SLAVE only reads (stats, echo, role)."""
+    return role != "slave" or not isinstance(msg, STATE_CHANGING)

@@ -240,3 +240,28 @@ def parse_port_stats(body: list) -> list[PortStat]:
 
 def is_last_part(msg) -> bool:
     return not (msg.flags & ofp.OFPMPF_REPLY_MORE)
+
+
+# --- multi-controller roles (issue 15): additive, used by pfepo.cluster --------------------------------
+
+
+def role_request(dp, msg):
+    """OFPRoleRequest for a messages.RoleRequest (role name -> OFPCR_ROLE_*, generation id as given)."""
+    from pfepo.openflow.messages import ROLES
+
+    return parser.OFPRoleRequest(dp, ROLES.index(msg.role), msg.generation_id & 0xFFFF_FFFF_FFFF_FFFF)
+
+
+def parse_role_reply(msg) -> tuple[str, int]:
+    """OFPRoleReply -> (role name, generation id)."""
+    from pfepo.openflow.messages import ROLES
+
+    return ROLES[msg.role], msg.generation_id
+
+
+def parse_role_error(msg) -> str | None:
+    """The reason name of an OFPET_ROLE_REQUEST_FAILED error (e.g. "stale"), None for any other error."""
+    if msg.type != ofp.OFPET_ROLE_REQUEST_FAILED:
+        return None
+    return {ofp.OFPRRFC_STALE: "stale", ofp.OFPRRFC_UNSUP: "unsupported", ofp.OFPRRFC_BAD_ROLE: "bad_role"}.get(
+        msg.code, str(msg.code))

@@ -6,10 +6,17 @@ advances all series at once: the vectorised ARIMA bank (pfepo.predict.forecast),
 (pfepo.predict.features) and a small ring buffer used for periodic statsmodels refits, a few series per
 step (``fits_per_step``) so the cost per step stays bounded however many series exist.
 
-``predict(now)`` returns one ``Prediction`` per endpoint: P(failure within ``horizon_s``) from the
-gradient-boosting classifier when a model is loaded, else (cold start) from the forecast alone (the
-largest probability that a metric breaches its threshold within the horizon). Non-finite values are
-rejected and counted in ``stats``; unknown metrics are counted and ignored.
+``predict(now)`` returns one ``Prediction`` per endpoint whose ``probability`` is the risk of
+docs/prediction.md: the combination (pfepo.predict.core.combine) of
+
+- forecast evidence: the largest *confirmed* probability that a metric breaches its threshold within the
+  horizon (the minimum over the last ``confirm_s`` seconds, so a spike shorter than that is not a
+  forecast), and for metrics without a threshold the event-like anomaly risk of pfepo.predict.core
+  (the very core ``pfepo predict`` runs on one series);
+- the gradient-boosting classifier when a model is loaded, which may damp an ambiguous forecast (and
+  raise risk alone only above ``raise_min``, off by default) but never veto a clear one.
+
+Non-finite values are rejected and counted in ``stats``; unknown metrics are counted and ignored.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pfepo.predict.classifier import FailureClassifier, ModelError
+from pfepo.predict.core import RAISE_OFF, AnomalyCore, CoreParams, combine
 from pfepo.predict.features import PER_METRIC, PRIORITY, FeatureState, assemble, feature_names
 from pfepo.predict.forecast import ForecastBank, fit_arima
 from pfepo.prediction import Prediction
@@ -45,7 +53,7 @@ class Snapshot:
     now: float
     endpoints: list[str]
     x: np.ndarray  # (E, F) features
-    breach: np.ndarray  # (E, M) forecast P(breach within horizon)
+    breach: np.ndarray  # (E, M) forecast evidence: confirmed P(breach within horizon); anomaly risk where no threshold
     predicted: np.ndarray  # (E, M) forecast mean at the horizon
     up: np.ndarray  # (E,) last known health (1/0)
 
@@ -64,6 +72,9 @@ class PredictiveEngine:
         fit_window: int = 120,
         min_fit_obs: int = 40,
         trend_tau_s: float = 120.0,
+        confirm_s: float = 40.0,
+        clear: float = 0.8,
+        raise_min: float = RAISE_OFF,
     ):
         if not (horizon_s > 0 and step_s > 0):
             raise ValueError("horizon_s and step_s must be > 0")
@@ -82,8 +93,15 @@ class PredictiveEngine:
             # How fast the trend estimate follows a new slope: minutes for production telemetry, seconds for
             # compressed lab scenarios (a 60-120 s ramp is over before a 120 s trend has caught up).
             drift_alpha=float(1 - np.exp(-step_s / trend_tau_s)),
+            max_gap=max(6, math.ceil(120.0 / step_s)),
         )
         self.feat = FeatureState(self.metrics, step_s)
+        self.core = AnomalyCore(CoreParams(dt=step_s, horizon_s=horizon_s))
+        self.confirm_steps = max(1, math.ceil(confirm_s / step_s - 1e-9))
+        self.clear = float(clear)
+        self.raise_min = float(raise_min)
+        self.trend_tau_s = float(trend_tau_s)
+        self.confirm_s = float(confirm_s)
         self.names = feature_names(self.metrics)
         self.refit_blocks = max(1, int(refit_interval_s / step_s))
         self.fits_per_step = fits_per_step
@@ -110,6 +128,7 @@ class PredictiveEngine:
         self.ring = np.full((n, self.window), np.nan)
         self.last_fit = np.full(n, -(10**12), dtype=np.int64)
         self.n_fits = np.zeros(n, dtype=np.int64)
+        self.pring = np.zeros((self.confirm_steps, n))  # breach probability, last steps
 
     def ensure(self, names: list[str]) -> np.ndarray:
         """Indices of endpoints (registering new ones); arrays grow by doubling."""
@@ -120,12 +139,14 @@ class PredictiveEngine:
                 self.index[n] = len(self.endpoints)
                 self.endpoints.append(n)
             e = len(self.endpoints)
-            old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits)
+            old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring)
             self._alloc(e)
             k = e_old * self.m
-            self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k] = old
+            (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
+             self.pring[:, :k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
+            self.core.grow(e * self.m)
         return np.array([self.index[n] for n in names], dtype=int)
 
     def set_context(self, endpoint: str, priority: str = "medium") -> None:
@@ -134,7 +155,8 @@ class PredictiveEngine:
         self.feat.priority[i] = PRIORITY.get(priority, 1.0)
 
     def memory_bytes(self) -> int:
-        return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes)
+        return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
+                   + self.pring.nbytes + self.core.nbytes())
 
     # ----- input -------------------------------------------------------------------------------
     def observe(self, endpoint: str, ts: float, metrics: dict[str, float]) -> None:
@@ -208,9 +230,25 @@ class PredictiveEngine:
     def _close(self, b: int) -> None:
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(self.cnts > 0, self.sums / np.maximum(self.cnts, 1), np.nan)
-        self.bank.update(mean)
+            # A series sampled more slowly than the model step holds its last value until its next sample
+            # is due (1.5 of its own interval): the forecasts then see the same path, and the same
+            # per-second trend, at 1 s or 60 s sampling; a longer silence is missing data.
+            f = self.feat
+            age = b * self.step_s - f.last_t
+            hold = ~np.isfinite(mean) & np.isfinite(f.last) & (age <= 1.5 * np.nan_to_num(f.interval, nan=0.0) + 1e-9)
+        fed = np.where(hold, f.last, mean)
+        # While an endpoint reports itself down its probe values (loss 100, utilisation 0) describe the
+        # outage, not the endpoint: forecasts skip them and restart from the first value after recovery.
+        down = np.repeat((self.up_blk == 0) | ((self.feat.up == 0) & ~(self.up_blk == 1)), self.m)
+        fed = np.where(down, np.nan, fed)
+        self.bank.update(fed)
         if self._thr_t.size != mean.size:
             self._thr_t = np.tile(self.thr, mean.size // self.m)
+        p_now, _, _ = self.bank.breach_probability(self._thr_t)
+        # Evidence is the breach probability once the forecast's central path breaches (p >= 0.5): an
+        # interval that is merely wide enough to touch the threshold is no evidence of a breach.
+        self.pring[b % self.confirm_steps] = np.where(p_now >= 0.5, p_now, 0.0)
+        self.core.update(fed[None, :], np.array([b * self.step_s]))
         self.stats["failures"] += self.feat.update(mean, self.up_blk, b * self.step_s, self._thr_t)
         self.ring[:, b % self.window] = mean
         self.sums[:] = 0
@@ -257,23 +295,31 @@ class PredictiveEngine:
         p, mean_h, _ = self.bank.breach_probability(self._thr_t)
         innov_sd = np.sqrt(np.where(np.isfinite(self.bank.s2), self.bank.s2, np.nan))
         drift_h = self.bank.drift() * self.h
-        x = self.feat.matrix(now, self._thr_t, innov_sd, p, mean_h, drift_h)
-        self._snap = Snapshot(now, list(self.endpoints), x, p.reshape(e, self.m), mean_h.reshape(e, self.m), self.feat.up.copy())
+        x = self.feat.matrix(now, self._thr_t, innov_sd, p, mean_h, drift_h, self.core.zl)
+        # Forecast evidence: breach probability confirmed over the last confirm_s (its minimum there);
+        # a metric without a threshold contributes its event-like anomaly risk instead.
+        conf = self.pring.min(axis=0) if self.pring.shape[1] == e * self.m else np.zeros(e * self.m)
+        ev = np.where(np.isfinite(self._thr_t), conf, self.core.risk)
+        self._snap = Snapshot(now, list(self.endpoints), x, ev.reshape(e, self.m), mean_h.reshape(e, self.m),
+                              self.feat.up.copy())
         return self._snap
 
     def score(self, x: np.ndarray, breach: np.ndarray, up: np.ndarray) -> np.ndarray:
-        """P(failure within horizon) for feature rows; endpoints currently down score 1."""
-        if self.classifier is not None:
-            p = self.classifier.predict_proba(x)
-        else:
-            p = breach.max(axis=1) if breach.size else np.zeros(len(x))
-        return np.where(up == 0, 1.0, p)
+        """Risk for feature rows (combination rule of pfepo.predict.core.combine); endpoints down score 1."""
+        return self.score_parts(x, breach, up)[0]
+
+    def score_parts(self, x: np.ndarray, breach: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(risk, forecast evidence, classifier probability or None) for feature rows."""
+        f = np.nan_to_num(breach.max(axis=1)) if breach.size else np.zeros(len(x))
+        c = self.classifier.predict_proba(x) if self.classifier is not None else None
+        risk = combine(f, c, clear=self.clear, raise_min=self.raise_min)
+        return np.where(up == 0, 1.0, risk), f, c
 
     def predict(self, now: float) -> dict[str, Prediction]:
         snap = self.snapshot(now)
-        prob = self.score(snap.x, snap.breach, snap.up)
-        drivers = self._drivers(snap, prob)
-        model = f"gbm:{self.classifier.info.model_version}" if self.classifier else "forecast"
+        prob, f, c = self.score_parts(snap.x, snap.breach, snap.up)
+        drivers = self._drivers(snap, prob, f, c)
+        model = f"forecast+gbm:{self.classifier.info.model_version}" if self.classifier else "forecast"
         out = {}
         for i, ep in enumerate(snap.endpoints):
             pred = {m: round(float(v), 4) for m, v in zip(self.metrics, snap.predicted[i], strict=True) if math.isfinite(v)}
@@ -288,9 +334,12 @@ class PredictiveEngine:
             )
         return out
 
-    def _drivers(self, snap: Snapshot, prob: np.ndarray, min_prob: float = 0.1) -> list[list[tuple[str, float]]]:
-        """Which metrics raised the probability: for the classifier, the drop when a metric's features
-        are set to "at baseline" (occlusion, one batched call); for forecast-only, each breach probability."""
+    def _drivers(self, snap: Snapshot, prob: np.ndarray, f: np.ndarray, c: np.ndarray | None,
+                 min_prob: float = 0.1) -> list[list[tuple[str, float]]]:
+        """Which metrics raised the risk. Where the forecast evidence drives it (or there is no classifier):
+        each metric's confirmed breach probability (anomaly risk for metrics without a threshold); where the
+        classifier drives it: the drop when a metric's features are set to "at baseline" (occlusion, one
+        batched call)."""
         e = len(snap.endpoints)
         out: list[list[tuple[str, float]]] = [[] for _ in range(e)]
         for i in np.flatnonzero(snap.up == 0):
@@ -298,10 +347,12 @@ class PredictiveEngine:
         hot = np.flatnonzero((prob >= min_prob) & (snap.up != 0))
         if hot.size == 0:
             return out
-        if self.classifier is None:
-            for i in hot:
-                ds = [(m, round(float(snap.breach[i, j]), 4)) for j, m in enumerate(self.metrics) if snap.breach[i, j] > 0.01]
-                out[i] = sorted(ds, key=lambda d: -d[1])
+        fc = hot if c is None else hot[prob[hot] <= f[hot] + 1e-12]  # risk not above the forecast evidence
+        for i in fc:
+            ds = [(m, round(float(snap.breach[i, j]), 4)) for j, m in enumerate(self.metrics) if snap.breach[i, j] > 0.01]
+            out[i] = sorted(ds, key=lambda d: -d[1])
+        hot = np.setdiff1d(hot, fc)
+        if hot.size == 0 or self.classifier is None:
             return out
         p = len(PER_METRIC)
         neutral = self.feat.neutral(self.thr)
@@ -344,6 +395,10 @@ class PredictiveEngine:
             "fits_per_step": self.fits_per_step,
             "fit_window": self.window,
             "min_fit_obs": self.min_fit_obs,
+            "trend_tau_s": self.trend_tau_s,
+            "confirm_s": self.confirm_s,
+            "clear": self.clear,
+            "raise_min": self.raise_min,
         }
 
     @property

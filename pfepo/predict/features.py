@@ -16,7 +16,12 @@ per metric ``m``
   ``m:breach``   forecast P(breach of the threshold within the horizon)
   ``m:fcast_z``  forecast at the horizon vs baseline, in baseline sds
   ``m:drift_z``  forecast drift over the horizon, in baseline sds
-  ``m:missing``  recent share of steps without a value
+  ``m:missing``  staleness: time since the last value beyond the series' own sampling interval / 120 s
+  ``m:anom``     anomaly likelihood of the series (pfepo.predict.core: short vs long-term surprise, seasonal)
+
+Every smoothing constant is a time constant in seconds applied to the time elapsed since the series'
+previous value (alpha = 1 - exp(-dt / tau)), and staleness is relative to the series' own sampling
+interval, so the same features (and the same model) come out at 1, 5, 10 or 60 s sampling.
 per endpoint
   ``max_z``, ``n_z3`` (metrics above 3 sds), ``max_breach``, ``n_rising`` (metrics trending up),
   ``since_fail_min`` (minutes since the last failure, capped), ``fail_rate_h`` (failures in the last
@@ -27,7 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-PER_METRIC = ("z", "zfast", "slope_s", "slope_l", "vol", "rel_thr", "persist", "breach", "fcast_z", "drift_z", "missing")
+PER_METRIC = ("z", "zfast", "slope_s", "slope_l", "vol", "rel_thr", "persist", "breach", "fcast_z", "drift_z", "missing",
+              "anom")
 PER_ENDPOINT = ("max_z", "n_z3", "max_breach", "n_rising", "since_fail_min", "fail_rate_h", "priority")
 PRIORITY = {"low": 0.0, "medium": 1.0, "high": 2.0, "critical": 3.0}
 SD_FLOOR = {"latency_ms": 1.0, "loss_pct": 0.05, "utilization_pct": 1.0, "cpu_pct": 1.0, "error_rate_pct": 0.05}
@@ -42,18 +48,18 @@ def _alpha(step_s: float, tau_s: float) -> float:
     return float(1 - np.exp(-step_s / tau_s))
 
 
+def _alpha_t(dt: np.ndarray, tau_s: float) -> np.ndarray:
+    return 1.0 - np.exp(-dt / tau_s)
+
+
 class FeatureState:
     """Running statistics for ``n`` series laid out as endpoint-major (series = endpoint * M + metric)."""
 
     def __init__(self, metrics: list[str], step_s: float, base_tau_s: float = 1800.0):
         self.metrics = list(metrics)
         self.m = len(metrics)
-        self.a_fast = _alpha(step_s, 30.0)
-        self.a_mid = _alpha(step_s, 150.0)
-        self.a_slow = _alpha(step_s, 600.0)
-        self.a_base = _alpha(step_s, base_tau_s)
-        self.a_miss = _alpha(step_s, 120.0)
-        self.a_over = _alpha(step_s, 120.0)
+        self.taus = {"fast": 30.0, "mid": 150.0, "slow": 600.0}
+        self.base_tau = base_tau_s
         self.a_fail = _alpha(step_s, 3600.0)
         self.step_s = step_s
         self.floor = np.array([SD_FLOOR.get(m, 1e-3) for m in metrics])
@@ -71,6 +77,8 @@ class FeatureState:
         self.miss = np.zeros(n)
         self.over = np.zeros(n)
         self.last = np.full(n, np.nan)
+        self.last_t = np.full(n, np.nan)  # time of the series' last value
+        self.interval = np.full(n, np.nan)  # its typical sampling interval (s)
         self.up = np.ones(e)
         self.last_fail_s = np.full(e, -np.inf)
         self.fail_rate = np.zeros(e)
@@ -80,7 +88,7 @@ class FeatureState:
     def grow(self, e: int) -> None:
         if e <= self.n_ep:
             return
-        keys = ("fast", "mid", "slow", "bmean", "bvar", "bcount", "miss", "over", "last")
+        keys = ("fast", "mid", "slow", "bmean", "bvar", "bcount", "miss", "over", "last", "last_t", "interval")
         old = {k: getattr(self, k) for k in (*keys, "up", "last_fail_s", "fail_rate", "priority")}
         self._alloc(e)
         for k, arr in old.items():
@@ -89,23 +97,32 @@ class FeatureState:
         self.floor_t = np.tile(self.floor, e)
 
     def nbytes(self) -> int:
-        return sum(getattr(self, k).nbytes for k in ("fast", "mid", "slow", "bmean", "bvar", "bcount", "miss", "over", "last"))
+        return sum(getattr(self, k).nbytes for k in ("fast", "mid", "slow", "bmean", "bvar", "bcount", "miss", "over",
+                                                      "last", "last_t", "interval"))
 
     def update(self, y: np.ndarray, up: np.ndarray, now: float, thr: np.ndarray) -> int:
         """One model step: ``y`` per series (NaN = none), ``up`` per endpoint (NaN = not reported),
         ``thr`` the threshold per series (NaN = none). Returns the number of new failures (up 1 -> 0)."""
         obs = np.isfinite(y)
+        # Elapsed time since each series' previous value: every smoothing step is in seconds.
+        dt = np.where(np.isfinite(self.last_t), now - self.last_t, self.step_s)
+        dt = np.clip(dt, 1e-3, 3600.0)
+        self.interval = np.where(obs, np.where(np.isfinite(self.interval), self.interval + 0.1 * (dt - self.interval), dt),
+                                 self.interval)
+        self.last_t = np.where(obs, now, self.last_t)
         with np.errstate(invalid="ignore"):
             above = obs & (y > thr)
-        self.over = np.where(obs, self.over + self.a_over * (above - self.over), self.over)
+        a_over = _alpha_t(dt, 120.0)
+        self.over = np.where(obs, self.over + a_over * (above - self.over), self.over)
         first = obs & ~np.isfinite(self.fast)
-        for name, a in (("fast", self.a_fast), ("mid", self.a_mid), ("slow", self.a_slow)):
+        for name, tau in self.taus.items():
             cur = getattr(self, name)
+            a = _alpha_t(dt, tau)
             setattr(self, name, np.where(first, y, np.where(obs, cur + a * (y - cur), cur)))
         # Baseline: plain mean/var while young, then slow EW; inputs winsorised at 4 sd so anomalies
         # (spikes, a creeping failure) move it only slowly instead of being absorbed.
         self.bcount = self.bcount + obs
-        a = np.maximum(self.a_base, 1.0 / np.maximum(self.bcount, 1))
+        a = np.maximum(_alpha_t(dt, self.base_tau), 1.0 / np.maximum(self.bcount, 1))
         sd = self.base_sd()
         with np.errstate(invalid="ignore"):
             yc = np.where(self.bcount > 30, np.clip(y, self.bmean - 4 * sd, self.bmean + 4 * sd), y)
@@ -114,8 +131,7 @@ class FeatureState:
             bvar = (1 - a) * (self.bvar + a * dev * dev)
         self.bmean = np.where(obs, bmean, self.bmean)
         self.bvar = np.where(obs, bvar, self.bvar)
-        self.miss = self.miss + self.a_miss * ((~obs).astype(float) - self.miss)
-        self.last = np.where(obs, y, np.nan)
+        self.last = np.where(obs, y, self.last)
         # Health: a 1 -> 0 transition is a failure (feeds the "recent failures" features).
         known = np.isfinite(up)
         fail = known & (up == 0) & (self.up == 1)
@@ -136,12 +152,17 @@ class FeatureState:
         breach: np.ndarray,
         fcast: np.ndarray,
         drift_h: np.ndarray,
+        anom: np.ndarray | None = None,
     ) -> np.ndarray:
         """The (endpoints, features) matrix in ``feature_names`` order; NaN where nothing is known yet."""
         e, m = self.n_ep, self.m
         sd = self.base_sd()
         thr = thresholds if thresholds.size == e * m else np.tile(thresholds, e)
+        if anom is None:
+            anom = np.zeros(e * m)
         with np.errstate(invalid="ignore", divide="ignore"):
+            stale = np.clip((now - self.last_t - np.nan_to_num(self.interval, nan=self.step_s)) / 120.0, 0.0, 1.0)
+            stale = np.where(np.isfinite(self.last_t), stale, 1.0)
             cols = [
                 (self.last - self.bmean) / sd,
                 (self.fast - self.bmean) / sd,
@@ -153,7 +174,8 @@ class FeatureState:
                 breach,
                 (fcast - self.bmean) / sd,
                 drift_h / sd,
-                self.miss,
+                stale,
+                anom,
             ]
             since = np.minimum((now - self.last_fail_s) / 60.0, SINCE_FAIL_CAP_MIN)
         per = np.stack(cols, axis=1).reshape(e, m * len(PER_METRIC))

@@ -35,6 +35,7 @@ from scipy.special import ndtr
 
 FALLBACK_PHI = 0.0
 FALLBACK_THETA = -0.85
+JUMP_SD = 4.0  # innovations beyond this many sds are level shifts: the drift restarts
 MAX_COEF = 0.98  # keep the recursion stable and invertible whatever a fit returns
 
 
@@ -193,8 +194,13 @@ class ForecastBank:
         self.dc = np.where(cont, dc_new, np.where(obs, 0.0, pred_dc))
         self.e = np.where(cont, e_new, 0.0)
         a = self.drift_alpha
-        s1 = np.where(start, y, np.where(cont, a * y + (1 - a) * self.s1, self.s1))
-        self.s2b = np.where(start, y, np.where(cont, a * s1 + (1 - a) * self.s2b, self.s2b))
+        # A level shift is not a trend: after a jump (an innovation beyond JUMP_SD sds) the drift restarts
+        # from the new level instead of extrapolating the step for minutes. A ramp moves by small steps.
+        with np.errstate(invalid="ignore"):
+            jump = cont & (self.seen >= 10) & (e_new**2 > JUMP_SD**2 * s2_prev)
+        restart = start | jump
+        s1 = np.where(restart, y, np.where(cont, a * y + (1 - a) * self.s1, self.s1))
+        self.s2b = np.where(restart, y, np.where(cont, a * s1 + (1 - a) * self.s2b, self.s2b))
         self.s1 = s1
         # Missing: Kalman-style propagation of the predicted state (the level follows the forecast).
         self.level = np.where(obs, y, np.where(has, self.level + mu + pred_dc, self.level))

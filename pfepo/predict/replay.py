@@ -32,10 +32,15 @@ class Replay:
     fresh: np.ndarray  # (T,) a model step closed at t (else the snapshot repeats the previous one)
 
     def probabilities(self, engine: PredictiveEngine) -> np.ndarray:
-        """(T, E) P(failure within horizon) at every step, as ``engine.predict`` would give it."""
+        """(T, E) risk at every step, as ``engine.predict`` would give it."""
+        return self.parts(engine)[0]
+
+    def parts(self, engine: PredictiveEngine) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(T, E) risk, forecast evidence and classifier probability (None without a classifier)."""
         t, e, f = self.x.shape
-        p = engine.score(self.x.reshape(t * e, f), self.breach.reshape(t * e, -1), self.snap_up.reshape(t * e))
-        return p.reshape(t, e)
+        risk, fc, c = engine.score_parts(self.x.reshape(t * e, f), self.breach.reshape(t * e, -1),
+                                         self.snap_up.reshape(t * e))
+        return risk.reshape(t, e), fc.reshape(t, e), None if c is None else c.reshape(t, e)
 
 
 def dense(trace: Trace, metrics: list[str]) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 from tests.waiting import wait_until
 
@@ -50,7 +51,10 @@ def at_baseline(lab) -> None:
     planned = lab.service()["planned"]
     if planned is not None and planned != {"eu": 32, "us": 19, "ap": 13}:
         lab.stop_daemon()
-        lab.start_daemon()  # desired.json keeps the operator split; planner state and observations start fresh
+        # desired.json keeps the operator split; the planner's own state (drains, dwell timers) survives a
+        # restart by design (state_dir/planner.json), so a test that wants an idle planner removes it.
+        (Path(lab.config["state_dir"]) / "planner.json").unlink(missing_ok=True)
+        lab.start_daemon()
     wait_until(lambda: lab.switch_weights() == [32, 19, 13], 15, "config split on the switch")
     lab.wait_connected()
 

@@ -68,3 +68,33 @@ def test_retrain_learns_from_failures_and_persists(tmp_path):
     assert eng.classifier is clf
     again = PredictiveEngine(model_path=tmp_path / "m.joblib")
     assert again.classifier is not None and again.model_error is None
+
+
+def _creep(t):
+    """Latency: 40 ms with noise, then from t=1800 s an accelerating creep crossing 150 ms at ~2580 s."""
+    rng = np.random.default_rng(int(t.size))
+    p = np.clip((t - 1800.0) / 900.0, 0, None)
+    return 40 + 160 * p**1.5 + rng.normal(0, 2, t.size)
+
+
+def _first_alarm(dt, signal, act=0.4, model_path=None):
+    eng = PredictiveEngine(model_path=model_path)
+    t = np.arange(0.0, 3000.0, dt)
+    y = signal(t)
+    first = None
+    for k in range(t.size):
+        eng.observe("ep", t[k], {"latency_ms": y[k], "cpu_pct": 30.0, "up": 1})
+        snap = eng.snapshot(t[k])
+        if first is None and eng.score(snap.x, snap.breach, snap.up)[0] >= act:
+            first = t[k]
+    return first
+
+
+def test_the_same_engine_works_at_1_5_10_and_60_s_sampling():
+    """Features and forecasts are in seconds: the creep is announced at about the same time at any rate,
+    well before it crosses the threshold (~2580 s), and a flat series stays quiet at every rate."""
+    firsts = {dt: _first_alarm(dt, _creep) for dt in (1.0, 5.0, 10.0, 60.0)}
+    assert all(f is not None and 1900 < f < 2500 for f in firsts.values()), firsts
+    assert max(firsts.values()) - min(firsts.values()) <= 240, firsts
+    flat = {dt: _first_alarm(dt, lambda t: 40 + np.random.default_rng(1).normal(0, 2, t.size)) for dt in (1.0, 60.0)}
+    assert all(f is None for f in flat.values()), flat

@@ -1,4 +1,4 @@
-"""``pfepo predict``: causal risk for a univariate series, located errors for bad input."""
+"""``pfepo predict``: real exports accepted (repairs reported), event-like causal risk, located errors."""
 
 from __future__ import annotations
 
@@ -7,52 +7,104 @@ import pandas as pd
 import pytest
 
 from pfepo.cli import main
-from pfepo.predict.univariate import score_series
+from pfepo.predict.univariate import read_series, score, score_series
+
+DT = 300.0
 
 
-def _series(n=900, seed=0):
+def _series(n=3000, seed=0):
     rng = np.random.default_rng(seed)
     y = 100 + rng.normal(0, 3, n)
-    y[600:750] += np.linspace(0, 80, 150)  # a growing excursion
-    y[300:303] += 40  # a brief spike
+    y[2000:2150] += np.linspace(0, 80, 150)  # a growing excursion
     return y
 
 
-def test_risk_is_causal_bounded_and_flags_a_growing_excursion():
+def _times(n):
+    return 1.7e9 + np.arange(n) * DT
+
+
+def test_risk_is_causal_bounded_and_rises_at_an_onset():
     y = _series()
-    r = score_series(y)
+    t = _times(y.size)
+    r = score_series(y, t)
     assert r.min() >= 0 and r.max() <= 1
-    assert r[:290].max() < 0.1  # quiet while normal
-    assert r[740] > 0.6 > r[310]  # a growing excursion outranks a brief spike
+    assert r[:2000].max() < 0.5  # quiet while normal
+    assert r[2000:2150].max() >= 0.5  # the excursion raises an alarm while it grows
     y2 = y.copy()
-    y2[700:] = -500.0  # rewrite the future
-    assert np.array_equal(score_series(y2)[:700], r[:700])
+    y2[2500:] = -500.0  # rewrite the future
+    assert np.array_equal(score_series(y2, t)[:2500], r[:2500])
 
 
-def test_constant_and_missing_values(tmp_path):
-    r = score_series(np.r_[np.full(200, 5.0), [np.nan, np.inf], np.full(50, 5.0)])
-    assert np.isfinite(r).all() and r.max() < 0.1
+def _write(path, times, values, col="timestamp"):
+    pd.DataFrame({col: times, "value": values}).to_csv(path, index=False)
 
 
-def test_cli_writes_timestamp_value_risk(tmp_path, capsys):
-    y = _series()
-    src = tmp_path / "in.csv"
-    pd.DataFrame({"time": [f"2026-01-01T{k // 3600:02d}:{k // 60 % 60:02d}:{k % 60:02d}Z" for k in range(900)], "v": y}).to_csv(src, index=False)
-    out = tmp_path / "out.csv"
+def test_cli_writes_one_row_per_input_row(tmp_path, capsys):
+    y = _series()[:1000]
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    iso = pd.to_datetime(_times(1000), unit="s").strftime("%Y-%m-%dT%H:%M:%SZ")
+    pd.DataFrame({"time": iso, "v": y}).to_csv(src, index=False)
     assert main(["predict", "--input", str(src), "--time-column", "time", "--value-column", "v", "--output", str(out)]) == 0
     df = pd.read_csv(out)
-    assert list(df.columns) == ["timestamp", "value", "risk"] and len(df) == 900
+    assert list(df.columns) == ["timestamp", "value", "risk"] and len(df) == 1000
     assert df["risk"].between(0, 1).all()
+
+
+def test_repeated_timestamps_are_averaged_and_reported(tmp_path, capsys):
+    """A DST fall-back exported in local time repeats an hour: rows are kept, values averaged."""
+    t = pd.date_range("2025-10-26 00:00", periods=600, freq="5min")
+    local = list(t.strftime("%Y-%m-%d %H:%M:%S"))
+    rep = local[24:36]  # 02:00-02:55 occurs twice
+    times = local[:36] + rep + local[36:]
+    vals = np.r_[np.full(36, 10.0), np.full(12, 14.0), np.full(564, 10.0)] + np.random.default_rng(1).normal(0, 0.1, 612)
+    src, out = tmp_path / "dst.csv", tmp_path / "o.csv"
+    _write(src, times, vals)
+    s = read_series(src)
+    assert s.duplicates == 12 and s.t.size == 600
+    assert abs(s.y[24] - np.mean([vals[24], vals[36]])) < 1e-9
+    assert main(["predict", "--input", str(src), "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "12 row(s) repeat an earlier timestamp: averaged" in err
+    assert len(pd.read_csv(out)) == 612
+
+
+def test_unsorted_rows_are_sorted_with_a_warning_and_keep_their_order_in_the_output(tmp_path, capsys):
+    t = _times(400)
+    y = np.random.default_rng(2).normal(5, 1, 400)
+    order = np.r_[np.arange(200), np.arange(300, 400), np.arange(200, 300)]  # a block stepping backwards
+    src, out = tmp_path / "u.csv", tmp_path / "o.csv"
+    _write(src, t[order].astype(int), y[order])
+    assert main(["predict", "--input", str(src), "--output", str(out)]) == 0
+    assert "out of time order: sorted" in capsys.readouterr().err
+    df = pd.read_csv(out)
+    assert df["timestamp"].tolist() == t[order].astype(int).tolist()
+    ref = score_series(y, t)
+    assert np.allclose(df["risk"].to_numpy(), np.round(ref[order], 4))
+
+
+def test_epoch_ms_gaps_empty_and_constant_stretches_are_accepted(tmp_path):
+    t = np.r_[_times(300), _times(300)[-1] + 86_400 + np.arange(300) * DT]  # a one-day gap
+    y = np.r_[np.full(150, 7.0), np.random.default_rng(3).normal(7, 0.2, 450)]
+    cells = [f"{v:.3f}" for v in y]
+    cells[10:40] = [""] * 30
+    src, out = tmp_path / "ms.csv", tmp_path / "o.csv"
+    pd.DataFrame({"timestamp": (t * 1000).astype(np.int64), "value": cells}).to_csv(src, index=False)
+    s = read_series(src)
+    assert any("milliseconds" in n for n in s.notes) and abs(s.t[0] - t[0]) < 1e-6
+    assert main(["predict", "--input", str(src), "--output", str(out)]) == 0
+    r = pd.read_csv(out)["risk"]
+    assert len(r) == 600 and r.notna().all()
 
 
 @pytest.mark.parametrize(
     "body, needle",
     [
-        ("timestamp,value\n1,2\n1,3\n", ":3: duplicate timestamp 1"),
-        ("timestamp,value\n2,2\n1,3\n", ":3: rows are not sorted"),
-        ("timestamp,value\n1,2\nlater,3\n", ":3: unparsable timestamp"),
-        ("timestamp,value\n1,2\n2,abc\n", ":3: value 'abc' is not a number"),
+        ("timestamp,value\n1,2\nlater,3\n", ":3: timestamp 'later' is not a time"),
+        ("timestamp,value\n1,2\n2,abc\n", ":3: column 'value': 'abc' is not a number"),
+        ("timestamp,value\n1e300,2\n2,3\n", ":2: timestamp '1e300' is out of range"),
+        ("timestamp,value\ninf,2\n2,3\n", ":2: timestamp 'inf' is not a finite time"),
         ("time,value\n1,2\n", "no column 'timestamp'"),
+        ("timestamp,value\n", "no data rows"),
     ],
 )
 def test_cli_bad_input_names_the_row(tmp_path, body, needle, capsys):
@@ -61,3 +113,37 @@ def test_cli_bad_input_names_the_row(tmp_path, body, needle, capsys):
     assert main(["predict", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
+
+
+def test_huge_horizon_is_refused_quickly(tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text("timestamp,value\n" + "".join(f"{k},{k % 3}\n" for k in range(10)))
+    assert main(["predict", "--input", str(src), "--output", str(tmp_path / "o.csv"), "--horizon", "100000000"]) == 2
+    assert "--horizon must be between 1 and 1000000" in capsys.readouterr().err
+
+
+def test_score_matches_the_engine_core_on_a_threshold_free_metric():
+    """One core: the engine scoring a metric without threshold gives pfepo predict's risk."""
+    from pfepo.predict.engine import PredictiveEngine
+
+    rng = np.random.default_rng(4)
+    n = 700
+    y = 50 + rng.normal(0, 1, n)
+    y[500:] += 12
+    step = 10.0
+    t = 1.7e9 + np.arange(1, n + 1) * step
+    eng = PredictiveEngine(step_s=step, thresholds={}, metrics=["value"], fits_per_step=0)
+    risks = []
+    for k in range(n):
+        eng.observe("s", t[k], {"value": y[k]})
+        eng.advance(t[k])
+        risks.append(eng.core.risk[0])
+    cli = score(read_series_from(t, y))
+    assert np.allclose(np.array(risks), cli, atol=1e-9)
+    assert max(risks) >= 0.5
+
+
+def read_series_from(t, y):
+    from pfepo.predict.univariate import from_columns
+
+    return from_columns(pd.Series(t), pd.Series(y))

@@ -1,0 +1,202 @@
+"""The Coordinator on etcd v3 through its HTTP gateway (etcd3gw). The only module that talks to etcd.
+
+Keys, all under ``/pfepo/CLUSTER/``:
+  members/ID                  {"id", "region"}          on this controller's lease
+  owners/SWITCH               controller id             on the owner's lease; mod revision = generation
+  policy                      {"files": {name: yaml}}   no lease; mod revision = policy revision
+  claims/SERVICE/SRC/DST      Claim as JSON             on the claimer's lease
+Leases make a dead controller's membership, switches and claims disappear after ``lease_ttl_s``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from urllib.parse import urlparse
+
+import etcd3gw
+from etcd3gw import exceptions as etcd_exc
+
+from pfepo.cluster.claims import Claim, refusal
+from pfepo.cluster.coordinator import Ownership, PolicyRevision
+from pfepo.cluster.ownership import Member, desired_owners
+
+log = logging.getLogger("pfepo.cluster")
+
+EtcdError = etcd_exc.Etcd3Exception
+
+
+def _b64(s: str | bytes) -> str:
+    return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+
+def _unb64(s: str) -> str:
+    return base64.b64decode(s).decode()
+
+
+def _prefix_end(prefix: str) -> str:
+    """etcd's range end for "every key starting with ``prefix``" (last byte + 1)."""
+    b = prefix.encode()
+    return _b64(b[:-1] + bytes([b[-1] + 1]))
+
+
+class EtcdCoordinator:
+    def __init__(self, endpoint: str, cluster: str, member_id: str, region: str | None = None,
+                 ttl_s: int = 5, timeout_s: float = 2.0):
+        u = urlparse(endpoint)
+        self._client = etcd3gw.client(host=u.hostname or "127.0.0.1", port=u.port or 2379,
+                                      protocol=u.scheme or "http", timeout=timeout_s)
+        self.root = f"/pfepo/{cluster}/"
+        self.member_id = member_id
+        self.region = region
+        self.ttl_s = ttl_s
+        self._lease = None
+        self._stop = threading.Event()
+        self._keeper: threading.Thread | None = None
+        self.lease_lost = 0  # times the lease expired under us and we re-joined
+
+    # --- raw gateway calls ---------------------------------------------------------------------------
+    def _post(self, path: str, body: dict) -> dict:
+        return self._client.post(self._client.get_url(path), data=json.dumps(body))
+
+    def _range(self, prefix: str) -> tuple[int, list[tuple[str, str, dict]]]:
+        """(store revision, [(key, value, kv metadata)]) of every key under ``prefix``."""
+        res = self._post("/kv/range", {"key": _b64(prefix), "range_end": _prefix_end(prefix)})
+        kvs = [(_unb64(kv["key"]), _unb64(kv.get("value", "")), kv) for kv in res.get("kvs", [])]
+        return int(res["header"]["revision"]), kvs
+
+    def _txn(self, compare: list[dict], success: list[dict]) -> bool:
+        return bool(self._post("/kv/txn", {"compare": compare, "success": success, "failure": []})
+                    .get("succeeded", False))
+
+    # --- membership ----------------------------------------------------------------------------------
+    def join(self) -> None:
+        """Register this controller on a fresh lease and keep the lease alive from a thread."""
+        self._register()
+        if self._keeper is None:
+            self._stop.clear()
+            self._keeper = threading.Thread(target=self._keep_alive, name="cluster-lease", daemon=True)
+            self._keeper.start()
+
+    def _register(self) -> None:
+        self._lease = self._client.lease(self.ttl_s)
+        self._client.put(self.root + "members/" + self.member_id,
+                         json.dumps({"id": self.member_id, "region": self.region}), lease=self._lease)
+
+    def _keep_alive(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                if self._lease.refresh() <= 0:  # expired while we could not reach etcd: start over
+                    self.lease_lost += 1
+                    log.warning("cluster lease expired: re-joining as %s", self.member_id)
+                    self._register()
+            except EtcdError as exc:
+                log.warning("cluster lease keep-alive failed: %s", exc)
+
+    def leave(self) -> None:
+        """Stop the keep-alive and revoke the lease: our membership, switches and claims go at once."""
+        self._stop.set()
+        if self._keeper is not None:
+            self._keeper.join(self.ttl_s)
+            self._keeper = None
+        if self._lease is not None:
+            try:
+                self._lease.revoke()
+            except EtcdError as exc:
+                log.warning("cluster lease revoke failed: %s", exc)
+            self._lease = None
+
+    def members(self) -> list[Member]:
+        _, kvs = self._range(self.root + "members/")
+        out = []
+        for _, value, _ in kvs:
+            doc = json.loads(value)
+            out.append(Member(doc["id"], doc.get("region")))
+        return out
+
+    # --- switch ownership ----------------------------------------------------------------------------
+    def owners(self) -> dict[str, Ownership]:
+        pre = self.root + "owners/"
+        _, kvs = self._range(pre)
+        return {k[len(pre):]: Ownership(k[len(pre):], v, int(kv["mod_revision"])) for k, v, kv in kvs}
+
+    def rebalance(self, switch_regions: Mapping[str, str | None]) -> dict[str, Ownership]:
+        """One step toward the desired owners: take free switches we should own, release those a live
+        preferred peer should own (it takes them on its own step). Returns the owners afterwards."""
+        want = desired_owners(switch_regions, self.members())
+        current = self.owners()
+        me = self.member_id
+        for sw, owner in want.items():
+            key = _b64(self.root + "owners/" + sw)
+            cur = current.get(sw)
+            if owner == me and cur is None:
+                self._txn([{"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": 0}],
+                          [{"request_put": {"key": key, "value": _b64(me), "lease": self._lease.id}}])
+            elif cur is not None and cur.owner == me and owner not in (None, me):
+                self._txn([{"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": cur.generation}],
+                          [{"request_delete_range": {"key": key}}])
+        return self.owners()
+
+    # --- policy --------------------------------------------------------------------------------------
+    def put_policy(self, files: Mapping[str, str]) -> int:
+        """Store validated policy files as one document; returns its revision."""
+        res = self._post("/kv/put", {"key": _b64(self.root + "policy"),
+                                     "value": _b64(json.dumps({"files": dict(files)}, sort_keys=True))})
+        return int(res["header"]["revision"])
+
+    def policy(self) -> PolicyRevision | None:
+        got = self._client.get(self.root + "policy", metadata=True)
+        if not got:
+            return None
+        value, meta = got[0]
+        return PolicyRevision(int(meta["mod_revision"]), json.loads(value)["files"])
+
+    # --- loop-free claims ----------------------------------------------------------------------------
+    def claims(self) -> list[Claim]:
+        return self._claims()[1]
+
+    def _claims(self) -> tuple[int, list[Claim]]:
+        rev, kvs = self._range(self.root + "claims/")
+        return rev, [Claim(**json.loads(v)) for _, v, _ in kvs]
+
+    def claim(self, new: Claim, capacity_mbps: Mapping[str, float], attempts: int = 5) -> str | None:
+        """Make ``new`` atomically: read every claim, apply the pure rule, and write only if no claim was
+        added or changed since the read (a compare over the whole claims range). Returns None when made,
+        else why not. Removed claims (expired leases) only free capacity and break paths, so they cannot
+        make an accepted claim wrong."""
+        pre = self.root + "claims/"
+        new = Claim(new.service, new.src, new.dst, new.mbps, self.member_id)
+        key = _b64(f"{pre}{new.service}/{new.src}/{new.dst}")
+        for _ in range(attempts):
+            rev, current = self._claims()
+            why = refusal(current, new, capacity_mbps)
+            if why is not None:
+                return why
+            value = _b64(json.dumps(new.__dict__, sort_keys=True))
+            if self._txn([{"key": _b64(pre), "range_end": _prefix_end(pre), "target": "MOD", "result": "LESS",
+                           "mod_revision": rev + 1}],
+                         [{"request_put": {"key": key, "value": value, "lease": self._lease.id}}]):
+                return None
+        return f"{new.service}: claims kept changing under {attempts} attempts; try again"
+
+    def release(self, service: str, src: str, dst: str) -> None:
+        self._client.delete(f"{self.root}claims/{service}/{src}/{dst}")
+
+    # --- watching ------------------------------------------------------------------------------------
+    def watch(self, what: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` (from a watch thread) after any change under ``what`` ("members",
+        "owners", "policy" or "claims"). Returns the function that cancels the watch."""
+        events, cancel = self._client.watch_prefix(self.root + what)
+
+        def run() -> None:
+            for _ in events:
+                try:
+                    callback()
+                except Exception:  # a failing callback must not end the watch
+                    log.exception("cluster watch callback for %s failed", what)
+
+        threading.Thread(target=run, name=f"cluster-watch-{what}", daemon=True).start()
+        return cancel

@@ -1,0 +1,95 @@
+"""The anomaly core and the combination rule: one arithmetic streaming or in batch, seasonal, robust."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pfepo.predict.core import AnomalyCore, CoreParams, combine
+
+DT = 300.0  # 5-minute sampling, as in many telemetry exports
+
+
+def _times(n, dt=DT):
+    return 1.7e9 + np.arange(n) * dt
+
+
+def _run(y, dt=DT, **kw):
+    c = AnomalyCore(CoreParams(dt=dt, **kw), 1)
+    return c.update(np.asarray(y, float)[:, None], _times(len(y), dt))[:, 0], c
+
+
+def test_streaming_and_batch_give_the_same_numbers():
+    rng = np.random.default_rng(3)
+    n = 1500
+    y = 20 + 5 * np.sin(2 * np.pi * _times(n) / 86_400) + rng.normal(0, 1, n)
+    y[900:] += 8
+    y[rng.random(n) < 0.05] = np.nan
+    batch, _ = _run(y)
+    c = AnomalyCore(CoreParams(dt=DT), 1)
+    t = _times(n)
+    stream = np.concatenate([c.update(y[k : k + 1, None], t[k : k + 1])[:, 0] for k in range(n)])
+    odd = AnomalyCore(CoreParams(dt=DT), 1)  # arbitrary block sizes too
+    cuts = [0, 7, 300, 301, 1000, n]
+    blocks = np.concatenate([odd.update(y[a:b, None], t[a:b])[:, 0] for a, b in zip(cuts, cuts[1:], strict=False)])
+    assert np.allclose(batch, stream, atol=1e-9) and np.allclose(batch, blocks, atol=1e-9)
+
+
+def test_a_daily_cycle_does_not_alarm_once_learnt():
+    """A plain daily cycle (amplitude 10 noise sds) over 10 days: no alarm after the first two days."""
+    rng = np.random.default_rng(4)
+    n = 10 * 288
+    t = _times(n)
+    y = 100 + 20 * np.clip(np.sin(2 * np.pi * t / 86_400), 0, None) + rng.normal(0, 2, n)  # daytime plateau
+    r, c = _run(y)
+    assert c.season_on[0]
+    assert r[2 * 288 :].max() < 0.5
+
+
+def test_tiny_moves_of_a_quiet_quantised_series_stay_quiet():
+    """Values near 0.1 moving between 0.068 and 0.102: scale from the series, no share-of-level floor."""
+    rng = np.random.default_rng(5)
+    y = np.round(np.clip(0.085 + rng.normal(0, 0.007, 4000), 0.068, 0.102), 3)
+    r, _ = _run(y)
+    assert r.max() < 0.5
+
+
+def test_an_onset_alarms_once_and_a_lasting_new_level_does_not_pin_risk():
+    rng = np.random.default_rng(6)
+    y = 50 + rng.normal(0, 1, 3000)
+    y[2000:] += 10  # a lasting level shift
+    r, _ = _run(y)
+    assert r[:2000].max() < 0.5
+    onset = r[2000:2010].max()
+    assert onset >= 0.5  # risk rises at the onset...
+    assert (r[2000:] >= 0.5).sum() <= 3  # ...and is not pinned through the plateau
+    assert r[2600:].max() < 0.5
+
+
+def test_constant_and_missing_stretches_are_harmless():
+    y = np.r_[np.full(500, 5.0), np.full(100, np.nan), np.full(500, 5.0)]
+    r, _ = _run(y)
+    assert np.isfinite(r).all() and r.max() < 0.5
+
+
+@pytest.mark.parametrize("c", [0.0, 1e-6, 0.01, 0.3, 0.99])
+def test_clear_forecast_evidence_is_never_vetoed(c):
+    f = np.linspace(0.8, 1.0, 11)  # clear: at or above combine()'s default ``clear``
+    assert np.all(combine(f, np.full(f.size, c)) >= f)
+    raising = combine(f, np.full(f.size, c), raise_min=0.0)
+    assert np.all(raising >= f) and np.all(raising >= c)
+
+
+def test_the_classifier_may_raise_risk_or_damp_only_ambiguous_forecasts():
+    f = np.array([0.0, 0.3, 0.7, 0.7, 0.7])
+    c = np.array([0.8, 0.0, 0.0, 0.05, 0.2])
+    risk = combine(f, c, raise_min=0.5)
+    assert risk[0] == 0.8  # raises (when allowed): a shape the classifier knows, no forecast evidence
+    assert combine(f, c)[0] == 0.0  # by default the classifier does not raise risk on its own
+    assert risk[1] == 0.0 and risk[2] == 0.0  # damps an ambiguous forecast it is sure is benign
+    assert 0.0 < risk[3] < 0.7 and risk[4] == 0.7
+    assert np.array_equal(combine(f, None), f)  # cold start: the forecast alone
+    grid = np.linspace(0, 1, 21)
+    ff, cc = np.meshgrid(grid, grid)
+    rr = combine(ff, cc, raise_min=0.5)
+    assert np.all(np.diff(rr, axis=0) >= -1e-12) and np.all(np.diff(rr, axis=1) >= -1e-12)  # monotone

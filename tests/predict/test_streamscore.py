@@ -1,0 +1,33 @@
+"""The streaming-benchmark scoring used for pfepo predict's figures: null 0, perfect 100, early > late."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pfepo.predict.streamscore import Labelled, benchmark, score_file
+
+
+def _corpus():
+    t = np.arange(1000.0)
+    return [Labelled("a", t, np.zeros(1000), [(400, 500)]), Labelled("b", t, np.zeros(1000), [(700, 760)])]
+
+
+def test_null_scores_0_and_perfect_100_and_false_flags_cost():
+    c = _corpus()
+    null = [np.zeros(1000), np.zeros(1000)]
+    perfect = [np.zeros(1000), np.zeros(1000)]
+    perfect[0][400] = perfect[1][700] = 1.0
+    noisy = [p.copy() for p in perfect]
+    noisy[0][200:260] = 1.0  # 60 flags outside any window
+    res = benchmark(c, {"null": null, "perfect": perfect, "noisy": noisy})
+    assert res["null"]["score"] == 0.0 and res["perfect"]["score"] == 100.0
+    assert res["noisy"]["score"] < 100.0
+
+
+def test_early_detection_earns_more_than_late():
+    early, late = np.zeros(1000, bool), np.zeros(1000, bool)
+    early[405], late[495] = True, True
+    assert score_file(early, [(400, 500)])[0] > score_file(late, [(400, 500)])[0] > 0
+    flags_in_probation = np.zeros(1000, bool)
+    flags_in_probation[10:100] = True  # the first 15 % are ignored
+    assert score_file(flags_in_probation, [(400, 500)]) == (-1.0, 1)
