@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 import signal
@@ -69,6 +70,29 @@ class Runtime:
                 if prev is None or s.ts >= prev[0]:
                     latest[(s.subject, s.metric)] = (s.ts, s.value)
 
+    @functools.cached_property
+    def watched(self) -> frozenset[str]:
+        """Subjects the decision loop reads (endpoint_observations): region uplinks and endpoints."""
+        return frozenset({f"uplink:{r.name}" for r in self.cfg.regions}
+                         | {e.name for r in self.cfg.regions for e in r.endpoints})
+
+    def ingest_batch(self, batch) -> None:
+        """A columnar batch (one switch reply): history takes it whole, in one queue entry; latest values
+        are kept only for the subjects the decision loop reads, not for every port of every switch."""
+        self.writer.put_batch(batch)
+        watched = self.watched
+        rows = [i for i, s in enumerate(batch.subjects) if s in watched]
+        if not rows:
+            return
+        latest, ts = self.latest, batch.ts
+        with self._lock:
+            for i in rows:
+                subject = batch.subjects[i]
+                for m, v in zip(batch.metrics, batch.values[i].tolist(), strict=True):
+                    prev = latest.get((subject, m))
+                    if v == v and (prev is None or ts >= prev[0]):
+                        latest[(subject, m)] = (ts, v)
+
     def observations(self, max_age_s: float = 60.0, now: float | None = None) -> dict[str, dict[str, float]]:
         """Latest value per subject and metric, no older than ``max_age_s`` at ``now`` (default: the clock)."""
         now = time.time() if now is None else now
@@ -79,6 +103,11 @@ class Runtime:
             if now - ts <= max_age_s:
                 out.setdefault(subject, {})[metric] = value
         return out
+
+    def polling_status(self) -> dict | None:
+        """Effective poll interval, overload and event backlog of the OpenFlow side (None: not started)."""
+        status = getattr(self.app, "poll_status", None)
+        return status() if status is not None else None
 
     def openflow_problem(self) -> str | None:
         """Why the OpenFlow side is not working (event loop stopped or stalled), None when it is or absent."""
@@ -190,6 +219,9 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("OSKEN_HUB_TYPE", "native")
+    # One receive thread per switch share the GIL with the event thread: hand it over every 1 ms, not 5,
+    # so a PortStatus read on the client-side switch's thread waits less behind busy ones (docs/scale.md).
+    sys.setswitchinterval(0.001)
 
     from os_ken import cfg as oscfg
     from os_ken.base import app_manager

@@ -375,6 +375,23 @@ class ControllerState:
             if sw is not None:
                 sw.ports.setdefault(port, PortInfo()).rates = rates
 
+    def set_switch_rates(self, dpid: int, rates: Mapping[int, PortRates]) -> None:
+        """All ports of one stats reply under one lock (not one lock round per port)."""
+        with self._lock:
+            sw = self.switches.get(dpid)
+            if sw is not None:
+                ports = sw.ports
+                for port, r in rates.items():
+                    info = ports.get(port)
+                    if info is None:
+                        info = ports[port] = PortInfo()
+                    info.rates = r
+
+    def connected_count(self) -> tuple[int, int]:
+        """(connected, configured) switches, without copying any port (for /api/v1/health, polled often)."""
+        with self._lock:
+            return sum(sw.connected for sw in self.switches.values()), len(self.switches)
+
     def set_sync_status(self, dpid: int, status: SyncStatus | None) -> None:
         """What the switch holds vs what it should (from the OpenFlow side); None when it disconnected."""
         with self._lock:

@@ -27,6 +27,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from pfepo.openflow import ofmsg
+from pfepo.openflow.lanes import TwoLaneQueue
 from pfepo.openflow.messages import (
     FlowMod,
     GroupMod,
@@ -60,6 +61,12 @@ class EventDesiredChanged(event.EventBase):
     """Posted when desired weights/bandwidth changed (REST, decision loop, port state)."""
 
 
+# Failover first: these jump ahead of stats replies, probes and ticks in the event queue (lanes.py).
+URGENT = (ofp_event.EventOFPPortStatus, EventDesiredChanged)
+# A probe/echo that waited longer than this in our own queues measured us, not the link: untrusted.
+PROBE_QUEUE_LIMIT_S = 0.05
+
+
 def guarded(fn):
     """Run a handler so that an exception is logged and counted and the event loop goes on."""
 
@@ -89,8 +96,14 @@ class PfepoApp(app_manager.OSKenApp):
         self.rt = pfepo
         self.cfg = pfepo.cfg
         self.state = pfepo.state
+        # Fleets past ~40 switches are polled in up to 10 slots per interval (see Fabric).
         self.fabric = Fabric(self.cfg, self.state.bucket_weights(), self.state.bandwidth_snapshot(),
-                             self.state.evicted_snapshot(), probe_key=pfepo.probe_key)
+                             self.state.evicted_snapshot(), probe_key=pfepo.probe_key,
+                             slots=max(1, min(10, len(self.cfg.switches) // 20)))
+        # Polling backpressure bounds what can be outstanding per switch (a stats reply, an echo, a few
+        # read-backs, probes): size the normal lane for that, so receive threads do not block on it.
+        self.events = TwoLaneQueue(maxsize=256 + 8 * len(self.cfg.switches))
+        pfepo.metrics.add_collector(self._metric_families)
         self.datapaths: dict[int, object] = {}
         self._multipart: dict[tuple[int, int], list] = {}
         self._outbox: dict[int, collections.deque] = {}  # per dpid: built messages not yet sent, in order
@@ -127,12 +140,6 @@ class PfepoApp(app_manager.OSKenApp):
         for dpid in [d for d, box in self._outbox.items() if box]:
             self._flush(dpid)
 
-    def _send_event(self, ev, state):
-        """os-ken calls this on the SENDING thread (a switch's receive loop): stamp the arrival time there,
-        so probe and echo timings do not include the wait in our own event queue."""
-        ev.pfepo_received = time.time()
-        super()._send_event(ev, state)
-
     @staticmethod
     def _arrived(ev) -> float:
         return getattr(ev, "pfepo_received", None) or time.time()
@@ -143,10 +150,55 @@ class PfepoApp(app_manager.OSKenApp):
         os-ken's own send_event blocks on a full queue, which would stall a REST request or the
         decision loop behind a slow switch.
         """
-        if not self._events_sem.acquire(blocking=False):
-            return False
-        self.events.put_nowait((ev, None))
-        return True
+        return self.events.put((ev, None), block=False, urgent=isinstance(ev, URGENT))
+
+    def _send_event(self, ev, state):
+        """os-ken delivers every switch message here, on that connection's receive thread: stamp the
+        arrival time there (probe and echo timings then exclude our own event queue), then queue it in
+        its lane (port status ahead of everything else)."""
+        ev.pfepo_received = time.time()
+        self.events.put((ev, state), urgent=isinstance(ev, URGENT))
+
+    def _event_loop(self):
+        """os-ken's loop, on the two-lane queue (no semaphore: the lanes bound themselves)."""
+        while self.is_active or not self.events.empty():
+            ev, state = self.events.get()
+            if ev == self._event_stop:
+                continue
+            for handler in self.get_handlers(ev, state):
+                try:
+                    handler(ev)
+                except hub.TaskExit:
+                    raise
+                except Exception:  # handlers are guarded; this is the last line
+                    log.exception("unguarded handler %s failed", getattr(handler, "__name__", handler))
+
+    def poll_status(self) -> dict:
+        """Effective poll interval and overload, for /api/v1/health."""
+        return {**self.fabric.poll_status(), "events_queued": self.events.qsize(),
+                "receive_threads_blocked_total": self.events.blocked_puts}
+
+    def _metric_families(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        st = self.fabric.poll_status()
+        eff = GaugeMetricFamily("pfepo_poll_effective_interval_seconds",
+                                "smoothed interval between polls of a switch (backpressure stretches it)",
+                                labels=["stat"])
+        eff.add_metric(["p50"], st["effective_interval_p50_s"])
+        eff.add_metric(["max"], st["effective_interval_max_s"])
+        yield eff
+        yield GaugeMetricFamily("pfepo_poll_configured_interval_seconds", "poll_interval_s", value=st["poll_interval_s"])
+        yield GaugeMetricFamily("pfepo_poll_overloaded", "1 while polls are stretched (controller overloaded)",
+                                value=1.0 if st["overloaded"] else 0.0)
+        yield GaugeMetricFamily("pfepo_poll_reply_lag_seconds", "median time from a poll to its reply handled",
+                                value=st["reply_lag_p50_s"])
+        yield CounterMetricFamily("pfepo_poll_skipped", "polls skipped: the previous reply was not handled yet",
+                                  value=st["skipped_total"])
+        q = GaugeMetricFamily("pfepo_openflow_events_queued", "OpenFlow events waiting, per lane", labels=["lane"])
+        q.add_metric(["urgent"], self.events.urgent_size())
+        q.add_metric(["normal"], self.events.qsize() - self.events.urgent_size())
+        yield q
 
     def liveness(self) -> str | None:
         """None when the OpenFlow side works, else why it does not (for /api/v1/health)."""
@@ -161,12 +213,16 @@ class PfepoApp(app_manager.OSKenApp):
         if out is None:
             return
         out.record(self.state)
+        for dpid, rates in out.switch_rates:
+            self.state.set_switch_rates(dpid, rates)
         for kind, fields in out.events:
             self.rt.record_event(kind, **fields)
         if out.samples:
             self.rt.ingest(out.samples)
         for reason in out.rejected_probes:
             self.rt.metrics.probes_rejected.labels(reason).inc()
+        for batch in out.batches:
+            self.rt.ingest_batch(batch)
         flows = 0
         for dpid, msg in out.msgs:
             flows += isinstance(msg, FlowMod)
@@ -243,16 +299,22 @@ class PfepoApp(app_manager.OSKenApp):
         self.watchdog.tick_handled()
         self.rt.metrics.polls.inc()
         self._sync_roles()  # also pulled every tick, so a role change whose event was dropped still lands
-        self._apply(self.fabric.on_tick(time.time()))
+        # History is the last stage of a poll: while its queue is a quarter full, polling waits for it
+        # (longer effective interval) rather than producing samples the writer would have to drop.
+        w = self.rt.writer
+        self._apply(self.fabric.on_tick(time.time(), hold_polls=w.queued > w.queue_max // 4))
 
     def _poll_loop(self) -> None:
+        period = self.cfg.poll_interval_s / self.fabric.slots
+        due = time.monotonic()
         while not self._stop.is_set():
             try:
                 self.watchdog.tick_posted(time.monotonic())
                 self._post(EventTick())
             except Exception:
                 log.exception("posting the poll tick failed")
-            self._stop.wait(self.cfg.poll_interval_s)
+            due = max(due + period, time.monotonic() - period)  # on schedule; no catch-up bursts
+            self._stop.wait(max(0.0, due - time.monotonic()))
 
     # --- connection lifecycle --------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -340,8 +402,8 @@ class PfepoApp(app_manager.OSKenApp):
     def _port_stats(self, ev):
         body = self._collect(ev)
         if body is not None:
-            self._apply(self.fabric.on_port_stats(ev.msg.datapath.id, ofmsg.parse_port_stats(body),
-                                                  self._arrived(ev)))
+            # counters as of receipt; the switch may be polled again now that this reply is handled
+            self._apply(self.fabric.on_port_stats(ev.msg.datapath.id, body, self._arrived(ev), time.time()))
 
     # --- echo, probes, ARP -----------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN_DISPATCHER)
@@ -353,8 +415,11 @@ class PfepoApp(app_manager.OSKenApp):
     @guarded
     def _packet_in(self, ev):
         msg = ev.msg
-        self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data),
-                                             self._arrived(ev)))
+        # received: when os-ken's receive thread read it off the socket, before our event queue.
+        received = self._arrived(ev)
+        trusted = time.time() - received < PROBE_QUEUE_LIMIT_S
+        self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data), received,
+                                             trusted))
 
     # --- multi-controller roles (pfepo.cluster; nothing here runs without a cluster: section) ----------
     def _clustered(self) -> bool:

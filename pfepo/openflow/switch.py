@@ -14,6 +14,7 @@ drift with the same diff (reconcile.py) that a desired-state change uses.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -34,12 +35,23 @@ from pfepo.openflow.messages import (
     StatsRequest,
 )
 from pfepo.openflow.reconcile import FlowKey, flow_changes, flow_key, group_changes, meter_changes
-from pfepo.samples import Sample
+from pfepo.samples import Sample, SampleBatch
 from pfepo.telemetry import probes
+from pfepo.telemetry.pollgate import PollGate
 from pfepo.telemetry.ports import PortNames
-from pfepo.telemetry.rates import PortCounters, PortRates, RateTracker
+from pfepo.telemetry.portstats import PortStatsBatcher
+from pfepo.telemetry.rates import PortRates
 
 READ_BACK = ("meter_config", "group_desc", "flow_stats")
+# Read-back of meters/groups/flows (the audit) runs on connect, after every change we send, and
+# periodically: every poll for a small fleet, but at most AUDITS_PER_S switches a second overall (each
+# switch every N / AUDITS_PER_S s, staggered) -- at hundreds of switches the read-back replies were most
+# of the OpenFlow work, and a big fleet's drift needs no sub-second detection.
+AUDITS_PER_S = 20.0
+# Probe rounds whose echoes came back more than this above the switch's baseline RTT measured our own
+# queueing (a busy controller, a congested control channel): discarded, never a latency or a loss.
+SELF_DELAY_LIMIT_S = 0.02
+ROUND_ECHO = b"PFPR"
 
 
 @dataclass(frozen=True)
@@ -63,9 +75,11 @@ class Out:
 
     msgs: list[tuple[int, Message]] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    batches: list[SampleBatch] = field(default_factory=list)  # columnar port rates, one per stats reply
     events: list[tuple[str, dict]] = field(default_factory=list)
     ports: list[tuple[int, int, bool]] = field(default_factory=list)  # (dpid, port, up)
     rates: list[tuple[int, int, PortRates]] = field(default_factory=list)
+    switch_rates: list[tuple[int, dict[int, PortRates]]] = field(default_factory=list)  # a whole reply's ports
     status: dict[int, SyncStatus] = field(default_factory=dict)
     rejected_probes: list[str] = field(default_factory=list)  # reasons probe frames were ignored
 
@@ -216,6 +230,9 @@ class SwitchSync:
 
     def on_poll(self, out: Out) -> None:
         out.send(self.dpid, StatsRequest("port_stats"))
+
+    def on_audit(self, out: Out) -> None:
+        """Read meters, groups and flows back (drift repair uses the same diff as a change)."""
         for kind in READ_BACK:
             self.ask(kind, out)
 
@@ -242,17 +259,37 @@ class Fabric:
 
     def __init__(self, cfg: PfepoConfig, weights: Mapping[str, Mapping[str, int]] | None = None,
                  bandwidth: Mapping[str, Mapping[str, float | None]] | None = None,
-                 evicted: Mapping[str, frozenset[str]] | None = None, probe_key: bytes = b""):
-        """``probe_key``: the secret that authenticates probe frames (the daemon passes a random one)."""
+                 evicted: Mapping[str, frozenset[str]] | None = None, probe_key: bytes = b"", slots: int = 1):
+        """``probe_key``: the secret that authenticates probe frames (the daemon passes a random one).
+        ``slots``: ticks per poll interval; each switch is polled on its own slot, so a large fleet's
+        requests and replies are spread over the interval instead of arriving in one burst (and no single
+        tick handler holds the event thread for long)."""
         self.cfg = cfg
         self.probe_key = probe_key
+        self.slots = max(1, slots)
+        self._tick = 0
         self.names = {s.dpid: s.name for s in cfg.switches}
         self.syncs: dict[int, SwitchSync] = {}
+        self._want: dict[int, tuple[tuple, SwitchState]] = {}
+        roles: dict[str, tuple[list[str], list[str]]] = {}
+        for svc in cfg.services:
+            for r in cfg.regions:
+                if r.name in svc.weights:
+                    roles.setdefault(r.uplink.switch, ([], []))[0].append(svc.name)
+                    roles.setdefault(r.switch, ([], []))[1].append(svc.name)
+        self._roles = {k: (tuple(dict.fromkeys(a)), tuple(dict.fromkeys(b))) for k, (a, b) in roles.items()}
         self.weights: Mapping[str, Mapping[str, int]] = weights or {}
         self.bandwidth: Mapping[str, Mapping[str, float | None]] = bandwidth or {}
         self.evicted: Mapping[str, frozenset[str]] = evicted or {}  # regions emptied per service (affinity)
-        self.rates = RateTracker(max_gap_s=max(30.0, 10 * cfg.poll_interval_s))
         self.port_names = PortNames(cfg)
+        self.batcher = PortStatsBatcher(cfg, self.port_names, max_gap_s=max(30.0, 10 * cfg.poll_interval_s))
+        self.gate = PollGate(cfg.poll_interval_s, stale_after_s=max(10.0, 10 * cfg.poll_interval_s))
+        self._next_audit: dict[int, float] = {}
+        self.audit_s = max(cfg.poll_interval_s, len(cfg.switches) / AUDITS_PER_S)  # per switch
+        self._round_switches: set[int] = set()
+        self._round_excess: dict[int, float] = {}
+        self._round_t = 0.0
+        self.probe_rounds_discarded = 0
         self.vips = {s.vip: s for s in cfg.services}
         self.probes = probes.ProbeTracker(timeout_s=cfg.probes.timeout_s)
         self.echo = probes.EchoRtt()
@@ -268,8 +305,25 @@ class Fabric:
             self.link_ids[2 * i], self.link_ids[2 * i + 1] = f"uplink:{r.name}>", f"uplink:{r.name}<"
         self._link_index = {v: k for k, v in self.link_ids.items()}
 
+    def _inputs(self, dpid: int) -> tuple:
+        """What this switch's desired state depends on besides the config: the weights and evicted regions of
+        the services it is the ingress of, the bandwidth of those it serves a region of (``switch_state``).
+        Most switches have neither: their desired state never changes."""
+        ingress, regional = self._roles.get(self.names[dpid], ((), ()))
+        return (tuple(tuple(sorted(self.weights.get(svc, {}).items())) for svc in ingress),
+                tuple(tuple(sorted(self.evicted.get(svc, ()))) for svc in ingress),
+                tuple(tuple(sorted(self.bandwidth.get(svc, {}).items())) for svc in regional))
+
     def want(self, dpid: int) -> SwitchState:
-        return switch_state(self.cfg, self.names[dpid], self.weights, self.bandwidth, self.evicted)
+        """Desired state of ``dpid``, rebuilt only when its inputs changed (a change costs O(switches it
+        touches), not O(all switches) -- the rebuild for every switch on every change was O(N^2) per poll)."""
+        key = self._inputs(dpid)
+        hit = self._want.get(dpid)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        st = switch_state(self.cfg, self.names[dpid], self.weights, self.bandwidth, self.evicted)
+        self._want[dpid] = (key, st)
+        return st
 
     def _status(self, sync: SwitchSync, out: Out) -> Out:
         st = sync.status_if_changed()
@@ -287,11 +341,18 @@ class Fabric:
         for direction, (src, _port, dst) in self.links.items():  # a region switch may come back rewired
             if direction.endswith("<") and src == dpid:
                 self.links[direction] = (src, None, dst)
+        # the connect sequence reads everything back; the periodic audits are staggered across switches
+        # (a small fleet is audited on every poll, as if there were no audit interval at all)
+        stagger = (dpid * 0x9E3779B1 % 1000) / 1000 if self.audit_s > self.cfg.poll_interval_s else 0.0
+        self._next_audit[dpid] = now + self.audit_s * stagger
         out = Out()
         sync.on_connect(out)
         return self._status(sync, out)
 
     def on_disconnect(self, dpid: int) -> bool:
+        self.gate.forget(dpid)
+        self.batcher.forget(dpid)
+        self._next_audit.pop(dpid, None)
         return self.syncs.pop(dpid, None) is not None
 
     # --- read-back -----------------------------------------------------------------------------------
@@ -326,7 +387,10 @@ class Fabric:
             self.evicted = evicted
         out = Out()
         for dpid, sync in self.syncs.items():
-            sync.on_desired(self.want(dpid), out)
+            want = self.want(dpid)
+            if want is sync.want:
+                continue  # nothing this switch holds depends on what changed
+            sync.on_desired(want, out)
             self._status(sync, out)
         return out
 
@@ -345,52 +409,94 @@ class Fabric:
             out.events.append(("port_status", {"switch": name, "port": port, "up": up}))
         return out
 
-    def on_port_stats(self, dpid: int, stats: Iterable[PortStat], now: float) -> Out:
-        """Counters -> rates per port (none on the first reading, a reset or a gap) -> samples."""
+    def on_port_stats(self, dpid: int, stats: Iterable[PortStat], now: float, handled: float | None = None) -> Out:
+        """Counters -> rates of every port at once (none on the first reading, a reset or a gap) -> one
+        columnar batch. ``now``: when the reply arrived; ``handled``: now (frees the switch for its next poll).
+        """
         out = Out()
         name = self.names.get(dpid)
         if name is None:
             return out
-        for st in stats:
-            cur = PortCounters(now, st.rx_bytes, st.tx_bytes, st.rx_packets, st.tx_packets,
-                               st.rx_dropped, st.tx_dropped, st.rx_errors, st.tx_errors)
-            r = self.rates.update((dpid, st.port_no), cur, self.cfg.capacity_mbps(name, st.port_no) * 1e6)
-            if r is None:
-                continue
-            out.rates.append((dpid, st.port_no, r))
-            subject, tags = self.port_names.name(name, st.port_no)
-            out.samples.extend(Sample(now, subject, m, v, tags) for m, v in r.as_metrics().items())
+        self.gate.handled(dpid, now if handled is None else handled)
+        got = self.batcher.reply(dpid, name, now, stats)
+        if got is not None:
+            out.switch_rates.append((dpid, got.port_rates()))
+            out.batches.append(got.batch)
         return out
 
     # --- periodic work, echo and probes -------------------------------------------------------------
-    def on_tick(self, now: float) -> Out:
-        """Every poll interval: read everything back, time the control channel, report and send probes."""
+    def on_tick(self, now: float, hold_polls: bool = False) -> Out:
+        """Every poll interval / ``slots``: poll this slot's switches whose last reply was handled
+        (backpressure), time the control channel with the poll, audit the switches whose turn it is;
+        once per interval report and send probes. ``hold_polls``: a later stage (history) is behind:
+        no counters are asked for this tick (the effective interval grows; nothing is dropped)."""
         out = Out()
         # Echo and probes first: their replies then come back ahead of the stats replies, so the time a
         # probe waits in our own event queue (counted as link latency) stays small.
-        for sync in self.syncs.values():
-            out.send(sync.dpid, EchoRequest(struct.pack("!d", now)))
-        if self.cfg.probes.enabled:
+        audit_s = self.audit_s
+        slot = self._tick % self.slots
+        self._tick += 1
+        due = [dpid for dpid in self.syncs
+               if (self.slots == 1 or (dpid * 0x9E3779B1 >> 7) % self.slots == slot) and self.gate.due(dpid, now)]
+        if hold_polls and due:
+            self.gate.held += len(due)
+            due = []
+        for dpid in due:
+            out.send(dpid, EchoRequest(struct.pack("!d", now)))
+        if self.cfg.probes.enabled and slot == 0:
             self._probe_round(now, out)
-        for sync in self.syncs.values():
-            sync.on_poll(out)
+        for dpid in due:
+            self.syncs[dpid].on_poll(out)
+            self.gate.sent(dpid, now)
+        for dpid, sync in self.syncs.items():
+            if now >= self._next_audit.get(dpid, now) - 0.05 * self.cfg.poll_interval_s and sync.flows_ready:
+                sync.on_audit(out)
+                self._next_audit[dpid] = now + audit_s
         return out
 
+    def poll_status(self) -> dict:
+        return self.gate.status()
+
     def on_echo_reply(self, dpid: int, data: bytes, now: float) -> Out:
+        round_echo = data[:4] == ROUND_ECHO
+        if round_echo:
+            data = data[4:]
         if len(data) >= 8:
             (t_sent,) = struct.unpack("!d", data[:8])
-            if 0 <= now - t_sent < 60:
-                self.echo.update(dpid, now - t_sent)
+            rtt = now - t_sent
+            if 0 <= rtt < 60:
+                if round_echo and t_sent == self._round_t:  # this probe round's own control-channel delay
+                    self._round_excess[dpid] = self.echo.excess(dpid, rtt, now)
+                self.echo.update(dpid, rtt, now)
         return Out()
 
+    def _round_trusted(self) -> bool:
+        """The last probe round measured the links, not us: every echo sent with it came back, none more
+        than SELF_DELAY_LIMIT_S above its switch's baseline RTT."""
+        return all(self._round_excess.get(d, math.inf) < SELF_DELAY_LIMIT_S for d in self._round_switches)
+
     def _probe_round(self, now: float, out: Out) -> None:
-        """Report what the last round measured, then send this round's probes."""
-        out.samples.extend(probes.link_samples(self.probes.collect(now), now))
+        """Report what the last round measured, then send this round's probes.
+
+        While polls are being stretched (overloaded), probes that time out are discarded rather than lost
+        and no new probes go out: their answers would wait in our own queues and measure us.
+        """
+        overloaded = self.gate.overloaded()
+        trusted = not overloaded and self._round_trusted()
+        self.probe_rounds_discarded += not trusted
+        out.samples.extend(probes.link_samples(self.probes.collect(now, trusted=trusted), now))
+        self._round_switches, self._round_excess, self._round_t = set(), {}, now
+        if overloaded:
+            return
         for direction, (src, port, dst) in self.links.items():
             a, b = self.syncs.get(src), self.syncs.get(dst)
             # Both ends must hold the probe flow, or a probe sent during connect would count as lost.
             if a is None or b is None or port is None or not (a.flows_ready and b.flows_ready):
                 continue
+            for d in (src, dst):  # an echo rides with the probes: it times our own part of their trip
+                if d not in self._round_switches:
+                    self._round_switches.add(d)
+                    out.send(d, EchoRequest(ROUND_ECHO + struct.pack("!d", now)))
             for _ in range(self.cfg.probes.per_interval):
                 seq = self.probes.next_seq(direction, now)
                 out.send(src, ProbeOut(port, self._link_index[direction], seq))
@@ -401,12 +507,16 @@ class Fabric:
         payload = probes.encode(dpid, probe.port, probe.link_id, probe.seq, t_out, self.probe_key)
         return frames.probe_frame(payload, probes.ETH_TYPE)
 
-    def on_packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> Out:
-        """A probe coming back, or an ARP request for a VIP (answered from the controller)."""
+    def on_packet_in(self, dpid: int, in_port: int, data: bytes, now: float, trusted: bool = True) -> Out:
+        """A probe coming back, or an ARP request for a VIP (answered from the controller).
+
+        ``now``: when the packet-in left the socket; ``trusted=False`` when the adapter saw it wait in our
+        own queues (the probe then counts neither as latency nor as loss).
+        """
         out = Out()
         etype = frames.ethertype(data)
         if etype == probes.ETH_TYPE:
-            reason = self._probe_in(dpid, in_port, data[14:], now)
+            reason = self._probe_in(dpid, in_port, data[14:], now, trusted and not self.gate.overloaded())
             if reason is not None:
                 out.rejected_probes.append(reason)
             return out
@@ -422,7 +532,8 @@ class Fabric:
         other = direction[:-1] + ("<" if direction.endswith(">") else ">")
         return self.links[other][1]  # None until learnt (region side)
 
-    def _probe_in(self, dpid: int, in_port: int, payload: bytes, now: float) -> str | None:
+    def _probe_in(self, dpid: int, in_port: int, payload: bytes, now: float,
+                  trusted: bool = True) -> str | None:
         """Account an authentic probe; return why a frame was rejected (None when accepted)."""
         got = probes.verify(payload, self.probe_key)
         if isinstance(got, str):
@@ -445,5 +556,5 @@ class Fabric:
             rev = direction[:-1] + "<"
             rsrc, _none, rdst = self.links[rev]
             self.links[rev] = (rsrc, in_port, rdst)
-        self.probes.received(seq, now, self.echo.get(src_dpid), self.echo.get(dpid))
+        self.probes.received(seq, now, self.echo.get(src_dpid), self.echo.get(dpid), trusted)
         return None

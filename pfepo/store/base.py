@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -41,6 +42,12 @@ class HistoryStore(Protocol):
 def tags_to_str(tags: Iterable[tuple[str, str]]) -> str:
     """Compact, order-stable encoding of tags for stores without a tag type."""
     return ",".join(f"{k}={v}" for k, v in sorted(tags))
+
+
+@functools.lru_cache(maxsize=65536)
+def tags_str_cached(tags: tuple[tuple[str, str], ...]) -> str:
+    """``tags_to_str`` memoised: batches repeat the same per-port tags on every reply."""
+    return tags_to_str(tags)
 
 
 def str_to_tags(s: str | None) -> tuple[tuple[str, str], ...]:

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
-from pfepo.samples import Sample
-from pfepo.store.base import tags_to_str
+from pfepo.samples import Sample, SampleBatch
+from pfepo.store.base import tags_str_cached, tags_to_str
 from pfepo.store.sql import COLS as _COLS
 from pfepo.store.sql import SqlHistory
 
@@ -52,6 +53,27 @@ class DuckDBStore(SqlHistory):
                 "tags": [tags_to_str(s.tags) for s in samples],
             }
         )
+        with self._lock:
+            self._db.register("_batch", df)
+            try:
+                self._db.execute(f"INSERT INTO samples SELECT {_COLS} FROM _batch")
+            finally:
+                self._db.unregister("_batch")
+
+    def write_batches(self, batches: Sequence[SampleBatch]) -> None:
+        """Columnar batches as one columnar append (numpy columns -> DataFrame -> INSERT ... SELECT)."""
+        if not batches:
+            return
+        cols: dict[str, list] = {"ts": [], "subject": [], "metric": [], "value": [], "tags": []}
+        for b in batches:
+            rows, k = b.values.shape
+            cols["ts"].append(np.full(rows * k, b.ts))
+            cols["subject"].append(np.repeat(np.array(b.subjects, dtype=object), k))
+            cols["metric"].append(np.tile(np.array(b.metrics, dtype=object), rows))
+            cols["value"].append(b.values.ravel())
+            cols["tags"].append(np.repeat(np.array([tags_str_cached(t) for t in b.tags], dtype=object), k))
+        df = pd.DataFrame({c: np.concatenate(v) for c, v in cols.items()})
+        df = df[df["value"].notna()]
         with self._lock:
             self._db.register("_batch", df)
             try:

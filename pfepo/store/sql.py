@@ -16,6 +16,7 @@ class SqlHistory:
 
     _range_order = "ts"
     _last_order = "ts DESC"
+    _source = "samples"  # table or view the reads run on (SQLite: samples plus wide port-rate rows)
 
     def range(self, subject=None, metric=None, start=None, end=None, limit=None) -> list[Sample]:
         where, args = [], []
@@ -23,7 +24,7 @@ class SqlHistory:
             if val is not None:
                 where.append(f"{col} {op} ?")
                 args.append(val)
-        sql = f"SELECT {COLS} FROM samples"
+        sql = f"SELECT {COLS} FROM {self._source}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY {self._range_order}"
@@ -33,7 +34,7 @@ class SqlHistory:
         return self._query(sql, args)
 
     def last(self, subject: str, metric: str | None = None, n: int = 100) -> list[Sample]:
-        sql = f"SELECT {COLS} FROM samples WHERE subject = ?"
+        sql = f"SELECT {COLS} FROM {self._source} WHERE subject = ?"
         args: list = [subject]
         if metric is not None:
             sql += " AND metric = ?"
@@ -44,11 +45,11 @@ class SqlHistory:
 
     def subjects(self) -> list[str]:
         with self._lock:
-            return [r[0] for r in self._db.execute("SELECT DISTINCT subject FROM samples ORDER BY subject").fetchall()]
+            return [r[0] for r in self._db.execute(f"SELECT DISTINCT subject FROM {self._source} ORDER BY subject").fetchall()]
 
     def count(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+            return self._db.execute(f"SELECT COUNT(*) FROM {self._source}").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:

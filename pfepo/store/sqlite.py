@@ -20,9 +20,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pfepo.samples import Sample
-from pfepo.store.base import tags_to_str
+from pfepo.samples import Sample, SampleBatch
+from pfepo.store.base import tags_str_cached, tags_to_str
 from pfepo.store.sql import SqlHistory
+from pfepo.telemetry.rates import PORT_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,21 @@ CREATE INDEX IF NOT EXISTS samples_subject_ts ON samples(subject, ts);
 CREATE INDEX IF NOT EXISTS samples_ts ON samples(ts);
 """
 
+# Port rates arrive 48 ports x 7 metrics per switch reply: one wide row per port costs a seventh of the
+# inserts and index entries of long rows (docs/scale.md has the measurement). Reads see both through a view.
+_WIDE_COLS = ", ".join(PORT_METRICS)
+_WIDE_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS port_rates (ts REAL NOT NULL, subject TEXT NOT NULL, tags TEXT, {_WIDE_COLS});
+CREATE INDEX IF NOT EXISTS port_rates_subject_ts ON port_rates(subject, ts);
+CREATE INDEX IF NOT EXISTS port_rates_ts ON port_rates(ts);
+CREATE VIEW IF NOT EXISTS all_samples AS SELECT ts, subject, metric, value, tags FROM samples
+""" + "".join(f"\n  UNION ALL SELECT ts, subject, '{m}', {m}, tags FROM port_rates" for m in PORT_METRICS) + ";"
+
 
 class SQLiteStore(SqlHistory):
     """HistoryStore on one SQLite file; one connection guarded by a lock (writes are batched)."""
+
+    _source = "all_samples"
 
     def __init__(self, path: str | Path):
         self.path = str(path)
@@ -56,6 +69,7 @@ class SQLiteStore(SqlHistory):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._db.executescript(_WIDE_SCHEMA)
         self._identity = self._stat()
 
     def _stat(self) -> tuple[int, int] | None:
@@ -107,3 +121,29 @@ class SQLiteStore(SqlHistory):
         """Counters for /metrics and /api/v1/health."""
         return {"replaced": self.replaced, "write_errors": self.write_errors,
                 "last_problem": self.last_problem, "last_problem_at": self.last_problem_at}
+
+    def write_batches(self, batches: Sequence[SampleBatch]) -> None:
+        """Columnar batches: port rates as wide rows (one per port), anything else as long rows."""
+        wide: list[tuple] = []
+        long: list[tuple] = []
+        for b in batches:
+            if b.metrics == PORT_METRICS:
+                ts = b.ts
+                wide.extend((ts, subj, tags_str_cached(tags), *row)
+                            for subj, tags, row in zip(b.subjects, b.tags, b.values.tolist(), strict=True))
+            else:
+                long.extend((s.ts, s.subject, s.metric, s.value, tags_to_str(s.tags)) for s in b.samples())
+        if not wide and not long:
+            return
+        marks = ", ".join("?" * (3 + len(PORT_METRICS)))
+        with self._lock:
+            self._check_file()
+            try:
+                with self._db:
+                    if wide:
+                        self._db.executemany(f"INSERT INTO port_rates VALUES ({marks})", wide)
+                    if long:
+                        self._db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?)", long)
+            except sqlite3.Error:
+                self.write_errors += 1
+                raise

@@ -6,6 +6,11 @@ legs, so we subtract half of each switch's OpenFlow echo round trip:
 ``latency = (t_in - t_out) - rtt_src/2 - rtt_dst/2`` (clamped at 0). Loss is the share of probes not back
 within ``timeout_s``. Probes are numbered, so duplicates and late arrivals are not counted twice.
 
+Probes measure the network, not the controller: the adapter passes the time the packet-in left the
+socket (not when a busy event loop got to it), and a probe answered or lost while the controller was
+overloaded is *discarded* (``trusted=False``): it counts neither as latency nor as loss, so our own load
+can never make a link look slow or lossy and shift traffic.
+
 Authenticated: each probe carries an HMAC-SHA256 (first 16 bytes) over its fields, keyed with a secret
 only this daemon process knows. A frame is accepted only if its MAC verifies, its sequence number is one
 we sent and still wait for (no replay, no duplicate), its send time is within the timeout window, and it
@@ -62,6 +67,7 @@ class LinkStats:
     loss_pct: float
     sent: int
     received: int
+    discarded: int = 0  # untrusted (taken while the controller was overloaded): not in latency or loss
 
 
 @dataclass
@@ -72,6 +78,7 @@ class ProbeTracker:
     _seq: int = 0
     _pending: dict[int, tuple[str, float]] = field(default_factory=dict)  # seq -> (link, t_out)
     _done: dict[str, deque] = field(default_factory=dict)  # link -> (t_out, latency or None)
+    _discarded: dict[str, int] = field(default_factory=dict)
 
     def next_seq(self, link: str, t_out: float) -> int:
         self._seq = (self._seq + 1) % 2**32
@@ -88,12 +95,17 @@ class ProbeTracker:
         """True if ``seq`` is a probe we sent on ``link`` at ``t_out`` and still wait for (not a replay)."""
         return self._pending.get(seq) == (link, t_out)
 
-    def received(self, seq: int, t_in: float, rtt_src_s: float, rtt_dst_s: float) -> tuple[str, float] | None:
-        """Record an arrival; returns (link, one-way latency s) or None for unknown/late/duplicate probes."""
+    def received(self, seq: int, t_in: float, rtt_src_s: float, rtt_dst_s: float,
+                 trusted: bool = True) -> tuple[str, float] | None:
+        """Record an arrival; returns (link, one-way latency s) or None for unknown/late/duplicate probes
+        and for untrusted ones (discarded)."""
         entry = self._pending.pop(seq, None)
         if entry is None:
             return None
         link, t_out = entry
+        if not trusted:
+            self._discarded[link] = self._discarded.get(link, 0) + 1
+            return None
         if t_in - t_out > self.timeout_s:
             self._done.setdefault(link, deque()).append((t_out, None))
             return None
@@ -101,13 +113,26 @@ class ProbeTracker:
         self._done.setdefault(link, deque()).append((t_out, lat))
         return link, lat
 
-    def collect(self, now: float) -> dict[str, LinkStats]:
-        """Per link: median latency and loss of probes that are settled (answered or timed out)."""
+    def collect(self, now: float, trusted: bool = True) -> dict[str, LinkStats]:
+        """Per link: median latency and loss of probes that are settled (answered or timed out).
+
+        ``trusted=False`` (the controller was overloaded or slow on its own control channel during the
+        round): every settled probe of the round is discarded -- answered ones measured our queues, lost
+        ones may still sit in them -- and nothing is reported: no measurement rather than a wrong one.
+        """
+        if not trusted:
+            for link, done in self._done.items():
+                self._discarded[link] = self._discarded.get(link, 0) + len(done)
+                done.clear()
         for seq, (link, t_out) in list(self._pending.items()):
             if now - t_out > self.timeout_s:
                 del self._pending[seq]
-                self._done.setdefault(link, deque()).append((t_out, None))
+                if trusted:
+                    self._done.setdefault(link, deque()).append((t_out, None))
+                else:
+                    self._discarded[link] = self._discarded.get(link, 0) + 1
         out = {}
+        discarded, self._discarded = self._discarded, {}
         for link, done in self._done.items():
             if not done:
                 continue
@@ -115,8 +140,9 @@ class ProbeTracker:
             out[link] = LinkStats(
                 latency_ms=1000 * statistics.median(lats) if lats else None,
                 loss_pct=100.0 * (len(done) - len(lats)) / len(done),
-                sent=len(done),
+                sent=len(done) + discarded.get(link, 0),
                 received=len(lats),
+                discarded=discarded.get(link, 0),
             )
             done.clear()
         return out
@@ -128,11 +154,27 @@ class EchoRtt:
 
     alpha: float = 0.3
     rtt: dict[int, float] = field(default_factory=dict)
+    # Baseline: the lowest RTT seen, creeping up 1 ms per second so a real change of the control path is
+    # followed. RTT above it is our own (or the channel's) queueing, not the link's.
+    floor: dict[int, tuple[float, float]] = field(default_factory=dict)  # dpid -> (min rtt, when)
 
-    def update(self, dpid: int, sample_s: float) -> float:
+    def update(self, dpid: int, sample_s: float, now: float | None = None) -> float:
         prev = self.rtt.get(dpid)
         self.rtt[dpid] = sample_s if prev is None else (1 - self.alpha) * prev + self.alpha * sample_s
+        if now is not None:
+            base = self.baseline(dpid, now)
+            if base is None or sample_s <= base:
+                self.floor[dpid] = (sample_s, now)
         return self.rtt[dpid]
+
+    def baseline(self, dpid: int, now: float) -> float | None:
+        got = self.floor.get(dpid)
+        return None if got is None else got[0] + 0.001 * max(0.0, now - got[1])
+
+    def excess(self, dpid: int, sample_s: float, now: float) -> float:
+        """How much of this RTT sample is above the switch's baseline (0 without a baseline)."""
+        base = self.baseline(dpid, now)
+        return 0.0 if base is None else max(0.0, sample_s - base)
 
     def get(self, dpid: int) -> float:
         return self.rtt.get(dpid, 0.0)

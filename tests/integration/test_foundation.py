@@ -77,7 +77,8 @@ def test_port_stats_reach_history_and_api(lab):
     samples = lab.wait_for(have_samples, 10, what="non-zero uplink samples")
     assert samples[0]["tags"]["switch"] == lab.spec.core() and samples[0]["tags"]["region"] == "eu"
     db = sqlite3.connect(lab.workdir / "history.sqlite")
-    n = db.execute("SELECT COUNT(*) FROM samples WHERE subject = 'eu-1' AND metric = 'rx_bps'").fetchone()[0]
+    # port rates are wide rows (port_rates); the all_samples view shows them as samples
+    n = db.execute("SELECT COUNT(*) FROM all_samples WHERE subject = 'eu-1' AND metric = 'rx_bps'").fetchone()[0]
     db.close()
     assert n > 0
     ports = lab.api.get("/api/v1/switches").json()["switches"][0]["ports"]

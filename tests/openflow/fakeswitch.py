@@ -32,6 +32,7 @@ from pfepo.openflow.messages import (
     StatsRequest,
 )
 from pfepo.openflow.reconcile import FlowKey, flow_key
+from pfepo.samples import expand
 
 
 @dataclass
@@ -332,9 +333,12 @@ class FakeController:
         if out is None:
             return
         out.record(self.state)
+        for dpid, rates in out.switch_rates:
+            self.state.set_switch_rates(dpid, rates)
         self.events.extend(out.events)
         self.samples.extend(out.samples)
         self.rejected_probes.extend(out.rejected_probes)
+        self.samples.extend(expand(out.batches))
         for dpid, msg in out.msgs:
             if dpid not in self.connected:
                 continue

@@ -1,3 +1,5 @@
+import pytest
+
 from pfepo.telemetry.probes import EchoRtt, ProbeTracker, decode, encode
 
 
@@ -52,3 +54,34 @@ def test_probe_mac_rejects_another_key_and_tampering():
     assert verify(frame, b"k2") == "bad_mac"
     assert verify(frame[:8] + b"\xff" + frame[9:], b"k1") == "bad_mac"
     assert verify(frame[:20], b"k1") == "malformed"
+
+
+def test_untrusted_probes_count_neither_as_latency_nor_as_loss():
+    from pfepo.telemetry.probes import ProbeTracker
+
+    t = ProbeTracker(timeout_s=1.0)
+    a = t.next_seq("l>", 0.0)
+    b = t.next_seq("l>", 0.0)
+    t.next_seq("l>", 0.0)
+    assert t.received(a, 0.002, 0.0, 0.0) == ("l>", 0.002)
+    assert t.received(b, 0.4, 0.0, 0.0, trusted=False) is None  # waited in our own queues
+    st = t.collect(2.0)["l>"]  # the third timed out: lost
+    assert st.latency_ms == 2.0 and st.received == 1 and st.discarded == 1 and round(st.loss_pct) == 50
+    # An untrusted round (controller overloaded): answered and lost probes alike are discarded.
+    c = t.next_seq("l>", 3.0)
+    t.next_seq("l>", 3.0)
+    assert t.received(c, 3.3, 0.0, 0.0) == ("l>", pytest.approx(0.3))
+    assert t.collect(5.0, trusted=False) == {}
+    assert t.collect(6.0) == {}  # nothing left over to report later
+
+
+def test_echo_baseline_and_excess():
+    from pfepo.telemetry.probes import EchoRtt
+
+    e = EchoRtt()
+    assert e.excess(1, 0.5, 0.0) == 0.0  # no baseline yet: nothing to compare with
+    e.update(1, 0.002, now=0.0)
+    e.update(1, 0.150, now=1.0)  # a slow echo does not raise the baseline
+    assert e.baseline(1, 1.0) == pytest.approx(0.003)
+    assert e.excess(1, 0.050, 1.0) == pytest.approx(0.047)
+    assert e.baseline(1, 101.0) == pytest.approx(0.103)  # creeps up: a real path change is followed

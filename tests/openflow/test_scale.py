@@ -1,0 +1,132 @@
+"""Scale behaviour of the pure Fabric: polling backpressure, slots, audit interval, desired-state cache,
+and probe rounds that measured our own queueing (no os-ken, no sockets)."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from pfepo.config import PfepoConfig
+from pfepo.openflow import frames
+from pfepo.openflow.messages import GroupMod, PortStat, StatsRequest
+from pfepo.openflow.switch import AUDITS_PER_S, ROUND_ECHO, Fabric
+from pfepo.telemetry import probes
+from tests.openflow.fakeswitch import FakeController
+
+
+def _kinds(out, dpid):
+    return [m.kind for m in out.to(dpid) if isinstance(m, StatsRequest)]
+
+
+def big(cfg_dict, extra: int) -> PfepoConfig:
+    d = dict(cfg_dict)
+    d["switches"] = list(d["switches"]) + [{"name": f"x{i}", "dpid": 0x5000 + i} for i in range(extra)]
+    return PfepoConfig.model_validate(d)
+
+
+def test_a_switch_is_polled_again_only_after_its_reply_was_handled(cfg):
+    net = FakeController(cfg)
+    net.connect()
+    core = net.dpid("pfc0")
+    f: Fabric = net.fabric
+    out = f.on_tick(net.now + 1)
+    assert "port_stats" in _kinds(out, core)
+    assert "port_stats" not in _kinds(f.on_tick(net.now + 2), core)  # no reply yet: not asked again
+    assert f.poll_status()["skipped_total"] >= 1
+    f.on_port_stats(core, [PortStat(1, 10, 10)], net.now + 2.5)
+    assert "port_stats" in _kinds(f.on_tick(net.now + 3), core)
+    assert f.poll_status()["effective_interval_p50_s"] == 2.0 and f.gate.overloaded()
+
+
+def test_slots_spread_a_fleet_over_the_interval(cfg_dict):
+    cfg = big(cfg_dict, 96)
+    net = FakeController(cfg, now=0.0)
+    net.fabric = Fabric(cfg, net.state.bucket_weights(), net.state.bandwidth_snapshot(), slots=10)
+    net.connect()
+    polled = []
+    for k in range(10):
+        out = net.fabric.on_tick(1.0 + k * 0.1)
+        got = {d for d, m in out.msgs if isinstance(m, StatsRequest) and m.kind == "port_stats"}
+        polled.append(got)
+        for d in got:
+            net.fabric.on_port_stats(d, [], 1.0 + k * 0.1)
+    assert all(len(p) < 30 for p in polled)  # ~10 per tick, not 100 at once
+    assert sorted(d for p in polled for d in p) == sorted(s.dpid for s in cfg.switches)  # each once
+
+
+def test_a_big_fleet_is_audited_at_a_bounded_rate_not_every_poll(cfg_dict):
+    cfg = big(cfg_dict, 196)
+    net = FakeController(cfg)
+    net.connect()
+    f = net.fabric
+    assert f.audit_s == len(cfg.switches) / AUDITS_PER_S == 10.0
+    audits = 0
+    for k in range(1, 21):  # 20 s of 1 s ticks, every reply handled
+        out = f.on_tick(net.now + k)
+        audits += sum(1 for d in f.syncs if "group_desc" in _kinds(out, d))
+        for d in f.syncs:
+            f.on_port_stats(d, [], net.now + k)
+    assert 2 * 200 * 0.8 <= audits <= 2 * 200 * 1.2  # each switch about every 10 s, not every second
+
+
+def test_a_weight_change_touches_only_the_switches_it_concerns(cfg_dict):
+    cfg = big(cfg_dict, 50)
+    net = FakeController(cfg)
+    net.connect()
+    plain = net.fabric.syncs[0x5000]
+    want_before = plain.want
+    net.state.set_desired("web", {"eu": 1, "us": 1, "ap": 2}, source="operator")
+    out = net.fabric.on_desired(net.state.bucket_weights(), net.state.bandwidth_snapshot())
+    assert {d for d, m in out.msgs if isinstance(m, GroupMod)} == {net.dpid("pfc0")}
+    assert set(out.status) == {net.dpid("pfc0")}  # no other switch was even looked at
+    assert plain.want is want_before
+
+
+def test_a_probe_round_whose_echoes_came_back_slow_is_discarded(net_probing):
+    net, core, eu = net_probing
+    f = net.fabric
+    # A trusted round: echoes instant (the fake answers at once), probes 10 ms across the link.
+    net.tick()
+    _deliver(net, core, 1, eu.dpid, 1, 0.010)
+    net.samples.clear()
+    net.tick(net.cfg.probes.timeout_s + 0.1)
+    lat = [s.value for s in net.samples if s.subject == "uplink:eu" and s.metric == "latency_out_ms"]
+    assert lat == [pytest.approx(10.0, abs=0.5)]
+    # The next round's echoes come back 80 ms late: our own queueing, so its probes measured us.
+    kept = f.probe_rounds_discarded
+    for d in f._round_switches:
+        f.on_echo_reply(d, ROUND_ECHO + struct.pack("!d", f._round_t), f._round_t + 0.080)
+    _deliver(net, core, 1, eu.dpid, 1, 0.200)
+    net.samples.clear()
+    net.tick(net.cfg.probes.timeout_s + 0.1)
+    assert f.probe_rounds_discarded == kept + 1
+    assert not [s for s in net.samples if s.subject == "uplink:eu" and s.metric.startswith(("latency", "loss"))]
+
+
+def _deliver(net, src, src_port: int, dst_dpid: int, dst_port: int, delay: float) -> int:
+    sent = [p for p in src.packet_outs if frames.ethertype(p.data) == probes.ETH_TYPE and p.port == src_port]
+    src.packet_outs.clear()
+    net.now += delay
+    for p in sent:
+        net.packet_in(dst_dpid, dst_port, p.data)
+    net.now -= delay
+    return len(sent)
+
+
+@pytest.fixture
+def net_probing(cfg):
+    net = FakeController(cfg)
+    net.connect()
+    core, eu = net.switches[net.dpid("pfc0")], net.switches[net.dpid("pfr1")]
+    return net, core, eu
+
+
+def test_polls_are_held_while_history_is_behind(cfg):
+    net = FakeController(cfg)
+    net.connect()
+    f = net.fabric
+    core = net.dpid("pfc0")
+    out = f.on_tick(net.now + 1, hold_polls=True)
+    assert "port_stats" not in _kinds(out, core) and f.poll_status()["held_for_history_total"] >= 1
+    assert "port_stats" in _kinds(f.on_tick(net.now + 2), core)  # history caught up: polled again
