@@ -53,6 +53,10 @@ class DuckDBStore(SqlHistory):
                 "tags": [tags_to_str(s.tags) for s in samples],
             }
         )
+        self._insert(df)
+
+    def _insert(self, df: pd.DataFrame) -> None:
+        """One INSERT ... SELECT from a registered DataFrame (DuckDB reads it in place, columnar)."""
         with self._lock:
             self._db.register("_batch", df)
             try:
@@ -74,9 +78,4 @@ class DuckDBStore(SqlHistory):
             cols["tags"].append(np.repeat(np.array([tags_str_cached(t) for t in b.tags], dtype=object), k))
         df = pd.DataFrame({c: np.concatenate(v) for c, v in cols.items()})
         df = df[df["value"].notna()]
-        with self._lock:
-            self._db.register("_batch", df)
-            try:
-                self._db.execute(f"INSERT INTO samples SELECT {_COLS} FROM _batch")
-            finally:
-                self._db.unregister("_batch")
+        self._insert(df)
