@@ -284,6 +284,21 @@ class ClusterConfig(Strict):
     lease_ttl_s: int = Field(5, ge=2, le=300, description="membership/ownership lease; a dead peer's "
                              "switches move after at most this long")
     timeout_s: float = Field(2.0, gt=0, le=60, description="per etcd request")
+    capacity_mbps: dict[Name, float] = Field(
+        default_factory=dict, description="per region: Mbit/s it accepts from other regions' shifts (claims "
+        "reserve it); a region not listed: its uplink's capacity_mbps")
+    demand_mbps: dict[Name, float] = Field(
+        default_factory=dict, description="per service: Mbit/s this controller's clients send; a shift of k "
+        "of the weight slots reserves k/slots of it (not listed: the source region's uplink capacity)")
+    ingress: dict[Name, dict[Name, PortNo]] = Field(
+        default_factory=dict, description="more client-side switches (one per region): switch -> {region: "
+        "port leading to that region}; each splits the services like the regions' uplink switch")
+    switch_regions: dict[Name, Name] = Field(
+        default_factory=dict, description="switch -> region it belongs to (its region's controller owns it); "
+        "overrides the rule derived from regions/uplinks")
+    inter_region_ports: dict[Name, list[PortNo]] = Field(
+        default_factory=dict, description="switch -> ports where traffic from other regions arrives: such "
+        "traffic is never steered again (one-hop rule, docs/coordination.md)")
 
     @field_validator("endpoints")
     @classmethod
@@ -349,8 +364,8 @@ class PfepoConfig(Strict):
         for i, c in enumerate(self.capacities):
             if c.switch not in sw_names:
                 errors.append((("capacities", i, "switch"), f"unknown switch {c.switch!r}"))
-        if self.cluster is not None and self.cluster.region is not None and self.cluster.region not in regions:
-            errors.append((("cluster", "region"), f"unknown region {self.cluster.region!r}"))
+        if self.cluster is not None:
+            errors.extend(_cluster_errors(self, set(sw_names), regions))
         return errors
 
     # Lookups used by the controller and the API.
@@ -377,6 +392,31 @@ class PfepoConfig(Strict):
 
     def endpoint_region(self) -> dict[str, str]:
         return {e.name: r.name for r in self.regions for e in r.endpoints}
+
+
+def _cluster_errors(cfg: PfepoConfig, switches: set[str], regions: set[str]) -> list[tuple[tuple, str]]:
+    """References inside the ``cluster:`` section (switches, regions, services it names)."""
+    c = cfg.cluster
+    assert c is not None
+    errors: list[tuple[tuple, str]] = []
+    if c.region is not None and c.region not in regions:
+        errors.append((("cluster", "region"), f"unknown region {c.region!r}"))
+    for field_, names in (("capacity_mbps", c.capacity_mbps), ("switch_regions", c.switch_regions.values())):
+        errors.extend((("cluster", field_), f"unknown region {r!r}") for r in names if r not in regions)
+    services = {s.name for s in cfg.services}
+    errors.extend((("cluster", "demand_mbps", s), f"unknown service {s!r}") for s in c.demand_mbps
+                  if s not in services)
+    errors.extend((("cluster", "demand_mbps", s), "must be > 0") for s, v in c.demand_mbps.items() if not v > 0)
+    errors.extend((("cluster", "capacity_mbps", r), "must be >= 0") for r, v in c.capacity_mbps.items() if v < 0)
+    for field_, mapping in (("ingress", c.ingress), ("switch_regions", c.switch_regions),
+                            ("inter_region_ports", c.inter_region_ports)):
+        errors.extend((("cluster", field_, sw), f"unknown switch {sw!r}") for sw in mapping if sw not in switches)
+    for sw, ports in c.ingress.items():
+        errors.extend((("cluster", "ingress", sw, r), f"unknown region {r!r}") for r in ports if r not in regions)
+    if c.inter_region_ports and not cfg.openflow.affinity:
+        errors.append((("cluster", "inter_region_ports"), "the one-hop rule needs openflow.affinity (conntrack "
+                       "sends transit replies back where their request came from)"))
+    return errors
 
 
 def _dupes(where: tuple, field: str, values: list, errors: list) -> None:

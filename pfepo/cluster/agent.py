@@ -14,12 +14,22 @@ import threading
 import time
 from pathlib import Path
 
+from pfepo.cluster.claimgate import ClaimGate
 from pfepo.cluster.coordinator import Ownership
 from pfepo.cluster.etcd import EtcdCoordinator, EtcdError
 from pfepo.cluster.ownership import switch_regions
 from pfepo.cluster.policysync import PolicyMirror
 
 log = logging.getLogger("pfepo.cluster")
+
+
+def ingress_switches(cfg, service: str) -> set[str]:
+    """Client-side switches that split ``service`` (the regions' uplink switch and cluster.ingress ones)."""
+    svc = cfg.service(service)
+    out = {r.uplink.switch for r in cfg.regions if r.name in svc.weights}
+    if cfg.cluster is not None:
+        out |= {sw for sw, ports in cfg.cluster.ingress.items() if set(ports) & set(svc.weights)}
+    return out
 
 
 def roles_by_dpid(cfg, owners: dict[str, Ownership], me: str,
@@ -54,9 +64,20 @@ class ClusterAgent:
         self._stop = threading.Event()
         self._cancels: list = []
         self._thread: threading.Thread | None = None
+        self.gate = ClaimGate(rt.cfg, self.coord, lambda: self.etcd_ok, self.masters_ingress)
+        self.claims_error: str | None = None
+
+    def masters_ingress(self, service: str) -> bool:
+        """Our weights are in force on one of ``service``'s client-side switches (we are its MASTER)."""
+        dpids = {self.cfg.switch(sw).dpid for sw in ingress_switches(self.cfg, service)}
+        return any(self.roles.get(d, ("slave", 0))[0] == "master" for d in dpids)
 
     def start(self) -> ClusterAgent:
         self.coord.join()
+        self.etcd_ok = True
+        loop = getattr(self.rt, "loop", None)
+        if loop is not None:  # planned shifts toward another region need a claim from now on
+            loop.planner.gate = self.gate
         folder = Path(self.cfg.state_dir) / "cluster-policy"
         self.mirror = PolicyMirror(self.coord, folder, self._policy_changed)
         self._watch()
@@ -105,6 +126,18 @@ class ClusterAgent:
             app = self.rt.app
             if app is not None:
                 app.set_roles()
+        self._settle_claims()
+
+    def _settle_claims(self) -> None:
+        """Our claims in etcd = the planner's current shifts (re-sync after etcd or a lease came back)."""
+        loop = getattr(self.rt, "loop", None)
+        if loop is None:
+            return
+        try:
+            self.gate.settle(loop.planner.shifts())
+            self.claims_error = None
+        except EtcdError as exc:
+            self.claims_error = str(exc)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -116,9 +149,16 @@ class ClusterAgent:
             self._wake.clear()
 
     def status(self) -> dict:
-        return {"member": self.coord.member_id, "etcd_ok": self.etcd_ok, "last_error": self.last_error,
-                "last_ok": self.last_ok, "policy_revision": self.mirror.revision if self.mirror else 0,
-                "masters": sorted(d for d, (r, _) in self.roles.items() if r == "master")}
+        """For /api/v1/health: etcd reachable, our role per switch, the claims we hold."""
+        names = {sw.dpid: sw.name for sw in self.cfg.switches}
+        return {"member": self.coord.member_id, "region": self.coord.region, "etcd_ok": self.etcd_ok,
+                "last_error": self.last_error, "last_ok": self.last_ok,
+                "lease_lost": self.coord.lease_lost,
+                "policy_revision": self.mirror.revision if self.mirror else 0,
+                "roles": {names.get(d, f"{d:#x}"): {"role": r, "generation": g}
+                          for d, (r, g) in sorted(self.roles.items())},
+                "masters": sorted(d for d, (r, _) in self.roles.items() if r == "master"),
+                "claims": self.gate.status()}
 
     def metric_families(self):
         """For ``Metrics.add_collector``: etcd reachability, roles held, policy revision, lease losses."""
@@ -136,6 +176,19 @@ class ClusterAgent:
                                 value=self.mirror.revision if self.mirror else 0)
         yield CounterMetricFamily("pfepo_cluster_lease_lost", "times our lease expired and we re-joined",
                                   value=self.coord.lease_lost)
+        gs = self.gate.status()
+        g = GaugeMetricFamily("pfepo_cluster_claims_mbps", "Mbit/s we reserve by claims, per shift",
+                              labels=["service", "src", "dst"])
+        for c in gs["held"]:
+            g.add_metric([c["service"], c["src"], c["dst"]], c["mbps"])
+        yield g
+        yield CounterMetricFamily("pfepo_cluster_claims_refused", "planned shifts refused (loop, headroom, "
+                                  "etcd unreachable)", value=gs["refused_total"])
+        r = GaugeMetricFamily("pfepo_cluster_role", "1 for our OpenFlow role per switch", labels=["switch", "role"])
+        for sw in self.cfg.switches:
+            role = self.roles.get(sw.dpid, ("slave", 0))[0]
+            r.add_metric([sw.name, role], 1)
+        yield r
 
     def stop(self) -> None:
         self._stop.set()

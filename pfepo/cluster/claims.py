@@ -22,8 +22,9 @@ class Claim:
     owner: str = ""  # controller id that made it (its lease holds the claim)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.service, self.src, self.dst)
+    def key(self) -> tuple[str, str, str, str]:
+        """Each controller holds its own claim per edge (two controllers may shift the same way)."""
+        return (self.service, self.src, self.dst, self.owner)
 
 
 def reaches(claims: Iterable[Claim], service: str, start: str, goal: str) -> bool:
@@ -44,13 +45,13 @@ def reaches(claims: Iterable[Claim], service: str, start: str, goal: str) -> boo
     return False
 
 
-def reserved_toward(claims: Iterable[Claim], region: str, ignore: tuple[str, str, str] | None = None) -> float:
+def reserved_toward(claims: Iterable[Claim], region: str, ignore: tuple[str, ...] | None = None) -> float:
     return sum(c.mbps for c in claims if c.dst == region and c.key != ignore)
 
 
 def refusal(claims: Iterable[Claim], new: Claim, capacity_mbps: Mapping[str, float]) -> str | None:
     """Why ``new`` may not be claimed given the current ``claims`` (None: it may). A claim with the same
-    (service, src, dst) is replaced by ``new``, so re-claiming with another amount is allowed."""
+    (service, src, dst, owner) is replaced by ``new``, so re-claiming with another amount is allowed."""
     claims = [c for c in claims if c.key != new.key]
     if new.src == new.dst:
         return f"{new.service}: a shift from {new.src} to itself"

@@ -4,7 +4,7 @@ Keys, all under ``/pfepo/CLUSTER/``:
   members/ID                  {"id", "region"}          on this controller's lease
   owners/SWITCH               controller id             on the owner's lease; mod revision = generation
   policy                      {"files": {name: yaml}}   no lease; mod revision = policy revision
-  claims/SERVICE/SRC/DST      Claim as JSON             on the claimer's lease
+  claims/SERVICE/SRC/DST/ID   Claim as JSON             on the claimer's (ID's) lease
 Leases make a dead controller's membership, switches and claims disappear after ``lease_ttl_s``.
 """
 
@@ -169,7 +169,7 @@ class EtcdCoordinator:
         make an accepted claim wrong."""
         pre = self.root + "claims/"
         new = Claim(new.service, new.src, new.dst, new.mbps, self.member_id)
-        key = _b64(f"{pre}{new.service}/{new.src}/{new.dst}")
+        key = _b64(f"{pre}{new.service}/{new.src}/{new.dst}/{self.member_id}")
         for _ in range(attempts):
             rev, current = self._claims()
             why = refusal(current, new, capacity_mbps)
@@ -183,7 +183,8 @@ class EtcdCoordinator:
         return f"{new.service}: claims kept changing under {attempts} attempts; try again"
 
     def release(self, service: str, src: str, dst: str) -> None:
-        self._client.delete(f"{self.root}claims/{service}/{src}/{dst}")
+        """Drop our claim for this edge (the shift is over)."""
+        self._client.delete(f"{self.root}claims/{service}/{src}/{dst}/{self.member_id}")
 
     # --- watching ------------------------------------------------------------------------------------
     def watch(self, what: str, callback: Callable[[], None]) -> Callable[[], None]:

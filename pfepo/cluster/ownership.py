@@ -44,12 +44,16 @@ def desired_owners(switch_regions: Mapping[str, str | None], members: Iterable[M
 
 
 def switch_regions(cfg) -> dict[str, str | None]:
-    """Region of each configured switch (None: shared by several regions, or by none)."""
+    """Region of each configured switch (None: shared by several regions, or by none);
+    ``cluster.switch_regions`` names it explicitly (e.g. each region's own client-side switch)."""
+    explicit = cfg.cluster.switch_regions if getattr(cfg, "cluster", None) is not None else {}
     out: dict[str, str | None] = {}
     for sw in cfg.switches:
         own = [r.name for r in cfg.regions if r.switch == sw.name]
         uplinked = {r.name for r in cfg.regions if r.uplink.switch == sw.name}
-        if own:
+        if sw.name in explicit:
+            out[sw.name] = explicit[sw.name]
+        elif own:
             out[sw.name] = own[0]
         elif len(uplinked) == 1:
             out[sw.name] = next(iter(uplinked))

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pfepo.planner.plan import Plan
+from pfepo.planner.shifts import ShiftGate, shift_edges
 from pfepo.policy.engine import Decision
 from pfepo.policy.model import Drain, Failback, Policy, Safety, ShiftTraffic
 from pfepo.weights import quantize
@@ -112,8 +113,9 @@ class Planner:
     """``step(now, decisions, health, current) -> Plan``; see the module docstring for the rules."""
 
     def __init__(self, config: PfepoConfig, slots: int | None = None, dry_run: bool | None = None,
-                 safety: Safety | None = None, failback: Failback | None = None):
+                 safety: Safety | None = None, failback: Failback | None = None, gate: ShiftGate | None = None):
         self.config = config
+        self.gate = gate  # a cluster's claims: planned shifts toward another region must be allowed first
         self.slots = int(slots or config.openflow.weight_slots)
         self.dry_run = config.dry_run if dry_run is None else dry_run
         self.default_safety = safety or Safety()
@@ -219,6 +221,10 @@ class Planner:
     def weights(self) -> dict[str, dict[str, int]]:
         return {name: dict(ss.weights) for name, ss in self._svc.items()}
 
+    def shifts(self) -> dict[str, dict[tuple[str, str], int]]:
+        """Cross-region edges per service in the current weights (what the claims must cover)."""
+        return {name: shift_edges(ss.nominal, dict(ss.weights)) for name, ss in list(self._svc.items())}
+
     # ----------------------------------------------------------------- helpers
     def _service(self, name: str, weights: Mapping[str, float], current: Mapping[str, int] | None,
                  now: float) -> _Service:
@@ -270,6 +276,7 @@ class _Step:
         self.events: list[dict] = []
         self.actions: list[dict] = []
         self.reasons: dict[str, list[str]] = {}
+        self.refused = ""  # why the gate refused the last planned shift (a hold reason)
 
     # -- parameters: from the region's current decision, else the policy that started the drain
     def policy(self, r: str) -> Policy | None:
@@ -398,9 +405,9 @@ class _Step:
         amount = min(max(1, round(shift.step_percent / 100 * ss.nominal[r])), ss.weights[r] - floor)
         if amount <= 0:
             return
-        targets = self._targets(r, shift)
+        targets = self._gated(r, amount, self._targets(r, shift))
         if not targets:
-            self._hold(r, "no safe target: holding the current shift")
+            self._hold(r, self.refused or "no safe target: holding the current shift")
             return
         d = self.risk[r].decision
         why = f"shift away {shift.step_percent:g}% of nominal per {shift.step_interval_s:g} s"
@@ -447,7 +454,7 @@ class _Step:
         elif st.phase == DRAINING:
             risk = self.risk[r].value
             if drain.evict_at_risk is not None and risk >= drain.evict_at_risk:
-                targets = self._failover_targets(r)
+                targets = self._gated(r, ss.weights[r], self._failover_targets(r))
                 if ss.weights[r] > 0 and targets:
                     self._move(r, ss.weights[r], targets, f"risk {risk:.3f} >= evict_at_risk "
                                f"{drain.evict_at_risk:g}: failure imminent, every slot moves")
@@ -502,9 +509,38 @@ class _Step:
         alive = [x for x in self.ss.regions if x != r and self.up[x]]
         return sorted(alive, key=lambda x: (self.risk[x].value, x))[:1]
 
+    def _split(self, r: str, amount: int, targets: list[str]) -> dict[str, int]:
+        amount = min(amount, self.ss.weights[r])
+        return quantize({x: self.p.capacity(x) for x in targets}, amount) if amount > 0 and targets else {}
+
+    def _gated(self, r: str, amount: int, targets: list[str]) -> list[str]:
+        """The targets whose resulting shift edges the gate allows (a refused target is dropped and the
+        split recomputed). Planned shifts only: a failed region moves at once, gate or not."""
+        gate, ok = self.p.gate, list(targets)
+        if gate is None or self.dry:
+            return ok
+        while ok:
+            trial = dict(self.ss.weights)
+            for x, n in self._split(r, amount, ok).items():
+                trial[x] += n
+            trial[r] -= min(amount, trial[r])
+            refused = None
+            for (src, dst), n in shift_edges(self.ss.nominal, trial).items():
+                why = gate.allow(self.svc, src, dst, n)
+                if why is not None:
+                    refused = (dst, why)
+                    break
+            if refused is None:
+                return ok
+            self.refused = f"shift refused: {refused[1]}"
+            if refused[0] not in ok:  # an edge we cannot even keep growing: hold
+                return []
+            ok.remove(refused[0])
+        return ok
+
     def _move(self, r: str, amount: int, targets: list[str], why: str) -> None:
         amount = min(amount, self.ss.weights[r])
-        share = quantize({x: self.p.capacity(x) for x in targets}, amount) if amount > 0 else {}
+        share = self._split(r, amount, targets)
         for x, n in share.items():
             if n:
                 self.ss.weights[x] += n
