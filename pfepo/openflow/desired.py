@@ -18,6 +18,10 @@ Data plane, per service (VIP:port):
   to the VIP, so clients only ever see the VIP.
 - ARP requests for the VIP go to the controller, which answers with the VIP MAC.
 - Everything else: table-miss NORMAL (L2 learning switch); the topology is a tree, so no loops.
+- Cluster (``cluster.ingress`` / ``cluster.inter_region_ports``, docs/coordination.md): every region's
+  client-side switch splits the services; traffic arriving on an inter-region port is never steered
+  again (one-hop rule): VIP requests go straight to the local region (committed with a transit ct_mark so
+  their replies go back the port they came from), replies to our own clients pass, the rest is dropped.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ NORMAL = "normal"
 T_CLASSIFY, T_STEER, T_REPLY, T_COMMIT = 0, 1, 2, 3
 PRIO_PINNED = 110
 PRIO_NEW = 100
+PRIO_TRANSIT = 250  # one-hop rule: above the VIP steering, below ARP/probes
+PRIO_TRANSIT_REPLY = 120
+TRANSIT_MARK = 0x10000  # ct_mark of a connection that arrived on inter-region port P: TRANSIT_MARK + P
 
 # An action is a tuple:
 #   ("output", port) | ("output", "normal"/"controller") | ("set_field", name, value)
@@ -163,6 +170,35 @@ def _ingress_affinity(cfg: PfepoConfig, st: SwitchState, i: int, svc: ServiceCon
         st.flows.append(reply)
 
 
+def _cluster_ingress(cfg: PfepoConfig, switch_name: str, regions: list) -> list:
+    """Regions as seen from a further client-side switch (``cluster.ingress``: its port to each region)."""
+    ports = cfg.cluster.ingress.get(switch_name, {}) if cfg.cluster is not None else {}
+    return [r.model_copy(update={"uplink": r.uplink.model_copy(update={"switch": switch_name, "port": ports[r.name]})})
+            for r in regions if r.name in ports]
+
+
+def _one_hop(cfg: PfepoConfig, st: SwitchState, switch_name: str, i: int, svc: ServiceConfig, ingress: list) -> None:
+    """Traffic from another region (an inter-region port) is delivered locally or dropped, never steered."""
+    from pfepo.cluster.ownership import switch_regions
+
+    transit = cfg.cluster.inter_region_ports.get(switch_name, []) if cfg.cluster is not None else []
+    here = switch_regions(cfg).get(switch_name)
+    local = next((r.uplink.port for r in ingress if r.name == here), None)
+    zone = cfg.openflow.conntrack_zone
+    for p in transit:
+        deliver = (("ct", True, zone, None, TRANSIT_MARK + p), ("output", local)) if local is not None else ()
+        st.flows.append(Flow(PRIO_TRANSIT, (("in_port", p), *_vip_match(svc)), deliver))
+        # from there: only replies to our own clients' connections (ct_mark = a region) pass; the rest
+        # is dropped. Replies from the local region to a transit connection go back the way it came.
+        flows = [Flow(PRIO_MISS + 1, (("in_port", p),), ()), Flow(PRIO_NEW, (("in_port", p),), (), table_id=T_REPLY)]
+        flows += [Flow(PRIO_PINNED, (("in_port", p), ("ct_mark", region_number(cfg, r.name))), (("output", NORMAL),),
+                       table_id=T_REPLY) for r in cfg.regions]
+        if local is not None:
+            flows.append(Flow(PRIO_TRANSIT_REPLY, (("in_port", local), ("ct_mark", TRANSIT_MARK + p)), (("output", p),),
+                              table_id=T_REPLY))
+        st.flows.extend(f for f in flows if f not in st.flows)
+
+
 def switch_state(cfg: PfepoConfig, switch_name: str, weights: Mapping[str, Mapping[str, int]],
                  bandwidth: Mapping[str, Mapping[str, float | None]] | None = None,
                  evicted: Mapping[str, Iterable[str]] | None = None) -> SwitchState:
@@ -181,7 +217,8 @@ def switch_state(cfg: PfepoConfig, switch_name: str, weights: Mapping[str, Mappi
         st.flows.append(Flow(PRIO_PROBE, (("eth_type", PROBE_ETH_TYPE),), (("output", CONTROLLER),)))
     for i, svc in enumerate(cfg.services):
         regions = [r for r in cfg.regions if r.name in svc.weights]
-        ingress = [r for r in regions if r.uplink.switch == switch_name]
+        ingress = [r for r in regions if r.uplink.switch == switch_name] or _cluster_ingress(cfg, switch_name, regions)
+        _one_hop(cfg, st, switch_name, i, svc, ingress)
         if ingress:
             w = weights.get(svc.name, {})
             gone = set((evicted or {}).get(svc.name, ()))
