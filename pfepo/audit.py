@@ -86,6 +86,7 @@ class AuditLog:
                  max_bytes: int = 16 * 1_048_576, max_age_s: float = 86400.0, keep: int = 8,
                  pending_max: int = 10_000, clock=time.time):
         self.path = Path(path) if path else None
+        self.stamp: dict = {}  # fields every record carries (a cluster's policy_revision), set by their owner
         self.fsync = fsync
         self.max_bytes, self.max_age_s, self.keep = max_bytes, max_age_s, keep
         self.clock = clock
@@ -130,7 +131,7 @@ class AuditLog:
             self._first_ts = float(first.get("ts", 0) or 0) if first else None
 
     def append(self, kind: str, record: dict | None = None, ts: float | None = None) -> dict:
-        rec = _clean({**(record or {})})
+        rec = _clean({**self.stamp, **(record or {})})
         rec["kind"] = kind
         rec["ts"] = float(rec["ts"]) if rec.get("ts") is not None else (time.time() if ts is None else ts)
         line = (json.dumps(rec, sort_keys=True, default=str) + "\n").encode()

@@ -160,6 +160,8 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
             "polling": rt.polling_status(),  # overloaded -> longer effective interval, said here
             "storage": _storage_health(rt),
         }
+        if getattr(rt, "cluster", None) is not None:  # etcd reachable, our role per switch, claims held
+            body["cluster"] = rt.cluster.status()
         if problem is not None:
             body["problem"] = problem
             return RedactedJSONResponse(body, status_code=503)

@@ -75,6 +75,9 @@ class ClusterAgent:
     def start(self) -> ClusterAgent:
         self.coord.join()
         self.etcd_ok = True
+        audit = getattr(self.rt, "audit", None)
+        if audit is not None:  # 0: the local policy files (the cluster holds none yet)
+            audit.stamp.setdefault("policy_revision", 0)
         loop = getattr(self.rt, "loop", None)
         if loop is not None:  # planned shifts toward another region need a claim from now on
             loop.planner.gate = self.gate
@@ -103,6 +106,8 @@ class ClusterAgent:
         ok = reloader.reload()  # here, not via the watch thread: the audit line says whether it is in force
         audit = getattr(self.rt, "audit", None)
         if audit is not None:  # every later decision record was made under this revision (until the next)
+            if ok:
+                audit.stamp["policy_revision"] = revision
             audit.append("policy_revision", {
                 "revision": revision, "in_force": ok, "problems": list(reloader.last_error),
                 "digest": reloader.current.digest if reloader.current is not None else None})
@@ -151,7 +156,8 @@ class ClusterAgent:
     def status(self) -> dict:
         """For /api/v1/health: etcd reachable, our role per switch, the claims we hold."""
         names = {sw.dpid: sw.name for sw in self.cfg.switches}
-        return {"member": self.coord.member_id, "region": self.coord.region, "etcd_ok": self.etcd_ok,
+        state = "ok" if self.etcd_ok else "etcd unreachable: last roles and shifts kept, no new cross-region claim"
+        return {"member": self.coord.member_id, "region": self.coord.region, "state": state, "etcd_ok": self.etcd_ok,
                 "last_error": self.last_error, "last_ok": self.last_ok,
                 "lease_lost": self.coord.lease_lost,
                 "policy_revision": self.mirror.revision if self.mirror else 0,

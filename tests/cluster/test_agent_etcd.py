@@ -44,6 +44,9 @@ def test_etcd_down_keeps_the_last_roles_and_a_restart_resyncs(cfg_dict, etcd, tm
         etcd.kill()
         wait_until(lambda: not agent.etcd_ok, timeout=10, message="etcd seen down")
         assert agent.roles == before  # keep the last good state while etcd is away
+        status = agent.status()
+        assert status["etcd_ok"] is False and "etcd unreachable" in status["state"]
+        assert {v["role"] for v in status["roles"].values()} == {"master"}  # /api/v1/health shows this
         assert any("pfepo_cluster_etcd_up" in f.name and f.samples[0].value == 0 for f in agent.metric_families())
         etcd.start()  # same data dir and ports: a restart, not a new cluster
         wait_until(lambda: agent.etcd_ok, timeout=15, message="etcd seen back")
@@ -59,10 +62,12 @@ def test_etcd_down_keeps_the_last_roles_and_a_restart_resyncs(cfg_dict, etcd, tm
                                for r in _audit(tmp_path / "c-eu-audit.jsonl")), timeout=2, message="audit line")
         line = next(r for r in _audit(tmp_path / "c-eu-audit.jsonl") if r.get("revision") == rev)
         assert line["in_force"] is True and line["digest"] == rt.reloader.current.digest
+        assert rt.audit.append("decision", {"service": "web"})["policy_revision"] == rev  # every later record
         bad = agent.coord.put_policy({"000-p.yaml": "policies: [{name: x, nosuch: 1}]\n"})
         wait_until(lambda: any(r.get("revision") == bad for r in _audit(tmp_path / "c-eu-audit.jsonl")), timeout=2,
                    message="audit line of the rejected revision")
         line = next(r for r in _audit(tmp_path / "c-eu-audit.jsonl") if r.get("revision") == bad)
         assert line["in_force"] is False and line["problems"] and line["digest"] == rt.reloader.current.digest
+        assert line["policy_revision"] == rev  # the rejected revision is not the one in force
     finally:
         agent.stop()
