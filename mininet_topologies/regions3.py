@@ -216,3 +216,90 @@ def wait_servers(net: Regions3Net, timeout: float = 10.0) -> None:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"HTTP service on {name} did not come up")
                 time.sleep(0.1)
+
+
+class Controllers:
+    """One ``pfepo run`` per region (processes we own: stopped by PID), configured by ``Regions3.config``.
+
+    ``etcd[i]`` is controller i's etcd endpoint (a test may put a proxy in between to cut it off);
+    ``extra`` is merged into every config (policy paths, signals token...)."""
+
+    def __init__(self, spec: Regions3, workdir: Path, etcd: list[str], extra: dict | None = None, **config_kw):
+        from pfepo.bench.history import free_port
+
+        self.spec = spec
+        self.workdir = Path(workdir)
+        self.etcd = etcd
+        self.extra = extra or {}
+        self.config_kw = config_kw
+        n = len(spec.regions)
+        self.of_ports = [free_port() for _ in range(n)]
+        self.rest_ports = [free_port() for _ in range(n)]
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    def url(self, i: int) -> str:
+        return f"http://127.0.0.1:{self.rest_ports[i]}"
+
+    def log(self, i: int) -> Path:
+        return self.workdir / f"c-{self.spec.regions[i]}" / "daemon.log"
+
+    def start(self, i: int) -> subprocess.Popen:
+        import yaml
+
+        work = self.workdir / f"c-{self.spec.regions[i]}"
+        work.mkdir(parents=True, exist_ok=True)
+        cfg = self.spec.config(i, of_port=self.of_ports[i], rest_port=self.rest_ports[i], state_dir=str(work / "state"),
+                               history_path=str(work / "h.sqlite"), etcd=self.etcd[i], **self.config_kw)
+        for k, v in self.extra.items():
+            cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
+        (work / "pfepo.yaml").write_text(yaml.safe_dump(cfg))
+        with open(self.log(i), "ab") as log:
+            p = subprocess.Popen([sys.executable, "-m", "pfepo.cli", "run", "--config", "pfepo.yaml"], cwd=work,
+                                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1",
+                                                                             "OPENBLAS_NUM_THREADS": "1"})
+        self.procs[i] = p
+        return p
+
+    def kill(self, i: int) -> float:
+        """kill -9; returns the wall-clock time of the kill."""
+        import signal
+
+        t = time.time()
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait(5)
+        return t
+
+    def stop(self) -> None:
+        import signal
+
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+
+def group_weights(bridge: str, port_region: dict[int, str], group_id: int = 1) -> dict[str, int]:
+    """Bucket weights of a SELECT group as OVS holds it, by region (from each bucket's watch_port)."""
+    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", bridge], capture_output=True, text=True,
+                         check=True).stdout
+    import re
+
+    for line in out.splitlines():
+        if f"group_id={group_id}," in line:
+            return {port_region[int(p)]: int(w) for w, p in re.findall(r"weight:(\d+),watch_port:(\d+)", line)}
+    return {}
+
+
+def flow_packets(bridge: str, needle: str) -> int:
+    """Sum of n_packets over the flows whose dump-flows line contains ``needle`` (e.g. "in_port=10")."""
+    import re
+
+    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge], capture_output=True, text=True,
+                         check=True).stdout
+    return sum(int(m.group(1)) for line in out.splitlines() if needle in line
+               for m in [re.search(r"n_packets=(\d+)", line)] if m)

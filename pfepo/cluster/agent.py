@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+from pfepo.cluster.baseline import BaselineSync
 from pfepo.cluster.claimgate import ClaimGate
 from pfepo.cluster.coordinator import Ownership
 from pfepo.cluster.etcd import EtcdCoordinator, EtcdError
@@ -60,6 +61,7 @@ class ClusterAgent:
         self.last_error: str | None = None
         self.last_ok: float | None = None
         self.mirror: PolicyMirror | None = None
+        self.baseline: BaselineSync | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._cancels: list = []
@@ -83,6 +85,8 @@ class ClusterAgent:
             loop.planner.gate = self.gate
         folder = Path(self.cfg.state_dir) / "cluster-policy"
         self.mirror = PolicyMirror(self.coord, folder, self._policy_changed)
+        state = getattr(self.rt, "state", None)
+        self.baseline = BaselineSync(self.coord, state, self._wake.set) if state is not None else None
         self._watch()
         self.mirror.sync()
         self._thread = threading.Thread(target=self._run, name="cluster", daemon=True)
@@ -94,7 +98,7 @@ class ClusterAgent:
         recreated whenever etcd comes back; each step also re-reads the policy in case a watch was lost."""
         for cancel in self._cancels:
             cancel()
-        self._cancels = [self.coord.watch(what, self._wake.set) for what in ("members", "owners")]
+        self._cancels = [self.coord.watch(what, self._wake.set) for what in ("members", "owners", "baseline")]
         self._cancels.append(self.coord.watch("policy", self.mirror.sync))
 
     def _policy_changed(self, revision: int) -> None:
@@ -116,6 +120,11 @@ class ClusterAgent:
         try:
             owners = self.coord.rebalance(self.regions)
             self.mirror.sync()
+            if self.baseline is not None:
+                rev = self.baseline.sync()
+                audit = getattr(self.rt, "audit", None)
+                if audit is not None and rev:  # decisions after this were made against that baseline
+                    audit.stamp["baseline_revision"] = rev
         except EtcdError as exc:
             if self.etcd_ok or self.last_error is None:
                 log.warning("etcd unreachable, keeping the last roles: %s", exc)
@@ -161,6 +170,7 @@ class ClusterAgent:
                 "last_error": self.last_error, "last_ok": self.last_ok,
                 "lease_lost": self.coord.lease_lost,
                 "policy_revision": self.mirror.revision if self.mirror else 0,
+                "baseline_revision": self.baseline.revision if self.baseline else 0,
                 "roles": {names.get(d, f"{d:#x}"): {"role": r, "generation": g}
                           for d, (r, g) in sorted(self.roles.items())},
                 "masters": sorted(d for d, (r, _) in self.roles.items() if r == "master"),

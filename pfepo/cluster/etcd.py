@@ -5,6 +5,7 @@ Keys, all under ``/pfepo/CLUSTER/``:
   owners/SWITCH               controller id             on the owner's lease; mod revision = generation
   policy                      {"files": {name: yaml}}   no lease; mod revision = policy revision
   claims/SERVICE/SRC/DST/ID   Claim as JSON             on the claimer's (ID's) lease
+  baseline                    {"services": {name: {"weights", "source"}}}   no lease; mod revision = its revision
 Leases make a dead controller's membership, switches and claims disappear after ``lease_ttl_s``.
 """
 
@@ -153,6 +154,25 @@ class EtcdCoordinator:
             return None
         value, meta = got[0]
         return PolicyRevision(int(meta["mod_revision"]), json.loads(value)["files"])
+
+    # --- small shared documents (the operator's baseline weights) ------------------------------------
+    def get_doc(self, name: str) -> tuple[int, dict] | None:
+        """(mod revision, JSON document) stored under ``name`` (None: none yet)."""
+        got = self._client.get(self.root + name, metadata=True)
+        if not got:
+            return None
+        value, meta = got[0]
+        return int(meta["mod_revision"]), json.loads(value)
+
+    def put_doc(self, name: str, doc: dict, expect_revision: int) -> int | None:
+        """Store ``doc`` if the key's mod revision is still ``expect_revision`` (0: absent); returns the new
+        revision, or None when someone else wrote it first (read it and adopt theirs)."""
+        key = _b64(self.root + name)
+        res = self._post("/kv/txn", {
+            "compare": [{"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": expect_revision}],
+            "success": [{"request_put": {"key": key, "value": _b64(json.dumps(doc, sort_keys=True))}}],
+            "failure": []})
+        return int(res["header"]["revision"]) if res.get("succeeded") else None
 
     # --- loop-free claims ----------------------------------------------------------------------------
     def claims(self) -> list[Claim]:
