@@ -142,10 +142,19 @@ def _reply_match(svc: ServiceConfig) -> tuple[tuple[str, object], ...]:
     return (("eth_type", 0x0800), ("ip_proto", proto), ("ipv4_src", svc.vip), (l4, svc.port))
 
 
+def conntrack_zone(cfg: PfepoConfig, switch_name: str) -> int:
+    """The switch's conntrack zone: ``openflow.conntrack_zone``, plus the switch's index when a cluster
+    has inter-region ports (switches on one userspace OVS share one conntrack table, so each client-side
+    switch needs its own zone to keep its own view of a connection, as separate devices would)."""
+    base = cfg.openflow.conntrack_zone
+    if cfg.cluster is None or not cfg.cluster.inter_region_ports:
+        return base
+    return base + [s.name for s in cfg.switches].index(switch_name)
+
+
 def _ingress_affinity(cfg: PfepoConfig, st: SwitchState, i: int, svc: ServiceConfig, ingress: list,
-                      w: Mapping[str, int], evicted: set[str]) -> None:
+                      w: Mapping[str, int], evicted: set[str], zone: int) -> None:
     """Conntrack-pinned splitting for service ``i`` on its ingress switch (module docstring)."""
-    zone = cfg.openflow.conntrack_zone
     gid = service_group_id(i)
     st.groups[gid] = Group(gid, tuple(
         Bucket(int(w.get(r.name, 0)), r.uplink.port,
@@ -184,7 +193,7 @@ def _one_hop(cfg: PfepoConfig, st: SwitchState, switch_name: str, i: int, svc: S
     transit = cfg.cluster.inter_region_ports.get(switch_name, []) if cfg.cluster is not None else []
     here = switch_regions(cfg).get(switch_name)
     local = next((r.uplink.port for r in ingress if r.name == here), None)
-    zone = cfg.openflow.conntrack_zone
+    zone = conntrack_zone(cfg, switch_name)
     for p in transit:
         deliver = (("ct", True, zone, None, TRANSIT_MARK + p), ("output", local)) if local is not None else ()
         st.flows.append(Flow(PRIO_TRANSIT, (("in_port", p), *_vip_match(svc)), deliver))
@@ -223,7 +232,7 @@ def switch_state(cfg: PfepoConfig, switch_name: str, weights: Mapping[str, Mappi
             w = weights.get(svc.name, {})
             gone = set((evicted or {}).get(svc.name, ()))
             if cfg.openflow.affinity:
-                _ingress_affinity(cfg, st, i, svc, ingress, w, gone)
+                _ingress_affinity(cfg, st, i, svc, ingress, w, gone, conntrack_zone(cfg, switch_name))
             else:
                 gid = service_group_id(i)
                 st.groups[gid] = Group(gid, tuple(
