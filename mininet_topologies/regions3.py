@@ -295,11 +295,11 @@ def group_weights(bridge: str, port_region: dict[int, str], group_id: int = 1) -
     return {}
 
 
-def flow_packets(bridge: str, needle: str) -> int:
-    """Sum of n_packets over the flows whose dump-flows line contains ``needle`` (e.g. "in_port=10")."""
+def flow_packets(bridge: str, *needles: str) -> int:
+    """Sum of n_packets over the flows whose dump-flows line contains every needle (e.g. "in_port=10,")."""
     import re
 
     out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge], capture_output=True, text=True,
                          check=True).stdout
-    return sum(int(m.group(1)) for line in out.splitlines() if needle in line
+    return sum(int(m.group(1)) for line in out.splitlines() if all(n in line for n in needles)
                for m in [re.search(r"n_packets=(\d+)", line)] if m)

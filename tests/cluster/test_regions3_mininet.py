@@ -92,7 +92,7 @@ class Lab:
 
     def transit(self, i: int) -> int:
         """VIP packets region i's client switch received from other regions (its one-hop flows)."""
-        return sum(flow_packets(self.spec.client_switch(i), f"in_port={self.spec.port_to(i, j)},tcp")
+        return sum(flow_packets(self.spec.client_switch(i), "priority=250,", f"in_port={self.spec.port_to(i, j)},")
                    for j in range(3) if j != i)
 
     def stop(self) -> None:
