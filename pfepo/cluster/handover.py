@@ -23,8 +23,6 @@ from pathlib import Path
 
 import yaml
 
-from mininet_topologies.multiregion import TopoSpec
-from pfepo.bench.history import free_port
 from pfepo.cluster.etcd import EtcdCoordinator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +56,9 @@ class ClusterLab:
 
     def __init__(self, etcd_endpoint: str, workdir: Path, ttl_s: int = 3,
                  controllers: dict[str, str] | None = None):
+        from mininet_topologies.multiregion import TopoSpec  # lab code: only when a lab is built
+        from pfepo.bench.history import free_port
+
         self.spec = TopoSpec(weights={"eu": 50, "us": 30, "ap": 20})
         self.base = self.spec.config()
         self.etcd_endpoint = etcd_endpoint
