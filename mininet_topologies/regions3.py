@@ -291,7 +291,14 @@ def group_weights(bridge: str, port_region: dict[int, str], group_id: int = 1) -
 
     for line in out.splitlines():
         if f"group_id={group_id}," in line:
-            return {port_region[int(p)]: int(w) for w, p in re.findall(r"weight:(\d+),watch_port:(\d+)", line)}
+            out = {}
+            for bucket in line.split("bucket=")[1:]:
+                w, p = re.search(r"weight:(\d+)", bucket), re.search(r"watch_port:(\d+)", bucket)
+                if w and p:
+                    out[port_region[int(p.group(1))]] = int(w.group(1))
+            if not out:
+                raise ValueError(f"no weighted buckets in: {line}")
+            return out
     return {}
 
 

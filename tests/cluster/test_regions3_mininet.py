@@ -73,6 +73,19 @@ class Lab:
         for i in range(3):
             wait_until(lambda i=i: self.health(i)["cluster"]["roles"][self.spec.client_switch(i)]["role"] == "master",
                        timeout=40, message=f"controller {i} masters its client switch")
+        try:
+            wait_until(lambda: all(self.weights(i) == {"eu": 21, "us": 21, "ap": 22} for i in range(3)), timeout=30,
+                       message="every client switch holds the nominal split")
+        except AssertionError:
+            import subprocess
+
+            for sw in self.spec.switches():
+                for what in ("dump-groups", "dump-flows"):
+                    print(sw, what, subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", what, sw],
+                                                   capture_output=True, text=True).stdout)
+            for i in range(3):
+                print(self.ctl.log(i).read_text()[-6000:])
+            raise
         return self
 
     def health(self, i: int) -> dict:
