@@ -1,6 +1,6 @@
 """Cluster benchmark (issue 15): kill -9 handover time and policy propagation time, real processes.
 
-Handover: ``pfepo.cluster.handover.bench`` (two `pfepo run` controllers on real OVS bridges, the eu
+Handover: ``pfepo_lab.cluster.handover.bench`` (two `pfepo run` controllers on real OVS bridges, the eu
 switch's MASTER killed with -9 ``--kills`` times; time to the peer's MASTER role request, from its log).
 Propagation: the same lab; each of ``--revisions`` policy revisions is stored in etcd (what `pfepo
 policy apply` does after validating) and timed until EVERY controller's /metrics reports it as the
@@ -25,8 +25,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pfepo.cluster.handover import ClusterLab, _wait, bench  # noqa: E402
 from pfepo.cluster.localetcd import LocalEtcd  # noqa: E402
+from pfepo_lab.cluster.handover import ClusterLab, _wait, bench  # noqa: E402
 
 
 def _revision(url: str) -> int:

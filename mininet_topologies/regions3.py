@@ -225,7 +225,7 @@ class Controllers:
     ``extra`` is merged into every config (policy paths, signals token...)."""
 
     def __init__(self, spec: Regions3, workdir: Path, etcd: list[str], extra: dict | None = None, **config_kw):
-        from pfepo.bench.history import free_port
+        from pfepo_lab.bench.history import free_port
 
         self.spec = spec
         self.workdir = Path(workdir)

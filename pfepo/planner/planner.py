@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING
 
 from pfepo.planner.plan import Plan
 from pfepo.planner.shifts import ShiftGate, shift_edges
+from pfepo.planner.weights import quantize
 from pfepo.policy.engine import Decision
 from pfepo.policy.model import Drain, Failback, Policy, Safety, ShiftTraffic
-from pfepo.weights import quantize
 
 if TYPE_CHECKING:
     from pfepo.config import PfepoConfig

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from pfepo.cluster.handover import ClusterLab, dump_groups, logged_after
+from pfepo_lab.cluster.handover import ClusterLab, dump_groups, logged_after
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.ovs, pytest.mark.etcd]

@@ -1,0 +1,65 @@
+"""The failover bench's figures from a synthetic run (no lab): what each reported number means."""
+
+from __future__ import annotations
+
+import json
+
+from pfepo_lab.bench.failover import SCENARIOS, Scenario, summarise
+
+
+def _log(path, recs):
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def test_summary_figures(tmp_path):
+    sc = Scenario.quick()
+    t0, t_fail = 1000.0, 33.0
+    reqs = tmp_path / "requests.jsonl"
+    ka = tmp_path / "keepalive.jsonl"
+    _log(reqs, [
+        {"ts": t0 + 5, "server": "eu-1", "latency_s": 0.01},
+        {"ts": t0 + 30, "server": "eu-1", "latency_s": 0.35},  # over the 200 ms SLA
+        {"ts": t0 + 34, "server": None, "latency_s": 2.0, "error": "TimeoutError"},
+        {"ts": t0 + 36, "server": "us-1", "latency_s": 0.01},
+    ])
+    _log(ka, [{"ts": t0 + 34, "conn": 0, "server": None, "latency_s": 2.0, "error": "TimeoutError"},
+              {"ts": t0 + 37, "conn": 0, "server": "us-2", "latency_s": 0.01}])
+    w = {"eu": 32, "us": 19, "ap": 13}
+    half = {"eu": 16, "us": 27, "ap": 21}
+    none = {"eu": 0, "us": 35, "ap": 29}
+    rows = [
+        {"t": 0.0, "weights": dict(w), "evicted": False, "pinned": 3},
+        {"t": 30.0, "weights": dict(half), "evicted": False, "pinned": 3},   # drain starts 3 s before
+        {"t": 33.5, "weights": dict(half), "evicted": False, "pinned": 2, "phase": "draining"},
+        {"t": 35.0, "weights": dict(none), "evicted": True, "pinned": 1, "phase": "failed"},
+        {"t": 36.0, "weights": dict(none), "evicted": True, "pinned": 0},
+        {"t": 37.0, "weights": dict(none), "evicted": True, "pinned": 0},
+    ]
+    r = summarise("predictive", sc, [reqs, ka], rows, t0, t_fail)
+    assert (r["requests_sent"], r["requests_failed"], r["requests_over_sla"]) == (6, 2, 1)
+    assert (r["failed_before_failure"], r["failed_after_failure"]) == (0, 2)
+    assert (r["keepalive_requests"], r["keepalive_failed"]) == (2, 1)
+    assert r["share_in_failing_region_at_failure"] == round(16 / 64, 4)
+    assert r["lead_s"] == 3.0
+    assert r["time_to_detect_s"] == 2.0  # weight lowered after the failure
+    assert r["time_to_no_new_requests_s"] == 2.0 and r["time_to_evict_s"] == 2.0
+    assert r["time_to_no_connections_s"] == 3.0 and r["pinned_at_failure"] == 3
+    assert r["benign_shift"] is False
+
+
+def test_nothing_happens_gives_none_not_zero(tmp_path):
+    sc = Scenario.quick()
+    reqs = tmp_path / "requests.jsonl"
+    _log(reqs, [{"ts": 1001.0, "server": "eu-1", "latency_s": 0.01}])
+    rows = [{"t": t, "weights": {"eu": 32, "us": 19, "ap": 13}, "evicted": False, "pinned": 4} for t in range(45)]
+    r = summarise("static", sc, [reqs, tmp_path / "missing.jsonl"], rows, 1000.0, 33.0)
+    assert r["lead_s"] is None and r["time_to_detect_s"] is None and r["time_to_no_new_requests_s"] is None
+    assert r["time_to_evict_s"] is None and r["time_to_no_connections_s"] is None
+
+
+def test_scenarios_cover_every_gray_failure_and_one_without_precursor():
+    kinds = {k for k, pre in SCENARIOS.values() if pre}
+    assert kinds == {"link_down", "blackhole", "hang", "crash", "brownout"}
+    assert [n for n, (_, pre) in SCENARIOS.items() if not pre] == ["blackhole_no_precursor"]
+    quick = Scenario.quick()
+    assert 6 * 3 * quick.duration_s < 15 * 60 - 6 * 3 * 8  # plus ~8 s of daemon restart per run
