@@ -153,7 +153,7 @@ def test_a_controller_cut_off_from_etcd_claims_nothing_and_makes_no_loop(lab):
     n = 30
     out = lab.net.run_client(lab.spec.client(2, 0)[0], ["--url", f"http://{lab.spec.vip}/", "--requests", str(n),
                                                          "--concurrency", "4"])
-    assert out.get("failed", 0) == 0 and len(out["servers"]) >= 2, out  # still split over the regions
+    assert out.get("failed", 0) == 0 and len(out["by_server"]) >= 2, out  # still split over the regions
     grown = sum(lab.transit(i) for i in range(3)) - sum(before)
     assert 0 < grown <= n * 12, (before, grown)  # one hop per shifted request, no loop
     lab.push(ap, ["ap"], 0.0)
@@ -213,7 +213,7 @@ def test_two_regions_degrade_at_once_and_everything_lands_in_the_third(lab):
         out = lab.net.run_client(s.client(i, 0)[0], ["--url", f"http://{s.vip}/", "--requests", str(n),
                                                      "--concurrency", "4"])
         assert out.get("failed", 0) == 0, out
-        assert set(out["servers"]) <= {"ap-1", "ap-2"} and sum(out["servers"].values()) == n, out
+        assert set(out["by_server"]) <= {"ap-1", "ap-2"} and sum(out["by_server"].values()) == n, out
     after = [lab.transit(i) for i in range(3)]
     # requests crossed exactly one link: they entered ap's client switch from eu and us (>= 3 packets per
     # HTTP/1.0 connection, a loop would multiply them) and never entered eu's or us's from another region
