@@ -64,6 +64,10 @@ class TcpProxy:
 
     def cut(self) -> None:
         if self._srv is not None:
+            try:  # wakes the accept() blocked in the other thread (close() alone leaves it listening)
+                self._srv.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._srv.close()
             self._srv = None
         with self._lock:
