@@ -2,10 +2,11 @@
 
 Handover: ``pfepo_lab.cluster.handover.bench`` (two `pfepo run` controllers on real OVS bridges, the eu
 switch's MASTER killed with -9 ``--kills`` times; time to the peer's MASTER role request, from its log).
-Propagation: the same lab; each of ``--revisions`` policy revisions is stored in etcd (what `pfepo
-policy apply` does after validating) and timed until EVERY controller's /metrics reports it as the
-revision in force (polled every 5 ms, so the figure includes up to 5 ms of polling).
-Needs OVS and etcd; run under the lock:
+Propagation: the same two controllers (no switches needed); each of ``--revisions`` policy revisions is
+stored in etcd (what `pfepo policy apply` does after validating) and timed until EVERY controller's
+/metrics reports it as the revision in force (polled every 5 ms, so the figure includes up to 5 ms of
+polling). ``--kills 0`` measures propagation only (etcd, no OVS).
+Handover needs OVS and etcd; run under the lock:
 ``flock /tmp/pfepo-ovs.lock .venv/bin/python benchmarks/cluster.py --kills 20 --revisions 20``.
 """
 
@@ -30,7 +31,11 @@ from pfepo_lab.cluster.handover import ClusterLab, _wait, bench  # noqa: E402
 
 
 def _revision(url: str) -> int:
-    text = httpx.get(url + "/metrics", timeout=2).text
+    """The policy revision a controller reports in force (-2: not answering yet)."""
+    try:
+        text = httpx.get(url + "/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return -2
     m = re.search(r"^pfepo_cluster_policy_revision (\S+)$", text, re.M)
     return int(float(m.group(1))) if m else -1
 
@@ -45,7 +50,8 @@ def propagation(revisions: int, ttl_s: int = 3) -> dict:
     with tempfile.TemporaryDirectory(prefix="pfepo-propagation-") as tmp, LocalEtcd() as etcd:
         lab = ClusterLab(etcd.endpoint, Path(tmp), ttl_s)
         try:
-            lab.start()
+            for cid in lab.ctl:  # controllers only: propagation does not involve switches (no OVS needed)
+                lab.start_controller(cid)
             urls = [f"http://127.0.0.1:{rest}" for _, _, rest in lab.ctl.values()]
             _wait(lambda: all(_revision(u) >= 0 for u in urls), 60, "both controllers serve /metrics")
             times = []
