@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--revisions", type=int, default=20)
     ap.add_argument("--ttl", type=int, default=3, help="lease TTL in seconds")
     args = ap.parse_args(argv)
-    out = {"propagation": propagation(args.revisions, args.ttl)}
+    out = {"propagation": propagation(args.revisions, args.ttl)} if args.revisions else {}
     if args.kills:
         out["handover"] = bench(args.kills, args.ttl)
     print(json.dumps(out, indent=2))
