@@ -363,18 +363,25 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
 
         # --- failover trials --------------------------------------------------------------------
         lat_ms, timeouts, resets = [], 0, 0
+
+        async def restore(p: int) -> bool:
+            """Give port p's bucket its weight back with an operator split; True once the switch has it."""
+            nonlocal resets
+            resets += 1
+            await call("PUT", "/api/v1/services/web/weights", json={"weights": RESET_WEIGHTS[resets % 2]})
+            try:
+                await asyncio.wait_for(c0.wait_group(lambda ev: ev.weights.get(p, 0) > 0), 5)
+            except TimeoutError:
+                return False
+            return True
+
         deadline = time.monotonic() + max(60.0, trials * 4.0)
         for i in range(trials):
             if time.monotonic() > deadline:
                 break
             port = 1 + i % 3
-            if not c0.bucket_weight(port):
-                resets += 1
-                await call("PUT", "/api/v1/services/web/weights", json={"weights": RESET_WEIGHTS[resets % 2]})
-                try:
-                    await asyncio.wait_for(c0.wait_group(lambda ev, p=port: ev.weights.get(p, 0) > 0), 5)
-                except TimeoutError:
-                    continue
+            if not c0.bucket_weight(port) and not await restore(port):
+                continue
             fut = c0.wait_group(lambda ev, p=port: ev.weights.get(p) == 0)
             a = time.perf_counter()
             c0.port_status(port, up=False)
@@ -388,12 +395,7 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
             try:
                 await asyncio.wait_for(up, 1.5)
             except TimeoutError:
-                resets += 1
-                await call("PUT", "/api/v1/services/web/weights", json={"weights": RESET_WEIGHTS[resets % 2]})
-                try:
-                    await asyncio.wait_for(c0.wait_group(lambda ev, p=port: ev.weights.get(p, 0) > 0), 5)
-                except TimeoutError:
-                    pass
+                await restore(port)
             await asyncio.sleep(random.uniform(0.1, 0.4))  # not phase-locked with the poll loop
         point["failover_trials"] = len(lat_ms) + timeouts
         point["failover_timeouts"] = timeouts

@@ -14,6 +14,7 @@ import pytest
 
 from mininet_topologies.lab import Lab
 from mininet_topologies.multiregion import TopoSpec
+from tests.integration.helpers import at_baseline, wait_keepalive_answered, wait_split_settled
 
 pytestmark = pytest.mark.ovs
 
@@ -29,6 +30,13 @@ def lab(tmp_path_factory):
     log = lb.workdir / "daemon.log"
     if log.exists():
         print(log.read_text()[-3000:])
+
+
+@pytest.fixture(autouse=True)
+def baseline(lab):
+    """Each test starts with eu healthy, the config split and an idle planner, so they run in any order."""
+    lab.net.impairer.clear("eu")
+    at_baseline(lab)
 
 
 def ff_group(core: str) -> str:
@@ -50,7 +58,7 @@ def test_blackhole_detected_moved_and_emptied(lab):
     duration = 30.0
     ka = lab.net.start_client("c1", ["--url", f"http://{lab.spec.vip}/", "--keepalive", "10", "--interval", "0.2",
                                      "--duration", str(duration), "--timeout", "2", "--log", str(kalog)])
-    time.sleep(3.0)
+    wait_keepalive_answered(kalog, 10)  # every connection open and pinned to its region
     assert "watch_port:1" in ff_group(lab.spec.core())
     t_fail = time.time()
     lab.net.impairer.blackhole("eu")
@@ -61,7 +69,7 @@ def test_blackhole_detected_moved_and_emptied(lab):
     print(f"blackhole: share moved after {t_moved - t_fail:.2f} s, pinned connections evicted after "
           f"{t_evicted - t_fail:.2f} s")
     assert lab.service()["down_regions"] == []  # the link is up: this was not OVS liveness
-    time.sleep(1.0)
+    wait_split_settled(lab, "eu", 0.0)
     shares = lab.measure_split(300, client="c2")
     assert shares["eu"] == 0.0 and shares["_failed"] == 0, shares
     records = lab.api.get("/api/v1/audit", params={"kind": "evict", "limit": 10}).json()["records"]
@@ -112,7 +120,7 @@ def test_kill_9_during_a_drain_puts_no_weight_back(lab):
                 break
         except Exception:
             pass
-        time.sleep(0.05)
+        time.sleep(0.05)  # sampling interval of the switch's weights (a polling loop, not a wait)
     assert lab.service()["in_sync"]
     assert all(w[0] == 0 for w in seen if w), [w for w in seen if w and w[0]][:5]
     after = lab.api.get("/api/v1/decisions").json()["plan"]["states"]["web"]["eu"]
