@@ -43,6 +43,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "cpu_pct": 90.0,
     "error_rate_pct": 5.0,
 }
+LEVEL_TAU_S = 30.0  # the fast level that checks a trend is still rising
+SUPPORT = 0.5  # share of the drift's claimed rise the level must show over the last trend_tau_s
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
 
@@ -98,6 +100,10 @@ class PredictiveEngine:
         self.feat = FeatureState(self.metrics, step_s)
         self.core = AnomalyCore(CoreParams(dt=step_s, horizon_s=horizon_s))
         self.confirm_steps = max(1, math.ceil(confirm_s / step_s - 1e-9))
+        # A trend is extrapolated only while the level still rises: over the last ``trend_tau_s`` the fast
+        # level must have gained at least half of what the drift claims for that time.
+        self.support_steps = max(1, math.ceil(trend_tau_s / step_s - 1e-9))
+        self.a_lvl = float(1 - np.exp(-step_s / LEVEL_TAU_S))
         self.clear = float(clear)
         self.raise_min = float(raise_min)
         self.trend_tau_s = float(trend_tau_s)
@@ -129,6 +135,12 @@ class PredictiveEngine:
         self.last_fit = np.full(n, -(10**12), dtype=np.int64)
         self.n_fits = np.zeros(n, dtype=np.int64)
         self.pring = np.zeros((self.confirm_steps, n))  # breach probability, last steps
+        self.lvl = np.full(n, np.nan)  # fast level (EW over ``LEVEL_TAU_S``) of what the forecasts see
+        self.lvl_ring = np.full((self.support_steps + 1, n), np.nan)  # that level, last support_s
+        self.over_n = np.zeros(n)  # consecutive observed samples above the threshold
+        self.over_t0 = np.full(n, np.nan)  # time of the first of them
+        self.level_ok = np.zeros(n)  # 1 where such a run is confirmed (>= 2 samples spanning confirm_s)
+        self.ev_n = np.zeros(n)  # samples seen since the forecast evidence became positive (needs >= 2)
 
     def ensure(self, names: list[str]) -> np.ndarray:
         """Indices of endpoints (registering new ones); arrays grow by doubling."""
@@ -139,11 +151,13 @@ class PredictiveEngine:
                 self.index[n] = len(self.endpoints)
                 self.endpoints.append(n)
             e = len(self.endpoints)
-            old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring)
+            old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
+                   self.lvl_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
-             self.pring[:, :k]) = old
+             self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.over_n[:k],
+             self.over_t0[:k], self.level_ok[:k], self.ev_n[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -244,10 +258,7 @@ class PredictiveEngine:
         self.bank.update(fed)
         if self._thr_t.size != mean.size:
             self._thr_t = np.tile(self.thr, mean.size // self.m)
-        p_now, _, _ = self.bank.breach_probability(self._thr_t)
-        # Evidence is the breach probability once the forecast's central path breaches (p >= 0.5): an
-        # interval that is merely wide enough to touch the threshold is no evidence of a breach.
-        self.pring[b % self.confirm_steps] = np.where(p_now >= 0.5, p_now, 0.0)
+        self.pring[b % self.confirm_steps] = self._evidence(b, fed, np.isfinite(mean) & ~down, hold & ~down)
         self.core.update(fed[None, :], np.array([b * self.step_s]))
         self.stats["failures"] += self.feat.update(mean, self.up_blk, b * self.step_s, self._thr_t)
         self.ring[:, b % self.window] = mean
@@ -257,6 +268,41 @@ class PredictiveEngine:
         self.stats["steps"] += 1
         self._refit(b)
         self._snap = None
+
+    def _evidence(self, b: int, fed: np.ndarray, sampled: np.ndarray, held: np.ndarray) -> np.ndarray:
+        """Forecast evidence of a threshold breach at this step (before confirmation over ``confirm_s``).
+
+        - The breach probability counts once the forecast's central path breaches (p >= 0.5): an interval
+          that is merely wide enough to touch the threshold is no evidence.
+        - The drift is extrapolated only while it is *supported*: the fast level rose over the last
+          ``trend_tau_s`` by at least ``SUPPORT`` of what the drift claims. A ramp that has stopped (a busy
+          plateau just under the threshold) is judged by its level, not by the lagging trend.
+        - Observed samples above the threshold for ``confirm_s`` (at least two of them) are evidence 1 on
+          their own (``level_ok``, already confirmed): a breach under way needs no extrapolation, and the
+          forecast's smoothing would otherwise lag it at slow sampling. One sample above is a spike.
+        - Forecast evidence is confirmed (``snapshot``) once it held for ``confirm_s`` *and* at least two
+          samples: at 60 s sampling one held sample is one observation, not a minute of evidence.
+        """
+        with np.errstate(invalid="ignore"):
+            self.lvl = np.where(np.isfinite(fed), np.where(np.isfinite(self.lvl), self.lvl + self.a_lvl * (fed - self.lvl), fed),
+                                self.lvl)
+            past = self.lvl_ring[(b - self.support_steps) % (self.support_steps + 1)]
+            drift = self.bank.drift()
+            supported = (drift > 0) & (self.lvl - past >= SUPPORT * drift * self.support_steps)
+            self.lvl_ring[b % (self.support_steps + 1)] = self.lvl
+            p_trend, _, _ = self.bank.breach_probability(self._thr_t)
+            p_level, _, _ = self.bank.breach_probability(self._thr_t, drift=False)
+            p = np.where(supported, p_trend, p_level)
+            above = fed > self._thr_t
+        now = b * self.step_s
+        run = sampled & above
+        self.over_t0 = np.where(run & (self.over_n == 0), now, np.where(sampled & ~above, np.nan, self.over_t0))
+        self.over_n = np.where(sampled, np.where(above, self.over_n + 1, 0), self.over_n)
+        span = now - self.over_t0 >= self.confirm_s - 1e-9
+        self.level_ok = ((self.over_n >= 2) & span & (sampled | held)).astype(float)
+        ev = p >= 0.5
+        self.ev_n = np.where(ev, self.ev_n + sampled, 0.0)
+        return np.where(ev, p, 0.0)
 
     def _refit(self, b: int) -> None:
         if self.fits_per_step <= 0 or self.bank.n == 0:
@@ -298,7 +344,10 @@ class PredictiveEngine:
         x = self.feat.matrix(now, self._thr_t, innov_sd, p, mean_h, drift_h, self.core.zl)
         # Forecast evidence: breach probability confirmed over the last confirm_s (its minimum there);
         # a metric without a threshold contributes its event-like anomaly risk instead.
-        conf = self.pring.min(axis=0) if self.pring.shape[1] == e * self.m else np.zeros(e * self.m)
+        if self.pring.shape[1] == e * self.m:
+            conf = np.maximum(np.where(self.ev_n >= 2, self.pring.min(axis=0), 0.0), self.level_ok)
+        else:
+            conf = np.zeros(e * self.m)
         ev = np.where(np.isfinite(self._thr_t), conf, self.core.risk)
         self._snap = Snapshot(now, list(self.endpoints), x, ev.reshape(e, self.m), mean_h.reshape(e, self.m),
                               self.feat.up.copy())

@@ -98,3 +98,43 @@ def test_the_same_engine_works_at_1_5_10_and_60_s_sampling():
     assert max(firsts.values()) - min(firsts.values()) <= 240, firsts
     flat = {dt: _first_alarm(dt, lambda t: 40 + np.random.default_rng(1).normal(0, 2, t.size)) for dt in (1.0, 60.0)}
     assert all(f is None for f in flat.values()), flat
+
+
+def _alarms(dt, signal, t_end=3000.0, act=0.4):
+    """Times at which the forecast-only engine's risk is at or above ``act`` (one latency series)."""
+    eng = PredictiveEngine()
+    t = np.arange(0.0, t_end, dt)
+    y = signal(t)
+    out = []
+    for k in range(t.size):
+        eng.observe("ep", t[k], {"latency_ms": y[k], "up": 1})
+        snap = eng.snapshot(t[k])
+        if eng.score(snap.x, snap.breach, snap.up)[0] >= act:
+            out.append(t[k])
+    return np.array(out)
+
+
+def test_a_ramp_that_stops_under_the_threshold_stops_alarming_soon():
+    """A busy plateau: 40 -> 140 ms (threshold 150) over 5 minutes, then flat. The ramp may alarm while it
+    rises; once the level stops rising the lagging trend is no longer extrapolated, so the alarm ends
+    within ~2 minutes of the stop and never returns on the plateau."""
+    def plateau(t):
+        rng = np.random.default_rng(3)
+        return 40 + 100 * np.clip((t - 1500.0) / 300.0, 0, 1) + rng.normal(0, 1.5, t.size)
+
+    for dt in (5.0, 60.0):
+        al = _alarms(dt, plateau)
+        assert al.size == 0 or al.max() <= 1800 + 150, (dt, al)
+
+
+def test_two_samples_above_the_threshold_are_evidence_and_one_spike_is_not():
+    """At 60 s sampling a breach under way (two samples above) alarms at once; a one-sample spike does not."""
+    def breach(t):
+        return np.where(t >= 2400.0, 200.0, 40.0 + np.sin(t / 500.0))
+
+    def spike(t):
+        return np.where(t == 2400.0, 400.0, 40.0 + np.sin(t / 500.0))
+
+    al = _alarms(60.0, breach)
+    assert al.size and al[0] <= 2460.0, al
+    assert _alarms(60.0, spike).size == 0
