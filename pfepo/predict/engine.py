@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pfepo.predict.classifier import FailureClassifier, ModelError
+from pfepo.predict.classifier import FailureClassifier, ModelError, resolve_model_path
 from pfepo.predict.core import RAISE_OFF, AnomalyCore, CoreParams, combine
 from pfepo.predict.features import PER_METRIC, PRIORITY, FeatureState, assemble, feature_names
 from pfepo.predict.forecast import ForecastBank, fit_arima
-from pfepo.prediction import Prediction
+from pfepo.predict.prediction import Prediction
 from pfepo.traces.csv import METRICS
 
 # The criteria thresholds of policies/default.yaml (utilization, absent there, at 95 %).
@@ -419,7 +419,9 @@ class PredictiveEngine:
 
     # ----- model -------------------------------------------------------------------------------
     def load_model(self, path: str | Path) -> bool:
-        """Load a classifier; on any problem keep forecast-only and record why in ``model_error``."""
+        """Load a classifier (``"shipped"``: the packaged model); on any problem keep forecast-only and
+        record why in ``model_error``."""
+        path = resolve_model_path(path)
         try:
             clf = FailureClassifier.load(path, expect_features=self.names)
             if abs(clf.info.step_s - self.step_s) > 1e-9 or abs(clf.info.horizon_s - self.horizon_s) > 1e-9:
@@ -452,23 +454,5 @@ class PredictiveEngine:
 
     @property
     def failures(self) -> int:
-        """Failure events (``up`` 1 -> 0) seen so far: the daemon retrains when this grows."""
+        """Failure events (``up`` 1 -> 0) seen so far: retrain (pfepo.evaluate.train.retrain) when this grows."""
         return int(self.stats["failures"])
-
-    def retrain(self, traces: list, out_path: str | Path, seed: int = 0) -> FailureClassifier:
-        """Train a classifier on labelled history and swap it in (call on a schedule and after failures,
-        i.e. when ``failures`` has grown since the last training).
-
-        ``traces`` are ``pfepo.traces.csv.Trace`` objects or frames in the trace CSV format (the daemon
-        can export its history store this way). Runs the same feature code on a fresh engine, so it is
-        safe to call from a worker thread while this engine keeps serving; the swap is one assignment.
-        """
-        from pfepo.predict.dataset import build_dataset
-
-        data = build_dataset(traces, self.config())
-        clf = FailureClassifier.train(
-            data.x, data.y, data.groups, self.names, self.horizon_s, self.step_s, window=data.window, seed=seed
-        )
-        clf.save(out_path)
-        self.classifier, self.model_error = clf, None
-        return clf

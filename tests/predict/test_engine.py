@@ -1,4 +1,4 @@
-"""PredictiveEngine: the daemon-facing API, bad values counted, gaps, causality, retraining."""
+"""PredictiveEngine: the daemon-facing API, bad values counted, gaps, causality, sampling, evidence rules."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import math
 import numpy as np
 
 from pfepo.predict.engine import PredictiveEngine
-from pfepo.prediction import Prediction
-from pfepo.traces.csv import read_trace
-from pfepo.traces.generate import Sizes, generate
+from pfepo.predict.prediction import Prediction
 
 
 def _feed(eng, ep, t0, n, f, dt=5.0):
@@ -57,17 +55,6 @@ def test_predictions_are_causal():
     b.observe("x", 1000.0, {"latency_ms": 10_000.0})  # the future
     pb = b.predict(995.0)["x"]
     assert pa.probability == pb.probability and pa.predicted == pb.predicted
-
-
-def test_retrain_learns_from_failures_and_persists(tmp_path):
-    small = Sizes(endpoints=2, failing=1, failure_hours=1.5)
-    paths = generate(tmp_path, 5, scenarios=("latency_creep", "loss_ramp", "cpu_exhaustion"), sizes=small)
-    eng = PredictiveEngine()
-    clf = eng.retrain([read_trace(p) for p in paths], tmp_path / "m.joblib")
-    assert (tmp_path / "m.json").is_file() and clf.info.training_window["positives"] > 0
-    assert eng.classifier is clf
-    again = PredictiveEngine(model_path=tmp_path / "m.joblib")
-    assert again.classifier is not None and again.model_error is None
 
 
 def _creep(t):

@@ -1,7 +1,7 @@
-"""Leave-one-family-out evaluation and training of the shipped model: ``python -m pfepo.predict.lofo``.
+"""Leave-one-family-out evaluation and training of the shipped model: ``python -m pfepo.evaluate.lofo``.
 
-    python -m pfepo.predict.lofo --train-seeds 1-4 --test-seeds 101-102 --jobs 2 --cache lofo-cache \\
-        --markdown lofo.md --ship models/pfepo-predict.joblib
+    python -m pfepo.evaluate.lofo --train-seeds 1-4 --test-seeds 101-102 --jobs 2 --cache lofo-cache \\
+        --markdown lofo.md --ship pfepo/predict/models/pfepo-predict.joblib
 
 1. Generates the pfepo.traces.families traces for the train and the test seeds (disjoint seeds).
 2. Replays every trace once through a forecast-only engine (features do not depend on the classifier)
@@ -29,13 +29,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from pfepo.evaluation import Tally, score_endpoint  # noqa: E402
+from pfepo.evaluate.dataset import labels  # noqa: E402
+from pfepo.evaluate.harness import Settings, make_engine, reactive_alarm  # noqa: E402
+from pfepo.evaluate.metrics import Tally, score_endpoint  # noqa: E402
+from pfepo.evaluate.replay import replay  # noqa: E402
+from pfepo.evaluate.train import parse_seeds  # noqa: E402
 from pfepo.predict.classifier import FailureClassifier  # noqa: E402
 from pfepo.predict.core import combine  # noqa: E402
-from pfepo.predict.dataset import labels  # noqa: E402
-from pfepo.predict.harness import Settings, make_engine, reactive_alarm  # noqa: E402
-from pfepo.predict.replay import replay  # noqa: E402
-from pfepo.predict.train import parse_seeds  # noqa: E402
 from pfepo.traces.csv import read_trace  # noqa: E402
 from pfepo.traces.families import BENIGN_FAMILIES, FAILURE_FAMILIES, family_of, generate_families  # noqa: E402
 
@@ -117,7 +117,7 @@ def _replay_all(paths: list[Path], jobs: int) -> list[Replayed]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pfepo.predict.lofo", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m pfepo.evaluate.lofo", description=__doc__.split("\n")[0])
     ap.add_argument("--train-seeds", default="1-4")
     ap.add_argument("--test-seeds", default="101-102")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pfepo.evaluation import KEYS, ShiftModel, Tally, score_endpoint
+from pfepo.evaluate.metrics import KEYS, ShiftModel, Tally, score_endpoint
+from pfepo.evaluate.replay import Replay, replay
+from pfepo.predict.classifier import shipped_model_path
 from pfepo.predict.engine import DEFAULT_THRESHOLDS, PredictiveEngine
-from pfepo.predict.replay import Replay, replay
 from pfepo.traces.csv import Trace
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "pfepo-predict.joblib"
+DEFAULT_MODEL = shipped_model_path()
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Settings:
     shift_source: str = ""  # filled by the run: "planner" or the ramp model's description
 
     def planner_doc(self) -> dict:
-        from pfepo.predict.planner_shift import default_policy_doc
+        from pfepo.evaluate.planner_shift import default_policy_doc
 
         if self.policy_doc is not None:
             return self.policy_doc
@@ -115,7 +116,7 @@ def _planner(settings: Settings):
     if not settings.use_planner:
         return None
     try:
-        from pfepo.predict.planner_shift import PlannerShift
+        from pfepo.evaluate.planner_shift import PlannerShift
 
         ps = PlannerShift(settings.planner_doc())
         ps.shifted(np.array([0.0, 10.0]), np.array([1.0, 1.0]), np.array([0.0, 1.0]))

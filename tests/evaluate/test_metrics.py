@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pfepo.cli import main
-from pfepo.evaluation import KEYS, ShiftModel, Tally, episodes, score_endpoint
-from pfepo.predict.harness import DEFAULT_MODEL
+from pfepo.evaluate.harness import DEFAULT_MODEL
+from pfepo.evaluate.metrics import KEYS, ShiftModel, Tally, episodes, score_endpoint
 from pfepo.traces.generate import Sizes, generate
 
 
