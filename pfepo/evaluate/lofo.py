@@ -177,12 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     out["all_failure_families"] = {d: _score(failing, full if d == "combined" else None, args.act,
                                              "reactive" if d == "reactive" else "predictive")
                                    for d in ("combined", "forecast_only", "reactive")}
+    all_lines = ["| all failure families | events | recall | precision | FA/endpoint-day (failure traces) | median lead s | "
+                 "p10 lead s |", "|---|---|---|---|---|---|---|"]
+    for d, v in out["all_failure_families"].items():
+        all_lines.append(f"| {d} | {v['events']} | {_fmt(v['recall'])} | {_fmt(v['precision'])} | "
+                         f"{_fmt(v['false_alarms_per_day'])} | {_fmt(v['median_lead_s'])} | {_fmt(v['p10_lead_s'])} |")
     text = "\n".join(["Leave-one-family-out (test seeds " + args.test_seeds + "):", "", *lines, "",
-                      "All failure families, all-family model: " + json.dumps(out["all_failure_families"]), "",
+                      "All failure families (test seeds), all-family model:", "", *all_lines, "",
                       "False alarms on benign test traces:", "", *fa_lines])
     if args.sampling:
-        rates = ["| sampling s | events | recall | median lead s | FA/endpoint-day (benign) | recall forecast-only |",
-                 "|---|---|---|---|---|---|"]
+        rates = ["| sampling s | events | recall | median lead s | FA/endpoint-day (benign) | recall forecast-only | "
+                 "FA/endpoint-day forecast-only | recall reactive | median lead reactive s |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         out["sampling"] = {}
         for dt in (1.0, 5.0, 10.0, 60.0):
             seeds = args.sampling_seeds or args.test_seeds
@@ -197,9 +203,12 @@ def main(argv: list[str] | None = None) -> int:
             ben = [p for p in parts if p.family in BENIGN_FAMILIES]
             a, b, fo = (_score(fail, full, args.act, "predictive"), _score(ben, full, args.act, "predictive"),
                         _score(fail, None, args.act, "predictive"))
-            out["sampling"][f"{dt:g}"] = {"failures": a, "benign": b, "forecast_only": fo}
+            fb, re = _score(ben, None, args.act, "predictive"), _score(fail, None, args.act, "reactive")
+            out["sampling"][f"{dt:g}"] = {"failures": a, "benign": b, "forecast_only": fo, "forecast_only_benign": fb,
+                                          "reactive": re}
             rates.append(f"| {dt:g} | {a['events']} | {_fmt(a['recall'])} | {_fmt(a['median_lead_s'])} | "
-                         f"{_fmt(b['false_alarms_per_day'])} | {_fmt(fo['recall'])} |")
+                         f"{_fmt(b['false_alarms_per_day'])} | {_fmt(fo['recall'])} | {_fmt(fb['false_alarms_per_day'])} | "
+                         f"{_fmt(re['recall'])} | {_fmt(re['median_lead_s'])} |")
             print(rates[-1], flush=True)
         text += (f"\n\nSampling rate (seeds {args.sampling_seeds or args.test_seeds}, every trace regenerated at one "
                  "interval, the all-family model):\n\n" + "\n".join(rates))
