@@ -10,9 +10,10 @@ step (``fits_per_step``) so the cost per step stays bounded however many series 
 docs/prediction.md: the combination (pfepo.predict.core.combine) of
 
 - forecast evidence: the largest *confirmed* probability that a metric breaches its threshold within the
-  horizon (the minimum over the last ``confirm_s`` seconds, so a spike shorter than that is not a
-  forecast), and for metrics without a threshold the event-like anomaly risk of pfepo.predict.core
-  (the very core ``pfepo predict`` runs on one series);
+  horizon (rules in ``_evidence``: trend extrapolated only while the level still rises, confirmed over
+  ``confirm_s`` and two samples, a breach under way for ``LEVEL_S`` is evidence 1, held for ``hold_s``
+  once it alarms), and for metrics without a threshold the event-like anomaly risk of
+  pfepo.predict.core (the very core ``pfepo predict`` runs on one series);
 - the gradient-boosting classifier when a model is loaded, which may damp an ambiguous forecast (and
   raise risk alone only above ``raise_min``, off by default) but never veto a clear one.
 
@@ -44,6 +45,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "error_rate_pct": 5.0,
 }
 LEVEL_TAU_S = 30.0  # the fast level that checks a trend is still rising
+LEVEL_S = 60.0  # observed above the threshold this long (>= 2 samples) is evidence 1: longer than a spike
 SUPPORT = 0.5  # share of the drift's claimed rise the level must show over the last trend_tau_s
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
@@ -75,6 +77,7 @@ class PredictiveEngine:
         min_fit_obs: int = 40,
         trend_tau_s: float = 120.0,
         confirm_s: float = 40.0,
+        hold_s: float = 300.0,
         clear: float = 0.8,
         raise_min: float = RAISE_OFF,
     ):
@@ -108,6 +111,7 @@ class PredictiveEngine:
         self.raise_min = float(raise_min)
         self.trend_tau_s = float(trend_tau_s)
         self.confirm_s = float(confirm_s)
+        self.hold_s = float(hold_s)
         self.names = feature_names(self.metrics)
         self.refit_blocks = max(1, int(refit_interval_s / step_s))
         self.fits_per_step = fits_per_step
@@ -139,8 +143,11 @@ class PredictiveEngine:
         self.lvl_ring = np.full((self.support_steps + 1, n), np.nan)  # that level, last support_s
         self.over_n = np.zeros(n)  # consecutive observed samples above the threshold
         self.over_t0 = np.full(n, np.nan)  # time of the first of them
-        self.level_ok = np.zeros(n)  # 1 where such a run is confirmed (>= 2 samples spanning confirm_s)
+        self.level_ok = np.zeros(n)  # 1 where such a run is confirmed (>= 2 samples spanning LEVEL_S)
         self.ev_n = np.zeros(n)  # samples seen since the forecast evidence became positive (needs >= 2)
+        self.evid = np.zeros(n)  # confirmed evidence, held for ``hold_s`` after it last reached 0.5
+        self.held = np.zeros(n)  # the value held
+        self.held_until = np.full(n, -np.inf)
 
     def ensure(self, names: list[str]) -> np.ndarray:
         """Indices of endpoints (registering new ones); arrays grow by doubling."""
@@ -152,12 +159,13 @@ class PredictiveEngine:
                 self.endpoints.append(n)
             e = len(self.endpoints)
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
-                   self.lvl_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n)
+                   self.lvl_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
+                   self.evid, self.held, self.held_until)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
              self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.over_n[:k],
-             self.over_t0[:k], self.level_ok[:k], self.ev_n[:k]) = old
+             self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -259,6 +267,7 @@ class PredictiveEngine:
         if self._thr_t.size != mean.size:
             self._thr_t = np.tile(self.thr, mean.size // self.m)
         self.pring[b % self.confirm_steps] = self._evidence(b, fed, np.isfinite(mean) & ~down, hold & ~down)
+        self._confirm(b * self.step_s)
         self.core.update(fed[None, :], np.array([b * self.step_s]))
         self.stats["failures"] += self.feat.update(mean, self.up_blk, b * self.step_s, self._thr_t)
         self.ring[:, b % self.window] = mean
@@ -277,10 +286,10 @@ class PredictiveEngine:
         - The drift is extrapolated only while it is *supported*: the fast level rose over the last
           ``trend_tau_s`` by at least ``SUPPORT`` of what the drift claims. A ramp that has stopped (a busy
           plateau just under the threshold) is judged by its level, not by the lagging trend.
-        - Observed samples above the threshold for ``confirm_s`` (at least two of them) are evidence 1 on
+        - Observed samples above the threshold for ``LEVEL_S`` (at least two of them) are evidence 1 on
           their own (``level_ok``, already confirmed): a breach under way needs no extrapolation, and the
           forecast's smoothing would otherwise lag it at slow sampling. One sample above is a spike.
-        - Forecast evidence is confirmed (``snapshot``) once it held for ``confirm_s`` *and* at least two
+        - Forecast evidence is confirmed (``_confirm``) once it held for ``confirm_s`` *and* at least two
           samples: at 60 s sampling one held sample is one observation, not a minute of evidence.
         """
         with np.errstate(invalid="ignore"):
@@ -298,11 +307,23 @@ class PredictiveEngine:
         run = sampled & above
         self.over_t0 = np.where(run & (self.over_n == 0), now, np.where(sampled & ~above, np.nan, self.over_t0))
         self.over_n = np.where(sampled, np.where(above, self.over_n + 1, 0), self.over_n)
-        span = now - self.over_t0 >= self.confirm_s - 1e-9
+        span = now - self.over_t0 >= LEVEL_S - 1e-9
         self.level_ok = ((self.over_n >= 2) & span & (sampled | held)).astype(float)
         ev = p >= 0.5
         self.ev_n = np.where(ev, self.ev_n + sampled, 0.0)
         return np.where(ev, p, 0.0)
+
+    def _confirm(self, now: float) -> None:
+        """Confirmed evidence, then the alarm as an event: once confirmed evidence reaches 0.5 it is held
+        (at its largest value) for ``hold_s`` -- a forecast of a breach within the horizon stays a valid
+        warning that long -- so a level flickering around the threshold is one alarm, not one per crossing.
+        """
+        conf = np.maximum(np.where(self.ev_n >= 2, self.pring.min(axis=0), 0.0), self.level_ok)
+        holding = now < self.held_until
+        fire = conf >= 0.5
+        self.held = np.where(fire, np.maximum(conf, np.where(holding, self.held, 0.0)), np.where(holding, self.held, 0.0))
+        self.held_until = np.where(fire, now + self.hold_s, self.held_until)
+        self.evid = np.maximum(conf, self.held)
 
     def _refit(self, b: int) -> None:
         if self.fits_per_step <= 0 or self.bank.n == 0:
@@ -342,12 +363,9 @@ class PredictiveEngine:
         innov_sd = np.sqrt(np.where(np.isfinite(self.bank.s2), self.bank.s2, np.nan))
         drift_h = self.bank.drift() * self.h
         x = self.feat.matrix(now, self._thr_t, innov_sd, p, mean_h, drift_h, self.core.zl)
-        # Forecast evidence: breach probability confirmed over the last confirm_s (its minimum there);
+        # Forecast evidence: confirmed and held (see _evidence and _confirm);
         # a metric without a threshold contributes its event-like anomaly risk instead.
-        if self.pring.shape[1] == e * self.m:
-            conf = np.maximum(np.where(self.ev_n >= 2, self.pring.min(axis=0), 0.0), self.level_ok)
-        else:
-            conf = np.zeros(e * self.m)
+        conf = self.evid if self.evid.size == e * self.m else np.zeros(e * self.m)
         ev = np.where(np.isfinite(self._thr_t), conf, self.core.risk)
         self._snap = Snapshot(now, list(self.endpoints), x, ev.reshape(e, self.m), mean_h.reshape(e, self.m),
                               self.feat.up.copy())
@@ -448,6 +466,7 @@ class PredictiveEngine:
             "min_fit_obs": self.min_fit_obs,
             "trend_tau_s": self.trend_tau_s,
             "confirm_s": self.confirm_s,
+            "hold_s": self.hold_s,
             "clear": self.clear,
             "raise_min": self.raise_min,
         }

@@ -87,9 +87,9 @@ def test_the_same_engine_works_at_1_5_10_and_60_s_sampling():
     assert all(f is None for f in flat.values()), flat
 
 
-def _alarms(dt, signal, t_end=3000.0, act=0.4):
+def _alarms(dt, signal, t_end=3000.0, act=0.4, **kw):
     """Times at which the forecast-only engine's risk is at or above ``act`` (one latency series)."""
-    eng = PredictiveEngine()
+    eng = PredictiveEngine(**kw)
     t = np.arange(0.0, t_end, dt)
     y = signal(t)
     out = []
@@ -103,25 +103,37 @@ def _alarms(dt, signal, t_end=3000.0, act=0.4):
 
 def test_a_ramp_that_stops_under_the_threshold_stops_alarming_soon():
     """A busy plateau: 40 -> 140 ms (threshold 150) over 5 minutes, then flat. The ramp may alarm while it
-    rises; once the level stops rising the lagging trend is no longer extrapolated, so the alarm ends
-    within ~2 minutes of the stop and never returns on the plateau."""
+    rises; once the level stops rising the lagging trend is no longer extrapolated, so the evidence ends
+    within ~2 minutes of the stop (here without the alarm hold) and never returns on the plateau."""
     def plateau(t):
         rng = np.random.default_rng(3)
         return 40 + 100 * np.clip((t - 1500.0) / 300.0, 0, 1) + rng.normal(0, 1.5, t.size)
 
     for dt in (5.0, 60.0):
-        al = _alarms(dt, plateau)
+        al = _alarms(dt, plateau, hold_s=0.0)
         assert al.size == 0 or al.max() <= 1800 + 150, (dt, al)
 
 
-def test_two_samples_above_the_threshold_are_evidence_and_one_spike_is_not():
-    """At 60 s sampling a breach under way (two samples above) alarms at once; a one-sample spike does not."""
-    def breach(t):
-        return np.where(t >= 2400.0, 200.0, 40.0 + np.sin(t / 500.0))
+def test_a_breach_under_way_alarms_and_a_spike_does_not():
+    """At 60 s sampling a breach under way (samples above for a minute) alarms at once; a one-sample spike
+    does not; at 5 s sampling 20 s spikes of 3.5x, every 5 minutes, never alarm."""
+    def base(t):
+        return 40.0 + np.sin(t / 500.0)
 
-    def spike(t):
-        return np.where(t == 2400.0, 400.0, 40.0 + np.sin(t / 500.0))
-
-    al = _alarms(60.0, breach)
+    al = _alarms(60.0, lambda t: np.where(t >= 2400.0, 200.0, base(t)))
     assert al.size and al[0] <= 2460.0, al
-    assert _alarms(60.0, spike).size == 0
+    assert _alarms(60.0, lambda t: np.where(t == 2400.0, 400.0, base(t))).size == 0
+    spikes = lambda t: np.where((t % 300.0 >= 100.0) & (t % 300.0 < 120.0), 3.5 * base(t) + 20, base(t))  # noqa: E731
+    assert _alarms(5.0, spikes).size == 0
+
+
+def test_an_alarm_is_an_event_held_through_flicker():
+    """A level flickering around the threshold alarms once and stays on (held ``hold_s`` after the last
+    confirmed evidence), instead of one alarm per crossing."""
+    def flicker(t):
+        return np.where(t >= 1800.0, 150.0 + 8.0 * np.sign(np.sin(t / 45.0)), 40.0)
+
+    al = _alarms(5.0, flicker)
+    assert al.size and np.all(np.diff(al) <= 5.0), np.diff(al).max()  # one continuous episode
+    off = _alarms(5.0, flicker, hold_s=0.0)
+    assert np.any(np.diff(off) > 60.0)  # without the hold: several episodes
