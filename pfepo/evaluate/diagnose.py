@@ -55,7 +55,9 @@ def diagnose(path: str) -> dict:
                 "endpoint": r.endpoints[k], "lead_s": float(f - r.ts[hit[0]]) if hit.size else None,
                 "first_above_s": float(f - r.ts[over[0]]) if over.size else None, "peak_over_threshold": peak,
                 "max_evidence": {m: round(float(br[w, j].max()), 2) for j, m in enumerate(r.metrics) if w.any()}})
-        for a, b in episodes(r.ts, alarm, 60.0):
+        seen = r.ts[r.present[:, k]]
+        gap = max(60.0, 1.5 * float(np.median(np.diff(seen))) + 1e-9) if seen.size > 1 else 60.0  # as score_endpoint
+        for a, b in episodes(r.ts, alarm, gap):
             if np.any((starts >= a) & (starts <= b + WINDOW_S)):
                 continue
             j = int(np.argmax(br[np.flatnonzero(r.ts == a)[0]]))
