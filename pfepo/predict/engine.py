@@ -177,8 +177,10 @@ class PredictiveEngine:
         self.feat.priority[i] = PRIORITY.get(priority, 1.0)
 
     def memory_bytes(self) -> int:
+        evidence = (self.lvl, self.lvl_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
+                    self.held_until)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
-                   + self.pring.nbytes + self.core.nbytes())
+                   + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
 
     # ----- input -------------------------------------------------------------------------------
     def observe(self, endpoint: str, ts: float, metrics: dict[str, float]) -> None:
