@@ -60,6 +60,7 @@ class Snapshot:
     breach: np.ndarray  # (E, M) forecast evidence: confirmed P(breach within horizon); anomaly risk where no threshold
     predicted: np.ndarray  # (E, M) forecast mean at the horizon
     up: np.ndarray  # (E,) last known health (1/0)
+    observed: np.ndarray | None = None  # (E,) some metric's breach is under way (observed, not forecast)
 
 
 class PredictiveEngine:
@@ -369,8 +370,9 @@ class PredictiveEngine:
         # a metric without a threshold contributes its event-like anomaly risk instead.
         conf = self.evid if self.evid.size == e * self.m else np.zeros(e * self.m)
         ev = np.where(np.isfinite(self._thr_t), conf, self.core.risk)
+        lvl = self.level_ok if self.level_ok.size == e * self.m else np.zeros(e * self.m)
         self._snap = Snapshot(now, list(self.endpoints), x, ev.reshape(e, self.m), mean_h.reshape(e, self.m),
-                              self.feat.up.copy())
+                              self.feat.up.copy(), (lvl.reshape(e, self.m) > 0).any(axis=1))
         return self._snap
 
     def score(self, x: np.ndarray, breach: np.ndarray, up: np.ndarray) -> np.ndarray:
