@@ -269,8 +269,8 @@ class PredictiveEngine:
         self.bank.update(fed)
         if self._thr_t.size != mean.size:
             self._thr_t = np.tile(self.thr, mean.size // self.m)
-        self.pring[b % self.confirm_steps] = self._evidence(b, fed, np.isfinite(mean) & ~down, hold & ~down)
-        self._confirm(b * self.step_s)
+        self.pring[b % self.confirm_steps] = np.where(down, 0.0, self._evidence(b, fed, np.isfinite(mean) & ~down, hold & ~down))
+        self._confirm(b * self.step_s, down)
         self.core.update(fed[None, :], np.array([b * self.step_s]))
         self.stats["failures"] += self.feat.update(mean, self.up_blk, b * self.step_s, self._thr_t)
         self.ring[:, b % self.window] = mean
@@ -316,11 +316,16 @@ class PredictiveEngine:
         self.ev_n = np.where(ev, self.ev_n + sampled, 0.0)
         return np.where(ev, p, 0.0)
 
-    def _confirm(self, now: float) -> None:
+    def _confirm(self, now: float, down: np.ndarray) -> None:
         """Confirmed evidence, then the alarm as an event: once confirmed evidence reaches 0.5 it is held
         (at its largest value) for ``hold_s`` -- a forecast of a breach within the horizon stays a valid
         warning that long -- so a level flickering around the threshold is one alarm, not one per crossing.
+        While an endpoint is down the failure is known (risk 1): its evidence is cleared and starts afresh
+        after recovery.
         """
+        self.pring[:, down] = 0.0
+        self.ev_n[down] = 0.0
+        self.held_until[down] = -np.inf
         conf = np.maximum(np.where(self.ev_n >= 2, self.pring.min(axis=0), 0.0), self.level_ok)
         holding = now < self.held_until
         fire = conf >= 0.5
