@@ -71,7 +71,6 @@ def make_config(n: int, ports: int, interval: float, tmp: Path, src: Path, of_po
             "endpoints": [{"name": f"{name}-{k}", "ip": f"10.0.{i}.{k}", "mac": f"00:00:00:00:0{i}:0{k}",
                            "port": 1 + k} for k in (1, 2)],
         })
-    model = src / "models" / "pfepo-predict.joblib"
     return {
         "openflow": {"listen_host": "127.0.0.1", "listen_port": of_port},
         "rest": {"host": "127.0.0.1", "port": rest_port},
@@ -79,8 +78,7 @@ def make_config(n: int, ports: int, interval: float, tmp: Path, src: Path, of_po
         "state_dir": str(tmp / "state"),
         "history": {"backend": "sqlite", "path": str(tmp / "history.sqlite")},
         "policy": {"paths": [str(src / "policies")], "interval_s": 1.0},
-        "predict": {"enabled": True, "horizon_s": 300, "step_s": 10,
-                    **({"model_path": str(model)} if model.exists() else {})},
+        "predict": {"enabled": True, "horizon_s": 300, "step_s": 10, "model_path": "shipped"},
         "switches": switches,
         "regions": regions,
         "services": [{"name": "web", "vip": "10.0.100.1", "vip_mac": "02:00:00:00:00:64", "port": 80,

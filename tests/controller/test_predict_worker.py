@@ -2,7 +2,7 @@ import threading
 import time
 
 from pfepo.controller.predict_worker import PredictionWorker
-from pfepo.prediction import Prediction
+from pfepo.predict.prediction import Prediction
 from tests.waiting import wait_until
 
 
