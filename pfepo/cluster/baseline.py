@@ -3,7 +3,7 @@
 An override accepted by one controller's REST API (``PUT /api/v1/services/NAME/weights``, validated and
 persisted locally as always) is written to the ``baseline`` document in one compare-and-set on the
 revision this controller last saw; every other controller adopts each new revision through
-``ControllerState.set_desired(..., source="cluster")`` (validated and persisted there too, so it
+``ControllerState.set_baseline(..., source="cluster")`` (validated and persisted there too, so it
 survives a restart without etcd). Two operators racing on two controllers: the first write wins, the
 other controller adopts it (its own override is logged as superseded). While etcd is unreachable a local
 override is applied locally and pushed when etcd is back, unless a newer revision arrived meanwhile.
@@ -34,7 +34,7 @@ class BaselineSync:
         state.add_listener(self._changed)
 
     def _local(self) -> dict[str, dict]:
-        return {svc: _rounded(w) for svc, w in self.state.desired_snapshot().items()}
+        return {svc: _rounded(w) for svc, w in self.state.baseline_snapshot().items()}
 
     def _changed(self) -> None:
         """State listener (any thread): only note it; the agent's thread talks to etcd."""
@@ -51,14 +51,14 @@ class BaselineSync:
                 theirs = {svc: _rounded(d["weights"]) for svc, d in doc.get("services", {}).items()}
                 for svc, w in theirs.items():
                     if svc in self._local() and self._local()[svc] != w:
-                        self.state.set_desired(svc, w, source="cluster")
+                        self.state.set_baseline(svc, w, source="cluster")
                         log.info("baseline of %s from cluster revision %d: %s", svc, rev, w)
                 self.revision, self._synced = rev, {**self._local(), **theirs}
                 self._dirty.clear()
                 return rev
             local = self._local()
             if got is None or self._dirty.is_set() and local != self._synced:
-                sources = dict(getattr(self.state, "desired_source", {}))
+                sources = dict(getattr(self.state, "baseline_source", {}))
                 doc = {"services": {svc: {"weights": w, "source": sources.get(svc, "operator")}
                                     for svc, w in local.items()}}
                 rev = self.coord.put_doc(DOC, doc, got[0] if got else 0)

@@ -223,7 +223,7 @@ class Planner:
 
     def shifts(self) -> dict[str, dict[tuple[str, str], int]]:
         """Cross-region edges per service in the current weights (what the claims must cover)."""
-        return {name: shift_edges(ss.nominal, dict(ss.weights)) for name, ss in list(self._svc.items())}
+        return {name: shift_edges(ss.baseline, dict(ss.weights)) for name, ss in list(self._svc.items())}
 
     # ----------------------------------------------------------------- helpers
     def _service(self, name: str, weights: Mapping[str, float], current: Mapping[str, int] | None,
@@ -525,7 +525,7 @@ class _Step:
                 trial[x] += n
             trial[r] -= min(amount, trial[r])
             refused = None
-            for (src, dst), n in shift_edges(self.ss.nominal, trial).items():
+            for (src, dst), n in shift_edges(self.ss.baseline, trial).items():
                 why = gate.allow(self.svc, src, dst, n)
                 if why is not None:
                     refused = (dst, why)

@@ -1,10 +1,11 @@
 """Which cross-region shifts a set of weights amounts to, and the gate a shift must pass (claims).
 
-A service's weights below nominal in region A and above nominal in region B mean A's traffic now goes to
-B: an edge A->B. ``shift_edges`` derives every edge from (nominal, weights) alone, with each deficit
+A service's weights below baseline in region A and above baseline in region B mean A's traffic now goes to
+B: an edge A->B. ``shift_edges`` derives every edge from (baseline, weights) alone, with each deficit
 split over the surpluses in proportion (rounded to slots), so the edges toward a region add up to its
-surplus (exactly with up to 3 regions) and a restart rebuilds the same edges. A region is never both below and above nominal, so one controller's edges
-never form a cycle; cycles between controllers are what the claims in etcd refuse (pfepo.cluster.claims).
+surplus (exactly with up to 3 regions) and a restart rebuilds the same edges. A region is never both
+below and above baseline, so one controller's edges never form a cycle; cycles between controllers are
+what the claims in etcd refuse (pfepo.cluster.claims).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Protocol
 Edges = dict[tuple[str, str], int]
 
 
-def shift_edges(nominal: Mapping[str, int], weights: Mapping[str, int]) -> Edges:
-    """(src, dst) -> slots of src's nominal share now served by dst (integers; every edge >= 1)."""
-    deficit = {r: nominal[r] - weights.get(r, 0) for r in nominal if weights.get(r, 0) < nominal[r]}
-    surplus = {r: w - nominal.get(r, 0) for r, w in weights.items() if w > nominal.get(r, 0)}
+def shift_edges(baseline: Mapping[str, int], weights: Mapping[str, int]) -> Edges:
+    """(src, dst) -> slots of src's baseline share now served by dst (integers; every edge >= 1)."""
+    deficit = {r: baseline[r] - weights.get(r, 0) for r in baseline if weights.get(r, 0) < baseline[r]}
+    surplus = {r: w - baseline.get(r, 0) for r, w in weights.items() if w > baseline.get(r, 0)}
     total = sum(surplus.values())
     out: Edges = {}
     if not total:

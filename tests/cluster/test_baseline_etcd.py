@@ -25,14 +25,14 @@ def test_an_override_on_one_controller_reaches_the_other_and_survives_its_restar
     try:
         r0 = sa.sync()  # the first controller seeds the cluster's baseline from its config
         assert r0 > 0 and sb.sync() == r0
-        a.set_desired("web", {"eu": 1, "us": 0, "ap": 1}, source="operator")
+        a.set_baseline("web", {"eu": 1, "us": 0, "ap": 1}, source="operator")
         r1 = sa.sync()
         assert r1 > r0
         assert sb.sync() == r1
-        assert b.desired_snapshot()["web"] == {"eu": 0.5, "us": 0.0, "ap": 0.5}
-        assert b.desired_source["web"] == "cluster"
+        assert b.baseline_snapshot()["web"] == {"eu": 0.5, "us": 0.0, "ap": 0.5}
+        assert b.baseline_source["web"] == "cluster"
         # persisted on b too: a restart without etcd keeps it
-        assert ControllerState(b.cfg).desired_snapshot()["web"] == {"eu": 0.5, "us": 0.0, "ap": 0.5}
+        assert ControllerState(b.cfg).baseline_snapshot()["web"] == {"eu": 0.5, "us": 0.0, "ap": 0.5}
         doc = ca.get_doc("baseline")[1]
         assert doc["services"]["web"]["source"] == "operator"
     finally:
@@ -45,12 +45,12 @@ def test_racing_overrides_the_first_write_wins_everywhere(etcd, cfg_dict, tmp_pa
     try:
         sa.sync()
         sb.sync()
-        a.set_desired("web", {"eu": 1, "us": 1, "ap": 0}, source="operator")
-        b.set_desired("web", {"eu": 0, "us": 1, "ap": 1}, source="operator")
+        a.set_baseline("web", {"eu": 1, "us": 1, "ap": 0}, source="operator")
+        b.set_baseline("web", {"eu": 0, "us": 1, "ap": 1}, source="operator")
         won = sa.sync()
         assert sb.sync() == won  # b sees a newer revision than it based its change on: it adopts it
         assert sb.sync() == won  # and does not write its superseded override afterwards
-        assert b.desired_snapshot()["web"] == a.desired_snapshot()["web"] == {"eu": 0.5, "us": 0.5, "ap": 0.0}
+        assert b.baseline_snapshot()["web"] == a.baseline_snapshot()["web"] == {"eu": 0.5, "us": 0.5, "ap": 0.0}
     finally:
         ca.leave()
         cb.leave()

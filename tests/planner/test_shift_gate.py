@@ -64,19 +64,19 @@ def test_planner_shifts_are_the_edges_of_its_weights(config, Driver):
 @given(st.lists(st.integers(0, 30), min_size=3, max_size=3), st.lists(st.integers(0, 30), min_size=3, max_size=3))
 def test_edges_add_up_and_never_form_a_cycle(nom, cur):
     regions = ["a", "b", "c"]
-    nominal = dict(zip(regions, nom, strict=True))
+    baseline = dict(zip(regions, nom, strict=True))
     total = sum(nom)
     if total == 0 or sum(cur) == 0:
         return
-    # same total: scale cur onto nominal's sum
+    # same total: scale cur onto baseline's sum
     weights = dict(zip(regions, cur, strict=True))
     diff = total - sum(cur)
     weights["a"] += diff
     if weights["a"] < 0:
         return
-    edges = shift_edges(nominal, weights)
+    edges = shift_edges(baseline, weights)
     for r in regions:
         out = sum(n for (s, _), n in edges.items() if s == r)
         into = sum(n for (_, t), n in edges.items() if t == r)
-        assert out == max(0, nominal[r] - weights[r]) and into == max(0, weights[r] - nominal[r])
+        assert out == max(0, baseline[r] - weights[r]) and into == max(0, weights[r] - baseline[r])
         assert not (out and into)
