@@ -215,10 +215,11 @@ def test_two_regions_degrade_at_once_and_everything_lands_in_the_third(lab):
         assert out.get("failed", 0) == 0, out
         assert set(out["by_server"]) <= {"ap-1", "ap-2"} and sum(out["by_server"].values()) == n, out
     after = [lab.transit(i) for i in range(3)]
-    # requests crossed exactly one link: they entered ap's client switch from eu and us (>= 3 packets per
-    # HTTP/1.0 connection, a loop would multiply them) and never entered eu's or us's from another region
+    # requests crossed exactly one link: they entered ap's client switch from eu and us (>= 2 packets per
+    # HTTP/1.0 connection, SYN and request; measured 2.8-3+, a loop would multiply them) and never
+    # entered eu's or us's client switch from another region
     assert after[0] == before[0] and after[1] == before[1], (before, after)
-    assert 2 * n * 3 <= after[2] - before[2] <= 2 * n * 12, (before, after)
+    assert 2 * n * 2 <= after[2] - before[2] <= 2 * n * 12, (before, after)
     h = lab.health(0)["cluster"]
     assert h["etcd_ok"] and {(c["src"], c["dst"]) for c in h["claims"]["held"]} == {("eu", "ap"), ("us", "ap")}
     assert "pfepo_cluster_claims_mbps" in httpx.get(lab.ctl.url(0) + "/metrics", timeout=2).text
