@@ -1,0 +1,182 @@
+"""The console over real HTTP (uvicorn + httpx, no browser): login and cookies, roles, CSRF, rendering,
+live stream, timeline steps with their audit records, what-if validation/replay/apply."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+
+from pfepo.samples import Sample
+from tests.api.conftest import TOKENS, bearer
+from tests.console.conftest import csrf, login
+from tests.waiting import wait_until
+
+
+def test_pages_need_a_token_and_browsers_are_sent_to_login(console):
+    _rt, base, _ = console
+    with httpx.Client(base_url=base, timeout=10) as c:
+        r = c.get("/ui/overview")
+        assert r.status_code == 303 and r.headers["location"] == "/ui/login"
+        login_page = c.get("/ui/login")
+        assert login_page.status_code == 200 and 'type="password"' in login_page.text
+        assert c.get("/ui/static/console.css").status_code == 401  # nothing served without a token
+        for page in ("/ui/overview", "/ui/timeline?service=web", "/ui/operations", "/ui/whatif"):
+            r = c.get(page, headers=bearer("read"))
+            assert r.status_code == 200, (page, r.text[:300])
+            assert "Content-Security-Policy" in r.headers and "<main" in r.text
+        assert c.get("/ui/static/vendor/htmx.min.js", headers=bearer("read")).status_code == 200
+
+
+def test_login_sets_a_strict_httponly_cookie_that_never_opens_the_api(console):
+    _rt, base, _ = console
+    with httpx.Client(base_url=base, timeout=10) as c:
+        assert c.post("/ui/login", data={"token": "not-a-token-0123456789"}).status_code == 401
+        r = c.post("/ui/login", data={"token": TOKENS["read"]})
+        assert r.status_code == 303
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/ui" in cookie
+        assert TOKENS["read"] not in cookie  # a random session id, the token stays on the server
+        assert c.get("/ui/overview").status_code == 200
+        assert c.get("/api/v1/services").status_code == 401  # Path=/ui, and the API takes bearer tokens only
+        # cross-site login is refused
+        assert c.post("/ui/login", data={"token": TOKENS["read"]},
+                      headers={"origin": "http://evil.example"}).status_code == 403
+        page = c.get("/ui/operations").text
+        tok = csrf(c)
+        assert c.post("/ui/logout", data={"csrf": tok}).status_code == 303
+        assert c.get("/ui/overview").status_code == 303  # session gone
+        assert "disabled" in page  # a read session sees the forms disabled
+
+
+def test_actions_need_operate_role_and_csrf_and_go_through_the_rest_checks(console):
+    rt, base, _ = console
+    before = rt.state.desired_snapshot()["web"]
+    with login(base, "read") as c:
+        tok = csrf(c)
+        r = c.post("/ui/actions/weights/web", data={"csrf": tok, "w_eu": "0", "w_us": "50", "w_ap": "50"})
+        assert r.status_code == 403 and "operate" in r.text
+        r = c.post("/ui/whatif/apply/whatever", data={"csrf": tok})
+        assert r.status_code == 403
+        r = c.post("/ui/actions/bandwidth/web", data={"csrf": tok, "b_eu": "5"})
+        assert r.status_code == 403
+    assert rt.state.desired_snapshot()["web"] == before
+    with login(base, "operate") as c:
+        r = c.post("/ui/actions/weights/web", data={"w_eu": "0", "w_us": "50", "w_ap": "50"})
+        assert r.status_code == 403 and "CSRF" in r.text  # no token: a cross-site form cannot act
+        tok = csrf(c)
+        # the policy's safety rule (max_regions_drained 1) is enforced, as over REST
+        r = c.post("/ui/actions/weights/web", data={"csrf": tok, "w_eu": "0", "w_us": "0", "w_ap": "100"},
+                   headers={"hx-request": "true"})
+        assert r.status_code == 409 and "max_regions_drained" in r.text
+        r = c.post("/ui/actions/weights/web", data={"csrf": tok, "w_eu": "0", "w_us": "50", "w_ap": "50"},
+                   headers={"hx-request": "true"})
+        assert r.status_code == 200 and "Done" in r.text, r.text
+        r = c.post("/ui/actions/bandwidth/web", data={"csrf": tok, "b_eu": "20", "b_us": "", "b_ap": ""},
+                   headers={"hx-request": "true"})
+        assert r.status_code == 200, r.text
+    assert rt.state.desired_snapshot()["web"] == {"eu": 0.0, "us": 0.5, "ap": 0.5}
+    assert rt.state.bandwidth_snapshot()["web"]["eu"] == 20.0
+    rt.audit.flush()
+    recs, _ = rt.audit.query_page(None, "web", "weight_override", 10, None)
+    assert recs and recs[-1]["by"] == "test-operate" and recs[-1]["role"] == "operate"
+
+
+def test_overview_shows_shares_switches_and_dry_run(console):
+    rt, base, _ = console
+    with httpx.Client(base_url=base, timeout=10, headers=bearer("read")) as c:
+        html = c.get("/ui/overview").text
+    assert 'id="wanted-web" data-weights="eu:32,us:19,ap:13"' in html
+    assert "disconnected" in html and "no switch connected" in html
+    assert "live: decisions are applied" in html
+    assert 'aria-current="page"' in html and 'href="#main"' in html
+
+
+def test_stream_pushes_a_weight_change_within_a_second(console):
+    rt, base, _ = console
+    with httpx.Client(base_url=base, timeout=10, headers=bearer("operate")) as c:
+        with c.stream("GET", "/ui/stream/overview") as s:
+            lines = s.iter_lines()
+            assert "eu:32,us:19,ap:13" in _next_event(lines)
+            t0 = time.monotonic()
+            r = c.put("/api/v1/services/web/weights", json={"weights": {"eu": 1, "us": 1, "ap": 2}})
+            assert r.status_code == 200
+            while "eu:16,us:16,ap:32" not in _next_event(lines):
+                assert time.monotonic() - t0 < 2.0
+            assert time.monotonic() - t0 < 1.0 + 0.5  # one stream period after the change, plus slack
+
+
+def _next_event(lines) -> str:
+    data = []
+    for line in lines:
+        if line.startswith("data: "):
+            data.append(line[6:])
+        elif line == "" and data:
+            return "\n".join(data)
+    raise AssertionError("stream ended")
+
+
+def test_timeline_annotates_each_weight_step_with_its_audit_records(console):
+    rt, base, _ = console
+    now = time.time()
+    rt.store.write([Sample(now - 60 + i, "web", "weight", float(w), (("region", "eu"), ("service", "web")))
+                    for i, w in enumerate([32, 32, 24, 16])])
+    rt.audit.append("decision", {"service": "web", "region": "eu", "endpoint": "eu-1", "level": "act",
+                                 "policy": "fast-test", "criteria": [{"metric": "loss_pct", "fired": True}]},
+                    ts=now - 59)
+    rt.audit.append("weight_change", {"service": "web", "region": "eu", "from": 32, "to": 24,
+                                      "reason": "ramp down: loss_pct > 5", "policy": "fast-test"}, ts=now - 58)
+    rt.audit.flush()
+    with httpx.Client(base_url=base, timeout=10, headers=bearer("read")) as c:
+        html = c.get("/ui/timeline", params={"service": "web", "hours": 1}).text
+    assert 'id="step-0"' in html and 'href="#step-0"' in html  # chart marker links to the step
+    assert "eu: 32 -&gt; 24 slots" in html and "criteria fired: loss_pct" in html
+    assert "Decision that drove it" in html and "ramp down: loss_pct &gt; 5" in html
+    with httpx.Client(base_url=base, timeout=10, headers=bearer("read")) as c:
+        ep = c.get("/ui/timeline", params={"endpoint": "eu-1"}).text
+    assert "Region eu" in ep
+
+
+def test_whatif_invalid_policy_shows_line_and_column(console):
+    rt, base, policy = console
+    bad = policy.read_text().replace("threshold: 5", "threshold: 500")
+    with login(base, "read") as c:
+        tok = csrf(c, "/ui/whatif")
+        r = c.post("/ui/whatif/run", data={"csrf": tok, "file": "fast.yaml", "policy": bad, "hours": "1"})
+    assert r.status_code == 422
+    assert 'data-line="5"' in r.text and "fast.yaml:5:" in r.text and "impossible threshold" in r.text
+    assert "threshold: 500" in r.text and "^" in r.text  # the line itself with a caret at the column
+
+
+def test_whatif_replays_history_and_apply_needs_operate(console):
+    rt, base, policy = console
+    now = time.time()
+    rows = []
+    for k in range(90):  # 15 min of probes, loss on eu's uplink in the last 5 minutes
+        t = now - 900 + 10 * k
+        for reg in ("eu", "us", "ap"):
+            loss = 30.0 if reg == "eu" and k >= 60 else 0.0
+            rows += [Sample(t, f"uplink:{reg}", "loss_pct", loss), Sample(t, f"uplink:{reg}", "latency_ms", 5.0)]
+    rt.store.write(rows)
+    text = policy.read_text().replace("step_percent: 25, step_interval_s: 1", "step_percent: 50, step_interval_s: 1")
+    with login(base, "read") as c:
+        tok = csrf(c, "/ui/whatif")
+        r = c.post("/ui/whatif/run", data={"csrf": tok, "file": "fast.yaml", "policy": text, "hours": "1"})
+        assert r.status_code == 200, r.text
+        jid = r.text.split("/ui/whatif/job/")[1].split('"')[0]
+        wait_until(lambda: "whatif-done" in c.get(f"/ui/whatif/job/{jid}").text, 30, "what-if finished")
+        res = c.get(f"/ui/whatif/job/{jid}").text
+        assert "would first have acted" in res and "eu-1" in res
+        assert "Applying needs the operate role" in res
+        assert c.post(f"/ui/whatif/apply/{jid}", data={"csrf": tok}).status_code == 403
+    assert "step_percent: 25" in policy.read_text()
+    with login(base, "operate") as c:
+        tok = csrf(c, "/ui/whatif")
+        r = c.post(f"/ui/whatif/apply/{jid}", data={"csrf": tok})
+        assert r.status_code == 200 and "Applied" in r.text, r.text
+    assert "step_percent: 50" in policy.read_text() and rt.reloader.version == 2
+    rt.audit.flush()
+    recs, _ = rt.audit.query_page(None, None, "policy_apply", 5, None)
+    assert recs[-1]["by"] == "test-operate" and recs[-1]["result"] == "applied"
+    assert json.dumps(recs[-1]).count(TOKENS["operate"]) == 0
