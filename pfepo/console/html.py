@@ -57,7 +57,7 @@ def page(title: str, active: str, body: Safe, *, who: str = "", role: str = "", 
     live_attr = Safe(f' data-live="{h(live)}"') if live else Safe("")
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<meta name="csrf-token" content="{h(csrf)}">'
+            f'<meta name="csrf-token" content="{h(csrf)}"><link rel="icon" href="data:,">'
             f"<title>{h(title)} - PF-EPO</title>"
             f'<link rel="stylesheet" href="/ui/static/console.css">'
             f'<script src="/ui/static/vendor/htmx.min.js" defer></script>'

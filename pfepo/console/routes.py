@@ -71,7 +71,7 @@ LOGIN_STYLE = ("body{font:16px system-ui,sans-serif;max-width:28rem;margin:4rem 
 
 def login_page(message: str = "") -> str:
     msg = f'<p class="err" role="alert">{h(message)}</p>' if message else ""
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Log in - PF-EPO</title>'
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Log in - PF-EPO</title><link rel="icon" href="data:,">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<style>{LOGIN_STYLE}</style></head><body><main><h1>PF-EPO console</h1>{msg}"
             f'<form method="post" action="/ui/login"><label for="token">API token (read, operate or admin)</label>'

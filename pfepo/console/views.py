@@ -68,8 +68,9 @@ def overview_live(rt) -> Safe:
                 drains.append((svc, r, phase, f"{s.get('weight')} of {s.get('nominal')} slots",
                                "evicted" if r in evicted.get(svc, ()) else "-", s.get("note") or ""))
     out.append(tag("h2", "Active drains and evictions", id="drains"))
-    out.append(table(("service", "region", "phase", "weight", "eviction", "note"), drains, cls="compact")
-               if drains else Safe("<p>None: every region takes its nominal share.</p>"))
+    out.append(Safe('<div id="drains-list">')
+               + (table(("service", "region", "phase", "weight", "eviction", "note"), drains, cls="compact")
+                  if drains else Safe("<p>None: every region takes its nominal share.</p>")) + Safe("</div>"))
 
     # services: wanted vs applied per switch
     out.append(tag("h2", "Traffic shares: wanted vs applied on each switch", id="shares"))
@@ -203,8 +204,10 @@ def _service_timeline(rt, service: str, since: float, now: float) -> Safe:
     steps = _steps(rt, service, since)
     markers = [(float(st.get("ts", 0)), f"{_when(st.get('ts', 0))} {st.get('region')} {st.get('from')} -> "
                 f"{st.get('to')}", f"#step-{i}") for i, st in enumerate(steps)]
+    first = min([p[0][0] for p in series.values() if p] + [now])
+    t0 = max(since, min(first, now - 60))
     chart = line_chart(series, title=f"{service}: bucket weight per region (of {rt.cfg.openflow.weight_slots} "
-                       "slots), steps marked", t0=since, t1=now, markers=markers, step=True)
+                       "slots), steps marked", t0=t0, t1=now, markers=markers, step=True)
     items = []
     for i, st in enumerate(steps):
         dec = _decision_for(rt, service, str(st.get("region")), float(st.get("ts", 0)))
@@ -245,10 +248,12 @@ def _endpoint_timeline(rt, endpoint: str, since: float, now: float) -> Safe:
         t1 = now + (pred.horizon_s if band else 0)
         charts.append(line_chart({m: pts}, title=f"{endpoint}: {m} (observed"
                                  + (", shaded: forecast to the horizon" if band else "") + ")",
-                                 t0=since, t1=t1, thresholds=_thresholds(rt, m), band=band))
+                                 t0=max(since, min(pts[0][0], now - 60)), t1=t1, thresholds=_thresholds(rt, m),
+                                 band=band))
     risk = [(s.ts, s.value) for s in rt.store.range(subject=endpoint, metric="risk", start=since, limit=50000)]
     if risk:
-        charts.append(line_chart({"risk": risk}, title=f"{endpoint}: risk (decision loop)", t0=since, t1=now,
+        charts.append(line_chart({"risk": risk}, title=f"{endpoint}: risk (decision loop)",
+                                 t0=max(since, min(risk[0][0], now - 60)), t1=now,
                                  thresholds=[(0.4, "act (default)")]))
     head = Safe(f"<p>Region {h(region)}. "
                 + (f"P(failure within {pred.horizon_s:g} s) = {pct(pred.probability, 1)} ({h(pred.model)}); "
