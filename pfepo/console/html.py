@@ -13,7 +13,16 @@ from pfepo import __version__
 
 
 class Safe(str):
-    """Markup that is already escaped (built by these helpers)."""
+    """Markup that is already escaped (built by these helpers). Safe + Safe stays Safe; anything else added
+    gives a plain str, which ``h`` escapes (a forgotten wrap shows as visible tags, never as live markup)."""
+
+    def __add__(self, other: object):
+        if isinstance(other, Safe):
+            return Safe(str.__add__(self, other))
+        return str.__add__(self, other)  # type: ignore[operator]
+
+    def __radd__(self, other: object):
+        return NotImplemented
 
 
 def h(v: object) -> Safe:

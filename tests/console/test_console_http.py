@@ -4,6 +4,7 @@ live stream, timeline steps with their audit records, what-if validation/replay/
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -12,6 +13,13 @@ from pfepo.samples import Sample
 from tests.api.conftest import TOKENS, bearer
 from tests.console.conftest import csrf, login
 from tests.waiting import wait_until
+
+
+def assert_markup_not_escaped(html: str) -> None:
+    """A fragment joined as plain text would show its tags escaped on the page."""
+    m = re.search(r"&lt;/?(div|p|table|tr|td|ul|li|dl|dt|dd|svg|rect|span|a|h[1-4]|details|summary|form|pre)[ >]",
+                  html)
+    assert m is None, html[max(0, m.start() - 200): m.end() + 200]
 
 
 def test_pages_need_a_token_and_browsers_are_sent_to_login(console):
@@ -26,7 +34,11 @@ def test_pages_need_a_token_and_browsers_are_sent_to_login(console):
             r = c.get(page, headers=bearer("read"))
             assert r.status_code == 200, (page, r.text[:300])
             assert "Content-Security-Policy" in r.headers and "<main" in r.text
+            assert_markup_not_escaped(r.text)
         assert c.get("/ui/static/vendor/htmx.min.js", headers=bearer("read")).status_code == 200
+        admin_ops = c.get("/ui/operations", headers=bearer("admin")).text
+        assert 'name="force"' in admin_ops and "disabled" not in admin_ops  # force only for an admin
+        assert_markup_not_escaped(admin_ops)
 
 
 def test_login_sets_a_strict_httponly_cookie_that_never_opens_the_api(console):
@@ -91,6 +103,7 @@ def test_overview_shows_shares_switches_and_dry_run(console):
     assert "disconnected" in html and "no switch connected" in html
     assert "live: decisions are applied" in html
     assert 'aria-current="page"' in html and 'href="#main"' in html
+    assert_markup_not_escaped(html)
 
 
 def test_stream_pushes_a_weight_change_within_a_second(console):
@@ -133,6 +146,7 @@ def test_timeline_annotates_each_weight_step_with_its_audit_records(console):
     assert 'id="step-0"' in html and 'href="#step-0"' in html  # chart marker links to the step
     assert "eu: 32 -&gt; 24 slots" in html and "criteria fired: loss_pct" in html
     assert "Decision that drove it" in html and "ramp down: loss_pct &gt; 5" in html
+    assert_markup_not_escaped(html)
     with httpx.Client(base_url=base, timeout=10, headers=bearer("read")) as c:
         ep = c.get("/ui/timeline", params={"endpoint": "eu-1"}).text
     assert "Region eu" in ep
@@ -168,6 +182,7 @@ def test_whatif_replays_history_and_apply_needs_operate(console):
         wait_until(lambda: "whatif-done" in c.get(f"/ui/whatif/job/{jid}").text, 30, "what-if finished")
         res = c.get(f"/ui/whatif/job/{jid}").text
         assert "would first have acted" in res and "eu-1" in res
+        assert_markup_not_escaped(res)
         assert "Applying needs the operate role" in res
         assert c.post(f"/ui/whatif/apply/{jid}", data={"csrf": tok}).status_code == 403
     assert "step_percent: 25" in policy.read_text()
@@ -180,3 +195,18 @@ def test_whatif_replays_history_and_apply_needs_operate(console):
     recs, _ = rt.audit.query_page(None, None, "policy_apply", 5, None)
     assert recs[-1]["by"] == "test-operate" and recs[-1]["result"] == "applied"
     assert json.dumps(recs[-1]).count(TOKENS["operate"]) == 0
+
+
+def test_overview_lists_the_planners_drains(console):
+    from types import SimpleNamespace
+
+    from pfepo.planner import Planner
+
+    rt, base, _ = console
+    plan = Planner(rt.cfg).step(time.time(), [], {"eu": False, "us": True, "ap": True}, None)
+    rt.loop = SimpleNamespace(last_plan=plan.to_dict(), ticks=1, errors=0)  # the loop's last plan, as after a tick
+    with httpx.Client(base_url=base, timeout=10, headers=bearer("read")) as c:
+        html = c.get("/ui/overview").text
+    drains = html.split('id="drains-list"')[1].split("</div>")[0]
+    assert "<td>web</td><td>eu</td><td>failed</td><td>0 of 32 slots</td>" in drains, drains
+    assert_markup_not_escaped(html)
