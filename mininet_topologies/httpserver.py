@@ -8,7 +8,7 @@ HTTP/1.1 with keep-alive (an HTTP/1.0 request still gets one response per connec
 FILE`` names a JSON file the server re-reads when it changes, to play a gray failure (pfepo impair):
 ``{"mode": "ok"}``, ``{"mode": "hang"}`` (connections are accepted, requests never answered) or
 ``{"mode": "brownout", "error_pct": 30}`` (that share of requests gets 503). A crash (refused/reset) is
-played outside the process, with iptables in the host (pfepo.impair.impair.server_crash).
+played outside the process, with iptables in the host (pfepo_lab.impair.impair.server_crash).
 Run: python -m mininet_topologies.httpserver --name eu-1 --port 80 [--port 8080] [--control FILE]
 """
 
