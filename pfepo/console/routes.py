@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -132,6 +133,17 @@ def build_router(rt, tokens: TokenTable, sessions: Sessions, jobs: whatif.Jobs) 
     def overview_fragment():
         return _html(views.overview_live(rt))
 
+    live = {"t": -1e9, "frag": ""}
+    live_lock = threading.Lock()
+
+    def live_fragment() -> str:
+        """One render per stream period shared by every open tab (the daemon's CPU is shared with OpenFlow)."""
+        with live_lock:
+            now = time.monotonic()
+            if now - live["t"] >= STREAM_PERIOD_S * 0.8:
+                live["frag"], live["t"] = views.overview_live(rt), now
+            return live["frag"]
+
     @r.get("/ui/stream/overview")
     async def stream(request: Request):
         async def events():
@@ -140,7 +152,7 @@ def build_router(rt, tokens: TokenTable, sessions: Sessions, jobs: whatif.Jobs) 
             while time.monotonic() - started < STREAM_MAX_S:
                 if await request.is_disconnected():
                     return
-                frag = await run_in_threadpool(views.overview_live, rt)
+                frag = await run_in_threadpool(live_fragment)
                 if frag != last:
                     last = frag
                     yield "event: overview\n" + "".join(f"data: {line}\n" for line in frag.split("\n")) + "\n"

@@ -43,8 +43,9 @@ def overview_live(rt) -> Safe:
         ("Policies", f"version {pol['version']}, {len(pol['policies'])} active"
          + (f"; last edit rejected ({len(pol['last_error'])} problems)" if pol["last_error"] else "")
          if pol else "not loaded"),
-        ("Decision loop", f"{rt.loop.ticks} ticks, {rt.loop.errors} errors" if rt.loop else "not running"),
-        ("Updated", time.strftime("%H:%M:%S UTC", time.gmtime())),
+        # no tick counter or clock here: the fragment is pushed only when it changes, and those change always
+        ("Decision loop", (f"running, {rt.loop.errors} failed ticks" if rt.loop.ticks else "starting")
+         if rt.loop else "not running"),
     ]
     out = [Safe('<dl class="facts">' + join(Safe(f"<div><dt>{h(k)}</dt><dd>{h(v)}</dd></div>")
                                               for k, v in facts) + "</dl>")]

@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 from pfepo.config import PfepoConfig  # noqa: E402
 from pfepo.console import whatif  # noqa: E402
 from pfepo.daemon import build_runtime  # noqa: E402
-from pfepo.samples import Sample  # noqa: E402
+from pfepo.telemetry.samples import Sample  # noqa: E402
 
 R, E = 5, 10
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from pfepo.api.server import ApiServer, create_app
-from pfepo.audit import AuditLog
 from pfepo.config import PfepoConfig
+from pfepo.controller.audit import AuditLog
 from pfepo.daemon import build_runtime
 from pfepo.policy.reload import PolicyReloader
 from tests.api.conftest import TOKENS, add_tokens

@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from pfepo.samples import Sample
+from pfepo.telemetry.samples import Sample
 from tests.api.conftest import TOKENS, bearer
 from tests.console.conftest import csrf, login
 from tests.waiting import wait_until
