@@ -1,9 +1,12 @@
-"""Time the console's what-if replay over synthetic history for 50 endpoints (5 regions x 10).
+"""Console timings quoted in docs/console.md (not tests: the 24 h what-if takes minutes).
 
-``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python tests/console/bench_whatif.py HOURS``
-(not a test: it takes minutes at 24 h; docs/console.md quotes its output). The history is synthetic: the
-latency of region r0 ramps up in the last 10 minutes and its endpoints report down in the last 100 s.
-Prints the time of each stage: reading history, the predictor replay, the policies and planner.
+``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python tests/console/bench.py whatif HOURS``: the
+what-if replay over synthetic history for 50 endpoints (5 regions x 10): the latency of region r0 ramps
+up in the last 10 minutes and its endpoints report down in the last 100 s. Prints the time of each
+stage: reading history, the predictor replay, the policies and planner.
+
+``.venv/bin/python tests/console/bench.py render``: one render of the overview's live part with 100
+services x 8 regions (the synthetic state of tests/console/test_console_speed.py).
 """
 
 from __future__ import annotations
@@ -92,5 +95,32 @@ def main(hours: float) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def render(n: int = 20) -> None:
+    import copy
+
+    from pfepo.console import views
+    from tests.console.test_console_speed import SyntheticPredictor, big_config
+
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        cfg = PfepoConfig.model_validate(copy.deepcopy(big_config(tmp)))
+        rt = build_runtime(cfg)
+        rt.predictor = SyntheticPredictor([e.name for r in cfg.regions for e in r.endpoints])
+        for sw in rt.state.switches.values():
+            rt.state.switch_connected(sw.dpid, True)
+        frag = views.overview_live(rt)
+        t = time.perf_counter()
+        for _ in range(n):
+            frag = views.overview_live(rt)
+        print(f"overview live part, 100 services x 8 regions: {(time.perf_counter() - t) / n * 1000:.1f} ms per "
+              f"render, {len(frag)} bytes")
+        rt.writer.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 24.0)
+    if sys.argv[1:2] == ["render"]:
+        render()
+    else:
+        main(float(sys.argv[2]) if len(sys.argv) > 2 else 24.0)
