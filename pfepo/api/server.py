@@ -461,6 +461,9 @@ class ApiServer:
         return self.server.servers[0].sockets[0].getsockname()[1]
 
     def stop(self) -> None:
+        closing = getattr(getattr(self.config.app, "state", None), "closing", None)
+        if closing is not None:  # long-lived answers (the console's event streams) end now: uvicorn waits for them
+            closing.set()
         self.server.should_exit = True
         self.thread.join(timeout=5)
 

@@ -16,6 +16,8 @@ GUARD_SELF_AUTH = (("GET", "/ui/login"), ("POST", "/ui/login"), ("POST", "/ui/lo
 
 def mount(app, rt, tokens) -> None:
     """Routes, static files and the session-cookie layer (outermost, so the API guard sees the token)."""
+    import threading
+
     from starlette.staticfiles import StaticFiles
 
     from pfepo.console.routes import build_router
@@ -24,6 +26,7 @@ def mount(app, rt, tokens) -> None:
 
     sessions = Sessions()
     app.state.console_sessions = sessions
+    app.state.closing = threading.Event()  # set by ApiServer.stop: open event streams end at once
     app.add_middleware(CookieAuth, sessions=sessions, open_reads=rt.cfg.rest.open_reads)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(build_router(rt, tokens, sessions, Jobs()))

@@ -149,8 +149,9 @@ def build_router(rt, tokens: TokenTable, sessions: Sessions, jobs: whatif.Jobs) 
         async def events():
             yield "retry: 1000\n\n"
             last, started, beat = None, time.monotonic(), time.monotonic()
+            closing = getattr(request.app.state, "closing", None)
             while time.monotonic() - started < STREAM_MAX_S:
-                if await request.is_disconnected():
+                if await request.is_disconnected() or (closing is not None and closing.is_set()):
                     return
                 frag = await run_in_threadpool(live_fragment)
                 if frag != last:

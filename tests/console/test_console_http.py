@@ -210,3 +210,34 @@ def test_overview_lists_the_planners_drains(console):
     drains = html.split('id="drains-list"')[1].split("</div>")[0]
     assert "<td>web</td><td>eu</td><td>failed</td><td>0 of 32 slots</td>" in drains, drains
     assert_markup_not_escaped(html)
+
+
+def test_an_open_event_stream_does_not_hold_up_shutdown(cfg_dict):
+    """uvicorn waits for open responses when it stops; the console's streams end as the server stops."""
+    import threading
+
+    from pfepo.api.server import ApiServer, create_app
+    from pfepo.config import PfepoConfig
+    from pfepo.daemon import build_runtime
+    from tests.api.conftest import add_tokens
+
+    rt = build_runtime(PfepoConfig.model_validate(add_tokens(cfg_dict)))
+    srv = ApiServer(create_app(rt), "127.0.0.1", 0)
+    srv.start()
+    opened = threading.Event()
+
+    def read():
+        with httpx.stream("GET", f"http://127.0.0.1:{srv.bound_port}/ui/stream/overview", headers=bearer("read"),
+                          timeout=30) as s:
+            for _ in s.iter_lines():
+                opened.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert opened.wait(5)
+    t0 = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - t0 < 2.0 and not srv.thread.is_alive()
+    reader.join(5)
+    assert not reader.is_alive()
+    rt.writer.close()
