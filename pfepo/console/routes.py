@@ -108,9 +108,15 @@ def build_router(rt, tokens: TokenTable, sessions: Sessions, jobs: whatif.Jobs) 
         form = await _form(request, 4096)
         token = (form or {}).get("token", "").strip()
         principal = tokens.lookup(f"Bearer {token}") if token else None
+        client = request.client.host if request.client else "?"
         if principal is None:
+            if rt.audit is not None:
+                rt.audit.append("console_login", {"result": "unknown token", "client": client, "source": "console"})
             return _html(login_page("Unknown token."), 401)
         s = sessions.create(token, principal)
+        if rt.audit is not None:
+            rt.audit.append("console_login", {"result": "ok", "by": principal.name, "role": principal.role,
+                                              "client": client, "source": "console"})
         secure = request.url.scheme == "https"
         return Response(status_code=303, headers={
             "Location": "/ui/overview", "Cache-Control": "no-store",

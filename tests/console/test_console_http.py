@@ -42,7 +42,7 @@ def test_pages_need_a_token_and_browsers_are_sent_to_login(console):
 
 
 def test_login_sets_a_strict_httponly_cookie_that_never_opens_the_api(console):
-    _rt, base, _ = console
+    rt, base, _ = console
     with httpx.Client(base_url=base, timeout=10) as c:
         assert c.post("/ui/login", data={"token": "not-a-token-0123456789"}).status_code == 401
         r = c.post("/ui/login", data={"token": TOKENS["read"]})
@@ -60,6 +60,10 @@ def test_login_sets_a_strict_httponly_cookie_that_never_opens_the_api(console):
         assert c.post("/ui/logout", data={"csrf": tok}).status_code == 303
         assert c.get("/ui/overview").status_code == 303  # session gone
         assert "disabled" in page  # a read session sees the forms disabled
+    rt.audit.flush()
+    logins, _ = rt.audit.query_page(None, None, "console_login", 10, None)
+    assert [r["result"] for r in logins][:2] == ["unknown token", "ok"] and logins[1]["by"] == "test-read"
+    assert not any(TOKENS["read"] in json.dumps(r) for r in logins)
 
 
 def test_actions_need_operate_role_and_csrf_and_go_through_the_rest_checks(console):
