@@ -139,9 +139,9 @@ class Jobs:
     def start(self, fn) -> Job:
         job = Job(uuid.uuid4().hex[:12])
         with self._lock:
-            for old in sorted(self._jobs.values(), key=lambda j: j.started)[:-self.keep or None]:
-                if old.done and len(self._jobs) >= self.keep:
-                    self._jobs.pop(old.id, None)
+            finished = sorted((j for j in self._jobs.values() if j.done), key=lambda j: j.started)
+            for old in finished[: max(0, len(self._jobs) + 1 - self.keep)]:  # oldest finished ones go first
+                del self._jobs[old.id]
             self._jobs[job.id] = job
 
         def run():

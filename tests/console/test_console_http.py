@@ -245,3 +245,15 @@ def test_an_open_event_stream_does_not_hold_up_shutdown(cfg_dict):
     reader.join(5)
     assert not reader.is_alive()
     rt.writer.close()
+
+
+def test_whatif_jobs_keep_the_latest_results_only():
+    from pfepo.console.whatif import Jobs
+
+    jobs = Jobs(keep=3)
+    started = [jobs.start(lambda job, i=i: {"n": i}) for i in range(5)]
+    wait_until(lambda: all(j.done for j in started), 5, "jobs finished")
+    last = jobs.start(lambda job: {"n": 5})
+    wait_until(lambda: last.done, 5, "last job finished")
+    kept = [j for j in [*started, last] if jobs.get(j.id) is not None]
+    assert [j.result["n"] for j in kept] == [3, 4, 5]
