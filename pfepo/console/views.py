@@ -174,6 +174,11 @@ def timeline(rt, service: str | None, endpoint: str | None, hours: float) -> Saf
     return Safe(form + "<p>Pick a service or an endpoint.</p>")
 
 
+def step_id(rec: dict) -> str:
+    """A weight step's anchor: stable across page loads (the endpoint view links to it)."""
+    return f"step-{rec.get('region')}-{round(float(rec.get('ts', 0)) * 1000)}"
+
+
 def _steps(rt, service: str, since: float) -> list[dict]:
     if rt.audit is None:
         return []
@@ -204,13 +209,13 @@ def _service_timeline(rt, service: str, since: float, now: float) -> Safe:
             series[r].append((now, float(current[r])))
     steps = _steps(rt, service, since)
     markers = [(float(st.get("ts", 0)), f"{_when(st.get('ts', 0))} {st.get('region')} {st.get('from')} -> "
-                f"{st.get('to')}", f"#step-{i}") for i, st in enumerate(steps)]
+                f"{st.get('to')}", f"#{step_id(st)}") for st in steps]
     first = min([p[0][0] for p in series.values() if p] + [now])
     t0 = max(since, min(first, now - 60))
     chart = line_chart(series, title=f"{service}: bucket weight per region (of {rt.cfg.openflow.weight_slots} "
                        "slots), steps marked", t0=t0, t1=now, markers=markers, step=True)
     items = []
-    for i, st in enumerate(steps):
+    for st in steps:
         dec = _decision_for(rt, service, str(st.get("region")), float(st.get("ts", 0)))
         fired = [c.get("metric") for c in (dec or {}).get("criteria", ()) if c.get("fired")]
         drivers = (dec or {}).get("drivers") or ((dec or {}).get("prediction") or {}).get("drivers") or []
@@ -222,7 +227,7 @@ def _service_timeline(rt, service: str, since: float, now: float) -> Safe:
             body = Safe(body + "<h4>Decision that drove it</h4>" + _explain(dec))
         if drivers:
             body = Safe(body + f"<p>Drivers: {h(json.dumps(drivers, default=str))}</p>")
-        items.append(Safe(f'<details id="step-{i}" class="step"><summary>{h(summary)}</summary>{body}</details>'))
+        items.append(Safe(f'<details id="{step_id(st)}" class="step"><summary>{h(summary)}</summary>{body}</details>'))
     listing = join(items) if items else Safe("<p>No weight steps in this window.</p>")
     return Safe(chart + tag("h2", f"Weight steps ({len(steps)})") + listing)
 
@@ -237,6 +242,11 @@ def _endpoint_timeline(rt, endpoint: str, since: float, now: float) -> Safe:
     for s in link + own:  # the endpoint's own signals win where both exist (as in the decision loop)
         if s.metric in METRICS and math.isfinite(s.value):
             by_metric.setdefault(s.metric, []).append((s.ts, s.value))
+    hours = (now - since) / 3600
+    markers = [(float(st.get("ts", 0)), f"{_when(st.get('ts', 0))} {svc}: {region} {st.get('from')} -> {st.get('to')}",
+                f"/ui/timeline?service={svc}&hours={hours:g}#{step_id(st)}")
+               for svc in [s.name for s in rt.cfg.services if region in s.weights]
+               for st in _steps(rt, svc, since) if st.get("region") == region]
     for m in METRICS:
         pts = sorted(by_metric.get(m, []))
         if not pts:
@@ -250,11 +260,11 @@ def _endpoint_timeline(rt, endpoint: str, since: float, now: float) -> Safe:
         charts.append(line_chart({m: pts}, title=f"{endpoint}: {m} (observed"
                                  + (", shaded: forecast to the horizon" if band else "") + ")",
                                  t0=max(since, min(pts[0][0], now - 60)), t1=t1, thresholds=_thresholds(rt, m),
-                                 band=band))
+                                 band=band, markers=markers))
     risk = [(s.ts, s.value) for s in rt.store.range(subject=endpoint, metric="risk", start=since, limit=50000)]
     if risk:
-        charts.append(line_chart({"risk": risk}, title=f"{endpoint}: risk (decision loop)",
-                                 t0=max(since, min(risk[0][0], now - 60)), t1=now,
+        charts.append(line_chart({"risk": risk}, title=f"{endpoint}: risk (decision loop), weight steps marked",
+                                 t0=max(since, min(risk[0][0], now - 60)), t1=now, markers=markers,
                                  thresholds=[(0.4, "act (default)")]))
     head = Safe(f"<p>Region {h(region)}. "
                 + (f"P(failure within {pred.horizon_s:g} s) = {pct(pred.probability, 1)} ({h(pred.model)}); "

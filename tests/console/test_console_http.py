@@ -147,13 +147,16 @@ def test_timeline_annotates_each_weight_step_with_its_audit_records(console):
     rt.audit.flush()
     with httpx.Client(base_url=base, timeout=10, headers=bearer("read")) as c:
         html = c.get("/ui/timeline", params={"service": "web", "hours": 1}).text
-    assert 'id="step-0"' in html and 'href="#step-0"' in html  # chart marker links to the step
+    sid = f"step-eu-{round((now - 58) * 1000)}"
+    assert f'id="{sid}"' in html and f'href="#{sid}"' in html  # chart marker links to the step
     assert "eu: 32 -&gt; 24 slots" in html and "criteria fired: loss_pct" in html
     assert "Decision that drove it" in html and "ramp down: loss_pct &gt; 5" in html
     assert_markup_not_escaped(html)
     with httpx.Client(base_url=base, timeout=10, headers=bearer("read")) as c:
+        rt.store.write([Sample(now - 60 + i, "eu-1", "risk", 0.1 * i) for i in range(5)])
         ep = c.get("/ui/timeline", params={"endpoint": "eu-1"}).text
-    assert "Region eu" in ep
+    assert "Region eu" in ep and f"#{sid}" in ep and "/ui/timeline?service=web" in ep  # the step, from the endpoint
+    assert_markup_not_escaped(ep)
 
 
 def test_whatif_invalid_policy_shows_line_and_column(console):
