@@ -22,9 +22,10 @@ def safety_rules(rt, service: str) -> str:
         return "No policy selects this service: any split with a positive sum is accepted."
     cap = min(rel, key=lambda p: p.safety.max_regions_drained)
     floor = max(p.safety.min_share_percent for p in rel)
+    away = f"below {floor:g}% of the traffic" if floor > 0 else "when it gets no traffic"
     return (f"At most {cap.safety.max_regions_drained} region(s) may be shifted away (policy {cap.name!r}); a "
-            f"region counts as shifted away below {floor:g}% of the traffic. Regions whose uplink is down do not "
-            "count. An admin may force past these rules.")
+            f"region counts as shifted away {away}. Regions whose uplink is down do not count. An admin may "
+            "force past these rules.")
 
 
 def _form(action: str, csrf: str, body: Safe, can: bool, target: str, label: str) -> Safe:
