@@ -260,3 +260,19 @@ def test_whatif_jobs_keep_the_latest_results_only():
     wait_until(lambda: last.done, 5, "last job finished")
     kept = [j for j in [*started, last] if jobs.get(j.id) is not None]
     assert [j.result["n"] for j in kept] == [3, 4, 5]
+
+
+def test_vendored_files_match_their_recorded_hashes():
+    """htmx and axe-core are committed as vendored by scripts/vendor-console.sh; nothing is fetched later."""
+    import hashlib
+    from pathlib import Path
+
+    import pfepo.console
+
+    for folder in (pfepo.console.STATIC / "vendor", Path(__file__).parent / "vendor"):
+        lines = [ln.split() for ln in (folder / "VENDORED.txt").read_text().splitlines() if ln and ln[0] != "#"]
+        hashes = {name.removeprefix("./"): digest for digest, name in (ln for ln in lines if len(ln) == 2)}
+        assert hashes, folder
+        for name, digest in hashes.items():
+            assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+        assert any(folder.glob("*.LICENSE"))
