@@ -93,9 +93,10 @@ def history_trace(rt, since: float, until: float, step_s: float):
     return Trace(path="history", frame=frame, metrics=metrics, has_up=True)
 
 
-def _engine_replay(trace, policy_file: Path, cfg):
+def _engine_replay(trace, policy_file: Path, cfg, on_step=None):
     """``pfepo evaluate``'s engine path on ``trace``: settings from the policy, the engine with the daemon's
-    horizon, step and model, the causal replay. Returns (Replay, risk (T, E), settings)."""
+    horizon, step and model, the causal replay. Returns (Replay, risk (T, E), settings).
+    ``on_step(k)`` is called before the engine's k-th snapshot (progress)."""
     from pfepo.predict.harness import make_engine, settings_from_policy
     from pfepo.predict.replay import replay
 
@@ -103,6 +104,15 @@ def _engine_replay(trace, policy_file: Path, cfg):
     settings.horizon_s, settings.step_s = cfg.predict.horizon_s, cfg.predict.step_s
     model = cfg.predict.model_path if cfg.predict.model_path and Path(cfg.predict.model_path).is_file() else None
     eng = make_engine(settings, model)
+    if on_step is not None:  # the replay takes one snapshot per step: count them (instance attribute only)
+        snapshot, calls = eng.snapshot, [0]
+
+        def counted(now):
+            on_step(calls[0])
+            calls[0] += 1
+            return snapshot(now)
+
+        eng.snapshot = counted
     r = replay(trace, eng)
     return r, r.probabilities(eng), settings
 
@@ -179,8 +189,13 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
     trace = history_trace(rt, since, until, cfg.predict.step_s)
     if trace is None:
         return {"since": since, "until": until, "steps": 0, "services": {}, "acts": {}, "note": "no history"}
-    stage(f"replaying the predictor over {len(trace.frame)} rows", 0.1)
-    r, prob, _settings = _engine_replay(trace, policy_file, cfg)
+    n_steps = int(trace.frame["ts"].nunique())
+
+    def engine_step(k: int) -> None:
+        if k % 20 == 0:
+            stage(f"predictor: step {k} of {n_steps}", 0.1 + 0.4 * k / max(n_steps, 1))
+
+    r, prob, _settings = _engine_replay(trace, policy_file, cfg, engine_step)
     contexts = contexts_from_config(cfg)
     planner = Planner(cfg)
     services = {s.name: s for s in cfg.services}

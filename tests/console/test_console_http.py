@@ -276,3 +276,28 @@ def test_vendored_files_match_their_recorded_hashes():
         for name, digest in hashes.items():
             assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
         assert any(folder.glob("*.LICENSE"))
+
+
+def test_whatif_progress_goes_through_every_stage_in_order(console):
+    from pfepo.console import whatif
+
+    rt, _base, policy = console
+    now = time.time()
+    rt.store.write([Sample(now - 600 + 10 * k, "uplink:eu", "loss_pct", 0.0) for k in range(60)])
+    ps, problems, folder = whatif.validate(rt.cfg, policy, policy.read_text())
+    assert ps is not None, problems
+    seen: list[tuple[str, float]] = []
+
+    class Recorder(whatif.Job):
+        def __setattr__(self, k, v):
+            super().__setattr__(k, v)
+            if k == "progress":
+                seen.append((self.stage, v))
+
+    res = whatif.replay_policy(rt, ps, folder / policy.name, 1.0, Recorder("t"))
+    stages = [s.split(":")[0] for s, _ in seen][1:]  # [0]: the new job, "queued"
+    assert stages[0] == "reading history" and "predictor" in stages and stages[-1] == "done", stages
+    assert stages.index("predictor") < stages.index("policies and planner")
+    progress = [p for _, p in seen]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert res["steps"] == 60
