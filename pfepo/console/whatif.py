@@ -63,24 +63,37 @@ def validate(cfg, target: Path, text: str) -> tuple[object | None, list, Path | 
         raise
 
 
+def _per_step(rows: list[tuple[float, str, float]], step_s: float) -> pd.DataFrame:
+    """(ts, metric, value) rows -> one row per step: each metric's mean in the step (the engine itself
+    averages samples into steps, so a 3 s loss burst inside a 10 s step still shows), health's last value."""
+    df = pd.DataFrame(rows, columns=["ts", "metric", "value"])
+    df["ts"] = np.floor(df["ts"] / step_s) * step_s
+    health = df["metric"] == "health_up"
+    wide = df[~health].pivot_table(index="ts", columns="metric", values="value", aggfunc="mean")
+    if health.any():
+        wide = wide.join(df[health].pivot_table(index="ts", columns="metric", values="value", aggfunc="last"),
+                         how="outer")
+    return wide
+
+
 def history_trace(rt, since: float, until: float, step_s: float):
-    """The history store as a trace (one row per endpoint per ``step_s``, last value in each step; the
-    region uplink's network metrics where the endpoint has none, as the decision loop does)."""
+    """The history store as a trace, one row per endpoint per ``step_s`` (see ``_per_step``): the
+    endpoint's own signals, and its region uplink's network metrics where it has none, as the decision
+    loop does."""
     from pfepo.traces.csv import Trace
 
     frames = []
     for r in rt.cfg.regions:
-        link = rt.store.range(subject=f"uplink:{r.name}", start=since, end=until)
-        link_rows = [(s.ts, s.metric, s.value) for s in link if s.metric in UPLINK]
+        link = [(s.ts, s.metric, s.value) for s in rt.store.range(subject=f"uplink:{r.name}", start=since, end=until)
+                if s.metric in UPLINK]
+        link_w = _per_step(link, step_s) if link else None
         for e in r.endpoints:
             own = [(s.ts, s.metric, s.value) for s in rt.store.range(subject=e.name, start=since, end=until)
                    if s.metric in METRICS]
-            rows = link_rows + own  # own after link: the endpoint's own value wins in a step
-            if not rows:
+            own_w = _per_step(own, step_s) if own else None
+            if own_w is None and link_w is None:
                 continue
-            df = pd.DataFrame(rows, columns=["ts", "metric", "value"])
-            df["ts"] = np.floor(df["ts"] / step_s) * step_s
-            wide = df.pivot_table(index="ts", columns="metric", values="value", aggfunc="last")
+            wide = own_w if link_w is None else link_w if own_w is None else own_w.combine_first(link_w)
             wide = wide.reset_index()
             wide.insert(1, "endpoint", e.name)
             frames.append(wide)

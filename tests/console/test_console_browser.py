@@ -171,7 +171,9 @@ def test_whatif_of_the_live_policy_reproduces_the_daemons_decisions(clab, browse
     t0 = time.time()
     clab.net.impairer.set_loss("eu", 30)
     try:
-        clab.wait_for(lambda: clab.switch_weights()[0] <= 16, 30, what="the daemon moving eu down")
+        # the loss lasts longer than one replay step (10 s), so the what-if's history has it in a full step
+        clab.wait_for(lambda: clab.switch_weights()[0] <= 16 and time.time() - t0 >= 12, 30,
+                      what="the daemon moving eu down")
     finally:
         clab.net.impairer.set_loss("eu", 0)
     recs = clab.api.get("/api/v1/audit", params={"kind": "decision", "since": t0, "limit": 1000}).json()["records"]

@@ -301,3 +301,19 @@ def test_whatif_progress_goes_through_every_stage_in_order(console):
     progress = [p for _, p in seen]
     assert progress == sorted(progress) and progress[-1] == 1.0
     assert res["steps"] == 60
+
+
+def test_history_becomes_a_trace_as_the_decision_loop_sees_it(console):
+    from pfepo.console.whatif import history_trace
+
+    rt, _base, _ = console
+    t0 = 1_000_000.0  # a step boundary (multiple of 10 s)
+    rt.store.write([Sample(t0 + k, "uplink:eu", "loss_pct", 30.0 if k in (7, 8) else 0.0) for k in range(20)]
+                   + [Sample(t0 + k, "uplink:eu", "latency_ms", 50.0) for k in range(20)]
+                   + [Sample(t0 + k, "eu-1", "latency_ms", 5.0) for k in range(20)]
+                   + [Sample(t0 + 9, "eu-1", "health_up", 0.0), Sample(t0 + 5, "eu-2", "health_up", 1.0)])
+    f = history_trace(rt, t0, t0 + 20, 10.0).frame.set_index(["ts", "endpoint"])
+    assert f.loc[(t0, "eu-1"), "loss_pct"] == 6.0  # a 2 s burst of 30 % in a 10 s step: its mean shows
+    assert f.loc[(t0 + 10, "eu-1"), "loss_pct"] == 0.0
+    assert f.loc[(t0, "eu-1"), "latency_ms"] == 5.0 and f.loc[(t0, "eu-2"), "latency_ms"] == 50.0  # own wins
+    assert f.loc[(t0, "eu-1"), "up"] == 0.0 and f.loc[(t0, "eu-2"), "up"] == 1.0
