@@ -42,7 +42,7 @@ def page(rt, principal, csrf: str, q: dict) -> Safe:
     regions = region_names(rt)
     can, admin = principal.can("operate"), principal.can("admin")
     out = [tag("h2", "Overrides and bandwidth", id="overrides")]
-    desired = rt.state.desired_snapshot()
+    desired = rt.state.baseline_snapshot()
     bw = rt.state.bandwidth_snapshot()
     for s in rt.cfg.services:
         svc_regions = [r for r in regions if r in s.weights]

@@ -110,12 +110,15 @@ def _engine_replay(trace, policy_file: Path, cfg, on_step=None):
     """``pfepo evaluate``'s engine path on ``trace``: settings from the policy, the engine with the daemon's
     horizon, step and model, the causal replay. Returns (Replay, risk (T, E), settings).
     ``on_step(k)`` is called before the engine's k-th snapshot (progress)."""
-    from pfepo.predict.harness import make_engine, settings_from_policy
-    from pfepo.predict.replay import replay
+    from pfepo.evaluate.harness import make_engine, settings_from_policy
+    from pfepo.evaluate.replay import replay
 
     settings = settings_from_policy(policy_file)
     settings.horizon_s, settings.step_s = cfg.predict.horizon_s, cfg.predict.step_s
-    model = cfg.predict.model_path if cfg.predict.model_path and Path(cfg.predict.model_path).is_file() else None
+    from pfepo.predict.classifier import resolve_model_path
+
+    model = resolve_model_path(cfg.predict.model_path) if cfg.predict.model_path else None
+    model = model if model is not None and model.is_file() else None
     eng = make_engine(settings, model)
     if on_step is not None:  # the replay takes one snapshot per step: count them (instance attribute only)
         snapshot, calls = eng.snapshot, [0]
@@ -189,7 +192,7 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
     from pfepo.planner import Planner
     from pfepo.policy.context import contexts_from_config
     from pfepo.policy.engine import evaluate
-    from pfepo.prediction import Prediction
+    from pfepo.predict.prediction import Prediction
 
     def stage(name: str, p: float) -> None:
         if job is not None:

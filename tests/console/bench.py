@@ -62,7 +62,7 @@ def main(hours: float) -> None:
             "state_dir": str(tmp / "st"), "history": {"backend": "sqlite", "path": str(tmp / "h.sqlite")},
             "switches": [{"name": "core", "dpid": 1}] + [{"name": f"s{i}", "dpid": 0x11 + i} for i in range(R)],
             "regions": regions, "policy": {"paths": [str(pdir)]},
-            "predict": {"model_path": str(REPO / "models" / "pfepo-predict.joblib")},
+            "predict": {"model_path": "shipped"},
             "services": [{"name": "web", "vip": "10.9.0.1", "vip_mac": "00:00:00:09:00:01", "port": 80,
                           "weights": {f"r{i}": 1 for i in range(R)}}]})
         rt = build_runtime(cfg)

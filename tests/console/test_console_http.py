@@ -68,7 +68,7 @@ def test_login_sets_a_strict_httponly_cookie_that_never_opens_the_api(console):
 
 def test_actions_need_operate_role_and_csrf_and_go_through_the_rest_checks(console):
     rt, base, _ = console
-    before = rt.state.desired_snapshot()["web"]
+    before = rt.state.baseline_snapshot()["web"]
     with login(base, "read") as c:
         tok = csrf(c)
         r = c.post("/ui/actions/weights/web", data={"csrf": tok, "w_eu": "0", "w_us": "50", "w_ap": "50"})
@@ -77,7 +77,7 @@ def test_actions_need_operate_role_and_csrf_and_go_through_the_rest_checks(conso
         assert r.status_code == 403
         r = c.post("/ui/actions/bandwidth/web", data={"csrf": tok, "b_eu": "5"})
         assert r.status_code == 403
-    assert rt.state.desired_snapshot()["web"] == before
+    assert rt.state.baseline_snapshot()["web"] == before
     with login(base, "operate") as c:
         r = c.post("/ui/actions/weights/web", data={"w_eu": "0", "w_us": "50", "w_ap": "50"})
         assert r.status_code == 403 and "CSRF" in r.text  # no token: a cross-site form cannot act
@@ -92,7 +92,7 @@ def test_actions_need_operate_role_and_csrf_and_go_through_the_rest_checks(conso
         r = c.post("/ui/actions/bandwidth/web", data={"csrf": tok, "b_eu": "20", "b_us": "", "b_ap": ""},
                    headers={"hx-request": "true"})
         assert r.status_code == 200, r.text
-    assert rt.state.desired_snapshot()["web"] == {"eu": 0.0, "us": 0.5, "ap": 0.5}
+    assert rt.state.baseline_snapshot()["web"] == {"eu": 0.0, "us": 0.5, "ap": 0.5}
     assert rt.state.bandwidth_snapshot()["web"]["eu"] == 20.0
     rt.audit.flush()
     recs, _ = rt.audit.query_page(None, "web", "weight_override", 10, None)

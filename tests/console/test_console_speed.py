@@ -19,7 +19,7 @@ from pfepo.api.server import ApiServer, create_app
 from pfepo.config import PfepoConfig
 from pfepo.daemon import build_runtime
 from pfepo.openflow.desired import service_group_id
-from pfepo.prediction import Prediction
+from pfepo.predict.prediction import Prediction
 from tests.api.conftest import TOKENS, add_tokens
 from tests.console.browser import chrome, login, navigation_ms, need_browser, screenshot, wait
 
