@@ -16,8 +16,11 @@ Per (service, region) phases::
 Emptying a region (connection affinity: weight 0 stops new connections, pinned ones stay): a region is
 ``evicted`` (its pinned connections handed back to the weighted choice, see docs/affinity.md) at once when
 it fails (``drain.on_failure``), when a draining region's share has been 0 for ``drain.empty_after_s``,
-or when its risk reaches ``drain.evict_at_risk`` (failure imminent: every slot moves away first). It is
-restored as soon as it gets traffic again. Each evict/restore is an event with its reason (audit log).
+or ``drain.evict_grace_s`` after its risk reached ``drain.evict_at_risk`` (failure imminent: every slot
+moves away at once; the grace lets in-flight requests finish and keep-alive clients that the drain hook
+told to close reconnect elsewhere, so the evict only resets what is left). It is restored as soon as it
+gets traffic again. Each evict/restore is an event with its reason (audit log). The drain hook
+(``drain.hook``) is called when a drain starts and again (``drain: end``) when the region recovers.
 
 Safety rules: traffic only ever moves toward regions that are up, in ``normal`` phase and below their
 own act threshold (failures fall back to the least risky up region); a draining region that is up
@@ -59,6 +62,7 @@ class RegionState:
     note: str = ""  # last hold reason, so a hold is logged once rather than every step
     evicted: bool = False  # pinned connections handed back to the weighted choice (region emptied)
     zero_since: float | None = None  # draining with share 0 since
+    imminent_since: float | None = None  # evict_at_risk reached (share emptied at once) since
 
     def snapshot(self) -> dict:
         return {"phase": self.phase, "since": _t(self.since), "calm_since": self.calm_since,
@@ -70,7 +74,8 @@ class RegionState:
         return {"phase": self.phase, "since": _t(self.since), "last_step": _t(self.last_step),
                 "calm_since": self.calm_since, "cooldown_until": _t(self.cooldown_until),
                 "hold_until": _t(self.hold_until), "policy": self.policy.name if self.policy else None,
-                "note": self.note, "evicted": self.evicted, "zero_since": self.zero_since}
+                "note": self.note, "evicted": self.evicted, "zero_since": self.zero_since,
+                "imminent_since": self.imminent_since}
 
     @classmethod
     def from_dict(cls, d: Mapping, policies: Mapping[str, Policy]) -> RegionState:
@@ -81,12 +86,13 @@ class RegionState:
         phase = d.get("phase", NORMAL)
         if phase not in (NORMAL, DRAINING, RECOVERING, FAILED):
             raise ValueError(f"unknown phase {phase!r}")
-        calm, zero = d.get("calm_since"), d.get("zero_since")
+        calm, zero, imm = d.get("calm_since"), d.get("zero_since"), d.get("imminent_since")
         return cls(phase=phase, since=t("since"), last_step=t("last_step"),
                    calm_since=None if calm is None else float(calm), cooldown_until=t("cooldown_until"),
                    hold_until=t("hold_until"), policy=policies.get(d.get("policy") or ""),
                    note=str(d.get("note", "")), evicted=bool(d.get("evicted", False)),
-                   zero_since=None if zero is None else float(zero))
+                   zero_since=None if zero is None else float(zero),
+                   imminent_since=None if imm is None else float(imm))
 
 
 def _t(v: float) -> float | None:
@@ -332,6 +338,7 @@ class _Step:
             self._enter(r, RECOVERING, "region up again: fail back gradually after min dwell")
             st.hold_until = self.now + self.safety(r).min_dwell_s
             st.calm_since = None
+            self._drain_hook(r, "region up again: fail back", "end")
 
     def _calm(self, r: str) -> None:
         st = self.ss.states[r]
@@ -355,10 +362,12 @@ class _Step:
         if st.phase == DRAINING and self._calm_for(r) and self.now - st.since >= self.safety(r).min_dwell_s:
             self._enter(r, RECOVERING, f"risk below fail-back threshold for {self.failback(r).stable_s:g} s")
             st.hold_until = self.now
+            self._drain_hook(r, "risk calm: fail back", "end")
         elif st.phase == RECOVERING and self._wants_shift(r):
             self._enter(r, DRAINING, "risk back above act while failing back: "
                         + self.risk[r].decision.reason())  # type: ignore[union-attr]
             st.policy = self.risk[r].decision.policy  # type: ignore[union-attr]
+            self._drain_hook(r, "risk back above act while failing back")
 
     def _start_drains(self) -> None:
         ss = self.ss
@@ -451,14 +460,17 @@ class _Step:
                 if ss.weights[r] > 0 and targets:
                     self._move(r, ss.weights[r], targets, f"risk {risk:.3f} >= evict_at_risk "
                                f"{drain.evict_at_risk:g}: failure imminent, every slot moves")
-                if ss.weights[r] == 0:
-                    why = f"risk {risk:.3f} >= evict_at_risk {drain.evict_at_risk:g}: failure imminent"
+                if ss.weights[r] == 0 and st.imminent_since is None:
+                    st.imminent_since = self.now
             if ss.weights[r] == 0:
                 st.zero_since = self.now if st.zero_since is None else st.zero_since
-                if not why and drain.empty_after_s is not None and self.now - st.zero_since >= drain.empty_after_s:
+                if st.imminent_since is not None and self.now - st.imminent_since >= drain.evict_grace_s:
+                    why = (f"failure imminent (risk reached evict_at_risk {drain.evict_at_risk:g}), share 0 for "
+                           f"{self.now - st.imminent_since:g} s (evict_grace_s {drain.evict_grace_s:g})")
+                elif drain.empty_after_s is not None and self.now - st.zero_since >= drain.empty_after_s:
                     why = f"share 0 for {self.now - st.zero_since:g} s (empty_after_s {drain.empty_after_s:g})"
         if ss.weights[r] > 0 or st.phase not in (DRAINING, FAILED):
-            st.zero_since = None
+            st.zero_since = st.imminent_since = None
         if why and not st.evicted and ss.weights[r] == 0:
             st.evicted = True
             self.events.append({"ts": self.now, "kind": "evict", "service": self.svc, "region": r,
@@ -528,15 +540,16 @@ class _Step:
             self.events.append({"ts": self.now, "kind": "hold", "service": self.svc, "region": r,
                                 "phase": st.phase, "reason": why, "dry_run": self.dry})
 
-    def _drain_hook(self, r: str, why: str) -> None:
-        """Drain started: ask the policy's executor to have applications close keep-alives in ``r``."""
+    def _drain_hook(self, r: str, why: str, which: str = "start") -> None:
+        """Drain started (``start``): ask the policy's executor to have applications in ``r`` close
+        keep-alive connections (clients reconnect through the new split); ``end``: stop doing so."""
         pol = self.policy(r)
         if pol is None or pol.drain.hook is None:
             return
         d = self.risk[r].decision
         self.actions.append({"ts": self.now, "service": self.svc, "from_region": r, "region": r,
                              "policy": pol.name, "reason": why, "dry_run": self.dry, "type": "drain_hook",
-                             "executor": pol.drain.hook.executor,
+                             "drain": which, "executor": pol.drain.hook.executor,
                              "application": d.context.application if d is not None else None})
 
     def _emit_actions(self, r: str, targets: list[str], why: str) -> None:

@@ -172,9 +172,14 @@ class Drain(Strict):
     empty_after_s: float | None = Field(
         30, ge=0, le=86400, description="evict when a draining region's share has been 0 this long (null: never)")
     evict_at_risk: float | None = Field(
-        None, gt=0, description="evict a draining region at once when its risk reaches this (failure imminent)")
+        None, gt=0, description="a draining region whose risk reaches this (failure imminent) has every "
+        "remaining slot moved away at once, and is evicted evict_grace_s later")
+    evict_grace_s: float = Field(
+        5, ge=0, le=3600, description="after evict_at_risk emptied the share: in-flight requests finish and "
+        "keep-alive clients told to close (drain hook) reconnect elsewhere before what is left is evicted")
     on_failure: bool = Field(True, description="evict at once when the region fails (uplink or health down)")
-    hook: DrainHook | None = Field(None, description="call this executor when the drain starts")
+    hook: DrainHook | None = Field(None, description="call this executor when the drain starts (action drain) "
+                                   "and when the region takes traffic again (undrain)")
 
 
 class Failback(Strict):
