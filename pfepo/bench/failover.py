@@ -89,10 +89,10 @@ DRAIN_EXECUTOR = "lab-drain"
 
 
 def drain_executor(state_path: str) -> dict:
-    """The lab's drain hook: ``pfepo impair --state S REGION server drain|undrain`` (a command executor)."""
+    """The lab's drain hook (a command executor): ``python -m pfepo.impair.drainhook --state S REGION
+    drain|undrain``, the same as ``pfepo impair --state S REGION server drain`` but quick to start."""
     return {"type": "command", "timeout_s": 20,
-            "argv": [sys.executable, "-m", "pfepo.cli", "impair", "--state", state_path, "{region}", "server",
-                     "{action}"]}
+            "argv": [sys.executable, "-m", "pfepo.impair.drainhook", "--state", state_path, "{region}", "{action}"]}
 
 
 def predictive_policies(workdir: Path) -> list[str]:
@@ -142,9 +142,9 @@ class Scenario:
 
     @property
     def time_scale(self) -> float:
-        """How much this timeline is compressed against the full one (1.0): the predictive engine's time
-        constants are scaled by the same factor, so --quick measures the same engine behaviour on a
-        shorter degradation instead of a 4.6x slower engine."""
+        """How much this degradation is compressed against the full one (1.0): the predictive engine's
+        trend time constant is scaled by the same factor, so --quick measures the same engine behaviour
+        on a shorter degradation instead of a 4.6x slower trend."""
         return self.ramp_s / Scenario.ramp_s
 
     @property
@@ -239,11 +239,12 @@ def _mode_config(mode: str, workdir: Path, sc: Scenario) -> tuple[dict, list[str
     if mode == "predictive":
         paths = predictive_policies(workdir)
         # The lab compresses a degradation into 2 minutes (26 s with --quick): the engine runs at that time
-        # scale (full: 2 s steps, 60 s horizon, 15 s trend; --quick: the same scaled by ramp_s / 120, the
-        # step never below the 0.5 s poll), where the shipped model (10 s / 300 s) does not apply.
+        # scale (2 s steps, 60 s horizon, 15 s trend), where the shipped model (10 s / 300 s) does not apply.
+        # --quick compresses only the degradation, so only the trend's time constant (how fast the trend
+        # estimate follows a new slope) is scaled with it (ramp_s / 120: 3.25 s); the horizon is the lead
+        # the drain needs (steps, grace, reconnects: not compressed) and the step the sampling cadence.
         f = sc.time_scale
-        extra["predict"] = {"step_s": round(max(0.5, 2.0 * f), 3), "horizon_s": round(60.0 * f, 3),
-                            "trend_tau_s": round(15.0 * f, 3), "model_path": None}
+        extra["predict"] = {"step_s": 2.0, "horizon_s": 60.0, "trend_tau_s": round(15.0 * f, 3), "model_path": None}
     return extra, paths
 
 

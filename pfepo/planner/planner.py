@@ -401,21 +401,61 @@ class _Step:
         if self.risk[r].level != "act":
             return  # hysteresis band: hold position until calm (fail-back) or act (further steps)
         shift = self.shift(r)
-        if self.now - st.last_step < shift.step_interval_s:
-            return
         floor = self._floor(r, shift)
-        amount = min(max(1, round(shift.step_percent / 100 * ss.nominal[r])), ss.weights[r] - floor)
+        step = max(1, round(shift.step_percent / 100 * ss.nominal[r]))
+        amount = min(step, ss.weights[r] - floor)
         if amount <= 0:
+            return
+        interval, why_fast = self._interval(r, shift, math.ceil((ss.weights[r] - floor) / step))
+        if self.now - st.last_step < interval:
             return
         targets = self._targets(r, shift)
         if not targets:
             self._hold(r, "no safe target: holding the current shift")
             return
         d = self.risk[r].decision
-        why = f"shift away {shift.step_percent:g}% of nominal per {shift.step_interval_s:g} s"
+        why = f"shift away {shift.step_percent:g}% of nominal per {shift.step_interval_s:g} s{why_fast}"
         self._move(r, amount, targets, f"{why}: {d.reason() if d else 'at risk'}")
         st.last_step = self.now
         st.note = ""
+
+    def _interval(self, r: str, shift: ShiftTraffic, steps_left: int) -> tuple[float, str]:
+        """The ramp's step interval: ``step_interval_s``, or shorter so that the ``steps_left`` steps end
+        within ``finish_before_breach`` of the forecast time to the threshold (see ``_time_to_breach``)."""
+        if shift.finish_before_breach is None:
+            return shift.step_interval_s, ""
+        ttb = self._time_to_breach(r)
+        if ttb is None:
+            return shift.step_interval_s, ""
+        interval = shift.finish_before_breach * ttb / max(1, steps_left)
+        if interval >= shift.step_interval_s:
+            return shift.step_interval_s, ""
+        return interval, f" (faster: threshold forecast in {ttb:.1f} s, {steps_left} step(s) left)"
+
+    def _time_to_breach(self, r: str) -> float | None:
+        """Seconds until a fired criterion's threshold is crossed, on the straight line from its observed
+        value to the value forecast at the prediction horizon (0 when already observed); None without a
+        forecast."""
+        d = self.risk[r].decision
+        if d is None or not d.horizon_s:
+            return None
+        best = None
+        for c in d.criteria:
+            if not (c.fired and isinstance(c.observed, (int, float)) and isinstance(c.threshold, (int, float))):
+                continue
+            obs, thr = float(c.observed), float(c.threshold)
+            sign = 1.0 if c.op in (">", ">=") else -1.0 if c.op in ("<", "<=") else 0.0
+            if sign == 0.0:
+                continue
+            gap = sign * (thr - obs)
+            if gap <= 0:
+                t = 0.0
+            elif c.predicted is not None and sign * (float(c.predicted) - obs) > 0:
+                t = d.horizon_s * gap / (sign * (float(c.predicted) - obs))
+            else:
+                continue
+            best = t if best is None else min(best, t)
+        return best
 
     def _ramp_back(self, r: str) -> None:
         ss, st = self.ss, self.ss.states[r]

@@ -119,6 +119,10 @@ class ShiftTraffic(Strict):
     step_percent: float = Field(10, gt=0, le=100)
     step_interval_s: float = Field(30, gt=0, le=86400)
     max_percent: float = Field(100, gt=0, le=100)
+    finish_before_breach: float | None = Field(
+        None, gt=0, le=1, description="step faster when needed so that the remaining steps are done within "
+        "this fraction of the forecast time to the threshold (linear from the observed value to the value "
+        "forecast at the horizon; once observed: a step every decision tick); null: always step_interval_s")
 
 
 class AllocateBandwidth(Strict):
