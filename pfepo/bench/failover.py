@@ -494,7 +494,9 @@ def summarise(mode: str, sc: Scenario, logs: list[Path], rows: list[dict], t0: f
     evict = _first(rows, lambda r: bool(r.get("evicted")))
     no_new = _settled(w_rows, lambda r: r["weights"][region] == 0)
     empty = _settled([r for r in rows if "pinned" in r], lambda r: r["pinned"] == 0)
-    after = [r for r in failed if r["t"] >= t_fail]
+    # a request counts against the failure when it ended (failed) after it: one sent 1 s before a
+    # blackhole that times out 1 s after it was lost to the blackhole, not to the degradation
+    after = [r for r in failed if r["t"] + r["latency_s"] >= t_fail]
     benign_nominal = w_rows[0]["weights"][sc.benign_region] if w_rows else None
     benign_shift = any(r["weights"][sc.benign_region] < benign_nominal for r in w_rows
                        if sc.benign_at_s <= r["t"] < sc.warmup_s) if benign_nominal else False
