@@ -32,7 +32,7 @@ demo: setup
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/pfepo demo
 
 lint: venv
-	$(BIN)/ruff check pfepo tests mininet_topologies benchmarks
+	$(BIN)/ruff check pfepo pfepo_lab tests mininet_topologies benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from mininet_topologies.multiregion import TopoSpec  # noqa: E402
-from pfepo.audit import AuditLog  # noqa: E402
 from pfepo.config import load_config  # noqa: E402
+from pfepo.controller.audit import AuditLog  # noqa: E402
 from pfepo.policy.loader import load_policies  # noqa: E402
 from pfepo.policy.reload import PolicyReloader  # noqa: E402
 from pfepo.yamlconf import ConfigError  # noqa: E402

@@ -8,7 +8,7 @@ HTTP/1.1 with keep-alive (an HTTP/1.0 request still gets one response per connec
 FILE`` names a JSON file the server re-reads when it changes, to play a gray failure (pfepo impair):
 ``{"mode": "ok"}``, ``{"mode": "hang"}`` (connections are accepted, requests never answered) or
 ``{"mode": "brownout", "error_pct": 30}`` (that share of requests gets 503). A crash (refused/reset) is
-played outside the process, with iptables in the host (pfepo.impair.impair.server_crash).
+played outside the process, with iptables in the host (pfepo_lab.impair.impair.server_crash).
 ``"drain": true`` (beside any mode) is what a drain hook sets: every response carries ``Connection:
 close`` and the server closes the connection after it, so keep-alive clients reconnect -- through the
 load balancer, to the new split -- instead of being reset later by an eviction.

@@ -4,7 +4,7 @@
                    \\-(uplink)-- [link node d-us] -- region switch us -- us-1, us-2
                     \\-(uplink)- [link node d-ap] -- region switch ap -- ap-1, ap-2
 
-Each uplink passes through a link node: a host running the userspace relay (pfepo.impair.relay), so
+Each uplink passes through a link node: a host running the userspace relay (pfepo_lab.impair.relay), so
 latency, loss, rate caps and link down/up can be injected at runtime without netem. The lab writes the
 impairment state file (``impair-state.json`` in its workdir) for ``pfepo impair``.
 
@@ -160,10 +160,10 @@ class MultiRegionNet:
 
     def start_relays(self) -> None:
         """One relay per link node (a process we own), then the state file and an Impairer on it."""
-        from pfepo.impair.control import RelayClient
-        from pfepo.impair.impair import Impairer
-        from pfepo.impair.relay import relay_argv
-        from pfepo.impair.state import HostNode, ImpairState, LinkNode, save_state
+        from pfepo_lab.impair.control import RelayClient
+        from pfepo_lab.impair.impair import Impairer
+        from pfepo_lab.impair.relay import relay_argv
+        from pfepo_lab.impair.state import HostNode, ImpairState, LinkNode, save_state
 
         links, hosts = {}, {}
         for r in self.spec.regions:

@@ -248,7 +248,7 @@ class ServiceConfig(Strict):
     @field_validator("weights")
     @classmethod
     def _weights(cls, v: dict[str, float]) -> dict[str, float]:
-        from pfepo.weights import normalise, weight_problem
+        from pfepo.planner.weights import normalise, weight_problem
 
         problems = [p for k, w in v.items() if (p := weight_problem(k, w))]
         if problems:
@@ -259,7 +259,7 @@ class ServiceConfig(Strict):
     @field_validator("bandwidth_mbps")
     @classmethod
     def _bandwidth(cls, v: dict[str, float]) -> dict[str, float]:
-        from pfepo.weights import MAX_BANDWIDTH_MBPS, MIN_BANDWIDTH_MBPS
+        from pfepo.planner.weights import MAX_BANDWIDTH_MBPS, MIN_BANDWIDTH_MBPS
 
         bad = [k for k, w in v.items() if not (MIN_BANDWIDTH_MBPS <= w <= MAX_BANDWIDTH_MBPS)]
         if bad:

@@ -13,17 +13,17 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pfepo.api.metrics import Metrics, state_families
 from pfepo.config import PfepoConfig
 from pfepo.controller.state import ControllerState
-from pfepo.metrics import Metrics, state_families
 from pfepo.store.base import HistoryStore
 from pfepo.store.writer import BatchWriter, open_store
 from pfepo.telemetry.ports import PortNames
 
 if TYPE_CHECKING:
     from pfepo.actions.dispatcher import ScaleDispatcher
-    from pfepo.audit import AuditLog
     from pfepo.cluster.agent import ClusterAgent
+    from pfepo.controller.audit import AuditLog
     from pfepo.controller.loop import DecisionLoop
     from pfepo.controller.predict_worker import PredictionWorker
     from pfepo.learning import FailureLearner
@@ -139,7 +139,7 @@ def start_decisions(rt: Runtime) -> None:
 
     from pfepo.actions.dispatcher import ScaleDispatcher
     from pfepo.actions.executors import build_executors
-    from pfepo.audit import AuditLog
+    from pfepo.controller.audit import AuditLog
     from pfepo.controller.loop import DecisionLoop
     from pfepo.policy.reload import PolicyReloader
     from pfepo.signals.health import pollers_for

@@ -9,13 +9,13 @@ import time
 import numpy as np
 import pytest
 
-from pfepo.audit import AuditLog
+from pfepo.controller.audit import AuditLog
 from pfepo.learning import FailureLearner, history_frame
 from pfepo.policy.context import EndpointContext
 from pfepo.policy.model import Policy, semantic_problems
 from pfepo.policy.policyset import PolicySet
-from pfepo.samples import Sample
 from pfepo.store.sqlite import SQLiteStore
+from pfepo.telemetry.samples import Sample
 
 F = 1_800_000_000.0  # failure time
 CREEP_S = 300.0  # latency starts creeping 5 minutes before the failure

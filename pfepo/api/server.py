@@ -27,10 +27,10 @@ from pfepo.api.auth import ANONYMOUS, TokenTable, load_tokens
 from pfepo.api.body import BodyError, parse_json
 from pfepo.api.guard import Guard
 from pfepo.api.overrides import safety_problem
+from pfepo.api.redact import redact
 from pfepo.controller.state import WeightError
-from pfepo.redact import redact
-from pfepo.signals_push import pushable_subjects, validate_signals
-from pfepo.weights import bandwidth_problem, weight_problem
+from pfepo.planner.weights import bandwidth_problem, weight_problem
+from pfepo.signals.push import pushable_subjects, validate_signals
 
 log = logging.getLogger("pfepo.api")
 

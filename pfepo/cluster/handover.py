@@ -24,8 +24,8 @@ from pathlib import Path
 import yaml
 
 from mininet_topologies.multiregion import TopoSpec
-from pfepo.bench.history import free_port
 from pfepo.cluster.etcd import EtcdCoordinator
+from pfepo_lab.bench.history import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

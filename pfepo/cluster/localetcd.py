@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from pfepo.bench.history import _LocalServer, free_port
+from pfepo_lab.bench.history import _LocalServer, free_port
 
 
 class LocalEtcd(_LocalServer):

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pfepo.commands._lab import lab_command
+
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="predictive vs reactive failover on a Mininet network, live (root)",
@@ -88,10 +90,11 @@ class LiveView:
         self.seen_events = len(events)
 
 
+@lab_command("demo")
 def _demo(args) -> int:
     from mininet_topologies.lab import check_environment
-    from pfepo.bench._failover_plot import plot
-    from pfepo.bench.failover import BenchLab, Scenario, print_table, run_scenario
+    from pfepo_lab.bench._failover_plot import plot
+    from pfepo_lab.bench.failover import BenchLab, Scenario, print_table, run_scenario
 
     try:
         check_environment()

@@ -1,6 +1,6 @@
 """``pfepo impair``: change a running topology's links at runtime (delay, loss, rate cap, down/up).
 
-The topology writes a state file (format in :mod:`pfepo.impair.state`, docs/impairment.md) naming each
+The topology writes a state file (format in :mod:`pfepo_lab.impair.state`, docs/impairment.md) naming each
 link node's namespace, interfaces and relay control socket; this command reads it and acts.
 """
 
@@ -10,8 +10,7 @@ import argparse
 import json
 import sys
 
-from pfepo.impair.impair import Impairer, ImpairError
-from pfepo.impair.state import StateError, load_state
+from pfepo.commands._lab import lab_command
 
 EPILOG = """\
 examples:
@@ -81,7 +80,11 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+@lab_command("impair")
 def run(args: argparse.Namespace) -> int:
+    from pfepo_lab.impair.impair import Impairer, ImpairError
+    from pfepo_lab.impair.state import StateError, load_state
+
     try:
         imp = Impairer(load_state(args.state))
         t = args.target

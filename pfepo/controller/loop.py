@@ -16,7 +16,7 @@ from pfepo.planner import Planner
 from pfepo.planner.persist import PlannerStore
 from pfepo.policy.context import contexts_from_config
 from pfepo.policy.engine import evaluate
-from pfepo.samples import Sample
+from pfepo.telemetry.samples import Sample
 
 log = logging.getLogger("pfepo.loop")
 

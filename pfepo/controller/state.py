@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pfepo.config import PfepoConfig
+from pfepo.planner.weights import effective, normalise, quantize
 from pfepo.telemetry.rates import PortRates
-from pfepo.weights import effective, normalise, quantize
 
 if TYPE_CHECKING:
     from pfepo.openflow.desired import Meter

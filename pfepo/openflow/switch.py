@@ -35,12 +35,12 @@ from pfepo.openflow.messages import (
     StatsRequest,
 )
 from pfepo.openflow.reconcile import FlowKey, flow_changes, flow_key, group_changes, meter_changes
-from pfepo.samples import Sample, SampleBatch
 from pfepo.telemetry import probes
 from pfepo.telemetry.pollgate import PollGate
 from pfepo.telemetry.ports import PortNames
 from pfepo.telemetry.portstats import PortStatsBatcher
 from pfepo.telemetry.rates import PortRates
+from pfepo.telemetry.samples import Sample, SampleBatch
 
 READ_BACK = ("meter_config", "group_desc", "flow_stats")
 # Read-back of meters/groups/flows (the audit) runs on connect, after every change we send, and

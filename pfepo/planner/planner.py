@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pfepo.planner.plan import Plan
+from pfepo.planner.weights import quantize
 from pfepo.policy.engine import Decision
 from pfepo.policy.model import Drain, Failback, Policy, Safety, ShiftTraffic
-from pfepo.weights import quantize
 
 if TYPE_CHECKING:
     from pfepo.config import PfepoConfig

@@ -17,7 +17,7 @@ the previous window). Totals are normalised so that never flagging scores 0 and 
 and each detector's threshold is the best one on the corpus (as these benchmarks do).
 
 Detectors, in the same run: ``pfepo predict`` (pfepo.predict.univariate.score), the scorer shipped before
-the shared core (pfepo.bench._legacy_univariate, on ``--legacy`` series), and a rolling z-score over 288
+the shared core (pfepo_lab.bench._legacy_univariate, on ``--legacy`` series), and a rolling z-score over 288
 rows.
 """
 
@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--legacy", type=int, default=8, help="series scored by the previous scorer (slow)")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args(argv)
-    from pfepo.bench._legacy_univariate import score_series as legacy
     from pfepo.predict.univariate import from_columns, score
+    from pfepo_lab.bench._legacy_univariate import score_series as legacy
 
     rng = np.random.default_rng(args.seed)
     corpus = [make_series(rng, k) for k in range(args.series)]

@@ -26,8 +26,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from pfepo.actions.config import HealthCheckConfig, ScrapeConfig, ScrapeMetric
-from pfepo.redact import redact_url
-from pfepo.samples import Sample
+from pfepo.api.redact import redact_url
+from pfepo.telemetry.samples import Sample
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-from pfepo.samples import Sample
+from pfepo.telemetry.samples import Sample
 
 
 @runtime_checkable

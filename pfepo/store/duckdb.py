@@ -14,10 +14,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pfepo.samples import Sample, SampleBatch
 from pfepo.store.base import tags_str_cached, tags_to_str
 from pfepo.store.sql import COLS as _COLS
 from pfepo.store.sql import SqlHistory
+from pfepo.telemetry.samples import Sample, SampleBatch
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (

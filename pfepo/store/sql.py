@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pfepo.samples import Sample
 from pfepo.store.base import str_to_tags
+from pfepo.telemetry.samples import Sample
 
 COLS = "ts, subject, metric, value, tags"
 

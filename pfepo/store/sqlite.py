@@ -20,10 +20,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pfepo.samples import Sample, SampleBatch
 from pfepo.store.base import tags_str_cached, tags_to_str
 from pfepo.store.sql import SqlHistory
 from pfepo.telemetry.rates import PORT_METRICS
+from pfepo.telemetry.samples import Sample, SampleBatch
 
 log = logging.getLogger(__name__)
 

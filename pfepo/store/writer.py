@@ -8,8 +8,8 @@ import threading
 import time
 from collections.abc import Iterable
 
-from pfepo.samples import Sample, SampleBatch, expand
 from pfepo.store.base import HistoryStore
+from pfepo.telemetry.samples import Sample, SampleBatch, expand
 
 log = logging.getLogger(__name__)
 

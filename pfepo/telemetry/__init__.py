@@ -1,1 +1,1 @@
-"""Pure telemetry maths: counters to rates."""
+"""Measurements as Samples (pure): counters to named rates, link probes, poll backpressure."""

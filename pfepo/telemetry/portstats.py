@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pfepo.samples import SampleBatch
 from pfepo.telemetry.ports import PortNames
 from pfepo.telemetry.rates import COUNTERS, PORT_METRICS, PortRates, RateArrays
+from pfepo.telemetry.samples import SampleBatch
 
 OFPP_MAX = 0xFFFFFF00  # highest physical port number in OpenFlow 1.3
 _FIELDS = operator.attrgetter("port_no", *COUNTERS)

@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from hashlib import sha256
 
-from pfepo.samples import Sample
+from pfepo.telemetry.samples import Sample
 
 ETH_TYPE = 0x88B5  # IEEE 802 local experimental ethertype: never leaves our network
 MAGIC = b"PFEP"

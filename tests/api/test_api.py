@@ -8,7 +8,7 @@ import pytest
 
 from pfepo.api.server import ApiServer, create_app
 from pfepo.daemon import build_runtime
-from pfepo.samples import Sample
+from pfepo.telemetry.samples import Sample
 from tests.api.conftest import bearer
 
 

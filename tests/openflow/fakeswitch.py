@@ -32,7 +32,7 @@ from pfepo.openflow.messages import (
     StatsRequest,
 )
 from pfepo.openflow.reconcile import FlowKey, flow_key
-from pfepo.samples import expand
+from pfepo.telemetry.samples import expand
 
 
 @dataclass

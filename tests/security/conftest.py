@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 @contextlib.contextmanager
 def serve(cfg_dict: dict, policies: bool = False, tls=None):
     """Runtime + API over real HTTP; ``policies``: load the repo's policies (safety rules, audit log)."""
-    from pfepo.audit import AuditLog
+    from pfepo.controller.audit import AuditLog
     from pfepo.policy.reload import PolicyReloader
 
     if "tokens" not in cfg_dict.get("rest", {}):

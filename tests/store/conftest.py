@@ -11,8 +11,8 @@ import shutil
 
 import pytest
 
-from pfepo.bench.history import LocalInfluxd, LocalVictoriaMetrics
 from pfepo.store.influx_config import InfluxConfig
+from pfepo_lab.bench.history import LocalInfluxd, LocalVictoriaMetrics
 
 
 def _need(exe: str) -> None:

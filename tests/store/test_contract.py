@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pfepo.samples import Sample
 from pfepo.store.base import HistoryStore
 from pfepo.store.duckdb import DuckDBStore
 from pfepo.store.influx import InfluxStore
 from pfepo.store.sqlite import SQLiteStore
+from pfepo.telemetry.samples import Sample
 
 T0 = 1_700_000_000.25
 SUBJECTS = ("ep-a", "ep-b", "s1:3")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pfepo.samples import Sample
 from pfepo.store.influx import InfluxStore
+from pfepo.telemetry.samples import Sample
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "configs" / "grafana-dashboard.json"
 MACROS = {"$timeFilter": "time > now() - 1h", "$__interval": "10s", "$region": "r0"}

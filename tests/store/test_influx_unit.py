@@ -7,9 +7,9 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from pfepo.samples import Sample
 from pfepo.store.influx import LineEncoder, encode_event, flux_query, series_to_samples
 from pfepo.store.influx_config import InfluxConfig
+from pfepo.telemetry.samples import Sample
 
 
 def test_line_protocol_escapes_and_sorts_tags():

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from pfepo.bench.history import LocalInfluxd, free_port
 from pfepo.config import HistoryConfig
-from pfepo.samples import Sample
 from pfepo.store.influx import InfluxSetupError, InfluxStore, check_influx, open_influx_store
 from pfepo.store.influx_config import InfluxConfig
 from pfepo.store.sqlite import SQLiteStore
+from pfepo.telemetry.samples import Sample
+from pfepo_lab.bench.history import LocalInfluxd, free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.influx

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from pfepo.samples import Sample
 from pfepo.store.influx import InfluxSetupError, InfluxStore, check_influx, to_ns
 from pfepo.store.influx_config import InfluxConfig
+from pfepo.telemetry.samples import Sample
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.influx

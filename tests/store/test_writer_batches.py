@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from pfepo.samples import Sample, SampleBatch, expand
 from pfepo.store.duckdb import DuckDBStore
 from pfepo.store.sqlite import SQLiteStore
 from pfepo.store.writer import BatchWriter
 from pfepo.telemetry.rates import PORT_METRICS
+from pfepo.telemetry.samples import Sample, SampleBatch, expand
 
 T0 = 1_700_000_000.5
 

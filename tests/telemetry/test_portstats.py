@@ -10,11 +10,11 @@ from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from pfepo.bench._fakeswitches import _MP_REPLY, HEADER, _msg
 from pfepo.config import PfepoConfig
 from pfepo.telemetry.ports import PortNames
 from pfepo.telemetry.portstats import PortStatsBatcher, counters_array
 from pfepo.telemetry.rates import PORT_METRICS
+from pfepo_lab.bench._fakeswitches import _MP_REPLY, HEADER, _msg
 
 CFG = PfepoConfig.model_validate({
     "switches": [{"name": "c0", "dpid": 1}, {"name": "r1", "dpid": 2}],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from pfepo.samples import Sample
+from pfepo.telemetry.samples import Sample
 
 MEASUREMENT = "pfepo_metric"
 EVENTS = "pfepo_event"

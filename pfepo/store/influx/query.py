@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from pfepo.samples import Sample
 from pfepo.store.influx.clients import http_client, v2_client
 from pfepo.store.influx.lineproto import MEASUREMENT, to_ns
 from pfepo.store.influx_config import InfluxConfig
+from pfepo.telemetry.samples import Sample
 
 
 def _ident(s: str) -> str:

@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from pfepo.samples import Sample
 from pfepo.store.influx.lineproto import LineEncoder, encode_event
 from pfepo.store.influx.query import FluxReader, InfluxQLReader
 from pfepo.store.influx.write import Reject, Retry, V1Transport, V2Transport
 from pfepo.store.influx_config import InfluxConfig
 from pfepo.store.spool import Spool
+from pfepo.telemetry.samples import Sample
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@
 Why: ``iputils-ping`` is not installed on the project machines, and a probe we own gives exact counts
 (sent, echoed, RTT percentiles) as JSON. Run the server in one namespace and the client in the other::
 
-    python -m pfepo.impair.probe serve --port 7777            # prints "ready" once bound
-    python -m pfepo.impair.probe send 10.0.0.2 --port 7777 --count 200 --interval 0.005
+    python -m pfepo_lab.impair.probe serve --port 7777            # prints "ready" once bound
+    python -m pfepo_lab.impair.probe send 10.0.0.2 --port 7777 --count 200 --interval 0.005
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def send(host: str, port: int, count: int, interval: float, size: int = 64, wait
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pfepo.impair.probe", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m pfepo_lab.impair.probe", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="mode", required=True)
     ps = sub.add_parser("serve", help="echo every datagram back")
     ps.add_argument("--port", type=int, default=7777)

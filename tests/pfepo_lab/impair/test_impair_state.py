@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pfepo.impair.state import HostNode, ImpairState, LinkNode, StateError, load_state, save_state
+from pfepo_lab.impair.state import HostNode, ImpairState, LinkNode, StateError, load_state, save_state
 
 
 def test_round_trip(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pfepo.impair.lab import RelayLab, can_run
+from pfepo_lab.impair.lab import RelayLab, can_run
 
 needs_lab = pytest.mark.skipif(can_run() is not None, reason=f"namespace lab unavailable: {can_run()}")
 

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from pfepo.impair.lab import DIRECT_RIGHT_IP, LabError, RelayLab, can_run
+from pfepo_lab.impair.lab import DIRECT_RIGHT_IP, LabError, RelayLab, can_run
 
 
 def register(sub) -> None:

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from pfepo.impair.control import RelayClient
-from pfepo.impair.impair import Impairer, PidRunner, has_carrier
-from pfepo.impair.lab import can_run
-from pfepo.impair.relay import relay_argv
-from pfepo.impair.state import HostNode, ImpairState, LinkNode, save_state
+from pfepo_lab.impair.control import RelayClient
+from pfepo_lab.impair.impair import Impairer, PidRunner, has_carrier
+from pfepo_lab.impair.lab import can_run
+from pfepo_lab.impair.relay import relay_argv
+from pfepo_lab.impair.state import HostNode, ImpairState, LinkNode, save_state
 
 mininet_net = pytest.importorskip("mininet.net")
 pytestmark = pytest.mark.skipif(can_run() is not None, reason=f"needs the namespace lab: {can_run()}")
@@ -46,12 +46,12 @@ def test_relay_in_mininet_hosts(tmp_path):
             links={"eu": LinkNode(pid=d.pid, a=a, b=b, control=ctl, region="eu", relay_pid=relay.pid)},
             hosts={h.name: HostNode(pid=h.pid, intfs=[i.name for i in h.intfList()]) for h in (h1, h2)},
         ), state)
-        server = h2.popen([sys.executable, "-m", "pfepo.impair.probe", "serve"], stdout=subprocess.PIPE, text=True)
+        server = h2.popen([sys.executable, "-m", "pfepo_lab.impair.probe", "serve"], stdout=subprocess.PIPE, text=True)
         procs.append(server)
         assert server.stdout.readline().strip() == "ready"
 
         def probe() -> dict:
-            out = h1.cmd(f"{sys.executable} -m pfepo.impair.probe send 10.204.0.2 --count 40 --interval 0.005 --wait 0.5")
+            out = h1.cmd(f"{sys.executable} -m pfepo_lab.impair.probe send 10.204.0.2 --count 40 --interval 0.005 --wait 0.5")
             return json.loads(out)
 
         assert probe()["loss_pct"] == 0

@@ -12,7 +12,7 @@ sample of a series; it is timed on a small subset and extrapolated (stated in th
 ``pfepo predict`` throughput (``--rows``): a series of that many rows (5-minute sampling, daily cycle,
 noise, a level shift) is written as a CSV with ISO timestamps and scored end to end (read, repair, score,
 write; process start-up excluded) by the current code, and, in the same run, the scorer shipped before
-the shared core (pfepo.bench._legacy_univariate) on ``--legacy-rows`` rows of the same series.
+the shared core (pfepo_lab.bench._legacy_univariate) on ``--legacy-rows`` rows of the same series.
 
 BLAS/OpenMP threads are limited to 1 (threadpoolctl at run time, plus OMP_NUM_THREADS /
 OPENBLAS_NUM_THREADS for child libraries), so numbers are per core.
@@ -181,8 +181,8 @@ def _univariate(rows: int, legacy_rows: int) -> dict:
     import numpy as np
     import pandas as pd
 
-    from pfepo.bench._legacy_univariate import score_series as legacy
     from pfepo.cli import main
+    from pfepo_lab.bench._legacy_univariate import score_series as legacy
 
     rng = np.random.default_rng(1)
     t = pd.date_range("2026-01-01", periods=rows, freq="5min")

@@ -7,7 +7,7 @@ import math
 import os
 import threading
 
-from pfepo.audit import AuditLog
+from pfepo.controller.audit import AuditLog
 
 
 def test_append_writes_json_lines_and_queries(tmp_path):

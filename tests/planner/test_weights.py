@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pfepo.weights import effective, normalise, quantize
+from pfepo.planner.weights import effective, normalise, quantize
 
 
 def test_quantize_exact_when_divisible():

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from pfepo.cli import main
-from pfepo.impair.impair import CmdRunner, PidRunner
-from pfepo.impair.state import save_state
+from pfepo_lab.impair.impair import CmdRunner, PidRunner
+from pfepo_lab.impair.state import save_state
 
 
 @pytest.fixture

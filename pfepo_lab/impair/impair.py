@@ -1,7 +1,7 @@
 """``Impairer``: add latency, loss, a bandwidth cap, or take a link down, at runtime, without netem.
 
 Which mechanism does what (this kernel has no ``sch_netem``):
-- delay/jitter on a link: the userspace relay on the link node (:mod:`pfepo.impair.relay`), via its
+- delay/jitter on a link: the userspace relay on the link node (:mod:`pfepo_lab.impair.relay`), via its
   control socket;
 - loss on a link: the relay (frames it forwards never pass netfilter); loss on a host interface:
   iptables ``statistic --mode random`` in a chain of our own, so it is idempotent and removable;
@@ -27,8 +27,8 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pfepo.impair.control import ControlError, RelayClient
-from pfepo.impair.state import HostNode, ImpairState, LinkNode, NodeRef
+from pfepo_lab.impair.control import ControlError, RelayClient
+from pfepo_lab.impair.state import HostNode, ImpairState, LinkNode, NodeRef
 
 
 class ImpairError(RuntimeError):

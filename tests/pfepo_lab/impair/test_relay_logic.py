@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pfepo.impair.relay import Direction, Impairment
+from pfepo_lab.impair.relay import Direction, Impairment
 
 
 class FakeSocket:

@@ -1,6 +1,6 @@
 """``pfepo bench controller`` end to end at small N: the real daemon process against 5 fake switches.
 
-Fake switches because hundreds of OVS bridges cannot run here (pfepo/bench/_fakeswitches.py speaks real
+Fake switches because hundreds of OVS bridges cannot run here (pfepo_lab/bench/_fakeswitches.py speaks real
 os-ken-packed OpenFlow 1.3). Asserts the JSON our checks read and sane values, not speed (~30 s).
 """
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pfepo.samples import SampleBatch, expand
 from pfepo.telemetry.rates import PORT_METRICS
+from pfepo.telemetry.samples import SampleBatch, expand
 
 
 def fleet_batches(switches: int, ports: int, seconds: int, t0: float = 1.8e9) -> list[list[SampleBatch]]:

@@ -3,7 +3,7 @@
 Per N: the real daemon (``pfepo run``, a separate process: its CPU is its own) with a generated config
 -- one client-side switch whose three uplinks lead to three region switches, N-4 more switches, 48
 ports each, SQLite history in a temp dir, the shipped policies and model -- and N asyncio fake switches
-(pfepo/bench/_fakeswitches.py) on loopback that answer every poll and loop probes back instantly. After
+(pfepo_lab/bench/_fakeswitches.py) on loopback that answer every poll and loop probes back instantly. After
 a warm-up, a steady window measures what the switches see (poll intervals), what the daemon stores
 (history rows), its CPU/RSS, REST latency, and weight changes although nothing failed. Then failover
 trials: PortStatus down on an uplink, timed until the GroupMod setting that bucket to 0 arrives at
@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from pfepo.bench._fakeswitches import Fabric, intervals
+from pfepo_lab.bench._fakeswitches import Fabric, intervals
 
 PORT_METRICS = ("rx_bps", "tx_bps", "rx_pps", "tx_pps", "drops_ps", "errors_ps", "utilization_pct")
 CLIENT_DPID = 1

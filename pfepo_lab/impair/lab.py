@@ -22,10 +22,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from pfepo.impair.control import ControlError, RelayClient
-from pfepo.impair.impair import Impairer, NetnsRunner
-from pfepo.impair.relay import relay_argv
-from pfepo.impair.state import HostNode, ImpairState, LinkNode
+from pfepo_lab.impair.control import ControlError, RelayClient
+from pfepo_lab.impair.impair import Impairer, NetnsRunner
+from pfepo_lab.impair.relay import relay_argv
+from pfepo_lab.impair.state import HostNode, ImpairState, LinkNode
 
 LEFT_IP, RIGHT_IP = "10.201.0.1", "10.201.0.2"
 DIRECT_LEFT_IP, DIRECT_RIGHT_IP = "10.202.0.1", "10.202.0.2"
@@ -173,7 +173,7 @@ class RelayLab:
 
     # -- measurements --------------------------------------------------------------------------
     def echo_server(self, ns: str | None = None, port: int = 7777) -> subprocess.Popen:
-        proc = self.spawn(ns or self.right, [sys.executable, "-m", "pfepo.impair.probe", "serve", "--port", str(port)],
+        proc = self.spawn(ns or self.right, [sys.executable, "-m", "pfepo_lab.impair.probe", "serve", "--port", str(port)],
                           stdout=subprocess.PIPE, text=True)
         if proc.stdout is None or proc.stdout.readline().strip() != "ready":
             raise LabError("echo server did not start")
@@ -192,7 +192,7 @@ class RelayLab:
 
     def probe(self, count: int = 100, interval: float = 0.005, wait: float = 1.0, src: str | None = None,
               dst: str = RIGHT_IP, port: int = 7777, size: int = 64) -> dict:
-        r = self.run(src or self.left, [sys.executable, "-m", "pfepo.impair.probe", "send", dst, "--port", str(port),
+        r = self.run(src or self.left, [sys.executable, "-m", "pfepo_lab.impair.probe", "send", dst, "--port", str(port),
                                         "--count", str(count), "--interval", str(interval), "--wait", str(wait),
                                         "--size", str(size)])
         if r.returncode != 0:

@@ -8,9 +8,9 @@ from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from pfepo.bench._fakeswitches import HEADER, Fabric
 from pfepo.openflow import ofmsg
 from pfepo.openflow.desired import Bucket, Flow, Group
+from pfepo_lab.bench._fakeswitches import HEADER, Fabric
 
 DP = SimpleNamespace(ofproto=ofp, ofproto_parser=parser, id=1)
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pfepo.samples import Sample
+from pfepo.telemetry.samples import Sample
 
 METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_SKEW_S = 3600.0  # reject timestamps more than an hour in the future or a week in the past

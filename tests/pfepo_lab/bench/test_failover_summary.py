@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pfepo.bench.failover import SCENARIOS, Scenario, summarise
+from pfepo_lab.bench.failover import SCENARIOS, Scenario, summarise
 
 
 def _log(path, recs):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from pfepo.samples import Sample
+from pfepo.telemetry.samples import Sample
 
 # --- throw-away local servers ---------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pfepo.impair.impair import ImpairError, has_carrier, link_flags
+from pfepo_lab.impair.impair import ImpairError, has_carrier, link_flags
 
 
 def test_plain_wire_forwards_without_loops(lab, imp):
@@ -135,7 +135,7 @@ def test_control_socket_refuses_garbage_and_second_relay(lab, imp):
         replies = f.readline(), f.readline()
     assert '"ok": false' in replies[0] and "bad request" in replies[0]
     assert "unknown field" in replies[1]
-    r = lab.run(lab.mid, [sys.executable, "-m", "pfepo.impair.relay", "--a", lab.if_a, "--b", lab.if_b,
+    r = lab.run(lab.mid, [sys.executable, "-m", "pfepo_lab.impair.relay", "--a", lab.if_a, "--b", lab.if_b,
                           "--control", lab.control, "--no-setup"])
     assert r.returncode == 1 and "another relay is listening" in r.stderr
     assert lab.relay_proc.poll() is None and lab.probe(count=10, interval=0.002)["loss_pct"] == 0

@@ -570,7 +570,7 @@ def _main(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     png = out.with_suffix(".png")
-    from pfepo.bench._failover_plot import plot
+    from pfepo_lab.bench._failover_plot import plot
 
     plot(workdir, names, modes, sc, png)
     print_table(results)

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from pfepo.impair.impair import ImpairError, has_carrier
-from pfepo.impair.lab import RIGHT_IP
+from pfepo_lab.impair.impair import ImpairError, has_carrier
+from pfepo_lab.impair.lab import RIGHT_IP
 
 PORT = 8000
 

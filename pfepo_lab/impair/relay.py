@@ -17,7 +17,7 @@ Design:
 
 Run inside the link node's network namespace::
 
-    python -m pfepo.impair.relay --a d-eu-eth0 --b d-eu-eth1 --control /tmp/pfepo/eu.ctl
+    python -m pfepo_lab.impair.relay --a d-eu-eth0 --b d-eu-eth1 --control /tmp/pfepo/eu.ctl
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 
-from pfepo.impair.control import ControlServer
+from pfepo_lab.impair.control import ControlServer
 
-log = logging.getLogger("pfepo.impair.relay")
+log = logging.getLogger("pfepo_lab.impair.relay")
 
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
@@ -345,12 +345,12 @@ class Relay:
 def relay_argv(a: str, b: str, control: str, *extra: str, python: str = sys.executable) -> list[str]:
     """The command that runs a relay between ``a`` and ``b``; run it inside the link node's namespace
     (Mininet: ``node.popen(relay_argv(...))``; else ``ip netns exec NS`` / ``nsenter -t PID -n --``)."""
-    return [python, "-m", "pfepo.impair.relay", "--a", a, "--b", b, "--control", control, *extra]
+    return [python, "-m", "pfepo_lab.impair.relay", "--a", a, "--b", b, "--control", control, *extra]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pfepo.impair.relay",
+        prog="python -m pfepo_lab.impair.relay",
         description="L2 relay between two interfaces with runtime delay/jitter/loss/rate (no netem needed).",
     )
     p.add_argument("--a", required=True, metavar="IF", help="first interface (e.g. toward the core switch)")

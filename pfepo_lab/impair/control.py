@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("pfepo.impair.control")
+log = logging.getLogger("pfepo_lab.impair.control")
 
 MAX_REQUEST = 64 * 1024
 
