@@ -89,10 +89,10 @@ DRAIN_EXECUTOR = "lab-drain"
 
 
 def drain_executor(state_path: str) -> dict:
-    """The lab's drain hook (a command executor): ``python -m pfepo.impair.drainhook --state S REGION
+    """The lab's drain hook (a command executor): ``python -m pfepo_lab.impair.drainhook --state S REGION
     drain|undrain``, the same as ``pfepo impair --state S REGION server drain`` but quick to start."""
     return {"type": "command", "timeout_s": 20,
-            "argv": [sys.executable, "-m", "pfepo.impair.drainhook", "--state", state_path, "{region}", "{action}"]}
+            "argv": [sys.executable, "-m", "pfepo_lab.impair.drainhook", "--state", state_path, "{region}", "{action}"]}
 
 
 def predictive_policies(workdir: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""A drain hook for the lab: ``python -m pfepo.impair.drainhook --state FILE REGION drain|undrain``.
+"""A drain hook for the lab: ``python -m pfepo_lab.impair.drainhook --state FILE REGION drain|undrain``.
 
 What a command executor runs when the planner starts (``drain``) or ends (``undrain``) a drain: every
 server of REGION answers ``Connection: close`` (see mininet_topologies.httpserver), so keep-alive
@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pfepo.impair.impair import Impairer, ImpairError
-from pfepo.impair.state import StateError, load_state
+from pfepo_lab.impair.impair import Impairer, ImpairError
+from pfepo_lab.impair.state import StateError, load_state
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import pytest
 
 from mininet_topologies.client import keepalive
 from mininet_topologies.httpserver import Control, make_handler
-from pfepo.impair.impair import server_mode
+from pfepo_lab.impair.impair import server_mode
 from tests.waiting import wait_until
 
 

@@ -75,7 +75,7 @@ def test_a_request_is_charged_to_the_failure_when_it_ended_after_it(tmp_path):
 
 
 def test_drain_summary_from_the_audit():
-    from pfepo.bench.failover import drain_summary
+    from pfepo_lab.bench.failover import drain_summary
 
     audit = [{"kind": "scale", "event": "drain_hook", "action": "drain", "region": "eu", "status": "succeeded",
               "ts": 1021.5},
