@@ -20,7 +20,8 @@ or ``drain.evict_grace_s`` after its risk reached ``drain.evict_at_risk`` (failu
 moves away at once; the grace lets in-flight requests finish and keep-alive clients that the drain hook
 told to close reconnect elsewhere, so the evict only resets what is left). It is restored as soon as it
 gets traffic again. Each evict/restore is an event with its reason (audit log). The drain hook
-(``drain.hook``) is called when a drain starts and again (``drain: end``) when the region recovers.
+(``drain.hook``) is called when a drain starts and again (``drain: end``) when the region takes traffic
+again.
 
 Safety rules: traffic only ever moves toward regions that are up, in ``normal`` phase and below their
 own act threshold (failures fall back to the least risky up region); a draining region that is up
@@ -63,6 +64,7 @@ class RegionState:
     evicted: bool = False  # pinned connections handed back to the weighted choice (region emptied)
     zero_since: float | None = None  # draining with share 0 since
     imminent_since: float | None = None  # evict_at_risk reached (share emptied at once) since
+    hooked: bool = False  # the drain hook asked the region's applications to close keep-alives
 
     def snapshot(self) -> dict:
         return {"phase": self.phase, "since": _t(self.since), "calm_since": self.calm_since,
@@ -75,7 +77,7 @@ class RegionState:
                 "calm_since": self.calm_since, "cooldown_until": _t(self.cooldown_until),
                 "hold_until": _t(self.hold_until), "policy": self.policy.name if self.policy else None,
                 "note": self.note, "evicted": self.evicted, "zero_since": self.zero_since,
-                "imminent_since": self.imminent_since}
+                "imminent_since": self.imminent_since, "hooked": self.hooked}
 
     @classmethod
     def from_dict(cls, d: Mapping, policies: Mapping[str, Policy]) -> RegionState:
@@ -92,7 +94,7 @@ class RegionState:
                    hold_until=t("hold_until"), policy=policies.get(d.get("policy") or ""),
                    note=str(d.get("note", "")), evicted=bool(d.get("evicted", False)),
                    zero_since=None if zero is None else float(zero),
-                   imminent_since=None if imm is None else float(imm))
+                   imminent_since=None if imm is None else float(imm), hooked=bool(d.get("hooked", False)))
 
 
 def _t(v: float) -> float | None:
@@ -320,6 +322,9 @@ class _Step:
                 self._ramp_back(r)
         for r in ss.regions:
             self._empty(r)
+            st = ss.states[r]
+            if st.hooked and ss.weights[r] > 0 and st.phase in (RECOVERING, NORMAL):  # takes traffic again
+                self._drain_hook(r, "region takes traffic again", "end")
 
     def _health(self, r: str) -> None:
         st = self.ss.states[r]
@@ -338,7 +343,6 @@ class _Step:
             self._enter(r, RECOVERING, "region up again: fail back gradually after min dwell")
             st.hold_until = self.now + self.safety(r).min_dwell_s
             st.calm_since = None
-            self._drain_hook(r, "region up again: fail back", "end")
 
     def _calm(self, r: str) -> None:
         st = self.ss.states[r]
@@ -362,7 +366,6 @@ class _Step:
         if st.phase == DRAINING and self._calm_for(r) and self.now - st.since >= self.safety(r).min_dwell_s:
             self._enter(r, RECOVERING, f"risk below fail-back threshold for {self.failback(r).stable_s:g} s")
             st.hold_until = self.now
-            self._drain_hook(r, "risk calm: fail back", "end")
         elif st.phase == RECOVERING and self._wants_shift(r):
             self._enter(r, DRAINING, "risk back above act while failing back: "
                         + self.risk[r].decision.reason())  # type: ignore[union-attr]
@@ -582,9 +585,16 @@ class _Step:
 
     def _drain_hook(self, r: str, why: str, which: str = "start") -> None:
         """Drain started (``start``): ask the policy's executor to have applications in ``r`` close
-        keep-alive connections (clients reconnect through the new split); ``end``: stop doing so."""
-        pol = self.policy(r)
-        if pol is None or pol.drain.hook is None:
+        keep-alive connections (clients reconnect through the new split); ``end``, once the region takes
+        traffic again (not while it waits at weight 0, e.g. during a dwell): stop doing so. Once each."""
+        st = self.ss.states[r]
+        if (which == "start") == st.hooked:
+            return
+        pol = self.policy(r) or st.policy
+        if which == "start" and (pol is None or pol.drain.hook is None):
+            return
+        st.hooked = which == "start"
+        if pol is None or pol.drain.hook is None:  # the hook's policy is gone: nothing to call
             return
         d = self.risk[r].decision
         self.actions.append({"ts": self.now, "service": self.svc, "from_region": r, "region": r,

@@ -93,17 +93,31 @@ def test_restore_when_failing_back(config, Driver, make_policy):
     assert restored is not None and restored.weights["web"]["eu"] > 0 and not restored.evicted["web"]
 
 
-def test_drain_hook_requested_when_drain_starts_and_ended_when_the_region_recovers(config, Driver, make_policy):
-    d = Driver(Planner(config), make_policy(drain={"hook": {"executor": "apps"}},
-                                            safety={"min_dwell_s": 10}, failback={"stable_s": 10}))
+def test_drain_hook_requested_when_drain_starts_and_ended_when_the_region_takes_traffic(config, Driver, make_policy):
+    d = Driver(Planner(config), make_policy(drain={"hook": {"executor": "apps"}}, safety={"min_share_percent": 0},
+                                            failback={"stable_s": 10}))
     plan = d.step(0, {"eu": 50})
     hooks = [a for a in plan.actions if a["type"] == "drain_hook"]
     assert hooks == [{**hooks[0], "executor": "apps", "region": "eu", "service": "web", "drain": "start"}]
     assert not [a for a in d.step(10, {"eu": 50}).actions if a["type"] == "drain_hook"]  # once per drain
     ends = []
-    for t in range(11, 60):
-        ends += [a for a in d.step(t).actions if a["type"] == "drain_hook"]
+    for t in range(11, 400):
+        plan = d.step(t)
+        got = [a for a in plan.actions if a["type"] == "drain_hook"]
+        if got:
+            assert plan.weights["web"]["eu"] > 0  # not while eu waits at weight 0 (dwell)
+        ends += got
     assert [a["drain"] for a in ends] == ["end"] and ends[0]["region"] == "eu"
+
+
+def test_no_undrain_while_a_failed_region_waits_at_weight_zero(config, Driver, make_policy):
+    d = Driver(Planner(config), make_policy(drain={"hook": {"executor": "apps"}}, safety={"min_share_percent": 0}))
+    assert [a["drain"] for a in d.step(0, {"eu": 50}).actions if a["type"] == "drain_hook"] == ["start"]
+    d.step(1, {"eu": 50}, down={"eu"})
+    for t in range(2, 40):  # up again, recovering, but held at 0 for min_dwell_s (60 s)
+        plan = d.step(t, {"eu": 50} if t % 2 else None)
+        assert plan.weights["web"]["eu"] == 0
+        assert not [a for a in plan.actions if a["type"] == "drain_hook"]
 
 
 def test_dry_run_never_evicts(Driver, build_config):
