@@ -54,7 +54,7 @@ class Lab:
                                poll_interval_s=poll_interval_s, api_token=self.api_token)
         cfg["policy"] = {"paths": [str(p) for p in (policy_paths or [REPO / "policies"])],
                          "interval_s": 0.5, "watch_interval_s": 0.5}
-        cfg["predict"] = {"model_path": str(REPO / "models" / "pfepo-predict.joblib")}
+        cfg["predict"] = {"model_path": "shipped"}
         cfg.update(extra_config or {})
         self.config = cfg
         self.config_path = self.workdir / "pfepo.yaml"

@@ -188,7 +188,7 @@ class PredictConfig(Strict):
     trend_tau_s: float = Field(120.0, gt=0, le=86400, description="time constant of the trend estimate")
     model_path: str | None = Field(
         None, description="gradient-boosting model (.joblib with its .json sidecar); None: forecast-only. "
-        "The shipped models/pfepo-predict.joblib needs step_s 10 and horizon_s 300",
+        "'shipped': the model packaged with pfepo (needs step_s 10 and horizon_s 300)",
     )
 
 

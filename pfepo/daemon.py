@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from pfepo.controller.audit import AuditLog
     from pfepo.controller.loop import DecisionLoop
     from pfepo.controller.predict_worker import PredictionWorker
-    from pfepo.learning import FailureLearner
     from pfepo.openflow.app import PfepoApp
     from pfepo.policy.reload import PolicyReloader
+    from pfepo.predict.learning import FailureLearner
 
 log = logging.getLogger("pfepo")
 
@@ -161,7 +161,7 @@ def start_decisions(rt: Runtime) -> None:
     rt.pollers = [p.start() for p in pollers_for(cfg.regions, rt.ingest)]
     if cfg.predict.enabled:
         rt.predictor = start_predictor(cfg)
-    from pfepo.learning import FailureLearner
+    from pfepo.predict.learning import FailureLearner
 
     rt.learner = FailureLearner(rt.store, rt.audit, cfg.state_dir, settle_s=cfg.history.flush_interval_s + 1.0)
     rt.loop = DecisionLoop(rt, rt.reloader, rt.audit, predictor=rt.predictor, dispatcher=rt.dispatcher,

@@ -1,5 +1,6 @@
-"""Shared fixtures: a small valid daemon config the unit tests build on, and a real local HTTP
-receiver (http.server on 127.0.0.1, free port, own thread) for executor, health and scrape tests."""
+"""Shared fixtures: a small valid daemon config the unit tests build on, a real local HTTP
+receiver (http.server on 127.0.0.1, free port, own thread) for executor, health and scrape tests, and
+the Mininet `lab` of the OVS tests."""
 
 from __future__ import annotations
 
@@ -112,6 +113,21 @@ def receiver():
     for r in made:
         r.close()
 
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A Mininet lab (real OVS) with the daemon as a separate process, one per test module; tests marked
+    ``ovs`` (tests/integration, tests/lab) use it. The daemon log's tail is printed at teardown."""
+    from mininet_topologies.lab import Lab
+
+    lb = Lab(tmp_path_factory.mktemp("lab"))
+    lb.start()
+    yield lb
+    lb.stop()
+    log = lb.workdir / "daemon.log"
+    if log.exists():
+        print(log.read_text()[-3000:])
 
 
 # Test helpers (tests/waiting.py, tests/openflow/fakeswitch.py) import as ``tests.*`` from the repo root.

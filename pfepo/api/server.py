@@ -28,7 +28,7 @@ from pfepo.api.body import BodyError, parse_json
 from pfepo.api.guard import Guard
 from pfepo.api.overrides import safety_problem
 from pfepo.api.redact import redact
-from pfepo.controller.state import WeightError
+from pfepo.controller.state import BandwidthError, WeightError
 from pfepo.planner.weights import bandwidth_problem, weight_problem
 from pfepo.signals.push import pushable_subjects, validate_signals
 
@@ -225,7 +225,7 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
         if force and not _principal(request).can("admin"):
             rt.metrics.overrides_rejected.inc()
             raise HTTPException(403, "'force' needs an admin token")
-        if name not in st.desired:
+        if name not in st.baseline:
             rt.metrics.overrides_rejected.inc()
             raise HTTPException(404, f"unknown service {name[:64]!r}")
         weights = data["weights"]
@@ -243,9 +243,9 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
         if problem and not force:
             rt.metrics.overrides_rejected.inc()
             raise HTTPException(409, problem)
-        before = dict(st.desired[name])
+        before = dict(st.baseline[name])
         try:
-            shares = await run_in_threadpool(st.set_desired, name, weights, "operator")
+            shares = await run_in_threadpool(st.set_baseline, name, weights, "operator")
         except KeyError:
             rt.metrics.overrides_rejected.inc()
             raise HTTPException(404, f"unknown service {name[:64]!r}") from None
@@ -334,7 +334,7 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
             out = await run_in_threadpool(st.set_bandwidth, name, mbps, "operator")
         except KeyError:
             raise HTTPException(404, f"unknown service {name[:64]!r}") from None
-        except WeightError as exc:
+        except BandwidthError as exc:
             raise HTTPException(422, str(exc)) from None
         except OSError as exc:
             log.error("bandwidth override of %s not saved: %s", name, exc)

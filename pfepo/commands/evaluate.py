@@ -2,7 +2,7 @@
 
 Replays each trace causally through the PredictiveEngine (the daemon's code, simulated clock) and
 scores, in the same run, the predictive alarms and a reactive threshold baseline; see
-pfepo.predict.harness and pfepo.evaluation for the exact definitions.
+pfepo.evaluate.harness and pfepo.evaluate.metrics for the exact definitions.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.add_argument(
         "--model",
         metavar="PATH",
-        help="classifier (.joblib with .json sidecar); default models/pfepo-predict.joblib if present",
+        help="classifier (.joblib with .json sidecar); default: the model shipped with the package (also: shipped)",
     )
     p.add_argument("--forecast-only", action="store_true", help="ignore any classifier (cold-start behaviour)")
     p.add_argument("--per-trace", action="store_true", help="also print a row per trace")
@@ -46,7 +46,7 @@ def _expand(items: list[str]) -> list[Path]:
 def run(args) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from pfepo.predict.harness import (
+    from pfepo.evaluate.harness import (
         DEFAULT_MODEL,
         Settings,
         evaluate_paths,
@@ -55,6 +55,7 @@ def run(args) -> int:
         summarise,
         table,
     )
+    from pfepo.predict.classifier import resolve_model_path
     from pfepo.traces.csv import TraceError, read_trace
     from pfepo.yamlconf import ConfigError
 
@@ -69,7 +70,7 @@ def run(args) -> int:
     settings.use_planner = not args.ramp
     model = None
     if not args.forecast_only:
-        model = Path(args.model) if args.model else (DEFAULT_MODEL if DEFAULT_MODEL.is_file() else None)
+        model = resolve_model_path(args.model) if args.model else (DEFAULT_MODEL if DEFAULT_MODEL.is_file() else None)
         if args.model and not model.is_file():
             print(f"pfepo evaluate: {model}: no such model file", file=sys.stderr)
             return 2

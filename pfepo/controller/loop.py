@@ -61,7 +61,7 @@ class DecisionLoop:
         self.planner = Planner(self._planner_config())
         self.planner_store = PlannerStore(Path(self.cfg.state_dir) / "planner.json")
         self.contexts = contexts_from_config(self.cfg)
-        self._seen_version = rt.state.desired_version
+        self._seen_version = rt.state.baseline_version
         self.last_decisions: list[dict] = []
         self.last_plan: dict | None = None
         self.ticks = 0
@@ -86,15 +86,15 @@ class DecisionLoop:
             log.info("planner state resumed for %s from %s", ", ".join(restored), self.planner_store.path)
 
     def _planner_config(self):
-        """The config with the operator's current shares as each service's nominal weights."""
-        desired = self.rt.state.desired_snapshot()
-        services = [s.model_copy(update={"weights": desired[s.name]}) for s in self.cfg.services]
+        """The config with the baseline (the operator's current split) as each service's weights."""
+        baseline = self.rt.state.baseline_snapshot()
+        services = [s.model_copy(update={"weights": baseline[s.name]}) for s in self.cfg.services]
         return self.cfg.model_copy(update={"services": services})
 
     def tick(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         st = self.rt.state
-        version = st.desired_version
+        version = st.baseline_version
         if version != self._seen_version:  # operator override: it becomes the baseline
             self._seen_version = version
             self.planner.reconfigure(self._planner_config())

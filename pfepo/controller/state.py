@@ -1,8 +1,10 @@
-"""Desired and observed state of the controller, thread-safe.
+"""Baseline, planned and observed state of the controller, thread-safe.
 
-The desired traffic shares per service are the single source of truth: the OpenFlow adapter makes the
-switches match them (on connect, on reconnect, on every poll), the REST API and the planner change them.
-They are persisted so a daemon restart leaves traffic where it was.
+The baseline (the operator's traffic split per service: the config's weights until an operator override
+replaces them) is the single source of truth. The planner's weights, when it has any, ride on top of it;
+link state zeroes down regions; the result is what the OpenFlow adapter makes the switches hold (on
+connect, on reconnect, on every poll). The baseline is persisted (``desired.json``, and ``desired`` in
+the API: the names users see did not change) so a daemon restart leaves traffic where it was.
 
 Threads: the REST API, the decision loop and the OpenFlow thread all call in here. Every read and write
 of the fields below happens under ``_lock``; readers get copies (``snapshot_*``), never the live dicts.
@@ -39,6 +41,10 @@ log = logging.getLogger(__name__)
 
 class WeightError(ValueError):
     """An operator-supplied weight set that cannot be applied (unknown region, negative, zero sum)."""
+
+
+class BandwidthError(ValueError):
+    """An operator-supplied bandwidth allocation that cannot be applied (unknown region, not in (0, 1e6])."""
 
 
 @dataclass
@@ -100,12 +106,12 @@ class ControllerState:
         self.started_at = clock()
         self.switches: dict[int, SwitchInfo] = {s.dpid: SwitchInfo(s.name, s.dpid) for s in cfg.switches}
         self.unknown_switches: dict[int, float] = {}
-        self.desired: dict[str, dict[str, float]] = {s.name: normalise(s.weights) for s in cfg.services}
-        self.desired_source: dict[str, str] = {s.name: "config" for s in cfg.services}
-        # Weights the planner currently wants (None: follow ``desired``). Not persisted: after a restart
+        self.baseline: dict[str, dict[str, float]] = {s.name: normalise(s.weights) for s in cfg.services}
+        self.baseline_source: dict[str, str] = {s.name: "config" for s in cfg.services}
+        # Weights the planner currently wants (None: follow ``baseline``). Not persisted: after a restart
         # the planner resumes from what the switches hold and fails back gradually.
         self.planned: dict[str, dict[str, int] | None] = {s.name: None for s in cfg.services}
-        self.desired_version = 0  # bumps on every operator/config change of ``desired``
+        self.baseline_version = 0  # bumps on every operator/config change of ``baseline``
         # Regions whose pinned connections the planner evicted (connection affinity), per service.
         self.evicted: dict[str, frozenset[str]] = {s.name: frozenset() for s in cfg.services}
         self.bandwidth: dict[str, dict[str, float | None]] = {
@@ -114,7 +120,7 @@ class ControllerState:
         self._path = Path(cfg.state_dir) / "desired.json"
         self._load()
 
-    # --- desired weights -------------------------------------------------------------------------
+    # --- the baseline split ------------------------------------------------------------------------
     def _load(self) -> None:
         try:
             saved = json.loads(self._path.read_text())
@@ -135,16 +141,16 @@ class ControllerState:
                     continue
                 self.bandwidth[name] = {r: (None if v is None else float(v)) for r, v in bw.items()}
         for name, weights in (saved.get("desired") or {}).items():
-            if name in self.desired and isinstance(weights, dict) and set(weights) == set(self.desired[name]):
+            if name in self.baseline and isinstance(weights, dict) and set(weights) == set(self.baseline[name]):
                 try:
-                    self.desired[name] = self.validate_weights(name, weights)
-                    self.desired_source[name] = "saved"
+                    self.baseline[name] = self.validate_weights(name, weights)
+                    self.baseline_source[name] = "saved"
                 except (ValueError, TypeError):
                     log.warning("ignoring invalid saved weights for %s in %s", name, self._path)
 
-    def _save(self, desired: Mapping, bandwidth: Mapping) -> None:
+    def _save(self, baseline: Mapping, bandwidth: Mapping) -> None:
         """Persist; call with ``_save_lock`` held and ``_lock`` NOT held. Raises OSError unchanged."""
-        atomic_write(self._path, json.dumps({"desired": desired, "bandwidth": bandwidth,
+        atomic_write(self._path, json.dumps({"desired": baseline, "bandwidth": bandwidth,
                                              "saved_at": self.clock()}, indent=1).encode())
 
     def _save_in_background(self) -> None:
@@ -165,13 +171,13 @@ class ControllerState:
 
     def _persisted(self) -> tuple[dict, dict]:
         with self._lock:
-            return copy.deepcopy(self.desired), copy.deepcopy(self.bandwidth)
+            return copy.deepcopy(self.baseline), copy.deepcopy(self.bandwidth)
 
     def validate_weights(self, service: str, weights: Mapping[str, object]) -> dict[str, float]:
         """Check an override; raise WeightError naming the problem. Nothing changes here."""
-        if service not in self.desired:
+        if service not in self.baseline:
             raise KeyError(service)
-        known = set(self.desired[service])
+        known = set(self.baseline[service])
         unknown = sorted(set(weights) - known)
         if unknown:
             raise WeightError(f"unknown region(s) for service {service!r}: {', '.join(unknown)}; "
@@ -194,9 +200,9 @@ class ControllerState:
         except ValueError as exc:
             raise WeightError(str(exc)) from None
         # Regions left out of an override get 0: the override states the whole split.
-        return {r: shares.get(r, 0.0) for r in self.desired[service]}
+        return {r: shares.get(r, 0.0) for r in self.baseline[service]}
 
-    def set_desired(self, service: str, weights: Mapping[str, float], source: str) -> dict[str, float]:
+    def set_baseline(self, service: str, weights: Mapping[str, float], source: str) -> dict[str, float]:
         """Validate, persist, then apply an operator split.
 
         Persisted FIRST: if saving fails the OSError is raised unchanged and nothing has changed (nothing
@@ -204,26 +210,26 @@ class ControllerState:
         """
         shares = self.validate_weights(service, weights)
         with self._save_lock:
-            desired, bandwidth = self._persisted()
-            desired[service] = shares
-            self._save(desired, bandwidth)
+            baseline, bandwidth = self._persisted()
+            baseline[service] = shares
+            self._save(baseline, bandwidth)
             with self._lock:
-                self.desired[service] = shares
-                self.desired_source[service] = source
+                self.baseline[service] = shares
+                self.baseline_source[service] = source
                 self.planned[service] = None  # an operator's split replaces whatever the planner was doing
-                self.desired_version += 1
+                self.baseline_version += 1
         self._notify()
         return shares
 
     def set_planned(self, weights: Mapping[str, Mapping[str, int]], based_on_version: int | None = None) -> bool:
         """The planner's bucket weights (the decision loop's single actuation point calls this).
 
-        ``based_on_version`` is the ``desired_version`` the plan was computed from: if an operator changed
+        ``based_on_version`` is the ``baseline_version`` the plan was computed from: if an operator changed
         the baseline meanwhile, the stale plan is dropped instead of overwriting the operator.
         """
         changed = False
         with self._lock:
-            if based_on_version is not None and based_on_version != self.desired_version:
+            if based_on_version is not None and based_on_version != self.baseline_version:
                 return False
             for svc, w in weights.items():
                 if svc in self.planned and self.planned[svc] != dict(w):
@@ -253,10 +259,10 @@ class ControllerState:
         known = set(self.bandwidth[service])
         unknown = sorted(set(mbps) - known)
         if unknown:
-            raise WeightError(f"unknown region(s) for service {service!r}: {', '.join(unknown)}")
+            raise BandwidthError(f"unknown region(s) for service {service!r}: {', '.join(unknown)}")
         for k, v in mbps.items():
             if v is not None and not _valid_mbps(v):
-                raise WeightError(f"bandwidth for {k!r} must be a number in (0, 1e6] Mbit/s or null, got {v!r}")
+                raise BandwidthError(f"bandwidth for {k!r} must be a number in (0, 1e6] Mbit/s or null, got {v!r}")
         new = {k: (None if v is None else float(v)) for k, v in mbps.items()}
         if source == "planner":  # the decision loop must never wait for the disk
             with self._lock:
@@ -265,9 +271,9 @@ class ControllerState:
             self._save_in_background()
         else:  # operator: persisted first, OSError raised unchanged with nothing changed
             with self._save_lock:
-                desired, bandwidth = self._persisted()
+                baseline, bandwidth = self._persisted()
                 bandwidth[service].update(new)
-                self._save(desired, bandwidth)
+                self._save(baseline, bandwidth)
                 with self._lock:
                     self.bandwidth[service].update(new)
                     out = dict(self.bandwidth[service])
@@ -280,9 +286,9 @@ class ControllerState:
         self._listeners.append(fn)
 
     # --- snapshots (copies, safe to use without the lock) --------------------------------------------
-    def desired_snapshot(self) -> dict[str, dict[str, float]]:
+    def baseline_snapshot(self) -> dict[str, dict[str, float]]:
         with self._lock:
-            return copy.deepcopy(self.desired)
+            return copy.deepcopy(self.baseline)
 
     def planned_snapshot(self) -> dict[str, dict[str, int] | None]:
         with self._lock:
@@ -328,17 +334,17 @@ class ControllerState:
             return down
 
     def bucket_weights(self) -> dict[str, dict[str, int]]:
-        """Quantised bucket weights per service: desired shares with down regions zeroed."""
+        """Quantised bucket weights per service: the planner's weights or the baseline, down regions zeroed."""
         slots = self.cfg.openflow.weight_slots
         with self._lock:
             down = self.down_regions()
-            return {svc: quantize(effective(self.planned[svc] or w, down), slots) for svc, w in self.desired.items()}
+            return {svc: quantize(effective(self.planned[svc] or w, down), slots) for svc, w in self.baseline.items()}
 
     def baseline_weights(self) -> dict[str, dict[str, int]]:
         """Quantised operator/config shares, before the planner and link state."""
         slots = self.cfg.openflow.weight_slots
         with self._lock:
-            return {svc: quantize(w, slots) for svc, w in self.desired.items()}
+            return {svc: quantize(w, slots) for svc, w in self.baseline.items()}
 
     # --- observations from switches ----------------------------------------------------------------
     def switch_connected(self, dpid: int, connected: bool) -> SwitchInfo | None:
@@ -404,7 +410,7 @@ class ControllerState:
                 sw.meters = dict(status.meters)
 
     def snapshot_services(self) -> list[dict]:
-        """Per service: desired shares, bucket weights, and what each ingress switch holds."""
+        """Per service: baseline shares (``desired`` in the API), bucket weights, what each ingress switch holds."""
         from pfepo.openflow.desired import service_group_id
 
         out = []
@@ -424,8 +430,8 @@ class ControllerState:
                     "port": svc.port,
                     "protocol": svc.protocol,
                     "group_id": gid,
-                    "desired": dict(self.desired[svc.name]),
-                    "desired_source": self.desired_source[svc.name],
+                    "desired": dict(self.baseline[svc.name]),
+                    "desired_source": self.baseline_source[svc.name],
                     "planned": self.planned[svc.name],
                     "bucket_weights": weights[svc.name],
                     "weight_slots": self.cfg.openflow.weight_slots,

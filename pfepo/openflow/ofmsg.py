@@ -10,17 +10,8 @@ from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
+from pfepo.openflow import messages
 from pfepo.openflow.desired import CONTROLLER, NORMAL, Action, Bucket, Flow, Group, Meter
-from pfepo.openflow.messages import (
-    EchoRequest,
-    FlowMod,
-    GroupMod,
-    Message,
-    MeterMod,
-    PacketOut,
-    PortStat,
-    StatsRequest,
-)
 
 COOKIE = 0x7FE0_0000_0000_0001  # marks flows PF-EPO owns
 
@@ -180,19 +171,19 @@ def stats_request(dp, kind: str):
     raise ValueError(f"unknown stats request {kind!r}")
 
 
-def to_osken(dp, msg: Message):
+def to_osken(dp, msg: messages.Message):
     """The os-ken message for one of the sync's plain messages (messages.py)."""
-    if isinstance(msg, FlowMod):
+    if isinstance(msg, messages.FlowMod):
         return flow_mod(dp, msg.flow) if msg.command == "add" else flow_delete(dp, msg.flow)
-    if isinstance(msg, GroupMod):
+    if isinstance(msg, messages.GroupMod):
         return group_mod(dp, msg.group, msg.command)
-    if isinstance(msg, MeterMod):
+    if isinstance(msg, messages.MeterMod):
         return meter_mod(dp, msg.meter, msg.command)
-    if isinstance(msg, StatsRequest):
+    if isinstance(msg, messages.StatsRequest):
         return stats_request(dp, msg.kind)
-    if isinstance(msg, EchoRequest):
+    if isinstance(msg, messages.EchoRequest):
         return parser.OFPEchoRequest(dp, data=msg.data)
-    if isinstance(msg, PacketOut):
+    if isinstance(msg, messages.PacketOut):
         return parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
                                    actions=[parser.OFPActionOutput(msg.port)], data=msg.data)
     raise TypeError(f"not an OpenFlow message: {msg!r}")
@@ -231,11 +222,6 @@ def parse_port_desc(body: list) -> list[tuple[int, bool]]:
 def parse_port_status(msg) -> tuple[int, bool]:
     """PortStatus -> (port number, up); a deleted port is down."""
     return msg.desc.port_no, port_up(msg.desc) and msg.reason != ofp.OFPPR_DELETE
-
-
-def parse_port_stats(body: list) -> list[PortStat]:
-    return [PortStat(st.port_no, st.rx_bytes, st.tx_bytes, st.rx_packets, st.tx_packets, st.rx_dropped,
-                     st.tx_dropped, st.rx_errors, st.tx_errors) for st in body if st.port_no <= ofp.OFPP_MAX]
 
 
 def is_last_part(msg) -> bool:

@@ -111,7 +111,7 @@ class _Risk:
 @dataclass
 class _Service:
     regions: list[str]
-    nominal: dict[str, int]
+    baseline: dict[str, int]  # the operator split in slots ("nominal" in JSON)
     weights: dict[str, int]
     states: dict[str, RegionState] = field(default_factory=dict)
 
@@ -131,12 +131,12 @@ class Planner:
 
     # ------------------------------------------------------------------ public
     def reconfigure(self, config: PfepoConfig) -> None:
-        """New daemon config: services whose regions or nominal weights changed restart from current."""
+        """New daemon config: services whose regions or baseline weights changed restart from current."""
         self.config = config
         for svc in config.services:
             ss = self._svc.get(svc.name)
             if ss is not None and (sorted(svc.weights) != sorted(ss.regions)
-                                   or quantize(svc.weights, self.slots) != ss.nominal):
+                                   or quantize(svc.weights, self.slots) != ss.baseline):
                 self._pending.extend({"kind": "restore", "service": svc.name, "region": r, "phase": "normal",
                                       "reason": "new baseline (operator or config): the region's connections "
                                       "stay pinned again"} for r in ss.regions if ss.states[r].evicted)
@@ -170,15 +170,15 @@ class Planner:
                 if ss.weights[r] != before[r]:
                     changes.append({
                         "ts": now, "kind": "weight_change", "service": svc.name, "region": r,
-                        "from": before[r], "to": ss.weights[r], "nominal": ss.nominal[r],
+                        "from": before[r], "to": ss.weights[r], "nominal": ss.baseline[r],
                         "phase": ss.states[r].phase, "reason": "; ".join(run.reasons.get(r, [])) or "rebalance",
                         "dry_run": dry,
                     })
             proposed[svc.name] = dict(ss.weights)
             cur = current.get(svc.name)
-            applied[svc.name] = dict(cur) if (dry and cur) else (dict(ss.nominal) if dry else dict(ss.weights))
+            applied[svc.name] = dict(cur) if (dry and cur) else (dict(ss.baseline) if dry else dict(ss.weights))
             states[svc.name] = {r: {**ss.states[r].snapshot(), "weight": ss.weights[r],
-                                    "nominal": ss.nominal[r]} for r in ss.regions}
+                                    "nominal": ss.baseline[r]} for r in ss.regions}
             evicted[svc.name] = [] if dry else [r for r in ss.regions if ss.states[r].evicted]
         return Plan(ts=now, dry_run=dry, weights=applied, proposed=proposed, changes=changes, events=events,
                     actions=actions, states=states, evicted=evicted)
@@ -187,14 +187,14 @@ class Planner:
     def to_dict(self) -> dict:
         """The planner's whole state (drains, dwell and fail-back timers) as plain JSON data."""
         return {"version": STATE_VERSION, "slots": self.slots, "services": {
-            name: {"regions": ss.regions, "nominal": ss.nominal, "weights": ss.weights,
+            name: {"regions": ss.regions, "nominal": ss.baseline, "weights": ss.weights,
                    "states": {r: ss.states[r].to_dict() for r in ss.regions}}
             for name, ss in self._svc.items()}}
 
     def load_dict(self, doc: Mapping, policies: Mapping[str, Policy] | None = None) -> list[str]:
         """Resume from ``to_dict`` output; returns the services restored.
 
-        A service is restored only if its regions, nominal weights and slot count still match the
+        A service is restored only if its regions, baseline weights and slot count still match the
         config (an operator change in between wins: that service starts afresh). Policies are looked up
         by name (a policy since removed falls back to the defaults).
         """
@@ -207,17 +207,17 @@ class Planner:
             if not isinstance(d, Mapping):
                 continue
             regions = sorted(svc.weights)
-            nominal = quantize(svc.weights, self.slots)
+            baseline = quantize(svc.weights, self.slots)
             try:
                 weights = {r: int(d["weights"][r]) for r in regions}
-                if sorted(d["regions"]) != regions or {r: int(d["nominal"][r]) for r in regions} != nominal:
+                if sorted(d["regions"]) != regions or {r: int(d["nominal"][r]) for r in regions} != baseline:
                     continue
                 if sum(weights.values()) != self.slots or min(weights.values()) < 0:
                     continue
                 states = {r: RegionState.from_dict(d["states"][r], policies) for r in regions}
             except (KeyError, TypeError, ValueError):
                 continue
-            self._svc[svc.name] = _Service(regions, nominal, weights, states)
+            self._svc[svc.name] = _Service(regions, baseline, weights, states)
             restored.append(svc.name)
         return restored
 
@@ -234,14 +234,14 @@ class Planner:
         if ss is not None:
             return ss
         regions = sorted(weights)
-        nominal = quantize(weights, self.slots)
-        start = dict(nominal)
+        baseline = quantize(weights, self.slots)
+        start = dict(baseline)
         if current and sorted(current) == regions and all(v >= 0 for v in current.values()) \
                 and sum(current.values()) > 0:
             start = quantize({r: float(current[r]) for r in regions}, self.slots)
-        ss = _Service(regions, nominal, start, {r: RegionState() for r in regions})
-        for r in regions:  # resuming below nominal (e.g. after a restart): fail back gradually
-            if start[r] < nominal[r]:
+        ss = _Service(regions, baseline, start, {r: RegionState() for r in regions})
+        for r in regions:  # resuming below baseline (e.g. after a restart): fail back gradually
+            if start[r] < baseline[r]:
                 ss.states[r] = RegionState(phase=RECOVERING, since=now, hold_until=now)
         self._svc[name] = ss
         return ss
@@ -405,7 +405,7 @@ class _Step:
             return  # hysteresis band: hold position until calm (fail-back) or act (further steps)
         shift = self.shift(r)
         floor = self._floor(r, shift)
-        step = max(1, round(shift.step_percent / 100 * ss.nominal[r]))
+        step = max(1, round(shift.step_percent / 100 * ss.baseline[r]))
         amount = min(step, ss.weights[r] - floor)
         if amount <= 0:
             return
@@ -462,18 +462,18 @@ class _Step:
 
     def _ramp_back(self, r: str) -> None:
         ss, st = self.ss, self.ss.states[r]
-        if ss.weights[r] >= ss.nominal[r]:
+        if ss.weights[r] >= ss.baseline[r]:
             self._finish(r)
             return
         fb = self.failback(r)
         if self.now < st.hold_until or not self._calm_for(r) or self.now - st.last_step < fb.step_interval_s:
             return
-        donors = {x: ss.weights[x] - ss.nominal[x] for x in ss.regions
-                  if x != r and self.up[x] and ss.weights[x] > ss.nominal[x]}
+        donors = {x: ss.weights[x] - ss.baseline[x] for x in ss.regions
+                  if x != r and self.up[x] and ss.weights[x] > ss.baseline[x]}
         if not donors:
             self._finish(r)
             return
-        amount = min(max(1, round(fb.step_percent / 100 * ss.nominal[r])), ss.nominal[r] - ss.weights[r],
+        amount = min(max(1, round(fb.step_percent / 100 * ss.baseline[r])), ss.baseline[r] - ss.weights[r],
                      sum(donors.values()))
         give = quantize(donors, amount)
         for x, n in give.items():
@@ -485,7 +485,7 @@ class _Step:
         self._why(r, f"fail back {fb.step_percent:g}% of nominal per {fb.step_interval_s:g} s "
                      f"(risk {self.risk[r].value:.3f} calm since {st.calm_since:g})")
         st.last_step = self.now
-        if ss.weights[r] >= ss.nominal[r]:
+        if ss.weights[r] >= ss.baseline[r]:
             self._finish(r)
 
     def _empty(self, r: str) -> None:
@@ -532,7 +532,7 @@ class _Step:
 
     # -- mechanics
     def _floor(self, r: str, shift: ShiftTraffic) -> int:
-        nom = self.ss.nominal[r]
+        nom = self.ss.baseline[r]
         keep = math.ceil(nom * (1 - shift.max_percent / 100) - 1e-9)
         min_share = math.ceil(self.safety(r).min_share_percent / 100 * self.p.slots - 1e-9)
         return min(nom, max(keep, min_share))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pfepo.policy.context import EndpointContext
 from pfepo.policy.model import CONTEXT_ATTRS, PRIORITIES, Criterion, Policy
 from pfepo.policy.policyset import PolicySet
-from pfepo.prediction import Prediction
+from pfepo.predict.prediction import Prediction
 
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
         "==": operator.eq, "!=": operator.ne}

@@ -11,12 +11,25 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from importlib.resources import files
 from pathlib import Path
 
 import joblib
 import numpy as np
 
 FORMAT_VERSION = 1
+SHIPPED = "shipped"  # model_path naming the model shipped with the package
+
+
+def shipped_model_path() -> Path:
+    """The model shipped as package data (``pfepo/predict/models/``), located through importlib.resources
+    so it is found wherever the package is installed, not relative to the working directory."""
+    return Path(str(files("pfepo.predict") / "models" / "pfepo-predict.joblib"))
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """``"shipped"`` -> the shipped model; anything else is a file path."""
+    return shipped_model_path() if str(path) == SHIPPED else Path(path)
 
 
 class ModelError(ValueError):

@@ -10,9 +10,10 @@ step (``fits_per_step``) so the cost per step stays bounded however many series 
 docs/prediction.md: the combination (pfepo.predict.core.combine) of
 
 - forecast evidence: the largest *confirmed* probability that a metric breaches its threshold within the
-  horizon (the minimum over the last ``confirm_s`` seconds, so a spike shorter than that is not a
-  forecast), and for metrics without a threshold the event-like anomaly risk of pfepo.predict.core
-  (the very core ``pfepo predict`` runs on one series);
+  horizon (rules in ``_evidence``: trend extrapolated only while the level still rises, confirmed over
+  ``confirm_s`` and two samples, a breach under way for ``LEVEL_S`` is evidence 1, held for ``hold_s``
+  once it alarms), and for metrics without a threshold the event-like anomaly risk of
+  pfepo.predict.core (the very core ``pfepo predict`` runs on one series);
 - the gradient-boosting classifier when a model is loaded, which may damp an ambiguous forecast (and
   raise risk alone only above ``raise_min``, off by default) but never veto a clear one.
 
@@ -28,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pfepo.predict.classifier import FailureClassifier, ModelError
+from pfepo.predict.classifier import FailureClassifier, ModelError, resolve_model_path
 from pfepo.predict.core import RAISE_OFF, AnomalyCore, CoreParams, combine
 from pfepo.predict.features import PER_METRIC, PRIORITY, FeatureState, assemble, feature_names
 from pfepo.predict.forecast import ForecastBank, fit_arima
-from pfepo.prediction import Prediction
+from pfepo.predict.prediction import Prediction
 from pfepo.traces.csv import METRICS
 
 # The criteria thresholds of policies/default.yaml (utilization, absent there, at 95 %).
@@ -43,6 +44,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "cpu_pct": 90.0,
     "error_rate_pct": 5.0,
 }
+LEVEL_TAU_S = 30.0  # the fast level that checks a trend is still rising
+LEVEL_S = 60.0  # observed above the threshold this long (>= 2 samples) is evidence 1: longer than a spike
+SUPPORT = 0.5  # share of the drift's claimed rise the level must show over the last trend_tau_s
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
 
@@ -56,6 +60,7 @@ class Snapshot:
     breach: np.ndarray  # (E, M) forecast evidence: confirmed P(breach within horizon); anomaly risk where no threshold
     predicted: np.ndarray  # (E, M) forecast mean at the horizon
     up: np.ndarray  # (E,) last known health (1/0)
+    observed: np.ndarray | None = None  # (E,) some metric's breach is under way (observed, not forecast)
 
 
 class PredictiveEngine:
@@ -73,6 +78,7 @@ class PredictiveEngine:
         min_fit_obs: int = 40,
         trend_tau_s: float = 120.0,
         confirm_s: float = 40.0,
+        hold_s: float = 300.0,
         clear: float = 0.8,
         raise_min: float = RAISE_OFF,
     ):
@@ -98,10 +104,15 @@ class PredictiveEngine:
         self.feat = FeatureState(self.metrics, step_s)
         self.core = AnomalyCore(CoreParams(dt=step_s, horizon_s=horizon_s))
         self.confirm_steps = max(1, math.ceil(confirm_s / step_s - 1e-9))
+        # A trend is extrapolated only while the level still rises: over the last ``trend_tau_s`` the fast
+        # level must have gained at least half of what the drift claims for that time.
+        self.support_steps = max(1, math.ceil(trend_tau_s / step_s - 1e-9))
+        self.a_lvl = float(1 - np.exp(-step_s / LEVEL_TAU_S))
         self.clear = float(clear)
         self.raise_min = float(raise_min)
         self.trend_tau_s = float(trend_tau_s)
         self.confirm_s = float(confirm_s)
+        self.hold_s = float(hold_s)
         self.names = feature_names(self.metrics)
         self.refit_blocks = max(1, int(refit_interval_s / step_s))
         self.fits_per_step = fits_per_step
@@ -129,6 +140,15 @@ class PredictiveEngine:
         self.last_fit = np.full(n, -(10**12), dtype=np.int64)
         self.n_fits = np.zeros(n, dtype=np.int64)
         self.pring = np.zeros((self.confirm_steps, n))  # breach probability, last steps
+        self.lvl = np.full(n, np.nan)  # fast level (EW over ``LEVEL_TAU_S``) of what the forecasts see
+        self.lvl_ring = np.full((self.support_steps + 1, n), np.nan)  # that level, last support_s
+        self.over_n = np.zeros(n)  # consecutive observed samples above the threshold
+        self.over_t0 = np.full(n, np.nan)  # time of the first of them
+        self.level_ok = np.zeros(n)  # 1 where such a run is confirmed (>= 2 samples spanning LEVEL_S)
+        self.ev_n = np.zeros(n)  # samples seen since the forecast evidence became positive (needs >= 2)
+        self.evid = np.zeros(n)  # confirmed evidence, held for ``hold_s`` after it last reached 0.5
+        self.held = np.zeros(n)  # the value held
+        self.held_until = np.full(n, -np.inf)
 
     def ensure(self, names: list[str]) -> np.ndarray:
         """Indices of endpoints (registering new ones); arrays grow by doubling."""
@@ -139,11 +159,14 @@ class PredictiveEngine:
                 self.index[n] = len(self.endpoints)
                 self.endpoints.append(n)
             e = len(self.endpoints)
-            old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring)
+            old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
+                   self.lvl_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
+                   self.evid, self.held, self.held_until)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
-             self.pring[:, :k]) = old
+             self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.over_n[:k],
+             self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -155,8 +178,10 @@ class PredictiveEngine:
         self.feat.priority[i] = PRIORITY.get(priority, 1.0)
 
     def memory_bytes(self) -> int:
+        evidence = (self.lvl, self.lvl_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
+                    self.held_until)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
-                   + self.pring.nbytes + self.core.nbytes())
+                   + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
 
     # ----- input -------------------------------------------------------------------------------
     def observe(self, endpoint: str, ts: float, metrics: dict[str, float]) -> None:
@@ -244,10 +269,8 @@ class PredictiveEngine:
         self.bank.update(fed)
         if self._thr_t.size != mean.size:
             self._thr_t = np.tile(self.thr, mean.size // self.m)
-        p_now, _, _ = self.bank.breach_probability(self._thr_t)
-        # Evidence is the breach probability once the forecast's central path breaches (p >= 0.5): an
-        # interval that is merely wide enough to touch the threshold is no evidence of a breach.
-        self.pring[b % self.confirm_steps] = np.where(p_now >= 0.5, p_now, 0.0)
+        self.pring[b % self.confirm_steps] = np.where(down, 0.0, self._evidence(b, fed, np.isfinite(mean) & ~down, hold & ~down))
+        self._confirm(b * self.step_s, down)
         self.core.update(fed[None, :], np.array([b * self.step_s]))
         self.stats["failures"] += self.feat.update(mean, self.up_blk, b * self.step_s, self._thr_t)
         self.ring[:, b % self.window] = mean
@@ -257,6 +280,58 @@ class PredictiveEngine:
         self.stats["steps"] += 1
         self._refit(b)
         self._snap = None
+
+    def _evidence(self, b: int, fed: np.ndarray, sampled: np.ndarray, held: np.ndarray) -> np.ndarray:
+        """Forecast evidence of a threshold breach at this step (before confirmation over ``confirm_s``).
+
+        - The breach probability counts once the forecast's central path breaches (p >= 0.5): an interval
+          that is merely wide enough to touch the threshold is no evidence.
+        - The drift is extrapolated only while it is *supported*: the fast level rose over the last
+          ``trend_tau_s`` by at least ``SUPPORT`` of what the drift claims. A ramp that has stopped (a busy
+          plateau just under the threshold) is judged by its level, not by the lagging trend.
+        - Observed samples above the threshold for ``LEVEL_S`` (at least two of them) are evidence 1 on
+          their own (``level_ok``, already confirmed): a breach under way needs no extrapolation, and the
+          forecast's smoothing would otherwise lag it at slow sampling. One sample above is a spike.
+        - Forecast evidence is confirmed (``_confirm``) once it held for ``confirm_s`` *and* at least two
+          samples: at 60 s sampling one held sample is one observation, not a minute of evidence.
+        """
+        with np.errstate(invalid="ignore"):
+            self.lvl = np.where(np.isfinite(fed), np.where(np.isfinite(self.lvl), self.lvl + self.a_lvl * (fed - self.lvl), fed),
+                                self.lvl)
+            past = self.lvl_ring[(b - self.support_steps) % (self.support_steps + 1)]
+            drift = self.bank.drift()
+            supported = (drift > 0) & (self.lvl - past >= SUPPORT * drift * self.support_steps)
+            self.lvl_ring[b % (self.support_steps + 1)] = self.lvl
+            p_trend, _, _ = self.bank.breach_probability(self._thr_t)
+            p_level, _, _ = self.bank.breach_probability(self._thr_t, drift=False)
+            p = np.where(supported, p_trend, p_level)
+            above = fed > self._thr_t
+        now = b * self.step_s
+        run = sampled & above
+        self.over_t0 = np.where(run & (self.over_n == 0), now, np.where(sampled & ~above, np.nan, self.over_t0))
+        self.over_n = np.where(sampled, np.where(above, self.over_n + 1, 0), self.over_n)
+        span = now - self.over_t0 >= LEVEL_S - 1e-9
+        self.level_ok = ((self.over_n >= 2) & span & (sampled | held)).astype(float)
+        ev = p >= 0.5
+        self.ev_n = np.where(ev, self.ev_n + sampled, 0.0)
+        return np.where(ev, p, 0.0)
+
+    def _confirm(self, now: float, down: np.ndarray) -> None:
+        """Confirmed evidence, then the alarm as an event: once confirmed evidence reaches 0.5 it is held
+        (at its largest value) for ``hold_s`` -- a forecast of a breach within the horizon stays a valid
+        warning that long -- so a level flickering around the threshold is one alarm, not one per crossing.
+        While an endpoint is down the failure is known (risk 1): its evidence is cleared and starts afresh
+        after recovery.
+        """
+        self.pring[:, down] = 0.0
+        self.ev_n[down] = 0.0
+        self.held_until[down] = -np.inf
+        conf = np.maximum(np.where(self.ev_n >= 2, self.pring.min(axis=0), 0.0), self.level_ok)
+        holding = now < self.held_until
+        fire = conf >= 0.5
+        self.held = np.where(fire, np.maximum(conf, np.where(holding, self.held, 0.0)), np.where(holding, self.held, 0.0))
+        self.held_until = np.where(fire, now + self.hold_s, self.held_until)
+        self.evid = np.maximum(conf, self.held)
 
     def _refit(self, b: int) -> None:
         if self.fits_per_step <= 0 or self.bank.n == 0:
@@ -296,12 +371,13 @@ class PredictiveEngine:
         innov_sd = np.sqrt(np.where(np.isfinite(self.bank.s2), self.bank.s2, np.nan))
         drift_h = self.bank.drift() * self.h
         x = self.feat.matrix(now, self._thr_t, innov_sd, p, mean_h, drift_h, self.core.zl)
-        # Forecast evidence: breach probability confirmed over the last confirm_s (its minimum there);
+        # Forecast evidence: confirmed and held (see _evidence and _confirm);
         # a metric without a threshold contributes its event-like anomaly risk instead.
-        conf = self.pring.min(axis=0) if self.pring.shape[1] == e * self.m else np.zeros(e * self.m)
+        conf = self.evid if self.evid.size == e * self.m else np.zeros(e * self.m)
         ev = np.where(np.isfinite(self._thr_t), conf, self.core.risk)
+        lvl = self.level_ok if self.level_ok.size == e * self.m else np.zeros(e * self.m)
         self._snap = Snapshot(now, list(self.endpoints), x, ev.reshape(e, self.m), mean_h.reshape(e, self.m),
-                              self.feat.up.copy())
+                              self.feat.up.copy(), (lvl.reshape(e, self.m) > 0).any(axis=1))
         return self._snap
 
     def score(self, x: np.ndarray, breach: np.ndarray, up: np.ndarray) -> np.ndarray:
@@ -370,7 +446,9 @@ class PredictiveEngine:
 
     # ----- model -------------------------------------------------------------------------------
     def load_model(self, path: str | Path) -> bool:
-        """Load a classifier; on any problem keep forecast-only and record why in ``model_error``."""
+        """Load a classifier (``"shipped"``: the packaged model); on any problem keep forecast-only and
+        record why in ``model_error``."""
+        path = resolve_model_path(path)
         try:
             clf = FailureClassifier.load(path, expect_features=self.names)
             if abs(clf.info.step_s - self.step_s) > 1e-9 or abs(clf.info.horizon_s - self.horizon_s) > 1e-9:
@@ -397,29 +475,12 @@ class PredictiveEngine:
             "min_fit_obs": self.min_fit_obs,
             "trend_tau_s": self.trend_tau_s,
             "confirm_s": self.confirm_s,
+            "hold_s": self.hold_s,
             "clear": self.clear,
             "raise_min": self.raise_min,
         }
 
     @property
     def failures(self) -> int:
-        """Failure events (``up`` 1 -> 0) seen so far: the daemon retrains when this grows."""
+        """Failure events (``up`` 1 -> 0) seen so far: retrain (pfepo.evaluate.train.retrain) when this grows."""
         return int(self.stats["failures"])
-
-    def retrain(self, traces: list, out_path: str | Path, seed: int = 0) -> FailureClassifier:
-        """Train a classifier on labelled history and swap it in (call on a schedule and after failures,
-        i.e. when ``failures`` has grown since the last training).
-
-        ``traces`` are ``pfepo.traces.csv.Trace`` objects or frames in the trace CSV format (the daemon
-        can export its history store this way). Runs the same feature code on a fresh engine, so it is
-        safe to call from a worker thread while this engine keeps serving; the swap is one assignment.
-        """
-        from pfepo.predict.dataset import build_dataset
-
-        data = build_dataset(traces, self.config())
-        clf = FailureClassifier.train(
-            data.x, data.y, data.groups, self.names, self.horizon_s, self.step_s, window=data.window, seed=seed
-        )
-        clf.save(out_path)
-        self.classifier, self.model_error = clf, None
-        return clf

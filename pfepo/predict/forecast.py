@@ -207,25 +207,26 @@ class ForecastBank:
         self.gap = np.where(obs, 0, self.gap + 1)
         self.seen = self.seen + obs
 
-    def forecast(self) -> tuple[np.ndarray, np.ndarray]:
-        """Means and standard deviations at the checkpoints, shape (n, K); NaN for series never seen."""
+    def forecast(self, drift: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Means and standard deviations at the checkpoints, shape (n, K); NaN for series never seen.
+        ``drift=False``: the same forecast without extrapolating the local drift (the spread is kept)."""
         a = self.phi * self.dc + self.theta * self.e
         k = self.steps[None, :].astype(float)
-        mean = self.level[:, None] + self.g * a[:, None] + k * self.drift()[:, None]
+        mean = self.level[:, None] + self.g * a[:, None] + (k * self.drift()[:, None] if drift else 0.0)
         s2 = np.where(np.isfinite(self.s2), self.s2, 0.0)[:, None]
         var = s2 * (self.v + (k * self.drift_sd) ** 2)
         floor = self.sd_floor_rel * np.abs(self.level) + 1e-6
         sd = np.sqrt(np.maximum(var, (floor**2)[:, None]))
         return mean, sd
 
-    def breach_probability(self, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def breach_probability(self, thresholds: np.ndarray, drift: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """P(series exceeds its threshold at some checkpoint) ~ max over checkpoints of 1 - Phi(z).
 
         Returns (probability, mean at horizon, sd at horizon); probability is 0 where the threshold is
         NaN or the series has no level yet. The max over a few checkpoints is a cheap lower bound on the
         first-passage probability, exact when the forecast path is monotone.
         """
-        mean, sd = self.forecast()
+        mean, sd = self.forecast(drift)
         thr = np.asarray(thresholds, dtype=float)[:, None]
         with np.errstate(invalid="ignore"):
             p = ndtr((mean - thr) / sd).max(axis=1)

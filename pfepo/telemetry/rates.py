@@ -15,19 +15,6 @@ import numpy as np
 COUNTERS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_dropped", "tx_dropped", "rx_errors", "tx_errors")
 
 
-@dataclass(frozen=True, slots=True)
-class PortCounters:
-    ts: float
-    rx_bytes: int = 0
-    tx_bytes: int = 0
-    rx_packets: int = 0
-    tx_packets: int = 0
-    rx_dropped: int = 0
-    tx_dropped: int = 0
-    rx_errors: int = 0
-    tx_errors: int = 0
-
-
 class PortRates(NamedTuple):
     """Rates of one port over one interval. A NamedTuple, not a frozen dataclass: a big fleet makes tens
     of thousands a second, and a tuple is built ~5x faster."""
@@ -54,62 +41,16 @@ class PortRates(NamedTuple):
         }
 
 
-def rates(prev: PortCounters, cur: PortCounters, capacity_bps: float, max_gap_s: float = 300.0) -> PortRates | None:
-    """Rates between two readings, or None when they cannot be trusted.
-
-    None for: non-increasing time, a gap longer than ``max_gap_s`` (an average over a long outage would
-    hide what happened), or any counter that went backwards (reset/wrap).
-    """
-    dt = cur.ts - prev.ts
-    if dt <= 0 or dt > max_gap_s:
-        return None
-    d = {}
-    for name in COUNTERS:
-        delta = getattr(cur, name) - getattr(prev, name)
-        if delta < 0:
-            return None
-        d[name] = delta / dt
-    rx_bps = d["rx_bytes"] * 8
-    tx_bps = d["tx_bytes"] * 8
-    util = 100.0 * max(rx_bps, tx_bps) / capacity_bps if capacity_bps > 0 else 0.0
-    return PortRates(
-        ts=cur.ts,
-        interval_s=dt,
-        rx_bps=rx_bps,
-        tx_bps=tx_bps,
-        rx_pps=d["rx_packets"],
-        tx_pps=d["tx_packets"],
-        drops_ps=d["rx_dropped"] + d["tx_dropped"],
-        errors_ps=d["rx_errors"] + d["tx_errors"],
-        utilization_pct=util,
-    )
-
-
-@dataclass
-class RateTracker:
-    """Keeps the last reading per key and yields rates for each new one."""
-
-    max_gap_s: float = 300.0
-    _last: dict[object, PortCounters] = field(default_factory=dict)
-
-    def update(self, key: object, cur: PortCounters, capacity_bps: float) -> PortRates | None:
-        prev = self._last.get(key)
-        self._last[key] = cur
-        if prev is None:
-            return None
-        return rates(prev, cur, capacity_bps, self.max_gap_s)
-
-    def forget(self, key: object) -> None:
-        self._last.pop(key, None)
-
-
-# --- vectorised: one switch's reply at a time, one row per port --------------------------------------
+# --- one switch's reply at a time, one row per port (PortStat counters in ``COUNTERS`` order) -------
 PORT_METRICS = ("rx_bps", "tx_bps", "rx_pps", "tx_pps", "drops_ps", "errors_ps", "utilization_pct")
 
 
 def rates_array(dt: float, prev: np.ndarray, cur: np.ndarray, capacity_bps: np.ndarray,
                 max_gap_s: float = 300.0) -> tuple[np.ndarray, np.ndarray]:
-    """Rates of many ports between two readings ``dt`` seconds apart, same rules as ``rates``.
+    """Rates of many ports between two readings ``dt`` seconds apart.
+
+    No rate for: a non-increasing time or a gap longer than ``max_gap_s`` (an average over a long outage
+    would hide what happened), or, per row, any counter that went backwards (reset/wrap).
 
     ``prev``/``cur``: uint64 counters, one row per port, columns in ``COUNTERS`` order. Returns (ok, rates):
     ``ok`` marks rows whose counters all went forward (a reset or wrap on a row gives no rate for that

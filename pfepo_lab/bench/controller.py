@@ -71,7 +71,6 @@ def make_config(n: int, ports: int, interval: float, tmp: Path, src: Path, of_po
             "endpoints": [{"name": f"{name}-{k}", "ip": f"10.0.{i}.{k}", "mac": f"00:00:00:00:0{i}:0{k}",
                            "port": 1 + k} for k in (1, 2)],
         })
-    model = src / "models" / "pfepo-predict.joblib"
     return {
         "openflow": {"listen_host": "127.0.0.1", "listen_port": of_port},
         "rest": {"host": "127.0.0.1", "port": rest_port},
@@ -79,8 +78,7 @@ def make_config(n: int, ports: int, interval: float, tmp: Path, src: Path, of_po
         "state_dir": str(tmp / "state"),
         "history": {"backend": "sqlite", "path": str(tmp / "history.sqlite")},
         "policy": {"paths": [str(src / "policies")], "interval_s": 1.0},
-        "predict": {"enabled": True, "horizon_s": 300, "step_s": 10,
-                    **({"model_path": str(model)} if model.exists() else {})},
+        "predict": {"enabled": True, "horizon_s": 300, "step_s": 10, "model_path": "shipped"},
         "switches": switches,
         "regions": regions,
         "services": [{"name": "web", "vip": "10.0.100.1", "vip_mac": "02:00:00:00:00:64", "port": 80,
@@ -363,18 +361,25 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
 
         # --- failover trials --------------------------------------------------------------------
         lat_ms, timeouts, resets = [], 0, 0
+
+        async def restore(p: int) -> bool:
+            """Give port p's bucket its weight back with an operator split; True once the switch has it."""
+            nonlocal resets
+            resets += 1
+            await call("PUT", "/api/v1/services/web/weights", json={"weights": RESET_WEIGHTS[resets % 2]})
+            try:
+                await asyncio.wait_for(c0.wait_group(lambda ev: ev.weights.get(p, 0) > 0), 5)
+            except TimeoutError:
+                return False
+            return True
+
         deadline = time.monotonic() + max(60.0, trials * 4.0)
         for i in range(trials):
             if time.monotonic() > deadline:
                 break
             port = 1 + i % 3
-            if not c0.bucket_weight(port):
-                resets += 1
-                await call("PUT", "/api/v1/services/web/weights", json={"weights": RESET_WEIGHTS[resets % 2]})
-                try:
-                    await asyncio.wait_for(c0.wait_group(lambda ev, p=port: ev.weights.get(p, 0) > 0), 5)
-                except TimeoutError:
-                    continue
+            if not c0.bucket_weight(port) and not await restore(port):
+                continue
             fut = c0.wait_group(lambda ev, p=port: ev.weights.get(p) == 0)
             a = time.perf_counter()
             c0.port_status(port, up=False)
@@ -388,12 +393,7 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
             try:
                 await asyncio.wait_for(up, 1.5)
             except TimeoutError:
-                resets += 1
-                await call("PUT", "/api/v1/services/web/weights", json={"weights": RESET_WEIGHTS[resets % 2]})
-                try:
-                    await asyncio.wait_for(c0.wait_group(lambda ev, p=port: ev.weights.get(p, 0) > 0), 5)
-                except TimeoutError:
-                    pass
+                await restore(port)
             await asyncio.sleep(random.uniform(0.1, 0.4))  # not phase-locked with the poll loop
         point["failover_trials"] = len(lat_ms) + timeouts
         point["failover_timeouts"] = timeouts

@@ -72,9 +72,9 @@ def _data(rng, e: int, m: int):
 def _bench(args) -> dict:
     import numpy as np
 
+    from pfepo.evaluate.harness import DEFAULT_MODEL
     from pfepo.predict.classifier import FailureClassifier
     from pfepo.predict.engine import PredictiveEngine
-    from pfepo.predict.harness import DEFAULT_MODEL
 
     out: dict = {"sampling_s": 1.0, "model_step_s": 1.0, "horizon_s": 300.0, "metrics_per_endpoint": 5,
                  "threads": 1, "sizes": []}

@@ -194,6 +194,12 @@ class Direction:
         while q and q[0][0] <= now:
             self._send(q.popleft()[1])
 
+    def _recv_failed(self, exc: OSError) -> None:
+        """Count a failed receive; ENETDOWN is reported once when the interface goes down: keep serving."""
+        if exc.errno not in (errno.ENETDOWN, errno.ENXIO, errno.EINTR):
+            log.warning("%s: recv: %s", self.name, exc)
+        self.counters.rx_errors += 1
+
     def _forward_batch(self) -> None:
         """The plain-wire fast path: no per-frame allocation (one reused buffer), no queue."""
         buf, view = self._buf, self._view
@@ -205,9 +211,7 @@ class Direction:
             except BlockingIOError:
                 break
             except OSError as exc:
-                if exc.errno not in (errno.ENETDOWN, errno.ENXIO, errno.EINTR):
-                    log.warning("%s: recv: %s", self.name, exc)
-                self.counters.rx_errors += 1
+                self._recv_failed(exc)
                 break
             n += 1
             nbytes += size
@@ -247,10 +251,7 @@ class Direction:
                 except BlockingIOError:
                     break
                 except OSError as exc:
-                    # ENETDOWN is reported once when the interface goes down; keep serving.
-                    if exc.errno not in (errno.ENETDOWN, errno.ENXIO, errno.EINTR):
-                        log.warning("%s: recv: %s", self.name, exc)
-                    self.counters.rx_errors += 1
+                    self._recv_failed(exc)
                     break
                 self._accept(frame, monotonic())
             self.counters.queued = len(q)

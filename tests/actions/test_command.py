@@ -71,7 +71,7 @@ def _gone(pid: int) -> bool:
 def test_timeout_also_kills_what_the_command_started(tmp_path: Path):
     pidfile = tmp_path / "child.pid"
     code = (f"import subprocess, time; p = subprocess.Popen(['sleep', '30']); "
-            f"open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(30)")
+            f"open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(30)")  # hangs on purpose: killed
     _, res = run([sys.executable, "-c", code], timeout_s=1.0)
     assert not res.ok and res.error == "timeout"
     grandchild = int(pidfile.read_text())

@@ -10,6 +10,7 @@ from pfepo.api.server import ApiServer, create_app
 from pfepo.daemon import build_runtime
 from pfepo.telemetry.samples import Sample
 from tests.api.conftest import bearer
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -74,9 +75,7 @@ def test_samples_and_metrics(api):
     now = time.time()
     rt.writer.put([Sample(now - 2 + i, "uplink:eu", "rx_bps", float(i), (("region", "eu"),)) for i in range(3)])
     rt.writer.flush()
-    deadline = time.time() + 5
-    while time.time() < deadline and rt.writer.written < 3:
-        time.sleep(0.05)
+    wait_until(lambda: rt.writer.written >= 3, 5, "3 samples written")
     got = c.get("/api/v1/samples", params={"subject": "uplink:eu", "metric": "rx_bps"}).json()["samples"]
     assert [s["value"] for s in got] == [0.0, 1.0, 2.0] and got[0]["tags"] == {"region": "eu"}
     assert "uplink:eu" in c.get("/api/v1/subjects").json()["subjects"]

@@ -73,7 +73,7 @@ def test_operator_override_becomes_the_baseline_mid_ramp(make_loop):
         _loss(loop, now, "eu", 30.0)
         loop.tick(now)
     assert st.bucket_weights()["web"]["eu"] < 32
-    st.set_desired("web", {"eu": 0, "us": 1, "ap": 1}, source="operator")
+    st.set_baseline("web", {"eu": 0, "us": 1, "ap": 1}, source="operator")
     now += 1.0
     loop.tick(now)
     assert st.bucket_weights()["web"] == {"eu": 0, "us": 32, "ap": 32}

@@ -85,7 +85,7 @@ def test_operator_change_while_down_wins_over_the_saved_plan(make_loop):
         _loss(loop, now, 30.0)
         loop.tick(now)
     assert loop.rt.state.bucket_weights()["web"]["eu"] == 0
-    loop.rt.state.set_desired("web", {"eu": 40, "us": 40, "ap": 20}, source="api")  # saved in desired.json
+    loop.rt.state.set_baseline("web", {"eu": 40, "us": 40, "ap": 20}, source="api")  # saved in desired.json
     loop2 = make_loop()
     assert loop2.rt.state.bucket_weights()["web"] == {"eu": 26, "us": 25, "ap": 13}
     assert loop2.rt.state.evicted_snapshot()["web"] == frozenset()

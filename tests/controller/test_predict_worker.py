@@ -2,7 +2,8 @@ import threading
 import time
 
 from pfepo.controller.predict_worker import PredictionWorker
-from pfepo.prediction import Prediction
+from pfepo.predict.prediction import Prediction
+from tests.waiting import wait_until
 
 
 class SlowEngine:
@@ -31,9 +32,7 @@ def test_submit_never_blocks_and_drops_oldest_when_behind():
         assert time.perf_counter() - t0 < 0.5
         assert w.dropped >= 45
         eng.release.set()
-        deadline = time.time() + 5
-        while not w.latest() and time.time() < deadline:
-            time.sleep(0.01)
+        wait_until(w.latest, 5, "a prediction", interval=0.01)
         assert w.latest()["eu-1"].probability == 0.5
         assert eng.seen[0][2] == {"latency_ms": 1.0, "up": 1.0}  # health_up renamed for the engine
     finally:
@@ -49,9 +48,7 @@ def test_engine_error_keeps_last_predictions():
     w = PredictionWorker(Broken()).start()
     try:
         w.submit(1.0, {"eu-1": {}})
-        deadline = time.time() + 5
-        while w.errors == 0 and time.time() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: w.errors, 5, "the engine error counted", interval=0.01)
         assert w.errors == 1 and w.latest() == {}
     finally:
         w.stop()

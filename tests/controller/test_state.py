@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pfepo.controller import state as state_mod
-from pfepo.controller.state import ControllerState, WeightError, atomic_write
+from pfepo.controller.state import BandwidthError, ControllerState, WeightError, atomic_write
 from pfepo.openflow.switch import SyncStatus
 
 
@@ -36,28 +36,28 @@ def _saved(cfg) -> dict:
 
 
 def test_override_is_persisted_and_survives_a_restart(cfg, st):
-    st.set_desired("web", {"eu": 1, "us": 1, "ap": 2}, source="operator")
+    st.set_baseline("web", {"eu": 1, "us": 1, "ap": 2}, source="operator")
     assert _saved(cfg)["desired"]["web"] == {"eu": 0.25, "us": 0.25, "ap": 0.5}
     again = ControllerState(cfg)
-    assert again.desired_source["web"] == "saved"
+    assert again.baseline_source["web"] == "saved"
     assert again.bucket_weights()["web"] == {"eu": 16, "us": 16, "ap": 32}
 
 
 def test_failed_save_raises_oserror_and_changes_nothing(cfg, st, monkeypatch):
     calls = []
     st.add_listener(lambda: calls.append(1))
-    before, version = st.desired_snapshot(), st.desired_version
+    before, version = st.baseline_snapshot(), st.baseline_version
 
     def full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(state_mod, "atomic_write", full)
     with pytest.raises(OSError) as exc:
-        st.set_desired("web", {"eu": 1, "us": 0, "ap": 0}, source="operator")
+        st.set_baseline("web", {"eu": 1, "us": 0, "ap": 0}, source="operator")
     assert exc.value.errno == errno.ENOSPC
     with pytest.raises(OSError):
         st.set_bandwidth("web", {"eu": 20}, source="operator")
-    assert st.desired_snapshot() == before and st.desired_version == version
+    assert st.baseline_snapshot() == before and st.baseline_version == version
     assert st.bandwidth_snapshot()["web"]["eu"] is None
     assert calls == []  # nothing was pushed toward the switches
 
@@ -70,7 +70,7 @@ def test_a_frozen_disk_blocks_neither_readers_nor_the_planner(cfg, st, monkeypat
         release.wait(10)
 
     monkeypatch.setattr(state_mod, "atomic_write", frozen)
-    writer = threading.Thread(target=st.set_desired, args=("web", {"eu": 1, "us": 1, "ap": 1}, "operator"))
+    writer = threading.Thread(target=st.set_baseline, args=("web", {"eu": 1, "us": 1, "ap": 1}, "operator"))
     writer.start()
     assert writing.wait(5)
     done = threading.Event()
@@ -90,7 +90,7 @@ def test_a_frozen_disk_blocks_neither_readers_nor_the_planner(cfg, st, monkeypat
     finally:
         release.set()
         writer.join(5)
-    assert st.desired_source["web"] == "operator"
+    assert st.baseline_source["web"] == "operator"
 
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
@@ -114,6 +114,15 @@ def test_weights_that_would_overflow_are_scaled_not_zeroed(st):
             st.validate_weights("web", bad)
 
 
+def test_bad_bandwidth_is_a_bandwidth_error_not_a_weight_error(st):
+    before = st.bandwidth_snapshot()
+    for bad in ({"mars": 10}, {"eu": 0}, {"eu": -5}, {"eu": 2e6}, {"eu": float("nan")}, {"eu": "10"}):
+        with pytest.raises(BandwidthError) as exc:
+            st.set_bandwidth("web", bad, source="operator")
+        assert not isinstance(exc.value, WeightError), bad
+    assert st.bandwidth_snapshot() == before
+
+
 def test_unusable_saved_values_are_ignored_with_a_warning(cfg, caplog):
     cfg_path(cfg).parent.mkdir(parents=True, exist_ok=True)
     cfg_path(cfg).write_text(json.dumps({
@@ -121,16 +130,16 @@ def test_unusable_saved_values_are_ignored_with_a_warning(cfg, caplog):
         "bandwidth": {"web": {"eu": "fast", "us": None, "ap": None}},
     }))
     st = ControllerState(cfg)
-    assert st.desired_source["web"] == "config"
+    assert st.baseline_source["web"] == "config"
     assert st.bandwidth_snapshot()["web"]["eu"] is None
     assert "ignoring" in caplog.text
 
 
 def test_snapshots_are_copies(st):
-    st.desired_snapshot()["web"]["eu"] = 99
+    st.baseline_snapshot()["web"]["eu"] = 99
     st.bandwidth_snapshot()["web"]["eu"] = 5
     st.snapshot_switches()[0].ports[1] = None
-    assert st.desired_snapshot()["web"]["eu"] == 0.5
+    assert st.baseline_snapshot()["web"]["eu"] == 0.5
     assert st.bandwidth_snapshot()["web"]["eu"] is None
     assert 1 not in st.snapshot_switches()[0].ports
 
@@ -156,7 +165,7 @@ def test_uplink_down_moves_share_and_notifies(st):
 
 
 def test_stale_plan_is_dropped_after_an_operator_override(st):
-    v = st.desired_version
-    st.set_desired("web", {"eu": 1, "us": 1, "ap": 1}, source="operator")
+    v = st.baseline_version
+    st.set_baseline("web", {"eu": 1, "us": 1, "ap": 1}, source="operator")
     assert st.set_planned({"web": {"eu": 0, "us": 32, "ap": 32}}, based_on_version=v) is False
     assert st.planned_snapshot()["web"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -35,6 +36,17 @@ def wait_split_settled(lab, region: str, share: float, timeout: float = 10.0) ->
     """OVS revalidates cached datapath flows asynchronously after a group change: wait until a small
     sample of new connections already shows ``region`` at ``share`` (exactly 0 or 1 only)."""
     wait_until(lambda: lab.measure_split(40)[region] == share, timeout, f"{region} at {share} in new connections")
+
+
+def wait_keepalive_answered(log: Path, n: int, timeout: float = 15.0) -> None:
+    """Wait until each of the ``n`` keep-alive connections of a load client (``--log``) was answered:
+    every connection is open and pinned to a region."""
+
+    def answered() -> bool:
+        recs = [json.loads(line) for line in log.read_text().splitlines()]
+        return len({r["conn"] for r in recs if r.get("server")}) >= n
+
+    wait_until(answered, timeout, f"{n} keep-alive connections answered")
 
 
 def at_baseline(lab) -> None:

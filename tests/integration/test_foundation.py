@@ -2,7 +2,8 @@
 
 Tolerances: OVS maps weights onto hash slots and splits per TCP flow by hash, so a 600-connection
 split is compared with the weights at +-10 percentage points: 3 binomial sd at n=600 is <= 6 points, and
-OVS may use as few as 16 hash slots (ENVIRONMENT.md), which rounds a share by up to 3 points.
+OVS may use as few as 16 hash slots (its dp_hash selection uses 16 unless the smallest weight is below 8),
+which rounds a share by up to 3 points.
 
 Each test starts from the config split with every uplink up (``baseline``), so they run in any order.
 """

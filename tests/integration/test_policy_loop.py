@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mininet_topologies.lab import Lab
-from tests.integration.helpers import wait_polls
+from tests.integration.helpers import at_baseline, wait_polls
 
 pytestmark = pytest.mark.ovs
 
@@ -27,6 +27,18 @@ def plab(tmp_path_factory):
     lb.start()
     yield lb
     lb.stop()
+
+
+@pytest.fixture(autouse=True)
+def baseline(plab):
+    """Each test starts from the shipped fast policy, eu without loss and the config split (any order)."""
+    if plab.policy_file.read_text() != POLICY:
+        version = plab.api.get("/api/v1/policies").json()["version"]
+        plab.policy_file.write_text(POLICY)
+        plab.wait_for(lambda: plab.api.get("/api/v1/policies").json()["version"] > version, 10,
+                      what="the fast policy back in force")
+    plab.net.impairer.clear("eu")
+    at_baseline(plab)
 
 
 def _eu_weight(lab) -> int:

@@ -27,6 +27,13 @@ def dlab(tmp_path_factory):
     lb.stop()
 
 
+@pytest.fixture(autouse=True)
+def clean_links(dlab):
+    """Each test starts with unimpaired links: a failed test leaves no delay or loss to the next one."""
+    for region in dlab.spec.regions:
+        dlab.net.impairer.clear(region)
+
+
 def _probe_values(lab, region: str, metric: str, since: float) -> list[float]:
     got = lab.api.get("/api/v1/samples", params={"subject": f"uplink:{region}", "metric": metric,
                                                  "since": since, "limit": 1000}).json()["samples"]

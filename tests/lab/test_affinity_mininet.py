@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from mininet_topologies.lab import Lab
+from tests.integration.helpers import at_baseline, wait_keepalive_answered, wait_polls
 
 pytestmark = pytest.mark.ovs
 
@@ -24,15 +24,10 @@ SPLITS = [{"eu": 25, "us": 25, "ap": 50}, {"eu": 62.5, "us": 12.5, "ap": 25}, {"
           {"eu": 12.5, "us": 75, "ap": 12.5}, {"eu": 50, "us": 30, "ap": 20}]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    lb = Lab(tmp_path_factory.mktemp("affinity"))
-    lb.start()
-    yield lb
-    lb.stop()
-    log = lb.workdir / "daemon.log"
-    if log.exists():
-        print(log.read_text()[-3000:])
+@pytest.fixture(autouse=True)
+def baseline(lab):
+    """Each test starts from the config split with every uplink up, so they run in any order."""
+    at_baseline(lab)
 
 
 def group_mods(lab) -> float:
@@ -64,14 +59,14 @@ def test_keepalive_connections_survive_five_weight_changes(lab):
     p = lab.net.start_client("c1", ["--url", f"http://{lab.spec.vip}/", "--keepalive", "50", "--interval", "0.2",
                                     "--duration", str(duration), "--timeout", "2", "--log", str(log)])
     t0 = time.monotonic()
-    time.sleep(3.0)  # every connection open and pinned before the first change
+    wait_keepalive_answered(log, 50)  # every connection open and pinned before the first change
     splits = []
     for weights in SPLITS:
         assert lab.set_weights(weights).status_code == 200
         want = [round(64 * weights[r] / 100) for r in lab.spec.regions]
         lab.wait_for(lambda w=want: all(abs(a - b) <= 1 for a, b in zip(lab.switch_weights(), w, strict=True)),
                      5, what=f"weights {weights} on the switch")
-        time.sleep(1.0)  # datapath flow revalidation, as in tests/integration
+        wait_polls(lab, 2)  # the switch read back twice since the change (datapath flows revalidated)
         shares = lab.measure_split(600, client="c2")
         splits.append((weights, shares))
         assert shares["_failed"] == 0, shares
@@ -88,9 +83,9 @@ def test_keepalive_connections_survive_five_weight_changes(lab):
 
 def test_no_modify_churn_on_unchanged_groups(lab):
     lab.wait_for(lambda: lab.service()["in_sync"], 5, what="in sync")
-    time.sleep(1.0)
+    wait_polls(lab, 2)
     before = group_mods(lab)
-    time.sleep(3.0)  # six polls at 0.5 s: each reads every group back and compares
+    wait_polls(lab, 6)  # six polls: each reads every group back and compares
     assert group_mods(lab) == before
 
 

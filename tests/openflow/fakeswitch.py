@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from pfepo.openflow import frames
 from pfepo.openflow.desired import CONTROLLER, NORMAL, Bucket, Flow, Group, Meter
 from pfepo.openflow.messages import (
     EchoRequest,
@@ -32,6 +33,7 @@ from pfepo.openflow.messages import (
     StatsRequest,
 )
 from pfepo.openflow.reconcile import FlowKey, flow_key
+from pfepo.telemetry import probes
 from pfepo.telemetry.samples import expand
 
 
@@ -300,6 +302,16 @@ class FakeController:
 
     def packet_in(self, dpid: int, in_port: int, data: bytes) -> None:
         self.run(self.fabric.on_packet_in(dpid, in_port, data, self.now))
+
+    def deliver_probes(self, src: FakeSwitch, src_port: int, dst_dpid: int, dst_port: int, delay: float) -> int:
+        """Carry the probes ``src`` sent out of ``src_port`` across the link, ``delay`` s later."""
+        sent = [p for p in src.packet_outs if frames.ethertype(p.data) == probes.ETH_TYPE and p.port == src_port]
+        src.packet_outs.clear()
+        self.now += delay
+        for p in sent:
+            self.packet_in(dst_dpid, dst_port, p.data)
+        self.now -= delay
+        return len(sent)
 
     def run(self, out, limit: int = 10_000) -> None:
         self._apply(out)

@@ -61,7 +61,7 @@ def test_state_change_posts_instead_of_sending_and_never_blocks(app):
     """A REST/decision-loop change only queues an event, even when the app's queue is full."""
     while app._events_sem.acquire(blocking=False):  # fill the queue's slots without running handlers
         pass
-    app.state.set_desired("web", {"eu": 1, "us": 1, "ap": 1}, source="operator")  # must return at once
+    app.state.set_baseline("web", {"eu": 1, "us": 1, "ap": 1}, source="operator")  # must return at once
     assert app._desired_pending.is_set()
     app._events_sem.release()
 

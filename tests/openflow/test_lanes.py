@@ -1,5 +1,4 @@
 import threading
-import time
 
 import pytest
 
@@ -33,8 +32,7 @@ def test_a_full_normal_lane_never_holds_up_urgent_items():
 
     t = threading.Thread(target=blocked_put)
     t.start()
-    time.sleep(0.05)
-    assert not done.is_set()  # a receive thread waits for room (backpressure)...
+    assert not done.wait(0.05)  # a receive thread waits for room (backpressure)...
     assert q.get() == 1
     assert done.wait(2)  # ...and goes on as soon as the event thread took one
     t.join()

@@ -8,10 +8,8 @@ import struct
 import pytest
 
 from pfepo.config import PfepoConfig
-from pfepo.openflow import frames
 from pfepo.openflow.messages import GroupMod, PortStat, StatsRequest
 from pfepo.openflow.switch import AUDITS_PER_S, ROUND_ECHO, Fabric
-from pfepo.telemetry import probes
 from tests.openflow.fakeswitch import FakeController
 
 
@@ -76,7 +74,7 @@ def test_a_weight_change_touches_only_the_switches_it_concerns(cfg_dict):
     net.connect()
     plain = net.fabric.syncs[0x5000]
     want_before = plain.want
-    net.state.set_desired("web", {"eu": 1, "us": 1, "ap": 2}, source="operator")
+    net.state.set_baseline("web", {"eu": 1, "us": 1, "ap": 2}, source="operator")
     out = net.fabric.on_desired(net.state.bucket_weights(), net.state.bandwidth_snapshot())
     assert {d for d, m in out.msgs if isinstance(m, GroupMod)} == {net.dpid("pfc0")}
     assert set(out.status) == {net.dpid("pfc0")}  # no other switch was even looked at
@@ -88,7 +86,7 @@ def test_a_probe_round_whose_echoes_came_back_slow_is_discarded(net_probing):
     f = net.fabric
     # A trusted round: echoes instant (the fake answers at once), probes 10 ms across the link.
     net.tick()
-    _deliver(net, core, 1, eu.dpid, 1, 0.010)
+    net.deliver_probes(core, 1, eu.dpid, 1, 0.010)
     net.samples.clear()
     net.tick(net.cfg.probes.timeout_s + 0.1)
     lat = [s.value for s in net.samples if s.subject == "uplink:eu" and s.metric == "latency_out_ms"]
@@ -97,21 +95,12 @@ def test_a_probe_round_whose_echoes_came_back_slow_is_discarded(net_probing):
     kept = f.probe_rounds_discarded
     for d in f._round_switches:
         f.on_echo_reply(d, ROUND_ECHO + struct.pack("!d", f._round_t), f._round_t + 0.080)
-    _deliver(net, core, 1, eu.dpid, 1, 0.200)
+    net.deliver_probes(core, 1, eu.dpid, 1, 0.200)
     net.samples.clear()
     net.tick(net.cfg.probes.timeout_s + 0.1)
     assert f.probe_rounds_discarded == kept + 1
     assert not [s for s in net.samples if s.subject == "uplink:eu" and s.metric.startswith(("latency", "loss"))]
 
-
-def _deliver(net, src, src_port: int, dst_dpid: int, dst_port: int, delay: float) -> int:
-    sent = [p for p in src.packet_outs if frames.ethertype(p.data) == probes.ETH_TYPE and p.port == src_port]
-    src.packet_outs.clear()
-    net.now += delay
-    for p in sent:
-        net.packet_in(dst_dpid, dst_port, p.data)
-    net.now -= delay
-    return len(sent)
 
 
 @pytest.fixture

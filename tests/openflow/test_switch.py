@@ -110,9 +110,9 @@ def test_uplink_down_zeroes_its_bucket_and_traffic_avoids_it(net):
 def test_operator_overrides_modify_in_place_even_before_read_back(net):
     core = net.switches[net.dpid("pfc0")]
     n_mods = len(core.mods)
-    net.state.set_desired("web", {"eu": 0, "us": 3, "ap": 1}, source="operator")
+    net.state.set_baseline("web", {"eu": 0, "us": 3, "ap": 1}, source="operator")
     net.run(None)
-    net.state.set_desired("web", {"eu": 1, "us": 1, "ap": 2}, source="operator")
+    net.state.set_baseline("web", {"eu": 1, "us": 1, "ap": 2}, source="operator")
     net.run(None)
     assert core.groups[GID].weights() == {"eu": 16, "us": 16, "ap": 32}
     new = [m for m in core.mods[n_mods:] if isinstance(m, GroupMod)]
@@ -125,7 +125,7 @@ def test_stale_read_back_does_not_undo_a_change(net):
     core = net.switches[net.dpid("pfc0")]
     before = dict(core.groups)
     net.fabric.on_tick(net.now)  # poll requests in flight (their replies would show the old weights)
-    net.state.set_desired("web", {"eu": 1, "us": 1, "ap": 2}, source="operator")
+    net.state.set_baseline("web", {"eu": 1, "us": 1, "ap": 2}, source="operator")
     push = net.fabric.on_desired(net.state.bucket_weights(), net.state.bandwidth_snapshot())
     assert [m.command for m in push.to(core.dpid) if isinstance(m, GroupMod)] == ["modify"]
     late = net.fabric.on_group_desc(core.dpid, before)  # the poll's reply, from before the MODIFY
@@ -167,24 +167,14 @@ def test_arp_for_a_vip_is_answered_with_the_vip_mac(net):
     assert core.packet_outs[-1] is out  # not ours to answer
 
 
-def _deliver_probes(net, src: FakeSwitch, src_port: int, dst_dpid: int, dst_port: int, delay: float) -> int:
-    """Carry the probes ``src`` sent out of ``src_port`` across the link, ``delay`` s later."""
-    sent = [p for p in src.packet_outs if frames.ethertype(p.data) == probes.ETH_TYPE and p.port == src_port]
-    src.packet_outs.clear()
-    net.now += delay
-    for p in sent:
-        net.packet_in(dst_dpid, dst_port, p.data)
-    net.now -= delay
-    return len(sent)
-
 
 def test_probes_measure_each_direction_and_learn_the_return_port(net):
     core, eu = net.switches[net.dpid("pfc0")], net.switches[net.dpid("pfr1")]
     net.tick()
-    assert _deliver_probes(net, core, 1, eu.dpid, 1, 0.010) == net.cfg.probes.per_interval  # core -> eu on port 1
+    assert net.deliver_probes(core, 1, eu.dpid, 1, 0.010) == net.cfg.probes.per_interval  # core -> eu on port 1
     net.tick()  # eu's return port is learnt now: probes go both ways
-    assert _deliver_probes(net, eu, 1, core.dpid, 1, 0.020) == net.cfg.probes.per_interval
-    _deliver_probes(net, core, 1, eu.dpid, 1, 0.010)
+    assert net.deliver_probes(eu, 1, core.dpid, 1, 0.020) == net.cfg.probes.per_interval
+    net.deliver_probes(core, 1, eu.dpid, 1, 0.010)
     net.tick(net.cfg.probes.timeout_s + 0.1)
     got = {s.metric: s.value for s in net.samples if s.subject == "uplink:eu"}
     assert got["latency_out_ms"] == pytest.approx(10.0, abs=0.5)

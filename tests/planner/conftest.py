@@ -61,7 +61,7 @@ class Driver:
 
     def step(self, now, loss=None, down=(), risk=None):
         """``loss`` {region: loss_pct}; ``risk`` {region: probability} given as predictions instead."""
-        from pfepo.prediction import Prediction
+        from pfepo.predict.prediction import Prediction
 
         obs = {f"{r}-1": {"loss_pct": v} for r, v in (loss or {}).items()}
         preds = {f"{r}-1": Prediction(f"{r}-1", now, p, 60.0) for r, p in (risk or {}).items()}

@@ -47,7 +47,7 @@ def _run(build_config, make_policy, Driver, weights, pol, steps, dry_run=False, 
 
 def plan_decisions(d, now, loss, risk):
     from pfepo.policy.engine import evaluate
-    from pfepo.prediction import Prediction
+    from pfepo.predict.prediction import Prediction
 
     obs = {f"{r}-1": {"loss_pct": v} for r, v in loss.items()}
     preds = {f"{r}-1": Prediction(f"{r}-1", now, p, 60.0) for r, p in risk.items()}

@@ -7,7 +7,7 @@ import pytest
 from pfepo.planner import Planner
 from pfepo.policy.context import contexts_from_config
 from pfepo.policy.engine import evaluate
-from pfepo.prediction import Prediction
+from pfepo.predict.prediction import Prediction
 
 
 def _run(config, policy, observed: float, predicted: float, until: float) -> list[tuple[float, int]]:

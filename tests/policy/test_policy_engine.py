@@ -11,7 +11,7 @@ from pfepo.policy.context import EndpointContext, contexts_from_config
 from pfepo.policy.engine import evaluate
 from pfepo.policy.model import Policy
 from pfepo.policy.policyset import PolicySet
-from pfepo.prediction import Prediction
+from pfepo.predict.prediction import Prediction
 
 
 def policy(**kw) -> Policy:

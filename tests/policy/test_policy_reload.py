@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 from pfepo.policy.reload import PolicyReloader
+from tests.waiting import wait_until
 
 GOOD = """\
 policies:
@@ -63,9 +63,7 @@ def test_watcher_reloads_on_change_and_rejects_bad_edit(pwrite, pcfg):
         assert done.wait(5) and r.version == 2 and r.current.get("p1").priority == 5
         f.write_text("policies: [\n")
         _bump_mtime(f, 4)
-        deadline = time.monotonic() + 5
-        while not r.last_error and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: r.last_error, 5, "the watcher to report the broken file", interval=0.01)
         assert r.last_error and "YAML syntax error" in r.last_error[0]
         assert r.version == 2 and r.current.get("p1").priority == 5
         # A new file in the folder is a change too.
@@ -85,7 +83,7 @@ def test_sighup_triggers_reload(pwrite, pcfg):
     try:
         r.install_sighup()
         os.kill(os.getpid(), signal.SIGHUP)  # delivered to the main thread; no watcher -> reload inline
-        time.sleep(0.05)
-        assert r.version == 1 and r.current is not None
+        wait_until(lambda: r.version == 1, 5, "the reload SIGHUP asked for", interval=0.01)
+        assert r.current is not None
     finally:
         signal.signal(signal.SIGHUP, old)

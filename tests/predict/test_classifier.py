@@ -61,3 +61,24 @@ def test_engine_refuses_a_model_for_other_features(tmp_path):
     p = FailureClassifier.train(x, y, g, names, 300.0, 10.0, params={"max_iter": 10}).save(tmp_path / "m.joblib")
     eng = PredictiveEngine(model_path=p)
     assert eng.classifier is None and "other features" in eng.model_error
+
+
+def test_the_shipped_model_is_package_data_and_loads_by_name():
+    from pfepo.predict.classifier import shipped_model_path
+    from pfepo.predict.engine import PredictiveEngine
+
+    path = shipped_model_path()
+    assert path.is_file() and path.with_suffix(".json").is_file()
+    assert "pfepo/predict/models" in path.as_posix()
+    eng = PredictiveEngine(model_path="shipped")
+    assert eng.classifier is not None, eng.model_error
+
+
+def test_online_prediction_does_not_import_offline_evaluation():
+    """The daemon's side (pfepo.predict) never pulls in pfepo.evaluate: no engine <-> dataset <-> replay cycle."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pfepo.predict.engine, pfepo.predict.learning, pfepo.predict.univariate; "
+            "bad = [m for m in sys.modules if m.startswith('pfepo.evaluate')]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

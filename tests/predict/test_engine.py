@@ -1,4 +1,4 @@
-"""PredictiveEngine: the daemon-facing API, bad values counted, gaps, causality, retraining."""
+"""PredictiveEngine: the daemon-facing API, bad values counted, gaps, causality, sampling, evidence rules."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import math
 import numpy as np
 
 from pfepo.predict.engine import PredictiveEngine
-from pfepo.prediction import Prediction
-from pfepo.traces.csv import read_trace
-from pfepo.traces.generate import Sizes, generate
+from pfepo.predict.prediction import Prediction
 
 
 def _feed(eng, ep, t0, n, f, dt=5.0):
@@ -59,17 +57,6 @@ def test_predictions_are_causal():
     assert pa.probability == pb.probability and pa.predicted == pb.predicted
 
 
-def test_retrain_learns_from_failures_and_persists(tmp_path):
-    small = Sizes(endpoints=2, failing=1, failure_hours=1.5)
-    paths = generate(tmp_path, 5, scenarios=("latency_creep", "loss_ramp", "cpu_exhaustion"), sizes=small)
-    eng = PredictiveEngine()
-    clf = eng.retrain([read_trace(p) for p in paths], tmp_path / "m.joblib")
-    assert (tmp_path / "m.json").is_file() and clf.info.training_window["positives"] > 0
-    assert eng.classifier is clf
-    again = PredictiveEngine(model_path=tmp_path / "m.joblib")
-    assert again.classifier is not None and again.model_error is None
-
-
 def _creep(t):
     """Latency: 40 ms with noise, then from t=1800 s an accelerating creep crossing 150 ms at ~2580 s."""
     rng = np.random.default_rng(int(t.size))
@@ -98,3 +85,55 @@ def test_the_same_engine_works_at_1_5_10_and_60_s_sampling():
     assert max(firsts.values()) - min(firsts.values()) <= 240, firsts
     flat = {dt: _first_alarm(dt, lambda t: 40 + np.random.default_rng(1).normal(0, 2, t.size)) for dt in (1.0, 60.0)}
     assert all(f is None for f in flat.values()), flat
+
+
+def _alarms(dt, signal, t_end=3000.0, act=0.4, **kw):
+    """Times at which the forecast-only engine's risk is at or above ``act`` (one latency series)."""
+    eng = PredictiveEngine(**kw)
+    t = np.arange(0.0, t_end, dt)
+    y = signal(t)
+    out = []
+    for k in range(t.size):
+        eng.observe("ep", t[k], {"latency_ms": y[k], "up": 1})
+        snap = eng.snapshot(t[k])
+        if eng.score(snap.x, snap.breach, snap.up)[0] >= act:
+            out.append(t[k])
+    return np.array(out)
+
+
+def test_a_ramp_that_stops_under_the_threshold_stops_alarming_soon():
+    """A busy plateau: 40 -> 140 ms (threshold 150) over 5 minutes, then flat. The ramp may alarm while it
+    rises; once the level stops rising the lagging trend is no longer extrapolated, so the evidence ends
+    within ~2 minutes of the stop (here without the alarm hold) and never returns on the plateau."""
+    def plateau(t):
+        rng = np.random.default_rng(3)
+        return 40 + 100 * np.clip((t - 1500.0) / 300.0, 0, 1) + rng.normal(0, 1.5, t.size)
+
+    for dt in (5.0, 60.0):
+        al = _alarms(dt, plateau, hold_s=0.0)
+        assert al.size == 0 or al.max() <= 1800 + 150, (dt, al)
+
+
+def test_a_breach_under_way_alarms_and_a_spike_does_not():
+    """At 60 s sampling a breach under way (samples above for a minute) alarms at once; a one-sample spike
+    does not; at 5 s sampling 20 s spikes of 3.5x, every 5 minutes, never alarm."""
+    def base(t):
+        return 40.0 + np.sin(t / 500.0)
+
+    al = _alarms(60.0, lambda t: np.where(t >= 2400.0, 200.0, base(t)))
+    assert al.size and al[0] <= 2460.0, al
+    assert _alarms(60.0, lambda t: np.where(t == 2400.0, 400.0, base(t))).size == 0
+    spikes = lambda t: np.where((t % 300.0 >= 100.0) & (t % 300.0 < 120.0), 3.5 * base(t) + 20, base(t))  # noqa: E731
+    assert _alarms(5.0, spikes).size == 0
+
+
+def test_an_alarm_is_an_event_held_through_flicker():
+    """A level flickering around the threshold alarms once and stays on (held ``hold_s`` after the last
+    confirmed evidence), instead of one alarm per crossing."""
+    def flicker(t):
+        return np.where(t >= 1800.0, 150.0 + 8.0 * np.sign(np.sin(t / 45.0)), 40.0)
+
+    al = _alarms(5.0, flicker)
+    assert al.size and np.all(np.diff(al) <= 5.0), np.diff(al).max()  # one continuous episode
+    off = _alarms(5.0, flicker, hold_s=0.0)
+    assert np.any(np.diff(off) > 60.0)  # without the hold: several episodes

@@ -28,10 +28,10 @@ def test_no_token_no_access(server):
 
 def test_roles(server):
     rt, c = server
-    before = rt.state.desired["web"]
+    before = rt.state.baseline["web"]
     r = c.put(W, json={"weights": {"eu": 1, "us": 1, "ap": 1}}, headers=bearer("read"))
     assert r.status_code == 403 and "operate" in r.text
-    assert rt.state.desired["web"] == before
+    assert rt.state.baseline["web"] == before
     assert c.get("/api/v1/services/web", headers=bearer("read")).status_code == 200
     r = c.put(W, json={"weights": {"eu": 1, "us": 1, "ap": 2}}, headers=bearer("operate"))
     assert r.status_code == 200, r.text
@@ -107,14 +107,14 @@ def test_chunked_body_over_cap_refused(server):
 
 def test_override_past_safety_rules_needs_admin_force(server):
     rt, c = server
-    before = dict(rt.state.desired["web"])
+    before = dict(rt.state.baseline["web"])
     drain_two = {"weights": {"eu": 0, "us": 0, "ap": 1}}
     r = c.put(W, json=drain_two, headers=bearer("operate"))
     assert r.status_code == 409 and "max_regions_drained" in r.text
-    assert rt.state.desired["web"] == before
+    assert rt.state.baseline["web"] == before
     r = c.put(W, json={**drain_two, "force": True}, headers=bearer("operate"))
     assert r.status_code == 403 and "admin" in r.text
-    assert rt.state.desired["web"] == before
+    assert rt.state.baseline["web"] == before
     r = c.put(W, json={**drain_two, "force": True}, headers=bearer("admin"))
     assert r.status_code == 200, r.text
     assert r.json()["bucket_weights"] == {"eu": 0, "us": 0, "ap": 64}
@@ -178,7 +178,7 @@ def test_write_failure_is_503_not_saved(server, monkeypatch):
     def full(*_a, **_k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(rt.state, "set_desired", full)
+    monkeypatch.setattr(rt.state, "set_baseline", full)
     monkeypatch.setattr(rt.state, "set_bandwidth", full)
     r = c.put(W, json={"weights": {"eu": 1, "us": 1, "ap": 1}}, headers=bearer("operate"))
     assert r.status_code == 503 and "not saved, nothing changed" in r.text

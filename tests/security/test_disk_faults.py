@@ -18,6 +18,7 @@ import pytest
 
 from mininet_topologies.multiregion import TopoSpec
 from tests.security.conftest import bearer, serve
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="needs root to mount")
 
@@ -112,11 +113,11 @@ def test_disk_full_override_changes_nothing(tmp_path):
     with tmpfs(tmp_path / "fs") as root, serve(_cfg(root), policies=True) as (rt, url), \
             httpx.Client(base_url=url, timeout=10, headers=bearer("operate")) as c:
         assert c.put("/api/v1/services/web/weights", json={"weights": {"eu": 2, "us": 1, "ap": 1}}).status_code == 200
-        before = (dict(rt.state.desired["web"]), rt.state.desired_version)
+        before = (dict(rt.state.baseline["web"]), rt.state.baseline_version)
         _fill(root)
         assert c.put("/api/v1/services/web/weights", json={"weights": {"eu": 1, "us": 1, "ap": 1}}).status_code == 503
         assert c.put("/api/v1/services/web/bandwidth", json={"bandwidth_mbps": {"eu": 5}}).status_code == 503
-        assert (dict(rt.state.desired["web"]), rt.state.desired_version) == before
+        assert (dict(rt.state.baseline["web"]), rt.state.baseline_version) == before
         assert rt.state.bandwidth["web"]["eu"] is None
 
 
@@ -162,7 +163,8 @@ def test_frozen_disk_does_not_freeze_the_api(tmp_path):
             put = threading.Thread(target=lambda: results.append(
                 c.put("/api/v1/services/web/weights", json={"weights": {"eu": 1, "us": 1, "ap": 1}})), daemon=True)
             put.start()
-            time.sleep(0.3)  # let the PUT reach its write
+            # the PUT holds the save lock while it waits for the frozen disk
+            wait_until(rt.state._save_lock.locked, 5, "the PUT blocked in its write")
             t0 = time.monotonic()
             h = c.get("/api/v1/health", timeout=3)
             assert h.status_code == 200 and time.monotonic() - t0 < 2.0

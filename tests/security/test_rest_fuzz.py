@@ -61,7 +61,7 @@ def fuzz_server(tmp_path_factory):
 
 
 def _snapshot(rt) -> tuple:
-    return (dict(rt.state.desired["web"]), dict(rt.state.bandwidth["web"]), rt.state.desired_version)
+    return (dict(rt.state.baseline["web"]), dict(rt.state.bandwidth["web"]), rt.state.baseline_version)
 
 
 def _check(r: httpx.Response) -> None:
@@ -81,7 +81,7 @@ def test_bad_bodies_change_nothing(fuzz_server, body, kind, name, caplog):
     if r.status_code != 200:
         assert _snapshot(rt) == before
     else:  # accepted: must be a sane state that every reader can still serve
-        w = rt.state.desired["web"]
+        w = rt.state.baseline["web"]
         assert abs(sum(w.values()) - 1) < 1e-9 and all(0 <= v <= 1 for v in w.values())
         for path in ("/api/v1/services", "/metrics"):
             _check(c.get(path))

@@ -10,7 +10,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ from mininet_topologies.multiregion import TopoSpec
 from pfepo.config import RestTlsConfig
 from tests.security.certs import TestCA
 from tests.security.conftest import bearer, serve
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,28 +104,26 @@ def test_openflow_over_mutual_tls_with_ovs(tmp_path):
         except httpx.HTTPError:
             return -1
 
-    def wait(pred, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pred():
-                return True
-            time.sleep(0.2)
-        return False
-
     try:
-        assert wait(lambda: connected() == 0, 30), (tmp_path / "daemon.log").read_text()[-2000:]
+        wait_until(lambda: connected() == 0, 30, "the daemon's API (no switch yet)", interval=0.2)
         _vsctl("set-ssl", str(rogue.key), str(rogue.cert), str(ca.path))
         _vsctl("add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev", "protocols=OpenFlow13",
                "fail-mode=secure", "other-config:datapath-id=0000000000000001")
         target = f"ssl:127.0.0.1:{of_port}"
         _vsctl("--", "--id=@c", "create", "Controller", f'target="{target}"', "max_backoff=1000",
                "--", "set", "bridge", bridge, "controller=@c")
-        assert not wait(lambda: connected() > 0, 4), "a switch with a certificate from another CA connected"
+        with pytest.raises(AssertionError):  # 4 s in which the rogue switch must not get in
+            wait_until(lambda: connected() > 0, 4, "a switch with a certificate from another CA", interval=0.2)
         _vsctl("set-ssl", str(sw.key), str(sw.cert), str(ca.path))
-        assert wait(lambda: connected() == 1, 30), (tmp_path / "daemon.log").read_text()[-2000:]
-        assert wait(lambda: _vsctl("--bare", "--columns=is_connected", "find", "Controller",
-                                   f'target="{target}"') == "true", 15)  # OVS updates this column lazily
-        assert wait(lambda: api.get("/api/v1/services/web").json()["applied"] != {}, 20)
+        wait_until(lambda: connected() == 1, 30, "the switch with our CA's certificate", interval=0.2)
+        wait_until(lambda: _vsctl("--bare", "--columns=is_connected", "find", "Controller",
+                                  f'target="{target}"') == "true", 15,
+                   "OVS to show the controller connected", interval=0.2)  # OVS updates this column lazily
+        wait_until(lambda: api.get("/api/v1/services/web").json()["applied"] != {}, 20, "weights applied",
+                   interval=0.2)
+    except AssertionError:
+        print((tmp_path / "daemon.log").read_text()[-2000:])
+        raise
     finally:
         api.close()
         _vsctl("--if-exists", "del-br", bridge, check=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from pfepo.store.sqlite import SQLiteStore
 from pfepo.store.writer import BatchWriter
 from pfepo.telemetry.rates import PORT_METRICS
 from pfepo.telemetry.samples import Sample, SampleBatch, expand
+from tests.waiting import wait_until
 
 T0 = 1_700_000_000.5
 
@@ -95,9 +95,7 @@ def test_writer_bounds_the_queue_in_samples_and_counts_drops():
     w = BatchWriter(st, batch_size=21, flush_interval_s=0.01, queue_max=1000)
     try:
         w.put_batch(port_batch(T0))  # taken by the writer thread, which then blocks in write()
-        deadline = time.monotonic() + 5
-        while w.queued and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: not w.queued, 5, "the writer thread to take the first batch", interval=0.01)
         kept = sum(w.put_batch(port_batch(T0 + i)) for i in range(100))
         assert kept == 1000 // 21  # 47 batches fit under queue_max samples
         assert w.dropped == (100 - kept) * 21
@@ -127,9 +125,7 @@ def test_a_failing_store_counts_the_batch_as_dropped_and_the_writer_lives_on():
     w = BatchWriter(st, batch_size=1000, flush_interval_s=0.01)
     try:
         w.put_batch(port_batch(T0))
-        deadline = time.monotonic() + 10
-        while w.failed_batches == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: w.failed_batches, 10, "the batch given up after its retries", interval=0.02)
         assert w.failed_batches == 1 and w.dropped == 21 and st.calls == 3
         assert w._thread.is_alive()
     finally:

@@ -1,68 +1,73 @@
-from pfepo.telemetry.rates import PortCounters, RateTracker, rates
+"""Counters -> rates: the rules (no rate on a reset, wrap, gap or clock going backwards), checked on the
+code the daemon runs: ``RateArrays`` over one switch's rows."""
+
+import numpy as np
+
+from pfepo.telemetry.rates import COUNTERS, PORT_METRICS, RateArrays, rates_array
 
 CAP = 100e6  # 100 Mbit/s
-
-
-def pc(ts, rx=0, tx=0, **kw):
-    return PortCounters(ts, rx_bytes=rx, tx_bytes=tx, **kw)
-
-
-def test_first_sample_gives_no_rate():
-    t = RateTracker()
-    assert t.update("p", pc(0, 1000), CAP) is None
-
-
-def test_rates_and_utilisation():
-    r = rates(pc(10, rx=0, tx=0, rx_packets=0), pc(12, rx=2_500_000, tx=1_250_000, rx_packets=200), CAP)
-    assert r.rx_bps == 10e6 and r.tx_bps == 5e6
-    assert r.rx_pps == 100
-    assert r.utilization_pct == 10.0
-
-
-def test_counter_reset_gives_no_rate_then_recovers():
-    t = RateTracker()
-    t.update("p", pc(0, rx=10_000_000), CAP)
-    assert t.update("p", pc(1, rx=500), CAP) is None  # switch restarted: counter went backwards
-    r = t.update("p", pc(2, rx=1500), CAP)
-    assert r is not None and r.rx_bps == 8000
-
-
-def test_wrap_never_negative_or_huge():
-    t = RateTracker()
-    t.update("p", pc(0, rx=2**64 - 10), CAP)
-    assert t.update("p", pc(1, rx=5), CAP) is None
-
-
-def test_gap_and_clock_going_backwards():
-    assert rates(pc(0), pc(1000, rx=10), CAP, max_gap_s=300) is None
-    assert rates(pc(10), pc(10, rx=10), CAP) is None
-    assert rates(pc(10), pc(9, rx=10), CAP) is None
-
-
-def test_drops_and_errors_sum_directions():
-    r = rates(pc(0), pc(1, rx_dropped=3, tx_dropped=2, rx_errors=1, tx_errors=1), CAP)
-    assert r.drops_ps == 5 and r.errors_ps == 2
-
-
-# --- vectorised rates: same rules as the scalar ones, every row at once ------------------------------
-import numpy as np  # noqa: E402
-
-from pfepo.telemetry.rates import COUNTERS, PORT_METRICS, RateArrays, rates_array  # noqa: E402
 
 
 def _row(rx=0, tx=0, rxp=0, txp=0, rxd=0, txd=0, rxe=0, txe=0):
     return [rx, tx, rxp, txp, rxd, txd, rxe, txe]
 
 
-def test_rates_array_matches_the_scalar_rates():
+def port(t: RateArrays, ts: float, cap: float = CAP, **counters) -> dict[str, float] | None:
+    """One port's reading through the tracker: its rates as a dict, or None when there is none."""
+    row = np.array([[counters.get(c, 0) for c in COUNTERS]], dtype=np.uint64)
+    ports, r, _dt = t.update("sw", ts, np.array([1]), row, np.array([cap]))
+    return dict(zip(PORT_METRICS, r[0].tolist(), strict=True)) if len(ports) else None
+
+
+def test_first_sample_gives_no_rate():
+    assert port(RateArrays(), 0, rx_bytes=1000) is None
+
+
+def test_rates_and_utilisation():
+    t = RateArrays()
+    port(t, 10)
+    r = port(t, 12, rx_bytes=2_500_000, tx_bytes=1_250_000, rx_packets=200)
+    assert r["rx_bps"] == 10e6 and r["tx_bps"] == 5e6
+    assert r["rx_pps"] == 100
+    assert r["utilization_pct"] == 10.0
+
+
+def test_counter_reset_gives_no_rate_then_recovers():
+    t = RateArrays()
+    port(t, 0, rx_bytes=10_000_000)
+    assert port(t, 1, rx_bytes=500) is None  # switch restarted: counter went backwards
+    r = port(t, 2, rx_bytes=1500)
+    assert r is not None and r["rx_bps"] == 8000
+
+
+def test_wrap_never_negative_or_huge():
+    t = RateArrays()
+    port(t, 0, rx_bytes=2**64 - 10)
+    assert port(t, 1, rx_bytes=5) is None
+
+
+def test_gap_and_clock_going_backwards():
+    for first, then in ((0, 1000), (10, 10), (10, 9)):
+        t = RateArrays(max_gap_s=300)
+        port(t, first)
+        assert port(t, then, rx_bytes=10) is None, (first, then)
+
+
+def test_drops_and_errors_sum_directions():
+    t = RateArrays()
+    port(t, 0)
+    r = port(t, 1, rx_dropped=3, tx_dropped=2, rx_errors=1, tx_errors=1)
+    assert r["drops_ps"] == 5 and r["errors_ps"] == 2
+
+
+def test_rates_array_rows_are_independent_and_unmetered_ports_have_no_utilisation():
     prev = [_row(0, 0, 0, 0), _row(1000, 2000, 10, 20, 1, 2, 3, 4)]
     cur = [_row(2_500_000, 1_250_000, 200, 100), _row(3000, 2000, 30, 20, 3, 2, 3, 6)]
     ok, got = rates_array(2.0, np.array(prev, dtype=np.uint64), np.array(cur, dtype=np.uint64),
                           np.array([CAP, 0.0]))
     assert ok.all()
-    for i in range(2):
-        want = rates(PortCounters(10, *prev[i]), PortCounters(12, *cur[i]), [CAP, 0.0][i])
-        assert list(got[i]) == [want.as_metrics()[m] for m in PORT_METRICS]
+    assert got[0].tolist() == [10e6, 5e6, 100, 50, 0, 0, 10.0]
+    assert got[1].tolist() == [8000, 0, 10, 0, 1, 1, 0.0]
     assert len(COUNTERS) == 8
 
 

@@ -5,11 +5,10 @@ Tolerances are the ones documented in docs/impairment.md.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from pfepo_lab.impair.impair import ImpairError, has_carrier, link_flags
+from tests.waiting import wait_until
 
 
 def test_plain_wire_forwards_without_loops(lab, imp):
@@ -99,11 +98,9 @@ def test_link_down_drops_carrier_on_the_peer_and_up_restores(lab, imp):
     assert not has_carrier(lab.runner(lab.right), lab.if_right)
     assert lab.probe(count=20, interval=0.005, wait=0.3)["loss_pct"] == 100
     imp.link_up("lnk")
-    deadline = time.monotonic() + 3
-    while not has_carrier(peer, lab.if_left) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert has_carrier(peer, lab.if_left)
-    time.sleep(0.2)
+    wait_until(lambda: has_carrier(peer, lab.if_left), 3, "carrier back on the peer")
+    wait_until(lambda: lab.probe(count=1, interval=0.005, wait=0.3)["loss_pct"] == 0, 5,
+               "a probe through the relay again")
     r = lab.probe(count=50, interval=0.005)
     assert r["loss_pct"] < 5, r  # the relay survives its interfaces going down and up
 

@@ -8,7 +8,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -17,6 +16,7 @@ from pfepo_lab.impair.impair import Impairer, PidRunner, has_carrier
 from pfepo_lab.impair.lab import can_run
 from pfepo_lab.impair.relay import relay_argv
 from pfepo_lab.impair.state import HostNode, ImpairState, LinkNode, save_state
+from tests.waiting import wait_until
 
 mininet_net = pytest.importorskip("mininet.net")
 pytestmark = pytest.mark.skipif(can_run() is not None, reason=f"needs the namespace lab: {can_run()}")
@@ -50,8 +50,9 @@ def test_relay_in_mininet_hosts(tmp_path):
         procs.append(server)
         assert server.stdout.readline().strip() == "ready"
 
-        def probe() -> dict:
-            out = h1.cmd(f"{sys.executable} -m pfepo_lab.impair.probe send 10.204.0.2 --count 40 --interval 0.005 --wait 0.5")
+        def probe(count: int = 40) -> dict:
+            out = h1.cmd(f"{sys.executable} -m pfepo_lab.impair.probe send 10.204.0.2 --count {count} --interval 0.005 "
+                         "--wait 0.5")
             return json.loads(out)
 
         assert probe()["loss_pct"] == 0
@@ -66,7 +67,7 @@ def test_relay_in_mininet_hosts(tmp_path):
         assert probe()["loss_pct"] == 100
         imp.link_up("eu")
         imp.clear("eu")
-        time.sleep(0.2)
+        wait_until(lambda: probe(count=1)["loss_pct"] == 0, 5, "a probe through the relay again")
         assert probe()["rtt_p50"] < 3.0
     finally:
         for p in procs:

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pfepo.evaluation import KEYS, ShiftModel, Tally, score_endpoint
+from pfepo.evaluate.metrics import KEYS, ShiftModel, Tally, score_endpoint
+from pfepo.evaluate.replay import Replay, replay
+from pfepo.predict.classifier import shipped_model_path
 from pfepo.predict.engine import DEFAULT_THRESHOLDS, PredictiveEngine
-from pfepo.predict.replay import Replay, replay
 from pfepo.traces.csv import Trace
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "pfepo-predict.joblib"
+DEFAULT_MODEL = shipped_model_path()
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Settings:
     shift_source: str = ""  # filled by the run: "planner" or the ramp model's description
 
     def planner_doc(self) -> dict:
-        from pfepo.predict.planner_shift import default_policy_doc
+        from pfepo.evaluate.planner_shift import default_policy_doc
 
         if self.policy_doc is not None:
             return self.policy_doc
@@ -100,7 +101,8 @@ class TraceResult:
     reactive: Tally
     probabilities: np.ndarray | None = None
     shift_source: str = ""
-    by_forecast: int = 0  # alarm episodes whose first step was driven by the forecast evidence
+    by_forecast: int = 0  # alarm onsets driven by the forecast evidence (a breach forecast, not yet observed)
+    by_observed: int = 0  # ... by a breach already under way (observed above the threshold for LEVEL_S)
     by_classifier: int = 0  # ... by the classifier (it raised risk above the forecast's)
 
 
@@ -115,7 +117,7 @@ def _planner(settings: Settings):
     if not settings.use_planner:
         return None
     try:
-        from pfepo.predict.planner_shift import PlannerShift
+        from pfepo.evaluate.planner_shift import PlannerShift
 
         ps = PlannerShift(settings.planner_doc())
         ps.shifted(np.array([0.0, 10.0]), np.array([1.0, 1.0]), np.array([0.0, 1.0]))
@@ -131,7 +133,7 @@ def evaluate_trace(trace: Trace, settings: Settings, model_path: str | Path | No
     prob, fcast, clf = r.parts(eng)
     thr = np.array([settings.thresholds.get(m, math.nan) for m in r.metrics])
     pred, reac = Tally(), Tally()
-    n_by_f = n_by_c = 0
+    n_by_f = n_by_o = n_by_c = 0
     planner = _planner(settings)
     if planner is not None:
         settings.shift_source = "planner (pfepo.planner.Planner, one service per failing endpoint + a spare region)"
@@ -150,13 +152,15 @@ def evaluate_trace(trace: Trace, settings: Settings, model_path: str | Path | No
         alarm = prob[:, k] >= settings.act
         pred.add(score_endpoint(r.ts, up, alarm, pres, shift=settings.shift, shifted=sp))
         onset = np.flatnonzero(alarm & ~np.r_[False, alarm[:-1]] & (up == 1))
-        by_c = int(np.sum(prob[onset, k] > fcast[onset, k] + 1e-12)) if clf is not None else 0  # raised by it
-        n_by_c += by_c
-        n_by_f += onset.size - by_c
+        raised = prob[onset, k] > fcast[onset, k] + 1e-12 if clf is not None else np.zeros(onset.size, dtype=bool)
+        seen = ~raised & r.observed[onset, k] if r.observed is not None else np.zeros(onset.size, dtype=bool)
+        n_by_c += int(raised.sum())
+        n_by_o += int(seen.sum())
+        n_by_f += int(onset.size - raised.sum() - seen.sum())
         reac.add(score_endpoint(r.ts, up, ra, pres, shift=settings.shift, shifted=sr))
     return TraceResult(
         trace.path, len(r.endpoints), pred.events, pred, reac, prob if keep_probs else None, settings.shift_source,
-        n_by_f, n_by_c,
+        by_forecast=n_by_f, by_observed=n_by_o, by_classifier=n_by_c,
     )
 
 
@@ -184,6 +188,7 @@ def summarise(results: list[TraceResult]) -> dict:
         reac.add(r.reactive)
     out = {"events": pred.events, "predictive": pred.summary(), "reactive": reac.summary(),
            "alarm_onsets_by": {"forecast": sum(r.by_forecast for r in results),
+                               "observed": sum(r.by_observed for r in results),
                                "classifier": sum(r.by_classifier for r in results)}}
     assert tuple(out["predictive"]) == KEYS
     return out
@@ -199,13 +204,13 @@ def table(summary: dict, results: list[TraceResult] | None = None) -> str:
         lines.append(f"{k:<26}{_fmt(a):>12}{_fmt(b):>12}")
     if results:
         lines += ["", f"{'trace':<40}{'events':>7}{'pred det':>9}{'pred FA':>8}{'reac det':>9}{'reac FA':>8}"
-                      f"{'onsets by forecast/classifier':>31}"]
+                      f"{'onsets by forecast/observed/classifier':>40}"]
         for r in results:
             pf = r.predictive.episodes - r.predictive.true_episodes
             rf = r.reactive.episodes - r.reactive.true_episodes
             lines.append(
                 f"{Path(r.path).name[:39]:<40}{r.events:>7}{r.predictive.detected:>9}{pf:>8}{r.reactive.detected:>9}{rf:>8}"
-                f"{f'{r.by_forecast}/{r.by_classifier}':>31}"
+                f"{f'{r.by_forecast}/{r.by_observed}/{r.by_classifier}':>40}"
             )
     return "\n".join(lines)
 

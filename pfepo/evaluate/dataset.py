@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pfepo.evaluate.replay import replay
 from pfepo.predict.engine import PredictiveEngine
-from pfepo.predict.replay import replay
 from pfepo.traces.csv import Trace, from_frame
 
 

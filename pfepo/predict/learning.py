@@ -32,7 +32,7 @@ from pfepo.policy.model import Policy
 from pfepo.policy.policyset import PolicySet
 from pfepo.predict.rootcause import propose_adjustment, root_cause
 
-log = logging.getLogger("pfepo.learning")
+log = logging.getLogger("pfepo.predict.learning")
 
 # Not signals of a coming failure: the loop's own output and the failure indicators themselves.
 NOT_SIGNALS = frozenset({"risk", "weight", "up", "health_up"})

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from pfepo.controller.audit import AuditLog
-from pfepo.learning import FailureLearner, history_frame
 from pfepo.policy.context import EndpointContext
 from pfepo.policy.model import Policy, semantic_problems
 from pfepo.policy.policyset import PolicySet
+from pfepo.predict.learning import FailureLearner, history_frame
 from pfepo.store.sqlite import SQLiteStore
 from pfepo.telemetry.samples import Sample
 

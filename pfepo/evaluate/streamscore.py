@@ -1,7 +1,7 @@
 """Streaming anomaly scoring of ``pfepo predict`` on our own labelled synthetic series: ``python -m
-pfepo.predict.streamscore``.
+pfepo.evaluate.streamscore``.
 
-    python -m pfepo.predict.streamscore --series 30 --seed 1 --json stream.json
+    python -m pfepo.evaluate.streamscore --series 30 --seed 1 --json stream.json
 
 A corpus of univariate series is generated here (never a public benchmark's data): noise types
 (Gaussian, Poisson counts, random walk, heavy-tailed, quantised integers, daily cycle, daily cycle with
@@ -162,7 +162,7 @@ def rolling_z(y: np.ndarray, w: int = 288) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pfepo.predict.streamscore", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m pfepo.evaluate.streamscore", description=__doc__.split("\n")[0])
     ap.add_argument("--series", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--legacy", type=int, default=8, help="series scored by the previous scorer (slow)")

@@ -30,6 +30,7 @@ class Replay:
     predicted: np.ndarray  # (T, E, M)
     snap_up: np.ndarray  # (T, E) health as the engine saw it
     fresh: np.ndarray  # (T,) a model step closed at t (else the snapshot repeats the previous one)
+    observed: np.ndarray | None = None  # (T, E) a breach under way (observed for LEVEL_S) at t
 
     def probabilities(self, engine: PredictiveEngine) -> np.ndarray:
         """(T, E) risk at every step, as ``engine.predict`` would give it."""
@@ -73,7 +74,7 @@ def replay(trace: Trace, engine: PredictiveEngine) -> Replay:
     ts, endpoints, values, present, up = dense(trace, engine.metrics)
     idx_all = engine.ensure(endpoints)
     t, e = present.shape
-    xs, br, pr, su, fr = [], [], [], [], []
+    xs, br, pr, su, fr, ob = [], [], [], [], [], []
     for k in range(t):
         rows = np.flatnonzero(present[k])
         before = engine.stats["steps"]
@@ -84,6 +85,7 @@ def replay(trace: Trace, engine: PredictiveEngine) -> Replay:
         br.append(s.breach[idx_all])
         pr.append(s.predicted[idx_all])
         su.append(s.up[idx_all])
+        ob.append(s.observed[idx_all])
     return Replay(
         ts=ts,
         endpoints=endpoints,
@@ -96,4 +98,5 @@ def replay(trace: Trace, engine: PredictiveEngine) -> Replay:
         predicted=np.array(pr),
         snap_up=np.array(su),
         fresh=np.array(fr, dtype=bool),
+        observed=np.array(ob, dtype=bool).reshape(t, e),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pfepo.prediction import Prediction
+from pfepo.predict.prediction import Prediction
 
 
 def default_policy_doc(act: float, step_pct: float, interval_s: float, max_pct: float) -> dict:

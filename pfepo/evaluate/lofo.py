@@ -1,7 +1,7 @@
-"""Leave-one-family-out evaluation and training of the shipped model: ``python -m pfepo.predict.lofo``.
+"""Leave-one-family-out evaluation and training of the shipped model: ``python -m pfepo.evaluate.lofo``.
 
-    python -m pfepo.predict.lofo --train-seeds 1-4 --test-seeds 101-102 --jobs 2 --cache lofo-cache \\
-        --markdown lofo.md --ship models/pfepo-predict.joblib
+    python -m pfepo.evaluate.lofo --train-seeds 1-4 --test-seeds 101-102 --jobs 2 --cache lofo-cache \\
+        --markdown lofo.md --ship pfepo/predict/models/pfepo-predict.joblib
 
 1. Generates the pfepo.traces.families traces for the train and the test seeds (disjoint seeds).
 2. Replays every trace once through a forecast-only engine (features do not depend on the classifier)
@@ -29,13 +29,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from pfepo.evaluation import Tally, score_endpoint  # noqa: E402
+from pfepo.evaluate.dataset import labels  # noqa: E402
+from pfepo.evaluate.harness import Settings, make_engine, reactive_alarm  # noqa: E402
+from pfepo.evaluate.metrics import Tally, score_endpoint  # noqa: E402
+from pfepo.evaluate.replay import replay  # noqa: E402
+from pfepo.evaluate.train import parse_seeds  # noqa: E402
 from pfepo.predict.classifier import FailureClassifier  # noqa: E402
 from pfepo.predict.core import combine  # noqa: E402
-from pfepo.predict.dataset import labels  # noqa: E402
-from pfepo.predict.harness import Settings, make_engine, reactive_alarm  # noqa: E402
-from pfepo.predict.replay import replay  # noqa: E402
-from pfepo.predict.train import parse_seeds  # noqa: E402
 from pfepo.traces.csv import read_trace  # noqa: E402
 from pfepo.traces.families import BENIGN_FAMILIES, FAILURE_FAMILIES, family_of, generate_families  # noqa: E402
 
@@ -117,7 +117,7 @@ def _replay_all(paths: list[Path], jobs: int) -> list[Replayed]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pfepo.predict.lofo", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m pfepo.evaluate.lofo", description=__doc__.split("\n")[0])
     ap.add_argument("--train-seeds", default="1-4")
     ap.add_argument("--test-seeds", default="101-102")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
@@ -177,12 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     out["all_failure_families"] = {d: _score(failing, full if d == "combined" else None, args.act,
                                              "reactive" if d == "reactive" else "predictive")
                                    for d in ("combined", "forecast_only", "reactive")}
+    all_lines = ["| all failure families | events | recall | precision | FA/endpoint-day (failure traces) | median lead s | "
+                 "p10 lead s |", "|---|---|---|---|---|---|---|"]
+    for d, v in out["all_failure_families"].items():
+        all_lines.append(f"| {d} | {v['events']} | {_fmt(v['recall'])} | {_fmt(v['precision'])} | "
+                         f"{_fmt(v['false_alarms_per_day'])} | {_fmt(v['median_lead_s'])} | {_fmt(v['p10_lead_s'])} |")
     text = "\n".join(["Leave-one-family-out (test seeds " + args.test_seeds + "):", "", *lines, "",
-                      "All failure families, all-family model: " + json.dumps(out["all_failure_families"]), "",
+                      "All failure families (test seeds), all-family model:", "", *all_lines, "",
                       "False alarms on benign test traces:", "", *fa_lines])
     if args.sampling:
-        rates = ["| sampling s | events | recall | median lead s | FA/endpoint-day (benign) | recall forecast-only |",
-                 "|---|---|---|---|---|---|"]
+        rates = ["| sampling s | events | recall | median lead s | FA/endpoint-day (benign) | recall forecast-only | "
+                 "FA/endpoint-day forecast-only | recall reactive | median lead reactive s |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         out["sampling"] = {}
         for dt in (1.0, 5.0, 10.0, 60.0):
             seeds = args.sampling_seeds or args.test_seeds
@@ -197,9 +203,12 @@ def main(argv: list[str] | None = None) -> int:
             ben = [p for p in parts if p.family in BENIGN_FAMILIES]
             a, b, fo = (_score(fail, full, args.act, "predictive"), _score(ben, full, args.act, "predictive"),
                         _score(fail, None, args.act, "predictive"))
-            out["sampling"][f"{dt:g}"] = {"failures": a, "benign": b, "forecast_only": fo}
+            fb, re = _score(ben, None, args.act, "predictive"), _score(fail, None, args.act, "reactive")
+            out["sampling"][f"{dt:g}"] = {"failures": a, "benign": b, "forecast_only": fo, "forecast_only_benign": fb,
+                                          "reactive": re}
             rates.append(f"| {dt:g} | {a['events']} | {_fmt(a['recall'])} | {_fmt(a['median_lead_s'])} | "
-                         f"{_fmt(b['false_alarms_per_day'])} | {_fmt(fo['recall'])} |")
+                         f"{_fmt(b['false_alarms_per_day'])} | {_fmt(fo['recall'])} | {_fmt(fb['false_alarms_per_day'])} | "
+                         f"{_fmt(re['recall'])} | {_fmt(re['median_lead_s'])} |")
             print(rates[-1], flush=True)
         text += (f"\n\nSampling rate (seeds {args.sampling_seeds or args.test_seeds}, every trace regenerated at one "
                  "interval, the all-family model):\n\n" + "\n".join(rates))

@@ -1,6 +1,6 @@
-"""Train the failure classifier on generated traces: ``python -m pfepo.predict.train``.
+"""Train the failure classifier on generated traces: ``python -m pfepo.evaluate.train``.
 
-    python -m pfepo.predict.train --seeds 100-115 --out models/pfepo-predict.joblib
+    python -m pfepo.evaluate.train --seeds 100-115 --out pfepo/predict/models/pfepo-predict.joblib
 
 Seeds used for training must differ from the seeds quality is reported on (docs/prediction.md).
 Traces are replayed in parallel worker processes (``--jobs``), each with BLAS pinned to one thread.
@@ -21,11 +21,29 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from pfepo.evaluate.dataset import build_dataset  # noqa: E402
+from pfepo.evaluate.harness import DEFAULT_MODEL, Settings, make_engine  # noqa: E402
 from pfepo.predict.classifier import FailureClassifier  # noqa: E402
-from pfepo.predict.dataset import build_dataset  # noqa: E402
-from pfepo.predict.harness import DEFAULT_MODEL, Settings, make_engine  # noqa: E402
+from pfepo.predict.engine import PredictiveEngine  # noqa: E402
 from pfepo.traces.csv import read_trace  # noqa: E402
 from pfepo.traces.generate import generate  # noqa: E402
+
+
+def retrain(engine: PredictiveEngine, traces: list, out_path: str | Path, seed: int = 0) -> FailureClassifier:
+    """Train a classifier on labelled history for ``engine`` and swap it in (on a schedule, and when
+    ``engine.failures`` has grown since the last training).
+
+    ``traces`` are ``pfepo.traces.csv.Trace`` objects or frames in the trace CSV format (the daemon can
+    export its history store this way). Replays them through a fresh engine with ``engine.config()``, so
+    it is safe to call from a worker thread while ``engine`` keeps serving; the swap is one assignment.
+    """
+    data = build_dataset(traces, engine.config())
+    clf = FailureClassifier.train(
+        data.x, data.y, data.groups, engine.names, engine.horizon_s, engine.step_s, window=data.window, seed=seed
+    )
+    clf.save(out_path)
+    engine.classifier, engine.model_error = clf, None
+    return clf
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -45,7 +63,7 @@ def _one(args: tuple[str, dict]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pfepo.predict.train", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m pfepo.evaluate.train", description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="100-115", help="generator seeds, e.g. 100-115 or 1,2,5")
     ap.add_argument("--traces", nargs="*", help="train on these trace CSVs instead of generating")
     ap.add_argument("--out", default=str(DEFAULT_MODEL))

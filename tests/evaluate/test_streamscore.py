@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pfepo.predict.streamscore import Labelled, benchmark, score_file
+from pfepo.evaluate.streamscore import Labelled, benchmark, score_file
 
 
 def _corpus():
