@@ -47,13 +47,13 @@ def one_request(host: str, port: int, path: str, timeout: float) -> tuple[str | 
         return None, time.monotonic() - t0, 0, type(exc).__name__
 
 
-def _read_response(f) -> tuple[int, str | None]:
-    """One HTTP/1.1 response from a buffered socket file: (status, X-Server)."""
+def _read_response(f) -> tuple[int, str | None, bool]:
+    """One HTTP/1.1 response from a buffered socket file: (status, X-Server, server asked to close)."""
     status_line = f.readline()
     if not status_line:
         raise ConnectionResetError("connection closed by peer")
     status = int(status_line.split()[1])
-    length, server = 0, None
+    length, server, close = 0, None, False
     while True:
         line = f.readline()
         if line in (b"\r\n", b"\n", b""):
@@ -63,45 +63,51 @@ def _read_response(f) -> tuple[int, str | None]:
             length = int(v.strip())
         elif k.lower() == "x-server":
             server = v.strip()
+        elif k.lower() == "connection":
+            close = v.strip().lower() == "close"
     if length:
         f.read(length)
-    return status, server
+    return status, server, close
 
 
 def keepalive(host: str, port: int, path: str, n: int, interval: float, duration: float, timeout: float,
               logf=None) -> dict:
     """``n`` long-lived connections, one request each every ``interval`` s (see module docstring)."""
     lock = threading.Lock()
-    sent, failed, reconnects = [0], [0], [0]
-    servers: dict[int, set[str]] = {}
+    sent, failed, reconnects, closed = [0], [0], [0], [0]
+    servers: dict[int | str, set[str]] = {}
     counts: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     stop_at = time.monotonic() + duration
 
     def conn_loop(k: int) -> None:
         sock = f = None
+        gen = 0  # reconnects after ``Connection: close``: a new connection, not a remapped one
         while time.monotonic() < stop_at:
             t_next = time.monotonic() + interval
             ts, t0 = time.time(), time.monotonic()
-            server, err = None, None
+            server, err, close = None, None, False
             try:
                 if sock is None:
                     sock = socket.create_connection((host, port), timeout=timeout)
                     f = sock.makefile("rb")
                 sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-                status, server = _read_response(f)
+                status, server, close = _read_response(f)
                 if status != 200:
                     err, server = f"status {status}", None
             except (OSError, ValueError, IndexError) as exc:
                 err = type(exc).__name__
-            if err is not None and sock is not None:
+            if (err is not None or close) and sock is not None:
+                # A failure, or the server said ``Connection: close`` (e.g. a drain): as any HTTP/1.1
+                # client, open a new connection for the next request (not a failure by itself).
                 sock.close()
                 sock = f = None
             with lock:
                 sent[0] += 1
                 if err is None:
                     counts[server] += 1
-                    servers.setdefault(k, set()).add(server)
+                    servers.setdefault(k if not gen else f"{k}.{gen}", set()).add(server)
+                    closed[0] += close
                 else:
                     failed[0] += 1
                     errors[err] += 1
@@ -110,7 +116,10 @@ def keepalive(host: str, port: int, path: str, n: int, interval: float, duration
                     rec = {"ts": ts, "conn": k, "server": server, "latency_s": round(time.monotonic() - t0, 6)}
                     if err:
                         rec["error"] = err
+                    if close:
+                        rec["closed"] = True
                     logf.write(json.dumps(rec) + "\n")
+            gen += close
             time.sleep(max(0.0, t_next - time.monotonic()))
         if sock is not None:
             sock.close()
@@ -122,7 +131,7 @@ def keepalive(host: str, port: int, path: str, n: int, interval: float, duration
     for t in threads:
         t.join()
     return {"sent": sent[0], "failed": failed[0], "errors": dict(errors), "by_server": dict(counts),
-            "connections": n, "moved": sum(1 for s in servers.values() if len(s) > 1),
+            "connections": n, "closed_by_server": closed[0], "moved": sum(1 for s in servers.values() if len(s) > 1),
             "pinned_to": {str(k): sorted(s) for k, s in servers.items()}}
 
 

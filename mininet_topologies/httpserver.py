@@ -9,6 +9,9 @@ FILE`` names a JSON file the server re-reads when it changes, to play a gray fai
 ``{"mode": "ok"}``, ``{"mode": "hang"}`` (connections are accepted, requests never answered) or
 ``{"mode": "brownout", "error_pct": 30}`` (that share of requests gets 503). A crash (refused/reset) is
 played outside the process, with iptables in the host (pfepo_lab.impair.impair.server_crash).
+``"drain": true`` (beside any mode) is what a drain hook sets: every response carries ``Connection:
+close`` and the server closes the connection after it, so keep-alive clients reconnect -- through the
+load balancer, to the new split -- instead of being reset later by an eviction.
 Run: python -m mininet_topologies.httpserver --name eu-1 --port 80 [--port 8080] [--control FILE]
 """
 
@@ -34,7 +37,12 @@ class Control:
         self._mtime = None
         self._checked = 0.0
         self.mode, self.error_pct = "ok", 0.0
+        self.drain = False
         self.changed = threading.Condition()
+
+    def draining(self) -> bool:
+        self.current()
+        return self.drain
 
     def current(self) -> tuple[str, float]:
         now = time.monotonic()
@@ -48,9 +56,10 @@ class Control:
                         doc = json.load(f)
                     with self.changed:
                         self.mode, self.error_pct = str(doc.get("mode", "ok")), float(doc.get("error_pct", 0))
+                        self.drain = bool(doc.get("drain", False))
                         self.changed.notify_all()
             except FileNotFoundError:
-                self.mode, self.error_pct = "ok", 0.0
+                self.mode, self.error_pct, self.drain = "ok", 0.0, False
             except (OSError, ValueError):
                 pass  # a half-written file: keep the last mode
         return self.mode, self.error_pct
@@ -67,6 +76,12 @@ def make_handler(name: str, control: Control | None = None):
             while control.current()[0] == "hang":
                 time.sleep(0.1)
             self.close_connection = True
+
+        def end_headers(self):
+            if control.draining():  # drain hook: ask the client to reconnect (through the new split)
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            super().end_headers()
 
         def do_GET(self):  # noqa: N802 - http.server API
             mode, error_pct = control.current()

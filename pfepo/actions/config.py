@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 #: Placeholders an argv / deployment template may use, and nothing else (no attribute or index access).
-PLACEHOLDERS = frozenset({"service", "region", "application", "capacity"})
+PLACEHOLDERS = frozenset({"service", "region", "application", "capacity", "action"})
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _RESERVED_HEADERS = {"content-type", "content-length", "idempotency-key", "x-pfepo-signature-256", "host"}

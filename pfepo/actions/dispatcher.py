@@ -116,8 +116,9 @@ class ScaleDispatcher:
         return self.submit(request)
 
     def submit_actions(self, actions: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Every ``scale_application`` action of a plan (``Plan.actions``); other types are ignored."""
-        return [self.submit_action(a) for a in actions if a.get("type") == "scale_application"]
+        """Every ``scale_application`` and ``drain_hook`` action of a plan (``Plan.actions``); other types
+        (bandwidth requests) are ignored."""
+        return [self.submit_action(a) for a in actions if a.get("type") in ("scale_application", "drain_hook")]
 
     def _admit(self, request: ScaleRequest, key: str, target: str) -> tuple[str, str]:
         """Under the lock: dry-run, dedup, rate limit, then a non-blocking enqueue."""
@@ -183,7 +184,8 @@ class ScaleDispatcher:
                 result: ExecutionResult | None = None, queued_s: float | None = None) -> None:
         ex = self.executors.get(request.executor)
         rec: dict[str, Any] = {
-            "event": "scale", "status": status, "ts": self._wall(),
+            "event": "scale" if request.action == "scale" else "drain_hook", "action": request.action,
+            "status": status, "ts": self._wall(),
             "executor": request.executor, "executor_type": getattr(ex, "kind", None), "target": target,
             "service": request.service, "region": request.region, "application": request.application,
             "desired_capacity": request.desired_capacity, "decision_id": request.decision_id,

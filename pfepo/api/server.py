@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pfepo import __version__
+from pfepo import __version__, console
 from pfepo.api.auth import ANONYMOUS, TokenTable, load_tokens
 from pfepo.api.body import BodyError, parse_json
 from pfepo.api.guard import Guard
@@ -130,7 +130,8 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
     refused = _refusal_counter(rt)
     app.add_middleware(Guard, tokens=tokens, allowed_hosts=[rest.host, *rest.allowed_hosts],
                        open_reads=rest.open_reads, max_body_bytes=rest.max_body_bytes,
-                       self_authenticated=[("POST", "/api/v1/signals")], on_refuse=refused)
+                       self_authenticated=[("POST", "/api/v1/signals"), *console.GUARD_SELF_AUTH],
+                       on_refuse=refused)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError):
@@ -425,6 +426,7 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
     def metrics():
         return PlainTextResponse(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    console.mount(app, rt, tokens)  # the operator's web console at /ui (docs/console.md)
     return app
 
 
@@ -461,6 +463,9 @@ class ApiServer:
         return self.server.servers[0].sockets[0].getsockname()[1]
 
     def stop(self) -> None:
+        closing = getattr(getattr(self.config.app, "state", None), "closing", None)
+        if closing is not None:  # long-lived answers (the console's event streams) end now: uvicorn waits for them
+            closing.set()
         self.server.should_exit = True
         self.thread.join(timeout=5)
 

@@ -114,6 +114,7 @@ def _demo(args) -> int:
     results: dict = {}
     try:
         bl.start()
+        print(f"console: http://127.0.0.1:{bl.lab.rest_port}/ui (token: rest.tokens in {bl.lab.config_path})")
         print("\n== predictive run (live): w = bucket weight of 64, share = requests answered since the last line,"
               " lat = probe one-way latency, P = predicted failure probability ==")
         results["predictive"] = run_scenario(bl, name, "predictive", sc, workdir / name / "predictive",

@@ -26,6 +26,7 @@ gray failures (the link stays up):
   pfepo impair --state S eu-1 server crash                       # refused/reset (iptables REJECT)
   pfepo impair --state S eu server brownout 30                   # 30 % of requests get HTTP 503
   pfepo impair --state S eu server ok                            # back to normal
+  pfepo impair --state S eu server drain                         # Connection: close (a drain hook)
 
 TARGET is a link node, a region (all its link nodes) or a host; NAME:INTF picks one interface.
 Directions: links both|a2b|b2a (a = core side, b = region side); hosts both|out|in.
@@ -67,8 +68,9 @@ def register(sub) -> None:
     for a in (d, loss, r):
         a.add_argument("--direction", default="both", help="both (default), a2b, b2a for links; out, in for hosts")
     acts.add_parser("blackhole", help="drop every frame on the link(s), carrier stays up (gray failure)")
-    srv = acts.add_parser("server", help="server gray failure: ok | hang | crash | brownout PCT")
-    srv.add_argument("mode", choices=("ok", "hang", "crash", "brownout"))
+    srv = acts.add_parser("server", help="server gray failure: ok | hang | crash | brownout PCT; "
+                          "drain | undrain (Connection: close on every response)")
+    srv.add_argument("mode", choices=("ok", "hang", "crash", "brownout", "drain", "undrain"))
     srv.add_argument("pct", nargs="?", type=_number("brown-out share", 0, 100), default=0.0, metavar="PCT",
                      help="brownout: share of requests answered 503")
     acts.add_parser("down", help="set the interface(s) down: the switch port loses carrier")

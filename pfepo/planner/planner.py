@@ -16,8 +16,12 @@ Per (service, region) phases::
 Emptying a region (connection affinity: weight 0 stops new connections, pinned ones stay): a region is
 ``evicted`` (its pinned connections handed back to the weighted choice, see docs/affinity.md) at once when
 it fails (``drain.on_failure``), when a draining region's share has been 0 for ``drain.empty_after_s``,
-or when its risk reaches ``drain.evict_at_risk`` (failure imminent: every slot moves away first). It is
-restored as soon as it gets traffic again. Each evict/restore is an event with its reason (audit log).
+or ``drain.evict_grace_s`` after its risk reached ``drain.evict_at_risk`` (failure imminent: every slot
+moves away at once; the grace lets in-flight requests finish and keep-alive clients that the drain hook
+told to close reconnect elsewhere, so the evict only resets what is left). It is restored as soon as it
+gets traffic again. Each evict/restore is an event with its reason (audit log). The drain hook
+(``drain.hook``) is called when a drain starts and again (``drain: end``) when the region takes traffic
+again.
 
 Safety rules: traffic only ever moves toward regions that are up, in ``normal`` phase and below their
 own act threshold (failures fall back to the least risky up region); a draining region that is up
@@ -60,6 +64,8 @@ class RegionState:
     note: str = ""  # last hold reason, so a hold is logged once rather than every step
     evicted: bool = False  # pinned connections handed back to the weighted choice (region emptied)
     zero_since: float | None = None  # draining with share 0 since
+    imminent_since: float | None = None  # evict_at_risk reached (share emptied at once) since
+    hooked: bool = False  # the drain hook asked the region's applications to close keep-alives
 
     def snapshot(self) -> dict:
         return {"phase": self.phase, "since": _t(self.since), "calm_since": self.calm_since,
@@ -71,7 +77,8 @@ class RegionState:
         return {"phase": self.phase, "since": _t(self.since), "last_step": _t(self.last_step),
                 "calm_since": self.calm_since, "cooldown_until": _t(self.cooldown_until),
                 "hold_until": _t(self.hold_until), "policy": self.policy.name if self.policy else None,
-                "note": self.note, "evicted": self.evicted, "zero_since": self.zero_since}
+                "note": self.note, "evicted": self.evicted, "zero_since": self.zero_since,
+                "imminent_since": self.imminent_since, "hooked": self.hooked}
 
     @classmethod
     def from_dict(cls, d: Mapping, policies: Mapping[str, Policy]) -> RegionState:
@@ -82,12 +89,13 @@ class RegionState:
         phase = d.get("phase", NORMAL)
         if phase not in (NORMAL, DRAINING, RECOVERING, FAILED):
             raise ValueError(f"unknown phase {phase!r}")
-        calm, zero = d.get("calm_since"), d.get("zero_since")
+        calm, zero, imm = d.get("calm_since"), d.get("zero_since"), d.get("imminent_since")
         return cls(phase=phase, since=t("since"), last_step=t("last_step"),
                    calm_since=None if calm is None else float(calm), cooldown_until=t("cooldown_until"),
                    hold_until=t("hold_until"), policy=policies.get(d.get("policy") or ""),
                    note=str(d.get("note", "")), evicted=bool(d.get("evicted", False)),
-                   zero_since=None if zero is None else float(zero))
+                   zero_since=None if zero is None else float(zero),
+                   imminent_since=None if imm is None else float(imm), hooked=bool(d.get("hooked", False)))
 
 
 def _t(v: float) -> float | None:
@@ -321,6 +329,9 @@ class _Step:
                 self._ramp_back(r)
         for r in ss.regions:
             self._empty(r)
+            st = ss.states[r]
+            if st.hooked and ss.weights[r] > 0 and st.phase in (RECOVERING, NORMAL):  # takes traffic again
+                self._drain_hook(r, "region takes traffic again", "end")
 
     def _health(self, r: str) -> None:
         st = self.ss.states[r]
@@ -366,6 +377,7 @@ class _Step:
             self._enter(r, DRAINING, "risk back above act while failing back: "
                         + self.risk[r].decision.reason())  # type: ignore[union-attr]
             st.policy = self.risk[r].decision.policy  # type: ignore[union-attr]
+            self._drain_hook(r, "risk back above act while failing back")
 
     def _start_drains(self) -> None:
         ss = self.ss
@@ -399,21 +411,61 @@ class _Step:
         if self.risk[r].level != "act":
             return  # hysteresis band: hold position until calm (fail-back) or act (further steps)
         shift = self.shift(r)
-        if self.now - st.last_step < shift.step_interval_s:
-            return
         floor = self._floor(r, shift)
-        amount = min(max(1, round(shift.step_percent / 100 * ss.baseline[r])), ss.weights[r] - floor)
+        step = max(1, round(shift.step_percent / 100 * ss.baseline[r]))
+        amount = min(step, ss.weights[r] - floor)
         if amount <= 0:
+            return
+        interval, why_fast = self._interval(r, shift, math.ceil((ss.weights[r] - floor) / step))
+        if self.now - st.last_step < interval:
             return
         targets = self._gated(r, amount, self._targets(r, shift))
         if not targets:
             self._hold(r, self.refused or "no safe target: holding the current shift")
             return
         d = self.risk[r].decision
-        why = f"shift away {shift.step_percent:g}% of nominal per {shift.step_interval_s:g} s"
+        why = f"shift away {shift.step_percent:g}% of nominal per {shift.step_interval_s:g} s{why_fast}"
         self._move(r, amount, targets, f"{why}: {d.reason() if d else 'at risk'}")
         st.last_step = self.now
         st.note = ""
+
+    def _interval(self, r: str, shift: ShiftTraffic, steps_left: int) -> tuple[float, str]:
+        """The ramp's step interval: ``step_interval_s``, or shorter so that the ``steps_left`` steps end
+        within ``finish_before_breach`` of the forecast time to the threshold (see ``_time_to_breach``)."""
+        if shift.finish_before_breach is None:
+            return shift.step_interval_s, ""
+        ttb = self._time_to_breach(r)
+        if ttb is None:
+            return shift.step_interval_s, ""
+        interval = shift.finish_before_breach * ttb / max(1, steps_left)
+        if interval >= shift.step_interval_s:
+            return shift.step_interval_s, ""
+        return interval, f" (faster: threshold forecast in {ttb:.1f} s, {steps_left} step(s) left)"
+
+    def _time_to_breach(self, r: str) -> float | None:
+        """Seconds until a fired criterion's threshold is crossed, on the straight line from its observed
+        value to the value forecast at the prediction horizon (0 when already observed); None without a
+        forecast."""
+        d = self.risk[r].decision
+        if d is None or not d.horizon_s:
+            return None
+        best = None
+        for c in d.criteria:
+            if not (c.fired and isinstance(c.observed, (int, float)) and isinstance(c.threshold, (int, float))):
+                continue
+            obs, thr = float(c.observed), float(c.threshold)
+            sign = 1.0 if c.op in (">", ">=") else -1.0 if c.op in ("<", "<=") else 0.0
+            if sign == 0.0:
+                continue
+            gap = sign * (thr - obs)
+            if gap <= 0:
+                t = 0.0
+            elif c.predicted is not None and sign * (float(c.predicted) - obs) > 0:
+                t = d.horizon_s * gap / (sign * (float(c.predicted) - obs))
+            else:
+                continue
+            best = t if best is None else min(best, t)
+        return best
 
     def _ramp_back(self, r: str) -> None:
         ss, st = self.ss, self.ss.states[r]
@@ -458,14 +510,17 @@ class _Step:
                 if ss.weights[r] > 0 and targets:
                     self._move(r, ss.weights[r], targets, f"risk {risk:.3f} >= evict_at_risk "
                                f"{drain.evict_at_risk:g}: failure imminent, every slot moves")
-                if ss.weights[r] == 0:
-                    why = f"risk {risk:.3f} >= evict_at_risk {drain.evict_at_risk:g}: failure imminent"
+                if ss.weights[r] == 0 and st.imminent_since is None:
+                    st.imminent_since = self.now
             if ss.weights[r] == 0:
                 st.zero_since = self.now if st.zero_since is None else st.zero_since
-                if not why and drain.empty_after_s is not None and self.now - st.zero_since >= drain.empty_after_s:
+                if st.imminent_since is not None and self.now - st.imminent_since >= drain.evict_grace_s:
+                    why = (f"failure imminent (risk reached evict_at_risk {drain.evict_at_risk:g}), share 0 for "
+                           f"{self.now - st.imminent_since:g} s (evict_grace_s {drain.evict_grace_s:g})")
+                elif drain.empty_after_s is not None and self.now - st.zero_since >= drain.empty_after_s:
                     why = f"share 0 for {self.now - st.zero_since:g} s (empty_after_s {drain.empty_after_s:g})"
         if ss.weights[r] > 0 or st.phase not in (DRAINING, FAILED):
-            st.zero_since = None
+            st.zero_since = st.imminent_since = None
         if why and not st.evicted and ss.weights[r] == 0:
             st.evicted = True
             self.events.append({"ts": self.now, "kind": "evict", "service": self.svc, "region": r,
@@ -564,15 +619,23 @@ class _Step:
             self.events.append({"ts": self.now, "kind": "hold", "service": self.svc, "region": r,
                                 "phase": st.phase, "reason": why, "dry_run": self.dry})
 
-    def _drain_hook(self, r: str, why: str) -> None:
-        """Drain started: ask the policy's executor to have applications close keep-alives in ``r``."""
-        pol = self.policy(r)
-        if pol is None or pol.drain.hook is None:
+    def _drain_hook(self, r: str, why: str, which: str = "start") -> None:
+        """Drain started (``start``): ask the policy's executor to have applications in ``r`` close
+        keep-alive connections (clients reconnect through the new split); ``end``, once the region takes
+        traffic again (not while it waits at weight 0, e.g. during a dwell): stop doing so. Once each."""
+        st = self.ss.states[r]
+        if (which == "start") == st.hooked:
+            return
+        pol = self.policy(r) or st.policy
+        if which == "start" and (pol is None or pol.drain.hook is None):
+            return
+        st.hooked = which == "start"
+        if pol is None or pol.drain.hook is None:  # the hook's policy is gone: nothing to call
             return
         d = self.risk[r].decision
         self.actions.append({"ts": self.now, "service": self.svc, "from_region": r, "region": r,
                              "policy": pol.name, "reason": why, "dry_run": self.dry, "type": "drain_hook",
-                             "executor": pol.drain.hook.executor,
+                             "drain": which, "executor": pol.drain.hook.executor,
                              "application": d.context.application if d is not None else None})
 
     def _emit_actions(self, r: str, targets: list[str], why: str) -> None:

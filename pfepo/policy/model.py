@@ -119,6 +119,10 @@ class ShiftTraffic(Strict):
     step_percent: float = Field(10, gt=0, le=100)
     step_interval_s: float = Field(30, gt=0, le=86400)
     max_percent: float = Field(100, gt=0, le=100)
+    finish_before_breach: float | None = Field(
+        None, gt=0, le=1, description="step faster when needed so that the remaining steps are done within "
+        "this fraction of the forecast time to the threshold (linear from the observed value to the value "
+        "forecast at the horizon; once observed: a step every decision tick); null: always step_interval_s")
 
 
 class AllocateBandwidth(Strict):
@@ -172,9 +176,14 @@ class Drain(Strict):
     empty_after_s: float | None = Field(
         30, ge=0, le=86400, description="evict when a draining region's share has been 0 this long (null: never)")
     evict_at_risk: float | None = Field(
-        None, gt=0, description="evict a draining region at once when its risk reaches this (failure imminent)")
+        None, gt=0, description="a draining region whose risk reaches this (failure imminent) has every "
+        "remaining slot moved away at once, and is evicted evict_grace_s later")
+    evict_grace_s: float = Field(
+        5, ge=0, le=3600, description="after evict_at_risk emptied the share: in-flight requests finish and "
+        "keep-alive clients told to close (drain hook) reconnect elsewhere before what is left is evicted")
     on_failure: bool = Field(True, description="evict at once when the region fails (uplink or health down)")
-    hook: DrainHook | None = Field(None, description="call this executor when the drain starts")
+    hook: DrainHook | None = Field(None, description="call this executor when the drain starts (action drain) "
+                                   "and when the region takes traffic again (undrain)")
 
 
 class Failback(Strict):

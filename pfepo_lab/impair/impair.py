@@ -219,14 +219,31 @@ class _Host:
 CRASH_CHAIN = "PFC-crash"
 
 
-def server_mode(path: str, mode: str, error_pct: float = 0.0) -> None:
-    """Write a server control file atomically (the server re-reads it when it changes)."""
+def server_mode(path: str, mode: str | None, error_pct: float = 0.0, drain: bool | None = None) -> None:
+    """Write a server control file atomically (the server re-reads it when it changes).
+
+    ``mode`` None keeps the current mode; ``drain`` None keeps the drain flag, except that ``ok`` (back
+    to normal) also ends a drain. A drain (``Connection: close`` on every response) is independent of the
+    failure mode, so a hook draining a region and a failure injected later do not undo each other.
+    """
     import json
     import os
 
+    try:
+        with open(path) as f:
+            cur = json.load(f)
+    except (OSError, ValueError):
+        cur = {}
+    doc = {"mode": cur.get("mode", "ok"), "error_pct": cur.get("error_pct", 0.0), "drain": bool(cur.get("drain"))}
+    if mode is not None:
+        doc["mode"], doc["error_pct"] = mode, error_pct
+        if mode == "ok" and drain is None:
+            doc["drain"] = False
+    if drain is not None:
+        doc["drain"] = drain
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        json.dump({"mode": mode, "error_pct": error_pct}, f)
+        json.dump(doc, f)
     os.replace(tmp, path)
 
 
@@ -249,7 +266,7 @@ def server_crash(run: Runner, ports: Sequence[int], on: bool) -> None:
     run.run(["iptables", "-w", "-X", CRASH_CHAIN])
 
 
-SERVER_MODES = ("ok", "hang", "crash", "brownout")
+SERVER_MODES = ("ok", "hang", "crash", "brownout", "drain", "undrain")
 
 
 LINK_DIRECTIONS = ("both", "a2b", "b2a")
@@ -400,12 +417,19 @@ class Impairer:
         return found
 
     def server(self, target: str, mode: str, error_pct: float = 0.0) -> None:
-        """Put a server (or every server of a region) in ``mode``: ok, hang, crash or brownout."""
+        """Put a server (or every server of a region) in ``mode``: ok, hang, crash or brownout; or
+        ``drain`` / ``undrain`` it (``Connection: close`` on every response, beside any mode: what a drain
+        hook asks of an application)."""
         if mode not in SERVER_MODES:
             raise ImpairError(f"server mode must be one of {', '.join(SERVER_MODES)}, not {mode!r}")
         if mode == "brownout" and not 0 < error_pct <= 100:
             raise ImpairError("brown-out error share must be within (0, 100] %")
         for name, host in self._servers(target):
+            if mode in ("drain", "undrain"):
+                if not host.http_control:
+                    raise ImpairError(f"host {name} has no http_control file in the state: cannot {mode}")
+                server_mode(host.http_control, None, drain=mode == "drain")
+                continue
             if mode in ("hang", "brownout", "ok"):
                 if not host.http_control:
                     if mode == "ok":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+import sys
 import time
 
 import pytest
@@ -196,3 +197,45 @@ def test_deleted_flows_or_groups_come_back_and_in_sync_means_it(lab, command):
     shares = wait_until(lambda: (sh := lab.measure_split(100))["_failed"] == 0 and sh, 10,
                         "every connection answered after the repair")
     assert all(shares[r] > 0 for r in ("eu", "us", "ap")), shares
+
+
+_FORGE = """
+import os, socket, struct, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+mac = bytes.fromhex(sys.argv[2].replace(":", ""))
+for i in range(60):
+    # PFEP magic, the core switch's dpid, its eu uplink port, a link id, a sequence number, now; no valid MAC
+    body = struct.pack("!4sQIIId", b"PFEP", 1, 1, i % 6, 1000 + i, time.time()) + os.urandom(16)
+    s.send(b"\\xff" * 6 + mac + struct.pack("!H", 0x88B5) + body)
+    time.sleep(0.1)  # the attack's pace: 60 frames over 6 s
+print("sent 60")
+"""
+
+
+def _rejected(lab) -> float:
+    text = lab.api.get("/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("pfepo_probe_frames_rejected_total{"))
+
+
+def test_forged_probe_frames_from_a_server_change_nothing(lab):
+    """issue 11 item 3, on a real switch: 60 forged probe frames sent from an eu server's port (the
+    attack that used to drain eu) are counted as rejected and move no weight, and eu's probes stay
+    lossless."""
+    wait_polls(lab, 4)
+    before_weights, before_rejected, t0 = lab.switch_weights(), _rejected(lab), time.time()
+    server = lab.net.host(lab.spec.server(0, 0)[0])
+    intf = server.defaultIntf()
+    script = lab.workdir / "forge_probes.py"
+    script.write_text(_FORGE)
+    out = server.cmd(f"{sys.executable} {script} {intf.name} {intf.MAC()}")
+    assert "sent 60" in out, out
+    wait_until(lambda: _rejected(lab) - before_rejected >= 60, 10, "60 forged frames counted as rejected")
+    wait_polls(lab, 6)  # three seconds of probes and decisions after the attack
+    assert lab.switch_weights() == before_weights
+    decisions = lab.api.get("/api/v1/audit", params={"kind": "decision", "since": t0}).json()["records"]
+    assert not [d for d in decisions if d["level"] == "act"], decisions[-3:]
+    loss = lab.api.get("/api/v1/samples", params={"subject": "uplink:eu", "metric": "loss_pct",
+                                                  "since": t0, "limit": 100}).json()["samples"]
+    assert loss and all(s["value"] == 0.0 for s in loss), loss

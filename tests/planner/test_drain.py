@@ -51,13 +51,32 @@ def test_no_eviction_while_the_region_keeps_a_floor(config, Driver):
     assert all(not d.step(t, {"eu": 50}).evicted["web"] for t in range(0, 300, 5))
 
 
-def test_evict_at_risk_moves_everything_and_empties_at_once(config, Driver, make_policy):
-    d = Driver(Planner(config), _drain_policy(make_policy, empty_after_s=None, evict_at_risk=0.9))
+def test_evict_at_risk_moves_everything_at_once_and_evicts_after_the_grace(config, Driver, make_policy):
+    d = Driver(Planner(config), _drain_policy(make_policy, empty_after_s=None, evict_at_risk=0.9, evict_grace_s=4))
     plan = d.step(0, risk={"eu": 0.6})  # act, below evict_at_risk: a gradual step
     assert plan.weights["web"]["eu"] > 0 and not plan.evicted["web"]
-    plan = d.step(1, risk={"eu": 0.95})
+    plan = d.step(1, risk={"eu": 0.95})  # every slot moves now: no new connection goes to eu
+    assert plan.weights["web"]["eu"] == 0 and plan.evicted == {"web": []}
+    # in-flight requests finish and hook-closed keep-alives reconnect: nothing is reset before the grace
+    assert d.step(4.9, risk={"eu": 0.95}).evicted == {"web": []}
+    plan = d.step(5, risk={"eu": 0.95})
+    assert plan.evicted == {"web": ["eu"]}
+    reason = kinds(plan, "evict")[0]["reason"]
+    assert "failure imminent" in reason and "evict_grace_s 4" in reason
+
+
+def test_failure_during_the_grace_evicts_at_once(config, Driver, make_policy):
+    d = Driver(Planner(config), _drain_policy(make_policy, empty_after_s=None, evict_at_risk=0.9, evict_grace_s=30))
+    d.step(0, risk={"eu": 0.95})
+    assert d.step(1, risk={"eu": 0.95}).evicted == {"web": []}
+    plan = d.step(2, risk={"eu": 0.95}, down={"eu"})
+    assert plan.evicted == {"web": ["eu"]} and "failed" in kinds(plan, "evict")[0]["reason"]
+
+
+def test_evict_grace_zero_evicts_in_the_same_step(config, Driver, make_policy):
+    d = Driver(Planner(config), _drain_policy(make_policy, empty_after_s=None, evict_at_risk=0.9, evict_grace_s=0))
+    plan = d.step(0, risk={"eu": 0.95})
     assert plan.weights["web"]["eu"] == 0 and plan.evicted == {"web": ["eu"]}
-    assert "failure imminent" in kinds(plan, "evict")[0]["reason"]
 
 
 def test_restore_when_failing_back(config, Driver, make_policy):
@@ -74,12 +93,31 @@ def test_restore_when_failing_back(config, Driver, make_policy):
     assert restored is not None and restored.weights["web"]["eu"] > 0 and not restored.evicted["web"]
 
 
-def test_drain_hook_requested_when_drain_starts(config, Driver, make_policy):
-    d = Driver(Planner(config), make_policy(drain={"hook": {"executor": "apps"}}))
+def test_drain_hook_requested_when_drain_starts_and_ended_when_the_region_takes_traffic(config, Driver, make_policy):
+    d = Driver(Planner(config), make_policy(drain={"hook": {"executor": "apps"}}, safety={"min_share_percent": 0},
+                                            failback={"stable_s": 10}))
     plan = d.step(0, {"eu": 50})
     hooks = [a for a in plan.actions if a["type"] == "drain_hook"]
-    assert hooks == [{**hooks[0], "executor": "apps", "region": "eu", "service": "web"}]
+    assert hooks == [{**hooks[0], "executor": "apps", "region": "eu", "service": "web", "drain": "start"}]
     assert not [a for a in d.step(10, {"eu": 50}).actions if a["type"] == "drain_hook"]  # once per drain
+    ends = []
+    for t in range(11, 400):
+        plan = d.step(t)
+        got = [a for a in plan.actions if a["type"] == "drain_hook"]
+        if got:
+            assert plan.weights["web"]["eu"] > 0  # not while eu waits at weight 0 (dwell)
+        ends += got
+    assert [a["drain"] for a in ends] == ["end"] and ends[0]["region"] == "eu"
+
+
+def test_no_undrain_while_a_failed_region_waits_at_weight_zero(config, Driver, make_policy):
+    d = Driver(Planner(config), make_policy(drain={"hook": {"executor": "apps"}}, safety={"min_share_percent": 0}))
+    assert [a["drain"] for a in d.step(0, {"eu": 50}).actions if a["type"] == "drain_hook"] == ["start"]
+    d.step(1, {"eu": 50}, down={"eu"})
+    for t in range(2, 40):  # up again, recovering, but held at 0 for min_dwell_s (60 s)
+        plan = d.step(t, {"eu": 50} if t % 2 else None)
+        assert plan.weights["web"]["eu"] == 0
+        assert not [a for a in plan.actions if a["type"] == "drain_hook"]
 
 
 def test_dry_run_never_evicts(Driver, build_config):

@@ -19,7 +19,9 @@ _OUTPUT_MAX = 2000
 
 @dataclass(frozen=True, slots=True)
 class ScaleRequest:
-    """One ``scale_application`` action for one region, as the planner emits it."""
+    """One ``scale_application`` action for one region, as the planner emits it; or a drain hook
+    (``action`` ``drain``/``undrain``: ask the region's applications to close keep-alive connections,
+    ``Connection: close``, or to stop doing so), which executors receive through the same path."""
 
     service: str
     region: str
@@ -30,30 +32,40 @@ class ScaleRequest:
     reason: str = ""
     dry_run: bool = False
     ts: float = 0.0
+    action: str = "scale"  # scale | drain | undrain
 
     @property
     def idempotency_key(self) -> str:
         """Same (service, region, application, capacity, decision) -> same key, so retries and repeats of
         one decision are recognisable by the receiver and by the dispatcher's dedup."""
-        raw = json.dumps([self.service, self.region, self.application, int(self.desired_capacity),
-                          self.decision_id], separators=(",", ":"))
+        parts: list = [self.service, self.region, self.application, int(self.desired_capacity), self.decision_id]
+        if self.action != "scale":  # scale keys stay what they always were
+            parts.append(self.action)
+        raw = json.dumps(parts, separators=(",", ":"))
         return "pfepo-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     def fields(self) -> dict[str, str]:
         """Values for template placeholders."""
         return {"service": self.service, "region": self.region, "application": self.application,
-                "capacity": str(int(self.desired_capacity))}
+                "capacity": str(int(self.desired_capacity)), "action": self.action}
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "idempotency_key": self.idempotency_key}
 
     @classmethod
     def from_action(cls, action: Mapping[str, Any]) -> ScaleRequest:
-        """From a planner action dict (``type: scale_application``); raises ValueError if incomplete.
+        """From a planner action dict (``type: scale_application``, or ``drain_hook`` with ``drain:
+        start|end``); raises ValueError if incomplete.
 
         Without an explicit ``decision_id`` the decision is identified by policy, drained region and
         time, so one shift yields one key while a later shift gets a new one.
         """
+        if action.get("type") == "drain_hook":
+            drain = action.get("drain", "start")
+            if drain not in ("start", "end"):
+                raise ValueError(f"drain_hook: drain must be start or end, not {drain!r}")
+            action = {**action, "desired_capacity": 0,
+                      "application": action.get("application") or action.get("service")}
         missing = [k for k in ("service", "region", "application", "desired_capacity", "executor")
                    if action.get(k) in (None, "")]
         if missing:
@@ -66,7 +78,9 @@ class ScaleRequest:
         return cls(service=str(action["service"]), region=str(action["region"]),
                    application=str(action["application"]), desired_capacity=cap,
                    executor=str(action["executor"]), decision_id=str(decision),
-                   reason=str(action.get("reason") or ""), dry_run=bool(action.get("dry_run", False)), ts=ts)
+                   reason=str(action.get("reason") or ""), dry_run=bool(action.get("dry_run", False)), ts=ts,
+                   action="scale" if action.get("type") != "drain_hook"
+                   else ("drain" if action.get("drain", "start") == "start" else "undrain"))
 
 
 @dataclass(slots=True)

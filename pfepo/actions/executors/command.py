@@ -41,7 +41,8 @@ class CommandExecutor(BaseExecutor):
         env = {**os.environ, **self.cfg.env,
                "PFEPO_SERVICE": request.service, "PFEPO_REGION": request.region,
                "PFEPO_APPLICATION": request.application, "PFEPO_CAPACITY": str(int(request.desired_capacity)),
-               "PFEPO_DECISION_ID": request.decision_id, "PFEPO_IDEMPOTENCY_KEY": request.idempotency_key}
+               "PFEPO_DECISION_ID": request.decision_id, "PFEPO_IDEMPOTENCY_KEY": request.idempotency_key,
+               "PFEPO_ACTION": request.action}
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, cwd=self.cfg.cwd, env=env, start_new_session=True)

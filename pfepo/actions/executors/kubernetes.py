@@ -96,6 +96,8 @@ class KubernetesExecutor(BaseExecutor):
     def execute(self, request: ScaleRequest) -> ExecutionResult:
         start = time.monotonic()
         bad = self.refusal(request)
+        if request.action != "scale":  # a deployment has no "close keep-alives" verb: never scale it to 0
+            bad = f"the kubernetes executor only scales; a {request.action} hook needs a webhook or command executor"
         if bad:
             return ExecutionResult(False, "refused", 0, 0.0, None, bad)
         ns, dep = self.names(request)

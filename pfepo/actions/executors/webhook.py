@@ -55,6 +55,9 @@ class WebhookExecutor(BaseExecutor):
                "desired_capacity": int(request.desired_capacity), "decision_id": request.decision_id,
                "idempotency_key": request.idempotency_key, "reason": request.reason,
                "requested_at": request.ts or self._clock()}
+        if request.action != "scale":  # a drain hook: the receiver closes (or stops closing) keep-alives
+            doc["type"], doc["action"] = "drain_hook", request.action
+            del doc["desired_capacity"]
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     def _classify(self, exc: Exception) -> Failure | None:

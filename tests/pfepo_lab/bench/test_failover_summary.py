@@ -63,3 +63,24 @@ def test_scenarios_cover_every_gray_failure_and_one_without_precursor():
     assert [n for n, (_, pre) in SCENARIOS.items() if not pre] == ["blackhole_no_precursor"]
     quick = Scenario.quick()
     assert 6 * 3 * quick.duration_s < 15 * 60 - 6 * 3 * 8  # plus ~8 s of daemon restart per run
+
+
+def test_a_request_is_charged_to_the_failure_when_it_ended_after_it(tmp_path):
+    sc = Scenario.quick()
+    reqs = tmp_path / "requests.jsonl"
+    _log(reqs, [{"ts": 1000 + 32.0, "server": None, "latency_s": 2.0, "error": "TimeoutError"},  # ends at 34
+                {"ts": 1000 + 20.0, "server": None, "latency_s": 2.0, "error": "TimeoutError"}])  # ends at 22
+    r = summarise("reactive", sc, [reqs], [], 1000.0, 33.0)
+    assert (r["failed_before_failure"], r["failed_after_failure"]) == (1, 1)
+
+
+def test_drain_summary_from_the_audit():
+    from pfepo_lab.bench.failover import drain_summary
+
+    audit = [{"kind": "scale", "event": "drain_hook", "action": "drain", "region": "eu", "status": "succeeded",
+              "ts": 1021.5},
+             {"kind": "scale", "event": "scale", "action": "scale", "region": "us", "status": "succeeded", "ts": 1022},
+             {"kind": "evict", "region": "eu", "reason": "failure imminent", "ts": 1026.0}]
+    d = drain_summary(audit, 1000.0, 33.0)
+    assert d["drain_hooks"] == [{"t": -11.5, "action": "drain", "region": "eu", "status": "succeeded"}]
+    assert d["evictions"] == [{"t": -7.0, "region": "eu", "reason": "failure imminent"}]
