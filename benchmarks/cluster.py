@@ -26,8 +26,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pfepo.cluster.localetcd import LocalEtcd  # noqa: E402
 from pfepo_lab.cluster.handover import ClusterLab, _wait, bench  # noqa: E402
+from pfepo_lab.cluster.localetcd import LocalEtcd  # noqa: E402
 
 
 def _revision(url: str) -> int:

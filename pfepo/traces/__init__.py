@@ -1,1 +1,1 @@
-"""Telemetry traces in the CSV format of DESIGN.md: reading/validating them and generating synthetic ones."""
+"""Telemetry traces in the trace CSV format (docs/prediction.md, "Trace CSV format"): reading/validating them and generating synthetic ones."""

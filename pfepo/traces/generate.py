@@ -1,6 +1,6 @@
 """Synthetic telemetry traces: failures with and without precursors, and benign load that must stay quiet.
 
-Each scenario is one CSV (DESIGN.md format) with a few endpoints; some endpoints fail, the others carry
+Each scenario is one CSV in the trace format of docs/prediction.md with a few endpoints; some endpoints fail, the others carry
 ordinary load, so every trace also measures false alarms. Randomness comes only from the seed, so a
 seed fully determines a set. Scenario parameters (precursor length, shape, peak, noise, baselines) are
 drawn per endpoint, so models cannot memorise one shape.

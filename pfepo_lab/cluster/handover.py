@@ -148,7 +148,7 @@ def _wait(pred, timeout: float, what: str, interval: float = 0.02):
 
 
 def bench(kills: int, ttl_s: int) -> dict:
-    from pfepo.cluster.localetcd import LocalEtcd
+    from pfepo_lab.cluster.localetcd import LocalEtcd
 
     with tempfile.TemporaryDirectory(prefix="pfepo-handover-") as tmp, LocalEtcd() as etcd:
         lab = ClusterLab(etcd.endpoint, Path(tmp), ttl_s)

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from pfepo.cluster.localetcd import LocalEtcd
+from pfepo_lab.cluster.localetcd import LocalEtcd
 
 
 @pytest.fixture

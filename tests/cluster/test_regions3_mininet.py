@@ -25,7 +25,7 @@ from mininet_topologies.regions3 import (
 )
 from pfepo.cluster.claims import is_acyclic
 from pfepo.cluster.etcd import EtcdCoordinator
-from pfepo.cluster.localetcd import LocalEtcd
+from pfepo_lab.cluster.localetcd import LocalEtcd
 from tests.cluster.tcpproxy import TcpProxy
 from tests.waiting import wait_until
 

@@ -85,17 +85,3 @@ def data_plane_one_way_ms(lab, region_index: int, count: int = 20) -> float:
     assert m, out
     return float(m.group(1)) / 2
 
-
-def xfail_if_machine_loaded(what: str, limit_per_core: float = 1.0) -> None:
-    """Probe timing accuracy is a claim about an unloaded machine. Measured (2026-11-30, load 7 on 2
-    cores): every wake-up on the probe path (OVS upcall handler, relay, our receive thread) then costs
-    milliseconds that the OpenFlow echo path does not pay, so an idle link reads 3-10 ms while ping
-    through the same relay reads 1-3 ms one way. On a loaded machine a miss is reported as xfail with
-    the load and the figures; on an unloaded one the assertion that follows is strict."""
-    import os
-
-    import pytest
-
-    load = os.getloadavg()[0] / (os.cpu_count() or 1)
-    if load > limit_per_core:
-        pytest.xfail(f"{what}; machine loaded ({load:.1f} runnable per core > {limit_per_core})")
