@@ -27,9 +27,17 @@ def shipped_model_path() -> Path:
     return Path(str(files("pfepo.predict") / "models" / "pfepo-predict.joblib"))
 
 
+# Where earlier releases' configs pointed at the shipped model (a repository folder, gone since the model
+# became package data): such a config keeps working.
+LEGACY_SHIPPED = Path("models/pfepo-predict.joblib")
+
+
 def resolve_model_path(path: str | Path) -> Path:
-    """``"shipped"`` -> the shipped model; anything else is a file path."""
-    return shipped_model_path() if str(path) == SHIPPED else Path(path)
+    """``"shipped"`` -> the shipped model; anything else is a file path. The old repository path of the
+    shipped model also means the shipped model while no such file exists (configs written before 0.2)."""
+    if str(path) == SHIPPED or (Path(path) == LEGACY_SHIPPED and not Path(path).exists()):
+        return shipped_model_path()
+    return Path(path)
 
 
 class ModelError(ValueError):

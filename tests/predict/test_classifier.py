@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +73,20 @@ def test_the_shipped_model_is_package_data_and_loads_by_name():
     assert "pfepo/predict/models" in path.as_posix()
     eng = PredictiveEngine(model_path="shipped")
     assert eng.classifier is not None, eng.model_error
+
+
+def test_a_config_with_the_old_shipped_model_path_still_loads_it(tmp_path, monkeypatch):
+    """Configs written before the model became package data said models/pfepo-predict.joblib."""
+    from pfepo.predict.classifier import resolve_model_path, shipped_model_path
+    from pfepo.predict.engine import PredictiveEngine
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_path("models/pfepo-predict.joblib") == shipped_model_path()
+    assert PredictiveEngine(model_path="models/pfepo-predict.joblib").classifier is not None
+    # ... but a file of the operator's own at that path wins.
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "pfepo-predict.joblib").write_bytes(b"")
+    assert resolve_model_path("models/pfepo-predict.joblib") == Path("models/pfepo-predict.joblib")
 
 
 def test_online_prediction_does_not_import_offline_evaluation():
