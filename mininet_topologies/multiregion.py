@@ -220,13 +220,7 @@ class MultiRegionNet:
 
     def run_client(self, client: str, args: list[str], timeout: float = 120.0) -> dict:
         """Run the load client in a client host and return its JSON summary."""
-        h = self.host(client)
-        p = h.popen([sys.executable, "-m", "mininet_topologies.client", *args],
-                    cwd=str(Path(__file__).resolve().parent.parent))
-        out, err = p.communicate(timeout=timeout)
-        if p.returncode != 0:
-            raise RuntimeError(f"client failed: {err.decode()[-2000:]}")
-        return json.loads(out.decode().strip().splitlines()[-1])
+        return run_load_client(self.host(client), args, timeout)
 
     def start_client(self, client: str, args: list[str]):
         h = self.host(client)
@@ -240,30 +234,13 @@ class MultiRegionNet:
         (self.impairer.link_up if up else self.impairer.link_down)(region)
 
     def stop(self) -> None:
-        for p in self._procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=3)
-                except Exception:
-                    p.kill()
-        self._procs.clear()
+        stop_processes(self._procs)
         if self.net is not None:
             try:
                 self.net.stop()
             finally:
-                self._del_bridges()
+                del_bridges([self.spec.core()] + [self.spec.region_switch(i) for i in range(len(self.spec.regions))])
             self.net = None
-
-    def _del_bridges(self) -> None:
-        """Belt and braces: remove our bridges even if Mininet's stop failed half-way."""
-        import subprocess
-
-        names = [self.spec.core()] + [self.spec.region_switch(i) for i in range(len(self.spec.regions))]
-        args = ["ovs-vsctl", "--timeout=10"]
-        for n in names:
-            args += ["--", "--if-exists", "del-br", n]
-        subprocess.run(args, check=False, capture_output=True)
 
     def __enter__(self):
         self.start()
@@ -271,3 +248,35 @@ class MultiRegionNet:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def run_load_client(host, args: list[str], timeout: float) -> dict:
+    """Run the load client (mininet_topologies/client.py) in ``host`` and return its JSON summary."""
+    p = host.popen([sys.executable, "-m", "mininet_topologies.client", *args],
+                   cwd=str(Path(__file__).resolve().parent.parent))
+    out, err = p.communicate(timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"client failed: {err.decode()[-2000:]}")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def stop_processes(procs: list) -> None:
+    """Terminate the host processes we started (by their handles), kill what does not exit in 3 s."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=3)
+            except Exception:
+                p.kill()
+    procs.clear()
+
+
+def del_bridges(names: list[str]) -> None:
+    """Belt and braces: remove our bridges even if Mininet's stop failed half-way."""
+    import subprocess
+
+    args = ["ovs-vsctl", "--timeout=10"]
+    for n in names:
+        args += ["--", "--if-exists", "del-br", n]
+    subprocess.run(args, check=False, capture_output=True)

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mininet_topologies.multiregion import del_bridges, run_load_client, stop_processes
+
 REGIONS = ("eu", "us", "ap")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -178,31 +180,15 @@ class Regions3Net:
         return p
 
     def run_client(self, client: str, args: list[str], timeout: float = 60.0) -> dict:
-        import json
-
-        p = self.host(client).popen([sys.executable, "-m", "mininet_topologies.client", *args], cwd=str(ROOT))
-        out, err = p.communicate(timeout=timeout)
-        if p.returncode != 0:
-            raise RuntimeError(f"client failed: {err.decode()[-2000:]}")
-        return json.loads(out.decode().strip().splitlines()[-1])
+        return run_load_client(self.host(client), args, timeout)
 
     def stop(self) -> None:
-        for p in self._procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=3)
-                except Exception:
-                    p.kill()
-        self._procs.clear()
+        stop_processes(self._procs)
         if self.net is not None:
             try:
                 self.net.stop()
             finally:
-                args = ["ovs-vsctl", "--timeout=10"]
-                for name in self.spec.switches():
-                    args += ["--", "--if-exists", "del-br", name]
-                subprocess.run(args, check=False, capture_output=True)
+                del_bridges(self.spec.switches())
             self.net = None
 
 
