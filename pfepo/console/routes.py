@@ -299,7 +299,7 @@ def build_router(rt, tokens: TokenTable, sessions: Sessions, jobs: whatif.Jobs) 
 
         def work(job):
             try:
-                return whatif.replay_policy(rt, ps, folder / target.name, hours, job)
+                return whatif.replay_policy(rt, ps, folder / target.name, hours, job, cache=jobs.cache)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
 
