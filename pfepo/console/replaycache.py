@@ -1,20 +1,30 @@
 """The what-if's predictor replay, cached and extended incrementally.
 
-The predictor part of a what-if (the engine replayed causally over the history, ~85 % of a cold 24 h
-run) depends on the edited policy only through the criterion thresholds the engine is built with
-(``settings_from_policy``), plus the daemon's horizon, step and model. So the result is kept per
-(thresholds, horizon, step, model) and reused by the next what-if whose window starts at most
-``slack(hours)`` after the cached replay's start: only the history written since is read and fed to the
-same engine object, which carries its whole state between calls. Feeding a step range in one piece or
-in several gives the same numbers (the loop is ``pfepo.evaluate.replay.step_through``, the one ``pfepo
-evaluate`` runs; ``tests/console/test_whatif_cache.py`` checks it to the bit).
+A cold 24 h what-if spends ~90 % of its time on the predictor: reading the history (~15 %) and
+replaying the engine over it (~75 %, most of it in the periodic ARIMA refits). Two levels of cache:
 
-Only whole steps older than ``MARGIN_S`` are kept (the history writer may still add samples to younger
-ones); the younger tail of each run is replayed on a copy of the engine and dropped.
+- a **family** (step, endpoints, engine metrics, start of the replay): what does not depend on the
+  policy -- the history as per-step arrays, read once and then only the newly written steps, and the
+  ARIMA fits, memoised by their exact input (the series window and the start parameters): a fit is a
+  pure function of those, so a replay with other thresholds gets the same fit for the same input;
+- an **entry** per criterion thresholds (+ horizon and model) in a family: the engine object with its
+  whole state and the risk and forecasts it gave at every step. An edited policy with the same
+  thresholds (actions, risk weights, selectors...) reuses it as is; new thresholds replay the engine
+  again over the family's arrays, with the fits from the memo.
 
-Engine order: every endpoint of the config is registered at the start, in config order, so an endpoint
-whose first sample comes later does not change the others' numbers; endpoints without a sample since
-the replay started are left out of the result, as a replay of the trace would leave them out.
+The next what-if uses a family whose replay started at most ``slack(hours)`` before its window (the
+engine then had that much more history to warm up on, as the daemon's own engine always has); the
+newly written history is read once and fed to the same engine objects, which carry their state between
+calls. Feeding steps in one piece or several gives the same numbers (the loop is
+``pfepo.evaluate.replay.step_through``, the one ``pfepo evaluate`` runs);
+``tests/console/test_whatif_cache.py`` checks that to the bit. Only whole steps older than
+``MARGIN_S`` are kept (the history writer may still add samples to younger ones): the younger tail of
+each run is replayed on a copy of the engine and dropped.
+
+Endpoint order: every endpoint of the config is registered with the engine at the start, in config
+order, so an endpoint whose first sample comes later changes no other endpoint's numbers; endpoints
+without a row in the asked window are left out of the result, as a replay of that window's trace
+leaves them out.
 """
 
 from __future__ import annotations
@@ -24,13 +34,14 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 MARGIN_S = 30.0  # steps younger than this may still receive samples: replayed, never cached
-CHUNK_STEPS = 720  # history read and replayed in pieces: progress, and x (T, E, F) bounded in memory
+CHUNK_STEPS = 720  # history read and engine fed in pieces: progress, and x (T, E, F) bounded in memory
 
 
 def slack(hours: float) -> float:
@@ -50,144 +61,226 @@ class Series:
     prob: np.ndarray  # (T, E) the engine's risk, as ``engine.predict`` gives it
     predicted: np.ndarray  # (T, E, M) forecast mean at the horizon
     anchor: float = 0.0  # where the predictor replay started
-    cached_steps: int = 0  # steps taken from the cache (not replayed in this call)
+    cached_steps: int = 0  # steps whose engine output came from the cache (not replayed in this call)
+    read_steps: int = 0  # steps read from the history store in this call
+
+
+@dataclass
+class _Steps:
+    """Per-step arrays, appended piece by piece."""
+
+    ts: list = field(default_factory=list)
+    values: list = field(default_factory=list)
+    present: list = field(default_factory=list)
+    up: list = field(default_factory=list)
+
+    def n(self) -> int:
+        return sum(a.size for a in self.ts)
+
+    def cat(self, name: str) -> np.ndarray:
+        return np.concatenate(getattr(self, name))
+
+
+@dataclass
+class _Family:
+    anchor: float
+    step_s: float
+    index: dict[str, int]
+    metrics: list[str]
+    done: float  # the history before this time is in ``steps`` (a step boundary after the first piece)
+    prev_up: np.ndarray  # (E,) last health, carried into the next piece
+    steps: _Steps = field(default_factory=_Steps)
+    fits: dict = field(default_factory=dict)  # ARIMA fit memo: exact input -> result
+    entries: dict = field(default_factory=dict)  # engine key -> _Entry
+    used: float = field(default_factory=time.time)
 
 
 @dataclass
 class _Entry:
-    anchor: float
     engine: object
-    endpoints: list[str]
-    index: dict[str, int]
     idx_all: np.ndarray
-    done: float  # history before this step boundary is in the arrays below
-    prev_up: np.ndarray  # (E,) last health, carried into the next piece
-    ts: list = field(default_factory=list)  # per piece: (T,), (T, E, M), (T, E), (T, E), (T, E), (T, E, M)
-    values: list = field(default_factory=list)
-    up: list = field(default_factory=list)
-    present: list = field(default_factory=list)
+    pos: int = 0  # family steps fed to the engine
     prob: list = field(default_factory=list)
     predicted: list = field(default_factory=list)
-    used: float = field(default_factory=time.time)
-
-    def steps(self) -> int:
-        return sum(a.size for a in self.ts)
 
 
 Reader = Callable[[float, float], object]  # (start, end) -> Trace or None: the history as the what-if sees it
 
 
 class PredictorCache:
-    """Per-daemon cache of predictor replays (a few keys, least recently used dropped)."""
+    """Per-daemon cache of predictor replays: a few families, a few engines in each (least recently
+    used dropped)."""
 
-    def __init__(self, keep: int = 3):
-        self.keep = keep
-        self._entries: dict[tuple, _Entry] = {}
+    def __init__(self, families: int = 2, engines: int = 3):
+        self.max_families, self.max_engines = families, engines
+        self._families: dict[tuple, _Family] = {}
         self._lock = threading.Lock()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
     def series(self, settings, model: Path | None, endpoints: list[str], since: float, until: float,
                read: Reader, progress: Callable[[float, str], None] | None = None, use_cache: bool = True) -> Series:
         """The engine replayed over [since, until) (see the module docstring for what is reused)."""
-        key = (tuple(sorted(settings.thresholds.items())), settings.horizon_s, settings.step_s,
-               str(model), model.stat().st_mtime_ns if model is not None and model.exists() else 0, tuple(endpoints))
-        step = settings.step_s
-        with self._lock:
-            entry = self._entries.get(key) if use_cache else None
-            if entry is not None and not (entry.anchor <= since and since - entry.anchor <= slack((until - since) / 3600)):
-                entry = None
-            cached = 0 if entry is None else entry.steps()
-            if entry is None:
-                entry = self._new(settings, model, endpoints, since)
-            boundary = math.floor((until - MARGIN_S) / step) * step
-            total = max(1.0, (until - entry.done) / step)
-            if boundary > entry.done:
-                self._feed(entry, entry.done, boundary, read, progress, total, keep=True)
-            if use_cache:
-                self._entries[key] = entry
-                for k in sorted(self._entries, key=lambda k: self._entries[k].used)[: max(0, len(self._entries) - self.keep)]:
-                    del self._entries[k]
-            entry.used = time.time()
-            # the younger tail: on a copy of the engine (its classifier is read-only: shared, not copied)
-            eng = copy.deepcopy(entry.engine, {id(entry.engine.classifier): entry.engine.classifier})
-            tail = replace(entry, engine=eng, prev_up=entry.prev_up.copy(), ts=[], values=[], up=[], present=[],
-                           prob=[], predicted=[])
-            if until > entry.done:
-                self._feed(tail, entry.done, until, read, progress, total, keep=False)
-
-            def cat(name: str) -> list:
-                return getattr(entry, name) + getattr(tail, name)
-
-            if not cat("ts"):
-                return Series(np.zeros(0), [], list(eng.metrics), np.zeros((0, 0, eng.m)), np.zeros((0, 0)),
-                              np.zeros((0, 0)), np.zeros((0, 0, eng.m)), entry.anchor)
-            ts = np.concatenate(cat("ts"))
-            first = int(np.searchsorted(ts, math.floor(since / step) * step))
-            ts = ts[first:]
-            present = np.concatenate(cat("present"))[first:]
-            # endpoints with a row in the asked window: a replay of that window's trace knows only those
-            keep = np.flatnonzero(present.any(axis=0))
-
-            def window(name: str) -> np.ndarray:
-                return np.concatenate(cat(name))[first:][:, keep]
-
-            return Series(ts, [endpoints[i] for i in keep], list(eng.metrics), window("values"), window("up"),
-                          window("prob"), window("predicted"), entry.anchor, max(0, cached - first))
-
-    # ------------------------------------------------------------------ internals
-    def _new(self, settings, model, endpoints: list[str], since: float) -> _Entry:
         from pfepo.evaluate.harness import make_engine
 
-        eng = make_engine(settings, model)
-        idx = eng.ensure(endpoints)
-        return _Entry(anchor=since, engine=eng, endpoints=list(endpoints), index={n: i for i, n in enumerate(endpoints)},
-                      idx_all=idx, done=since, prev_up=np.ones(len(endpoints)))
+        step = settings.step_s
+        metrics = make_engine(settings, None).metrics  # no model load: only the metric list
+        fkey = (step, tuple(endpoints), tuple(metrics))
+        ekey = (tuple(sorted(settings.thresholds.items())), settings.horizon_s, str(model),
+                model.stat().st_mtime_ns if model is not None and model.exists() else 0)
+        say = progress or (lambda p, text: None)
+        with self._lock:
+            fam = self._families.get(fkey) if use_cache else None
+            if fam is not None and not (fam.anchor <= since and since - fam.anchor <= slack((until - since) / 3600)):
+                fam = None
+            if fam is None:
+                fam = _Family(since, step, {n: i for i, n in enumerate(endpoints)}, list(metrics), since,
+                              np.ones(len(endpoints)))
+            fam.used = time.time()
+            if use_cache:
+                self._families[fkey] = fam
+                _trim(self._families, self.max_families)
+            n0 = fam.steps.n()
+            boundary = math.floor((until - MARGIN_S) / step) * step
+            if boundary > fam.done:
+                say(0.0, "reading history")
+                _read_into(fam, fam.steps, fam.done, boundary, read, keep=True)
+            entry = fam.entries.pop(ekey, None)
+            if entry is None:
+                eng = _engine(settings, model, [e for k, e in fam.entries.items() if k[1:] == ekey[1:]])
+                entry = _Entry(eng, eng.ensure(endpoints))
+            fam.entries[ekey] = entry  # most recently used last
+            _trim(fam.entries, self.max_engines, by_order=True)
+            cached = entry.pos
+            with _memoised_fits(fam.fits):
+                _feed(entry, fam.steps, fam.metrics, say)
+                # the younger tail: read now, replayed on a copy of the engine (its classifier is read-only:
+                # shared, not copied), dropped after this call
+                tail_steps = _Steps()
+                if until > fam.done:
+                    tail_fam = _Family(fam.anchor, step, fam.index, fam.metrics, fam.done, fam.prev_up.copy())
+                    _read_into(tail_fam, tail_steps, fam.done, until, read, keep=False)
+                eng = copy.deepcopy(entry.engine, {id(entry.engine.classifier): entry.engine.classifier})
+                tail = _Entry(eng, entry.idx_all)
+                _feed(tail, tail_steps, fam.metrics, say)
+            if fam.steps.n() + tail_steps.n() == 0:
+                m = len(fam.metrics)
+                return Series(np.zeros(0), [], fam.metrics, np.zeros((0, 0, m)), np.zeros((0, 0)), np.zeros((0, 0)),
+                              np.zeros((0, 0, m)), fam.anchor)
 
-    def _feed(self, entry: _Entry, start: float, end: float, read: Reader, progress, total: float, keep: bool) -> None:
-        """Read [start, end) and replay it piece by piece; ``start``/``end`` on step boundaries except the
-        last (tail) piece."""
-        from pfepo.evaluate.replay import step_through
+            def cat(name: str, owner_a, owner_b) -> np.ndarray:
+                return np.concatenate(list(getattr(owner_a, name)) + list(getattr(owner_b, name)))
 
-        step = entry.engine.step_s
-        eng = entry.engine
-        t = start
-        while t < end:  # pieces end on step boundaries (a step's samples are averaged in one piece)
-            b = min(end, math.floor(t / step) * step + CHUNK_STEPS * step)
-            if progress is not None:
-                progress((t - entry.done) / step / total if keep else 1.0,
-                         f"predictor: {(t - start) / step:.0f} of {(end - start) / step:.0f} steps"
-                         + ("" if keep else " (newest, not cached)"))
-            trace = read(t, b)
-            t = b
-            if trace is None or trace.frame.empty:
-                continue
-            ts, values, present, up = _dense(trace.frame, entry.index, eng.metrics, entry.prev_up)
-            xs, br, pr, su, _fr, _ob = step_through(eng, entry.idx_all, ts, values, present, up)
-            x, br, su = np.array(xs), np.array(br), np.array(su)
-            k, e = ts.size, len(entry.endpoints)
-            prob = eng.score_parts(x.reshape(k * e, -1), br.reshape(k * e, -1), su.reshape(k * e))[0].reshape(k, e)
-            entry.prev_up = up[-1].copy()
-            entry.ts.append(ts)
-            entry.values.append(values)
-            entry.up.append(up)
-            entry.present.append(present)
-            entry.prob.append(prob)
-            entry.predicted.append(np.array(pr))
-        if keep:
-            entry.done = end
+            ts = cat("ts", fam.steps, tail_steps)
+            first = int(np.searchsorted(ts, math.floor(since / step) * step))
+            present = cat("present", fam.steps, tail_steps)[first:]
+            keep = np.flatnonzero(present.any(axis=0))  # endpoints with a row in the asked window
+
+            def window(a: np.ndarray) -> np.ndarray:
+                return a[first:][:, keep]
+
+            return Series(ts[first:], [endpoints[i] for i in keep], list(fam.metrics),
+                          window(cat("values", fam.steps, tail_steps)), window(cat("up", fam.steps, tail_steps)),
+                          window(cat("prob", entry, tail)), window(cat("predicted", entry, tail)), fam.anchor,
+                          max(0, cached - first), fam.steps.n() - n0 + tail_steps.n())
+
+
+def _engine(settings, model: Path | None, siblings: list[_Entry]):
+    """A fresh engine; the classifier (read-only once loaded) is shared with an engine of the same model
+    and horizon instead of being loaded from disk again."""
+    from pfepo.evaluate.harness import make_engine
+
+    loaded = next((s.engine.classifier for s in siblings if s.engine.classifier is not None), None)
+    if loaded is None:
+        return make_engine(settings, model)
+    eng = make_engine(settings, None)
+    eng.classifier, eng.model_error = loaded, None
+    return eng
+
+
+def _trim(d: dict, keep: int, by_order: bool = False) -> None:
+    order = list(d) if by_order else sorted(d, key=lambda k: d[k].used)
+    for k in order[: max(0, len(d) - keep)]:
+        del d[k]
+
+
+def _read_into(fam: _Family, steps: _Steps, start: float, end: float, read: Reader, keep: bool) -> None:
+    """Read [start, end) in pieces ending on step boundaries (a step's samples are averaged in one piece)."""
+    steps_s = fam.step_s
+    t = start
+    while t < end:
+        b = min(end, math.floor(t / steps_s) * steps_s + CHUNK_STEPS * steps_s)
+        trace = read(t, b)
+        t = b
+        if trace is None or trace.frame.empty:
+            continue
+        ts, values, present, up = _dense(trace.frame, fam.index, fam.metrics, fam.prev_up)
+        fam.prev_up = up[-1].copy()
+        steps.ts.append(ts)
+        steps.values.append(values)
+        steps.present.append(present)
+        steps.up.append(up)
+    if keep:
+        fam.done = end
+
+
+def _feed(entry: _Entry, steps: _Steps, metrics: list[str], say) -> None:
+    """Feed the steps the engine has not seen, in pieces; record its risk and forecasts."""
+    from pfepo.evaluate.replay import step_through
+
+    n = steps.n()
+    if entry.pos >= n:
+        return
+    ts, values, present, up = (steps.cat(k) for k in ("ts", "values", "present", "up"))
+    eng = entry.engine
+    e = entry.idx_all.size
+    for a in range(entry.pos, n, CHUNK_STEPS):
+        b = min(n, a + CHUNK_STEPS)
+        say((a - entry.pos) / max(1, n - entry.pos), f"predictor: step {a - entry.pos} of {n - entry.pos}")
+        xs, br, pr, su, _fr, _ob = step_through(eng, entry.idx_all, ts[a:b], values[a:b], present[a:b], up[a:b])
+        k = b - a
+        x, br, su = np.array(xs), np.array(br), np.array(su)
+        prob = eng.score_parts(x.reshape(k * e, -1), br.reshape(k * e, -1), su.reshape(k * e))[0].reshape(k, e)
+        entry.prob.append(prob)
+        entry.predicted.append(np.array(pr))
+    entry.pos = n
+
+
+_fit_lock = threading.Lock()
+
+
+@contextmanager
+def _memoised_fits(memo: dict):
+    """While the block runs, the engine's ARIMA fits made on *this* thread are looked up in ``memo`` by
+    their exact input (window bytes, start parameters) first; every other thread (the daemon's own
+    engine) calls the real fit as before. ``fit_arima`` is a pure function of its input, so a hit is the
+    number the fit would have given. (A hook in ``pfepo.predict.engine`` -- a ``fit`` callable the engine
+    takes -- would replace this patch of its module global.)"""
+    import pfepo.predict.engine as em
+
+    me = threading.get_ident()
+    with _fit_lock:
+        orig = em.fit_arima
+
+        def fit(window, start=None):
+            if threading.get_ident() != me:
+                return orig(window, start)
+            key = (np.asarray(window, dtype=float).tobytes(),
+                   None if start is None else tuple(float(v) for v in start))
+            if key not in memo:
+                memo[key] = orig(window, start)
+            return memo[key]
+
+        em.fit_arima = fit
+        try:
+            yield
+        finally:
+            em.fit_arima = orig
 
 
 def _dense(frame, index: dict[str, int], metrics: list[str], prev_up: np.ndarray):
     """``pfepo.evaluate.replay.dense`` with a fixed endpoint order, health carried in from the previous
     piece (``prev_up``; 1 before an endpoint's first row, as there)."""
+    frame = frame[frame["endpoint"].isin(list(index))]
     ts, step = np.unique(frame["ts"].to_numpy(), return_inverse=True)
-    unknown = set(frame["endpoint"]) - set(index)
-    if unknown:
-        frame = frame[~frame["endpoint"].isin(unknown)]
-        ts, step = np.unique(frame["ts"].to_numpy(), return_inverse=True)
     eidx = frame["endpoint"].map(index).to_numpy()
     t, e = ts.size, len(index)
     values = np.full((t, e, len(metrics)), np.nan)
