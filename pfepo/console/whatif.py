@@ -195,8 +195,8 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
     """
 
     def stage(name: str, p: float) -> None:
-        if job is not None:
-            job.stage, job.progress = name, p
+        if job is not None:  # progress never goes back (the newest, uncached steps restart a count)
+            job.stage, job.progress = name, max(p, job.progress if name != "reading history" else 0.0)
 
     cfg = rt.cfg
     until = time.time()
