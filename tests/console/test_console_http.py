@@ -357,3 +357,35 @@ def test_a_scale_request_needs_operate_goes_through_the_executor_and_shows_its_s
         assert not rt.audit.query_page(None, None, "scale", 10, "mars")[0]
     finally:
         rt.dispatcher.stop()
+
+
+def test_endpoint_timeline_shows_the_engines_forecast_interval(console):
+    """The real engine (as the daemon's prediction worker holds it), fed a rising latency."""
+    import numpy as np
+
+    from pfepo.console import views
+    from pfepo.controller.predict_worker import PredictionWorker
+    from pfepo.predict.engine import PredictiveEngine
+
+    rt, base, _ = console
+    ep = rt.cfg.regions[0].endpoints[0].name
+    eng = PredictiveEngine(horizon_s=300, step_s=10)
+    now = time.time()
+    t0 = now - 1200
+    for k in range(120):
+        eng.observe(ep, t0 + 10 * k, {"latency_ms": 20 + 0.5 * k + (k % 3)})
+    eng.predict(now)
+    rt.predictor = PredictionWorker(eng)  # not started: nothing else feeds it
+    rt.store.write([Sample(t0 + 10 * k, ep, "latency_ms", 20 + 0.5 * k + (k % 3)) for k in range(120)])
+    band = views.forecast_band(rt, ep, "latency_ms")
+    assert len(band) == 5  # the last step, then the 4 checkpoints up to the horizon
+    ts = [t for t, _, _ in band]
+    assert ts == sorted(ts) and ts[-1] - ts[0] == 300
+    mean, sd = eng.bank.forecast()
+    row = eng.index[ep] * eng.m + eng.midx["latency_ms"]
+    np.testing.assert_allclose([(lo + hi) / 2 for _, lo, hi in band[1:]], mean[row])
+    assert all(hi - lo > 0 for _, lo, hi in band[1:]) and band[-1][2] > 75  # the rise goes on
+    assert views.forecast_band(rt, ep, "cpu_pct") == []  # no such series yet: no band
+    with login(base, "read") as c:
+        page = c.get(f"/ui/timeline?endpoint={ep}").text
+    assert "shaded: forecast mean \u00b1 2 sd at the checkpoints" in page and "<polygon" in page
