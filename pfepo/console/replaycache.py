@@ -44,9 +44,13 @@ MARGIN_S = 30.0  # steps younger than this may still receive samples: replayed, 
 CHUNK_STEPS = 720  # history read and engine fed in pieces: progress, and x (T, E, F) bounded in memory
 
 
-def slack(hours: float) -> float:
-    """How much earlier than the asked window a cached replay may have started and still be used."""
-    return max(900.0, 0.1 * hours * 3600.0)
+MAX_SPAN_S = 1.1 * 24 * 3600  # a family serves windows inside [anchor, anchor + this]: 24 h + 10 %
+
+
+def usable(anchor: float, since: float, until: float) -> bool:
+    """A replay that started at ``anchor`` serves the window [since, until): it started no later than the
+    window and is not older than ``MAX_SPAN_S`` (which bounds the arrays kept)."""
+    return anchor <= since and until - anchor <= MAX_SPAN_S
 
 
 @dataclass
@@ -115,6 +119,7 @@ class PredictorCache:
         self.max_families, self.max_engines = families, engines
         self._families: dict[tuple, _Family] = {}
         self._lock = threading.Lock()
+        self.busy = ""  # what the holder of the lock is doing (shown to a run that waits)
 
     def series(self, settings, model: Path | None, endpoints: list[str], since: float, until: float,
                read: Reader, progress: Callable[[float, str], None] | None = None, use_cache: bool = True) -> Series:
@@ -126,61 +131,76 @@ class PredictorCache:
         fkey = (step, tuple(endpoints), tuple(metrics))
         ekey = (tuple(sorted(settings.thresholds.items())), settings.horizon_s, str(model),
                 model.stat().st_mtime_ns if model is not None and model.exists() else 0)
-        say = progress or (lambda p, text: None)
-        with self._lock:
-            fam = self._families.get(fkey) if use_cache else None
-            if fam is not None and not (fam.anchor <= since and since - fam.anchor <= slack((until - since) / 3600)):
-                fam = None
-            if fam is None:
-                fam = _Family(since, step, {n: i for i, n in enumerate(endpoints)}, list(metrics), since,
-                              np.ones(len(endpoints)))
-            fam.used = time.time()
-            if use_cache:
-                self._families[fkey] = fam
-                _trim(self._families, self.max_families)
-            n0 = fam.steps.n()
-            boundary = math.floor((until - MARGIN_S) / step) * step
-            if boundary > fam.done:
-                say(0.0, "reading history")
-                _read_into(fam, fam.steps, fam.done, boundary, read, keep=True)
-            entry = fam.entries.pop(ekey, None)
-            if entry is None:
-                eng = _engine(settings, model, [e for k, e in fam.entries.items() if k[1:] == ekey[1:]])
-                entry = _Entry(eng, eng.ensure(endpoints))
-            fam.entries[ekey] = entry  # most recently used last
-            _trim(fam.entries, self.max_engines, by_order=True)
-            cached = entry.pos
-            with _memoised_fits(fam.fits):
-                _feed(entry, fam.steps, fam.metrics, say)
-                # the younger tail: read now, replayed on a copy of the engine (its classifier is read-only:
-                # shared, not copied), dropped after this call
-                tail_steps = _Steps()
-                if until > fam.done:
-                    tail_fam = _Family(fam.anchor, step, fam.index, fam.metrics, fam.done, fam.prev_up.copy())
-                    _read_into(tail_fam, tail_steps, fam.done, until, read, keep=False)
-                eng = copy.deepcopy(entry.engine, {id(entry.engine.classifier): entry.engine.classifier})
-                tail = _Entry(eng, entry.idx_all)
-                _feed(tail, tail_steps, fam.metrics, say)
-            if fam.steps.n() + tail_steps.n() == 0:
-                m = len(fam.metrics)
-                return Series(np.zeros(0), [], fam.metrics, np.zeros((0, 0, m)), np.zeros((0, 0)), np.zeros((0, 0)),
-                              np.zeros((0, 0, m)), fam.anchor)
+        outer = progress or (lambda p, text: None)
 
-            def cat(name: str, owner_a, owner_b) -> np.ndarray:
-                return np.concatenate(list(getattr(owner_a, name)) + list(getattr(owner_b, name)))
+        def say(p: float, text: str) -> None:
+            self.busy = text
+            outer(p, text)
 
-            ts = cat("ts", fam.steps, tail_steps)
-            first = int(np.searchsorted(ts, math.floor(since / step) * step))
-            present = cat("present", fam.steps, tail_steps)[first:]
-            keep = np.flatnonzero(present.any(axis=0))  # endpoints with a row in the asked window
+        while not self._lock.acquire(timeout=0.5):  # a warm-up (or another run) holds the cache
+            outer(0.0, f"waiting for the cache ({self.busy or 'busy'})")
+        try:
+            return self._series(settings, model, endpoints, since, until, read, say, use_cache, step, metrics, fkey,
+                                ekey)
+        finally:
+            self.busy = ""
+            self._lock.release()
 
-            def window(a: np.ndarray) -> np.ndarray:
-                return a[first:][:, keep]
+    def _series(self, settings, model, endpoints, since, until, read, say, use_cache, step, metrics, fkey,
+                ekey) -> Series:
+        fam = self._families.get(fkey) if use_cache else None
+        if fam is not None and not usable(fam.anchor, since, until):
+            fam = None
+        if fam is None:
+            fam = _Family(since, step, {n: i for i, n in enumerate(endpoints)}, list(metrics), since,
+                          np.ones(len(endpoints)))
+        fam.used = time.time()
+        if use_cache:
+            self._families[fkey] = fam
+            _trim(self._families, self.max_families)
+        n0 = fam.steps.n()
+        boundary = math.floor((until - MARGIN_S) / step) * step
+        if boundary > fam.done:
+            say(0.0, "reading history")
+            _read_into(fam, fam.steps, fam.done, boundary, read, keep=True)
+        entry = fam.entries.pop(ekey, None)
+        if entry is None:
+            eng = _engine(settings, model, [e for k, e in fam.entries.items() if k[1:] == ekey[1:]])
+            entry = _Entry(eng, eng.ensure(endpoints))
+        fam.entries[ekey] = entry  # most recently used last
+        _trim(fam.entries, self.max_engines, by_order=True)
+        cached = entry.pos
+        with _memoised_fits(fam.fits):
+            _feed(entry, fam.steps, fam.metrics, say)
+            # the younger tail: read now, replayed on a copy of the engine (its classifier is read-only:
+            # shared, not copied), dropped after this call
+            tail_steps = _Steps()
+            if until > fam.done:
+                tail_fam = _Family(fam.anchor, step, fam.index, fam.metrics, fam.done, fam.prev_up.copy())
+                _read_into(tail_fam, tail_steps, fam.done, until, read, keep=False)
+            eng = copy.deepcopy(entry.engine, {id(entry.engine.classifier): entry.engine.classifier})
+            tail = _Entry(eng, entry.idx_all)
+            _feed(tail, tail_steps, fam.metrics, say)
+        if fam.steps.n() + tail_steps.n() == 0:
+            m = len(fam.metrics)
+            return Series(np.zeros(0), [], fam.metrics, np.zeros((0, 0, m)), np.zeros((0, 0)), np.zeros((0, 0)),
+                          np.zeros((0, 0, m)), fam.anchor)
 
-            return Series(ts[first:], [endpoints[i] for i in keep], list(fam.metrics),
-                          window(cat("values", fam.steps, tail_steps)), window(cat("up", fam.steps, tail_steps)),
-                          window(cat("prob", entry, tail)), window(cat("predicted", entry, tail)), fam.anchor,
-                          max(0, cached - first), fam.steps.n() - n0 + tail_steps.n())
+        def cat(name: str, owner_a, owner_b) -> np.ndarray:
+            return np.concatenate(list(getattr(owner_a, name)) + list(getattr(owner_b, name)))
+
+        ts = cat("ts", fam.steps, tail_steps)
+        first = int(np.searchsorted(ts, math.floor(since / step) * step))
+        present = cat("present", fam.steps, tail_steps)[first:]
+        keep = np.flatnonzero(present.any(axis=0))  # endpoints with a row in the asked window
+
+        def window(a: np.ndarray) -> np.ndarray:
+            return a[first:][:, keep]
+
+        return Series(ts[first:], [endpoints[i] for i in keep], list(fam.metrics),
+                      window(cat("values", fam.steps, tail_steps)), window(cat("up", fam.steps, tail_steps)),
+                      window(cat("prob", entry, tail)), window(cat("predicted", entry, tail)), fam.anchor,
+                      max(0, cached - first), fam.steps.n() - n0 + tail_steps.n())
 
 
 def _engine(settings, model: Path | None, siblings: list[_Entry]):

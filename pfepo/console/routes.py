@@ -272,6 +272,7 @@ def build_router(rt, tokens: TokenTable, sessions: Sessions, jobs: whatif.Jobs) 
 
     @r.get("/ui/whatif")
     def whatif_page(request: Request, file: str = ""):
+        whatif.warm(rt, jobs.cache)
         files = whatif.policy_files(rt.cfg)
         target = _target(file or None)
         text = target.read_text(encoding="utf-8", errors="replace") if target else ""

@@ -16,6 +16,7 @@ back. The caller audits the outcome.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -32,6 +33,7 @@ import pandas as pd
 from pfepo.console.replaycache import PredictorCache, Series
 from pfepo.console.views import METRICS
 
+log = logging.getLogger("pfepo.console")
 UPLINK = ("latency_ms", "loss_pct", "utilization_pct", "jitter_ms")
 
 
@@ -179,6 +181,42 @@ class Jobs:
 
         threading.Thread(target=run, name=f"whatif-{job.id}", daemon=True).start()
         return job
+
+
+WARM_HOURS = 24.0  # the longest window the page offers: a family that long serves every shorter one
+_warming = threading.Lock()
+_warmed: dict[int, float] = {}  # id(cache) -> when a warm-up last started
+
+
+def warm(rt, cache: PredictorCache, hours: float = WARM_HOURS, every_s: float = 60.0) -> threading.Thread | None:
+    """Fill ``cache`` for the policy files as they are (their criterion thresholds) over the last ``hours``,
+    on a background thread, at most once per ``every_s``: the page calls this when it opens, so the
+    operator's first run while editing finds the predictor replay done (or waits for the rest of it)."""
+    now = time.time()
+    with _warming:
+        if now - _warmed.get(id(cache), 0.0) < every_s:
+            return None
+        _warmed[id(cache)] = now
+
+    def run() -> None:
+        try:
+            endpoints = [e.name for r in rt.cfg.regions for e in r.endpoints]
+            seen = set()
+            for f in policy_files(rt.cfg):
+                settings, model = _settings(f, rt.cfg)
+                key = tuple(sorted(settings.thresholds.items()))
+                if key in seen:
+                    continue
+                seen.add(key)
+                t = time.time()
+                cache.series(settings, model, endpoints, t - hours * 3600, t,
+                             lambda a, b: history_trace(rt, a, b, rt.cfg.predict.step_s))
+        except Exception:  # noqa: BLE001 - a warm-up is an optimisation: the run itself reports problems
+            log.debug("what-if warm-up failed", exc_info=True)
+
+    th = threading.Thread(target=run, name="whatif-warm", daemon=True)
+    th.start()
+    return th
 
 
 def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | None = None,

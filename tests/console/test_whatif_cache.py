@@ -126,3 +126,19 @@ def test_skipping_quiet_steps_changes_no_decision(lab):
     assert fast["changes"] and {e for e in fast["acts"]} >= {"r0-0", "r0-1", "r0-2"}
     for k in ("would", "changes", "acts", "final"):
         assert fast[k] == slow[k], k
+
+
+def test_the_page_warm_up_serves_a_shorter_window_from_its_replay(lab):
+    rt, target, now = lab
+    cache = replaycache.PredictorCache()
+    th = whatif.warm(rt, cache, hours=HOURS)
+    assert th is not None and whatif.warm(rt, cache, hours=HOURS) is None  # at most once a minute
+    th.join(120)
+    ps, problems, folder = whatif.validate(rt.cfg, target, target.read_text())
+    assert ps is not None, problems
+    try:
+        res = whatif.replay_policy(rt, ps, folder / target.name, HOURS / 2, cache=cache)
+    finally:
+        shutil.rmtree(folder)
+    assert res["steps"] > 100 and res["cached_steps"] >= res["steps"] - 10  # only the newest steps replayed
+    assert {"r0-0", "r0-1", "r0-2"} <= set(res["acts"])
