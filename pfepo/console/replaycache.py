@@ -257,11 +257,35 @@ def _feed(entry: _Entry, steps: _Steps, metrics: list[str], say) -> None:
         say((a - entry.pos) / max(1, n - entry.pos), f"predictor: step {a - entry.pos} of {n - entry.pos}")
         xs, br, pr, su, _fr, _ob = step_through(eng, entry.idx_all, ts[a:b], values[a:b], present[a:b], up[a:b])
         k = b - a
-        x, br, su = np.array(xs), np.array(br), np.array(su)
-        prob = eng.score_parts(x.reshape(k * e, -1), br.reshape(k * e, -1), su.reshape(k * e))[0].reshape(k, e)
+        prob = _score(eng, np.array(xs).reshape(k * e, -1), np.array(br).reshape(k * e, -1),
+                      np.array(su).reshape(k * e)).reshape(k, e)
         entry.prob.append(prob)
         entry.predicted.append(np.array(pr))
     entry.pos = n
+
+
+def _score(eng, x: np.ndarray, breach: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """``eng.score_parts(x, breach, up)[0]``, with the classifier asked only about the rows where its
+    answer can matter. ``combine`` is monotone in the classifier's probability (its documented contract),
+    so if it gives 0 for no forecast evidence at both ends, c = 0 and c = 1, it gives 0 for every c; rows
+    without positive evidence then score 0 (1 where the endpoint is down, as ``score_parts`` has it). Most
+    rows of a history have no evidence, and the classifier was half the cost of a replay."""
+    if eng.classifier is not None:
+        try:
+            from pfepo.predict.core import combine
+
+            ends = combine(np.zeros(2), np.array([0.0, 1.0]), clear=eng.clear, raise_min=eng.raise_min)
+            zero_ok = bool(np.all(ends == 0.0))
+        except (TypeError, ValueError, AttributeError):
+            zero_ok = False
+        if zero_ok:
+            with np.errstate(invalid="ignore"):
+                hot = np.flatnonzero(np.nan_to_num(np.where(breach > 0, breach, 0.0)).max(axis=1, initial=0.0) > 0)
+            risk = np.where(up == 0, 1.0, 0.0)
+            if hot.size:
+                risk[hot] = eng.score_parts(x[hot], breach[hot], up[hot])[0]
+            return risk
+    return eng.score_parts(x, breach, up)[0]
 
 
 _fit_lock = threading.Lock()
