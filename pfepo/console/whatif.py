@@ -220,7 +220,7 @@ def warm(rt, cache: PredictorCache, hours: float = WARM_HOURS, every_s: float = 
 
 
 def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | None = None,
-                  cache: PredictorCache | None = None, fast: bool = True) -> dict:
+                  cache: PredictorCache | None = None, fast: bool = True, until: float | None = None) -> dict:
     """Replay the last ``hours`` of history through the engine, the policies and the planner.
 
     Returns per service: the weights the planner would have set (steps), the weights the daemon set
@@ -230,6 +230,7 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
     ``replaycache``) and the decision loop skips quiet steps (``quiet_steps``). ``fast=False`` is the
     plain path, kept as the reference the benchmark and the tests compare against: the window's trace
     replayed from scratch (``_engine_replay``), every step through the policies and the planner.
+    ``until``: the window's end (default now; the benchmark fixes it to compare runs).
     """
 
     def stage(name: str, p: float) -> None:
@@ -237,7 +238,7 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
             job.stage, job.progress = name, max(p, job.progress if name != "reading history" else 0.0)
 
     cfg = rt.cfg
-    until = time.time()
+    until = time.time() if until is None else until
     since = until - hours * 3600
     stage("reading history", 0.02)
     if fast:

@@ -7,13 +7,16 @@ the latency of region r0 ramps up over the last 10 minutes and its endpoints rep
 
 1. ``reference``: the plain path (``replay_policy(fast=False)``): the window replayed from scratch, every
    step through the policies and the planner -- what the console did before the cache;
-2. ``cold``: the console's path with an empty cache (predictor replay in pieces, quiet steps skipped);
+2. ``cold``: the console's path with an empty cache (predictor replay in pieces, quiet steps skipped),
+   over the same window;
 3. ``warm``: the same policy again a minute of history later (the cache extended by the new steps);
 4. ``edited``: the policy with a different criterion threshold (a new engine key: a cold predictor replay);
 5. ``edited-actions``: the policy with only its actions edited (same thresholds: the cache is used).
 
 Prints the time of each, and whether the decisions (endpoints that acted, weight steps) equal the
-reference's. Wall time and this process's CPU time (on a shared machine the CPU time is the steadier
+reference's. The reference and the cold run replay the same window (its end fixed when the history is
+written); the later runs' window ends a minute later, so on a short history their warm-up differs and
+their decisions may too. Wall time and this process's CPU time (on a shared machine the CPU time is the steadier
 figure). Run with ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``.
 """
 
@@ -88,7 +91,7 @@ def run(args) -> int:
         rt = build_runtime(cfg)
         now = time.time()
         t0 = time.perf_counter()
-        steps = _history(rt, regions, per, args.hours, now - 60)
+        steps = _history(rt, regions, per, args.hours, now)
         print(f"history: {steps} steps x {regions * per} endpoints written in {time.perf_counter() - t0:.1f} s",
               flush=True)
         text = target.read_text()
@@ -97,16 +100,19 @@ def run(args) -> int:
         jobs = whatif.Jobs()
         ref = None
 
+        end = [time.time()]  # the window's end: the same for the reference and the cold run
+
         def one(name: str, policy_text: str, fast: bool, wait: float = 0.0) -> dict:
             ps, problems, folder = whatif.validate(cfg, target, policy_text)
             if ps is None:
                 raise SystemExit(f"policy invalid: {problems}")
             if wait:  # a minute of history later: the cache is extended, not rebuilt
-                _advance(rt, regions, per, wait)
+                _advance(rt, regions, per, wait, end[0])
+                end[0] += wait
             job = whatif.Job(name)
             t, cpu = time.perf_counter(), time.process_time()
             res = whatif.replay_policy(rt, ps, folder / target.name, args.hours, job,
-                                       cache=jobs.cache if fast else None, fast=fast)
+                                       cache=jobs.cache if fast else None, fast=fast, until=end[0])
             took, cpu = time.perf_counter() - t, time.process_time() - cpu
             shutil.rmtree(folder, ignore_errors=True)
             same = None if ref is None else _decisions(res) == _decisions(ref)
@@ -134,14 +140,13 @@ def run(args) -> int:
     return 0
 
 
-def _advance(rt, regions: int, per: int, seconds: float) -> None:
-    """``seconds`` more of history: quiet samples at the newest end, the time stamps of now."""
+def _advance(rt, regions: int, per: int, seconds: float, start: float) -> None:
+    """``seconds`` more of history from ``start``: quiet samples."""
     from pfepo.telemetry.samples import Sample
 
     rows = []
-    now = time.time()
     for k in range(int(seconds // 10)):
-        t = now - seconds + 10 * k
+        t = start + 10 * k
         for i in range(regions):
             rows += [Sample(t, f"uplink:r{i}", "latency_ms", 20.0), Sample(t, f"uplink:r{i}", "loss_pct", 0.0)]
             rows += [Sample(t, f"r{i}-{j}", "error_rate_pct", 0.5) for j in range(per)]
