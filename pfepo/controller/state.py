@@ -417,8 +417,9 @@ class ControllerState:
         with self._lock:
             weights = self.bucket_weights()
             down = self.down_regions()
-            # Flows, meters and groups of every connected switch must match, not just this group's weights.
-            tables_ok = all(sw.sync is not None and sw.sync.in_sync for sw in self.switches.values() if sw.connected)
+            # Flows, meters and groups of every connected switch must match, not just this group's weights
+            # (in a cluster, of every switch we master: another controller's have no sync here, status None).
+            tables_ok = all(sw.sync.in_sync for sw in self.switches.values() if sw.connected and sw.sync is not None)
             for i, svc in enumerate(self.cfg.services):
                 gid = service_group_id(i)
                 applied = {
