@@ -52,7 +52,7 @@ class ClusterAgent:
         c = rt.cfg.cluster
         self.rt = rt
         self.cfg = rt.cfg
-        self.coord = coord or EtcdCoordinator(c.endpoints[0], c.name, c.controller_id, c.region,
+        self.coord = coord or EtcdCoordinator(c.endpoints, c.name, c.controller_id, c.region,
                                               c.lease_ttl_s, c.timeout_s)
         self.period_s = c.lease_ttl_s / 3
         self.regions = switch_regions(rt.cfg)
@@ -68,6 +68,7 @@ class ClusterAgent:
         self._thread: threading.Thread | None = None
         self.gate = ClaimGate(rt.cfg, self.coord, lambda: self.etcd_ok, self.masters_ingress)
         self.claims_error: str | None = None
+        self._failovers = 0  # the coordinator's endpoint failovers when the watches were last made
 
     def masters_ingress(self, service: str) -> bool:
         """Our weights are in force on one of ``service``'s client-side switches (we are its MASTER)."""
@@ -130,8 +131,10 @@ class ClusterAgent:
                 log.warning("etcd unreachable, keeping the last roles: %s", exc)
             self.etcd_ok, self.last_error = False, str(exc)
             return
-        if not self.etcd_ok and self.last_ok is not None:
-            log.info("etcd reachable again: re-watching")
+        if (not self.etcd_ok and self.last_ok is not None) or self.coord.failovers != self._failovers:
+            # back, or now on another etcd member: the old watch streams ended silently
+            log.info("etcd reachable again (%s): re-watching", self.coord.endpoint)
+            self._failovers = self.coord.failovers
             self._watch()
         self.etcd_ok, self.last_error, self.last_ok = True, None, time.time()
         roles = roles_by_dpid(self.cfg, owners, self.coord.member_id, self.roles)
@@ -167,6 +170,7 @@ class ClusterAgent:
         names = {sw.dpid: sw.name for sw in self.cfg.switches}
         state = "ok" if self.etcd_ok else "etcd unreachable: last roles and shifts kept, no new cross-region claim"
         return {"member": self.coord.member_id, "region": self.coord.region, "state": state, "etcd_ok": self.etcd_ok,
+                "etcd_endpoint": self.coord.endpoint, "etcd_failovers": self.coord.failovers,
                 "last_error": self.last_error, "last_ok": self.last_ok,
                 "lease_lost": self.coord.lease_lost,
                 "policy_revision": self.mirror.revision if self.mirror else 0,
@@ -187,6 +191,8 @@ class ClusterAgent:
         for role in ("master", "slave"):
             g.add_metric([role], sum(1 for r, _ in self.roles.values() if r == role))
         yield g
+        yield CounterMetricFamily("pfepo_cluster_etcd_failovers", "times requests moved on to another etcd "
+                                  "endpoint (cluster.endpoints)", value=self.coord.failovers)
         yield GaugeMetricFamily("pfepo_cluster_policy_revision", "etcd revision of the policy in force "
                                 "(0: local files, the cluster holds none)",
                                 value=self.mirror.revision if self.mirror else 0)
