@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+from pfepo.cluster.bandwidth import BandwidthSync
 from pfepo.cluster.baseline import BaselineSync
 from pfepo.cluster.claimgate import ClaimGate
 from pfepo.cluster.coordinator import Ownership
@@ -62,6 +63,7 @@ class ClusterAgent:
         self.last_ok: float | None = None
         self.mirror: PolicyMirror | None = None
         self.baseline: BaselineSync | None = None
+        self.bandwidth: BandwidthSync | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._cancels: list = []
@@ -88,6 +90,7 @@ class ClusterAgent:
         self.mirror = PolicyMirror(self.coord, folder, self._policy_changed)
         state = getattr(self.rt, "state", None)
         self.baseline = BaselineSync(self.coord, state, self._wake.set) if state is not None else None
+        self.bandwidth = BandwidthSync(self.coord, state, self._wake.set) if state is not None else None
         self._watch()
         self.mirror.sync()
         self._thread = threading.Thread(target=self._run, name="cluster", daemon=True)
@@ -99,7 +102,7 @@ class ClusterAgent:
         recreated whenever etcd comes back; each step also re-reads the policy in case a watch was lost."""
         for cancel in self._cancels:
             cancel()
-        self._cancels = [self.coord.watch(what, self._wake.set) for what in ("members", "owners", "baseline")]
+        self._cancels = [self.coord.watch(what, self._wake.set) for what in ("members", "owners", "baseline", "bandwidth")]
         self._cancels.append(self.coord.watch("policy", self.mirror.sync))
 
     def _policy_changed(self, revision: int) -> None:
@@ -126,6 +129,11 @@ class ClusterAgent:
                 audit = getattr(self.rt, "audit", None)
                 if audit is not None and rev:  # decisions after this were made against that baseline
                     audit.stamp["baseline_revision"] = rev
+            if self.bandwidth is not None:
+                rev = self.bandwidth.sync()
+                audit = getattr(self.rt, "audit", None)
+                if audit is not None and rev:
+                    audit.stamp["bandwidth_revision"] = rev
         except EtcdError as exc:
             if self.etcd_ok or self.last_error is None:
                 log.warning("etcd unreachable, keeping the last roles: %s", exc)
@@ -175,6 +183,7 @@ class ClusterAgent:
                 "lease_lost": self.coord.lease_lost,
                 "policy_revision": self.mirror.revision if self.mirror else 0,
                 "baseline_revision": self.baseline.revision if self.baseline else 0,
+                "bandwidth_revision": self.bandwidth.revision if self.bandwidth else 0,
                 "roles": {names.get(d, f"{d:#x}"): {"role": r, "generation": g}
                           for d, (r, g) in sorted(self.roles.items())},
                 "masters": sorted(d for d, (r, _) in self.roles.items() if r == "master"),

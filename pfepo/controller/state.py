@@ -117,6 +117,9 @@ class ControllerState:
         self.bandwidth: dict[str, dict[str, float | None]] = {
             s.name: {r: s.bandwidth_mbps.get(r) for r in s.weights} for s in cfg.services
         }
+        # What operators (REST, or another controller's operator via the cluster) set, per service and
+        # region, as opposed to the planner's raises: what pfepo.cluster shares. Since this process started.
+        self.bandwidth_overrides: dict[str, dict[str, float | None]] = {}
         self._path = Path(cfg.state_dir) / "desired.json"
         self._load()
 
@@ -276,6 +279,7 @@ class ControllerState:
                 self._save(baseline, bandwidth)
                 with self._lock:
                     self.bandwidth[service].update(new)
+                    self.bandwidth_overrides.setdefault(service, {}).update(new)
                     out = dict(self.bandwidth[service])
         log.info("bandwidth of %s set by %s: %s", service, source, out)
         self._notify()
