@@ -7,7 +7,8 @@ measurement are issue 14's (``pfepo_lab/bench/_fakeswitches.py``, ``pfepo_lab/be
 what this module adds is a fake switch with one connection per controller (``_Conn``: its siblings share
 the switch's groups, meters, flows and port states; each remembers the role its controller asked for,
 and, like OVS, a switch demotes the previous MASTER when another connection becomes MASTER and sends
-packet-ins only to MASTER/EQUAL connections). Generation ids are not checked by the fake (OVS does;
+packet-ins only to MASTER/EQUAL connections; a MASTER/SLAVE request with a generation id older than the
+last one it accepted is refused as stale, as OpenFlow 1.3 specifies and OVS does, see
 ``tests/cluster/test_roles_ovs.py``).
 
 Per K: a steady window after every switch was polled twice, then per controller its CPU, RSS, how many
@@ -38,7 +39,7 @@ import httpx
 import yaml
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from pfepo_lab.bench._fakeswitches import Fabric, FakeSwitch, intervals
+from pfepo_lab.bench._fakeswitches import Fabric, FakeSwitch, _msg, intervals
 from pfepo_lab.bench.controller import (
     CLIENT_DPID,
     PORT_METRICS,
@@ -64,9 +65,19 @@ class _Conn(FakeSwitch):
     slave_polls: int = 0  # port-stats requests received while this connection was SLAVE (must stay 0)
     siblings: list = field(default_factory=list)
 
+    generation: list = field(default_factory=lambda: [None])  # shared by the siblings: the switch's
+
     def _handle(self, mtype: int, xid: int, body: bytes) -> None:
-        if mtype == ofp.OFPT_ROLE_REQUEST and len(body) >= 4:
-            (role,) = struct.unpack_from("!I", body)
+        if mtype == ofp.OFPT_ROLE_REQUEST and len(body) >= 16:
+            role, gen = struct.unpack_from(ofp.OFP_ROLE_REQUEST_PACK_STR, body)
+            if role in (ofp.OFPCR_ROLE_MASTER, ofp.OFPCR_ROLE_SLAVE):  # OF 1.3 6.3.6: older generation = stale
+                seen = self.generation[0]
+                if seen is not None and ((gen - seen) & 0xFFFF_FFFF_FFFF_FFFF) >= 1 << 63:
+                    self.send(_msg(ofp.OFPT_ERROR, xid, struct.pack(ofp.OFP_ERROR_MSG_PACK_STR,
+                                                                    ofp.OFPET_ROLE_REQUEST_FAILED,
+                                                                    ofp.OFPRRFC_STALE) + body[:64]))
+                    return
+                self.generation[0] = gen
             if role == ofp.OFPCR_ROLE_MASTER:  # OVS: the previous MASTER becomes SLAVE
                 for s in self.siblings:
                     if s is not self and s.role == ofp.OFPCR_ROLE_MASTER:
@@ -94,6 +105,7 @@ def shared_fabric(n: int, ports: int, controllers: int) -> tuple[Fabric, dict[in
         for c in group:
             c.siblings = group
             c.groups, c.meters, c.flows, c.port_down = first.groups, first.meters, first.flows, first.port_down
+            c.generation = first.generation
             c._t0 = first._t0  # one set of counters, whoever reads them
         fab.switches[dpid] = first  # probes are looped back through it (to its MASTER/EQUAL connections)
         conns[dpid] = group
