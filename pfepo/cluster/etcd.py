@@ -179,12 +179,15 @@ class EtcdCoordinator:
         want = desired_owners(switch_regions, self.members())
         current = self.owners()
         me = self.member_id
+        lease = self._lease
+        if lease is None:  # left (stopping): take nothing
+            return current
         for sw, owner in want.items():
             key = _b64(self.root + "owners/" + sw)
             cur = current.get(sw)
             if owner == me and cur is None:
                 self._txn([{"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": 0}],
-                          [{"request_put": {"key": key, "value": _b64(me), "lease": self._lease.id}}])
+                          [{"request_put": {"key": key, "value": _b64(me), "lease": lease.id}}])
             elif cur is not None and cur.owner == me and owner not in (None, me):
                 self._txn([{"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": cur.generation}],
                           [{"request_delete_range": {"key": key}}])
