@@ -425,19 +425,30 @@ class Fabric:
         return out
 
     # --- periodic work, echo and probes -------------------------------------------------------------
-    def on_tick(self, now: float, hold_polls: bool = False) -> Out:
+    def on_tick(self, now: float, hold_polls: bool = False, cpu_s: float | None = None,
+                wake_lags: list[float] = ()) -> Out:
         """Every poll interval / ``slots``: poll this slot's switches whose last reply was handled
         (backpressure), time the control channel with the poll, audit the switches whose turn it is;
         once per interval report and send probes. ``hold_polls``: a later stage (history) is behind:
-        no counters are asked for this tick (the effective interval grows; nothing is dropped)."""
+        no counters are asked for this tick (the effective interval grows; nothing is dropped).
+        ``cpu_s``: the process's CPU time so far, ``wake_lags``: how late the poll thread woke since the last
+        tick; past their budgets, polls are stretched (PollGate.load)."""
         out = Out()
+        if cpu_s is not None:
+            self.gate.load(now, cpu_s, wake_lags)
         # Echo and probes first: their replies then come back ahead of the stats replies, so the time a
         # probe waits in our own event queue (counted as link latency) stays small.
         audit_s = self.audit_s
         slot = self._tick % self.slots
         self._tick += 1
-        due = [dpid for dpid in self.syncs
-               if (self.slots == 1 or (dpid * 0x9E3779B1 >> 7) % self.slots == slot) and self.gate.due(dpid, now)]
+        # Stretched (CPU budget), a switch may go on any slot once its longer interval passed, so the
+        # interval stretches smoothly, not in whole intervals.
+        stretched = self.gate.stretch > 1.0
+        due = []
+        for dpid in self.syncs:
+            own = self.slots == 1 or (dpid * 0x9E3779B1 >> 7) % self.slots == slot
+            if (own or stretched) and self.gate.due(dpid, now, count_skip=own):
+                due.append(dpid)
         if hold_polls and due:
             self.gate.held += len(due)
             due = []
