@@ -112,6 +112,9 @@ class PfepoApp(app_manager.OSKenApp):
         self.watchdog = Watchdog(stall_s=max(5.0, 10 * self.cfg.poll_interval_s))
         self._desired_pending = threading.Event()
         self._wake_lags: collections.deque[float] = collections.deque(maxlen=256)  # poll thread -> ticks
+        # per uplink port-status: (s from the socket to its handler, s from there to the GroupMods queued
+        # for sending), the daemon's own part of failover
+        self.port_status_timing: collections.deque[tuple[float, float]] = collections.deque(maxlen=50)
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self.roles: dict[int, tuple[str, int]] = {}  # cluster only: dpid -> (role, generation) requested
@@ -205,6 +208,15 @@ class PfepoApp(app_manager.OSKenApp):
                                 value=st["cpu_cores"])
         yield CounterMetricFamily("pfepo_poll_skipped", "polls skipped: the previous reply was not handled yet",
                                   value=st["skipped_total"])
+        timing = list(self.port_status_timing)
+        ps = GaugeMetricFamily("pfepo_port_status_seconds", "uplink port-status events, last 50: from the socket "
+                               "to the handler (queued) and from there to the GroupMods sent (handled)",
+                               labels=["stage", "stat"])
+        for i, stage in enumerate(("queued", "handled")):
+            vals = sorted(t[i] for t in timing) or [0.0]
+            ps.add_metric([stage, "p50"], vals[len(vals) // 2])
+            ps.add_metric([stage, "max"], vals[-1])
+        yield ps
         q = GaugeMetricFamily("pfepo_openflow_events_queued", "OpenFlow events waiting, per lane", labels=["lane"])
         q.add_metric(["urgent"], self.events.urgent_size())
         q.add_metric(["normal"], self.events.qsize() - self.events.urgent_size())
@@ -413,8 +425,12 @@ class PfepoApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded
     def _port_status(self, ev):
+        started = time.time()
         port, up = ofmsg.parse_port_status(ev.msg)
         self._apply(self.fabric.on_port_status(ev.msg.datapath.id, port, up))
+        if self._desired_pending.is_set():  # an uplink changed: its GroupMods go out now, timed
+            self._push_desired()
+            self.port_status_timing.append((started - self._arrived(ev), time.time() - started))
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     @guarded

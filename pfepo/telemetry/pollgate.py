@@ -45,8 +45,9 @@ class PollGate:
 
         Once per interval: hot (CPU over budget, or ready threads waiting over ``lag_budget_s`` while this
         process uses at least half its budget -- a busy machine alone does not stop a small fleet's polls)
-        stretches the poll interval, by up to 1.5x per interval; cool (under 85 % of the CPU budget, lags
-        under half theirs or little CPU) relaxes it as fast.
+        stretches the poll interval, by up to 1.5x per interval; cool (under 85 % of the CPU budget, and lags
+        under half theirs or a quarter of the budget used) relaxes it by 1.25x per interval. In between, it
+        holds: under outside load alone, the stretch settles where this process uses about half its budget.
         """
         self._lags.extend(wake_lags)
         if self._cpu_at is None:
@@ -64,8 +65,8 @@ class PollGate:
         if cpu > self.cpu_budget or (busy and lag > self.lag_budget_s):
             over = max(cpu / self.cpu_budget, lag / self.lag_budget_s if busy else 0.0)
             self.stretch = min(self.max_stretch, self.stretch * min(1.5, max(1.1, over)))
-        elif cpu < 0.85 * self.cpu_budget and (not busy or lag < 0.5 * self.lag_budget_s):
-            self.stretch = max(1.0, self.stretch / 1.5)
+        elif cpu < 0.85 * self.cpu_budget and (lag < 0.5 * self.lag_budget_s or cpu < 0.25 * self.cpu_budget):
+            self.stretch = max(1.0, self.stretch / 1.25)
 
     def due(self, dpid: int, now: float, count_skip: bool = True) -> bool:
         """True if ``dpid`` may be polled now (its interval passed and nothing is outstanding).

@@ -61,7 +61,7 @@ def test_cpu_over_budget_stretches_the_interval_and_under_it_relaxes_back():
     assert g.due(1, t + 0.95 * 1.5 ** 3)
     t, cpu = _run_load(g, 0.65, 0.0, 2, t, cpu)  # between 85 % and 100 % of the budget: held
     assert g.stretch == 1.5 ** 3
-    _run_load(g, 0.2, 0.0, 5, t, cpu)  # well under: back to the configured interval
+    _run_load(g, 0.2, 0.0, 8, t, cpu)  # well under: back to the configured interval
     assert g.stretch == 1.0 and not g.overloaded()
 
 
@@ -70,8 +70,12 @@ def test_wake_lag_stretches_only_a_busy_process():
     g.load(0.0, 0.0)
     t, cpu = _run_load(g, 0.1, 0.2, 5)  # a busy machine, but we use little: a small fleet keeps polling
     assert g.stretch == 1.0 and g.status()["wake_lag_p90_s"] == 0.2
-    _run_load(g, 0.5, 0.05, 1, t, cpu)  # half the budget and ready threads wait 5x too long: stretched
+    t, cpu = _run_load(g, 0.5, 0.05, 1, t, cpu)  # half the budget, ready threads wait 5x too long: stretched
     assert g.stretch == 1.5
+    t, cpu = _run_load(g, 0.3, 0.05, 3, t, cpu)  # polls less, the machine still busy: held, not relaxed
+    assert g.stretch == 1.5
+    _run_load(g, 0.3, 0.004, 2, t, cpu)  # ready threads run at once again: relaxed
+    assert g.stretch == 1.0
 
 
 def test_stretch_is_bounded():
