@@ -278,6 +278,8 @@ class Fabric:
                     roles.setdefault(r.uplink.switch, ([], []))[0].append(svc.name)
                     roles.setdefault(r.switch, ([], []))[1].append(svc.name)
         self._roles = {k: (tuple(dict.fromkeys(a)), tuple(dict.fromkeys(b))) for k, (a, b) in roles.items()}
+        # the only switches whose desired state can change (ingress or region switches of a service)
+        self._role_dpids = tuple(s.dpid for s in cfg.switches if s.name in self._roles)
         self.weights: Mapping[str, Mapping[str, int]] = weights or {}
         self.bandwidth: Mapping[str, Mapping[str, float | None]] = bandwidth or {}
         self.evicted: Mapping[str, frozenset[str]] = evicted or {}  # regions emptied per service (affinity)
@@ -386,7 +388,10 @@ class Fabric:
         if evicted is not None:
             self.evicted = evicted
         out = Out()
-        for dpid, sync in self.syncs.items():
+        for dpid in self._role_dpids:  # a plain switch's desired state never changes: not O(all switches)
+            sync = self.syncs.get(dpid)
+            if sync is None:
+                continue
             want = self.want(dpid)
             if want is sync.want:
                 continue  # nothing this switch holds depends on what changed
