@@ -26,7 +26,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from pfepo.openflow import ofmsg
+from pfepo.openflow import gcpause, ofmsg
 from pfepo.openflow.lanes import TwoLaneQueue
 from pfepo.openflow.messages import (
     FlowMod,
@@ -123,6 +123,7 @@ class PfepoApp(app_manager.OSKenApp):
         pfepo.app = self
 
     def start(self):
+        self.gc = gcpause.install()  # set up: what exists now is never garbage; collections are timed
         t = super().start()
         self._poller = hub.spawn(self._poll_loop)
         self.threads.append(self._poller)
@@ -217,6 +218,15 @@ class PfepoApp(app_manager.OSKenApp):
             ps.add_metric([stage, "p50"], vals[len(vals) // 2])
             ps.add_metric([stage, "max"], vals[-1])
         yield ps
+        gcs = getattr(self, "gc", None)
+        if gcs is not None:
+            pause = GaugeMetricFamily("pfepo_gc_pause_max_seconds", "longest of the last 100 garbage collections "
+                                      "per generation (every thread waits)", labels=["generation"])
+            for gen, (_n, longest) in gcs.stats().items():
+                pause.add_metric([str(gen)], longest)
+            yield pause
+            yield GaugeMetricFamily("pfepo_gc_frozen_objects", "objects frozen at start (never scanned)",
+                                    value=gcs.frozen)
         q = GaugeMetricFamily("pfepo_openflow_events_queued", "OpenFlow events waiting, per lane", labels=["lane"])
         q.add_metric(["urgent"], self.events.urgent_size())
         q.add_metric(["normal"], self.events.qsize() - self.events.urgent_size())

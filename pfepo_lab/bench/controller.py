@@ -308,6 +308,8 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         # backpressure as the daemon reports it at the window's end (absent in older code: 0)
         point["poll_stretch"] = metric_value(m1, "pfepo_poll_stretch")
         point["wake_lag_p90_ms"] = round(1000 * metric_value(m1, "pfepo_wake_lag_p90_seconds"), 1)
+        point["gc_pause_max_ms"] = round(1000 * max(metric_value(m1, "pfepo_gc_pause_max_seconds",
+                                                                 f'{{generation="{g}"}}') for g in "012"), 1)
         point["cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
         point["rss_mb"] = round(daemon.status("VmRSS") / 1024, 1)
         point["threads"] = daemon.status("Threads")

@@ -65,17 +65,13 @@ def test_cpu_over_budget_stretches_the_interval_and_under_it_relaxes_back():
     assert g.stretch == 1.0 and not g.overloaded()
 
 
-def test_wake_lag_stretches_only_a_busy_process():
-    g = PollGate(interval_s=1.0, cpu_budget=0.7, lag_budget_s=0.01)
+def test_wake_lag_is_reported_but_only_cpu_stretches():
+    g = PollGate(interval_s=1.0, cpu_budget=0.7)
     g.load(0.0, 0.0)
-    t, cpu = _run_load(g, 0.1, 0.2, 5)  # a busy machine, but we use little: a small fleet keeps polling
+    t, cpu = _run_load(g, 0.5, 0.2, 5)  # a busy machine, ready threads wait: the daemon's own CPU decides
     assert g.stretch == 1.0 and g.status()["wake_lag_p90_s"] == 0.2
-    t, cpu = _run_load(g, 0.5, 0.05, 1, t, cpu)  # half the budget, ready threads wait 5x too long: stretched
-    assert g.stretch == 1.5
-    t, cpu = _run_load(g, 0.3, 0.05, 3, t, cpu)  # polls less, the machine still busy: held, not relaxed
-    assert g.stretch == 1.5
-    _run_load(g, 0.3, 0.004, 2, t, cpu)  # ready threads run at once again: relaxed
-    assert g.stretch == 1.0
+    _run_load(g, 0.84, 0.0, 1, t, cpu)
+    assert g.stretch == 1.2
 
 
 def test_stretch_is_bounded():
