@@ -123,7 +123,7 @@ class PfepoApp(app_manager.OSKenApp):
         pfepo.app = self
 
     def start(self):
-        self.gc = gcpause.install()  # set up: what exists now is never garbage; collections are timed
+        self.gc = gcpause.install()  # every garbage collection is timed (a full one stops every thread)
         t = super().start()
         self._poller = hub.spawn(self._poll_loop)
         self.threads.append(self._poller)
@@ -225,8 +225,6 @@ class PfepoApp(app_manager.OSKenApp):
             for gen, (_n, longest) in gcs.stats().items():
                 pause.add_metric([str(gen)], longest)
             yield pause
-            yield GaugeMetricFamily("pfepo_gc_frozen_objects", "objects frozen at start (never scanned)",
-                                    value=gcs.frozen)
         q = GaugeMetricFamily("pfepo_openflow_events_queued", "OpenFlow events waiting, per lane", labels=["lane"])
         q.add_metric(["urgent"], self.events.urgent_size())
         q.add_metric(["normal"], self.events.qsize() - self.events.urgent_size())
