@@ -41,6 +41,7 @@ from pfepo.openflow.messages import (
 )
 from pfepo.openflow.switch import Fabric, Out
 from pfepo.openflow.watchdog import Watchdog
+from pfepo.openflow.wiretime import WireSocket
 
 if TYPE_CHECKING:
     from pfepo.daemon import Runtime
@@ -110,6 +111,8 @@ class PfepoApp(app_manager.OSKenApp):
         self._multipart: dict[tuple[int, int], list] = {}
         self._outbox: dict[int, collections.deque] = {}  # per dpid: built messages not yet sent, in order
         self._backlog: set[int] = set()  # dpids whose outbox still holds messages (send queue was full)
+        # Probes handed to os-ken, (dpid, xid, seq, when), until their wire send time is known (wiretime.py).
+        self._probes_in_flight: collections.deque = collections.deque(maxlen=4096)
         self.watchdog = Watchdog(stall_s=max(5.0, 10 * self.cfg.poll_interval_s))
         self._desired_pending = threading.Event()
         self._wake_lags: collections.deque[float] = collections.deque(maxlen=256)  # poll thread -> ticks
@@ -164,7 +167,9 @@ class PfepoApp(app_manager.OSKenApp):
         """os-ken delivers every switch message here, on that connection's receive thread: stamp the
         arrival time there (probe and echo timings then exclude our own event queue), then queue it in
         its lane (port status ahead of everything else)."""
-        ev.pfepo_received = time.time()
+        now = time.time()
+        rx = getattr(getattr(getattr(getattr(ev, "msg", None), "datapath", None), "socket", None), "last_rx", None)
+        ev.pfepo_received = rx if rx is not None and rx <= now else now  # kernel arrival time when known
         self.events.put((ev, state), urgent=isinstance(ev, URGENT))
 
     def _event_loop(self):
@@ -305,9 +310,12 @@ class PfepoApp(app_manager.OSKenApp):
                     return  # full: the rest goes out after the next handled event
                 sem.release()
             out = box.popleft()
-            if isinstance(out, ProbeOut):
+            probe = out if isinstance(out, ProbeOut) else None
+            if probe is not None:
                 out = ofmsg.to_osken(dp, PacketOut(out.port, self.fabric.probe_frame(dpid, out, time.time())))
             dp.send_msg(out)
+            if probe is not None and isinstance(dp.socket, WireSocket):
+                self._probes_in_flight.append((dpid, out.xid, probe.seq, time.time()))
         self._backlog.discard(dpid)
 
     def _on_state_change(self) -> None:
@@ -361,6 +369,9 @@ class PfepoApp(app_manager.OSKenApp):
     @guarded
     def _features(self, ev):
         dp = ev.msg.datapath
+        wire = WireSocket.wrap(dp.socket)  # kernel receive and wire send times for echoes and probes
+        if wire is not None:
+            dp.socket = wire
         sw = self.state.switch_connected(dp.id, True)
         out = self.fabric.on_connect(dp.id, time.time()) if sw is not None else None
         if out is None:
@@ -454,17 +465,36 @@ class PfepoApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN_DISPATCHER)
     @guarded
     def _echo_reply(self, ev):
-        self._apply(self.fabric.on_echo_reply(ev.msg.datapath.id, bytes(ev.msg.data or b""), self._arrived(ev)))
+        sock = ev.msg.datapath.socket
+        sent_at = sock.sent_at(ev.msg.xid) if isinstance(sock, WireSocket) else None
+        self._apply(self.fabric.on_echo_reply(ev.msg.datapath.id, bytes(ev.msg.data or b""), self._arrived(ev),
+                                              sent_at))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
     def _packet_in(self, ev):
         msg = ev.msg
-        # received: when os-ken's receive thread read it off the socket, before our event queue.
+        self._probe_wire_times()
+        # received: when the kernel received it (or os-ken's receive thread read it), before our event queue.
         received = self._arrived(ev)
         trusted = time.time() - received < PROBE_QUEUE_LIMIT_S
         self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data), received,
                                              trusted))
+
+    def _probe_wire_times(self) -> None:
+        """Tell the Fabric when each probe handed to os-ken actually left the socket (its send thread
+        stamps it); entries still unsent stay, entries of a gone connection are dropped."""
+        now = time.time()
+        for _ in range(len(self._probes_in_flight)):
+            dpid, xid, seq, handed = self._probes_in_flight.popleft()
+            sock = getattr(self.datapaths.get(dpid), "socket", None)
+            if not isinstance(sock, WireSocket):
+                continue
+            t = sock.sent_at(xid)
+            if t is not None:
+                self.fabric.probe_left_socket(seq, t)
+            elif now - handed < 2.0:  # not sent yet; older than any probe timeout: forget it
+                self._probes_in_flight.append((dpid, xid, seq, handed))
 
     # --- multi-controller roles (pfepo.cluster; nothing here runs without a cluster: section) ----------
     def _clustered(self) -> bool:

@@ -473,13 +473,15 @@ class Fabric:
     def poll_status(self) -> dict:
         return self.gate.status()
 
-    def on_echo_reply(self, dpid: int, data: bytes, now: float) -> Out:
+    def on_echo_reply(self, dpid: int, data: bytes, now: float, sent_at: float | None = None) -> Out:
+        """An echo came back. ``sent_at``: when the request left our socket, if the adapter knows (wire
+        time); else the time stamped in its payload when it was built."""
         round_echo = data[:4] == ROUND_ECHO
         if round_echo:
             data = data[4:]
         if len(data) >= 8:
             (t_sent,) = struct.unpack("!d", data[:8])
-            rtt = now - t_sent
+            rtt = now - (t_sent if sent_at is None else sent_at)
             if 0 <= rtt < 60:
                 if round_echo and t_sent == self._round_t:  # this probe round's own control-channel delay
                     self._round_excess[dpid] = self.echo.excess(dpid, rtt, now)
@@ -516,6 +518,10 @@ class Fabric:
             for _ in range(self.cfg.probes.per_interval):
                 seq = self.probes.next_seq(direction, now)
                 out.send(src, ProbeOut(port, self._link_index[direction], seq))
+
+    def probe_left_socket(self, seq: int, t_wire: float) -> None:
+        """The adapter saw probe ``seq`` leave the socket at ``t_wire``: its latency is timed from there."""
+        self.probes.left_socket(seq, t_wire)
 
     def probe_frame(self, dpid: int, probe: ProbeOut, t_out: float) -> bytes:
         """The authenticated frame of ``probe``, stamped with the time the adapter sends it."""

@@ -79,6 +79,7 @@ class ProbeTracker:
     _pending: dict[int, tuple[str, float]] = field(default_factory=dict)  # seq -> (link, t_out)
     _done: dict[str, deque] = field(default_factory=dict)  # link -> (t_out, latency or None)
     _discarded: dict[str, int] = field(default_factory=dict)
+    _wire: dict[int, float] = field(default_factory=dict)  # seq -> when it left our socket (if known)
 
     def next_seq(self, link: str, t_out: float) -> int:
         self._seq = (self._seq + 1) % 2**32
@@ -91,6 +92,13 @@ class ProbeTracker:
         if entry is not None:
             self._pending[seq] = (entry[0], t_out)
 
+    def left_socket(self, seq: int, t_wire: float) -> None:
+        """The probe's packet-out left our socket at ``t_wire`` (the adapter's wire time). Latency is then
+        timed from there: the frame's own stamp (checked against replays) was taken before os-ken's send
+        thread got to it."""
+        if seq in self._pending:
+            self._wire[seq] = t_wire
+
     def expects(self, seq: int, link: str, t_out: float) -> bool:
         """True if ``seq`` is a probe we sent on ``link`` at ``t_out`` and still wait for (not a replay)."""
         return self._pending.get(seq) == (link, t_out)
@@ -100,9 +108,11 @@ class ProbeTracker:
         """Record an arrival; returns (link, one-way latency s) or None for unknown/late/duplicate probes
         and for untrusted ones (discarded)."""
         entry = self._pending.pop(seq, None)
+        t_wire = self._wire.pop(seq, None)
         if entry is None:
             return None
         link, t_out = entry
+        t_out = t_out if t_wire is None else t_wire
         if not trusted:
             self._discarded[link] = self._discarded.get(link, 0) + 1
             return None
@@ -127,6 +137,7 @@ class ProbeTracker:
         for seq, (link, t_out) in list(self._pending.items()):
             if now - t_out > self.timeout_s:
                 del self._pending[seq]
+                self._wire.pop(seq, None)
                 if trusted:
                     self._done.setdefault(link, deque()).append((t_out, None))
                 else:

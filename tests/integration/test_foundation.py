@@ -160,8 +160,6 @@ def test_unknown_switch_is_logged_and_left_alone(lab):
         subprocess.run(["ovs-vsctl", "--if-exists", "del-br", br], check=False)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known issue (2026-11-30): an idle lab link reads 5-10 ms (window median) even on an idle machine, where ping through the same relay reads 0.6 ms one way; the OpenFlow echo RTT used to correct it is itself 3-19 ms there, so the delay is in the controller/OVS control path, not the link. Cause not found."))
 def test_link_probes_measure_latency_and_loss(lab):
     def probe_samples(since: float = 0.0):
         got = lab.api.get("/api/v1/samples", params={"subject": "uplink:us", "since": since,

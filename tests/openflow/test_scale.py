@@ -103,6 +103,25 @@ def test_a_probe_round_whose_echoes_came_back_slow_is_discarded(net_probing):
 
 
 
+def test_an_echo_timed_on_the_wire_is_not_slowed_by_our_own_send_queue(net_probing):
+    """The adapter passes when the request really left the socket: the RTT excludes the time it waited
+    to be sent, so a round is not discarded for our own send delay (wiretime.py)."""
+    net, core, eu = net_probing
+    f = net.fabric
+    net.tick()
+    kept = f.probe_rounds_discarded
+    for d in f._round_switches:  # built at _round_t, left the socket 79 ms later, back 1 ms after that
+        f.on_echo_reply(d, ROUND_ECHO + struct.pack("!d", f._round_t), f._round_t + 0.080,
+                        sent_at=f._round_t + 0.079)
+        assert f.echo.get(d) <= 0.001 + 1e-9  # smoothed with the instant echoes before: never the 80 ms
+    net.deliver_probes(core, 1, eu.dpid, 1, 0.010)
+    net.samples.clear()
+    net.tick(net.cfg.probes.timeout_s + 0.1)
+    assert f.probe_rounds_discarded == kept
+    lat = [s.value for s in net.samples if s.subject == "uplink:eu" and s.metric == "latency_out_ms"]
+    assert lat == [pytest.approx(10.0, abs=1.0)]
+
+
 @pytest.fixture
 def net_probing(cfg):
     net = FakeController(cfg)

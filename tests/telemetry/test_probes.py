@@ -85,3 +85,15 @@ def test_echo_baseline_and_excess():
     assert e.baseline(1, 1.0) == pytest.approx(0.003)
     assert e.excess(1, 0.050, 1.0) == pytest.approx(0.047)
     assert e.baseline(1, 101.0) == pytest.approx(0.103)  # creeps up: a real path change is followed
+
+
+def test_latency_is_timed_from_when_the_probe_left_the_socket():
+    t = ProbeTracker(timeout_s=1.0)
+    s = t.next_seq("l>", 10.0)
+    t.sent(s, 10.000)  # stamped into the frame as it was handed to os-ken
+    t.left_socket(s, 10.006)  # os-ken's send thread got to it 6 ms later
+    assert t.expects(s, "l>", 10.000)  # the frame's own stamp still identifies it
+    link, lat = t.received(s, 10.007, 0.0, 0.0)
+    assert link == "l>" and lat == pytest.approx(0.001)
+    t.left_socket(s, 10.5)  # no longer pending: ignored
+    assert t.received(s, 10.6, 0.0, 0.0) is None
