@@ -113,6 +113,7 @@ class PredictiveEngine:
         # A trend is extrapolated only while the level still rises: over the last ``trend_tau_s`` the fast
         # level must have gained at least half of what the drift claims for that time.
         self.support_steps = max(1, math.ceil(trend_tau_s / step_s - 1e-9))
+        self.level_steps = max(1, min(self.support_steps, math.ceil(LEVEL_S / step_s - 1e-9)))
         self.a_lvl = float(1 - np.exp(-step_s / LEVEL_TAU_S))
         self.clear = float(clear)
         self.raise_min = float(raise_min)
@@ -147,7 +148,7 @@ class PredictiveEngine:
         self.n_fits = np.zeros(n, dtype=np.int64)
         self.pring = np.zeros((self.confirm_steps, n))  # breach probability, last steps
         self.lvl = np.full(n, np.nan)  # fast level (EW over ``LEVEL_TAU_S``) of what the forecasts see
-        self.lvl_ring = np.full((3 * self.support_steps + 1, n), np.nan)  # that level, last 3 x trend_tau_s
+        self.lvl_ring = np.full((3 * self.support_steps + self.level_steps, n), np.nan)  # that level, 3 x trend_tau_s + LEVEL_S
         self.lev_t0 = np.full(n, np.nan)  # since when the forecast's level alone (no trend) has breached
         self.over_n = np.zeros(n)  # consecutive observed samples above the threshold
         self.over_t0 = np.full(n, np.nan)  # time of the first of them
@@ -314,7 +315,6 @@ class PredictiveEngine:
             ring = self.lvl_ring
             size = ring.shape[0]
             past, mid = ring[(b - s) % size], ring[(b - h2) % size]
-            past2, past3 = ring[(b - 2 * s) % size], ring[(b - 3 * s) % size]
             drift = self.bank.drift()
             # Supported: the level rose over the whole last trend_tau_s by SUPPORT of what the drift claims,
             # and already in its first half -- a jump or a spike of tens of seconds (all of the rise in the
@@ -324,7 +324,11 @@ class PredictiveEngine:
             ring[b % size] = self.lvl
             p_trend, _, _ = self.bank.breach_probability(self._thr_t)
             p_level, _, _ = self.bank.breach_probability(self._thr_t, drift=False)
-            p = np.maximum(np.where(supported, p_trend, 0.0), self._growth(self.lvl, past, past2, past3))
+            # growth is judged on the lowest fast level over LEVEL_S at each of the four points: a rise that
+            # has not held that long (a spike riding on a slow ramp) is no growth
+            k = np.arange(self.level_steps)
+            lows = [np.min(ring[(b - j * s - k) % size], axis=0) for j in range(4)]
+            p = np.maximum(np.where(supported, p_trend, 0.0), self._growth(*lows))
             above = fed > self._thr_t
         now = b * self.step_s
         # The forecast's level alone (no trend) above the threshold is no more than an observation: it
@@ -351,7 +355,8 @@ class PredictiveEngine:
           of the series, through the fast level's filter), and with an acceleration that does not fall
           (growth-like: the last increment of the rise at least the one before): an accelerating, sustained
           rise. The onset of a linear ramp is a kink (its acceleration falls at once); a plateau, a step or
-          a spike does not accelerate at all;
+          a spike does not accelerate at all. Each point is the lowest fast level of the ``LEVEL_S`` before
+          it, so a spike riding on a slow ramp is not growth;
         - the core's deviation from its (seasonally corrected) baseline is ``GROWTH_DEV`` level spreads (a
           departure from this series' own normal, not a wave);
         - the growth rate of the last window, projected in log space over the horizon, reaches the
