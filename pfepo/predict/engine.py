@@ -148,7 +148,8 @@ class PredictiveEngine:
         self.n_fits = np.zeros(n, dtype=np.int64)
         self.pring = np.zeros((self.confirm_steps, n))  # breach probability, last steps
         self.lvl = np.full(n, np.nan)  # fast level (EW over ``LEVEL_TAU_S``) of what the forecasts see
-        self.lvl_ring = np.full((3 * self.support_steps + self.level_steps, n), np.nan)  # that level, 3 x trend_tau_s + LEVEL_S
+        self.lvl_ring = np.full((max(self.support_steps + 1, self.level_steps), n), np.nan)  # that level, last support_s
+        self.low_ring = np.full((3 * self.support_steps + 1, n), np.nan)  # its lowest over LEVEL_S, last 3 x support_s
         self.lev_t0 = np.full(n, np.nan)  # since when the forecast's level alone (no trend) has breached
         self.over_n = np.zeros(n)  # consecutive observed samples above the threshold
         self.over_t0 = np.full(n, np.nan)  # time of the first of them
@@ -168,12 +169,13 @@ class PredictiveEngine:
                 self.endpoints.append(n)
             e = len(self.endpoints)
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
-                   self.lvl_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
+                   self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
                    self.evid, self.held, self.held_until, self.lev_t0)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
-             self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.over_n[:k],
+             self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.low_ring[:, :k],
+             self.over_n[:k],
              self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
              self.lev_t0[:k]) = old
             self.bank.grow(e * self.m)
@@ -187,7 +189,7 @@ class PredictiveEngine:
         self.feat.priority[i] = PRIORITY.get(priority, 1.0)
 
     def memory_bytes(self) -> int:
-        evidence = (self.lvl, self.lvl_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
+        evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
                     self.held_until, self.lev_t0)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
                    + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
@@ -326,9 +328,11 @@ class PredictiveEngine:
             p_level, _, _ = self.bank.breach_probability(self._thr_t, drift=False)
             # growth is judged on the lowest fast level over LEVEL_S at each of the four points: a rise that
             # has not held that long (a spike riding on a slow ramp) is no growth
-            k = np.arange(self.level_steps)
-            lows = [np.min(ring[(b - j * s - k) % size], axis=0) for j in range(4)]
-            p = np.maximum(np.where(supported, p_trend, 0.0), self._growth(*lows))
+            lows = self.low_ring
+            nl = lows.shape[0]
+            lows[b % nl] = np.min(ring[(b - np.arange(self.level_steps)) % size], axis=0)
+            pts = [lows[(b - j * s) % nl] for j in range(4)]
+            p = np.maximum(np.where(supported, p_trend, 0.0), self._growth(*pts))
             above = fed > self._thr_t
         now = b * self.step_s
         # The forecast's level alone (no trend) above the threshold is no more than an observation: it
