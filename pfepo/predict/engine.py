@@ -47,6 +47,12 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 LEVEL_TAU_S = 30.0  # the fast level that checks a trend is still rising
 LEVEL_S = 60.0  # observed above the threshold this long (>= 2 samples) is evidence 1: longer than a spike
 SUPPORT = 0.5  # share of the drift's claimed rise the level must show over the last trend_tau_s
+# Growth evidence (a convex creep, where the linear drift underestimates): the rise over the last
+# trend_tau_s exceeds the rise over the one before by this many standard errors of that difference, and
+# the level is this many level spreads above its baseline (the anomaly core's scales).
+CONVEX_Z = 3.0
+GROWTH_DEV = 3.0
+GROWTH_P = 0.9  # evidence of a breach projected by an accelerating rise (above ``clear``: never vetoed)
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
 
@@ -107,6 +113,7 @@ class PredictiveEngine:
         # A trend is extrapolated only while the level still rises: over the last ``trend_tau_s`` the fast
         # level must have gained at least half of what the drift claims for that time.
         self.support_steps = max(1, math.ceil(trend_tau_s / step_s - 1e-9))
+        self.level_steps = max(1, min(self.support_steps, math.ceil(LEVEL_S / step_s - 1e-9)))
         self.a_lvl = float(1 - np.exp(-step_s / LEVEL_TAU_S))
         self.clear = float(clear)
         self.raise_min = float(raise_min)
@@ -141,7 +148,9 @@ class PredictiveEngine:
         self.n_fits = np.zeros(n, dtype=np.int64)
         self.pring = np.zeros((self.confirm_steps, n))  # breach probability, last steps
         self.lvl = np.full(n, np.nan)  # fast level (EW over ``LEVEL_TAU_S``) of what the forecasts see
-        self.lvl_ring = np.full((self.support_steps + 1, n), np.nan)  # that level, last support_s
+        self.lvl_ring = np.full((max(self.support_steps + 1, self.level_steps), n), np.nan)  # that level, last support_s
+        self.low_ring = np.full((3 * self.support_steps + 1, n), np.nan)  # its lowest over LEVEL_S, last 3 x support_s
+        self.lev_t0 = np.full(n, np.nan)  # since when the forecast's level alone (no trend) has breached
         self.over_n = np.zeros(n)  # consecutive observed samples above the threshold
         self.over_t0 = np.full(n, np.nan)  # time of the first of them
         self.level_ok = np.zeros(n)  # 1 where such a run is confirmed (>= 2 samples spanning LEVEL_S)
@@ -160,13 +169,15 @@ class PredictiveEngine:
                 self.endpoints.append(n)
             e = len(self.endpoints)
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
-                   self.lvl_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
-                   self.evid, self.held, self.held_until)
+                   self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
+                   self.evid, self.held, self.held_until, self.lev_t0)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
-             self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.over_n[:k],
-             self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k]) = old
+             self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.low_ring[:, :k],
+             self.over_n[:k],
+             self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
+             self.lev_t0[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -178,8 +189,8 @@ class PredictiveEngine:
         self.feat.priority[i] = PRIORITY.get(priority, 1.0)
 
     def memory_bytes(self) -> int:
-        evidence = (self.lvl, self.lvl_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
-                    self.held_until)
+        evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
+                    self.held_until, self.lev_t0)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
                    + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
 
@@ -287,26 +298,49 @@ class PredictiveEngine:
         - The breach probability counts once the forecast's central path breaches (p >= 0.5): an interval
           that is merely wide enough to touch the threshold is no evidence.
         - The drift is extrapolated only while it is *supported*: the fast level rose over the last
-          ``trend_tau_s`` by at least ``SUPPORT`` of what the drift claims. A ramp that has stopped (a busy
-          plateau just under the threshold) is judged by its level, not by the lagging trend.
+          ``trend_tau_s`` by at least ``SUPPORT`` of what the drift claims, and already in its first half.
+          A ramp that has stopped (a busy plateau just under the threshold) is judged by its level, not by
+          the lagging trend; a jump or a spike (all of its rise in the last moments) is not a trend.
+        - The forecast's level alone breaching counts only once it has lasted ``LEVEL_S`` (confirmation
+          included), like an observed breach: a spike of tens of seconds moves the level too.
+        - A convex creep adds growth evidence (``_growth``).
         - Observed samples above the threshold for ``LEVEL_S`` (at least two of them) are evidence 1 on
           their own (``level_ok``, already confirmed): a breach under way needs no extrapolation, and the
           forecast's smoothing would otherwise lag it at slow sampling. One sample above is a spike.
         - Forecast evidence is confirmed (``_confirm``) once it held for ``confirm_s`` *and* at least two
           samples: at 60 s sampling one held sample is one observation, not a minute of evidence.
         """
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):
             self.lvl = np.where(np.isfinite(fed), np.where(np.isfinite(self.lvl), self.lvl + self.a_lvl * (fed - self.lvl), fed),
                                 self.lvl)
-            past = self.lvl_ring[(b - self.support_steps) % (self.support_steps + 1)]
+            s, h2 = self.support_steps, self.support_steps // 2
+            ring = self.lvl_ring
+            size = ring.shape[0]
+            past, mid = ring[(b - s) % size], ring[(b - h2) % size]
             drift = self.bank.drift()
-            supported = (drift > 0) & (self.lvl - past >= SUPPORT * drift * self.support_steps)
-            self.lvl_ring[b % (self.support_steps + 1)] = self.lvl
+            # Supported: the level rose over the whole last trend_tau_s by SUPPORT of what the drift claims,
+            # and already in its first half -- a jump or a spike of tens of seconds (all of the rise in the
+            # last moments) is not a trend.
+            supported = ((drift > 0) & (self.lvl - past >= SUPPORT * drift * s)
+                         & (mid - past >= 0.5 * SUPPORT * drift * (s - h2)))
+            ring[b % size] = self.lvl
             p_trend, _, _ = self.bank.breach_probability(self._thr_t)
             p_level, _, _ = self.bank.breach_probability(self._thr_t, drift=False)
-            p = np.where(supported, p_trend, p_level)
+            # growth is judged on the lowest fast level over LEVEL_S at each of the four points: a rise that
+            # has not held that long (a spike riding on a slow ramp) is no growth
+            lows = self.low_ring
+            nl = lows.shape[0]
+            lows[b % nl] = np.min(ring[(b - np.arange(self.level_steps)) % size], axis=0)
+            pts = [lows[(b - j * s) % nl] for j in range(4)]
+            p = np.maximum(np.where(supported, p_trend, 0.0), self._growth(*pts))
             above = fed > self._thr_t
         now = b * self.step_s
+        # The forecast's level alone (no trend) above the threshold is no more than an observation: it
+        # counts only once it has lasted LEVEL_S, like an observed breach (a spike of tens of seconds
+        # moves the level too, at any sampling rate).
+        lev = sampled & (p_level >= 0.5) | held & np.isfinite(self.lev_t0) & (p_level >= 0.5)
+        self.lev_t0 = np.where(lev, np.where(np.isfinite(self.lev_t0), self.lev_t0, now), np.nan)
+        p = np.where(lev & (now - self.lev_t0 >= LEVEL_S - self.confirm_s - 1e-9), np.maximum(p, p_level), p)
         run = sampled & above
         self.over_t0 = np.where(run & (self.over_n == 0), now, np.where(sampled & ~above, np.nan, self.over_t0))
         self.over_n = np.where(sampled, np.where(above, self.over_n + 1, 0), self.over_n)
@@ -315,6 +349,39 @@ class PredictiveEngine:
         ev = p >= 0.5
         self.ev_n = np.where(ev, self.ev_n + sampled, 0.0)
         return np.where(ev, p, 0.0)
+
+    def _growth(self, lvl: np.ndarray, past: np.ndarray, past2: np.ndarray, past3: np.ndarray) -> np.ndarray:
+        """Evidence of a convex creep (exponential or power-law growth), which the linear drift
+        underestimates until its last minute: ``GROWTH_P`` where
+
+        - the fast level rose over each of the last three ``trend_tau_s`` windows, each time more than in
+          the one before, the last by ``CONVEX_Z`` standard errors of that difference (the core's noise sd
+          of the series, through the fast level's filter), and with an acceleration that does not fall
+          (growth-like: the last increment of the rise at least the one before): an accelerating, sustained
+          rise. The onset of a linear ramp is a kink (its acceleration falls at once); a plateau, a step or
+          a spike does not accelerate at all. Each point is the lowest fast level of the ``LEVEL_S`` before
+          it, so a spike riding on a slow ramp is not growth;
+        - the core's deviation from its (seasonally corrected) baseline is ``GROWTH_DEV`` level spreads (a
+          departure from this series' own normal, not a wave);
+        - the growth rate of the last window, projected in log space over the horizon, reaches the
+          threshold.
+        No evidence while the core has no scales yet (warm-up: cold start is conservative).
+        """
+        c = self.core
+        n = lvl.size
+        if c.n < n:
+            return np.zeros(n)
+        # sd of the fast level: the core's noise sd of this series (frozen, robust) through the level's filter
+        sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
+        r2, r1, r0 = lvl - past, past - past2, past2 - past3
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rising = ((r0 > CONVEX_Z * math.sqrt(2.0) * sd) & (r1 > r0) & (r2 - r1 >= r1 - r0)
+                      & (r2 - r1 > CONVEX_Z * math.sqrt(6.0) * sd))
+            far = c.dev[:n] >= GROWTH_DEV  # the core's deviation from the (seasonal) baseline, in spreads
+            g = np.log(lvl / past) / self.support_steps  # per step
+            proj = lvl * np.exp(np.minimum(g * self.h, 5.0))
+            ok = rising & far & (past3 > 0) & (proj >= self._thr_t)
+        return np.where(ok, GROWTH_P, 0.0)
 
     def _confirm(self, now: float, down: np.ndarray) -> None:
         """Confirmed evidence, then the alarm as an event: once confirmed evidence reaches 0.5 it is held

@@ -137,3 +137,41 @@ def test_an_alarm_is_an_event_held_through_flicker():
     assert al.size and np.all(np.diff(al) <= 5.0), np.diff(al).max()  # one continuous episode
     off = _alarms(5.0, flicker, hold_s=0.0)
     assert np.any(np.diff(off) > 60.0)  # without the hold: several episodes
+
+
+def _exp_creep(t, onset=4000.0, tau=240.0):
+    """Latency 40 ms, then from ``onset`` an exponential creep (+10 ms x (e^(s/tau) - 1)) that crosses 150 ms
+    only ~600 s later, its last ~150 s carrying most of the rise: a linear drift sees it late."""
+    rng = np.random.default_rng(11)
+    return np.minimum(40 + rng.normal(0, 2, t.size) + 10 * np.expm1(np.clip(t - onset, 0, None) / tau), 400.0)
+
+
+def test_an_accelerating_creep_alarms_well_before_it_crosses():
+    """Growth evidence: a convex creep that crosses its threshold only in its last minutes is announced
+    at least 90 s before the crossing, at 5 s and at 1 s sampling (measured: over 120 s and 104 s; a linear drift
+    alone, the previous rule, alarmed 10 s before the crossing at 5 s and 16 s after it at 1 s)."""
+    for dt in (5.0, 1.0):
+        t = np.arange(0.0, 5000.0, dt)
+        cross = t[np.argmax(_exp_creep(t) > 150.0)]
+        al = _alarms(dt, _exp_creep, t_end=5000.0)
+        assert al.size and 4000.0 < al[0] <= cross - 90.0, (dt, cross, al[:1])
+
+
+def test_busy_plateaus_and_short_spikes_stay_quiet():
+    """Benign look-alikes at 5 s and 1 s sampling: a busy plateau x1.6 (80 -> 128 ms, threshold 150) reached
+    by a step or by a 5-minute linear ramp, 20 s spikes of 3.5x and 40 s spikes of 3.5x every 10 minutes. The
+    ramp's onset is a kink, not growth; a spike moves the forecast's level for less than ``LEVEL_S``
+    (40 s spikes alarmed every time at 1 s sampling before that rule)."""
+    def noisy(t):
+        return 80.0 + np.random.default_rng(7).normal(0, 3, t.size)
+
+    shapes = {
+        "step": lambda t: noisy(t) * np.where(t >= 4000.0, 1.6, 1.0),
+        "ramp": lambda t: noisy(t) * (1 + 0.6 * np.clip((t - 4000.0) / 300.0, 0, 1)),
+        "spike20": lambda t: noisy(t) * np.where((t % 600.0 >= 100.0) & (t % 600.0 < 120.0), 3.5, 1.0),
+        "spike40": lambda t: noisy(t) * np.where((t % 600.0 >= 100.0) & (t % 600.0 < 140.0), 3.5, 1.0),
+    }
+    for dt in (5.0, 1.0):
+        for name, f in shapes.items():
+            al = _alarms(dt, f, t_end=5000.0)
+            assert al.size == 0, (dt, name, al[:3])
