@@ -84,3 +84,39 @@ def test_drain_summary_from_the_audit():
     d = drain_summary(audit, 1000.0, 33.0)
     assert d["drain_hooks"] == [{"t": -11.5, "action": "drain", "region": "eu", "status": "succeeded"}]
     assert d["evictions"] == [{"t": -7.0, "region": "eu", "reason": "failure imminent"}]
+
+
+def test_the_full_timeline_is_long_enough_for_the_engine_and_the_quick_one_is_unchanged():
+    """The full ramp gives the forecast room: the observed threshold (150 ms of a 200 ms ramp) comes later
+    than the trend's cold start plus the engine's 40 s confirmation; the horizon reaches the breach from
+    the ramp's first third. --quick and the demo keep the compressed settings they were measured with."""
+    from pfepo_lab.bench.failover import SHORT_PREDICT
+
+    full = Scenario()
+    observed_breach_s = full.ramp_s * 150 / full.ramp_ms
+    assert full.warmup_s >= full.predict["trend_tau_s"]
+    assert observed_breach_s > full.predict["trend_tau_s"] + 40 + 2 * full.predict["step_s"]
+    assert full.predict["horizon_s"] >= observed_breach_s - full.ramp_s / 3
+    assert full.benign_at_s + full.benign_s < full.warmup_s
+    for sc in (Scenario.quick(), Scenario.demo()):
+        assert sc.predict == SHORT_PREDICT and sc.for_scenario(False) == sc
+    no_pre = full.for_scenario(False)
+    assert no_pre.failure_at_s == full.warmup_s + full.quiet_s and full.for_scenario(True) == full
+
+
+def test_merge_reports_of_one_scenario_each(tmp_path):
+    from pfepo_lab.bench.failover import merge_reports
+
+    tl = {"ramp_s": 180.0}
+    a = {"scenarios": {"degrade_blackhole": {"modes": {"static": {}}}}, "timeline": tl, "duration_s": 10.0,
+         "command": "a"}
+    b = {"scenarios": {"blackhole_no_precursor": {"modes": {}}}, "timeline": tl, "duration_s": 5.5, "command": "b"}
+    m = merge_reports([a, b])
+    assert list(m["scenarios"]) == ["degrade_blackhole", "blackhole_no_precursor"]
+    assert m["duration_s"] == 15.5 and m["command"] == ["a", "b"] and m["timeline"] == tl
+    import pytest
+
+    with pytest.raises(ValueError, match="different timelines"):
+        merge_reports([a, {**b, "timeline": {"ramp_s": 26.0}}])
+    with pytest.raises(ValueError):
+        merge_reports([])
