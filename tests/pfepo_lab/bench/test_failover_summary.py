@@ -120,3 +120,33 @@ def test_merge_reports_of_one_scenario_each(tmp_path):
         merge_reports([a, {**b, "timeline": {"ramp_s": 26.0}}])
     with pytest.raises(ValueError):
         merge_reports([])
+
+
+def test_merge_command_writes_the_json_and_draws_one_panel_per_scenario(tmp_path):
+    """``pfepo bench failover --merge A B --json OUT --workdir W``: no lab, the parts' runs in W."""
+    import argparse
+    from dataclasses import asdict
+
+    from pfepo_lab.bench import failover
+
+    tl = {**asdict(Scenario()), "failure_at_s": Scenario().failure_at_s, "quick": False}
+    parts = []
+    for name in ("degrade_blackhole", "blackhole_no_precursor"):
+        run = tmp_path / "work" / name / "reactive"
+        run.mkdir(parents=True)
+        (run / "timeline.json").write_text(json.dumps({"rows": [{"t": 1.0, "weights": {"eu": 50, "us": 30, "ap": 20}}],
+                                                       "events": [{"t": 40.0, "event": "x"}], "t_fail": 40.0}))
+        _log(run / "requests.jsonl", [{"ts": 1001.0, "server": "eu-1", "latency_s": 0.01}])
+        part = tmp_path / f"{name}.json"
+        part.write_text(json.dumps({"scenarios": {name: {"precursor": True, "modes": {"reactive": {}}}},
+                                    "timeline": tl, "duration_s": 1.0, "command": name}))
+        parts.append(str(part))
+    out = tmp_path / "merged.json"
+    p = argparse.ArgumentParser()
+    failover.register(p.add_subparsers())
+    args = p.parse_args(["failover", "--json", str(out), "--workdir", str(tmp_path / "work"), "--merge", *parts])
+    assert args.func(args) == 0
+    assert list(json.loads(out.read_text())["scenarios"]) == ["degrade_blackhole", "blackhole_no_precursor"]
+    assert out.with_suffix(".png").stat().st_size > 1000
+    args = p.parse_args(["failover", "--json", str(out), "--merge", str(tmp_path / "missing.json")])
+    assert args.func(args) == 2
