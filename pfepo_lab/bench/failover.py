@@ -122,8 +122,10 @@ SHORT_PREDICT = {"step_s": 2.0, "horizon_s": 60.0, "trend_tau_s": 15.0}
 class Scenario:
     """The timeline shared by every scenario (the precursor ramp is skipped without a precursor)."""
 
-    warmup_s: float = 40.0
-    benign_at_s: float = 15.0  # after start: ap latency spike
+    warmup_s: float = 48.0
+    # after start: ap latency spike (in the full timeline after the trend's cold start, trend_tau_s, so
+    # the spike meets an engine that extrapolates trends)
+    benign_at_s: float = 32.0
     benign_s: float = 6.0
     benign_ms: float = 60.0
     ramp_s: float = 180.0  # eu one-way latency 0 -> ramp_ms, loss joins in the last loss_tail of it

@@ -97,7 +97,7 @@ def test_the_full_timeline_is_long_enough_for_the_engine_and_the_quick_one_is_un
     assert full.warmup_s >= full.predict["trend_tau_s"]
     assert observed_breach_s > full.predict["trend_tau_s"] + 40 + 2 * full.predict["step_s"]
     assert full.predict["horizon_s"] >= observed_breach_s - full.ramp_s / 3
-    assert full.benign_at_s + full.benign_s < full.warmup_s
+    assert full.predict["trend_tau_s"] < full.benign_at_s < full.benign_at_s + full.benign_s < full.warmup_s
     for sc in (Scenario.quick(), Scenario.demo()):
         assert sc.predict == SHORT_PREDICT and sc.for_scenario(False) == sc
     no_pre = full.for_scenario(False)
