@@ -128,11 +128,11 @@ class Scenario:
     benign_at_s: float = 32.0
     benign_s: float = 6.0
     benign_ms: float = 60.0
-    ramp_s: float = 180.0  # eu one-way latency 0 -> ramp_ms, loss joins in the last loss_tail of it
+    ramp_s: float = 150.0  # eu one-way latency 0 -> ramp_ms, loss joins in the last loss_tail of it
     ramp_ms: float = 200.0
     loss_tail: float = 0.25
     loss_pct: float = 6.0
-    after_s: float = 15.0
+    after_s: float = 12.0
     degrade_region: str = "eu"
     benign_region: str = "ap"
     concurrency: int = 6  # per client, two clients
@@ -140,8 +140,8 @@ class Scenario:
     # without a precursor the failure comes this long after the warm-up (None: after ramp_s, as with one)
     quiet_s: float | None = 30.0
     # The predictive engine's time constants (daemon config ``predict.*``), compressed coherently with the
-    # ramp: 2 s model steps, a horizon of 2/3 of the ramp (a warning can come long before the observed
-    # breach, at 3/4 of the ramp), a trend time constant of 1/6 of it. The engine's own evidence rules
+    # 150 s ramp: 2 s model steps, a 120 s horizon (a warning can come long before the observed breach, at
+    # 3/4 of the ramp), a trend time constant of 1/5 of the ramp. The engine's own evidence rules
     # (a forecast breach confirmed over 40 s, no trend in a series' first trend_tau_s) are not settable
     # and not changed: the ramp is long enough for them.
     predict: dict = field(default_factory=lambda: {"step_s": 2.0, "horizon_s": 120.0, "trend_tau_s": 30.0})
