@@ -278,6 +278,7 @@ class BenchLab:
                         monitor_ip="10.0.0.250")
         self.workdir = workdir
         self.lab = Lab(workdir / "lab", spec=spec, poll_interval_s=0.5)
+        self.lab.api_timeout_s = 90.0  # one slow start on a loaded machine must not lose a whole run
         self.base_config = json.loads(json.dumps(self.lab.config))
         self.mode: str | None = None
         self.restarts = 0
@@ -621,6 +622,16 @@ def _main(args) -> int:
     started = time.monotonic()
     print(f"bench failover: {len(names)} scenario(s) x {len(modes)} mode(s) x {sc.duration_s:.0f} s; logs in {workdir}")
     results: dict = {n: {"precursor": SCENARIOS[n][1], "failure": SCENARIOS[n][0], "modes": {}} for n in names}
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> dict:  # after every run: a later crash keeps the runs already made
+        report = {"scenarios": results, "timeline": {**asdict(sc), "failure_at_s": sc.failure_at_s, "quick": args.quick},
+                  "reactive_baseline": REACTIVE, "brownout_pct": BROWNOUT_PCT, "keepalive_connections": KEEPALIVE,
+                  "duration_s": round(time.monotonic() - started, 1),
+                  "command": "pfepo bench failover " + " ".join(sys.argv[3:])}
+        out.write_text(json.dumps(report, indent=2))
+        return report
+
     bl = BenchLab(workdir)
     try:
         bl.start()
@@ -629,14 +640,10 @@ def _main(args) -> int:
                 print(f"- {n} / {m} ...", flush=True)
                 results[n]["modes"][m] = run_scenario(bl, n, m, sc, workdir / n / m)
                 print_row(results[n]["modes"][m])
+                save()
     finally:
         bl.stop()
-    report = {"scenarios": results, "timeline": {**asdict(sc), "failure_at_s": sc.failure_at_s, "quick": args.quick},
-              "reactive_baseline": REACTIVE, "brownout_pct": BROWNOUT_PCT, "keepalive_connections": KEEPALIVE,
-              "duration_s": round(time.monotonic() - started, 1),
-              "command": "pfepo bench failover " + " ".join(sys.argv[3:])}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    report = save()
     png = out.with_suffix(".png")
     from pfepo_lab.bench._failover_plot import plot
 
