@@ -1,8 +1,10 @@
 """The full bench timeline against the real predictive engine (no lab): with the bench's ``predict.*``
-settings, the forecast at the horizon crosses the shared 150 ms threshold long before the observed latency
-does, and the benign spike on ap is never forecast to cross it. This is the premise of the full run's
-headline (predictive acts on the forecast, reactive on the observation); a change of the engine or of
-the timeline that breaks it fails here, before a 40-minute bench run would show it."""
+settings, the forecast at the horizon of the uplink's latency as the relay sets it (plus a little noise)
+crosses the shared 150 ms threshold long before the latency itself does, and the benign spike on ap is
+never forecast to cross it. This is the premise of the full run (predictive can act on the forecast,
+reactive on the observation); a change of the engine or of the timeline that breaks it fails here, before
+a 40-minute bench run would show it. (In the lab the probes also carry the control path's delay, tens of
+ms on a loaded machine, so the observed crossing comes earlier there: see benchmarks/results/failover.md.)"""
 
 from __future__ import annotations
 
