@@ -533,6 +533,9 @@ def summarise(mode: str, sc: Scenario, logs: list[Path], rows: list[dict], t0: f
         "requests_sent": sent,
         "requests_failed": len(failed),
         "requests_over_sla": len(over),
+        # the part a controller can change: over-SLA requests the degrading region served (the rest is the
+        # shared machine's noise and the benign spike, the same in every mode)
+        "requests_over_sla_failing_region": sum(1 for r in over if r["region"] == region),
         "lost_pct": round(100.0 * len(failed) / sent, 3) if sent else None,
         "failed_before_failure": len(failed) - len(after),
         "failed_after_failure": len(after),
@@ -653,7 +656,7 @@ def _main(args) -> int:
     return 0
 
 
-KEYS = ("requests_sent", "requests_failed", "requests_over_sla", "keepalive_failed",
+KEYS = ("requests_sent", "requests_failed", "requests_over_sla", "requests_over_sla_failing_region", "keepalive_failed",
         "share_in_failing_region_at_failure", "lead_s", "time_to_detect_s", "time_to_no_new_requests_s",
         "time_to_evict_s", "time_to_no_connections_s", "benign_shift")
 

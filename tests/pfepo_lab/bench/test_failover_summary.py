@@ -21,6 +21,7 @@ def test_summary_figures(tmp_path):
         {"ts": t0 + 30, "server": "eu-1", "latency_s": 0.35},  # over the 200 ms SLA
         {"ts": t0 + 34, "server": None, "latency_s": 2.0, "error": "TimeoutError"},
         {"ts": t0 + 36, "server": "us-1", "latency_s": 0.01},
+        {"ts": t0 + 38, "server": "us-1", "latency_s": 0.25},  # over the SLA, not in the failing region
     ])
     _log(ka, [{"ts": t0 + 34, "conn": 0, "server": None, "latency_s": 2.0, "error": "TimeoutError"},
               {"ts": t0 + 37, "conn": 0, "server": "us-2", "latency_s": 0.01}])
@@ -36,7 +37,8 @@ def test_summary_figures(tmp_path):
         {"t": 37.0, "weights": dict(none), "evicted": True, "pinned": 0},
     ]
     r = summarise("predictive", sc, [reqs, ka], rows, t0, t_fail)
-    assert (r["requests_sent"], r["requests_failed"], r["requests_over_sla"]) == (6, 2, 1)
+    assert (r["requests_sent"], r["requests_failed"], r["requests_over_sla"]) == (7, 2, 2)
+    assert r["requests_over_sla_failing_region"] == 1
     assert (r["failed_before_failure"], r["failed_after_failure"]) == (0, 2)
     assert (r["keepalive_requests"], r["keepalive_failed"]) == (2, 1)
     assert r["share_in_failing_region_at_failure"] == round(16 / 64, 4)
