@@ -519,6 +519,10 @@ def summarise(mode: str, sc: Scenario, logs: list[Path], rows: list[dict], t0: f
     benign_nominal = w_rows[0]["weights"][sc.benign_region] if w_rows else None
     benign_shift = any(r["weights"][sc.benign_region] < benign_nominal for r in w_rows
                        if sc.benign_at_s <= r["t"] < sc.warmup_s) if benign_nominal else False
+    # a healthy region drained before the failure at any time (noise on a loaded machine can do that
+    # outside the benign spike, and max_regions_drained then blocks the failing region's drain)
+    others_moved = sorted({reg for r in w_rows if r["t"] < t_fail for reg, w in r["weights"].items()
+                           if reg != region and w < w_rows[0]["weights"][reg]})
     lat = sorted(r["latency_s"] for r in reqs if r["server"])
     ka_moved = {}
     for r in ka:
@@ -552,6 +556,7 @@ def summarise(mode: str, sc: Scenario, logs: list[Path], rows: list[dict], t0: f
         "time_to_no_connections_s": rel(empty),
         "pinned_at_failure": next((r["pinned"] for r in reversed(rows) if r["t"] <= t_fail and "pinned" in r), None),
         "benign_shift": benign_shift,
+        "healthy_regions_drained_before_failure": others_moved,
         "latency_p50_ms": round(1000 * lat[len(lat) // 2], 2) if lat else None,
         "latency_p99_ms": round(1000 * lat[int(0.99 * (len(lat) - 1))], 2) if lat else None,
     }

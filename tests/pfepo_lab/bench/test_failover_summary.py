@@ -39,6 +39,7 @@ def test_summary_figures(tmp_path):
     r = summarise("predictive", sc, [reqs, ka], rows, t0, t_fail)
     assert (r["requests_sent"], r["requests_failed"], r["requests_over_sla"]) == (7, 2, 2)
     assert r["requests_over_sla_failing_region"] == 1
+    assert r["healthy_regions_drained_before_failure"] == []  # us and ap only gained
     assert (r["failed_before_failure"], r["failed_after_failure"]) == (0, 2)
     assert (r["keepalive_requests"], r["keepalive_failed"]) == (2, 1)
     assert r["share_in_failing_region_at_failure"] == round(16 / 64, 4)
