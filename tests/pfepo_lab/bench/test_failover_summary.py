@@ -153,3 +153,12 @@ def test_merge_command_writes_the_json_and_draws_one_panel_per_scenario(tmp_path
     assert out.with_suffix(".png").stat().st_size > 1000
     args = p.parse_args(["failover", "--json", str(out), "--merge", str(tmp_path / "missing.json")])
     assert args.func(args) == 2
+
+
+def test_a_healthy_region_drained_outside_the_benign_spike_is_reported(tmp_path):
+    sc = Scenario.quick()
+    rows = [{"t": 0.0, "weights": {"eu": 32, "us": 19, "ap": 13}},
+            {"t": 20.0, "weights": {"eu": 32, "us": 22, "ap": 10}},  # after the benign window, before the failure
+            {"t": 40.0, "weights": {"eu": 0, "us": 54, "ap": 10}}]
+    r = summarise("predictive", sc, [tmp_path / "none.jsonl"], rows, 1000.0, 33.0)
+    assert r["benign_shift"] is False and r["healthy_regions_drained_before_failure"] == ["ap"]
