@@ -30,6 +30,7 @@ test-unit: venv
 
 demo: setup
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/pfepo demo
+	$(if $(DEMO_KILL_CONTROLLER),$(BIN)/python -m pfepo_lab.cluster.handover --story)
 
 lint: venv
 	$(BIN)/ruff check pfepo pfepo_lab tests mininet_topologies benchmarks

@@ -5,7 +5,8 @@ switch's MASTER killed with -9 ``--kills`` times; time to the peer's MASTER role
 Propagation: the same two controllers (no switches needed); each of ``--revisions`` policy revisions is
 stored in etcd (what `pfepo policy apply` does after validating) and timed until EVERY controller's
 /metrics reports it as the revision in force (polled every 5 ms, so the figure includes up to 5 ms of
-polling). ``--kills 0`` measures propagation only (etcd, no OVS).
+polling). ``--kills 0`` measures propagation only (etcd, no OVS). ``--scaleout N``: the scale-out bench (fake switches
+shared by 4 controllers by role; ``python -m pfepo_lab.cluster.scaleout`` has every option).
 Handover needs OVS and etcd; run under the lock:
 ``flock /tmp/pfepo-ovs.lock .venv/bin/python benchmarks/cluster.py --kills 20 --revisions 20``.
 """
@@ -72,10 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--revisions", type=int, default=20)
     ap.add_argument("--ttl", type=int, default=3, help="lease TTL in seconds")
+    ap.add_argument("--scaleout", type=int, default=0, metavar="N",
+                    help="also: N fake switches x 48 ports at 1 s on 4 controllers (pfepo_lab/cluster/scaleout.py; "
+                    "etcd only, CPU-heavy)")
     args = ap.parse_args(argv)
     out = {"propagation": propagation(args.revisions, args.ttl)} if args.revisions else {}
     if args.kills:
         out["handover"] = bench(args.kills, args.ttl)
+    if args.scaleout:
+        import asyncio
+
+        from pfepo_lab.cluster.scaleout import run_point
+
+        out["scaleout"] = asyncio.run(run_point(args.scaleout, 48, 1.0, 4, window=30.0, warmup=5.0, ttl_s=30))
     print(json.dumps(out, indent=2))
     return 0
 

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pfepo import __version__, console
+from pfepo.api import scale
 from pfepo.api.auth import ANONYMOUS, TokenTable, load_tokens
 from pfepo.api.body import BodyError, parse_json
 from pfepo.api.guard import Guard
@@ -344,6 +345,32 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
             raise HTTPException(503, f"{NOT_SAVED}: cannot save the state ({exc.strerror or exc})") from None
         _audit("bandwidth_override", request, service=name, bandwidth_mbps=out, previous=before)
         return service(name)
+
+    @app.post("/api/v1/services/{name}/scale", openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"type": "object", "additionalProperties": False,
+                                        "required": ["region", "desired_capacity"], "properties": scale.SCHEMA}}}}})
+    async def request_scale(name: str, request: Request):
+        """Operator scale request, through the dispatcher (dedup, rate limit, executor; its outcome is
+        audited as ``scale``). Returns the dispatcher's status: queued, deduplicated, rate_limited, ..."""
+        try:
+            data = parse_json(await request.body(), max_depth=4, max_keys=16)
+        except BodyError as exc:
+            raise HTTPException(400, f"bad body: {exc}") from None
+        if not isinstance(data, dict):
+            raise HTTPException(422, "body must be a JSON object")
+        extra = sorted(set(data) - scale.FIELDS)
+        if extra:
+            raise HTTPException(422, f"unknown key(s): {', '.join(repr(k[:40]) for k in extra[:10])}")
+        who = _principal(request)
+        try:
+            req = scale.build(rt, name, data, who.name)
+        except scale.ScaleProblem as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        status = await run_in_threadpool(rt.dispatcher.submit, req)
+        _audit("scale_request", request, service=name, region=req.region, application=req.application,
+               desired_capacity=req.desired_capacity, executor=req.executor, status=status,
+               idempotency_key=req.idempotency_key)
+        return {"status": status, "request": req.to_dict()}
 
     @app.get("/api/v1/subjects")
     def subjects():

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+from pfepo.cluster.bandwidth import BandwidthSync
 from pfepo.cluster.baseline import BaselineSync
 from pfepo.cluster.claimgate import ClaimGate
 from pfepo.cluster.coordinator import Ownership
@@ -52,7 +53,7 @@ class ClusterAgent:
         c = rt.cfg.cluster
         self.rt = rt
         self.cfg = rt.cfg
-        self.coord = coord or EtcdCoordinator(c.endpoints[0], c.name, c.controller_id, c.region,
+        self.coord = coord or EtcdCoordinator(c.endpoints, c.name, c.controller_id, c.region,
                                               c.lease_ttl_s, c.timeout_s)
         self.period_s = c.lease_ttl_s / 3
         self.regions = switch_regions(rt.cfg)
@@ -62,12 +63,14 @@ class ClusterAgent:
         self.last_ok: float | None = None
         self.mirror: PolicyMirror | None = None
         self.baseline: BaselineSync | None = None
+        self.bandwidth: BandwidthSync | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._cancels: list = []
         self._thread: threading.Thread | None = None
         self.gate = ClaimGate(rt.cfg, self.coord, lambda: self.etcd_ok, self.masters_ingress)
         self.claims_error: str | None = None
+        self._failovers = 0  # the coordinator's endpoint failovers when the watches were last made
 
     def masters_ingress(self, service: str) -> bool:
         """Our weights are in force on one of ``service``'s client-side switches (we are its MASTER)."""
@@ -87,6 +90,7 @@ class ClusterAgent:
         self.mirror = PolicyMirror(self.coord, folder, self._policy_changed)
         state = getattr(self.rt, "state", None)
         self.baseline = BaselineSync(self.coord, state, self._wake.set) if state is not None else None
+        self.bandwidth = BandwidthSync(self.coord, state, self._wake.set) if state is not None else None
         self._watch()
         self.mirror.sync()
         self._thread = threading.Thread(target=self._run, name="cluster", daemon=True)
@@ -98,7 +102,7 @@ class ClusterAgent:
         recreated whenever etcd comes back; each step also re-reads the policy in case a watch was lost."""
         for cancel in self._cancels:
             cancel()
-        self._cancels = [self.coord.watch(what, self._wake.set) for what in ("members", "owners", "baseline")]
+        self._cancels = [self.coord.watch(what, self._wake.set) for what in ("members", "owners", "baseline", "bandwidth")]
         self._cancels.append(self.coord.watch("policy", self.mirror.sync))
 
     def _policy_changed(self, revision: int) -> None:
@@ -125,13 +129,20 @@ class ClusterAgent:
                 audit = getattr(self.rt, "audit", None)
                 if audit is not None and rev:  # decisions after this were made against that baseline
                     audit.stamp["baseline_revision"] = rev
+            if self.bandwidth is not None:
+                rev = self.bandwidth.sync()
+                audit = getattr(self.rt, "audit", None)
+                if audit is not None and rev:
+                    audit.stamp["bandwidth_revision"] = rev
         except EtcdError as exc:
             if self.etcd_ok or self.last_error is None:
                 log.warning("etcd unreachable, keeping the last roles: %s", exc)
             self.etcd_ok, self.last_error = False, str(exc)
             return
-        if not self.etcd_ok and self.last_ok is not None:
-            log.info("etcd reachable again: re-watching")
+        if (not self.etcd_ok and self.last_ok is not None) or self.coord.failovers != self._failovers:
+            # back, or now on another etcd member: the old watch streams ended silently
+            log.info("etcd reachable again (%s): re-watching", self.coord.endpoint)
+            self._failovers = self.coord.failovers
             self._watch()
         self.etcd_ok, self.last_error, self.last_ok = True, None, time.time()
         roles = roles_by_dpid(self.cfg, owners, self.coord.member_id, self.roles)
@@ -167,10 +178,12 @@ class ClusterAgent:
         names = {sw.dpid: sw.name for sw in self.cfg.switches}
         state = "ok" if self.etcd_ok else "etcd unreachable: last roles and shifts kept, no new cross-region claim"
         return {"member": self.coord.member_id, "region": self.coord.region, "state": state, "etcd_ok": self.etcd_ok,
+                "etcd_endpoint": self.coord.endpoint, "etcd_failovers": self.coord.failovers,
                 "last_error": self.last_error, "last_ok": self.last_ok,
                 "lease_lost": self.coord.lease_lost,
                 "policy_revision": self.mirror.revision if self.mirror else 0,
                 "baseline_revision": self.baseline.revision if self.baseline else 0,
+                "bandwidth_revision": self.bandwidth.revision if self.bandwidth else 0,
                 "roles": {names.get(d, f"{d:#x}"): {"role": r, "generation": g}
                           for d, (r, g) in sorted(self.roles.items())},
                 "masters": sorted(d for d, (r, _) in self.roles.items() if r == "master"),
@@ -187,6 +200,8 @@ class ClusterAgent:
         for role in ("master", "slave"):
             g.add_metric([role], sum(1 for r, _ in self.roles.values() if r == role))
         yield g
+        yield CounterMetricFamily("pfepo_cluster_etcd_failovers", "times requests moved on to another etcd "
+                                  "endpoint (cluster.endpoints)", value=self.coord.failovers)
         yield GaugeMetricFamily("pfepo_cluster_policy_revision", "etcd revision of the policy in force "
                                 "(0: local files, the cluster holds none)",
                                 value=self.mirror.revision if self.mirror else 0)

@@ -15,11 +15,13 @@ import base64
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import etcd3gw
 from etcd3gw import exceptions as etcd_exc
+from etcd3gw.lease import Lease
 
 from pfepo.cluster.claims import Claim, refusal
 from pfepo.cluster.coordinator import Ownership, PolicyRevision
@@ -28,6 +30,7 @@ from pfepo.cluster.ownership import Member, desired_owners
 log = logging.getLogger("pfepo.cluster")
 
 EtcdError = etcd_exc.Etcd3Exception
+T = TypeVar("T")
 
 
 def _b64(s: str | bytes) -> str:
@@ -44,12 +47,27 @@ def _prefix_end(prefix: str) -> str:
     return _b64(b[:-1] + bytes([b[-1] + 1]))
 
 
+# Errors where another etcd member may answer: connection refused/reset, timeout, 503 (no leader/quorum here).
+_FAILOVER = (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError)
+
+
 class EtcdCoordinator:
-    def __init__(self, endpoint: str, cluster: str, member_id: str, region: str | None = None,
+    """``endpoint``: one etcd client URL or several (members of one etcd cluster): every request goes to the
+    current one and, on a connection error, timeout or 503, to the next ones in turn (the first that answers
+    becomes current); only when none answers does the caller see the error."""
+
+    def __init__(self, endpoint: str | Sequence[str], cluster: str, member_id: str, region: str | None = None,
                  ttl_s: int = 5, timeout_s: float = 2.0):
-        u = urlparse(endpoint)
-        self._client = etcd3gw.client(host=u.hostname or "127.0.0.1", port=u.port or 2379,
-                                      protocol=u.scheme or "http", timeout=timeout_s)
+        self.endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
+        if not self.endpoints:
+            raise ValueError("at least one etcd endpoint")
+        self._clients = []
+        for e in self.endpoints:
+            u = urlparse(e)
+            self._clients.append(etcd3gw.client(host=u.hostname or "127.0.0.1", port=u.port or 2379,
+                                                protocol=u.scheme or "http", timeout=timeout_s))
+        self._current = 0
+        self.failovers = 0  # times a request moved on to another endpoint
         self.root = f"/pfepo/{cluster}/"
         self.member_id = member_id
         self.region = region
@@ -60,8 +78,37 @@ class EtcdCoordinator:
         self.lease_lost = 0  # times the lease expired under us and we re-joined
 
     # --- raw gateway calls ---------------------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        """The endpoint requests go to now."""
+        return self.endpoints[self._current]
+
+    def _call(self, fn: Callable[[etcd3gw.Etcd3Client], T]) -> T:
+        """``fn(client)`` on the current endpoint, then on each other one in turn while it cannot be reached.
+
+        A request that timed out may have been applied: everything we write is idempotent or guarded by a
+        compare (owners, claims, documents), so trying it on another member is safe; a lease created twice
+        leaves one unused lease that expires after the TTL."""
+        n = len(self._clients)
+        start = self._current
+        for i in range(n):
+            k = (start + i) % n
+            try:
+                out = fn(self._clients[k])
+            except _FAILOVER as exc:
+                if i == n - 1:
+                    raise
+                log.warning("etcd endpoint %s unreachable (%s): trying %s", self.endpoints[k],
+                            str(exc)[:200], self.endpoints[(k + 1) % n])
+                continue
+            if k != self._current:
+                self._current = k
+                self.failovers += 1
+            return out
+        raise AssertionError("unreachable")
+
     def _post(self, path: str, body: dict) -> dict:
-        return self._client.post(self._client.get_url(path), data=json.dumps(body))
+        return self._call(lambda c: c.post(c.get_url(path), data=json.dumps(body)))
 
     def _range(self, prefix: str) -> tuple[int, list[tuple[str, str, dict]]]:
         """(store revision, [(key, value, kv metadata)]) of every key under ``prefix``."""
@@ -83,14 +130,15 @@ class EtcdCoordinator:
             self._keeper.start()
 
     def _register(self) -> None:
-        self._lease = self._client.lease(self.ttl_s)
-        self._client.put(self.root + "members/" + self.member_id,
-                         json.dumps({"id": self.member_id, "region": self.region}), lease=self._lease)
+        self._lease = self._call(lambda c: c.lease(self.ttl_s))
+        self._call(lambda c: c.put(self.root + "members/" + self.member_id,
+                                   json.dumps({"id": self.member_id, "region": self.region}), lease=self._lease))
 
     def _keep_alive(self) -> None:
         while not self._stop.wait(self.ttl_s / 3):
             try:
-                if self._lease.refresh() <= 0:  # expired while we could not reach etcd: start over
+                lease_id = self._lease.id
+                if self._call(lambda c, i=lease_id: Lease(i, c).refresh()) <= 0:  # expired while away: start over
                     self.lease_lost += 1
                     log.warning("cluster lease expired: re-joining as %s", self.member_id)
                     self._register()
@@ -105,7 +153,8 @@ class EtcdCoordinator:
             self._keeper = None
         if self._lease is not None:
             try:
-                self._lease.revoke()
+                lease_id = self._lease.id
+                self._call(lambda c: Lease(lease_id, c).revoke())
             except EtcdError as exc:
                 log.warning("cluster lease revoke failed: %s", exc)
             self._lease = None
@@ -130,12 +179,15 @@ class EtcdCoordinator:
         want = desired_owners(switch_regions, self.members())
         current = self.owners()
         me = self.member_id
+        lease = self._lease
+        if lease is None:  # left (stopping): take nothing
+            return current
         for sw, owner in want.items():
             key = _b64(self.root + "owners/" + sw)
             cur = current.get(sw)
             if owner == me and cur is None:
                 self._txn([{"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": 0}],
-                          [{"request_put": {"key": key, "value": _b64(me), "lease": self._lease.id}}])
+                          [{"request_put": {"key": key, "value": _b64(me), "lease": lease.id}}])
             elif cur is not None and cur.owner == me and owner not in (None, me):
                 self._txn([{"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": cur.generation}],
                           [{"request_delete_range": {"key": key}}])
@@ -149,7 +201,7 @@ class EtcdCoordinator:
         return int(res["header"]["revision"])
 
     def policy(self) -> PolicyRevision | None:
-        got = self._client.get(self.root + "policy", metadata=True)
+        got = self._call(lambda c: c.get(self.root + "policy", metadata=True))
         if not got:
             return None
         value, meta = got[0]
@@ -158,7 +210,7 @@ class EtcdCoordinator:
     # --- small shared documents (the operator's baseline weights) ------------------------------------
     def get_doc(self, name: str) -> tuple[int, dict] | None:
         """(mod revision, JSON document) stored under ``name`` (None: none yet)."""
-        got = self._client.get(self.root + name, metadata=True)
+        got = self._call(lambda c: c.get(self.root + name, metadata=True))
         if not got:
             return None
         value, meta = got[0]
@@ -204,13 +256,13 @@ class EtcdCoordinator:
 
     def release(self, service: str, src: str, dst: str) -> None:
         """Drop our claim for this edge (the shift is over)."""
-        self._client.delete(f"{self.root}claims/{service}/{src}/{dst}/{self.member_id}")
+        self._call(lambda c: c.delete(f"{self.root}claims/{service}/{src}/{dst}/{self.member_id}"))
 
     # --- watching ------------------------------------------------------------------------------------
     def watch(self, what: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback()`` (from a watch thread) after any change under ``what`` ("members",
         "owners", "policy" or "claims"). Returns the function that cancels the watch."""
-        events, cancel = self._client.watch_prefix(self.root + what)
+        events, cancel = self._call(lambda c: c.watch_prefix(self.root + what))  # on the endpoint in use
 
         def run() -> None:
             for _ in events:

@@ -67,7 +67,7 @@ def apply_cmd(args) -> int:
     from pfepo.cluster.etcd import EtcdCoordinator, EtcdError
 
     c = cfg.cluster
-    coord = EtcdCoordinator(c.endpoints[0], c.name, c.controller_id, c.region, c.lease_ttl_s, c.timeout_s)
+    coord = EtcdCoordinator(c.endpoints, c.name, c.controller_id, c.region, c.lease_ttl_s, c.timeout_s)
     try:
         rev = policysync.apply(coord, args.paths, cfg)
     except ConfigError as exc:

@@ -59,7 +59,7 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: st
     pad_l, pad_r, pad_t, pad_b = 48, 10, 10, 22
     iw, ih = width - pad_l - pad_r, height - pad_t - pad_b
     values = [v for pts in series.values() for _, v in pts]
-    values += [t for t, _ in thresholds] + [hi for _, _, hi in band]
+    values += [t for t, _ in thresholds] + [v for _, lo, hi in band for v in (lo, hi)]
     vmax = max(values) if values else 1.0
     vmax = vmax * 1.1 if vmax > 0 else 1.0
     span = max(t1 - t0, 1e-9)

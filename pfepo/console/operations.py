@@ -64,16 +64,31 @@ def page(rt, principal, csrf: str, q: dict) -> Safe:
 
     out.append(tag("h2", "Scaling requests", id="scaling"))
     d = rt.dispatcher
+    if d is not None and d.executors:
+        execs = join(tag("option", x, value=x) for x in sorted(d.executors))
+        for s in rt.cfg.services:
+            regs = join(tag("option", r, value=r) for r in region_names(rt) if r in s.weights)
+            body = Safe(f'<label>Region <select name="region">{regs}</select></label> '
+                        f'<label>Capacity <input type="number" name="desired_capacity" min="1" max="100000" step="1" '
+                        f'value="2" size="6" required></label> '
+                        f'<label>Application <input type="text" name="application" value="{h(s.application)}" '
+                        f'size="12" maxlength="128"></label> '
+                        f'<label>Executor <select name="executor">{execs}</select></label> ')
+            out.append(_form(f"/ui/actions/scale/{s.name}", csrf, body, can, f"res-s-{s.name}",
+                             f"{s.name}: request a scale-out (through the executors, deduplicated and rate-limited "
+                             "like the planner's requests)"))
     counters = d.counters() if d is not None else {}
     out.append(table(("outcome", "count"), sorted(counters.items()), cls="compact") if counters
                else Safe("<p>No scaler configured or no request yet.</p>"))
     if rt.audit is not None:
         recs, _ = rt.audit.query_page(None, None, "scale", 20, None)
         if recs:
-            out.append(table(("time", "service", "region", "status", "detail"),
+            out.append(table(("time", "service", "region", "capacity", "status", "requested by", "detail"),
                              [(_when(r.get("ts", 0)), r.get("service", "-"), r.get("region", "-"),
-                               r.get("status", r.get("result", "-")), r.get("detail", r.get("reason", "")))
-                              for r in recs], caption="Latest scale requests"))
+                               r.get("desired_capacity", "-"), _status(r.get("status", r.get("result", "-"))),
+                               r.get("reason", "") or "-", r.get("detail", "") or "-")
+                              for r in sorted(recs, key=lambda r: -r.get("ts", 0))],
+                             caption="Latest scale requests (newest first)"))
     health = [p.status() for p in rt.pollers]
     if health:
         out.append(table(("poller", "state"), [(x.get("name", "-"), json.dumps(x, default=str)[:200]) for x in health],
@@ -90,7 +105,7 @@ def page(rt, principal, csrf: str, q: dict) -> Safe:
 
     out.append(tag("h2", "Audit log", id="audit"))
     kinds = ("", "decision", "weight_change", "weight_override", "bandwidth_override", "bandwidth", "transition",
-             "action", "scale", "policy_apply", "evict", "restore")
+             "action", "scale", "scale_request", "policy_apply", "evict", "restore")
     hours = _float(q.get("hours"), 1.0)
     kind, service, region = q.get("kind") or None, q.get("service") or None, q.get("region") or None
     opts = join(tag("option", k or "any", value=k, selected=(k == (kind or ""))) for k in kinds)
@@ -112,6 +127,12 @@ def page(rt, principal, csrf: str, q: dict) -> Safe:
         out.append(table(("time (UTC)", "kind", "service", "region", "by", "record"), rows, cls="audit",
                          caption=f"{len(rows)} record(s){'' if complete else ' (incomplete: narrow the window)'}"))
     return join(out)
+
+
+def _status(status: str) -> str:
+    """A word and a symbol (colour is never the only carrier)."""
+    sym = {"succeeded": "\u2713", "failed": "\u2717", "queued": "\u2026", "dry_run": "\u25cb"}.get(status, "\u2022")
+    return f"{sym} {status}"
 
 
 def _brief(r: dict) -> str:

@@ -244,6 +244,27 @@ def build_router(rt, tokens: TokenTable, sessions: Sessions, jobs: whatif.Jobs) 
                             200, "/ui/operations")
         return _outcome(request, False, _detail(resp), resp.status_code, "/ui/operations")
 
+    @r.post("/ui/actions/scale/{name}")
+    async def act_scale(name: str, request: Request):
+        form = await _form(request, 4096) or {}
+        if not csrf_ok(_session(request), form.get("csrf")):
+            return _outcome(request, False, "stale form (CSRF token); reload the page", 403, "/ui/operations")
+        try:
+            cap = int(form.get("desired_capacity", ""))
+        except ValueError:
+            return _outcome(request, False, "capacity must be a whole number", 422, "/ui/operations")
+        payload = {"region": form.get("region", ""), "desired_capacity": cap}
+        for k in ("executor", "application"):
+            if form.get(k, "").strip():
+                payload[k] = form[k].strip()
+        resp = await _rest(request, "POST", f"/api/v1/services/{name}/scale", payload)
+        if resp.status_code == 200:
+            st = resp.json().get("status", "?")
+            ok = st in ("queued", "deduplicated", "dry_run")
+            return _outcome(request, ok, f"{name}/{payload['region']}: capacity {cap} -> {st} (outcome under "
+                            "Latest scale requests once the executor answers)", 200 if ok else 409, "/ui/operations")
+        return _outcome(request, False, _detail(resp), resp.status_code, "/ui/operations")
+
     # --- what-if -----------------------------------------------------------------------------------
     def _target(name: str | None) -> Path | None:
         files = whatif.policy_files(rt.cfg)
@@ -251,6 +272,7 @@ def build_router(rt, tokens: TokenTable, sessions: Sessions, jobs: whatif.Jobs) 
 
     @r.get("/ui/whatif")
     def whatif_page(request: Request, file: str = ""):
+        whatif.warm(rt, jobs.cache)
         files = whatif.policy_files(rt.cfg)
         target = _target(file or None)
         text = target.read_text(encoding="utf-8", errors="replace") if target else ""
@@ -299,7 +321,7 @@ def build_router(rt, tokens: TokenTable, sessions: Sessions, jobs: whatif.Jobs) 
 
         def work(job):
             try:
-                return whatif.replay_policy(rt, ps, folder / target.name, hours, job)
+                return whatif.replay_policy(rt, ps, folder / target.name, hours, job, cache=jobs.cache)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
 

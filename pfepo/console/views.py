@@ -10,6 +10,8 @@ import json
 import math
 import time
 
+import numpy as np
+
 from pfepo.console.charts import legend, line_chart, stacked_bar
 from pfepo.console.html import Safe, h, join, pct, status, table, tag
 
@@ -232,6 +234,32 @@ def _service_timeline(rt, service: str, since: float, now: float) -> Safe:
     return Safe(chart + tag("h2", f"Weight steps ({len(steps)})") + listing)
 
 
+BAND_K = 2.0  # the band is the forecast mean +- 2 sd (~95 % under the model's Gaussian errors)
+
+
+def forecast_band(rt, endpoint: str, metric: str) -> list[tuple[float, float, float]]:
+    """The live engine's forecast of ``metric`` for ``endpoint``: (time, low, high) from the last closed
+    model step (its level) to each forecast checkpoint (mean -+ BAND_K sd, not below 0: every metric is
+    a non-negative quantity; the numbers the breach
+    probability is computed from). [] without an engine or a forecast for that series yet.
+
+    Read from the predictor's engine without its worker pausing: a step closing meanwhile may mix two
+    consecutive steps' numbers in one band, which a display can take."""
+    eng = getattr(rt.predictor, "engine", None)
+    try:
+        i, j = eng.index[endpoint], eng.midx[metric]
+        row = i * eng.m + j
+        mean, sd = eng.bank.forecast()
+        level, t0 = float(eng.bank.level[row]), (eng.block - 1) * eng.step_s
+        mu, s = mean[row], sd[row]
+        if not (np.isfinite(mu).all() and np.isfinite(s).all() and math.isfinite(level)):
+            return []
+        return [(t0, level, level)] + [(t0 + float(c) * eng.step_s, max(0.0, float(a - BAND_K * b)), float(a + BAND_K * b))
+                                       for c, a, b in zip(eng.bank.steps, mu, s, strict=True)]
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        return []
+
+
 def _endpoint_timeline(rt, endpoint: str, since: float, now: float) -> Safe:
     region = next(r.name for r in rt.cfg.regions if any(e.name == endpoint for e in r.endpoints))
     pred = rt.predictor.latest().get(endpoint) if rt.predictor is not None else None
@@ -251,14 +279,15 @@ def _endpoint_timeline(rt, endpoint: str, since: float, now: float) -> Safe:
         pts = sorted(by_metric.get(m, []))
         if not pts:
             continue
-        band = []
-        if pred is not None and m in pred.predicted:
+        band, what = forecast_band(rt, endpoint, m), f"forecast mean \u00b1 {BAND_K:g} sd at the checkpoints"
+        if not band and pred is not None and m in pred.predicted:  # no engine to ask: last value to forecast
             last = pts[-1][1]
             fut = float(pred.predicted[m])
             band = [(now, last, last), (now + pred.horizon_s, min(last, fut), max(last, fut))]
-        t1 = now + (pred.horizon_s if band else 0)
+            what = "forecast to the horizon"
+        t1 = max(now, band[-1][0]) if band else now
         charts.append(line_chart({m: pts}, title=f"{endpoint}: {m} (observed"
-                                 + (", shaded: forecast to the horizon" if band else "") + ")",
+                                 + (f", shaded: {what}" if band else "") + ")",
                                  t0=max(since, min(pts[0][0], now - 60)), t1=t1, thresholds=_thresholds(rt, m),
                                  band=band, markers=markers))
     risk = [(s.ts, s.value) for s in rt.store.range(subject=endpoint, metric="risk", start=since, limit=50000)]

@@ -16,6 +16,7 @@ back. The caller audits the outcome.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -29,8 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pfepo.console.replaycache import PredictorCache, Series
 from pfepo.console.views import METRICS
 
+log = logging.getLogger("pfepo.console")
 UPLINK = ("latency_ms", "loss_pct", "utilization_pct", "jitter_ms")
 
 
@@ -110,15 +113,10 @@ def _engine_replay(trace, policy_file: Path, cfg, on_step=None):
     """``pfepo evaluate``'s engine path on ``trace``: settings from the policy, the engine with the daemon's
     horizon, step and model, the causal replay. Returns (Replay, risk (T, E), settings).
     ``on_step(k)`` is called before the engine's k-th snapshot (progress)."""
-    from pfepo.evaluate.harness import make_engine, settings_from_policy
+    from pfepo.evaluate.harness import make_engine
     from pfepo.evaluate.replay import replay
 
-    settings = settings_from_policy(policy_file)
-    settings.horizon_s, settings.step_s = cfg.predict.horizon_s, cfg.predict.step_s
-    from pfepo.predict.classifier import resolve_model_path
-
-    model = resolve_model_path(cfg.predict.model_path) if cfg.predict.model_path else None
-    model = model if model is not None and model.is_file() else None
+    settings, model = _settings(policy_file, cfg)
     eng = make_engine(settings, model)
     if on_step is not None:  # the replay takes one snapshot per step: count them (instance attribute only)
         snapshot, calls = eng.snapshot, [0]
@@ -147,9 +145,11 @@ class Job:
 
 
 class Jobs:
-    """At most one replay at a time per daemon (they are CPU-bound); results kept for the last few."""
+    """At most one replay at a time per daemon (they are CPU-bound); results kept for the last few; the
+    predictor replays cached for the next run (``replaycache``)."""
 
     def __init__(self, keep: int = 8):
+        self.cache = PredictorCache()
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self.keep = keep
@@ -183,87 +183,261 @@ class Jobs:
         return job
 
 
-def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | None = None) -> dict:
+WARM_HOURS = 24.0  # the longest window the page offers: a family that long serves every shorter one
+_warming = threading.Lock()
+_warmed: dict[int, float] = {}  # id(cache) -> when a warm-up last started
+
+
+def warm(rt, cache: PredictorCache, hours: float = WARM_HOURS, every_s: float = 60.0) -> threading.Thread | None:
+    """Fill ``cache`` for the policy files as they are (their criterion thresholds) over the last ``hours``,
+    on a background thread, at most once per ``every_s``: the page calls this when it opens, so the
+    operator's first run while editing finds the predictor replay done (or waits for the rest of it)."""
+    now = time.time()
+    with _warming:
+        if now - _warmed.get(id(cache), 0.0) < every_s:
+            return None
+        _warmed[id(cache)] = now
+
+    def run() -> None:
+        try:
+            endpoints = [e.name for r in rt.cfg.regions for e in r.endpoints]
+            seen = set()
+            for f in policy_files(rt.cfg):
+                settings, model = _settings(f, rt.cfg)
+                key = tuple(sorted(settings.thresholds.items()))
+                if key in seen:
+                    continue
+                seen.add(key)
+                t = time.time()
+                cache.series(settings, model, endpoints, t - hours * 3600, t,
+                             lambda a, b: history_trace(rt, a, b, rt.cfg.predict.step_s))
+        except Exception:  # noqa: BLE001 - a warm-up is an optimisation: the run itself reports problems
+            log.debug("what-if warm-up failed", exc_info=True)
+
+    th = threading.Thread(target=run, name="whatif-warm", daemon=True)
+    th.start()
+    return th
+
+
+def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | None = None,
+                  cache: PredictorCache | None = None, fast: bool = True, until: float | None = None) -> dict:
     """Replay the last ``hours`` of history through the engine, the policies and the planner.
 
     Returns per service: the weights the planner would have set (steps), the weights the daemon set
     (history), and per endpoint the first step at which a policy would have acted.
+
+    ``fast`` (the console): the predictor replay comes from ``cache`` (reused and extended, see
+    ``replaycache``) and the decision loop skips quiet steps (``quiet_steps``). ``fast=False`` is the
+    plain path, kept as the reference the benchmark and the tests compare against: the window's trace
+    replayed from scratch (``_engine_replay``), every step through the policies and the planner.
+    ``until``: the window's end (default now; the benchmark fixes it to compare runs).
     """
-    from pfepo.planner import Planner
-    from pfepo.policy.context import contexts_from_config
-    from pfepo.policy.engine import evaluate
-    from pfepo.predict.prediction import Prediction
 
     def stage(name: str, p: float) -> None:
-        if job is not None:
-            job.stage, job.progress = name, p
+        if job is not None:  # progress never goes back (the newest, uncached steps restart a count)
+            job.stage, job.progress = name, max(p, job.progress if name != "reading history" else 0.0)
 
     cfg = rt.cfg
-    until = time.time()
+    until = time.time() if until is None else until
     since = until - hours * 3600
     stage("reading history", 0.02)
-    trace = history_trace(rt, since, until, cfg.predict.step_s)
-    if trace is None:
-        return {"since": since, "until": until, "steps": 0, "services": {}, "acts": {}, "note": "no history"}
-    n_steps = int(trace.frame["ts"].nunique())
+    if fast:
+        settings, model = _settings(policy_file, cfg)
+        endpoints = [e.name for r in cfg.regions for e in r.endpoints]
+        s = (cache or PredictorCache()).series(
+            settings, model, endpoints, since, until, lambda a, b: history_trace(rt, a, b, cfg.predict.step_s),
+            lambda p, text: stage(text, 0.05 + 0.6 * p), use_cache=cache is not None)
+        if s.ts.size == 0:
+            return {"since": since, "until": until, "steps": 0, "services": {}, "acts": {}, "note": "no history"}
+    else:
+        trace = history_trace(rt, since, until, cfg.predict.step_s)
+        if trace is None:
+            return {"since": since, "until": until, "steps": 0, "services": {}, "acts": {}, "note": "no history"}
+        n_steps = int(trace.frame["ts"].nunique())
 
-    def engine_step(k: int) -> None:
-        if k % 20 == 0:
-            stage(f"predictor: step {k} of {n_steps}", 0.1 + 0.4 * k / max(n_steps, 1))
+        def engine_step(k: int) -> None:
+            if k % 20 == 0:
+                stage(f"predictor: step {k} of {n_steps}", 0.1 + 0.4 * k / max(n_steps, 1))
 
-    r, prob, _settings = _engine_replay(trace, policy_file, cfg, engine_step)
-    contexts = contexts_from_config(cfg)
-    planner = Planner(cfg)
-    services = {s.name: s for s in cfg.services}
-    current = {s: dict(w) for s, w in rt.state.baseline_weights().items()}
-    first = {s: dict(current[s]) for s in current}
-    would: dict[str, dict[str, list[tuple[float, float]]]] = {
-        s: {reg: [(since, float(w))] for reg, w in first[s].items()} for s in services}
-    acts: dict[str, float] = {}
-    changes: list[dict] = []
-    last = np.full(r.values.shape[1:], np.nan)
-    n = r.ts.size
-    for k in range(n):
-        if k % 200 == 0:
-            stage(f"policies and planner: step {k} of {n}", 0.5 + 0.5 * k / max(n, 1))
-        row = r.values[k]
-        seen = np.isfinite(row)
-        last = np.where(seen, row, last)
-        now = float(r.ts[k])
-        obs, preds = {}, {}
-        for e, ep in enumerate(r.endpoints):
-            obs[ep] = {m: float(last[e, j]) for j, m in enumerate(r.metrics) if math.isfinite(last[e, j])}
-            obs[ep]["health_up"] = float(r.up[k, e])
-            preds[ep] = Prediction(endpoint=ep, ts=now, probability=float(prob[k, e]), horizon_s=cfg.predict.horizon_s)
-        shares = {s: {reg: v / max(1, sum(w.values())) for reg, v in w.items()} for s, w in current.items()}
-        decisions = evaluate(now, contexts, obs, preds, policyset, shares, False)
-        for d in decisions:
-            if d.level == "act" and d.endpoint not in acts:
-                acts[d.endpoint] = now
-        health = {}
-        for reg in cfg.regions:
-            ups = [float(r.up[k, r.endpoints.index(e.name)]) for e in reg.endpoints if e.name in r.endpoints]
-            health[reg.name] = not (ups and all(u < 0.5 for u in ups))
-        plan = planner.step(now, decisions, health, current)
-        for ch in plan.changes:
-            changes.append({"ts": now, "service": ch["service"], "region": ch["region"], "from": ch["from"],
-                            "to": ch["to"], "reason": ch.get("reason", "")})
-            would[ch["service"]][ch["region"]].append((now, float(ch["to"])))
-        current = {s: dict(w) for s, w in plan.weights.items()}
+        r, prob, _ = _engine_replay(trace, policy_file, cfg, engine_step)
+        s = Series(r.ts, list(r.endpoints), list(r.metrics), r.values, r.up, prob, r.predicted)
+    out = decide(cfg, rt.state.baseline_weights(), policyset, since, s, skip_quiet=fast,
+                 stage=lambda k, n: stage(f"policies and planner: step {k} of {n}", 0.65 + 0.35 * k / max(n, 1)))
     actual: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    for s in services:
+    for svc in cfg.services:
         per: dict[str, list[tuple[float, float]]] = {}
-        for smp in rt.store.range(subject=s, metric="weight", start=since, end=until):
+        for smp in rt.store.range(subject=svc.name, metric="weight", start=since, end=until):
             reg = dict(smp.tags).get("region")
             if reg is None:
                 continue
             pts = per.setdefault(reg, [])
             if not pts or pts[-1][1] != smp.value:
                 pts.append((smp.ts, smp.value))
-        actual[s] = per
+        actual[svc.name] = per
     stage("done", 1.0)
-    return {"since": since, "until": until, "steps": int(n), "endpoints": list(r.endpoints),
-            "would": would, "actual": actual, "changes": changes, "acts": acts, "final": current}
+    return {"since": since, "until": until, "steps": int(s.ts.size), "endpoints": list(s.endpoints),
+            "actual": actual, **out, "cached_steps": s.cached_steps}
+
+
+def _settings(policy_file: Path, cfg):
+    """The engine settings ``_engine_replay`` uses, and the model path (None: forecast only)."""
+    from pfepo.evaluate.harness import settings_from_policy
+    from pfepo.predict.classifier import resolve_model_path
+
+    settings = settings_from_policy(policy_file)
+    settings.horizon_s, settings.step_s = cfg.predict.horizon_s, cfg.predict.step_s
+    model = resolve_model_path(cfg.predict.model_path) if cfg.predict.model_path else None
+    return settings, (model if model is not None and model.is_file() else None)
+
+
+def decide(cfg, baseline: dict, policyset, since: float, s: Series, skip_quiet: bool = True, stage=None) -> dict:
+    """The daemon's decision maths at every replayed step: ``policy.engine.evaluate`` over the config's
+    contexts with the replayed risk, forecasts and observations, then the real ``planner.Planner``.
+    With ``skip_quiet``, the steps ``quiet_steps`` proves change nothing are not computed."""
+    from pfepo.planner import Planner
+    from pfepo.policy.context import contexts_from_config
+    from pfepo.policy.engine import evaluate
+    from pfepo.predict.prediction import Prediction
+
+    contexts = contexts_from_config(cfg)
+    planner = Planner(cfg)
+    services = {svc.name for svc in cfg.services}
+    current = {name: dict(w) for name, w in baseline.items()}
+    would: dict[str, dict[str, list[tuple[float, float]]]] = {
+        name: {reg: [(since, float(w))] for reg, w in current[name].items()} for name in services}
+    acts: dict[str, float] = {}
+    changes: list[dict] = []
+    n = s.ts.size
+    last = _carried(s.values)
+    pred_r = np.round(s.predicted, 4)  # as PredictiveEngine.predict reports them
+    regions = {reg.name: [s.endpoints.index(e.name) for e in reg.endpoints if e.name in s.endpoints]
+               for reg in cfg.regions}
+    region_up = {name: ~((s.up[:, idx] < 0.5).all(axis=1)) if idx else np.ones(n, dtype=bool)
+                 for name, idx in regions.items()}
+    quiet = quiet_steps(contexts, policyset, s, last, pred_r, region_up) if skip_quiet else np.zeros(n, dtype=bool)
+    idle, skipped = False, 0
+    for k in range(n):
+        if stage is not None and k % 200 == 0:
+            stage(k, n)
+        if idle and quiet[k]:
+            skipped += 1
+            continue
+        now = float(s.ts[k])
+        obs, preds = {}, {}
+        for e, ep in enumerate(s.endpoints):
+            obs[ep] = {m: float(last[k, e, j]) for j, m in enumerate(s.metrics) if math.isfinite(last[k, e, j])}
+            obs[ep]["health_up"] = float(s.up[k, e])
+            preds[ep] = Prediction(endpoint=ep, ts=now, probability=float(s.prob[k, e]), horizon_s=cfg.predict.horizon_s,
+                                   predicted={m: float(pred_r[k, e, j]) for j, m in enumerate(s.metrics)
+                                              if math.isfinite(pred_r[k, e, j])})
+        shares = {name: {reg: v / max(1, sum(w.values())) for reg, v in w.items()} for name, w in current.items()}
+        decisions = evaluate(now, contexts, obs, preds, policyset, shares, False)
+        for d in decisions:
+            if d.level == "act" and d.endpoint not in acts:
+                acts[d.endpoint] = now
+        plan = planner.step(now, decisions, {name: bool(up[k]) for name, up in region_up.items()}, current)
+        for ch in plan.changes:
+            changes.append({"ts": now, "service": ch["service"], "region": ch["region"], "from": ch["from"],
+                            "to": ch["to"], "reason": ch.get("reason", "")})
+            would[ch["service"]][ch["region"]].append((now, float(ch["to"])))
+        current = {name: dict(w) for name, w in plan.weights.items()}
+        idle = skip_quiet and _planner_idle(planner, services)
+    return {"would": would, "changes": changes, "acts": acts, "final": current, "skipped_steps": skipped}
+
+
+def _carried(values: np.ndarray) -> np.ndarray:
+    """(T, E, M) each metric's last finite value so far (NaN before the first): what the loop observes."""
+    t = values.shape[0]
+    idx = np.where(np.isfinite(values), np.arange(t)[:, None, None], 0)
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    out = np.take_along_axis(values, idx, axis=0)
+    return out
+
+
+def quiet_steps(contexts, policyset, s: Series, last: np.ndarray, predicted: np.ndarray,
+                region_up: dict[str, np.ndarray]) -> np.ndarray:
+    """(T,) steps at which no policy decision can reach ``act`` and every region is up.
+
+    Why skipping them is exact: at such a step an idle planner (every region of every service in the
+    normal phase at its baseline weight, nothing evicted, no drain hook open, no pending event:
+    ``_planner_idle``) changes no weight and emits nothing. The one thing it updates is ``calm_since``
+    of normal regions, which only a draining region reads, and a region starts draining only at a step
+    where its risk reaches act, which clears ``calm_since`` in that same step. Steps with a possible act
+    or a region down are computed, and so is every step after one that left the planner busy.
+
+    "Can reach act" is an upper bound of ``policy.engine.evaluate_one``'s risk, vectorised over time: a
+    criterion counts as fired when it fires on the value or lies within 1e-6 of its threshold, and the
+    risk is compared with act less 1e-9; a wrong bound only costs a computed step, never a skipped one.
+    """
+    import operator
+
+    from pfepo.policy.engine import _criterion
+    from pfepo.policy.model import CONTEXT_ATTRS
+    from pfepo.policy.policyset import PolicySet
+
+    ops = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq,
+           "!=": operator.ne}
+    pset = policyset if isinstance(policyset, PolicySet) else PolicySet.of(policyset)
+    n = s.ts.size
+    eidx = {ep: i for i, ep in enumerate(s.endpoints)}
+    midx = {m: j for j, m in enumerate(s.metrics)}
+    possible = np.zeros(n, dtype=bool)
+    nan = np.full(n, np.nan)
+    for ctx in contexts:
+        pol, _ = pset.select(ctx)
+        if pol is None:
+            continue
+        e = eidx.get(ctx.endpoint)
+        score = np.zeros(n)
+        for c in pol.criteria:
+            if c.metric in CONTEXT_ATTRS:
+                fired = np.full(n, _criterion(c, ctx, {}, {}).fired)
+            elif isinstance(c.threshold, str):
+                continue
+            else:
+                fired = np.zeros(n, dtype=bool)
+                j = midx.get(c.metric)
+                if e is None:
+                    obs = pred = nan
+                else:
+                    obs = s.up[:, e] if c.metric == "health_up" else last[:, e, j] if j is not None else nan
+                    pred = predicted[:, e, j] if j is not None else nan
+                for v, used in ((obs, c.apply_to in ("observed", "both")), (pred, c.apply_to in ("predicted", "both"))):
+                    if used:
+                        ok = np.isfinite(v)
+                        with np.errstate(invalid="ignore"):
+                            fired |= ok & (ops[c.op](v, c.threshold) | (np.abs(v - c.threshold) < 1e-6))
+            score += c.weight * fired
+        total = sum(c.weight for c in pol.criteria)
+        score = score / total if total > 0 else np.zeros(n)
+        p_pred = np.clip(np.nan_to_num(s.prob[:, e]), 0.0, 1.0) if e is not None else None
+        mode = pol.risk.probability
+        if mode == "criteria" or (mode == "auto" and p_pred is None):
+            prob = score
+        elif mode in ("prediction", "auto"):
+            prob = p_pred if p_pred is not None else np.zeros(n)
+        else:
+            prob = score if p_pred is None else np.maximum(p_pred, score)
+        imp = pol.risk.impact
+        impact = getattr(imp.priority, ctx.priority, imp.priority.medium) * (
+            min(1.0, ctx.nominal_share * ctx.region_count) if imp.by_share else 1.0)
+        possible |= prob * impact * ctx.sla_weight >= pol.risk.thresholds.act - 1e-9
+    all_up = np.ones(n, dtype=bool)
+    for up in region_up.values():
+        all_up &= up
+    return ~possible & all_up
+
+
+def _planner_idle(planner, services: set[str]) -> bool:
+    """Every region of every service normal, at baseline, not evicted, no drain hook; nothing pending.
+    (Reads the planner's own state: ``Planner`` has no public "idle" query.)"""
+    from pfepo.planner.planner import NORMAL
+
+    if planner._pending or set(planner._svc) != services:
+        return False
+    return all(ss.weights == ss.baseline and all(st.phase == NORMAL and not st.evicted and not st.hooked
+                                                 for st in ss.states.values())
+               for ss in planner._svc.values())
 
 
 def apply_file(reloader, target: Path, text: str) -> tuple[bool, list[str]]:

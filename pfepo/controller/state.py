@@ -117,6 +117,9 @@ class ControllerState:
         self.bandwidth: dict[str, dict[str, float | None]] = {
             s.name: {r: s.bandwidth_mbps.get(r) for r in s.weights} for s in cfg.services
         }
+        # What operators (REST, or another controller's operator via the cluster) set, per service and
+        # region, as opposed to the planner's raises: what pfepo.cluster shares. Since this process started.
+        self.bandwidth_overrides: dict[str, dict[str, float | None]] = {}
         self._path = Path(cfg.state_dir) / "desired.json"
         self._load()
 
@@ -276,6 +279,7 @@ class ControllerState:
                 self._save(baseline, bandwidth)
                 with self._lock:
                     self.bandwidth[service].update(new)
+                    self.bandwidth_overrides.setdefault(service, {}).update(new)
                     out = dict(self.bandwidth[service])
         log.info("bandwidth of %s set by %s: %s", service, source, out)
         self._notify()
@@ -417,8 +421,9 @@ class ControllerState:
         with self._lock:
             weights = self.bucket_weights()
             down = self.down_regions()
-            # Flows, meters and groups of every connected switch must match, not just this group's weights.
-            tables_ok = all(sw.sync is not None and sw.sync.in_sync for sw in self.switches.values() if sw.connected)
+            # Flows, meters and groups of every connected switch must match, not just this group's weights
+            # (in a cluster, of every switch we master: another controller's have no sync here, status None).
+            tables_ok = all(sw.sync.in_sync for sw in self.switches.values() if sw.connected and sw.sync is not None)
             for i, svc in enumerate(self.cfg.services):
                 gid = service_group_id(i)
                 applied = {

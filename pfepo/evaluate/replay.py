@@ -74,18 +74,7 @@ def replay(trace: Trace, engine: PredictiveEngine) -> Replay:
     ts, endpoints, values, present, up = dense(trace, engine.metrics)
     idx_all = engine.ensure(endpoints)
     t, e = present.shape
-    xs, br, pr, su, fr, ob = [], [], [], [], [], []
-    for k in range(t):
-        rows = np.flatnonzero(present[k])
-        before = engine.stats["steps"]
-        engine.observe_arrays(float(ts[k]), idx_all[rows], values[k, rows], up[k, rows])
-        s = engine.snapshot(float(ts[k]))
-        fr.append(engine.stats["steps"] != before)
-        xs.append(s.x[idx_all])
-        br.append(s.breach[idx_all])
-        pr.append(s.predicted[idx_all])
-        su.append(s.up[idx_all])
-        ob.append(s.observed[idx_all])
+    xs, br, pr, su, fr, ob = step_through(engine, idx_all, ts, values, present, up)
     return Replay(
         ts=ts,
         endpoints=endpoints,
@@ -100,3 +89,23 @@ def replay(trace: Trace, engine: PredictiveEngine) -> Replay:
         fresh=np.array(fr, dtype=bool),
         observed=np.array(ob, dtype=bool).reshape(t, e),
     )
+
+
+def step_through(engine: PredictiveEngine, idx_all: np.ndarray, ts: np.ndarray, values: np.ndarray,
+                 present: np.ndarray, up: np.ndarray) -> tuple[list, list, list, list, list, list]:
+    """The causal loop of ``replay``: observe each step's rows, advance, record the snapshot. Lists of
+    per-step x, breach, predicted, snapshot health, fresh flag, observed. Also fed chunk by chunk (the
+    console's what-if cache): the engine carries everything between calls."""
+    xs, br, pr, su, fr, ob = [], [], [], [], [], []
+    for k in range(ts.size):
+        rows = np.flatnonzero(present[k])
+        before = engine.stats["steps"]
+        engine.observe_arrays(float(ts[k]), idx_all[rows], values[k, rows], up[k, rows])
+        s = engine.snapshot(float(ts[k]))
+        fr.append(engine.stats["steps"] != before)
+        xs.append(s.x[idx_all])
+        br.append(s.breach[idx_all])
+        pr.append(s.predicted[idx_all])
+        su.append(s.up[idx_all])
+        ob.append(s.observed[idx_all])
+    return xs, br, pr, su, fr, ob

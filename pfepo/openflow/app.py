@@ -36,6 +36,7 @@ from pfepo.openflow.messages import (
     PacketOut,
     ProbeOut,
     RoleRequest,
+    StatsRequest,
     allowed_as,
 )
 from pfepo.openflow.switch import Fabric, Out
@@ -206,7 +207,7 @@ class PfepoApp(app_manager.OSKenApp):
         return self.watchdog.problem(
             time.monotonic(), loop_alive=loop is not None and loop.is_alive(),
             poller_alive=self._poller is not None and self._poller.is_alive(),
-            connected=list(self.datapaths), queued=self.events.qsize())
+            connected=list(self.fabric.syncs), queued=self.events.qsize())  # a SLAVE's switches are not polled
 
     # --- applying what the Fabric returns --------------------------------------------------------------
     def _apply(self, out: Out | None) -> None:
@@ -331,6 +332,7 @@ class PfepoApp(app_manager.OSKenApp):
         self.datapaths[dp.id] = dp
         if self._clustered():
             self._send_role(dp.id)  # before any mod: the switch must know our role first
+            out = self._unless_master(dp.id, out)
         self.watchdog.switch_event(dp.id, time.monotonic())
         self._apply(out)
 
@@ -455,6 +457,18 @@ class PfepoApp(app_manager.OSKenApp):
                 if role == "master" and (was is None or was[0] != "master"):
                     log.info("MASTER of dpid=%#x at generation %d: reconciling", dpid, gen)
                     self._apply(self.fabric.on_connect(dpid, time.time()))
+                elif role != "master" and dpid in self.fabric.syncs:
+                    self._apply(self._unless_master(dpid, None))
+
+    def _unless_master(self, dpid: int, out: Out | None) -> Out | None:
+        """Scale-out: we poll, read back and reconcile only the switches we master. For another's switch
+        the Fabric keeps no sync (no port stats, echo, audit, probes, desired-state diffs); we read its port
+        states once (port-status events keep them current) and start its sync when we become MASTER."""
+        if self._role(dpid) == "master":
+            return out
+        self.fabric.on_disconnect(dpid)
+        self.state.set_sync_status(dpid, None)
+        return Out(msgs=[(dpid, StatsRequest("port_desc"))])
 
     def _send_role(self, dpid: int) -> None:
         dp = self.datapaths.get(dpid)

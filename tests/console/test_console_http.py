@@ -317,3 +317,75 @@ def test_history_becomes_a_trace_as_the_decision_loop_sees_it(console):
     assert f.loc[(t0 + 10, "eu-1"), "loss_pct"] == 0.0
     assert f.loc[(t0, "eu-1"), "latency_ms"] == 5.0 and f.loc[(t0, "eu-2"), "latency_ms"] == 50.0  # own wins
     assert f.loc[(t0, "eu-1"), "up"] == 0.0 and f.loc[(t0, "eu-2"), "up"] == 1.0
+
+
+def test_a_scale_request_needs_operate_goes_through_the_executor_and_shows_its_status(console, tmp_path):
+    """A real command executor (a Python child process writing its arguments to a file)."""
+    import sys
+
+    from pfepo.actions.config import CommandExecutorConfig
+    from pfepo.actions.dispatcher import ScaleDispatcher
+    from pfepo.actions.executors import build_executors
+
+    rt, base, _ = console
+    out = tmp_path / "scaled.txt"
+    script = "import sys; open(sys.argv[1], 'a').write(' '.join(sys.argv[2:]) + '\\n')"
+    execs = build_executors({"scaler": CommandExecutorConfig(type="command", argv=[
+        sys.executable, "-c", script, str(out), "{service}", "{region}", "{application}", "{capacity}"])})
+    rt.dispatcher = ScaleDispatcher(execs, lambda rec: rt.audit.append("scale", rec)).start()
+    try:
+        with login(base, "read") as c:
+            page = c.get("/ui/operations").text
+            assert 'action="/ui/actions/scale/web"' in page and "<fieldset disabled>" in page
+            r = c.post("/ui/actions/scale/web", data={"csrf": csrf(c), "region": "us", "desired_capacity": "3"})
+            assert r.status_code == 403 and "operate" in r.text
+        with login(base, "operate") as c:
+            tok = csrf(c)
+            r = c.post("/ui/actions/scale/web", data={"csrf": tok, "region": "mars", "desired_capacity": "3"},
+                       headers={"hx-request": "true"})
+            assert r.status_code == 422 and "region must be one of" in r.text
+            r = c.post("/ui/actions/scale/web", data={"csrf": tok, "region": "us", "desired_capacity": "3",
+                                                      "executor": "scaler"}, headers={"hx-request": "true"})
+            assert r.status_code == 200 and "queued" in r.text, r.text
+            assert wait_until(lambda: out.exists() and out.read_text() == "web us web 3\n", 10)
+            rt.audit.flush()
+            assert wait_until(lambda: rt.audit.query_page(None, "web", "scale", 10, None)[0], 10)
+            page = c.get("/ui/operations").text
+        assert "\u2713 succeeded" in page and "operator request by test-operate" in page
+        recs, _ = rt.audit.query_page(None, "web", "scale_request", 10, None)
+        assert recs[-1]["by"] == "test-operate" and recs[-1]["status"] == "queued"
+        assert not rt.audit.query_page(None, None, "scale", 10, "mars")[0]
+    finally:
+        rt.dispatcher.stop()
+
+
+def test_endpoint_timeline_shows_the_engines_forecast_interval(console):
+    """The real engine (as the daemon's prediction worker holds it), fed a rising latency."""
+    import numpy as np
+
+    from pfepo.console import views
+    from pfepo.controller.predict_worker import PredictionWorker
+    from pfepo.predict.engine import PredictiveEngine
+
+    rt, base, _ = console
+    ep = rt.cfg.regions[0].endpoints[0].name
+    eng = PredictiveEngine(horizon_s=300, step_s=10)
+    now = time.time()
+    t0 = now - 1200
+    for k in range(120):
+        eng.observe(ep, t0 + 10 * k, {"latency_ms": 20 + 0.5 * k + (k % 3)})
+    eng.predict(now)
+    rt.predictor = PredictionWorker(eng)  # not started: nothing else feeds it
+    rt.store.write([Sample(t0 + 10 * k, ep, "latency_ms", 20 + 0.5 * k + (k % 3)) for k in range(120)])
+    band = views.forecast_band(rt, ep, "latency_ms")
+    assert len(band) == 5  # the last step, then the 4 checkpoints up to the horizon
+    ts = [t for t, _, _ in band]
+    assert ts == sorted(ts) and ts[-1] - ts[0] == 300
+    mean, sd = eng.bank.forecast()
+    row = eng.index[ep] * eng.m + eng.midx["latency_ms"]
+    np.testing.assert_allclose([(lo + hi) / 2 for _, lo, hi in band[1:]], mean[row])
+    assert all(hi - lo > 0 for _, lo, hi in band[1:]) and band[-1][2] > 75  # the rise goes on
+    assert views.forecast_band(rt, ep, "cpu_pct") == []  # no such series yet: no band
+    with login(base, "read") as c:
+        page = c.get(f"/ui/timeline?endpoint={ep}").text
+    assert "shaded: forecast mean \u00b1 2 sd at the checkpoints" in page and "<polygon" in page

@@ -1,0 +1,153 @@
+"""``pfepo bench whatif``: the console's what-if replay, before and after its caches, in one run.
+
+Synthetic history in a throw-away SQLite store: ``--endpoints`` endpoints in regions of 10, one sample
+per 10 s each (error rate and health per endpoint, latency and loss per region uplink) over ``--hours``;
+the latency of region r0 ramps up over the last 10 minutes and its endpoints report down in the last
+100 s. Then, against the same history:
+
+1. ``reference``: the plain path (``replay_policy(fast=False)``): the window replayed from scratch, every
+   step through the policies and the planner -- what the console did before the cache;
+2. ``cold``: the console's path with an empty cache (predictor replay in pieces, quiet steps skipped),
+   over the same window;
+3. ``warm``: the same policy again a minute of history later (the cache extended by the new steps);
+4. ``edited``: the policy with a different criterion threshold (a new engine key: a cold predictor replay);
+5. ``edited-actions``: the policy with only its actions edited (same thresholds: the cache is used).
+
+Prints the time of each, and whether the decisions (endpoints that acted, weight steps) equal the
+reference's. The reference and the cold run replay the same window (its end fixed when the history is
+written); the later runs' window ends a minute later, so on a short history their warm-up differs and
+their decisions may too. Wall time and this process's CPU time (on a shared machine the CPU time is the steadier
+figure). Run with ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_POLICY = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("whatif", help="console what-if replay: reference vs cached, same history, same run",
+                       description=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--hours", type=float, default=24.0, help="history to replay (default 24)")
+    p.add_argument("--endpoints", type=int, default=50, help="endpoints, in regions of 10 (default 50)")
+    p.add_argument("--skip-reference", action="store_true", help="skip the (slow) reference run")
+    p.add_argument("--json", metavar="OUT", dest="json_out", help="write results as JSON")
+    p.set_defaults(func=run)
+
+
+def _history(rt, regions: int, per: int, hours: float, now: float) -> int:
+    from pfepo.telemetry.samples import Sample
+
+    n = int(hours * 360)
+    rng = np.random.default_rng(0)
+    for i in range(regions):
+        rows = []
+        for k in range(n):
+            t = now - hours * 3600 + 10 * k
+            lat = 20 + rng.normal(0, 2) + (200 * max(0, k - n + 60) / 60 if i == 0 else 0)
+            rows += [Sample(t, f"uplink:r{i}", "latency_ms", lat), Sample(t, f"uplink:r{i}", "loss_pct", 0.0)]
+            for j in range(per):
+                rows += [Sample(t, f"r{i}-{j}", "health_up", 0.0 if (i == 0 and k > n - 10) else 1.0),
+                         Sample(t, f"r{i}-{j}", "error_rate_pct", max(0.0, rng.normal(0.5, 0.2)))]
+        rt.store.write(rows)
+    return n
+
+
+def _decisions(res: dict) -> tuple:
+    return (sorted(res["acts"]), [(c["ts"], c["service"], c["region"], c["from"], c["to"]) for c in res["changes"]])
+
+
+def run(args) -> int:
+    from pfepo.config import PfepoConfig
+    from pfepo.console import whatif
+    from pfepo.daemon import build_runtime
+
+    regions, per = max(1, (args.endpoints + 9) // 10), min(10, args.endpoints)
+    tmp = Path(tempfile.mkdtemp(prefix="pfepo-bench-whatif-"))
+    out: dict = {"hours": args.hours, "endpoints": regions * per, "runs": {}}
+    try:
+        pdir = tmp / "pol"
+        pdir.mkdir()
+        target = pdir / "default.yaml"
+        shutil.copyfile(REPO_POLICY, target)
+        cfg = PfepoConfig.model_validate({
+            "state_dir": str(tmp / "st"), "history": {"backend": "sqlite", "path": str(tmp / "h.sqlite")},
+            "switches": [{"name": "core", "dpid": 1}] + [{"name": f"s{i}", "dpid": 0x11 + i} for i in range(regions)],
+            "regions": [{"name": f"r{i}", "switch": f"s{i}", "uplink": {"switch": "core", "port": i + 1},
+                         "endpoints": [{"name": f"r{i}-{j}", "ip": f"10.{i}.0.{j + 2}",
+                                        "mac": f"00:00:00:00:{i:02x}:{j + 2:02x}", "port": j + 2} for j in range(per)]}
+                        for i in range(regions)],
+            "policy": {"paths": [str(pdir)]}, "predict": {"model_path": "shipped"},
+            "services": [{"name": "web", "vip": "10.9.0.1", "vip_mac": "00:00:00:09:00:01", "port": 80,
+                          "weights": {f"r{i}": 1 for i in range(regions)}}]})
+        rt = build_runtime(cfg)
+        now = time.time()
+        t0 = time.perf_counter()
+        steps = _history(rt, regions, per, args.hours, now)
+        print(f"history: {steps} steps x {regions * per} endpoints written in {time.perf_counter() - t0:.1f} s",
+              flush=True)
+        text = target.read_text()
+        edited_thr = text.replace("threshold: 150", "threshold: 120", 1)
+        edited_act = text.replace("step_percent: 10", "step_percent: 20", 1)
+        jobs = whatif.Jobs()
+        ref = None
+
+        end = [time.time()]  # the window's end: the same for the reference and the cold run
+
+        def one(name: str, policy_text: str, fast: bool, wait: float = 0.0) -> dict:
+            ps, problems, folder = whatif.validate(cfg, target, policy_text)
+            if ps is None:
+                raise SystemExit(f"policy invalid: {problems}")
+            if wait:  # a minute of history later: the cache is extended, not rebuilt
+                _advance(rt, regions, per, wait, end[0])
+                end[0] += wait
+            job = whatif.Job(name)
+            t, cpu = time.perf_counter(), time.process_time()
+            res = whatif.replay_policy(rt, ps, folder / target.name, args.hours, job,
+                                       cache=jobs.cache if fast else None, fast=fast, until=end[0])
+            took, cpu = time.perf_counter() - t, time.process_time() - cpu
+            shutil.rmtree(folder, ignore_errors=True)
+            same = None if ref is None else _decisions(res) == _decisions(ref)
+            row = {"seconds": round(took, 2), "cpu_seconds": round(cpu, 2), "steps": res["steps"], "acted": len(res["acts"]),
+                   "weight_steps": len(res["changes"]), "cached_steps": res.get("cached_steps", 0),
+                   "skipped_steps": res.get("skipped_steps", 0), "same_decisions_as_reference": same}
+            out["runs"][name] = row
+            print(f"{name:>15}: {took:6.1f} s (CPU {cpu:5.1f} s)  steps {res['steps']}, acted {len(res['acts'])}, weight steps "
+                  f"{len(res['changes'])}, from cache {row['cached_steps']}, quiet steps skipped "
+                  f"{row['skipped_steps']}" + ("" if same is None else f", same decisions as reference: {same}"),
+                  flush=True)
+            return res
+
+        if not args.skip_reference:
+            ref = one("reference", text, fast=False)
+        one("cold", text, fast=True)
+        one("warm", text, fast=True, wait=60.0)
+        one("edited", edited_thr, fast=True)
+        one("edited-actions", edited_act, fast=True)
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(out, indent=2))
+        rt.writer.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _advance(rt, regions: int, per: int, seconds: float, start: float) -> None:
+    """``seconds`` more of history from ``start``: quiet samples."""
+    from pfepo.telemetry.samples import Sample
+
+    rows = []
+    for k in range(int(seconds // 10)):
+        t = start + 10 * k
+        for i in range(regions):
+            rows += [Sample(t, f"uplink:r{i}", "latency_ms", 20.0), Sample(t, f"uplink:r{i}", "loss_pct", 0.0)]
+            rows += [Sample(t, f"r{i}-{j}", "error_rate_pct", 0.5) for j in range(per)]
+    rt.store.write(rows)

@@ -1,0 +1,144 @@
+"""The what-if's caches give the numbers a plain replay gives (console/replaycache.py, console/whatif.py).
+
+Real SQLite history store, real engine with the shipped model, real policies and planner; no browser.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pfepo.config import PfepoConfig
+from pfepo.console import replaycache, whatif
+from pfepo.daemon import build_runtime
+from pfepo.telemetry.samples import Sample
+
+REPO = Path(__file__).resolve().parents[2]
+R, E = 2, 3
+HOURS = 1.0
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("whatif")
+    pdir = tmp / "pol"
+    pdir.mkdir()
+    shutil.copyfile(REPO / "policies" / "default.yaml", pdir / "default.yaml")
+    cfg = PfepoConfig.model_validate({
+        "state_dir": str(tmp / "st"), "history": {"backend": "sqlite", "path": str(tmp / "h.sqlite")},
+        "switches": [{"name": "core", "dpid": 1}] + [{"name": f"s{i}", "dpid": 0x11 + i} for i in range(R)],
+        "regions": [{"name": f"r{i}", "switch": f"s{i}", "uplink": {"switch": "core", "port": i + 1},
+                     "endpoints": [{"name": f"r{i}-{j}", "ip": f"10.{i}.0.{j + 2}",
+                                    "mac": f"00:00:00:00:{i:02x}:{j + 2:02x}", "port": j + 2} for j in range(E)]}
+                    for i in range(R)],
+        "policy": {"paths": [str(pdir)]}, "predict": {"model_path": "shipped"},
+        "services": [{"name": "web", "vip": "10.9.0.1", "vip_mac": "00:00:00:09:00:01", "port": 80,
+                      "weights": {f"r{i}": 1 for i in range(R)}}]})
+    rt = build_runtime(cfg)
+    # r0's uplink latency ramps over 150 -> r0 drains; its endpoints go down for 100 s, then recover
+    now = time.time()
+    n = int(HOURS * 360)
+    rng = np.random.default_rng(1)
+    rows = []
+    for k in range(n):
+        t = now - HOURS * 3600 + 10 * k
+        for i in range(R):
+            ramp = 250 * min(1.0, max(0, k - (n - 120)) / 40) if i == 0 and k < n - 30 else 0.0
+            rows += [Sample(t, f"uplink:r{i}", "latency_ms", 20 + rng.normal(0, 2) + ramp),
+                     Sample(t, f"uplink:r{i}", "loss_pct", 0.0)]
+            for j in range(E):
+                down = i == 0 and n - 70 <= k < n - 60
+                rows += [Sample(t, f"r{i}-{j}", "health_up", 0.0 if down else 1.0),
+                         Sample(t, f"r{i}-{j}", "error_rate_pct", max(0.0, rng.normal(0.5, 0.2)))]
+    rt.store.write(rows)
+    yield rt, pdir / "default.yaml", now
+    rt.writer.close()
+
+
+def _inputs(rt, target):
+    settings, model = whatif._settings(target, rt.cfg)
+    endpoints = [e.name for r in rt.cfg.regions for e in r.endpoints]
+
+    def read(a, b):
+        return whatif.history_trace(rt, a, b, rt.cfg.predict.step_s)
+
+    return settings, model, endpoints, read
+
+
+def _same(a: replaycache.Series, b: replaycache.Series) -> None:
+    assert a.endpoints == b.endpoints
+    for name in ("ts", "values", "up", "prob", "predicted"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def test_extending_the_cache_equals_one_replay_and_matches_the_plain_replay(lab):
+    rt, target, now = lab
+    settings, model, endpoints, read = _inputs(rt, target)
+    since, mid, until = now - HOURS * 3600, now - 1500, now
+    cache = replaycache.PredictorCache()
+    first = cache.series(settings, model, endpoints, since, mid, read)
+    assert first.cached_steps == 0 and first.ts.size > 100
+    extended = cache.series(settings, model, endpoints, since, until, read)
+    assert extended.cached_steps > 0 and extended.read_steps < extended.ts.size / 2
+    once = replaycache.PredictorCache().series(settings, model, endpoints, since, until, read)
+    _same(extended, once)
+    # the plain path (pfepo evaluate's replay of the window's trace) gives the same numbers
+    trace = whatif.history_trace(rt, since, until, settings.step_s)
+    r, prob, _ = whatif._engine_replay(trace, target, rt.cfg)
+    assert list(r.endpoints) == once.endpoints
+    np.testing.assert_array_equal(prob, once.prob)
+    np.testing.assert_array_equal(r.predicted, once.predicted)
+
+
+def test_memoised_fits_change_no_number_of_a_replay_with_other_thresholds(lab):
+    rt, target, now = lab
+    settings, model, endpoints, read = _inputs(rt, target)
+    since = now - HOURS * 3600
+    cache = replaycache.PredictorCache()
+    cache.series(settings, model, endpoints, since, now, read)
+    fam = next(iter(cache._families.values()))
+    fits = len(fam.fits)
+    assert fits > 0
+    other = whatif._settings(target, rt.cfg)[0]
+    other.thresholds = {**other.thresholds, "latency_ms": 120.0}
+    reused = cache.series(other, model, endpoints, since, now, read)
+    assert len(fam.fits) == fits  # every fit of the second replay was in the memo: same inputs
+    _same(reused, replaycache.PredictorCache().series(other, model, endpoints, since, now, read))
+
+
+def test_skipping_quiet_steps_changes_no_decision(lab):
+    rt, target, now = lab
+    settings, model, endpoints, read = _inputs(rt, target)
+    since = now - HOURS * 3600
+    s = replaycache.PredictorCache().series(settings, model, endpoints, since, now, read)
+    ps, problems, folder = whatif.validate(rt.cfg, target, target.read_text())
+    assert ps is not None, problems
+    shutil.rmtree(folder)
+    base = rt.state.baseline_weights()
+    fast = whatif.decide(rt.cfg, base, ps, since, s, skip_quiet=True)
+    slow = whatif.decide(rt.cfg, base, ps, since, s, skip_quiet=False)
+    assert fast["skipped_steps"] > s.ts.size / 2
+    assert slow["skipped_steps"] == 0
+    assert fast["changes"] and {e for e in fast["acts"]} >= {"r0-0", "r0-1", "r0-2"}
+    for k in ("would", "changes", "acts", "final"):
+        assert fast[k] == slow[k], k
+
+
+def test_the_page_warm_up_serves_a_shorter_window_from_its_replay(lab):
+    rt, target, now = lab
+    cache = replaycache.PredictorCache()
+    th = whatif.warm(rt, cache, hours=HOURS)
+    assert th is not None and whatif.warm(rt, cache, hours=HOURS) is None  # at most once a minute
+    th.join(120)
+    ps, problems, folder = whatif.validate(rt.cfg, target, target.read_text())
+    assert ps is not None, problems
+    try:
+        res = whatif.replay_policy(rt, ps, folder / target.name, HOURS / 2, cache=cache)
+    finally:
+        shutil.rmtree(folder)
+    assert res["steps"] > 100 and res["cached_steps"] >= res["steps"] - 10  # only the newest steps replayed
+    assert {"r0-0", "r0-1", "r0-2"} <= set(res["acts"])

@@ -1,0 +1,23 @@
+"""``pfepo bench whatif`` on a small history: every run reports, the cold run over the reference's window
+decides as the reference does, the later ones reuse the cache."""
+
+from __future__ import annotations
+
+import json
+
+from pfepo.cli import main
+
+
+def test_whatif_bench_compares_reference_and_cached_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    out = tmp_path / "w.json"
+    assert main(["bench", "whatif", "--hours", "0.5", "--endpoints", "20", "--json", str(out)]) == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert set(runs) == {"reference", "cold", "warm", "edited", "edited-actions"}
+    assert runs["reference"]["acted"] == 10 and runs["reference"]["weight_steps"] > 0
+    assert runs["cold"]["same_decisions_as_reference"] is True, runs["cold"]  # same window
+    assert runs["warm"]["cached_steps"] >= runs["warm"]["steps"] - 10
+    assert runs["edited-actions"]["cached_steps"] >= runs["edited-actions"]["steps"] - 10
+    assert runs["edited"]["cached_steps"] == 0
+    assert "cold:" in capsys.readouterr().out
