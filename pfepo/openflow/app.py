@@ -26,7 +26,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from pfepo.openflow import ofmsg
+from pfepo.openflow import gcpause, ofmsg
 from pfepo.openflow.lanes import TwoLaneQueue
 from pfepo.openflow.messages import (
     FlowMod,
@@ -92,6 +92,7 @@ class PfepoApp(app_manager.OSKenApp):
     def __init__(self, *args, pfepo: Runtime | None = None, **kwargs):
         """``pfepo``: the daemon's Runtime, passed by AppManager.instantiate_apps like any os-ken context."""
         super().__init__(*args, **kwargs)
+        ofmsg.install_fast_port_stats()  # port-stats replies as one array, not an object per port
         if pfepo is None:
             raise RuntimeError("PfepoApp needs the daemon Runtime: instantiate_apps(..., pfepo=runtime)")
         self.rt = pfepo
@@ -108,8 +109,13 @@ class PfepoApp(app_manager.OSKenApp):
         self.datapaths: dict[int, object] = {}
         self._multipart: dict[tuple[int, int], list] = {}
         self._outbox: dict[int, collections.deque] = {}  # per dpid: built messages not yet sent, in order
+        self._backlog: set[int] = set()  # dpids whose outbox still holds messages (send queue was full)
         self.watchdog = Watchdog(stall_s=max(5.0, 10 * self.cfg.poll_interval_s))
         self._desired_pending = threading.Event()
+        self._wake_lags: collections.deque[float] = collections.deque(maxlen=256)  # poll thread -> ticks
+        # per uplink port-status: (s from the socket to its handler, s from there to the GroupMods queued
+        # for sending), the daemon's own part of failover
+        self.port_status_timing: collections.deque[tuple[float, float]] = collections.deque(maxlen=50)
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self.roles: dict[int, tuple[str, int]] = {}  # cluster only: dpid -> (role, generation) requested
@@ -118,6 +124,7 @@ class PfepoApp(app_manager.OSKenApp):
         pfepo.app = self
 
     def start(self):
+        self.gc = gcpause.install()  # every garbage collection is timed (a full one stops every thread)
         t = super().start()
         self._poller = hub.spawn(self._poll_loop)
         self.threads.append(self._poller)
@@ -138,7 +145,7 @@ class PfepoApp(app_manager.OSKenApp):
             self.watchdog.switch_event(dp.id, time.monotonic())
         if self._desired_pending.is_set():
             self._push_desired()
-        for dpid in [d for d, box in self._outbox.items() if box]:
+        for dpid in list(self._backlog):  # only switches whose send queue was full: not O(switches) per event
             self._flush(dpid)
 
     @staticmethod
@@ -194,8 +201,31 @@ class PfepoApp(app_manager.OSKenApp):
                                 value=1.0 if st["overloaded"] else 0.0)
         yield GaugeMetricFamily("pfepo_poll_reply_lag_seconds", "median time from a poll to its reply handled",
                                 value=st["reply_lag_p50_s"])
+        yield GaugeMetricFamily("pfepo_poll_stretch", "poll interval multiplier from the CPU budget (1 = as configured)",
+                                value=st["stretch"])
+        yield GaugeMetricFamily("pfepo_wake_lag_p90_seconds",
+                                "how late a ready thread of the daemon gets to run (GIL and CPU wait), p90",
+                                value=st["wake_lag_p90_s"])
+        yield GaugeMetricFamily("pfepo_process_cpu_cores", "the daemon's CPU use over the last interval, in cores",
+                                value=st["cpu_cores"])
         yield CounterMetricFamily("pfepo_poll_skipped", "polls skipped: the previous reply was not handled yet",
                                   value=st["skipped_total"])
+        timing = list(self.port_status_timing)
+        ps = GaugeMetricFamily("pfepo_port_status_seconds", "uplink port-status events, last 50: from the socket "
+                               "to the handler (queued) and from there to the GroupMods sent (handled)",
+                               labels=["stage", "stat"])
+        for i, stage in enumerate(("queued", "handled")):
+            vals = sorted(t[i] for t in timing) or [0.0]
+            ps.add_metric([stage, "p50"], vals[len(vals) // 2])
+            ps.add_metric([stage, "max"], vals[-1])
+        yield ps
+        gcs = getattr(self, "gc", None)
+        if gcs is not None:
+            pause = GaugeMetricFamily("pfepo_gc_pause_max_seconds", "longest of the last 100 garbage collections "
+                                      "per generation (every thread waits)", labels=["generation"])
+            for gen, (_n, longest) in gcs.stats().items():
+                pause.add_metric([str(gen)], longest)
+            yield pause
         q = GaugeMetricFamily("pfepo_openflow_events_queued", "OpenFlow events waiting, per lane", labels=["lane"])
         q.add_metric(["urgent"], self.events.urgent_size())
         q.add_metric(["normal"], self.events.qsize() - self.events.urgent_size())
@@ -265,17 +295,20 @@ class PfepoApp(app_manager.OSKenApp):
         """
         dp, box = self.datapaths.get(dpid), self._outbox.get(dpid)
         if dp is None or not box:
+            self._backlog.discard(dpid)
             return
         sem = getattr(dp, "_send_q_sem", None)  # os-ken internal; without it, plain (blocking) sends
         while box:
             if sem is not None:
                 if not sem.acquire(blocking=False):
+                    self._backlog.add(dpid)
                     return  # full: the rest goes out after the next handled event
                 sem.release()
             out = box.popleft()
             if isinstance(out, ProbeOut):
                 out = ofmsg.to_osken(dp, PacketOut(out.port, self.fabric.probe_frame(dpid, out, time.time())))
             dp.send_msg(out)
+        self._backlog.discard(dpid)
 
     def _on_state_change(self) -> None:
         """ControllerState listener; runs on the caller's thread (REST, decision loop): post, never send."""
@@ -303,7 +336,9 @@ class PfepoApp(app_manager.OSKenApp):
         # History is the last stage of a poll: while its queue is a quarter full, polling waits for it
         # (longer effective interval) rather than producing samples the writer would have to drop.
         w = self.rt.writer
-        self._apply(self.fabric.on_tick(time.time(), hold_polls=w.queued > w.queue_max // 4))
+        lags = [self._wake_lags.popleft() for _ in range(len(self._wake_lags))]
+        self._apply(self.fabric.on_tick(time.time(), hold_polls=w.queued > w.queue_max // 4,
+                                        cpu_s=time.process_time(), wake_lags=lags))
 
     def _poll_loop(self) -> None:
         period = self.cfg.poll_interval_s / self.fabric.slots
@@ -315,7 +350,11 @@ class PfepoApp(app_manager.OSKenApp):
             except Exception:
                 log.exception("posting the poll tick failed")
             due = max(due + period, time.monotonic() - period)  # on schedule; no catch-up bursts
-            self._stop.wait(max(0.0, due - time.monotonic()))
+            if self._stop.wait(max(0.0, due - time.monotonic())):
+                break
+            # how late this thread ran after its timer: the wait for the GIL and a CPU that a port-status
+            # event's receive, event and send threads see too (backpressure keeps it small, PollGate.load)
+            self._wake_lags.append(max(0.0, time.monotonic() - due))
 
     # --- connection lifecycle --------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -355,10 +394,10 @@ class PfepoApp(app_manager.OSKenApp):
         msg = ev.msg
         key = (msg.datapath.id, msg.xid)
         parts = self._multipart.setdefault(key, [])
-        parts.extend(msg.body)
+        parts.append(msg.body)
         if not ofmsg.is_last_part(msg):
             return None
-        body = self._multipart.pop(key)
+        body = ofmsg.join_parts(self._multipart.pop(key))
         return body if msg.datapath.id in self.datapaths else None
 
     # --- read-back of meters, groups, flows ------------------------------------------------------------
@@ -396,8 +435,12 @@ class PfepoApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded
     def _port_status(self, ev):
+        started = time.time()
         port, up = ofmsg.parse_port_status(ev.msg)
         self._apply(self.fabric.on_port_status(ev.msg.datapath.id, port, up))
+        if self._desired_pending.is_set():  # an uplink changed: its GroupMods go out now, timed
+            self._push_desired()
+            self.port_status_timing.append((started - self._arrived(ev), time.time() - started))
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     @guarded

@@ -6,6 +6,9 @@ Kept apart from app.py so message building can be unit-tested without a switch.
 
 from __future__ import annotations
 
+import struct
+
+import numpy as np
 from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
@@ -226,6 +229,55 @@ def parse_port_status(msg) -> tuple[int, bool]:
 
 def is_last_part(msg) -> bool:
     return not (msg.flags & ofp.OFPMPF_REPLY_MORE)
+
+
+def join_parts(parts: list) -> list | np.ndarray:
+    """The bodies of a multipart reply's parts as one body: one array if they were parsed as arrays."""
+    if parts and all(isinstance(p, np.ndarray) for p in parts):
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return [e for p in parts for e in p]
+
+
+# --- port stats without os-ken's per-port objects -----------------------------------------------------
+# ofp_port_stats (OpenFlow 1.3, 112 bytes, fixed size), field names as os-ken's OFPPortStats.
+PORT_STATS_DTYPE = np.dtype([
+    ("port_no", ">u4"), ("pad", "V4"), ("rx_packets", ">u8"), ("tx_packets", ">u8"), ("rx_bytes", ">u8"),
+    ("tx_bytes", ">u8"), ("rx_dropped", ">u8"), ("tx_dropped", ">u8"), ("rx_errors", ">u8"),
+    ("tx_errors", ">u8"), ("rx_frame_err", ">u8"), ("rx_over_err", ">u8"), ("rx_crc_err", ">u8"),
+    ("collisions", ">u8"), ("duration_sec", ">u4"), ("duration_nsec", ">u4")])
+assert PORT_STATS_DTYPE.itemsize == ofp.OFP_PORT_STATS_SIZE
+_MP_REPLY = struct.Struct(ofp.OFP_MULTIPART_REPLY_PACK_STR)
+
+
+def install_fast_port_stats() -> None:
+    """Parse OFPMP_PORT_STATS replies into one numpy structured array (``PORT_STATS_DTYPE``) on the receive
+    thread, instead of os-ken's one ``OFPPortStats`` object per port (13 % of the GIL at 300 switches).
+
+    Hooks os-ken's OpenFlow 1.3 parser table for MULTIPART_REPLY in this process; every other multipart
+    type, and a port-stats body that is not whole 112-byte entries, goes to os-ken's own parser. The message
+    is still an ``OFPPortStatsReply`` (same event, same ``flags``); only ``body`` is an array. Idempotent.
+    """
+    table = parser._MSG_PARSERS
+    orig = table[ofp.OFPT_MULTIPART_REPLY]
+    if getattr(orig, "pfepo_fast", False):
+        return
+    base_parser = parser.MsgBase.parser.__func__
+    head = ofp.OFP_MULTIPART_REPLY_SIZE
+
+    def multipart_reply(datapath, version, msg_type, msg_len, xid, buf):
+        if msg_len >= head and (msg_len - head) % PORT_STATS_DTYPE.itemsize == 0:
+            mp_type, flags = _MP_REPLY.unpack_from(buf, ofp.OFP_HEADER_SIZE)
+            if mp_type == ofp.OFPMP_PORT_STATS:
+                msg = base_parser(parser.OFPPortStatsReply, datapath, version, msg_type, msg_len, xid, buf)
+                msg.type, msg.flags = mp_type, flags
+                msg.body = np.frombuffer(buf, PORT_STATS_DTYPE, (msg_len - head) // PORT_STATS_DTYPE.itemsize,
+                                         head)
+                return msg
+        return orig(datapath, version, msg_type, msg_len, xid, buf)
+
+    multipart_reply.pfepo_fast = True
+    multipart_reply.pfepo_orig = orig
+    table[ofp.OFPT_MULTIPART_REPLY] = multipart_reply
 
 
 # --- multi-controller roles (issue 15): additive, used by pfepo.cluster --------------------------------

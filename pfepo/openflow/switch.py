@@ -278,6 +278,8 @@ class Fabric:
                     roles.setdefault(r.uplink.switch, ([], []))[0].append(svc.name)
                     roles.setdefault(r.switch, ([], []))[1].append(svc.name)
         self._roles = {k: (tuple(dict.fromkeys(a)), tuple(dict.fromkeys(b))) for k, (a, b) in roles.items()}
+        # the only switches whose desired state can change (ingress or region switches of a service)
+        self._role_dpids = tuple(s.dpid for s in cfg.switches if s.name in self._roles)
         self.weights: Mapping[str, Mapping[str, int]] = weights or {}
         self.bandwidth: Mapping[str, Mapping[str, float | None]] = bandwidth or {}
         self.evicted: Mapping[str, frozenset[str]] = evicted or {}  # regions emptied per service (affinity)
@@ -386,7 +388,10 @@ class Fabric:
         if evicted is not None:
             self.evicted = evicted
         out = Out()
-        for dpid, sync in self.syncs.items():
+        for dpid in self._role_dpids:  # a plain switch's desired state never changes: not O(all switches)
+            sync = self.syncs.get(dpid)
+            if sync is None:
+                continue
             want = self.want(dpid)
             if want is sync.want:
                 continue  # nothing this switch holds depends on what changed
@@ -425,19 +430,30 @@ class Fabric:
         return out
 
     # --- periodic work, echo and probes -------------------------------------------------------------
-    def on_tick(self, now: float, hold_polls: bool = False) -> Out:
+    def on_tick(self, now: float, hold_polls: bool = False, cpu_s: float | None = None,
+                wake_lags: list[float] = ()) -> Out:
         """Every poll interval / ``slots``: poll this slot's switches whose last reply was handled
         (backpressure), time the control channel with the poll, audit the switches whose turn it is;
         once per interval report and send probes. ``hold_polls``: a later stage (history) is behind:
-        no counters are asked for this tick (the effective interval grows; nothing is dropped)."""
+        no counters are asked for this tick (the effective interval grows; nothing is dropped).
+        ``cpu_s``: the process's CPU time so far, ``wake_lags``: how late the poll thread woke since the last
+        tick; past their budgets, polls are stretched (PollGate.load)."""
         out = Out()
+        if cpu_s is not None:
+            self.gate.load(now, cpu_s, wake_lags)
         # Echo and probes first: their replies then come back ahead of the stats replies, so the time a
         # probe waits in our own event queue (counted as link latency) stays small.
         audit_s = self.audit_s
         slot = self._tick % self.slots
         self._tick += 1
-        due = [dpid for dpid in self.syncs
-               if (self.slots == 1 or (dpid * 0x9E3779B1 >> 7) % self.slots == slot) and self.gate.due(dpid, now)]
+        # Stretched (CPU budget), a switch may go on any slot once its longer interval passed, so the
+        # interval stretches smoothly, not in whole intervals.
+        stretched = self.gate.stretch > 1.0
+        due = []
+        for dpid in self.syncs:
+            own = self.slots == 1 or (dpid * 0x9E3779B1 >> 7) % self.slots == slot
+            if (own or stretched) and self.gate.due(dpid, now, count_skip=own):
+                due.append(dpid)
         if hold_polls and due:
             self.gate.held += len(due)
             due = []

@@ -4,6 +4,11 @@ A switch is asked for its counters again only once its last reply was handled. A
 therefore polls less often -- a longer effective interval, reported in /metrics and /api/v1/health --
 instead of queueing replies without bound and blocking every connection's receive thread. A reply that
 never comes (lost, a hung switch) frees the switch after ``stale_after_s``.
+
+CPU headroom by construction: the caller reports the process's CPU time (``load``). While the process
+uses more than ``cpu_budget`` of a core, the poll interval is stretched (``stretch``), so polling never
+takes the whole of the one core a Python process effectively has. A port-status event then never waits
+for a saturated GIL: an overloaded controller polls less, it does not fail over late.
 """
 
 from __future__ import annotations
@@ -25,18 +30,52 @@ class PollGate:
     sent_total: int = 0
     stale_total: int = 0
     held: int = 0  # polls held back because a later stage (history) was behind
+    cpu_budget: float = 0.7  # of one core; above it, polls are stretched
+    max_stretch: float = 30.0
+    stretch: float = 1.0  # the poll interval is interval_s * stretch
+    cpu_fraction: float = 0.0  # the process's CPU over the last measured interval, in cores
+    wake_lag_p90_s: float = 0.0  # over the last measured interval
+    _cpu_at: tuple[float, float] | None = None  # (when, process CPU s) of the last load measurement
+    _lags: list[float] = field(default_factory=list)
 
-    def due(self, dpid: int, now: float) -> bool:
-        """True if ``dpid`` may be polled now (its interval passed and nothing is outstanding)."""
+    def load(self, now: float, cpu_s: float, wake_lags: list[float] = ()) -> None:
+        """The process has used ``cpu_s`` CPU seconds by ``now``; ``wake_lags``: how late a sleeping thread
+        of the process got to run since the last call (reported, the wait a port-status event's threads see).
+
+        Once per interval: over the CPU budget, the poll interval is stretched (proportionally, by at most
+        1.5x per interval); under 85 % of it, relaxed by 1.25x per interval; in between, held. The wake lag
+        does not stretch: on this shared machine it followed the machine's load, not ours, and stretching
+        for it cost half the polls at 300 switches without shortening failover (docs/scale.md).
+        """
+        self._lags.extend(wake_lags)
+        if self._cpu_at is None:
+            self._cpu_at = (now, cpu_s)
+            return
+        dt = now - self._cpu_at[0]
+        if dt < self.interval_s:
+            return
+        self.cpu_fraction = cpu = max(0.0, cpu_s - self._cpu_at[1]) / dt
+        self._cpu_at = (now, cpu_s)
+        lags = sorted(self._lags)
+        self._lags = []
+        self.wake_lag_p90_s = lags[int(0.9 * (len(lags) - 1))] if lags else 0.0
+        if cpu > self.cpu_budget:
+            self.stretch = min(self.max_stretch, self.stretch * min(1.5, cpu / self.cpu_budget))
+        elif cpu < 0.85 * self.cpu_budget:
+            self.stretch = max(1.0, self.stretch / 1.25)
+
+    def due(self, dpid: int, now: float, count_skip: bool = True) -> bool:
+        """True if ``dpid`` may be polled now (its interval passed and nothing is outstanding).
+        ``count_skip``: count it in ``skipped`` when a reply is still outstanding (its own turn)."""
         out = self._outstanding.get(dpid)
         if out is not None:
             if now - out < self.stale_after_s:
-                self.skipped += 1
+                self.skipped += count_skip
                 return False
             del self._outstanding[dpid]  # the reply is not coming: ask again
             self.stale_total += 1
         last = self._last_sent.get(dpid)
-        return last is None or now - last >= 0.95 * self.interval_s
+        return last is None or now - last >= 0.95 * self.interval_s * self.stretch
 
     def sent(self, dpid: int, now: float) -> None:
         last = self._last_sent.get(dpid)
@@ -79,14 +118,17 @@ class PollGate:
 
     def overloaded(self, factor: float = 1.5) -> bool:
         """Polls are being stretched: the median effective interval is ``factor`` x the configured one,
-        or replies take longer than an interval to be handled."""
+        or replies take longer than an interval to be handled, or the CPU budget stretches the interval."""
         med, _mx = self.effective_interval_s()
-        return med > factor * self.interval_s or self.reply_lag_s() > self.interval_s
+        return (med > factor * self.interval_s or self.reply_lag_s() > self.interval_s
+                or self.stretch >= factor)
 
     def status(self) -> dict:
         med, mx = self.effective_interval_s()
         return {"poll_interval_s": self.interval_s, "effective_interval_p50_s": round(med, 3),
                 "effective_interval_max_s": round(mx, 3), "reply_lag_p50_s": round(self.reply_lag_s(), 4),
                 "outstanding": self.outstanding(), "skipped_total": self.skipped, "stale_total": self.stale_total,
-                "held_for_history_total": self.held,
+                "held_for_history_total": self.held, "cpu_cores": round(self.cpu_fraction, 3),
+                "cpu_budget_cores": self.cpu_budget, "stretch": round(self.stretch, 3),
+                "wake_lag_p90_s": round(self.wake_lag_p90_s, 4),
                 "overloaded": self.overloaded()}

@@ -39,7 +39,16 @@ class PortRateBatch:
 
 
 def counters_array(body) -> tuple[np.ndarray, np.ndarray]:
-    """(ports, uint64 counters in ``COUNTERS`` order) of a parsed PortStats body, physical ports only."""
+    """(ports, uint64 counters in ``COUNTERS`` order) of a parsed PortStats body, physical ports only.
+
+    ``body``: entries with the counters as attributes, or one structured array with them as fields (the
+    adapter parses replies straight into one, ofmsg.PORT_STATS_DTYPE)."""
+    if isinstance(body, np.ndarray) and body.dtype.names:
+        body = body[body["port_no"] <= OFPP_MAX]
+        counters = np.empty((len(body), len(COUNTERS)), dtype=np.uint64)
+        for i, name in enumerate(COUNTERS):
+            counters[:, i] = body[name]
+        return body["port_no"].astype(np.int64), counters
     rows = [_FIELDS(st) for st in body if st.port_no <= OFPP_MAX]
     if not rows:
         return np.empty(0, dtype=np.int64), np.empty((0, len(COUNTERS)), dtype=np.uint64)

@@ -305,6 +305,11 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
             except (subprocess.TimeoutExpired, OSError) as exc:
                 point["profile_top"] = [f"py-spy failed: {exc}"]
                 spy.kill()
+        # backpressure as the daemon reports it at the window's end (absent in older code: 0)
+        point["poll_stretch"] = metric_value(m1, "pfepo_poll_stretch")
+        point["wake_lag_p90_ms"] = round(1000 * metric_value(m1, "pfepo_wake_lag_p90_seconds"), 1)
+        point["gc_pause_max_ms"] = round(1000 * max(metric_value(m1, "pfepo_gc_pause_max_seconds",
+                                                                 f'{{generation="{g}"}}') for g in "012"), 1)
         point["cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
         point["rss_mb"] = round(daemon.status("VmRSS") / 1024, 1)
         point["threads"] = daemon.status("Threads")
@@ -405,6 +410,15 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         point["failover_p99_ms"] = round(pct(all_ms, 0.99), 2) if all_ms else None
         point["failover_max_ms"] = round(max(all_ms), 2) if all_ms else None
         point["failover_is_lower_bound"] = timeouts > 0
+        # the daemon's own part (absent in older code): socket -> handler, handler -> GroupMods sent
+        try:
+            m2 = (await call("GET", "/metrics")).text
+            for stage in ("queued", "handled"):
+                for stat in ("p50", "max"):
+                    point[f"daemon_port_status_{stage}_{stat}_ms"] = round(1000 * metric_value(
+                        m2, "pfepo_port_status_seconds", f'{{stage="{stage}",stat="{stat}"}}'), 2)
+        except httpx.HTTPError:
+            pass
         point["load_avg_1m"] = os.getloadavg()[0]
         return point
     except Exception as exc:

@@ -124,3 +124,51 @@ def test_every_plain_message_translates(cfg):
     assert delete.command == ofp.OFPFC_DELETE_STRICT and delete.cookie_mask == 2**64 - 1
     flows_req = ofmsg.to_osken(dp, StatsRequest("flow_stats"))
     assert flows_req.cookie == ofmsg.COOKIE and flows_req.cookie_mask == 2**64 - 1
+
+
+def _raw_reply(mp_type: int, entries: bytes, more: bool = False) -> bytes:
+    from pfepo_lab.bench._fakeswitches import _MP_REPLY, _msg
+
+    flags = ofp.OFPMPF_REPLY_MORE if more else 0
+    return _msg(ofp.OFPT_MULTIPART_REPLY, 9, _MP_REPLY.pack(mp_type, flags) + entries)
+
+
+def _parse(raw: bytes):
+    from types import SimpleNamespace
+
+    from os_ken.ofproto import ofproto_parser
+
+    from pfepo_lab.bench._fakeswitches import HEADER
+
+    dp = SimpleNamespace(ofproto=ofp, ofproto_parser=parser, id=1)
+    version, mtype, length, xid = HEADER.unpack_from(raw)
+    return ofproto_parser.msg(dp, version, mtype, length, xid, bytearray(raw))
+
+
+def test_port_stats_parse_into_one_array_with_os_kens_fields_and_values(monkeypatch):
+    import struct
+
+    import numpy as np
+
+    entries = b"".join(struct.pack(ofp.OFP_PORT_STATS_PACK_STR, p, 10 * p, 20 * p, 2**63 + p, 2**40 + p, 1, 2, 3, 4,
+                                   5, 6, 7, 8, 100 + p % 1000, 9) for p in (1, 2, ofp.OFPP_LOCAL))
+    current = parser._MSG_PARSERS[ofp.OFPT_MULTIPART_REPLY]  # an app made earlier may have installed it
+    monkeypatch.setitem(parser._MSG_PARSERS, ofp.OFPT_MULTIPART_REPLY, getattr(current, "pfepo_orig", current))
+    slow = _parse(_raw_reply(ofp.OFPMP_PORT_STATS, entries, more=True))
+    assert isinstance(slow.body, list)
+    ofmsg.install_fast_port_stats()
+    ofmsg.install_fast_port_stats()  # idempotent
+    fast = _parse(_raw_reply(ofp.OFPMP_PORT_STATS, entries, more=True))
+    assert type(fast) is type(slow) is parser.OFPPortStatsReply and not ofmsg.is_last_part(fast)
+    assert isinstance(fast.body, np.ndarray) and len(fast.body) == 3
+    for obj, row in zip(slow.body, fast.body, strict=True):
+        for name in ofmsg.PORT_STATS_DTYPE.names:
+            if name != "pad":
+                assert int(row[name]) == getattr(obj, name), name
+    # parts join into one array; other multipart types and odd bodies still go to os-ken's parser
+    joined = ofmsg.join_parts([fast.body, fast.body[:1]])
+    assert isinstance(joined, np.ndarray) and joined["port_no"].tolist() == [1, 2, ofp.OFPP_LOCAL, 1]
+    assert ofmsg.join_parts([[1, 2], [3]]) == [1, 2, 3]
+    assert isinstance(_parse(_raw_reply(ofp.OFPMP_METER_CONFIG, b"")).body, list)
+    odd = _parse(_raw_reply(ofp.OFPMP_PORT_STATS, entries[:-8]))  # not whole entries: os-ken's parser decides
+    assert odd is None or not isinstance(odd.body, np.ndarray)

@@ -119,3 +119,32 @@ def test_polls_are_held_while_history_is_behind(cfg):
     out = f.on_tick(net.now + 1, hold_polls=True)
     assert "port_stats" not in _kinds(out, core) and f.poll_status()["held_for_history_total"] >= 1
     assert "port_stats" in _kinds(f.on_tick(net.now + 2), core)  # history caught up: polled again
+
+
+def test_a_daemon_over_its_cpu_budget_polls_less_and_says_so(cfg):
+    net = FakeController(cfg)
+    net.connect()
+    core = net.dpid("pfc0")
+    f: Fabric = net.fabric
+    t, cpu = net.now, 0.0
+    for _ in range(4):  # one core busy (over the 0.7 budget): every reply handled at once, yet stretched
+        t, cpu = t + 1.0, cpu + 1.0
+        out = f.on_tick(t, cpu_s=cpu)
+        if "port_stats" in _kinds(out, core):
+            f.on_port_stats(core, [PortStat(1, 10, 10)], t + 0.01)
+    st = f.poll_status()
+    assert st["stretch"] > 1.5 and st["overloaded"] and st["cpu_cores"] == 1.0
+    polled = 0
+    for _ in range(6):  # polling less, the CPU is just under budget: held, asked less than once per interval
+        t, cpu = t + 1.0, cpu + 0.65
+        if "port_stats" in _kinds(f.on_tick(t, cpu_s=cpu), core):
+            polled += 1
+            f.on_port_stats(core, [PortStat(1, 10, 10)], t + 0.01)
+    assert 1 <= polled <= 4
+    for _ in range(12):  # idle again: back to every interval
+        t, cpu = t + 1.0, cpu + 0.05
+        out = f.on_tick(t, cpu_s=cpu)
+        if "port_stats" in _kinds(out, core):
+            f.on_port_stats(core, [PortStat(1, 10, 10)], t + 0.01)
+    assert f.poll_status()["stretch"] == 1.0
+    assert "port_stats" in _kinds(f.on_tick(t + 1.0, cpu_s=cpu), core)

@@ -37,3 +37,45 @@ def test_a_lost_reply_frees_the_switch_after_stale_after_s_and_forget_resets():
     g.sent(3, 5.1)
     g.forget(3)
     assert g.due(3, 5.2) and g.outstanding() == 0
+
+
+def _run_load(g: PollGate, cores: float, lag_s: float, seconds: int, t0: float = 0.0, cpu0: float = 0.0):
+    """Feed ``seconds`` one-second intervals at ``cores`` of CPU and wake lags of ``lag_s``."""
+    t, cpu = t0, cpu0
+    for _ in range(seconds):
+        t += 1.0
+        cpu += cores
+        g.load(t, cpu, [lag_s] * 10)
+    return t, cpu
+
+
+def test_cpu_over_budget_stretches_the_interval_and_under_it_relaxes_back():
+    g = PollGate(interval_s=1.0, cpu_budget=0.7)
+    g.load(0.0, 0.0)
+    t, cpu = _run_load(g, 1.05, 0.0, 3)  # 1.5x the budget: stretched, by at most 1.5x per interval
+    assert g.stretch == 1.5 ** 3 and g.overloaded()
+    assert g.status()["cpu_cores"] == 1.05 and g.status()["stretch"] == round(1.5 ** 3, 3)
+    g.sent(1, t)
+    g.handled(1, t)
+    assert not g.due(1, t + 1.0)  # one configured interval is not enough while stretched
+    assert g.due(1, t + 0.95 * 1.5 ** 3)
+    t, cpu = _run_load(g, 0.65, 0.0, 2, t, cpu)  # between 85 % and 100 % of the budget: held
+    assert g.stretch == 1.5 ** 3
+    _run_load(g, 0.2, 0.0, 8, t, cpu)  # well under: back to the configured interval
+    assert g.stretch == 1.0 and not g.overloaded()
+
+
+def test_wake_lag_is_reported_but_only_cpu_stretches():
+    g = PollGate(interval_s=1.0, cpu_budget=0.7)
+    g.load(0.0, 0.0)
+    t, cpu = _run_load(g, 0.5, 0.2, 5)  # a busy machine, ready threads wait: the daemon's own CPU decides
+    assert g.stretch == 1.0 and g.status()["wake_lag_p90_s"] == 0.2
+    _run_load(g, 0.84, 0.0, 1, t, cpu)
+    assert g.stretch == 1.2
+
+
+def test_stretch_is_bounded():
+    g = PollGate(interval_s=1.0, cpu_budget=0.7, max_stretch=30.0)
+    g.load(0.0, 0.0)
+    _run_load(g, 3.0, 1.0, 50)
+    assert g.stretch == 30.0

@@ -53,3 +53,19 @@ def test_reply_to_batch_names_ports_and_computes_rates():
     assert batch.values[1, 0] == 1000 and batch.values[1, 6] == pytest.approx(1e-4)  # of the default 1 Gbit/s
     pr = got.port_rates()
     assert pr[1].rx_bps == 10e6 and pr[1].interval_s == 2.0 and pr[5].utilization_pct == batch.values[1, 6]
+
+
+def test_counters_array_takes_the_structured_array_the_adapter_parses():
+    import struct
+
+    from pfepo.openflow.ofmsg import PORT_STATS_DTYPE
+
+    raw = b"".join(struct.pack(ofp.OFP_PORT_STATS_PACK_STR, p, p, 2 * p, 10 * p, 20 * p, 3, 4, 5, 6, 0, 0, 0, 0, 1, 0)
+                   for p in (1, 2, ofp.OFPP_LOCAL))
+    arr = np.frombuffer(raw, PORT_STATS_DTYPE)
+    ports, counters = counters_array(arr)
+    objs = counters_array(reply_body({1: 0, 2: 0}))  # same columns as from os-ken's objects
+    assert ports.tolist() == [1, 2] and objs[0].tolist() == [1, 2]
+    # COUNTERS order: rx_bytes, tx_bytes, rx_packets, tx_packets, rx/tx dropped, rx/tx errors
+    assert counters.tolist() == [[10, 20, 1, 2, 3, 4, 5, 6], [20, 40, 2, 4, 3, 4, 5, 6]]
+    assert counters.dtype == np.uint64 and objs[1].dtype == np.uint64
