@@ -104,8 +104,11 @@ class Lab:
         self.start_daemon()
         self.wait_connected()
 
-    def wait_api(self, timeout: float = 20.0) -> dict:
-        deadline = time.monotonic() + timeout
+    # how long a freshly started daemon may take to answer (a busy shared machine can take longer than 20 s)
+    api_timeout_s = 20.0
+
+    def wait_api(self, timeout: float | None = None) -> dict:
+        deadline = time.monotonic() + (self.api_timeout_s if timeout is None else timeout)
         while True:
             if self.daemon is not None and self.daemon.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.daemon.returncode}; see {self.workdir}/daemon.log")
