@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -174,6 +175,7 @@ def bench(kills: int, ttl_s: int) -> dict:
     p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
     return {"kills": kills, "lease_ttl_s": ttl_s, "median_s": round(statistics.median(times), 3),
             "p99_s": round(p99, 3), "max_s": round(max(times), 3), "min_s": round(min(times), 3),
+            "within_ttl_plus_1s": sum(t <= ttl_s + 1 for t in times), "load_avg_1m": round(os.getloadavg()[0], 2),
             "all_s": [round(t, 3) for t in times]}
 
 
