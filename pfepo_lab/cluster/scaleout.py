@@ -52,7 +52,7 @@ from pfepo_lab.bench.controller import (
     other_samples,
     pct,
 )
-from pfepo_lab.bench.point import bench_point
+from pfepo_lab.bench._point import bench_point
 from pfepo_lab.cluster.localetcd import LocalEtcd
 
 
