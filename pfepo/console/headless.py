@@ -56,9 +56,15 @@ def login(driver, base: str, token: str, timeout_s: float = 10.0) -> None:
 
 
 def full_page(driver, path: Path, width: int = 1280, max_height: int = 4000) -> Path:
-    """A PNG of the whole page (the window grown to the document's height, at most ``max_height``)."""
+    """A PNG of the whole page: the viewport set to the document's height (at most ``max_height``) through
+    the DevTools protocol (a headless window's size does not grow the page's viewport), then restored."""
     height = int(driver.execute_script("return document.documentElement.scrollHeight") or 1000)
-    driver.set_window_size(width, min(max_height, max(600, height + 40)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(path))
+    height = min(max_height, max(600, height))
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(path))
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     return path
