@@ -3,14 +3,28 @@
 A cold 24 h what-if spends ~90 % of its time on the predictor: reading the history (~15 %) and
 replaying the engine over it (~75 %, most of it in the periodic ARIMA refits). Two levels of cache:
 
-- a **family** (step, endpoints, engine metrics, start of the replay): what does not depend on the
-  policy -- the history as per-step arrays, read once and then only the newly written steps, and the
-  ARIMA fits, memoised by their exact input (the series window and the start parameters): a fit is a
-  pure function of those, so a replay with other thresholds gets the same fit for the same input;
-- an **entry** per criterion thresholds (+ horizon and model) in a family: the engine object with its
-  whole state and the risk and forecasts it gave at every step. An edited policy with the same
-  thresholds (actions, risk weights, selectors...) reuses it as is; new thresholds replay the engine
-  again over the family's arrays, with the fits from the memo.
+- a **family** (step, endpoints, engine metrics, horizon, model, the daemon's other engine settings,
+  start of the replay): what does not depend on the policy -- the history as per-step arrays, read once
+  and then only the newly written steps; the ARIMA fits, memoised by their exact input (the series window
+  and the start parameters: a fit is a pure function of those) and given to every engine of the family
+  as ``PredictiveEngine(fit=...)``; and the **recorder**: the engine with the thresholds of the family's
+  first run, fed every step, whose ``tap`` records a **tape** of the threshold-free state that the
+  engine's evidence step (``PredictiveEngine._judge``) reads -- per model step and series the forecast
+  bank (level, differences, drift, innovation variance; parameters as the refits set them), the anomaly
+  core's deviation and frozen noise scales, what the forecasts were fed -- plus, per replay step, the
+  features of rows near a threshold (``_Recorder.snapshot``);
+- an **entry** per criterion thresholds: for the recorder's own thresholds the recorder itself; for
+  others a ``_Judged`` entry: only ``_judge`` (the engine's own evidence rules) runs per recorded step,
+  on a shell engine whose bank and core are the recorded ones, with the breach probabilities of a whole
+  piece computed at once (``ForecastBank``'s maths over flattened arrays), the one threshold-dependent
+  feature state (``persist``) beside it; rows with evidence are scored by the classifier with their
+  recorded features, the threshold-dependent ones (``rel_thr``, ``persist``, ``breach``, ``max_breach``)
+  recomputed. Rows without evidence score 0 (1 when down) with no classifier call, as ``_score`` proves.
+  When the tape cannot serve the thresholds -- a row with evidence whose features were not kept (far
+  below the recorded thresholds), a series gaining or losing its threshold, or an engine whose evidence
+  step reads something else -- the entry is a full engine replayed over the family's arrays (with the
+  fit memo), as before. An edited policy with the same thresholds (actions, risk weights, selectors...)
+  reuses its entry as is.
 
 The next what-if uses a family whose replay started at most ``slack(hours)`` before its window (the
 engine then had that much more history to warm up on, as the daemon's own engine always has); the
@@ -154,6 +168,10 @@ class PredictorCache:
         finally:
             self.busy = ""
             self._lock.release()
+
+    def tape_bytes(self) -> int:
+        """Memory held by the families' tapes (the threshold-free state of every recorded step)."""
+        return sum(c.nbytes() for f in self._families.values() for c in f.tape)
 
     def _series(self, settings, model, endpoints, since, until, read, say, use_cache, step, metrics, fkey,
                 ekey, kw) -> Series:
@@ -436,6 +454,13 @@ class _Chunk:
     closes: np.ndarray  # (S,) model steps of this chunk closed before each replay step's snapshot
     up: np.ndarray  # (S, E) health as the snapshots saw it
     rows: dict  # s -> (endpoints (k,), x (k, F), fast (k, M)): features of rows near a threshold
+
+
+    def nbytes(self) -> int:
+        arrays = [getattr(self, k) for k in _CLOSE if getattr(self, k) is not None]
+        arrays += [a for r in self.rows.values() for a in r] + [a for r in self.refits for a in r[1:]]
+        arrays += [r[1] for r in self.noise] + [self.closes, self.up]
+        return sum(a.nbytes for a in arrays)
 
 
 _CLOSE = ("b", "level", "dc", "e", "drift", "s2", "dev", "fed", "mean", "down", "sampled", "held", "risk")

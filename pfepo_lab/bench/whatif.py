@@ -10,19 +10,22 @@ the latency of region r0 ramps up over the last 10 minutes and its endpoints rep
 2. ``cold``: the console's path with an empty cache (predictor replay in pieces, quiet steps skipped),
    over the same window;
 3. ``warm``: the same policy again a minute of history later (the cache extended by the new steps);
-4. ``edited``: the policy with a different criterion threshold (a new engine key: a cold predictor replay);
+4. ``edited``: the policy with a different criterion threshold: only the engine's evidence step runs, over
+   the tape of threshold-free state the first replay recorded (``replaycache``; "path: judged");
 5. ``edited-actions``: the policy with only its actions edited (same thresholds: the cache is used).
 
 Prints the time of each, and whether the decisions (endpoints that acted, weight steps) equal the
 reference's. The reference and the cold run replay the same window (its end fixed when the history is
 written); the later runs' window ends a minute later, so on a short history their warm-up differs and
 their decisions may too. Wall time and this process's CPU time (on a shared machine the CPU time is the steadier
-figure). Run with ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``.
+figure), the load average before and after, the cache path each run took and the tape's size. Run with
+``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -116,22 +119,29 @@ def run(args) -> int:
             took, cpu = time.perf_counter() - t, time.process_time() - cpu
             shutil.rmtree(folder, ignore_errors=True)
             same = None if ref is None else _decisions(res) == _decisions(ref)
-            row = {"seconds": round(took, 2), "cpu_seconds": round(cpu, 2), "steps": res["steps"], "acted": len(res["acts"]),
+            path = (jobs.cache.last_path or "-") if fast else "plain"
+            row = {"seconds": round(took, 2), "cpu_seconds": round(cpu, 2), "path": path, "steps": res["steps"],
+                   "acted": len(res["acts"]),
                    "weight_steps": len(res["changes"]), "cached_steps": res.get("cached_steps", 0),
                    "skipped_steps": res.get("skipped_steps", 0), "same_decisions_as_reference": same}
             out["runs"][name] = row
-            print(f"{name:>15}: {took:6.1f} s (CPU {cpu:5.1f} s)  steps {res['steps']}, acted {len(res['acts'])}, weight steps "
+            print(f"{name:>15}: {took:6.1f} s (CPU {cpu:5.1f} s) path {path:>8}, steps {res['steps']}, acted {len(res['acts'])}, weight steps "
                   f"{len(res['changes'])}, from cache {row['cached_steps']}, quiet steps skipped "
                   f"{row['skipped_steps']}" + ("" if same is None else f", same decisions as reference: {same}"),
                   flush=True)
             return res
 
+        out["load_before"] = [round(v, 2) for v in os.getloadavg()]
+        print(f"load average before: {out['load_before']}", flush=True)
         if not args.skip_reference:
             ref = one("reference", text, fast=False)
         one("cold", text, fast=True)
         one("warm", text, fast=True, wait=60.0)
         one("edited", edited_thr, fast=True)
         one("edited-actions", edited_act, fast=True)
+        out["load_after"] = [round(v, 2) for v in os.getloadavg()]
+        out["tape_mb"] = round(jobs.cache.tape_bytes() / 1e6, 1)
+        print(f"load average after: {out['load_after']}; tape of threshold-free state: {out['tape_mb']} MB", flush=True)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(out, indent=2))
         rt.writer.close()
