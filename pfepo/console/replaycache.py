@@ -427,6 +427,33 @@ def _dense(frame, index: dict[str, int], metrics: list[str], prev_up: np.ndarray
 WARM = 0.5  # features are kept for rows whose level or forecast came within this share of a threshold
 
 
+@dataclass
+class _Packed:
+    """A (C, N) array of one piece kept as its first row plus the columns that change in it: a series
+    never sampled, or flags that hold, cost one value per piece. Compared bit for bit (NaN, -0.0)."""
+
+    first: np.ndarray  # (N,)
+    cols: np.ndarray  # (k,) the columns that change
+    data: np.ndarray  # (C, k)
+
+    @classmethod
+    def of(cls, a: np.ndarray) -> _Packed:
+        if a.shape[0] == 0:
+            return cls(np.zeros(a.shape[1], a.dtype), np.zeros(0, dtype=np.int64), a[:, :0])
+        bits = a.view(np.uint64) if a.dtype == np.float64 else a
+        cols = np.flatnonzero(~(bits == bits[0]).all(axis=0))
+        return cls(a[0].copy(), cols, a[:, cols].copy())
+
+    def unpack(self) -> np.ndarray:
+        out = np.repeat(self.first[None], self.data.shape[0], axis=0)
+        out[:, self.cols] = self.data
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return self.first.nbytes + self.cols.nbytes + self.data.nbytes
+
+
 class _NoTape(Exception):
     """The tape cannot serve these thresholds; the caller replays them in full."""
 
@@ -437,18 +464,19 @@ class _Chunk:
     threshold-free state the evidence step reads, and per replay step (S) what scoring needs."""
 
     b: np.ndarray  # (C,) model steps closed
-    level: np.ndarray  # (C, N) forecast bank after the step (a step's refits change none of these)
-    dc: np.ndarray
-    e: np.ndarray
-    drift: np.ndarray
-    s2: np.ndarray
-    dev: np.ndarray  # (C, N) the anomaly core's deviation before the step's core update
-    fed: np.ndarray  # (C, N) what the forecasts were fed
-    mean: np.ndarray  # (C, N) the step's mean (NaN: no sample)
-    down: np.ndarray  # (C, N) bool
-    sampled: np.ndarray
-    held: np.ndarray
-    risk: np.ndarray | None  # (C, N) core risk after the step, kept only when some series has no threshold
+    # (C, N) arrays, packed (``_Packed``):
+    level: _Packed  # forecast bank after the step (a step's refits change none of these)
+    dc: _Packed
+    e: _Packed
+    drift: _Packed
+    s2: _Packed
+    dev: _Packed  # the anomaly core's deviation before the step's core update
+    fed: _Packed  # what the forecasts were fed
+    mean: _Packed  # the step's mean (NaN: no sample)
+    down: _Packed  # bool
+    sampled: _Packed
+    held: _Packed
+    risk: _Packed | None  # core risk after the step, kept only when some series has no threshold
     refits: list  # (c, idx, phi, theta, g, v): bank parameters set by the refits of step c (after its evidence)
     noise: list  # (c, ref_noise): the core's frozen noise scales, when they changed at step c
     closes: np.ndarray  # (S,) model steps of this chunk closed before each replay step's snapshot
@@ -527,13 +555,24 @@ class _Recorder:
         cur, n = self.cur, self.eng.m * len(self.eng.endpoints)
         self.cur = None
 
-        def stack(k: str, dtype=float) -> np.ndarray:
-            return np.array(cur[k], dtype=dtype).reshape(len(cur["b"]), n)
+        def stack(k: str, dtype=float) -> _Packed:
+            return _Packed.of(np.array(cur[k], dtype=dtype).reshape(len(cur["b"]), n))
 
         return _Chunk(np.array(cur["b"], dtype=np.int64), *(stack(k) for k in _CLOSE[1:9]),
                       *(stack(k, bool) for k in ("down", "sampled", "held")),
                       stack("risk") if self.need_risk else None, cur["refits"], cur["noise"],
                       np.array(cur["closes"], dtype=np.int64), up.reshape(len(cur["closes"]), -1), cur["rows"])
+
+
+class _Unpacked:
+    """A ``_Chunk`` with its packed arrays unpacked (for one pass over it)."""
+
+    def __init__(self, ch: _Chunk):
+        for k in ("b", "refits", "noise", "closes", "up", "rows"):
+            setattr(self, k, getattr(ch, k))
+        for k in _CLOSE[1:]:
+            a = getattr(ch, k)
+            setattr(self, k, None if a is None else a.unpack())
 
 
 class _Flat:
@@ -647,6 +686,7 @@ class _Judged:
 
         eng, thr_t = self.engine, self.engine._thr_t
         c_n, n = ch.b.size, thr_t.size
+        ch = _Unpacked(ch)
         m, e = eng.m, self.idx_all.size
         # the breach probabilities of every step at once, with the parameters before each step's refits
         phi, theta = np.repeat(self.phi[None], c_n, 0), np.repeat(self.theta[None], c_n, 0)
