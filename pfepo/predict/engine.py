@@ -136,7 +136,7 @@ class PredictiveEngine:
         self.model_error: str | None = None
         self._snap: Snapshot | None = None
         self._thr_t = np.zeros(0)
-        # Injection points for replays (pfepo.console.replaycache); None in the daemon:
+        # Injection points for replays (pfepo.console.replaycache, replaytape); None in the daemon:
         # ``fit`` replaces ``fit_arima`` (a memo of fits by their exact input); ``tap(engine, b, fed, mean,
         # down, sampled, held)`` is called at the end of every model step with that step's inputs.
         self.fit = fit
@@ -302,11 +302,12 @@ class PredictiveEngine:
         self._snap = None
 
     def _judge(self, b: int, fed: np.ndarray, sampled: np.ndarray, held: np.ndarray, down: np.ndarray) -> None:
-        """The only part of a model step that depends on the thresholds: forecast evidence and its
-        confirmation. It reads the forecast bank (``drift``, ``breach_probability``) and the anomaly core
-        (``n``, ``ref_noise``, ``dev``) as they are before this step's core update and refits, and writes
-        only the evidence state; a replay with other thresholds can run it alone over recorded bank and
-        core states (pfepo.console.replaycache)."""
+        """The threshold-dependent evidence of a model step (with ``FeatureState``'s ``persist``, the only
+        state that depends on the thresholds): forecast evidence and its confirmation. It reads the
+        forecast bank (``drift``, ``breach_probability``) and the anomaly core (``n``, ``ref_noise``,
+        ``dev``) as they are before this step's core update and refits, and writes only the evidence state,
+        so a replay with other thresholds can run it alone over recorded bank and core states
+        (pfepo.console.replaytape)."""
         self.pring[b % self.confirm_steps] = np.where(down, 0.0, self._evidence(b, fed, sampled, held))
         self._confirm(b * self.step_s, down)
 
