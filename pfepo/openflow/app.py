@@ -26,7 +26,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from pfepo.openflow import gcpause, ofmsg
+from pfepo.openflow import gcpause, ioloop, ofmsg
 from pfepo.openflow.lanes import TwoLaneQueue
 from pfepo.openflow.messages import (
     FlowMod,
@@ -94,6 +94,7 @@ class PfepoApp(app_manager.OSKenApp):
         """``pfepo``: the daemon's Runtime, passed by AppManager.instantiate_apps like any os-ken context."""
         super().__init__(*args, **kwargs)
         ofmsg.install_fast_port_stats()  # port-stats replies as one array, not an object per port
+        ioloop.install()  # one selector thread serves every switch socket, not two threads per switch
         if pfepo is None:
             raise RuntimeError("PfepoApp needs the daemon Runtime: instantiate_apps(..., pfepo=runtime)")
         self.rt = pfepo
