@@ -313,6 +313,15 @@ class ControllerState:
                             applied=copy.deepcopy(sw.applied), meters=dict(sw.meters))
                     for sw in self.switches.values()]
 
+    def switch_rows(self) -> list[tuple[str, bool, bool | None, dict[int, PortInfo]]]:
+        """(name, connected, in sync or None, ports) per switch for /metrics: the lock is held only for a
+        shallow copy of each port dict (not a copy of every port as in ``snapshot_switches``), so a
+        scrape does not hold up the OpenFlow thread recording a port status. The PortInfo objects are
+        the live ones: read, never change them (their ``rates`` is replaced whole, never edited)."""
+        with self._lock:
+            return [(sw.name, sw.connected, None if sw.sync is None else sw.sync.in_sync, dict(sw.ports))
+                    for sw in self.switches.values()]
+
     def unknown_switches_snapshot(self) -> dict[int, float]:
         with self._lock:
             return dict(self.unknown_switches)

@@ -62,6 +62,7 @@ def conn():
     dp.ofp_brick = brick
     dp.send_msg(parser.OFPHello(dp))
     loop.call(loop._register, dp)
+    wait_until(lambda: dp in loop.connections, 5, "the connection registered")
     yield loop, dp, switch, brick
     switch.close()
     loop.stop()
