@@ -120,6 +120,7 @@ class PfepoApp(app_manager.OSKenApp):
         # per uplink port-status: (s from the socket to its handler, s from there to the GroupMods queued
         # for sending), the daemon's own part of failover
         self.port_status_timing: collections.deque[tuple[float, float]] = collections.deque(maxlen=50)
+        self._handler_took: dict[str, collections.deque[float]] = {}  # event type -> s per event, last 200
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self.roles: dict[int, tuple[str, int]] = {}  # cluster only: dpid -> (role, generation) requested
@@ -179,6 +180,7 @@ class PfepoApp(app_manager.OSKenApp):
             ev, state = self.events.get()
             if ev == self._event_stop:
                 continue
+            started = time.perf_counter()
             for handler in self.get_handlers(ev, state):
                 try:
                     handler(ev)
@@ -186,6 +188,11 @@ class PfepoApp(app_manager.OSKenApp):
                     raise
                 except Exception:  # handlers are guarded; this is the last line
                     log.exception("unguarded handler %s failed", getattr(handler, "__name__", handler))
+            # what holds the event thread (an urgent event waits for the one in hand): last 200 per type
+            took = self._handler_took.get(type(ev).__name__)
+            if took is None:
+                took = self._handler_took[type(ev).__name__] = collections.deque(maxlen=200)
+            took.append(time.perf_counter() - started)
 
     def poll_status(self) -> dict:
         """Effective poll interval and overload, for /api/v1/health."""
@@ -232,6 +239,17 @@ class PfepoApp(app_manager.OSKenApp):
             for gen, (_n, longest) in gcs.stats().items():
                 pause.add_metric([str(gen)], longest)
             yield pause
+        took = GaugeMetricFamily("pfepo_openflow_handler_seconds_max", "longest of the last 200 events of "
+                                 "each type on the event thread (an urgent event waits for the one in hand)",
+                                 labels=["event"])
+        for name, d in list(self._handler_took.items()):
+            took.add_metric([name], max(d, default=0.0))
+        yield took
+        loop = ioloop.current()
+        if loop is not None:
+            yield GaugeMetricFamily("pfepo_openflow_io_round_seconds_max", "longest of the last 500 rounds of "
+                                    "the switch-socket I/O thread (reading, parsing, queueing)",
+                                    value=max(loop.rounds, default=0.0))
         q = GaugeMetricFamily("pfepo_openflow_events_queued", "OpenFlow events waiting, per lane", labels=["lane"])
         q.add_metric(["urgent"], self.events.urgent_size())
         q.add_metric(["normal"], self.events.qsize() - self.events.urgent_size())

@@ -54,4 +54,7 @@ def freeze_startup() -> int:
     """Collect once, then exempt every object alive now from later collections; returns how many."""
     gc.collect()
     gc.freeze()
+    if _installed is not None:  # that collection walked everything once, at start: not a steady-state pause
+        for d in _installed.recent.values():
+            d.clear()
     return gc.get_freeze_count()

@@ -31,6 +31,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 
 from os_ken.base import app_manager  # noqa: F401 - os-ken's own import order (controller <-> app_manager)
@@ -48,6 +49,7 @@ READ_SIZE = 256 * 1024  # bytes per recv: a whole burst of replies in one syscal
 SEND_BUFFER_MAX = 1 << 20  # unsent bytes per connection before the app is told "full" (it keeps its outbox)
 _HEADER = struct.Struct("!BBHI")  # version, type, length, xid
 _R, _W = selectors.EVENT_READ, selectors.EVENT_WRITE
+OFPT_PORT_STATUS = 12  # the same in OpenFlow 1.0-1.5
 
 
 class _Room:
@@ -158,6 +160,7 @@ class IoLoop:
         self._stop = False
         self.connections: set[LoopDatapath] = set()
         self.dropped = 0  # connections closed on an error
+        self.rounds: collections.deque[float] = collections.deque(maxlen=500)  # s per select round's work
         self.thread = threading.Thread(target=self._run, name="pfepo-openflow-io", daemon=True)
         self.thread.start()
 
@@ -198,22 +201,38 @@ class IoLoop:
 
     def _run(self) -> None:
         while not self._stop:
-            for key, mask in self.sel.select():
+            ready = self.sel.select()
+            started = time.perf_counter()
+            filled = []
+            for key, mask in ready:  # first every socket's bytes (syscalls only), then the messages
                 dp = key.data
                 if dp is None:
                     self._wakeup()
-                    continue
-                if dp not in self.connections:
-                    continue  # closed earlier in this round
-                try:
-                    if mask & _W and dp.drain():
-                        self.sel.modify(dp.raw, _R, dp)
-                    if mask & _R:
-                        self._read(dp)
-                except Exception:
-                    self.dropped += 1
-                    log.exception("switch connection %s (dpid=%s) failed: closed", dp.address, dp.id)
-                    self._close(dp)
+                elif dp in self.connections and self._guard(dp, self._io, dp, mask):
+                    filled.append(dp)
+            # Failover first: a connection holding a PortStatus is dispatched before the stats replies of
+            # the others read in this round (its own messages stay in order).
+            filled.sort(key=lambda d: not _has_port_status(d.rbuf))
+            for dp in filled:
+                if dp in self.connections:
+                    self._guard(dp, self._dispatch_all, dp)
+            self.rounds.append(time.perf_counter() - started)
+
+    def _guard(self, dp: LoopDatapath, fn: Callable, *args) -> bool:
+        """``fn(*args)`` for one connection; an exception closes only that connection (as os-ken does)."""
+        try:
+            return bool(fn(*args))
+        except Exception:
+            self.dropped += 1
+            log.exception("switch connection %s (dpid=%s) failed: closed", dp.address, dp.id)
+            self._close(dp)
+            return False
+
+    def _io(self, dp: LoopDatapath, mask: int) -> bool:
+        """Write what waits, read what came; True if there are bytes to dispatch."""
+        if mask & _W and dp.drain():
+            self.sel.modify(dp.raw, _R, dp)
+        return bool(mask & _R) and self._fill(dp)
         for dp in list(self.connections):
             self._close(dp)
         self.sel.close()
@@ -243,18 +262,23 @@ class IoLoop:
             pass
         dp.finish()
 
-    def _read(self, dp: LoopDatapath) -> None:
+    def _fill(self, dp: LoopDatapath) -> bool:
+        """Read what the socket holds into the connection's buffer; False when it closed or had nothing."""
         try:
             data = dp.socket.recv(READ_SIZE)  # a WireSocket after features: kernel arrival time in last_rx
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             data = b""
         if not data:
             self._close(dp)
-            return
+            return False
+        dp.rbuf += data
+        return True
+
+    def _dispatch_all(self, dp: LoopDatapath) -> None:
+        """Dispatch every whole message in the buffer, in order; keep a partial one for the next read."""
         buf = dp.rbuf
-        buf += data
         end, off = len(buf), 0
         while end - off >= 8:
             version, msg_type, msg_len, xid = _HEADER.unpack_from(buf, off)
@@ -284,6 +308,19 @@ class IoLoop:
         for handler in brick.get_handlers(ev):
             if dp.state in handler.callers[ev.__class__].dispatchers:
                 handler(ev)
+
+
+def _has_port_status(buf: bytearray) -> bool:
+    """Whether a whole PortStatus message waits in ``buf`` (headers only, nothing parsed)."""
+    end, off = len(buf), 0
+    while end - off >= 8:
+        _v, msg_type, msg_len, _x = _HEADER.unpack_from(buf, off)
+        if end - off < max(msg_len, 8):
+            return False
+        if msg_type == OFPT_PORT_STATUS:
+            return True
+        off += max(msg_len, 8)
+    return False
 
 
 class LoopStreamServer(hub.StreamServer):
@@ -317,6 +354,11 @@ def shared_loop() -> IoLoop:
         if _loop is None or not _loop.thread.is_alive():
             _loop = IoLoop()
         return _loop
+
+
+def current() -> IoLoop | None:
+    """The shared loop if one runs (None before the first switch connection was accepted)."""
+    return _loop
 
 
 def install() -> None:

@@ -198,6 +198,16 @@ def profile_summary(raw: Path, top: int = 25) -> list[str]:
     return [f"{100 * v / total:5.1f}% {k}" for k, v in incl.most_common(top)] if total else []
 
 
+def handler_maxima(text: str) -> dict[str, float]:
+    """event type -> longest recent handling s, from ``pfepo_openflow_handler_seconds_max`` lines."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("pfepo_openflow_handler_seconds_max{"):
+            label, _, value = line.partition("} ")
+            out[label.split('event="', 1)[1].rstrip('"')] = float(value)
+    return out
+
+
 def metric_value(text: str, name: str, labels: str = "") -> float:
     for line in text.splitlines():
         if line.startswith(name + labels + " ") or (not labels and line.startswith(name + " ")):
@@ -417,6 +427,13 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
                 for stat in ("p50", "max"):
                     point[f"daemon_port_status_{stage}_{stat}_ms"] = round(1000 * metric_value(
                         m2, "pfepo_port_status_seconds", f'{{stage="{stage}",stat="{stat}"}}'), 2)
+            # what held the daemon's threads up during the window and the trials (absent in older code: 0)
+            point["gc_pause_max_ms_end"] = round(1000 * max(metric_value(m2, "pfepo_gc_pause_max_seconds",
+                                                                         f'{{generation="{g}"}}') for g in "012"), 1)
+            point["io_round_max_ms"] = round(1000 * metric_value(m2, "pfepo_openflow_io_round_seconds_max"), 1)
+            took = handler_maxima(m2)
+            point["event_handler_max_ms"] = {k: round(1000 * v, 1) for k, v in
+                                             sorted(took.items(), key=lambda kv: -kv[1])[:4]}
         except httpx.HTTPError:
             pass
         point["load_avg_1m"] = os.getloadavg()[0]

@@ -144,3 +144,20 @@ def test_listener_hands_plain_tcp_connections_to_the_loop():
         wait_until(lambda: any(dp.address[1] == sw.getsockname()[1] for dp in loop.connections), 5,
                    "the connection served by the shared loop")
     server.server.close()
+
+
+def test_port_status_is_found_from_headers_alone_and_only_when_whole():
+    stats = _of(ofp.OFPT_MULTIPART_REPLY, 1, b"s" * 200)
+    status = _of(ofp.OFPT_PORT_STATUS, 2, b"p" * 72)
+    assert ioloop._has_port_status(bytearray(stats + status))
+    assert not ioloop._has_port_status(bytearray(stats + status[:40]))  # not whole yet: nothing to hurry
+    assert not ioloop._has_port_status(bytearray(stats * 3))
+    assert not ioloop._has_port_status(bytearray())
+
+
+def test_io_rounds_are_timed(conn):
+    loop, dp, switch, brick = conn
+    _read_exactly(switch, 8)
+    switch.sendall(_of(ofp.OFPT_ECHO_REQUEST, 5, b"e" * 8))
+    wait_until(lambda: brick.events, 5, "the echo dispatched")
+    assert loop.rounds and 0 <= max(loop.rounds) < 5
