@@ -120,7 +120,7 @@ class PfepoApp(app_manager.OSKenApp):
         # per uplink port-status: (s from the socket to its handler, s from there to the GroupMods queued
         # for sending), the daemon's own part of failover
         self.port_status_timing: collections.deque[tuple[float, float]] = collections.deque(maxlen=50)
-        self._handler_took: dict[str, collections.deque[float]] = {}  # event type -> s per event, last 200
+        self._handler_took: dict[str, collections.deque] = {}  # event type -> (wall s, CPU s) per event, last 200
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self.roles: dict[int, tuple[str, int]] = {}  # cluster only: dpid -> (role, generation) requested
@@ -180,7 +180,7 @@ class PfepoApp(app_manager.OSKenApp):
             ev, state = self.events.get()
             if ev == self._event_stop:
                 continue
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             for handler in self.get_handlers(ev, state):
                 try:
                     handler(ev)
@@ -192,7 +192,7 @@ class PfepoApp(app_manager.OSKenApp):
             took = self._handler_took.get(type(ev).__name__)
             if took is None:
                 took = self._handler_took[type(ev).__name__] = collections.deque(maxlen=200)
-            took.append(time.perf_counter() - started)
+            took.append((time.perf_counter() - started, time.thread_time() - cpu))  # (wall, this thread's CPU)
 
     def poll_status(self) -> dict:
         """Effective poll interval and overload, for /api/v1/health."""
@@ -240,16 +240,23 @@ class PfepoApp(app_manager.OSKenApp):
                 pause.add_metric([str(gen)], longest)
             yield pause
         took = GaugeMetricFamily("pfepo_openflow_handler_seconds_max", "longest of the last 200 events of "
-                                 "each type on the event thread (an urgent event waits for the one in hand)",
-                                 labels=["event"])
+                                 "each type on the event thread (an urgent event waits for the one in hand): "
+                                 "wall time, and the thread's own CPU time (the rest is waiting for the GIL "
+                                 "or a CPU)", labels=["event", "clock"])
         for name, d in list(self._handler_took.items()):
-            took.add_metric([name], max(d, default=0.0))
+            vals = list(d)
+            took.add_metric([name, "wall"], max((w for w, _c in vals), default=0.0))
+            took.add_metric([name, "cpu"], max((c for _w, c in vals), default=0.0))
         yield took
         loop = ioloop.current()
         if loop is not None:
-            yield GaugeMetricFamily("pfepo_openflow_io_round_seconds_max", "longest of the last 500 rounds of "
-                                    "the switch-socket I/O thread (reading, parsing, queueing)",
-                                    value=max(loop.rounds, default=0.0))
+            rounds = list(loop.rounds)
+            io = GaugeMetricFamily("pfepo_openflow_io_round_seconds_max", "longest of the last 500 rounds of the "
+                                   "switch-socket I/O thread (reading, parsing, queueing): wall and its CPU time",
+                                   labels=["clock"])
+            io.add_metric(["wall"], max((w for w, _c in rounds), default=0.0))
+            io.add_metric(["cpu"], max((c for _w, c in rounds), default=0.0))
+            yield io
         q = GaugeMetricFamily("pfepo_openflow_events_queued", "OpenFlow events waiting, per lane", labels=["lane"])
         q.add_metric(["urgent"], self.events.urgent_size())
         q.add_metric(["normal"], self.events.qsize() - self.events.urgent_size())

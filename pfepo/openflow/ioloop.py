@@ -160,7 +160,7 @@ class IoLoop:
         self._stop = False
         self.connections: set[LoopDatapath] = set()
         self.dropped = 0  # connections closed on an error
-        self.rounds: collections.deque[float] = collections.deque(maxlen=500)  # s per select round's work
+        self.rounds: collections.deque = collections.deque(maxlen=500)  # (wall s, CPU s) per round's work
         self.thread = threading.Thread(target=self._run, name="pfepo-openflow-io", daemon=True)
         self.thread.start()
 
@@ -202,7 +202,7 @@ class IoLoop:
     def _run(self) -> None:
         while not self._stop:
             ready = self.sel.select()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             filled = []
             for key, mask in ready:  # first every socket's bytes (syscalls only), then the messages
                 dp = key.data
@@ -216,7 +216,7 @@ class IoLoop:
             for dp in filled:
                 if dp in self.connections:
                     self._guard(dp, self._dispatch_all, dp)
-            self.rounds.append(time.perf_counter() - started)
+            self.rounds.append((time.perf_counter() - started, time.thread_time() - cpu))
 
     def _guard(self, dp: LoopDatapath, fn: Callable, *args) -> bool:
         """``fn(*args)`` for one connection; an exception closes only that connection (as os-ken does)."""

@@ -198,14 +198,16 @@ def profile_summary(raw: Path, top: int = 25) -> list[str]:
     return [f"{100 * v / total:5.1f}% {k}" for k, v in incl.most_common(top)] if total else []
 
 
-def handler_maxima(text: str) -> dict[str, float]:
-    """event type -> longest recent handling s, from ``pfepo_openflow_handler_seconds_max`` lines."""
-    out = {}
+def handler_maxima(text: str) -> dict[str, tuple[float, float]]:
+    """event type -> (longest recent handling s wall, CPU), from ``pfepo_openflow_handler_seconds_max``."""
+    out: dict[str, list[float]] = {}
     for line in text.splitlines():
         if line.startswith("pfepo_openflow_handler_seconds_max{"):
-            label, _, value = line.partition("} ")
-            out[label.split('event="', 1)[1].rstrip('"')] = float(value)
-    return out
+            labels, _, value = line.partition("} ")
+            fields = dict(kv.split("=", 1) for kv in labels.split("{", 1)[1].split(","))
+            pair = out.setdefault(fields["event"].strip('"'), [0.0, 0.0])
+            pair[fields["clock"].strip('"') == "cpu"] = float(value)
+    return {k: (w, c) for k, (w, c) in out.items()}
 
 
 def metric_value(text: str, name: str, labels: str = "") -> float:
@@ -430,10 +432,13 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
             # what held the daemon's threads up during the window and the trials (absent in older code: 0)
             point["gc_pause_max_ms_end"] = round(1000 * max(metric_value(m2, "pfepo_gc_pause_max_seconds",
                                                                          f'{{generation="{g}"}}') for g in "012"), 1)
-            point["io_round_max_ms"] = round(1000 * metric_value(m2, "pfepo_openflow_io_round_seconds_max"), 1)
-            took = handler_maxima(m2)
-            point["event_handler_max_ms"] = {k: round(1000 * v, 1) for k, v in
-                                             sorted(took.items(), key=lambda kv: -kv[1])[:4]}
+            point["gc_pause_max_ms_by_generation"] = [round(1000 * metric_value(
+                m2, "pfepo_gc_pause_max_seconds", f'{{generation="{g}"}}'), 1) for g in "012"]
+            point["io_round_max_ms"] = {c: round(1000 * metric_value(m2, "pfepo_openflow_io_round_seconds_max",
+                                                                     f'{{clock="{c}"}}'), 1) for c in ("wall", "cpu")}
+            took = handler_maxima(m2)  # event -> (wall, cpu)
+            point["event_handler_max_ms"] = {k: [round(1000 * v, 1) for v in wc] for k, wc in
+                                             sorted(took.items(), key=lambda kv: -kv[1][0])[:4]}
         except httpx.HTTPError:
             pass
         point["load_avg_1m"] = os.getloadavg()[0]
