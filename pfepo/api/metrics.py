@@ -53,12 +53,10 @@ def state_families(rt) -> list:
     connected = GaugeMetricFamily("pfepo_switch_connected", "1 if the switch is connected", labels=["switch"])
     util = GaugeMetricFamily("pfepo_port_utilization_pct", "port utilisation % of capacity", labels=["switch", "port"])
     rows = rt.state.switch_rows()  # not snapshot_switches: that copies every port under the state lock
-    for name, is_connected, _sync, ports in rows:
+    for name, is_connected, _sync, utilization in rows:
         connected.add_metric([name], 1 if is_connected else 0)
-        for port, info in ports.items():
-            rates = info.rates
-            if rates is not None:
-                util.add_metric([name, str(port)], rates.utilization_pct)
+        for port, pct in utilization:
+            util.add_metric([name, str(port)], pct)
     hist = GaugeMetricFamily("pfepo_history_samples", "history writer counters", labels=["kind"])
     hist.add_metric(["written"], rt.writer.written)
     hist.add_metric(["dropped"], rt.writer.dropped)
