@@ -120,6 +120,7 @@ class PfepoApp(app_manager.OSKenApp):
         # per uplink port-status: (s from the socket to its handler, s from there to the GroupMods queued
         # for sending), the daemon's own part of failover
         self.port_status_timing: collections.deque[tuple[float, float]] = collections.deque(maxlen=50)
+        self._reply_samples = 0.0  # samples one port-stats reply makes (largest recent), for backpressure
         self._handler_took: dict[str, collections.deque] = {}  # event type -> (wall s, CPU s) per event, last 200
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
@@ -285,6 +286,7 @@ class PfepoApp(app_manager.OSKenApp):
             self.rt.metrics.probes_rejected.labels(reason).inc()
         for batch in out.batches:
             self.rt.ingest_batch(batch)
+            self._reply_samples = max(len(batch), self._reply_samples * 0.99)  # a reply's samples, roughly
         flows = 0
         for dpid, msg in out.msgs:
             flows += isinstance(msg, FlowMod)
@@ -368,10 +370,13 @@ class PfepoApp(app_manager.OSKenApp):
         self.rt.metrics.polls.inc()
         self._sync_roles()  # also pulled every tick, so a role change whose event was dropped still lands
         # History is the last stage of a poll: while its queue is a quarter full, polling waits for it
-        # (longer effective interval) rather than producing samples the writer would have to drop.
+        # (longer effective interval) rather than producing samples the writer would have to drop. The
+        # replies already asked for count too: at 1,000 switches they alone could overflow the queue
+        # (48k samples dropped at 16:30 UTC before this).
         w = self.rt.writer
+        in_flight = self.fabric.gate.outstanding() * self._reply_samples
         lags = [self._wake_lags.popleft() for _ in range(len(self._wake_lags))]
-        self._apply(self.fabric.on_tick(time.time(), hold_polls=w.queued > w.queue_max // 4,
+        self._apply(self.fabric.on_tick(time.time(), hold_polls=w.queued + in_flight > w.queue_max // 4,
                                         cpu_s=time.process_time(), wake_lags=lags))
 
     def _poll_loop(self) -> None:
