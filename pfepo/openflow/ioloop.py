@@ -204,15 +204,19 @@ class IoLoop:
             ready = self.sel.select()
             started, cpu = time.perf_counter(), time.thread_time()
             filled = []
-            for key, mask in ready:  # first every socket's bytes (syscalls only), then the messages
+            # First every socket's bytes (syscalls only), then the messages. Failover first: a connection
+            # whose bytes hold a PortStatus is dispatched as soon as it was read, before the other sockets
+            # of this round are read and before their stats replies are parsed (its own messages stay in
+            # order).
+            for key, mask in ready:
                 dp = key.data
                 if dp is None:
                     self._wakeup()
                 elif dp in self.connections and self._guard(dp, self._io, dp, mask):
-                    filled.append(dp)
-            # Failover first: a connection holding a PortStatus is dispatched before the stats replies of
-            # the others read in this round (its own messages stay in order).
-            filled.sort(key=lambda d: not _has_port_status(d.rbuf))
+                    if _has_port_status(dp.rbuf):
+                        self._guard(dp, self._dispatch_all, dp)
+                    else:
+                        filled.append(dp)
             for dp in filled:
                 if dp in self.connections:
                     self._guard(dp, self._dispatch_all, dp)

@@ -128,3 +128,13 @@ def test_a_switch_that_stops_reading_never_blocks_the_openflow_thread(app):
     app._flush(1)
     assert [m.data[0] for m in dp.sent] == [0, 1, 2, 3] and len(app._outbox[1]) == 1
     del app.datapaths[1]
+
+
+def test_event_handling_time_is_reported_per_event_type(app):
+    """What holds the event thread (an urgent PortStatus waits for the event in hand) is in /metrics."""
+    handled = app.watchdog.ticks_handled
+    app._post(EventTick())
+    wait_until(lambda: app.watchdog.ticks_handled > handled, 5, "tick handled")
+    fams = {f.name: f for f in app._metric_families()}
+    took = {(s.labels["event"], s.labels["clock"]): s.value for s in fams["pfepo_openflow_handler_seconds_max"].samples}
+    assert 0 < took[("EventTick", "wall")] < 5 and 0 <= took[("EventTick", "cpu")] < 5
