@@ -471,13 +471,14 @@ def plot(points: list[dict], png: Path) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     labels = list(dict.fromkeys(p["label"] for p in points))
     for ax, (key, title) in zip(axes.flat, panels, strict=False):
-        for lab in labels:
+        for i, lab in enumerate(labels):
+            color = f"C{i}"  # one colour per source tree in every panel
             pts = [p for p in points if p["label"] == lab and p.get(key) is not None and "error" not in p]
             ys = [p[key] for p in pts]
-            ax.plot([p["switches"] for p in pts], ys, marker="o", label=lab)
+            ax.plot([p["switches"] for p in pts], ys, marker="o", label=lab, color=color)
             if key == "stored_per_s":
                 ax.plot([p["switches"] for p in pts], [p["produced_per_s"] for p in pts], ls="--", lw=0.8,
-                        label=f"{lab} produced")
+                        label=f"{lab} produced", color=color)
         ax.set_title(title)
         ax.set_xlabel("switches")
         if key == "failover_p99_ms":
