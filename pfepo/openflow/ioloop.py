@@ -11,7 +11,8 @@ Here, in this process only (``install``), os-ken's listener accepts plain-TCP co
 - **receive**: the loop reads whatever a readable socket holds (up to ``READ_SIZE``; os-ken read each
   message in two ``recv`` calls), splits it into OpenFlow messages and dispatches each exactly as os-ken's
   ``Datapath._recv_loop`` does: the app's ``_send_event`` (our two-lane queue) and os-ken's own
-  ``ofp_handler`` handlers (hello, features, echo) on this thread;
+  ``ofp_handler`` handlers (hello, features, echo) on this thread. Each round reads every ready socket
+  first; a connection whose bytes hold a whole PortStatus is dispatched at once, the others after;
 - **send**: ``Datapath.send`` writes to the non-blocking socket at once, on the caller's thread (the app's
   event thread for a GroupMod): no hand-off to a send thread. What the kernel does not take waits in the
   connection's buffer and the loop writes it when the socket is writable, in order.
