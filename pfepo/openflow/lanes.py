@@ -60,6 +60,15 @@ class TwoLaneQueue:
             self._cv.notify_all()
             return item
 
+    def get_urgent(self):
+        """The next urgent item, or None at once if there is none (never waits, never takes a normal one)."""
+        with self._cv:
+            if not self._urgent:
+                return None
+            item = self._urgent.popleft()
+            self._cv.notify_all()
+            return item
+
     def qsize(self) -> int:
         return len(self._urgent) + len(self._normal)
 
