@@ -64,11 +64,18 @@ class EventDesiredChanged(event.EventBase):
     """Posted when desired weights/bandwidth changed (REST, decision loop, port state)."""
 
 
-# Failover first: these jump ahead of stats replies, probes and ticks in the event queue (lanes.py).
-URGENT = (ofp_event.EventOFPPortStatus, EventDesiredChanged)
+# Failover first: these jump ahead of stats replies, probes and ticks in the event queue (lanes.py);
+# a role change too (a handover's OFPT_ROLE_REQUEST; also never dropped by a full normal lane).
+URGENT = (ofp_event.EventOFPPortStatus, EventDesiredChanged, EventRolesChanged)
 # While sending this many read-only requests in a row, look for an urgent event between every chunk.
 URGENT_CHECK_EVERY = 16
 _REQUESTS = (StatsRequest, EchoRequest, ProbeOut)
+
+
+def _failover_event(item) -> bool:
+    return isinstance(item[0], (ofp_event.EventOFPPortStatus, EventDesiredChanged))
+
+
 # A probe/echo that waited longer than this in our own queues measured us, not the link: untrusted.
 PROBE_QUEUE_LIMIT_S = 0.05
 
@@ -204,10 +211,11 @@ class PfepoApp(app_manager.OSKenApp):
         took.append((time.perf_counter() - started, time.thread_time() - cpu))  # (wall, this thread's CPU)
 
     def _urgent_now(self) -> None:
-        """Handle the urgent events waiting now, in the middle of sending a tick's requests (see _apply)."""
+        """Handle the failover events waiting now, in the middle of sending a tick's requests (see _apply).
+        A role change waits for the tick's end: it may stop polling switches the tick is asking."""
         self._in_urgent = True
         try:
-            while (item := self.events.get_urgent()) is not None:
+            while (item := self.events.get_urgent(when=_failover_event)) is not None:
                 self._handle(*item)
         finally:
             self._in_urgent = False

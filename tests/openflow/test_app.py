@@ -166,9 +166,9 @@ def idle_app(cfg):
     rt.writer.close()
 
 
-def _tick_with_arrival(app, msgs):
-    """Apply ``msgs`` as a tick would, with an (unparsable) PortStatus arriving after the first send;
-    returns the datapath (what was sent, and the failure count at each send)."""
+def _tick_with_arrival(app, msgs, arrives=None):
+    """Apply ``msgs`` as a tick would, with ``arrives`` (default: an unparsable PortStatus) arriving after
+    the first send; returns the datapath (what was sent, and the failure count at each send)."""
     from pfepo.openflow.switch import Out
 
     dp = _RecordingDatapath(app)
@@ -178,7 +178,8 @@ def _tick_with_arrival(app, msgs):
     def send_then_arrive(dpid, msg):
         orig_send(dpid, msg)
         if len(dp.sent) == 1:
-            app.events.put((ofp_event.EventOFPPortStatus(_BrokenMsg()), handler.MAIN_DISPATCHER), urgent=True)
+            ev = arrives or ofp_event.EventOFPPortStatus(_BrokenMsg())
+            app.events.put((ev, handler.MAIN_DISPATCHER), urgent=True)
 
     app._send = send_then_arrive
     try:
@@ -209,3 +210,13 @@ def test_messages_that_change_a_switch_are_never_interrupted(idle_app):
     dp = _tick_with_arrival(idle_app, msgs)
     assert len(dp.sent) == len(msgs) and set(dp.errors_seen) == {0}
     assert idle_app.events.urgent_size() == 1  # left for the event loop, after this Out
+
+
+def test_a_role_change_waits_for_the_end_of_the_tick(idle_app):
+    """Only failover events are taken mid-tick: a role change may stop polling switches the tick asks."""
+    from pfepo.openflow.app import URGENT_CHECK_EVERY, EventRolesChanged
+    from pfepo.openflow.messages import StatsRequest
+
+    dp = _tick_with_arrival(idle_app, [StatsRequest("port_stats")] * (4 * URGENT_CHECK_EVERY), EventRolesChanged())
+    assert len(dp.sent) == 4 * URGENT_CHECK_EVERY
+    assert idle_app.events.urgent_size() == 1  # still queued for the event loop

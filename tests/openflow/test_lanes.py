@@ -48,3 +48,11 @@ def test_get_urgent_takes_only_urgent_items_and_never_waits():
     q.put("port_status", urgent=True)
     assert q.get_urgent() == "port_status" and q.get_urgent() is None
     assert q.get() == "stats"
+
+
+def test_get_urgent_can_leave_an_item_it_does_not_want():
+    q = TwoLaneQueue(maxsize=10)
+    q.put("roles", urgent=True)
+    q.put("port_status", urgent=True)
+    assert q.get_urgent(when=lambda item: item == "port_status") is None  # the head is not wanted: stop
+    assert q.get() == "roles" and q.get_urgent(when=lambda item: item == "port_status") == "port_status"
