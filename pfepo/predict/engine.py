@@ -53,6 +53,15 @@ SUPPORT = 0.5  # share of the drift's claimed rise the level must show over the 
 CONVEX_Z = 3.0
 GROWTH_DEV = 3.0
 GROWTH_P = 0.9  # evidence of a breach projected by an accelerating rise (above ``clear``: never vetoed)
+# Departure evidence (a relative precursor that may never reach the threshold before the failure): the level,
+# sustained over LEVEL_S and still rising, is DEPART_RATIO x its baseline (beyond load plateaus, x1.2-1.7),
+# DEPART_Z level spreads above it and DEPART_NEAR of the way from it to the threshold.
+DEPART_RATIO = 2.5
+DEPART_Z = 6.0
+DEPART_NEAR = 0.15
+DEPART_RISE = 0.1  # still rising: gained this share of its departure over the last trend_tau_s
+DEPART_P = 0.9  # above ``clear``: a classifier that has not seen the shape cannot veto it
+HISTORY_H = 2.0  # no extrapolation (trend, growth, departure) before the series has this many horizons of history
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
 
@@ -332,7 +341,11 @@ class PredictiveEngine:
             nl = lows.shape[0]
             lows[b % nl] = np.min(ring[(b - np.arange(self.level_steps)) % size], axis=0)
             pts = [lows[(b - j * s) % nl] for j in range(4)]
-            p = np.maximum(np.where(supported, p_trend, 0.0), self._growth(*pts))
+            # Cold start: a trend is extrapolated no further than half the history it is judged against
+            # (a ramp in a series' first minutes has no normal to depart from).
+            known = self.bank.seen[: fed.size] >= HISTORY_H * self.h
+            extra = np.maximum(np.where(supported, p_trend, 0.0), np.maximum(self._growth(*pts), self._departure(past, *pts)))
+            p = np.where(known, extra, 0.0)
             above = fed > self._thr_t
         now = b * self.step_s
         # The forecast's level alone (no trend) above the threshold is no more than an observation: it
@@ -382,6 +395,39 @@ class PredictiveEngine:
             proj = lvl * np.exp(np.minimum(g * self.h, 5.0))
             ok = rising & far & (past3 > 0) & (proj >= self._thr_t)
         return np.where(ok, GROWTH_P, 0.0)
+
+    def _departure(self, lvl_past: np.ndarray, low: np.ndarray, past: np.ndarray, past2: np.ndarray,
+                   past3: np.ndarray) -> np.ndarray:
+        """Evidence of a relative precursor: a metric that departs far from its own normal towards its
+        threshold and keeps rising, whether or not its path is projected to cross (a creep whose failure
+        comes before the threshold, or a rise that a lagging linear drift does not carry across).
+        ``DEPART_P`` where the fast level, as its lowest over ``LEVEL_S`` (a spike does not last that long),
+
+        - is at least ``DEPART_RATIO`` times its baseline (the core's slow baseline, the larger of its
+          frozen and current values): load plateaus (utilisation or CPU x1.2-1.7) and daily waves stay below;
+        - is ``DEPART_Z`` level spreads above that baseline (a series that wanders widely must depart further)
+          and ``DEPART_NEAR`` of the way from it to the threshold (tiny absolute moves of near-zero metrics
+          such as loss are not a precursor);
+        - is still rising, and has been for three ``trend_tau_s`` windows: over the last one the fast level
+          itself gained ``DEPART_RISE`` of the departure and ``CONVEX_Z`` standard errors (a level settling
+          on a new plateau gains less and less, so it stops counting within about two minutes of the stop),
+          and over each of the two windows before that the lowest level rose by ``CONVEX_Z`` standard
+          errors (a step, smoothed by the fast level and the ``LEVEL_S`` minimum, rises in two windows at
+          most).
+        No evidence while the core has no scales yet (warm-up).
+        """
+        c = self.core
+        n = low.size
+        if c.n < n:
+            return np.zeros(n)
+        base = np.fmax(c.ref_base[:n], c.base[:n])
+        sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
+        with np.errstate(invalid="ignore"):
+            up = low - base
+            ok = ((base > 0) & (low >= DEPART_RATIO * base) & (up >= DEPART_Z * c.ref_spread[:n])
+                  & (up >= DEPART_NEAR * (self._thr_t - base)) & (self.lvl[:n] - lvl_past > np.fmax(CONVEX_Z * math.sqrt(2.0) * sd, DEPART_RISE * up))
+                  & (past - past2 > CONVEX_Z * math.sqrt(2.0) * sd) & (past2 - past3 > CONVEX_Z * math.sqrt(2.0) * sd))
+        return np.where(ok, DEPART_P, 0.0)
 
     def _confirm(self, now: float, down: np.ndarray) -> None:
         """Confirmed evidence, then the alarm as an event: once confirmed evidence reaches 0.5 it is held
