@@ -54,8 +54,8 @@ CONVEX_Z = 3.0
 GROWTH_DEV = 3.0
 GROWTH_P = 0.9  # evidence of a breach projected by an accelerating rise (above ``clear``: never vetoed)
 # Departure evidence (a relative precursor that may never reach the threshold before the failure): the level,
-# sustained over LEVEL_S and still rising, is DEPART_RATIO x its baseline (beyond load plateaus, x1.2-1.7),
-# DEPART_Z level spreads above it and DEPART_NEAR of the way from it to the threshold.
+# sustained over LEVEL_S and still rising, is DEPART_RATIO x what it was 3 x trend_tau_s ago (beyond load
+# plateaus, x1.2-1.7), DEPART_Z level spreads above it and DEPART_NEAR of the way from it to the threshold.
 DEPART_RATIO = 2.5
 DEPART_Z = 6.0
 DEPART_NEAR = 0.15
@@ -403,11 +403,12 @@ class PredictiveEngine:
         comes before the threshold, or a rise that a lagging linear drift does not carry across).
         ``DEPART_P`` where the fast level, as its lowest over ``LEVEL_S`` (a spike does not last that long),
 
-        - is at least ``DEPART_RATIO`` times its baseline (the core's slow baseline, the larger of its
-          frozen and current values): load plateaus (utilisation or CPU x1.2-1.7) and daily waves stay below;
-        - is ``DEPART_Z`` level spreads above that baseline (a series that wanders widely must depart further)
-          and ``DEPART_NEAR`` of the way from it to the threshold (tiny absolute moves of near-zero metrics
-          such as loss are not a precursor);
+        - is at least ``DEPART_RATIO`` times what it was three ``trend_tau_s`` windows ago (a departure that
+          fast: load plateaus, utilisation or CPU x1.2-1.7, and waves with periods of half an hour or more
+          move less in six minutes);
+        - is ``DEPART_Z`` level spreads (the core's) above that (a series that wanders widely must depart
+          further) and ``DEPART_NEAR`` of the way from it to the threshold (tiny absolute moves of near-zero
+          metrics such as loss are not a precursor);
         - is still rising, and has been for three ``trend_tau_s`` windows: over the last one the fast level
           itself gained ``DEPART_RISE`` of the departure and ``CONVEX_Z`` standard errors (a level settling
           on a new plateau gains less and less, so it stops counting within about two minutes of the stop),
@@ -420,13 +421,13 @@ class PredictiveEngine:
         n = low.size
         if c.n < n:
             return np.zeros(n)
-        base = np.fmax(c.ref_base[:n], c.base[:n])
         sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
+        z = CONVEX_Z * math.sqrt(2.0) * sd
         with np.errstate(invalid="ignore"):
-            up = low - base
-            ok = ((base > 0) & (low >= DEPART_RATIO * base) & (up >= DEPART_Z * c.ref_spread[:n])
-                  & (up >= DEPART_NEAR * (self._thr_t - base)) & (self.lvl[:n] - lvl_past > np.fmax(CONVEX_Z * math.sqrt(2.0) * sd, DEPART_RISE * up))
-                  & (past - past2 > CONVEX_Z * math.sqrt(2.0) * sd) & (past2 - past3 > CONVEX_Z * math.sqrt(2.0) * sd))
+            up = low - past3
+            ok = ((past3 > 0) & (low >= DEPART_RATIO * past3) & (up >= DEPART_Z * c.ref_spread[:n])
+                  & (up >= DEPART_NEAR * (self._thr_t - past3))
+                  & (self.lvl[:n] - lvl_past > np.fmax(z, DEPART_RISE * up)) & (past - past2 > z) & (past2 - past3 > z))
         return np.where(ok, DEPART_P, 0.0)
 
     def _confirm(self, now: float, down: np.ndarray) -> None:
