@@ -1,8 +1,10 @@
 """The daemon's side of the cluster: join, keep switch ownership converging, mirror the policy.
 
 One thread ("cluster") runs a rebalance step every ``lease_ttl_s / 3`` and at once when members or owners
-change (etcd watches), turns etcd's owners into OpenFlow roles per dpid and hands them to the OpenFlow app
-(which sends OFPT_ROLE_REQUEST and, as SLAVE, sends nothing that changes a switch). When etcd cannot be
+change (etcd watches, backed by a poll of the member keys every ``DETECT_S``: a watch stream can end
+silently, the poll bounds how late a departed peer is noticed), turns etcd's owners into OpenFlow roles per
+dpid and hands them to the OpenFlow app first, before any other etcd work of the step (which sends
+OFPT_ROLE_REQUEST and, as SLAVE, sends nothing that changes a switch). When etcd cannot be
 reached the last roles stay (the switches keep forwarding; a peer that took over has a newer generation,
 so the switch itself demotes us) and ``status()`` says so.
 """
@@ -23,6 +25,11 @@ from pfepo.cluster.ownership import switch_regions
 from pfepo.cluster.policysync import PolicyMirror
 
 log = logging.getLogger("pfepo.cluster")
+
+# How often the agent reads the member keys between steps. A kill -9 is seen by etcd at most TTL (+ its
+# 500 ms expiry sweep) later; this poll adds at most DETECT_S when the owners watch missed it, keeping the
+# handover within TTL + 1 s by design (docs/coordination.md, "Handover time").
+DETECT_S = 0.2
 
 
 def ingress_switches(cfg, service: str) -> set[str]:
@@ -56,6 +63,8 @@ class ClusterAgent:
         self.coord = coord or EtcdCoordinator(c.endpoints, c.name, c.controller_id, c.region,
                                               c.lease_ttl_s, c.timeout_s)
         self.period_s = c.lease_ttl_s / 3
+        self.detect_s = min(DETECT_S, self.period_s)
+        self._members_seen: frozenset[str] | None = None
         self.regions = switch_regions(rt.cfg)
         self.roles: dict[int, tuple[str, int]] = {}
         self.etcd_ok = False
@@ -123,35 +132,49 @@ class ClusterAgent:
     def step(self) -> None:
         try:
             owners = self.coord.rebalance(self.regions)
-            self.mirror.sync()
-            if self.baseline is not None:
-                rev = self.baseline.sync()
-                audit = getattr(self.rt, "audit", None)
-                if audit is not None and rev:  # decisions after this were made against that baseline
-                    audit.stamp["baseline_revision"] = rev
-            if self.bandwidth is not None:
-                rev = self.bandwidth.sync()
-                audit = getattr(self.rt, "audit", None)
-                if audit is not None and rev:
-                    audit.stamp["bandwidth_revision"] = rev
         except EtcdError as exc:
-            if self.etcd_ok or self.last_error is None:
-                log.warning("etcd unreachable, keeping the last roles: %s", exc)
-            self.etcd_ok, self.last_error = False, str(exc)
+            self._unreachable(exc)
             return
-        if (not self.etcd_ok and self.last_ok is not None) or self.coord.failovers != self._failovers:
+        self._publish_roles(owners)  # first: a handover waits on nothing else
+        if not self.etcd_ok or self.coord.failovers != self._failovers:
             # back, or now on another etcd member: the old watch streams ended silently
             log.info("etcd reachable again (%s): re-watching", self.coord.endpoint)
+            try:
+                self._watch()
+            except EtcdError as exc:
+                self._unreachable(exc)
+                return
             self._failovers = self.coord.failovers
-            self._watch()
+        try:
+            self._sync_documents()
+        except EtcdError as exc:
+            self._unreachable(exc)
+            return
         self.etcd_ok, self.last_error, self.last_ok = True, None, time.time()
+        self._settle_claims()
+
+    def _unreachable(self, exc: Exception) -> None:
+        if self.etcd_ok or self.last_error is None:
+            log.warning("etcd unreachable, keeping the last roles: %s", exc)
+        self.etcd_ok, self.last_error = False, str(exc)
+
+    def _publish_roles(self, owners: dict[str, Ownership]) -> None:
         roles = roles_by_dpid(self.cfg, owners, self.coord.member_id, self.roles)
         if roles != self.roles:
             self.roles = roles
             app = self.rt.app
             if app is not None:
                 app.set_roles()
-        self._settle_claims()
+
+    def _sync_documents(self) -> None:
+        """The policy, baseline and bandwidth documents (each also has a watch; this is the fallback)."""
+        self.mirror.sync()
+        audit = getattr(self.rt, "audit", None)
+        for sync, stamp in ((self.baseline, "baseline_revision"), (self.bandwidth, "bandwidth_revision")):
+            if sync is not None:
+                rev = sync.sync()
+                if audit is not None and rev:  # decisions after this were made against that revision
+                    audit.stamp[stamp] = rev
 
     def _settle_claims(self) -> None:
         """Our claims in etcd = the planner's current shifts (re-sync after etcd or a lease came back)."""
@@ -165,13 +188,31 @@ class ClusterAgent:
             self.claims_error = str(exc)
 
     def _run(self) -> None:
+        """A step every ``period_s``, at once on a watch event, and at once when the member poll (every
+        ``detect_s``) sees a controller come or go."""
+        due = 0.0
         while not self._stop.is_set():
-            try:
-                self.step()
-            except Exception:  # noqa: BLE001 - the agent must outlive any single failure
-                log.exception("cluster step failed")
-            self._wake.wait(self.period_s)
-            self._wake.clear()
+            if self._wake.is_set() or time.monotonic() >= due or self._members_changed():
+                self._wake.clear()  # before the step: a change during it wakes the next one
+                try:
+                    self.step()
+                except Exception:  # noqa: BLE001 - the agent must outlive any single failure
+                    log.exception("cluster step failed")
+                due = time.monotonic() + self.period_s
+            self._wake.wait(max(0.0, min(self.detect_s, due - time.monotonic())))
+
+    def _members_changed(self) -> bool:
+        """The set of live controllers differs from the last poll (one small keys-only read). While etcd
+        is unreachable the regular steps probe it; this stays quiet."""
+        if not self.etcd_ok:
+            return False
+        try:
+            ids = self.coord.member_ids()
+        except EtcdError:
+            return True  # let the step notice and report it
+        changed = self._members_seen is not None and ids != self._members_seen
+        self._members_seen = ids
+        return changed
 
     def status(self) -> dict:
         """For /api/v1/health: etcd reachable, our role per switch, the claims we hold."""

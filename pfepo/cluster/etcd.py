@@ -15,6 +15,7 @@ import base64
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 from urllib.parse import urlparse
@@ -46,6 +47,20 @@ def _prefix_end(prefix: str) -> str:
     b = prefix.encode()
     return _b64(b[:-1] + bytes([b[-1] + 1]))
 
+
+def _members(kvs: list[tuple[str, str, dict]]) -> list[Member]:
+    out = []
+    for _, value, _ in kvs:
+        doc = json.loads(value)
+        out.append(Member(doc["id"], doc.get("region")))
+    return out
+
+
+def _owners(prefix: str, kvs: list[tuple[str, str, dict]]) -> dict[str, Ownership]:
+    return {k[len(prefix):]: Ownership(k[len(prefix):], v, int(kv["mod_revision"])) for k, v, kv in kvs}
+
+
+KEEPALIVE_RETRY_S = 0.2  # a failed lease renewal is retried this soon (the lease has >= 2/3 TTL left)
 
 # Errors where another etcd member may answer: connection refused/reset, timeout, 503 (no leader/quorum here).
 _FAILOVER = (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError)
@@ -117,8 +132,12 @@ class EtcdCoordinator:
         return int(res["header"]["revision"]), kvs
 
     def _txn(self, compare: list[dict], success: list[dict]) -> bool:
-        return bool(self._post("/kv/txn", {"compare": compare, "success": success, "failure": []})
-                    .get("succeeded", False))
+        return self._txn_rev(compare, success) is not None
+
+    def _txn_rev(self, compare: list[dict], success: list[dict]) -> int | None:
+        """The store revision after the transaction when its compares held, else None."""
+        res = self._post("/kv/txn", {"compare": compare, "success": success, "failure": []})
+        return int(res["header"]["revision"]) if res.get("succeeded", False) else None
 
     # --- membership ----------------------------------------------------------------------------------
     def join(self) -> None:
@@ -135,15 +154,24 @@ class EtcdCoordinator:
                                    json.dumps({"id": self.member_id, "region": self.region}), lease=self._lease))
 
     def _keep_alive(self) -> None:
-        while not self._stop.wait(self.ttl_s / 3):
+        """Renew every TTL/3 on a fixed (monotonic) schedule, so a live controller's lease always has at
+        least 2/3 TTL left; a renewal that failed is retried after ``KEEPALIVE_RETRY_S``, not a period later
+        (a broken pooled connection would otherwise cost a third of the TTL)."""
+        period = self.ttl_s / 3
+        due = time.monotonic() + period
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
             try:
                 lease_id = self._lease.id
                 if self._call(lambda c, i=lease_id: Lease(i, c).refresh()) <= 0:  # expired while away: start over
                     self.lease_lost += 1
                     log.warning("cluster lease expired: re-joining as %s", self.member_id)
                     self._register()
+                due += period
+                if due < time.monotonic():  # stalled past a whole period: next one from now
+                    due = time.monotonic() + period
             except EtcdError as exc:
-                log.warning("cluster lease keep-alive failed: %s", exc)
+                log.warning("cluster lease keep-alive failed (retrying in %.1f s): %s", KEEPALIVE_RETRY_S, exc)
+                due = time.monotonic() + KEEPALIVE_RETRY_S
 
     def leave(self) -> None:
         """Stop the keep-alive and revoke the lease: our membership, switches and claims go at once."""
@@ -161,37 +189,62 @@ class EtcdCoordinator:
 
     def members(self) -> list[Member]:
         _, kvs = self._range(self.root + "members/")
-        out = []
-        for _, value, _ in kvs:
-            doc = json.loads(value)
-            out.append(Member(doc["id"], doc.get("region")))
-        return out
+        return _members(kvs)
+
+    def member_ids(self) -> frozenset[str]:
+        """The live controllers' ids only (keys, no values): the agent's cheap poll for a lease that ended.
+        A lease's member key and owner keys are deleted in one revision, so this changes exactly when a
+        departed controller's switches become free."""
+        pre = self.root + "members/"
+        res = self._post("/kv/range", {"key": _b64(pre), "range_end": _prefix_end(pre), "keys_only": True})
+        return frozenset(_unb64(kv["key"])[len(pre):] for kv in res.get("kvs", []))
+
+    def _snapshot(self) -> tuple[list[Member], dict[str, Ownership]]:
+        """Members and owners read in one request at one revision (a txn of two ranges)."""
+        m, o = self.root + "members/", self.root + "owners/"
+        res = self._post("/kv/txn", {"compare": [], "success": [
+            {"request_range": {"key": _b64(p), "range_end": _prefix_end(p)}} for p in (m, o)], "failure": []})
+        ranges = [[(_unb64(kv["key"]), _unb64(kv.get("value", "")), kv) for kv in r["response_range"].get("kvs", [])]
+                  for r in res.get("responses", [])]
+        return _members(ranges[0]), _owners(o, ranges[1])
 
     # --- switch ownership ----------------------------------------------------------------------------
     def owners(self) -> dict[str, Ownership]:
         pre = self.root + "owners/"
         _, kvs = self._range(pre)
-        return {k[len(pre):]: Ownership(k[len(pre):], v, int(kv["mod_revision"])) for k, v, kv in kvs}
+        return _owners(pre, kvs)
 
     def rebalance(self, switch_regions: Mapping[str, str | None]) -> dict[str, Ownership]:
         """One step toward the desired owners: take free switches we should own, release those a live
-        preferred peer should own (it takes them on its own step). Returns the owners afterwards."""
-        want = desired_owners(switch_regions, self.members())
-        current = self.owners()
+        preferred peer should own (it takes them on its own step). Returns the owners afterwards.
+
+        One read (members and owners at one revision) and one transaction per switch that changes hands;
+        a switch is taken only while its key is absent (the old owner's lease is gone), at the revision of
+        that transaction: the generation only grows, so the old master is refused by the switch."""
+        members, current = self._snapshot()
+        want = desired_owners(switch_regions, members)
         me = self.member_id
         lease = self._lease
         if lease is None:  # left (stopping): take nothing
             return current
+        after, raced = dict(current), False
         for sw, owner in want.items():
             key = _b64(self.root + "owners/" + sw)
             cur = current.get(sw)
             if owner == me and cur is None:
-                self._txn([{"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": 0}],
-                          [{"request_put": {"key": key, "value": _b64(me), "lease": lease.id}}])
+                rev = self._txn_rev([{"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": 0}],
+                                    [{"request_put": {"key": key, "value": _b64(me), "lease": lease.id}}])
+                if rev is None:
+                    raced = True
+                else:  # our put is the transaction's only write: its revision is the key's mod revision
+                    after[sw] = Ownership(sw, me, rev)
             elif cur is not None and cur.owner == me and owner not in (None, me):
-                self._txn([{"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": cur.generation}],
-                          [{"request_delete_range": {"key": key}}])
-        return self.owners()
+                if self._txn_rev([{"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": cur.generation}],
+                                 [{"request_delete_range": {"key": key}}]) is None:
+                    raced = True
+                else:
+                    after.pop(sw)
+        return self.owners() if raced else after
 
     # --- policy --------------------------------------------------------------------------------------
     def put_policy(self, files: Mapping[str, str]) -> int:

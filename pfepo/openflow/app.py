@@ -63,8 +63,9 @@ class EventDesiredChanged(event.EventBase):
     """Posted when desired weights/bandwidth changed (REST, decision loop, port state)."""
 
 
-# Failover first: these jump ahead of stats replies, probes and ticks in the event queue (lanes.py).
-URGENT = (ofp_event.EventOFPPortStatus, EventDesiredChanged)
+# Failover first: these jump ahead of stats replies, probes and ticks in the event queue (lanes.py);
+# a role change too (a handover's OFPT_ROLE_REQUEST; also never dropped by a full normal lane).
+URGENT = (ofp_event.EventOFPPortStatus, EventDesiredChanged, EventRolesChanged)
 # A probe/echo that waited longer than this in our own queues measured us, not the link: untrusted.
 PROBE_QUEUE_LIMIT_S = 0.05
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -156,14 +157,18 @@ def bench(kills: int, ttl_s: int) -> dict:
             lab.start()
             sw = lab.spec.region_switch(0)  # eu's switch: c-eu owns it while alive
             needle = f"role request MASTER to dpid={lab.dpids[sw]:#x}"
-            times = []
+            times, lease, ours = [], [], []
             for _ in range(kills):
                 _wait(lambda: lab.owner(sw) == "c-eu", 60, "c-eu owns the eu switch")
                 _wait(lambda: logged_after(lab.log("c-eu"), needle, 0) is not None, 30, "c-eu MASTER")
                 t_kill = lab.kill("c-eu")
+                # etcd's part: the owner key goes with c-eu's lease (read every 10 ms: up to ~10 ms late)
+                t_gone = _wait(lambda: lab.owner(sw) != "c-eu" and time.time(), ttl_s + 10, "c-eu's lease gone", 0.01)
                 t = _wait(lambda t_kill=t_kill: logged_after(lab.log("c-us"), needle, t_kill), ttl_s + 10,
                           "c-us MASTER role request")
                 times.append(t)
+                lease.append(t_gone - t_kill)
+                ours.append(t_kill + t - t_gone)  # c-us: notice, claim, role request (its log line)
                 lab.start_controller("c-eu")
                 # c-eu must log a fresh MASTER line after its restart before the next kill
                 _wait(lambda t_kill=t_kill: logged_after(lab.log("c-eu"), needle, t_kill) is not None, 60,
@@ -174,6 +179,11 @@ def bench(kills: int, ttl_s: int) -> dict:
     p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
     return {"kills": kills, "lease_ttl_s": ttl_s, "median_s": round(statistics.median(times), 3),
             "p99_s": round(p99, 3), "max_s": round(max(times), 3), "min_s": round(min(times), 3),
+            "within_ttl_plus_1s": sum(t <= ttl_s + 1 for t in times), "load_avg_1m": round(os.getloadavg()[0], 2),
+            # kill -> lease gone in etcd (TTL left at the kill + etcd's 500 ms expiry sweep), then gone -> the
+            # peer's MASTER role request (our part: watch or member poll, one read, one transaction, the app)
+            "lease_gone_s": {"median": round(statistics.median(lease), 3), "max": round(max(lease), 3)},
+            "gone_to_master_s": {"median": round(statistics.median(ours), 3), "max": round(max(ours), 3)},
             "all_s": [round(t, 3) for t in times]}
 
 

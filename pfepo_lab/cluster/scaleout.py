@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
 import struct
 import sys
 import tempfile
@@ -53,6 +52,7 @@ from pfepo_lab.bench.controller import (
     other_samples,
     pct,
 )
+from pfepo_lab.bench.point import bench_point
 from pfepo_lab.cluster.localetcd import LocalEtcd
 
 
@@ -130,7 +130,8 @@ async def run_point(n: int, ports: int, interval: float, controllers: int, windo
     clients: list[httpx.AsyncClient] = []
     fab, conns = shared_fabric(n, ports, controllers)
     etcd = LocalEtcd(str(tmp)) if controllers > 1 else None  # its data dir: tmp/data
-    try:
+    async with bench_point(point, tmp, keep) as stack:
+        stack.push_async_callback(_teardown, clients, fab, daemons, etcd)
         if etcd is not None:
             etcd.start()
         cfgs = []
@@ -227,22 +228,17 @@ async def run_point(n: int, ports: int, interval: float, controllers: int, windo
         point["fake_switches_cpu_pct"] = round(100 * (me1 - me0) / (t1 - t0), 1)
         point["load_avg_1m"] = round(os.getloadavg()[0], 2)
         return point
-    except Exception as exc:
-        point["error"] = f"{type(exc).__name__}: {exc}"
-        keep = True
-        return point
-    finally:
-        for c in clients:
-            await c.aclose()
-        await fab.close()
-        for d in daemons:
-            d.stop()
-        if etcd is not None:
-            etcd.stop()
-        if keep:
-            point["tmp"] = str(tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return point
+
+
+async def _teardown(clients: list[httpx.AsyncClient], fab: Fabric, daemons: list[Daemon], etcd) -> None:
+    for c in clients:
+        await c.aclose()
+    await fab.close()
+    for d in daemons:
+        d.stop()
+    if etcd is not None:
+        etcd.stop()
 
 
 async def _true(v: bool) -> bool:
