@@ -10,7 +10,8 @@ step (``fits_per_step``) so the cost per step stays bounded however many series 
 docs/prediction.md: the combination (pfepo.predict.core.combine) of
 
 - forecast evidence: the largest *confirmed* probability that a metric breaches its threshold within the
-  horizon (rules in ``_evidence``: trend extrapolated only while the level still rises, confirmed over
+  horizon (rules in ``_evidence``: trend extrapolated only while the level still rises, growth and departure
+  evidence for convex and relative precursors, nothing extrapolated in a series' first two horizons, confirmed over
   ``confirm_s`` and two samples, a breach under way for ``LEVEL_S`` is evidence 1, held for ``hold_s``
   once it alarms), and for metrics without a threshold the event-like anomaly risk of
   pfepo.predict.core (the very core ``pfepo predict`` runs on one series);
@@ -313,6 +314,10 @@ class PredictiveEngine:
         - The forecast's level alone breaching counts only once it has lasted ``LEVEL_S`` (confirmation
           included), like an observed breach: a spike of tens of seconds moves the level too.
         - A convex creep adds growth evidence (``_growth``).
+        - A relative precursor (a fast, sustained, still-rising departure towards the threshold) adds
+          departure evidence (``_departure``).
+        - Cold start: no extrapolation (trend, growth, departure) before ``HISTORY_H`` horizons of history;
+          observed breaches and the forecast's level count from the start.
         - Observed samples above the threshold for ``LEVEL_S`` (at least two of them) are evidence 1 on
           their own (``level_ok``, already confirmed): a breach under way needs no extrapolation, and the
           forecast's smoothing would otherwise lag it at slow sampling. One sample above is a spike.
