@@ -264,6 +264,9 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     # The Runtime reaches the app as an os-ken context (a constructor keyword), not a module global.
     services = mgr.instantiate_apps(**mgr.create_contexts(), pfepo=rt)
     log.info("OpenFlow listening on %s:%d", cfg.openflow.listen_host, cfg.openflow.listen_port)
+    from pfepo.openflow.gcpause import freeze_startup
+
+    log.info("%d start-up objects frozen: no garbage collection walks them again", freeze_startup())
 
     stop = threading.Event()
 

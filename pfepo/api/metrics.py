@@ -52,20 +52,20 @@ def state_families(rt) -> list:
                 weights.add_metric([svc["name"], region, "applied"], w)
     connected = GaugeMetricFamily("pfepo_switch_connected", "1 if the switch is connected", labels=["switch"])
     util = GaugeMetricFamily("pfepo_port_utilization_pct", "port utilisation % of capacity", labels=["switch", "port"])
-    for sw in rt.state.snapshot_switches():
-        connected.add_metric([sw.name], 1 if sw.connected else 0)
-        for port, info in sw.ports.items():
-            if info.rates is not None:
-                util.add_metric([sw.name, str(port)], info.rates.utilization_pct)
+    rows = rt.state.switch_rows()  # not snapshot_switches: that copies every port under the state lock
+    for name, is_connected, _sync, utilization in rows:
+        connected.add_metric([name], 1 if is_connected else 0)
+        for port, pct in utilization:
+            util.add_metric([name, str(port)], pct)
     hist = GaugeMetricFamily("pfepo_history_samples", "history writer counters", labels=["kind"])
     hist.add_metric(["written"], rt.writer.written)
     hist.add_metric(["dropped"], rt.writer.dropped)
     hist.add_metric(["queued"], rt.writer.queued)
     in_sync = GaugeMetricFamily("pfepo_switch_in_sync", "1 if the switch's groups, meters and flows match "
                                 "the desired state (read back)", labels=["switch"])
-    for sw in rt.state.snapshot_switches():
-        if sw.connected:
-            in_sync.add_metric([sw.name], 1 if sw.sync is not None and sw.sync.in_sync else 0)
+    for name, is_connected, sync, _ports in rows:
+        if is_connected:
+            in_sync.add_metric([name], 1 if sync else 0)
     families = [weights, connected, util, hist, in_sync]
     stats = getattr(rt.store, "stats", None)  # InfluxDB backend: spool and delivery counters
     if stats is not None:

@@ -173,12 +173,13 @@ def create_app(rt, tokens: TokenTable | None = None) -> FastAPI:
     def switches():
         out = []
         for sw in st.switches.values():
+            rates = sw.current_rates()  # built from the switch's rate arrays (state.SwitchInfo.port_rates)
             out.append({
                 "name": sw.name,
                 "dpid": sw.dpid,
                 "connected": sw.connected,
                 "ports": {
-                    str(p): {"up": info.up, "rates": info.rates.as_metrics() if info.rates else None}
+                    str(p): {"up": info.up, "rates": rates[p].as_metrics() if p in rates else None}
                     for p, info in sorted(sw.ports.items())
                 },
             })

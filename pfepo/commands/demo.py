@@ -12,6 +12,8 @@
 3. The same scenario in reactive mode (1 s health checks, probes, thresholds on observed values,
    immediate full move and eviction).
 4. A side-by-side table and a PNG of shares and errors over time.
+With ``--screenshot PATH``, a headless system Chromium logged in to the console captures the overview
+during the predictive run, when the failing region's weight first drops (traffic has moved).
 Needs root and Open vSwitch (``make demo`` sets both up).
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -31,20 +34,97 @@ def register(sub) -> None:
                        description=__doc__)
     p.add_argument("--workdir", help="keep logs, configs, history and results here (default: a temp dir)")
     p.add_argument("--json", metavar="OUT", help="write the results JSON here (default: WORKDIR/demo.json)")
+    p.add_argument("--screenshot", metavar="PNG",
+                   help="capture the console overview here when the predictive run first moves traffic away from "
+                        "the failing region (headless Debian chromium + chromium-driver, Selenium; nothing "
+                        "downloads)")
     p.set_defaults(func=_demo)
+
+
+class OverviewShot:
+    """The console's overview captured once, at the moment traffic moves: a headless Chromium logs in with
+    the lab's token at the start of the run, then a PNG is saved when the planner first gives ``region``
+    less than its nominal weight and the page shows it (and, if they follow within 5 s, the switches'
+    applied shares). Runs in its own thread, so the live view keeps its pace; a failure only loses the PNG."""
+
+    def __init__(self, path: Path, region: str, within_s: float):
+        self.path, self.region, self.within_s = path, region, within_s
+        self.thread: threading.Thread | None = None
+        self.outcome = "not started"
+
+    def start(self, lab) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, args=(lab,), daemon=True, name="overview-shot")
+            self.thread.start()
+
+    def join(self, timeout_s: float = 30.0) -> str:
+        if self.thread is not None:
+            self.thread.join(timeout_s)
+        return self.outcome
+
+    def _drained(self, lab) -> bool:
+        plan = (lab.api.get("/api/v1/decisions").json().get("plan") or {})
+        s = ((plan.get("states") or {}).get("web") or {}).get(self.region) or {}
+        return s.get("weight") is not None and s.get("nominal") is not None and s["weight"] < s["nominal"]
+
+    def _run(self, lab) -> None:
+        from pfepo.console import headless
+
+        deadline = time.monotonic() + self.within_s
+        try:
+            drv = headless.chromium(1280, 1000)
+        except Exception as exc:  # noqa: BLE001 - no browser: the demo goes on without the PNG
+            self.outcome = f"no screenshot: the browser did not start ({exc})"
+            return
+        try:
+            headless.login(drv, f"http://127.0.0.1:{lab.rest_port}", lab.api_token, timeout_s=60)
+            self.outcome = "no screenshot: traffic never moved away from " + self.region
+            while time.monotonic() < deadline and not self._drained(lab):
+                time.sleep(0.25)
+            if time.monotonic() >= deadline:
+                return
+            t_moved = time.monotonic()
+            nominal = lab.api.get("/api/v1/decisions").json()["plan"]["states"]["web"][self.region]["nominal"]
+            shown = ("const e = document.getElementById('wanted-web'); if (!e) return null; "
+                     "const kv = Object.fromEntries((e.dataset.weights || '').split(',').filter(Boolean)"
+                     ".map(x => x.split(':'))); const v = kv[arguments[0]]; "
+                     "return v === undefined ? null : Number(v);")
+
+            def page_drained(d) -> bool:
+                w = d.execute_script(shown, self.region)
+                return w is not None and w < nominal
+
+            headless.wait(drv, page_drained, 10, "the overview to show the drain")
+            in_sync = ("const w = document.getElementById('wanted-web'); const a = document.querySelectorAll("
+                       "'[id^=\"applied-web-\"]'); return !!w && a.length > 0 && "
+                       "[...a].every(x => x.dataset.weights === w.dataset.weights);")
+            try:
+                headless.wait(drv, lambda d: d.execute_script(in_sync), 5, "the switches to apply the shares")
+            except Exception:  # noqa: BLE001 - the wanted shares alone still show the move
+                pass
+            headless.full_page(drv, self.path)
+            self.outcome = (f"console overview captured {time.monotonic() - t_moved:.1f} s after {self.region} "
+                            f"was first drained: {self.path}")
+        except Exception as exc:  # noqa: BLE001 - the demo must never fail for its screenshot
+            self.outcome = f"no screenshot: {type(exc).__name__}: {exc}"
+        finally:
+            drv.quit()
 
 
 class LiveView:
     """Prints a line every 2 s and each new controller event; the same view (and the same operator
     override) in both runs, so both pay the same monitoring load."""
 
-    def __init__(self, override_at_s: float = 3.0):
+    def __init__(self, override_at_s: float = 3.0, shot: OverviewShot | None = None):
+        self.shot = shot
         self.offset = 0
         self.seen_events: int | None = None  # events before the first tick (switch start-up) are not news
         self.override_at_s = override_at_s
         self.overridden = False
 
     def __call__(self, t: float, lab, reqlog: Path) -> None:
+        if self.shot is not None:
+            self.shot.start(lab)  # first tick: the run's daemon is up
         if not self.overridden and t >= self.override_at_s:
             self.overridden = True
             weights = {"eu": 50, "us": 25, "ap": 25}
@@ -117,8 +197,12 @@ def _demo(args) -> int:
         print(f"console: http://127.0.0.1:{bl.lab.rest_port}/ui (token: rest.tokens in {bl.lab.config_path})")
         print("\n== predictive run (live): w = bucket weight of 64, share = requests answered since the last line,"
               " lat = probe one-way latency, P = predicted failure probability ==")
+        shot = OverviewShot(Path(args.screenshot).resolve(), sc.degrade_region, sc.duration_s) \
+            if args.screenshot else None
         results["predictive"] = run_scenario(bl, name, "predictive", sc, workdir / name / "predictive",
-                                             live=LiveView())
+                                             live=LiveView(shot=shot))
+        if shot is not None:
+            print(f"screenshot: {shot.join()}", flush=True)
         print("\n== reactive run (same scenario and view; health checks every 1 s, thresholds on observed values,"
               " immediate full move) ==", flush=True)
         results["reactive"] = run_scenario(bl, name, "reactive", sc, workdir / name / "reactive", live=LiveView())

@@ -3,14 +3,28 @@
 A cold 24 h what-if spends ~90 % of its time on the predictor: reading the history (~15 %) and
 replaying the engine over it (~75 %, most of it in the periodic ARIMA refits). Two levels of cache:
 
-- a **family** (step, endpoints, engine metrics, start of the replay): what does not depend on the
-  policy -- the history as per-step arrays, read once and then only the newly written steps, and the
-  ARIMA fits, memoised by their exact input (the series window and the start parameters): a fit is a
-  pure function of those, so a replay with other thresholds gets the same fit for the same input;
-- an **entry** per criterion thresholds (+ horizon and model) in a family: the engine object with its
-  whole state and the risk and forecasts it gave at every step. An edited policy with the same
-  thresholds (actions, risk weights, selectors...) reuses it as is; new thresholds replay the engine
-  again over the family's arrays, with the fits from the memo.
+- a **family** (step, endpoints, engine metrics, horizon, model, the daemon's other engine settings,
+  start of the replay): what does not depend on the policy -- the history as per-step arrays, read once
+  and then only the newly written steps; the ARIMA fits, memoised by their exact input (the series window
+  and the start parameters: a fit is a pure function of those) and given to every engine of the family
+  as ``PredictiveEngine(fit=...)``; and the **recorder**: the engine with the thresholds of the family's
+  first run, fed every step, whose ``tap`` records a **tape** of the threshold-free state that the
+  engine's evidence step (``PredictiveEngine._judge``) reads -- per model step and series the forecast
+  bank (level, differences, drift, innovation variance; parameters as the refits set them), the anomaly
+  core's deviation and frozen noise scales, what the forecasts were fed -- plus, per replay step, the
+  features of rows near a threshold (``Recorder.snapshot``);
+- an **entry** per criterion thresholds: for the recorder's own thresholds the recorder itself; for
+  others a ``Judged`` entry: only ``_judge`` (the engine's own evidence rules) runs per recorded step,
+  on a shell engine whose bank and core are the recorded ones, with the breach probabilities of a whole
+  piece computed at once (``ForecastBank``'s maths over flattened arrays), the one threshold-dependent
+  feature state (``persist``) beside it; rows with evidence are scored by the classifier with their
+  recorded features, the threshold-dependent ones (``rel_thr``, ``persist``, ``breach``, ``max_breach``)
+  recomputed. Rows without evidence score 0 (1 when down) with no classifier call, as ``_score`` proves.
+  When the tape cannot serve the thresholds -- a row with evidence whose features were not kept (far
+  below the recorded thresholds), a series gaining or losing its threshold, or an engine whose evidence
+  step reads something else -- the entry is a full engine replayed over the family's arrays (with the
+  fit memo), as before. An edited policy with the same thresholds (actions, risk weights, selectors...)
+  reuses its entry as is.
 
 The next what-if uses a family whose replay started at most ``slack(hours)`` before its window (the
 engine then had that much more history to warm up on, as the daemon's own engine always has); the
@@ -30,16 +44,19 @@ leaves them out.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from pfepo.console.replaytape import NoTape, Recorder, judged
+
+log = logging.getLogger("pfepo.console")
 MARGIN_S = 30.0  # steps younger than this may still receive samples: replayed, never cached
 CHUNK_STEPS = 720  # history read and engine fed in pieces: progress, and x (T, E, F) bounded in memory
 
@@ -95,42 +112,50 @@ class _Family:
     prev_up: np.ndarray  # (E,) last health, carried into the next piece
     steps: _Steps = field(default_factory=_Steps)
     fits: dict = field(default_factory=dict)  # ARIMA fit memo: exact input -> result
-    entries: dict = field(default_factory=dict)  # engine key -> _Entry
+    recorder: _Entry | None = None  # the full engine (thresholds of the first run) that records the tape
+    tape: list = field(default_factory=list)  # _Chunk per piece the recorder was fed
+    entries: dict = field(default_factory=dict)  # thresholds key -> Judged or _Entry (full replay)
     used: float = field(default_factory=time.time)
 
 
 @dataclass
 class _Entry:
+    """A full engine fed the family's steps, its risk and forecasts per step."""
+
     engine: object
     idx_all: np.ndarray
     pos: int = 0  # family steps fed to the engine
     prob: list = field(default_factory=list)
     predicted: list = field(default_factory=list)
+    full: bool = True
+    key: tuple = ()  # the thresholds (the recorder's)
 
 
 Reader = Callable[[float, float], object]  # (start, end) -> Trace or None: the history as the what-if sees it
 
 
 class PredictorCache:
-    """Per-daemon cache of predictor replays: a few families, a few engines in each (least recently
-    used dropped)."""
+    """Per-daemon cache of predictor replays: a few families, a few threshold sets in each (least
+    recently used dropped)."""
 
-    def __init__(self, families: int = 2, engines: int = 3):
+    def __init__(self, families: int = 2, engines: int = 4):
         self.max_families, self.max_engines = families, engines
         self._families: dict[tuple, _Family] = {}
         self._lock = threading.Lock()
         self.busy = ""  # what the holder of the lock is doing (shown to a run that waits)
+        self.last_path = ""  # how the last series was made: "recorded", "judged", "full" (benchmark, tests)
 
     def series(self, settings, model: Path | None, endpoints: list[str], since: float, until: float,
-               read: Reader, progress: Callable[[float, str], None] | None = None, use_cache: bool = True) -> Series:
-        """The engine replayed over [since, until) (see the module docstring for what is reused)."""
-        from pfepo.evaluate.harness import make_engine
-
+               read: Reader, progress: Callable[[float, str], None] | None = None, use_cache: bool = True,
+               engine_kw: dict | None = None) -> Series:
+        """The engine replayed over [since, until) (see the module docstring for what is reused).
+        ``engine_kw``: further ``PredictiveEngine`` arguments (the daemon's ``predict.*`` settings)."""
+        kw = dict(engine_kw or {})
         step = settings.step_s
-        metrics = make_engine(settings, None).metrics  # no model load: only the metric list
-        fkey = (step, tuple(endpoints), tuple(metrics))
-        ekey = (tuple(sorted(settings.thresholds.items())), settings.horizon_s, str(model),
-                model.stat().st_mtime_ns if model is not None and model.exists() else 0)
+        metrics = make_engine(settings, None, kw).metrics  # no model load: only the metric list
+        fkey = (step, tuple(endpoints), tuple(metrics), settings.horizon_s, str(model),
+                model.stat().st_mtime_ns if model is not None and model.exists() else 0, tuple(sorted(kw.items())))
+        ekey = tuple(sorted(settings.thresholds.items()))
         outer = progress or (lambda p, text: None)
 
         def say(p: float, text: str) -> None:
@@ -141,13 +166,17 @@ class PredictorCache:
             outer(0.0, f"waiting for the cache ({self.busy or 'busy'})")
         try:
             return self._series(settings, model, endpoints, since, until, read, say, use_cache, step, metrics, fkey,
-                                ekey)
+                                ekey, kw)
         finally:
             self.busy = ""
             self._lock.release()
 
+    def tape_bytes(self) -> int:
+        """Memory held by the families' tapes (the threshold-free state of every recorded step)."""
+        return sum(c.nbytes() for f in self._families.values() for c in f.tape)
+
     def _series(self, settings, model, endpoints, since, until, read, say, use_cache, step, metrics, fkey,
-                ekey) -> Series:
+                ekey, kw) -> Series:
         fam = self._families.get(fkey) if use_cache else None
         if fam is not None and not usable(fam.anchor, since, until):
             fam = None
@@ -163,24 +192,47 @@ class PredictorCache:
         if boundary > fam.done:
             say(0.0, "reading history")
             _read_into(fam, fam.steps, fam.done, boundary, read, keep=True)
-        entry = fam.entries.pop(ekey, None)
-        if entry is None:
-            eng = _engine(settings, model, [e for k, e in fam.entries.items() if k[1:] == ekey[1:]])
-            entry = _Entry(eng, eng.ensure(endpoints))
-        fam.entries[ekey] = entry  # most recently used last
-        _trim(fam.entries, self.max_engines, by_order=True)
-        cached = entry.pos
-        with _memoised_fits(fam.fits):
-            _feed(entry, fam.steps, fam.metrics, say)
-            # the younger tail: read now, replayed on a copy of the engine (its classifier is read-only:
-            # shared, not copied), dropped after this call
-            tail_steps = _Steps()
-            if until > fam.done:
-                tail_fam = _Family(fam.anchor, step, fam.index, fam.metrics, fam.done, fam.prev_up.copy())
-                _read_into(tail_fam, tail_steps, fam.done, until, read, keep=False)
-            eng = copy.deepcopy(entry.engine, {id(entry.engine.classifier): entry.engine.classifier})
-            tail = _Entry(eng, entry.idx_all)
-            _feed(tail, tail_steps, fam.metrics, say)
+        if fam.recorder is None:
+            eng = make_engine(settings, model, kw, _memo_fit(fam.fits))
+            idx = eng.ensure(endpoints)
+            eng.tap = Recorder(eng)
+            fam.recorder = _Entry(eng, idx, key=ekey)
+        rec = fam.recorder
+        base = rec.key == ekey
+        entry = None if base else fam.entries.pop(ekey, None)
+        if entry is None and not base:
+            entry = judged(make_engine(settings, None, kw), rec.engine, rec.idx_all) or _full(
+                settings, model, kw, rec, fam)
+        if entry is not None:
+            fam.entries[ekey] = entry  # most recently used last
+            _trim(fam.entries, self.max_engines, by_order=True)
+        cached = (rec if base else entry).pos
+        _feed(rec, fam.steps, fam.metrics, say, fam.tape)
+        if entry is not None:
+            entry = self._follow(fam, ekey, entry, settings, model, kw, say)
+        self.last_path = "recorded"
+        # the younger tail: read now, replayed on copies (classifiers are read-only: shared), dropped after
+        tail_steps = _Steps()
+        if until > fam.done:
+            tail_fam = _Family(fam.anchor, step, fam.index, fam.metrics, fam.done, fam.prev_up.copy())
+            _read_into(tail_fam, tail_steps, fam.done, until, read, keep=False)
+        rec_t = _copy_entry(rec)
+        tail_tape: list = []
+        _feed(rec_t, tail_steps, fam.metrics, say, tail_tape)
+        own, own_t = rec, rec_t
+        if entry is not None:
+            own, own_t = entry, _copy_entry(entry)
+            if entry.full:
+                _feed(own_t, tail_steps, fam.metrics, say)
+            else:
+                try:
+                    own_t.follow(tail_tape, say)
+                except NoTape:
+                    fam.entries.pop(ekey, None)
+                    own = self._follow(fam, ekey, _NoTapeEntry(), settings, model, kw, say)
+                    own_t = _copy_entry(own)
+                    _feed(own_t, tail_steps, fam.metrics, say)
+            self.last_path = "full" if own.full else "judged"
         if fam.steps.n() + tail_steps.n() == 0:
             m = len(fam.metrics)
             return Series(np.zeros(0), [], fam.metrics, np.zeros((0, 0, m)), np.zeros((0, 0)), np.zeros((0, 0)),
@@ -199,21 +251,77 @@ class PredictorCache:
 
         return Series(ts[first:], [endpoints[i] for i in keep], list(fam.metrics),
                       window(cat("values", fam.steps, tail_steps)), window(cat("up", fam.steps, tail_steps)),
-                      window(cat("prob", entry, tail)), window(cat("predicted", entry, tail)), fam.anchor,
+                      window(cat("prob", own, own_t)), window(cat("predicted", rec, rec_t)), fam.anchor,
                       max(0, cached - first), fam.steps.n() - n0 + tail_steps.n())
 
+    def _follow(self, fam: _Family, ekey, entry, settings, model, kw, say):
+        """Bring ``entry`` up to the family's steps: a full engine is fed them; a judged one follows the
+        tape, and becomes a full replay if the tape cannot serve it (a row it would score has no recorded
+        features, or the engine's evidence step reads something the tape does not hold)."""
+        if entry.full:
+            _feed(entry, fam.steps, fam.metrics, say)
+            return entry
+        try:
+            entry.follow(fam.tape, say)
+            return entry
+        except (NoTape, AttributeError, TypeError, IndexError) as exc:
+            # AttributeError/TypeError: the engine's evidence step reads something the shell lacks (the
+            # engine changed): correct numbers first, the speed-up is lost (the benchmark shows it)
+            log.info("what-if: thresholds %s replayed in full (%s)", dict(ekey), exc)
+            full = _full(settings, model, kw, fam.recorder, fam)
+            fam.entries[ekey] = full
+            _feed(full, fam.steps, fam.metrics, say)
+            return full
 
-def _engine(settings, model: Path | None, siblings: list[_Entry]):
-    """A fresh engine; the classifier (read-only once loaded) is shared with an engine of the same model
-    and horizon instead of being loaded from disk again."""
-    from pfepo.evaluate.harness import make_engine
 
-    loaded = next((s.engine.classifier for s in siblings if s.engine.classifier is not None), None)
-    if loaded is None:
-        return make_engine(settings, model)
-    eng = make_engine(settings, None)
-    eng.classifier, eng.model_error = loaded, None
-    return eng
+def make_engine(settings, model: Path | None, engine_kw: dict | None = None, fit=None):
+    """``pfepo evaluate``'s engine (harness settings: horizon, step, thresholds) with the daemon's other
+    ``predict.*`` arguments (``engine_kw``) and, for replays, a memo of the ARIMA fits (``fit``)."""
+    from pfepo.predict.engine import PredictiveEngine
+
+    return PredictiveEngine(horizon_s=settings.horizon_s, thresholds=settings.thresholds, model_path=model,
+                            step_s=settings.step_s, fit=fit, **(engine_kw or {}))
+
+
+def _memo_fit(memo: dict):
+    """``fit_arima`` looked up by its exact input (window bytes, start parameters) first: a fit is a pure
+    function of them, so a hit is the number the fit would have given. Engines of one family share it."""
+    from pfepo.predict.forecast import fit_arima
+
+    def fit(window, start=None):
+        key = (np.asarray(window, dtype=float).tobytes(), None if start is None else tuple(float(v) for v in start))
+        if key not in memo:
+            memo[key] = fit_arima(window, start)
+        return memo[key]
+
+    return fit
+
+
+def _copy_entry(entry):
+    """A copy to run the younger tail on, with no steps (the classifier, read-only, is shared)."""
+    if not entry.full:
+        return entry.copy()
+    eng = entry.engine
+    eng = copy.deepcopy(eng, {id(eng.classifier): eng.classifier} if eng.classifier is not None else {})
+    return _Entry(eng, entry.idx_all, key=entry.key)
+
+
+class _NoTapeEntry:
+    """Stands for a judged entry the tape could not serve (``_follow`` replays it in full)."""
+
+    full = False
+
+    def follow(self, tape, say) -> None:
+        raise NoTape("the younger tail has a row with evidence and no recorded features")
+
+
+def _full(settings, model, kw, rec: _Entry, fam: _Family) -> _Entry:
+    eng = make_engine(settings, None, kw, _memo_fit(fam.fits))
+    if rec.engine.classifier is not None:  # loaded once per family
+        eng.classifier, eng.model_error = rec.engine.classifier, None
+    elif model is not None:
+        eng.load_model(model)
+    return _Entry(eng, eng.ensure(list(fam.index)))
 
 
 def _trim(d: dict, keep: int, by_order: bool = False) -> None:
@@ -242,8 +350,9 @@ def _read_into(fam: _Family, steps: _Steps, start: float, end: float, read: Read
         fam.done = end
 
 
-def _feed(entry: _Entry, steps: _Steps, metrics: list[str], say) -> None:
-    """Feed the steps the engine has not seen, in pieces; record its risk and forecasts."""
+def _feed(entry: _Entry, steps: _Steps, metrics: list[str], say, tape: list | None = None) -> None:
+    """Feed the steps the engine has not seen, in pieces; record its risk and forecasts (and, for the
+    family's recorder, one tape ``_Chunk`` per piece into ``tape``)."""
     from pfepo.evaluate.replay import step_through
 
     n = steps.n()
@@ -252,15 +361,21 @@ def _feed(entry: _Entry, steps: _Steps, metrics: list[str], say) -> None:
     ts, values, present, up = (steps.cat(k) for k in ("ts", "values", "present", "up"))
     eng = entry.engine
     e = entry.idx_all.size
+    rec = eng.tap if tape is not None else None
     for a in range(entry.pos, n, CHUNK_STEPS):
         b = min(n, a + CHUNK_STEPS)
         say((a - entry.pos) / max(1, n - entry.pos), f"predictor: step {a - entry.pos} of {n - entry.pos}")
-        xs, br, pr, su, _fr, _ob = step_through(eng, entry.idx_all, ts[a:b], values[a:b], present[a:b], up[a:b])
+        if rec is not None:
+            rec.begin(entry.idx_all)
+        xs, br, pr, su, _fr, _ob = step_through(eng, entry.idx_all, ts[a:b], values[a:b], present[a:b], up[a:b],
+                                                rec.snapshot if rec is not None else None)
         k = b - a
         prob = _score(eng, np.array(xs).reshape(k * e, -1), np.array(br).reshape(k * e, -1),
                       np.array(su).reshape(k * e)).reshape(k, e)
         entry.prob.append(prob)
         entry.predicted.append(np.array(pr))
+        if rec is not None:
+            tape.append(rec.end(np.array(su)))
     entry.pos = n
 
 
@@ -286,38 +401,6 @@ def _score(eng, x: np.ndarray, breach: np.ndarray, up: np.ndarray) -> np.ndarray
                 risk[hot] = eng.score_parts(x[hot], breach[hot], up[hot])[0]
             return risk
     return eng.score_parts(x, breach, up)[0]
-
-
-_fit_lock = threading.Lock()
-
-
-@contextmanager
-def _memoised_fits(memo: dict):
-    """While the block runs, the engine's ARIMA fits made on *this* thread are looked up in ``memo`` by
-    their exact input (window bytes, start parameters) first; every other thread (the daemon's own
-    engine) calls the real fit as before. ``fit_arima`` is a pure function of its input, so a hit is the
-    number the fit would have given. (A hook in ``pfepo.predict.engine`` -- a ``fit`` callable the engine
-    takes -- would replace this patch of its module global.)"""
-    import pfepo.predict.engine as em
-
-    me = threading.get_ident()
-    with _fit_lock:
-        orig = em.fit_arima
-
-        def fit(window, start=None):
-            if threading.get_ident() != me:
-                return orig(window, start)
-            key = (np.asarray(window, dtype=float).tobytes(),
-                   None if start is None else tuple(float(v) for v in start))
-            if key not in memo:
-                memo[key] = orig(window, start)
-            return memo[key]
-
-        em.fit_arima = fit
-        try:
-            yield
-        finally:
-            em.fit_arima = orig
 
 
 def _dense(frame, index: dict[str, int], metrics: list[str], prev_up: np.ndarray):

@@ -113,11 +113,11 @@ def _engine_replay(trace, policy_file: Path, cfg, on_step=None):
     """``pfepo evaluate``'s engine path on ``trace``: settings from the policy, the engine with the daemon's
     horizon, step and model, the causal replay. Returns (Replay, risk (T, E), settings).
     ``on_step(k)`` is called before the engine's k-th snapshot (progress)."""
-    from pfepo.evaluate.harness import make_engine
+    from pfepo.console.replaycache import make_engine
     from pfepo.evaluate.replay import replay
 
     settings, model = _settings(policy_file, cfg)
-    eng = make_engine(settings, model)
+    eng = make_engine(settings, model, engine_kw(cfg))
     if on_step is not None:  # the replay takes one snapshot per step: count them (instance attribute only)
         snapshot, calls = eng.snapshot, [0]
 
@@ -210,7 +210,7 @@ def warm(rt, cache: PredictorCache, hours: float = WARM_HOURS, every_s: float = 
                 seen.add(key)
                 t = time.time()
                 cache.series(settings, model, endpoints, t - hours * 3600, t,
-                             lambda a, b: history_trace(rt, a, b, rt.cfg.predict.step_s))
+                             lambda a, b: history_trace(rt, a, b, rt.cfg.predict.step_s), engine_kw=engine_kw(rt.cfg))
         except Exception:  # noqa: BLE001 - a warm-up is an optimisation: the run itself reports problems
             log.debug("what-if warm-up failed", exc_info=True)
 
@@ -246,7 +246,7 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
         endpoints = [e.name for r in cfg.regions for e in r.endpoints]
         s = (cache or PredictorCache()).series(
             settings, model, endpoints, since, until, lambda a, b: history_trace(rt, a, b, cfg.predict.step_s),
-            lambda p, text: stage(text, 0.05 + 0.6 * p), use_cache=cache is not None)
+            lambda p, text: stage(text, 0.05 + 0.6 * p), use_cache=cache is not None, engine_kw=engine_kw(cfg))
         if s.ts.size == 0:
             return {"since": since, "until": until, "steps": 0, "services": {}, "acts": {}, "note": "no history"}
     else:
@@ -277,6 +277,12 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
     stage("done", 1.0)
     return {"since": since, "until": until, "steps": int(s.ts.size), "endpoints": list(s.endpoints),
             "actual": actual, **out, "cached_steps": s.cached_steps}
+
+
+def engine_kw(cfg) -> dict:
+    """The daemon's engine arguments beyond the harness settings (``daemon.start_predictor``): the what-if
+    replays with the engine the daemon runs, not with the engine's defaults."""
+    return {"trend_tau_s": cfg.predict.trend_tau_s}
 
 
 def _settings(policy_file: Path, cfg):

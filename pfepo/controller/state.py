@@ -30,13 +30,15 @@ from typing import TYPE_CHECKING
 
 from pfepo.config import PfepoConfig
 from pfepo.planner.weights import effective, normalise, quantize
-from pfepo.telemetry.rates import PortRates
+from pfepo.telemetry.rates import PORT_METRICS, PortRates
 
 if TYPE_CHECKING:
     from pfepo.openflow.desired import Meter
     from pfepo.openflow.switch import SyncStatus
+    from pfepo.telemetry.portstats import PortRateBatch
 
 log = logging.getLogger(__name__)
+_UTIL = PORT_METRICS.index("utilization_pct")  # column of PortRateBatch.rates
 
 
 class WeightError(ValueError):
@@ -64,6 +66,21 @@ class SwitchInfo:
     applied: dict[int, dict[str, int]] = field(default_factory=dict)  # group id -> {label: weight}
     meters: dict[int, Meter] = field(default_factory=dict)  # meter id -> desired.Meter read back
     sync: SyncStatus | None = None  # last read-back vs desired (groups, meters, flows); None: not connected
+    # The latest rates of its ports as one pair of arrays (telemetry.portstats.PortRateBatch): one object
+    # per switch and reply, not a PortRates per port. At 1,000 switches those were 48k objects a poll
+    # round that lived long enough to be promoted, and so kept triggering full garbage collections (every
+    # thread waits). ``current_rates`` builds per-port PortRates when a reader asks; ``snapshot_switches``
+    # copies carry them in ``PortInfo.rates`` as before.
+    port_rates: PortRateBatch | None = None
+
+    def current_rates(self) -> dict[int, PortRates]:
+        """port -> its latest PortRates, from the batch or a single-port update, whichever is newer."""
+        out = self.port_rates.port_rates() if self.port_rates is not None else {}
+        for p, info in list(self.ports.items()):
+            r = info.rates
+            if r is not None and (p not in out or r.ts > out[p].ts):
+                out[p] = r
+        return out
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -309,9 +326,31 @@ class ControllerState:
     def snapshot_switches(self) -> list[SwitchInfo]:
         """Copies of every configured switch (ports, read-back groups and meters, sync status)."""
         with self._lock:
-            return [replace(sw, ports={p: replace(i) for p, i in sw.ports.items()},
-                            applied=copy.deepcopy(sw.applied), meters=dict(sw.meters))
+            out = []
+            for sw in self.switches.values():
+                rates = sw.current_rates()
+                out.append(replace(sw, ports={p: replace(i, rates=rates.get(p)) for p, i in sw.ports.items()},
+                                   applied=copy.deepcopy(sw.applied), meters=dict(sw.meters)))
+            return out
+
+    def switch_rows(self) -> list[tuple[str, bool, bool | None, list[tuple[int, float]]]]:
+        """(name, connected, in sync or None, [(port, utilization %)]) per switch for /metrics. The lock is
+        held only to take references (no per-port copy as in ``snapshot_switches``), so a scrape does not
+        hold up the OpenFlow thread recording a port status; utilisation comes from the rate arrays."""
+        with self._lock:
+            held = [(sw.name, sw.connected, None if sw.sync is None else sw.sync.in_sync, sw.port_rates,
+                     [(p, i.rates) for p, i in sw.ports.items() if i.rates is not None])
                     for sw in self.switches.values()]
+        rows = []
+        for name, connected, in_sync, batch, singles in held:
+            util: dict[int, float] = {}
+            if batch is not None:
+                util = dict(zip(batch.ports.tolist(), batch.rates[:, _UTIL].tolist(), strict=True))
+            for p, r in singles:
+                if batch is None or r.ts > batch.ts:
+                    util[p] = r.utilization_pct
+            rows.append((name, connected, in_sync, sorted(util.items())))
+        return rows
 
     def unknown_switches_snapshot(self) -> dict[int, float]:
         with self._lock:
@@ -385,17 +424,17 @@ class ControllerState:
             if sw is not None:
                 sw.ports.setdefault(port, PortInfo()).rates = rates
 
-    def set_switch_rates(self, dpid: int, rates: Mapping[int, PortRates]) -> None:
-        """All ports of one stats reply under one lock (not one lock round per port)."""
+    def set_switch_rates(self, dpid: int, rates: PortRateBatch) -> None:
+        """All ports of one stats reply: one reference kept per switch (see SwitchInfo.port_rates)."""
+        ports = rates.ports.tolist()
         with self._lock:
             sw = self.switches.get(dpid)
             if sw is not None:
-                ports = sw.ports
-                for port, r in rates.items():
-                    info = ports.get(port)
-                    if info is None:
-                        info = ports[port] = PortInfo()
-                    info.rates = r
+                sw.port_rates = rates
+                known = sw.ports
+                for p in ports:
+                    if p not in known:
+                        known[p] = PortInfo()
 
     def connected_count(self) -> tuple[int, int]:
         """(connected, configured) switches, without copying any port (for /api/v1/health, polled often)."""

@@ -92,10 +92,11 @@ def replay(trace: Trace, engine: PredictiveEngine) -> Replay:
 
 
 def step_through(engine: PredictiveEngine, idx_all: np.ndarray, ts: np.ndarray, values: np.ndarray,
-                 present: np.ndarray, up: np.ndarray) -> tuple[list, list, list, list, list, list]:
+                 present: np.ndarray, up: np.ndarray, on_step=None) -> tuple[list, list, list, list, list, list]:
     """The causal loop of ``replay``: observe each step's rows, advance, record the snapshot. Lists of
     per-step x, breach, predicted, snapshot health, fresh flag, observed. Also fed chunk by chunk (the
-    console's what-if cache): the engine carries everything between calls."""
+    console's what-if cache): the engine carries everything between calls. ``on_step(k, snapshot)``, if
+    given, is called after each step's snapshot."""
     xs, br, pr, su, fr, ob = [], [], [], [], [], []
     for k in range(ts.size):
         rows = np.flatnonzero(present[k])
@@ -108,4 +109,6 @@ def step_through(engine: PredictiveEngine, idx_all: np.ndarray, ts: np.ndarray, 
         pr.append(s.predicted[idx_all])
         su.append(s.up[idx_all])
         ob.append(s.observed[idx_all])
+        if on_step is not None:
+            on_step(k, s)
     return xs, br, pr, su, fr, ob

@@ -26,9 +26,10 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from pfepo.openflow import gcpause, ofmsg
+from pfepo.openflow import gcpause, ioloop, ofmsg
 from pfepo.openflow.lanes import TwoLaneQueue
 from pfepo.openflow.messages import (
+    EchoRequest,
     FlowMod,
     GroupMod,
     Message,
@@ -66,6 +67,15 @@ class EventDesiredChanged(event.EventBase):
 # Failover first: these jump ahead of stats replies, probes and ticks in the event queue (lanes.py);
 # a role change too (a handover's OFPT_ROLE_REQUEST; also never dropped by a full normal lane).
 URGENT = (ofp_event.EventOFPPortStatus, EventDesiredChanged, EventRolesChanged)
+# While sending this many read-only requests in a row, look for an urgent event between every chunk.
+URGENT_CHECK_EVERY = 16
+_REQUESTS = (StatsRequest, EchoRequest, ProbeOut)
+
+
+def _failover_event(item) -> bool:
+    return isinstance(item[0], (ofp_event.EventOFPPortStatus, EventDesiredChanged))
+
+
 # A probe/echo that waited longer than this in our own queues measured us, not the link: untrusted.
 PROBE_QUEUE_LIMIT_S = 0.05
 
@@ -95,6 +105,7 @@ class PfepoApp(app_manager.OSKenApp):
         """``pfepo``: the daemon's Runtime, passed by AppManager.instantiate_apps like any os-ken context."""
         super().__init__(*args, **kwargs)
         ofmsg.install_fast_port_stats()  # port-stats replies as one array, not an object per port
+        ioloop.install()  # one selector thread serves every switch socket, not two threads per switch
         if pfepo is None:
             raise RuntimeError("PfepoApp needs the daemon Runtime: instantiate_apps(..., pfepo=runtime)")
         self.rt = pfepo
@@ -120,6 +131,9 @@ class PfepoApp(app_manager.OSKenApp):
         # per uplink port-status: (s from the socket to its handler, s from there to the GroupMods queued
         # for sending), the daemon's own part of failover
         self.port_status_timing: collections.deque[tuple[float, float]] = collections.deque(maxlen=50)
+        self._in_urgent = False  # handling urgent events from inside _apply (never nested twice)
+        self._reply_samples = 0.0  # samples one port-stats reply makes (largest recent), for backpressure
+        self._handler_took: dict[str, collections.deque] = {}  # event type -> (wall s, CPU s) per event, last 200
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self.roles: dict[int, tuple[str, int]] = {}  # cluster only: dpid -> (role, generation) requested
@@ -179,13 +193,32 @@ class PfepoApp(app_manager.OSKenApp):
             ev, state = self.events.get()
             if ev == self._event_stop:
                 continue
-            for handler in self.get_handlers(ev, state):
-                try:
-                    handler(ev)
-                except hub.TaskExit:
-                    raise
-                except Exception:  # handlers are guarded; this is the last line
-                    log.exception("unguarded handler %s failed", getattr(handler, "__name__", handler))
+            self._handle(ev, state)
+
+    def _handle(self, ev, state) -> None:
+        started, cpu = time.perf_counter(), time.thread_time()
+        for handler in self.get_handlers(ev, state):
+            try:
+                handler(ev)
+            except hub.TaskExit:
+                raise
+            except Exception:  # handlers are guarded; this is the last line
+                log.exception("unguarded handler %s failed", getattr(handler, "__name__", handler))
+        # what holds the event thread (an urgent event waits for the one in hand): last 200 per type
+        took = self._handler_took.get(type(ev).__name__)
+        if took is None:
+            took = self._handler_took[type(ev).__name__] = collections.deque(maxlen=200)
+        took.append((time.perf_counter() - started, time.thread_time() - cpu))  # (wall, this thread's CPU)
+
+    def _urgent_now(self) -> None:
+        """Handle the failover events waiting now, in the middle of sending a tick's requests (see _apply).
+        A role change waits for the tick's end: it may stop polling switches the tick is asking."""
+        self._in_urgent = True
+        try:
+            while (item := self.events.get_urgent(when=_failover_event)) is not None:
+                self._handle(*item)
+        finally:
+            self._in_urgent = False
 
     def poll_status(self) -> dict:
         """Effective poll interval and overload, for /api/v1/health."""
@@ -232,6 +265,24 @@ class PfepoApp(app_manager.OSKenApp):
             for gen, (_n, longest) in gcs.stats().items():
                 pause.add_metric([str(gen)], longest)
             yield pause
+        took = GaugeMetricFamily("pfepo_openflow_handler_seconds_max", "longest of the last 200 events of "
+                                 "each type on the event thread (an urgent event waits for the one in hand): "
+                                 "wall time, and the thread's own CPU time (the rest is waiting for the GIL "
+                                 "or a CPU)", labels=["event", "clock"])
+        for name, d in list(self._handler_took.items()):
+            vals = list(d)
+            took.add_metric([name, "wall"], max((w for w, _c in vals), default=0.0))
+            took.add_metric([name, "cpu"], max((c for _w, c in vals), default=0.0))
+        yield took
+        loop = ioloop.current()
+        if loop is not None:
+            rounds = list(loop.rounds)
+            io = GaugeMetricFamily("pfepo_openflow_io_round_seconds_max", "longest of the last 500 rounds of the "
+                                   "switch-socket I/O thread (reading, parsing, queueing): wall and its CPU time",
+                                   labels=["clock"])
+            io.add_metric(["wall"], max((w for w, _c in rounds), default=0.0))
+            io.add_metric(["cpu"], max((c for _w, c in rounds), default=0.0))
+            yield io
         q = GaugeMetricFamily("pfepo_openflow_events_queued", "OpenFlow events waiting, per lane", labels=["lane"])
         q.add_metric(["urgent"], self.events.urgent_size())
         q.add_metric(["normal"], self.events.qsize() - self.events.urgent_size())
@@ -260,8 +311,16 @@ class PfepoApp(app_manager.OSKenApp):
             self.rt.metrics.probes_rejected.labels(reason).inc()
         for batch in out.batches:
             self.rt.ingest_batch(batch)
+            self._reply_samples = max(len(batch), self._reply_samples * 0.99)  # a reply's samples, roughly
         flows = 0
-        for dpid, msg in out.msgs:
+        # A tick at 1,000 switches sends hundreds of requests (54 ms of CPU at most in the 16:40 run): a
+        # PortStatus arriving meanwhile is handled between chunks, not after the whole tick. Only for
+        # read-only requests: a newer GroupMod must never be overtaken by an older one still in hand.
+        yields = (not self._in_urgent and len(out.msgs) > URGENT_CHECK_EVERY
+                  and all(isinstance(m, _REQUESTS) for _d, m in out.msgs))
+        for i, (dpid, msg) in enumerate(out.msgs):
+            if yields and i and i % URGENT_CHECK_EVERY == 0 and self.events.urgent_size():
+                self._urgent_now()
             flows += isinstance(msg, FlowMod)
             self._send(dpid, msg)
         if flows:
@@ -343,10 +402,13 @@ class PfepoApp(app_manager.OSKenApp):
         self.rt.metrics.polls.inc()
         self._sync_roles()  # also pulled every tick, so a role change whose event was dropped still lands
         # History is the last stage of a poll: while its queue is a quarter full, polling waits for it
-        # (longer effective interval) rather than producing samples the writer would have to drop.
+        # (longer effective interval) rather than producing samples the writer would have to drop. The
+        # replies already asked for count too: at 1,000 switches they alone could overflow the queue
+        # (48k samples dropped at 16:30 UTC before this).
         w = self.rt.writer
+        in_flight = self.fabric.gate.outstanding() * self._reply_samples
         lags = [self._wake_lags.popleft() for _ in range(len(self._wake_lags))]
-        self._apply(self.fabric.on_tick(time.time(), hold_polls=w.queued > w.queue_max // 4,
+        self._apply(self.fabric.on_tick(time.time(), hold_polls=w.queued + in_flight > w.queue_max // 4,
                                         cpu_s=time.process_time(), wake_lags=lags))
 
     def _poll_loop(self) -> None:

@@ -60,6 +60,16 @@ class TwoLaneQueue:
             self._cv.notify_all()
             return item
 
+    def get_urgent(self, when=None):
+        """The next urgent item, or None at once if there is none or ``when(item)`` is false for it (never
+        waits, never takes a normal one)."""
+        with self._cv:
+            if not self._urgent or (when is not None and not when(self._urgent[0])):
+                return None
+            item = self._urgent.popleft()
+            self._cv.notify_all()
+            return item
+
     def qsize(self) -> int:
         return len(self._urgent) + len(self._normal)
 

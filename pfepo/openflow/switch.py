@@ -38,7 +38,7 @@ from pfepo.openflow.reconcile import FlowKey, flow_changes, flow_key, group_chan
 from pfepo.telemetry import probes
 from pfepo.telemetry.pollgate import PollGate
 from pfepo.telemetry.ports import PortNames
-from pfepo.telemetry.portstats import PortStatsBatcher
+from pfepo.telemetry.portstats import PortRateBatch, PortStatsBatcher
 from pfepo.telemetry.rates import PortRates
 from pfepo.telemetry.samples import Sample, SampleBatch
 
@@ -79,7 +79,7 @@ class Out:
     events: list[tuple[str, dict]] = field(default_factory=list)
     ports: list[tuple[int, int, bool]] = field(default_factory=list)  # (dpid, port, up)
     rates: list[tuple[int, int, PortRates]] = field(default_factory=list)
-    switch_rates: list[tuple[int, dict[int, PortRates]]] = field(default_factory=list)  # a whole reply's ports
+    switch_rates: list[tuple[int, PortRateBatch]] = field(default_factory=list)  # a whole reply's ports
     status: dict[int, SyncStatus] = field(default_factory=dict)
     rejected_probes: list[str] = field(default_factory=list)  # reasons probe frames were ignored
 
@@ -425,7 +425,7 @@ class Fabric:
         self.gate.handled(dpid, now if handled is None else handled)
         got = self.batcher.reply(dpid, name, now, stats)
         if got is not None:
-            out.switch_rates.append((dpid, got.port_rates()))
+            out.switch_rates.append((dpid, got))  # kept as arrays: no PortRates object per port
             out.batches.append(got.batch)
         return out
 

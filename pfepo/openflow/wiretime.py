@@ -9,8 +9,8 @@ probes and the echo round trip read 3-19 ms, while a raw socket against the same
 
 - receive: ``recvmsg`` with ``SO_TIMESTAMPNS``, so ``last_rx`` is the kernel's arrival time of the last
   bytes read (for TCP, the last segment consumed), not the time a thread got to them;
-- send: the wall time just before ``sendall`` of each echo request and packet-out, by OpenFlow xid, on
-  os-ken's send thread (after it got the GIL, right before the syscall).
+- send: the wall time just before the syscall that writes each echo request and packet-out, by OpenFlow
+  xid (``sendall`` on os-ken's send thread, or ``note_send`` from the I/O loop's writer, ioloop.py).
 
 TLS sockets (``ssl.SSLSocket`` has no ``recvmsg``) are not wrapped: callers then fall back to their own
 stamps, as before.
@@ -61,13 +61,16 @@ class WireSocket:
                 self.last_rx = sec + nsec * 1e-9
         return data
 
-    def sendall(self, buf, flags: int = 0) -> None:
-        t = time.time()
+    def note_send(self, buf) -> None:
+        """``buf`` (one whole OpenFlow message) is about to be written: keep its time if it is timed."""
         if len(buf) >= 8 and buf[1] in _WATCHED:
             (xid,) = struct.unpack_from("!I", buf, 4)
-            self._sent[xid] = t
+            self._sent[xid] = time.time()
             if len(self._sent) > _MAX_SENT:
                 self._sent.popitem(last=False)
+
+    def sendall(self, buf, flags: int = 0) -> None:
+        self.note_send(buf)
         self._sock.sendall(buf, flags)
 
     def sent_at(self, xid: int | None) -> float | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,7 @@ class PredictiveEngine:
         hold_s: float = 300.0,
         clear: float = 0.8,
         raise_min: float = RAISE_OFF,
+        fit: Callable[..., tuple[float, float, float] | None] | None = None,
     ):
         if not (horizon_s > 0 and step_s > 0):
             raise ValueError("horizon_s and step_s must be > 0")
@@ -144,6 +146,11 @@ class PredictiveEngine:
         self.model_error: str | None = None
         self._snap: Snapshot | None = None
         self._thr_t = np.zeros(0)
+        # Injection points for replays (pfepo.console.replaycache, replaytape); None in the daemon:
+        # ``fit`` replaces ``fit_arima`` (a memo of fits by their exact input); ``tap(engine, b, fed, mean,
+        # down, sampled, held)`` is called at the end of every model step with that step's inputs.
+        self.fit = fit
+        self.tap: Callable | None = None
         if model_path is not None:
             self.load_model(model_path)
 
@@ -290,8 +297,8 @@ class PredictiveEngine:
         self.bank.update(fed)
         if self._thr_t.size != mean.size:
             self._thr_t = np.tile(self.thr, mean.size // self.m)
-        self.pring[b % self.confirm_steps] = np.where(down, 0.0, self._evidence(b, fed, np.isfinite(mean) & ~down, hold & ~down))
-        self._confirm(b * self.step_s, down)
+        sampled, held = np.isfinite(mean) & ~down, hold & ~down
+        self._judge(b, fed, sampled, held, down)
         self.core.update(fed[None, :], np.array([b * self.step_s]))
         self.stats["failures"] += self.feat.update(mean, self.up_blk, b * self.step_s, self._thr_t)
         self.ring[:, b % self.window] = mean
@@ -300,7 +307,19 @@ class PredictiveEngine:
         self.up_blk[:] = np.nan
         self.stats["steps"] += 1
         self._refit(b)
+        if self.tap is not None:
+            self.tap(self, b, fed, mean, down, sampled, held)
         self._snap = None
+
+    def _judge(self, b: int, fed: np.ndarray, sampled: np.ndarray, held: np.ndarray, down: np.ndarray) -> None:
+        """The threshold-dependent evidence of a model step (with ``FeatureState``'s ``persist``, the only
+        state that depends on the thresholds): forecast evidence and its confirmation. It reads the
+        forecast bank (``drift``, ``breach_probability``) and the anomaly core (``n``, ``ref_noise``,
+        ``dev``) as they are before this step's core update and refits, and writes only the evidence state,
+        so a replay with other thresholds can run it alone over recorded bank and core states
+        (pfepo.console.replaytape)."""
+        self.pring[b % self.confirm_steps] = np.where(down, 0.0, self._evidence(b, fed, sampled, held))
+        self._confirm(b * self.step_s, down)
 
     def _evidence(self, b: int, fed: np.ndarray, sampled: np.ndarray, held: np.ndarray) -> np.ndarray:
         """Forecast evidence of a threshold breach at this step (before confirmation over ``confirm_s``).
@@ -468,7 +487,7 @@ class PredictiveEngine:
         order = (np.arange(b - self.window + 1, b + 1)) % self.window
         for i in pick:
             start = (self.bank.phi[i], self.bank.theta[i]) if self.bank.fitted[i] else None
-            res = fit_arima(self.ring[i, order], start)
+            res = (self.fit or fit_arima)(self.ring[i, order], start)
             self.last_fit[i] = b
             self.n_fits[i] += 1
             if res is None:

@@ -198,6 +198,18 @@ def profile_summary(raw: Path, top: int = 25) -> list[str]:
     return [f"{100 * v / total:5.1f}% {k}" for k, v in incl.most_common(top)] if total else []
 
 
+def handler_maxima(text: str) -> dict[str, tuple[float, float]]:
+    """event type -> (longest recent handling s wall, CPU), from ``pfepo_openflow_handler_seconds_max``."""
+    out: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        if line.startswith("pfepo_openflow_handler_seconds_max{"):
+            labels, _, value = line.partition("} ")
+            fields = dict(kv.split("=", 1) for kv in labels.split("{", 1)[1].split(","))
+            pair = out.setdefault(fields["event"].strip('"'), [0.0, 0.0])
+            pair[fields["clock"].strip('"') == "cpu"] = float(value)
+    return {k: (w, c) for k, (w, c) in out.items()}
+
+
 def metric_value(text: str, name: str, labels: str = "") -> float:
     for line in text.splitlines():
         if line.startswith(name + labels + " ") or (not labels and line.startswith(name + " ")):
@@ -417,6 +429,16 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
                 for stat in ("p50", "max"):
                     point[f"daemon_port_status_{stage}_{stat}_ms"] = round(1000 * metric_value(
                         m2, "pfepo_port_status_seconds", f'{{stage="{stage}",stat="{stat}"}}'), 2)
+            # what held the daemon's threads up during the window and the trials (absent in older code: 0)
+            point["gc_pause_max_ms_end"] = round(1000 * max(metric_value(m2, "pfepo_gc_pause_max_seconds",
+                                                                         f'{{generation="{g}"}}') for g in "012"), 1)
+            point["gc_pause_max_ms_by_generation"] = [round(1000 * metric_value(
+                m2, "pfepo_gc_pause_max_seconds", f'{{generation="{g}"}}'), 1) for g in "012"]
+            point["io_round_max_ms"] = {c: round(1000 * metric_value(m2, "pfepo_openflow_io_round_seconds_max",
+                                                                     f'{{clock="{c}"}}'), 1) for c in ("wall", "cpu")}
+            took = handler_maxima(m2)  # event -> (wall, cpu)
+            point["event_handler_max_ms"] = {k: [round(1000 * v, 1) for v in wc] for k, wc in
+                                             sorted(took.items(), key=lambda kv: -kv[1][0])[:4]}
         except httpx.HTTPError:
             pass
         point["load_avg_1m"] = os.getloadavg()[0]
@@ -449,13 +471,14 @@ def plot(points: list[dict], png: Path) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     labels = list(dict.fromkeys(p["label"] for p in points))
     for ax, (key, title) in zip(axes.flat, panels, strict=False):
-        for lab in labels:
+        for i, lab in enumerate(labels):
+            color = f"C{i}"  # one colour per source tree in every panel
             pts = [p for p in points if p["label"] == lab and p.get(key) is not None and "error" not in p]
             ys = [p[key] for p in pts]
-            ax.plot([p["switches"] for p in pts], ys, marker="o", label=lab)
+            ax.plot([p["switches"] for p in pts], ys, marker="o", label=lab, color=color)
             if key == "stored_per_s":
                 ax.plot([p["switches"] for p in pts], [p["produced_per_s"] for p in pts], ls="--", lw=0.8,
-                        label=f"{lab} produced")
+                        label=f"{lab} produced", color=color)
         ax.set_title(title)
         ax.set_xlabel("switches")
         if key == "failover_p99_ms":

@@ -9,20 +9,25 @@ the latency of region r0 ramps up over the last 10 minutes and its endpoints rep
    step through the policies and the planner -- what the console did before the cache;
 2. ``cold``: the console's path with an empty cache (predictor replay in pieces, quiet steps skipped),
    over the same window;
-3. ``warm``: the same policy again a minute of history later (the cache extended by the new steps);
-4. ``edited``: the policy with a different criterion threshold (a new engine key: a cold predictor replay);
+3. ``edited``: the policy with a different criterion threshold, over the same window: only the engine's
+   evidence step runs, over the tape of threshold-free state the cold run recorded (``replaycache``;
+   "path: judged"); with ``--check-edited`` also ``edited-plain``: the edited policy on the plain path,
+   compared with it;
+4. ``warm``: the shipped policy again a minute of history later (the cache extended by the new steps);
 5. ``edited-actions``: the policy with only its actions edited (same thresholds: the cache is used).
 
 Prints the time of each, and whether the decisions (endpoints that acted, weight steps) equal the
-reference's. The reference and the cold run replay the same window (its end fixed when the history is
+reference's. The reference, cold and edited runs replay the same window (its end fixed when the history is
 written); the later runs' window ends a minute later, so on a short history their warm-up differs and
 their decisions may too. Wall time and this process's CPU time (on a shared machine the CPU time is the steadier
-figure). Run with ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``.
+figure), the load average before and after, the cache path each run took and the tape's size. Run with
+``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -39,6 +44,8 @@ def register(sub) -> None:
     p.add_argument("--hours", type=float, default=24.0, help="history to replay (default 24)")
     p.add_argument("--endpoints", type=int, default=50, help="endpoints, in regions of 10 (default 50)")
     p.add_argument("--skip-reference", action="store_true", help="skip the (slow) reference run")
+    p.add_argument("--check-edited", action="store_true",
+                   help="also replay the threshold-edited policy on the plain path and compare its decisions")
     p.add_argument("--json", metavar="OUT", dest="json_out", help="write results as JSON")
     p.set_defaults(func=run)
 
@@ -102,7 +109,7 @@ def run(args) -> int:
 
         end = [time.time()]  # the window's end: the same for the reference and the cold run
 
-        def one(name: str, policy_text: str, fast: bool, wait: float = 0.0) -> dict:
+        def one(name: str, policy_text: str, fast: bool, wait: float = 0.0, against: dict | None = None) -> dict:
             ps, problems, folder = whatif.validate(cfg, target, policy_text)
             if ps is None:
                 raise SystemExit(f"policy invalid: {problems}")
@@ -115,23 +122,34 @@ def run(args) -> int:
                                        cache=jobs.cache if fast else None, fast=fast, until=end[0])
             took, cpu = time.perf_counter() - t, time.process_time() - cpu
             shutil.rmtree(folder, ignore_errors=True)
-            same = None if ref is None else _decisions(res) == _decisions(ref)
-            row = {"seconds": round(took, 2), "cpu_seconds": round(cpu, 2), "steps": res["steps"], "acted": len(res["acts"]),
+            base = against if against is not None else ref
+            same = None if base is None else _decisions(res) == _decisions(base)
+            path = (jobs.cache.last_path or "-") if fast else "plain"
+            row = {"seconds": round(took, 2), "cpu_seconds": round(cpu, 2), "path": path, "steps": res["steps"],
+                   "acted": len(res["acts"]),
                    "weight_steps": len(res["changes"]), "cached_steps": res.get("cached_steps", 0),
-                   "skipped_steps": res.get("skipped_steps", 0), "same_decisions_as_reference": same}
+                   "skipped_steps": res.get("skipped_steps", 0), "same_decisions_as_reference": same,
+                   "compared_with": None if base is None else ("edited" if against is not None else "reference")}
             out["runs"][name] = row
-            print(f"{name:>15}: {took:6.1f} s (CPU {cpu:5.1f} s)  steps {res['steps']}, acted {len(res['acts'])}, weight steps "
+            print(f"{name:>15}: {took:6.1f} s (CPU {cpu:5.1f} s) path {path:>8}, steps {res['steps']}, acted {len(res['acts'])}, weight steps "
                   f"{len(res['changes'])}, from cache {row['cached_steps']}, quiet steps skipped "
-                  f"{row['skipped_steps']}" + ("" if same is None else f", same decisions as reference: {same}"),
+                  f"{row['skipped_steps']}" + ("" if same is None else f", same decisions as {row['compared_with']}: {same}"),
                   flush=True)
             return res
 
+        out["load_before"] = [round(v, 2) for v in os.getloadavg()]
+        print(f"load average before: {out['load_before']}", flush=True)
         if not args.skip_reference:
             ref = one("reference", text, fast=False)
         one("cold", text, fast=True)
+        edited = one("edited", edited_thr, fast=True)  # over the cold run's window
+        if args.check_edited:  # the same window, from scratch
+            one("edited-plain", edited_thr, fast=False, against=edited)
         one("warm", text, fast=True, wait=60.0)
-        one("edited", edited_thr, fast=True)
         one("edited-actions", edited_act, fast=True)
+        out["load_after"] = [round(v, 2) for v in os.getloadavg()]
+        out["tape_mb"] = round(jobs.cache.tape_bytes() / 1e6, 1)
+        print(f"load average after: {out['load_after']}; tape of threshold-free state: {out['tape_mb']} MB", flush=True)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(out, indent=2))
         rt.writer.close()

@@ -39,6 +39,7 @@ import yaml
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from pfepo_lab.bench._fakeswitches import Fabric, FakeSwitch, _msg, intervals
+from pfepo_lab.bench._point import bench_point
 from pfepo_lab.bench.controller import (
     CLIENT_DPID,
     PORT_METRICS,
@@ -52,7 +53,6 @@ from pfepo_lab.bench.controller import (
     other_samples,
     pct,
 )
-from pfepo_lab.bench.point import bench_point
 from pfepo_lab.cluster.localetcd import LocalEtcd
 
 

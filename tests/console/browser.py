@@ -10,48 +10,26 @@ from pathlib import Path
 
 import pytest
 
+from pfepo.console import headless
+
 REPO = Path(__file__).resolve().parents[2]
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 ARTIFACTS = Path(os.environ.get("PFEPO_TEST_ARTIFACTS", REPO / "test-artifacts" / "console"))
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 def need_browser() -> None:
-    if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
-        pytest.skip("needs Debian chromium and chromium-driver (scripts/setup-system.sh installs them)")
+    why = headless.missing()
+    if why:
+        pytest.skip(why)
 
 
 def chrome(width: int = 1280, height: int = 1000):
     """A headless Chromium session; the caller quits it."""
     need_browser()
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never try to download anything
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              f"--window-size={width},{height}", "--disable-extensions", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update"):
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(DRIVER), options=opts)
+    return headless.chromium(width, height)
 
 
-def login(driver, base: str, token: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.get(f"{base}/ui/login")
-    field = driver.find_element(By.ID, "token")
-    field.send_keys(token)
-    field.submit()
-    wait(driver, lambda d: d.current_url.endswith("/ui/overview"), 10, "login lands on the overview")
-
-
-def wait(driver, cond, timeout: float, what: str):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(cond, f"timed out waiting for {what}")
+login, wait = headless.login, headless.wait
 
 
 def screenshot(driver, name: str) -> Path:

@@ -5,6 +5,7 @@ Real SQLite history store, real engine with the shipped model, real policies and
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 from pathlib import Path
@@ -142,3 +143,70 @@ def test_the_page_warm_up_serves_a_shorter_window_from_its_replay(lab):
         shutil.rmtree(folder)
     assert res["steps"] > 100 and res["cached_steps"] >= res["steps"] - 10  # only the newest steps replayed
     assert {"r0-0", "r0-1", "r0-2"} <= set(res["acts"])
+
+
+def _edited(settings, **thr):
+    other = copy.deepcopy(settings)
+    other.thresholds = {**other.thresholds, **thr}
+    return other
+
+
+def test_a_threshold_edit_runs_only_the_evidence_and_equals_a_replay_from_scratch(lab):
+    """The edited thresholds are judged over the recorder's tape (no engine replay), extended by new
+    history like any entry, and give the numbers of a fresh engine with those thresholds."""
+    rt, target, now = lab
+    settings, model, endpoints, read = _inputs(rt, target)
+    since, mid = now - HOURS * 3600, now - 1500
+    cache = replaycache.PredictorCache()
+    cache.series(settings, model, endpoints, since, mid, read)
+    assert cache.last_path == "recorded"
+    other = _edited(settings, latency_ms=120.0)
+    part = cache.series(other, model, endpoints, since, mid, read)
+    assert cache.last_path == "judged"
+    _same(part, replaycache.PredictorCache().series(other, model, endpoints, since, mid, read))
+    extended = cache.series(other, model, endpoints, since, now, read)  # the recorder and the judge follow
+    assert cache.last_path == "judged" and extended.cached_steps > 0
+    fresh = replaycache.PredictorCache().series(other, model, endpoints, since, now, read)
+    assert fresh.prob.max() > 0.5  # the edit matters: r0's ramp is judged at 120 ms
+    _same(extended, fresh)
+    assert not np.array_equal(fresh.prob, cache.series(settings, model, endpoints, since, now, read).prob)
+
+
+def test_a_threshold_the_tape_cannot_serve_is_replayed_in_full(lab):
+    """Far below the recorded thresholds, rows gain evidence whose features were not kept: a full replay,
+    with the same numbers as a fresh engine."""
+    rt, target, now = lab
+    settings, model, endpoints, read = _inputs(rt, target)
+    since = now - HOURS * 3600
+    cache = replaycache.PredictorCache()
+    cache.series(settings, model, endpoints, since, now, read)
+    low = _edited(settings, latency_ms=25.0)
+    got = cache.series(low, model, endpoints, since, now, read)
+    assert cache.last_path == "full"
+    _same(got, replaycache.PredictorCache().series(low, model, endpoints, since, now, read))
+
+
+def test_a_threshold_edited_whatif_decides_as_the_plain_replay_of_the_edited_policy(lab):
+    """The console path (cache warmed with the shipped policy, then the edited file) and the plain path
+    (the edited file's window replayed from scratch, every step through policies and planner) agree."""
+    rt, target, now = lab
+    cache = replaycache.PredictorCache()
+    text = target.read_text()
+    edited = text.replace("threshold: 150", "threshold: 120", 1)
+    assert edited != text
+    out = {}
+    for name, body, fast in (("shipped", text, True), ("edited", edited, True), ("plain", edited, False)):
+        ps, problems, folder = whatif.validate(rt.cfg, target, body)
+        assert ps is not None, problems
+        try:
+            out[name] = whatif.replay_policy(rt, ps, folder / target.name, HOURS, cache=cache if fast else None,
+                                             fast=fast, until=now)
+        finally:
+            shutil.rmtree(folder)
+        if name == "edited":
+            assert cache.last_path == "judged"
+    for k in ("would", "changes", "acts", "final"):
+        assert out["edited"][k] == out["plain"][k], k
+    assert out["edited"]["changes"]
+    first = {name: min(c["ts"] for c in out[name]["changes"]) for name in ("shipped", "edited")}
+    assert first["edited"] < first["shipped"]  # a lower threshold acts earlier on the same ramp

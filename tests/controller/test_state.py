@@ -169,3 +169,27 @@ def test_stale_plan_is_dropped_after_an_operator_override(st):
     st.set_baseline("web", {"eu": 1, "us": 1, "ap": 1}, source="operator")
     assert st.set_planned({"web": {"eu": 0, "us": 32, "ap": 32}}, based_on_version=v) is False
     assert st.planned_snapshot()["web"] is None
+
+
+def test_switch_rates_are_kept_as_arrays_and_read_as_port_rates(st):
+    """A reply's rates are one PortRateBatch per switch (no PortRates object per port until asked)."""
+    import numpy as np
+
+    from pfepo.telemetry.portstats import PortRateBatch
+    from pfepo.telemetry.rates import PORT_METRICS, PortRates
+    from pfepo.telemetry.samples import SampleBatch
+
+    sw = next(iter(st.switches.values()))
+    rates = np.arange(2 * len(PORT_METRICS), dtype=np.float64).reshape(2, len(PORT_METRICS))
+    batch = PortRateBatch(100.0, 1.0, np.array([1, 7]), rates, SampleBatch(100.0, ("a", "b"), ((), ()),
+                                                                          PORT_METRICS, rates))
+    st.set_switch_rates(sw.dpid, batch)
+    live = st.switches[sw.dpid]
+    assert live.port_rates is batch and all(live.ports[p].rates is None for p in (1, 7))  # nothing per port
+    snap = {s.dpid: s for s in st.snapshot_switches()}[sw.dpid]
+    assert snap.ports[7].rates == PortRates(100.0, 1.0, *rates[1].tolist())
+    util = {name: u for name, _c, _s, u in st.switch_rows()}[sw.name]
+    assert util == [(1, rates[0, -1]), (7, rates[1, -1])]
+    st.set_port_rates(sw.dpid, 7, PortRates(101.0, 1.0, *([0.5] * len(PORT_METRICS))))  # a newer single one
+    assert live.current_rates()[7].ts == 101.0 and live.current_rates()[1].ts == 100.0
+    assert dict({name: u for name, _c, _s, u in st.switch_rows()}[sw.name])[7] == 0.5

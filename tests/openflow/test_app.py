@@ -128,3 +128,95 @@ def test_a_switch_that_stops_reading_never_blocks_the_openflow_thread(app):
     app._flush(1)
     assert [m.data[0] for m in dp.sent] == [0, 1, 2, 3] and len(app._outbox[1]) == 1
     del app.datapaths[1]
+
+
+def test_event_handling_time_is_reported_per_event_type(app):
+    """What holds the event thread (an urgent PortStatus waits for the event in hand) is in /metrics."""
+    handled = app.watchdog.ticks_handled
+    app._post(EventTick())
+    wait_until(lambda: app.watchdog.ticks_handled > handled, 5, "tick handled")
+    fams = {f.name: f for f in app._metric_families()}
+    took = {(s.labels["event"], s.labels["clock"]): s.value for s in fams["pfepo_openflow_handler_seconds_max"].samples}
+    assert 0 < took[("EventTick", "wall")] < 5 and 0 <= took[("EventTick", "cpu")] < 5
+
+
+class _RecordingDatapath(_SlowDatapath):
+    """Takes every message (room for all) and notes how many port-status failures were counted by then."""
+
+    def __init__(self, app):
+        import threading
+
+        super().__init__()
+        self._send_q_sem = threading.BoundedSemaphore(10_000)
+        self.app = app
+        self.errors_seen: list[float] = []
+
+    def send_msg(self, msg):
+        self.errors_seen.append(_errors(self.app, "_port_status"))
+        super().send_msg(msg)
+
+
+@pytest.fixture
+def idle_app(cfg):
+    """An app whose event thread is not started: the test thread is the only one handling events."""
+    rt = build_runtime(cfg)
+    a = PfepoApp(pfepo=rt)
+    handler.register_instance(a)
+    yield a
+    rt.writer.close()
+
+
+def _tick_with_arrival(app, msgs, arrives=None):
+    """Apply ``msgs`` as a tick would, with ``arrives`` (default: an unparsable PortStatus) arriving after
+    the first send; returns the datapath (what was sent, and the failure count at each send)."""
+    from pfepo.openflow.switch import Out
+
+    dp = _RecordingDatapath(app)
+    app.datapaths[1] = dp
+    orig_send = app._send
+
+    def send_then_arrive(dpid, msg):
+        orig_send(dpid, msg)
+        if len(dp.sent) == 1:
+            ev = arrives or ofp_event.EventOFPPortStatus(_BrokenMsg())
+            app.events.put((ev, handler.MAIN_DISPATCHER), urgent=True)
+
+    app._send = send_then_arrive
+    try:
+        app._apply(Out(msgs=[(1, m) for m in msgs]))
+    finally:
+        app._send = orig_send
+    return dp
+
+
+def test_an_urgent_event_is_handled_between_chunks_of_a_big_tick_not_after_it(idle_app):
+    """A PortStatus arriving while a tick's requests are sent waits for one chunk, not for all of them."""
+    from pfepo.openflow.app import URGENT_CHECK_EVERY
+    from pfepo.openflow.messages import StatsRequest
+
+    n = 4 * URGENT_CHECK_EVERY
+    dp = _tick_with_arrival(idle_app, [StatsRequest("port_stats")] * n)
+    assert len(dp.sent) == n
+    assert dp.errors_seen.index(1) == URGENT_CHECK_EVERY  # handled right after the first chunk
+    assert idle_app.events.urgent_size() == 0
+
+
+def test_messages_that_change_a_switch_are_never_interrupted(idle_app):
+    """Only read-only requests yield: a newer GroupMod must never overtake an older one still being sent."""
+    from pfepo.openflow.app import URGENT_CHECK_EVERY
+    from pfepo.openflow.messages import PacketOut, StatsRequest
+
+    msgs = [StatsRequest("port_stats")] * (4 * URGENT_CHECK_EVERY) + [PacketOut(1, b"x" * 60)]
+    dp = _tick_with_arrival(idle_app, msgs)
+    assert len(dp.sent) == len(msgs) and set(dp.errors_seen) == {0}
+    assert idle_app.events.urgent_size() == 1  # left for the event loop, after this Out
+
+
+def test_a_role_change_waits_for_the_end_of_the_tick(idle_app):
+    """Only failover events are taken mid-tick: a role change may stop polling switches the tick asks."""
+    from pfepo.openflow.app import URGENT_CHECK_EVERY, EventRolesChanged
+    from pfepo.openflow.messages import StatsRequest
+
+    dp = _tick_with_arrival(idle_app, [StatsRequest("port_stats")] * (4 * URGENT_CHECK_EVERY), EventRolesChanged())
+    assert len(dp.sent) == 4 * URGENT_CHECK_EVERY
+    assert idle_app.events.urgent_size() == 1  # still queued for the event loop

@@ -39,3 +39,20 @@ def test_a_full_normal_lane_never_holds_up_urgent_items():
     assert q.blocked_puts == 1 and [q.get(), q.get()] == [2, 4]
     with pytest.raises(TimeoutError):
         q.get(timeout=0.01)
+
+
+def test_get_urgent_takes_only_urgent_items_and_never_waits():
+    q = TwoLaneQueue(maxsize=10)
+    q.put("stats")
+    assert q.get_urgent() is None  # a normal item is left for get()
+    q.put("port_status", urgent=True)
+    assert q.get_urgent() == "port_status" and q.get_urgent() is None
+    assert q.get() == "stats"
+
+
+def test_get_urgent_can_leave_an_item_it_does_not_want():
+    q = TwoLaneQueue(maxsize=10)
+    q.put("roles", urgent=True)
+    q.put("port_status", urgent=True)
+    assert q.get_urgent(when=lambda item: item == "port_status") is None  # the head is not wanted: stop
+    assert q.get() == "roles" and q.get_urgent(when=lambda item: item == "port_status") == "port_status"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pfepo_lab.bench.point import bench_point
+from pfepo_lab.bench._point import bench_point
 
 
 async def _run(tmp, fail: bool, keep: bool = False) -> tuple[dict, list[str]]:
