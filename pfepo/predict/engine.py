@@ -168,6 +168,7 @@ class PredictiveEngine:
         self.lvl_ring = np.full((max(self.support_steps + 1, self.level_steps), n), np.nan)  # that level, last support_s
         self.low_ring = np.full((3 * self.support_steps + 1, n), np.nan)  # its lowest over LEVEL_S, last 3 x support_s
         self.lev_t0 = np.full(n, np.nan)  # since when the forecast's level alone (no trend) has breached
+        self.hist = np.zeros(n)  # model steps with a value fed to the forecasts (history, for HISTORY_H)
         self.over_n = np.zeros(n)  # consecutive observed samples above the threshold
         self.over_t0 = np.full(n, np.nan)  # time of the first of them
         self.level_ok = np.zeros(n)  # 1 where such a run is confirmed (>= 2 samples spanning LEVEL_S)
@@ -187,14 +188,14 @@ class PredictiveEngine:
             e = len(self.endpoints)
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
                    self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
-                   self.evid, self.held, self.held_until, self.lev_t0)
+                   self.evid, self.held, self.held_until, self.lev_t0, self.hist)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
              self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.low_ring[:, :k],
              self.over_n[:k],
              self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
-             self.lev_t0[:k]) = old
+             self.lev_t0[:k], self.hist[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -207,7 +208,7 @@ class PredictiveEngine:
 
     def memory_bytes(self) -> int:
         evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
-                    self.held_until, self.lev_t0)
+                    self.held_until, self.lev_t0, self.hist)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
                    + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
 
@@ -315,7 +316,7 @@ class PredictiveEngine:
         """The threshold-dependent evidence of a model step (with ``FeatureState``'s ``persist``, the only
         state that depends on the thresholds): forecast evidence and its confirmation. It reads the
         forecast bank (``drift``, ``breach_probability``) and the anomaly core (``n``, ``ref_noise``,
-        ``dev``) as they are before this step's core update and refits, and writes only the evidence state,
+        ``ref_spread``, ``dev``) as they are before this step's core update and refits, and writes only the evidence state,
         so a replay with other thresholds can run it alone over recorded bank and core states
         (pfepo.console.replaytape)."""
         self.pring[b % self.confirm_steps] = np.where(down, 0.0, self._evidence(b, fed, sampled, held))
@@ -367,7 +368,8 @@ class PredictiveEngine:
             pts = [lows[(b - j * s) % nl] for j in range(4)]
             # Cold start: a trend is extrapolated no further than half the history it is judged against
             # (a ramp in a series' first minutes has no normal to depart from).
-            known = self.bank.seen[: fed.size] >= HISTORY_H * self.h
+            self.hist = self.hist + np.isfinite(fed)
+            known = self.hist >= HISTORY_H * self.h
             extra = np.maximum(np.where(supported, p_trend, 0.0), np.maximum(self._growth(*pts), self._departure(past, *pts)))
             p = np.where(known, extra, 0.0)
             above = fed > self._thr_t
