@@ -75,7 +75,7 @@ class Chunk:
     held: _Packed
     risk: _Packed | None  # core risk after the step, kept only when some series has no threshold
     refits: list  # (c, idx, phi, theta, g, v): bank parameters set by the refits of step c (after its evidence)
-    noise: list  # (c, ref_noise): the core's frozen noise scales, when they changed at step c
+    noise: list  # (c, (2, N) ref_noise and ref_spread): the core's frozen scales, when they changed at step c
     closes: np.ndarray  # (S,) model steps of this chunk closed before each replay step's snapshot
     up: np.ndarray  # (S, E) health as the snapshots saw it
     rows: dict  # s -> (endpoints (k,), x (k, F), fast (k, M)): features of rows near a threshold
@@ -98,8 +98,8 @@ class Recorder:
         from pfepo.predict.engine import LEVEL_S
 
         bank, core = eng.bank, eng.core
-        self.init = (bank.phi.copy(), bank.theta.copy(), bank.g.copy(), bank.v.copy(), core.ref_noise.copy())
-        self.dev, self.noise = core.dev.copy(), core.ref_noise.copy()
+        self.init = (bank.phi.copy(), bank.theta.copy(), bank.g.copy(), bank.v.copy(), _scales(core))
+        self.dev, self.noise = core.dev.copy(), _scales(core)
         self.need_risk = bool((~np.isfinite(eng.thr)).any())
         self.window = eng.hold_s + LEVEL_S + eng.confirm_s + eng.trend_tau_s
         self.last_warm: np.ndarray | None = None
@@ -128,8 +128,9 @@ class Recorder:
         if idx.size:
             cur["refits"].append((c, idx, bank.phi[idx].copy(), bank.theta[idx].copy(), bank.g[idx].copy(),
                                   bank.v[idx].copy()))
-        if not np.array_equal(core.ref_noise, self.noise, equal_nan=True):
-            self.noise = core.ref_noise.copy()
+        scales = _scales(core)
+        if not np.array_equal(scales, self.noise, equal_nan=True):
+            self.noise = scales
             cur["noise"].append((c, self.noise))
 
     def snapshot(self, k: int, snap) -> None:
@@ -203,11 +204,17 @@ class _BankAt:
         return (self._pt if drift else self._pl)[self.c], None, None
 
 
-class _CoreAt:
-    """The anomaly core as ``PredictiveEngine._judge`` reads it (``n``, ``ref_noise``, ``dev``)."""
+def _scales(core) -> np.ndarray:
+    """The core's frozen scales ``_judge`` reads (noise sd, level spread), stacked (2, N)."""
+    return np.stack([core.ref_noise, core.ref_spread])
 
-    def __init__(self, n: int, ref_noise: np.ndarray):
-        self.n, self.ref_noise, self.dev = n, ref_noise, np.zeros(n)
+
+class _CoreAt:
+    """The anomaly core as ``PredictiveEngine._judge`` reads it (``n``, ``ref_noise``, ``ref_spread``,
+    ``dev``)."""
+
+    def __init__(self, n: int, scales: np.ndarray):
+        self.n, self.ref_noise, self.ref_spread, self.dev = n, scales[0], scales[1], np.zeros(n)
 
 
 def judged(shell, rec_engine, idx_all: np.ndarray) -> Judged | None:
@@ -357,7 +364,7 @@ class Judged:
                 self.phi[idx], self.theta[idx], self.g[idx], self.v[idx] = ph, th, gg, vv
                 nxt_r = next(refits, None)
             while nxt_n is not None and nxt_n[0] == c:
-                self.core.ref_noise = nxt_n[1]
+                self.core.ref_noise, self.core.ref_spread = nxt_n[1][0], nxt_n[1][1]
                 nxt_n = next(noise, None)
             if ch.risk is not None:
                 self.risk = ch.risk[c]

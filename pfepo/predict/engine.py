@@ -10,7 +10,8 @@ step (``fits_per_step``) so the cost per step stays bounded however many series 
 docs/prediction.md: the combination (pfepo.predict.core.combine) of
 
 - forecast evidence: the largest *confirmed* probability that a metric breaches its threshold within the
-  horizon (rules in ``_evidence``: trend extrapolated only while the level still rises, confirmed over
+  horizon (rules in ``_evidence``: trend extrapolated only while the level still rises, growth and departure
+  evidence for convex and relative precursors, nothing extrapolated in a series' first two horizons, confirmed over
   ``confirm_s`` and two samples, a breach under way for ``LEVEL_S`` is evidence 1, held for ``hold_s``
   once it alarms), and for metrics without a threshold the event-like anomaly risk of
   pfepo.predict.core (the very core ``pfepo predict`` runs on one series);
@@ -54,6 +55,15 @@ SUPPORT = 0.5  # share of the drift's claimed rise the level must show over the 
 CONVEX_Z = 3.0
 GROWTH_DEV = 3.0
 GROWTH_P = 0.9  # evidence of a breach projected by an accelerating rise (above ``clear``: never vetoed)
+# Departure evidence (a relative precursor that may never reach the threshold before the failure): the level,
+# sustained over LEVEL_S and still rising, is DEPART_RATIO x what it was 3 x trend_tau_s ago (beyond load
+# plateaus, x1.2-1.7), DEPART_Z level spreads above it and DEPART_NEAR of the way from it to the threshold.
+DEPART_RATIO = 2.5
+DEPART_Z = 6.0
+DEPART_NEAR = 0.15
+DEPART_RISE = 0.1  # still rising: gained this share of its departure over the last trend_tau_s
+DEPART_P = 0.9  # above ``clear``: a classifier that has not seen the shape cannot veto it
+HISTORY_H = 2.0  # no extrapolation (trend, growth, departure) before the series has this many horizons of history
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
 
@@ -158,6 +168,7 @@ class PredictiveEngine:
         self.lvl_ring = np.full((max(self.support_steps + 1, self.level_steps), n), np.nan)  # that level, last support_s
         self.low_ring = np.full((3 * self.support_steps + 1, n), np.nan)  # its lowest over LEVEL_S, last 3 x support_s
         self.lev_t0 = np.full(n, np.nan)  # since when the forecast's level alone (no trend) has breached
+        self.hist = np.zeros(n)  # model steps with a value fed to the forecasts (history, for HISTORY_H)
         self.over_n = np.zeros(n)  # consecutive observed samples above the threshold
         self.over_t0 = np.full(n, np.nan)  # time of the first of them
         self.level_ok = np.zeros(n)  # 1 where such a run is confirmed (>= 2 samples spanning LEVEL_S)
@@ -177,14 +188,14 @@ class PredictiveEngine:
             e = len(self.endpoints)
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
                    self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
-                   self.evid, self.held, self.held_until, self.lev_t0)
+                   self.evid, self.held, self.held_until, self.lev_t0, self.hist)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
              self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.low_ring[:, :k],
              self.over_n[:k],
              self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
-             self.lev_t0[:k]) = old
+             self.lev_t0[:k], self.hist[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -197,7 +208,7 @@ class PredictiveEngine:
 
     def memory_bytes(self) -> int:
         evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
-                    self.held_until, self.lev_t0)
+                    self.held_until, self.lev_t0, self.hist)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
                    + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
 
@@ -305,7 +316,7 @@ class PredictiveEngine:
         """The threshold-dependent evidence of a model step (with ``FeatureState``'s ``persist``, the only
         state that depends on the thresholds): forecast evidence and its confirmation. It reads the
         forecast bank (``drift``, ``breach_probability``) and the anomaly core (``n``, ``ref_noise``,
-        ``dev``) as they are before this step's core update and refits, and writes only the evidence state,
+        ``ref_spread``, ``dev``) as they are before this step's core update and refits, and writes only the evidence state,
         so a replay with other thresholds can run it alone over recorded bank and core states
         (pfepo.console.replaytape)."""
         self.pring[b % self.confirm_steps] = np.where(down, 0.0, self._evidence(b, fed, sampled, held))
@@ -323,6 +334,10 @@ class PredictiveEngine:
         - The forecast's level alone breaching counts only once it has lasted ``LEVEL_S`` (confirmation
           included), like an observed breach: a spike of tens of seconds moves the level too.
         - A convex creep adds growth evidence (``_growth``).
+        - A relative precursor (a fast, sustained, still-rising departure towards the threshold) adds
+          departure evidence (``_departure``).
+        - Cold start: no extrapolation (trend, growth, departure) before ``HISTORY_H`` horizons of history;
+          observed breaches and the forecast's level count from the start.
         - Observed samples above the threshold for ``LEVEL_S`` (at least two of them) are evidence 1 on
           their own (``level_ok``, already confirmed): a breach under way needs no extrapolation, and the
           forecast's smoothing would otherwise lag it at slow sampling. One sample above is a spike.
@@ -351,7 +366,12 @@ class PredictiveEngine:
             nl = lows.shape[0]
             lows[b % nl] = np.min(ring[(b - np.arange(self.level_steps)) % size], axis=0)
             pts = [lows[(b - j * s) % nl] for j in range(4)]
-            p = np.maximum(np.where(supported, p_trend, 0.0), self._growth(*pts))
+            # Cold start: a trend is extrapolated no further than half the history it is judged against
+            # (a ramp in a series' first minutes has no normal to depart from).
+            self.hist = self.hist + np.isfinite(fed)
+            known = self.hist >= HISTORY_H * self.h
+            extra = np.maximum(np.where(supported, p_trend, 0.0), np.maximum(self._growth(*pts), self._departure(past, *pts)))
+            p = np.where(known, extra, 0.0)
             above = fed > self._thr_t
         now = b * self.step_s
         # The forecast's level alone (no trend) above the threshold is no more than an observation: it
@@ -401,6 +421,40 @@ class PredictiveEngine:
             proj = lvl * np.exp(np.minimum(g * self.h, 5.0))
             ok = rising & far & (past3 > 0) & (proj >= self._thr_t)
         return np.where(ok, GROWTH_P, 0.0)
+
+    def _departure(self, lvl_past: np.ndarray, low: np.ndarray, past: np.ndarray, past2: np.ndarray,
+                   past3: np.ndarray) -> np.ndarray:
+        """Evidence of a relative precursor: a metric that departs far from its own normal towards its
+        threshold and keeps rising, whether or not its path is projected to cross (a creep whose failure
+        comes before the threshold, or a rise that a lagging linear drift does not carry across).
+        ``DEPART_P`` where the fast level, as its lowest over ``LEVEL_S`` (a spike does not last that long),
+
+        - is at least ``DEPART_RATIO`` times what it was three ``trend_tau_s`` windows ago (a departure that
+          fast: load plateaus, utilisation or CPU x1.2-1.7, and waves with periods of half an hour or more
+          move less in six minutes);
+        - is ``DEPART_Z`` level spreads (the core's) above that (a series that wanders widely must depart
+          further) and ``DEPART_NEAR`` of the way from it to the threshold (tiny absolute moves of near-zero
+          metrics such as loss are not a precursor);
+        - is still rising, and has been for three ``trend_tau_s`` windows: over the last one the fast level
+          itself gained ``DEPART_RISE`` of the departure and ``CONVEX_Z`` standard errors (a level settling
+          on a new plateau gains less and less, so it stops counting within about two minutes of the stop),
+          and over each of the two windows before that the lowest level rose by ``CONVEX_Z`` standard
+          errors (a step, smoothed by the fast level and the ``LEVEL_S`` minimum, rises in two windows at
+          most).
+        No evidence while the core has no scales yet (warm-up).
+        """
+        c = self.core
+        n = low.size
+        if c.n < n:
+            return np.zeros(n)
+        sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
+        z = CONVEX_Z * math.sqrt(2.0) * sd
+        with np.errstate(invalid="ignore"):
+            up = low - past3
+            ok = ((past3 > 0) & (low >= DEPART_RATIO * past3) & (up >= DEPART_Z * c.ref_spread[:n])
+                  & (up >= DEPART_NEAR * (self._thr_t - past3))
+                  & (self.lvl[:n] - lvl_past > np.fmax(z, DEPART_RISE * up)) & (past - past2 > z) & (past2 - past3 > z))
+        return np.where(ok, DEPART_P, 0.0)
 
     def _confirm(self, now: float, down: np.ndarray) -> None:
         """Confirmed evidence, then the alarm as an event: once confirmed evidence reaches 0.5 it is held
