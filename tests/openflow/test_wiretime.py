@@ -19,10 +19,25 @@ def _of(msg_type: int, xid: int, body: bytes = b"") -> bytes:
     return struct.pack("!BBHI", 4, msg_type, 8 + len(body), xid) + body
 
 
+def _stamps_flowing(wire: WireSocket, b: socket.socket) -> None:
+    """Wait until the kernel stamps arrivals: when no other socket on the machine had timestamps on, the
+    kernel turns them on in deferred work, so the first segments after SO_TIMESTAMPNS may come unstamped
+    (callers then fall back to their own clock; seen once in CI)."""
+    deadline = time.monotonic() + 5
+    while True:
+        b.sendall(_of(2, 1))
+        assert wire.recv(8) == _of(2, 1)
+        if wire.last_rx is not None:
+            return
+        assert time.monotonic() < deadline, "the kernel never stamped an arrival"
+        time.sleep(0.01)
+
+
 def test_receive_time_is_the_kernel_arrival_not_when_we_read():
     a, b = _pair()
     try:
         wire = WireSocket.wrap(a)
+        _stamps_flowing(wire, b)
         sent = time.time()
         b.sendall(_of(3, 7))
         time.sleep(0.2)  # deliberately late reader: the stamp must not include this wait
