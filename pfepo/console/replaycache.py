@@ -332,6 +332,8 @@ def _trim(d: dict, keep: int, by_order: bool = False) -> None:
 
 def _read_into(fam: _Family, steps: _Steps, start: float, end: float, read: Reader, keep: bool) -> None:
     """Read [start, end) in pieces ending on step boundaries (a step's samples are averaged in one piece)."""
+    from pfepo.evaluate.replay import dense_frame
+
     steps_s = fam.step_s
     t = start
     while t < end:
@@ -340,7 +342,7 @@ def _read_into(fam: _Family, steps: _Steps, start: float, end: float, read: Read
         t = b
         if trace is None or trace.frame.empty:
             continue
-        ts, values, present, up = _dense(trace.frame, fam.index, fam.metrics, fam.prev_up)
+        ts, values, present, up = dense_frame(trace.frame, fam.index, fam.metrics, fam.prev_up)
         fam.prev_up = up[-1].copy()
         steps.ts.append(ts)
         steps.values.append(values)
@@ -403,24 +405,3 @@ def _score(eng, x: np.ndarray, breach: np.ndarray, up: np.ndarray) -> np.ndarray
     return eng.score_parts(x, breach, up)[0]
 
 
-def _dense(frame, index: dict[str, int], metrics: list[str], prev_up: np.ndarray):
-    """``pfepo.evaluate.replay.dense`` with a fixed endpoint order, health carried in from the previous
-    piece (``prev_up``; 1 before an endpoint's first row, as there)."""
-    frame = frame[frame["endpoint"].isin(list(index))]
-    ts, step = np.unique(frame["ts"].to_numpy(), return_inverse=True)
-    eidx = frame["endpoint"].map(index).to_numpy()
-    t, e = ts.size, len(index)
-    values = np.full((t, e, len(metrics)), np.nan)
-    for j, m in enumerate(metrics):
-        if m in frame.columns:
-            values[step, eidx, j] = frame[m].to_numpy()
-    present = np.zeros((t, e), dtype=bool)
-    present[step, eidx] = True
-    up = np.full((t + 1, e), np.nan)
-    up[0] = prev_up
-    up[1 + step, eidx] = frame["up"].to_numpy()
-    idx = np.where(np.isfinite(up), np.arange(t + 1)[:, None], 0)
-    np.maximum.accumulate(idx, axis=0, out=idx)
-    filled = np.take_along_axis(up, idx, axis=0)
-    filled[~np.isfinite(filled)] = 1.0
-    return ts, values, present, filled[1:]

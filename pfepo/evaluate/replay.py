@@ -46,28 +46,36 @@ class Replay:
 
 def dense(trace: Trace, metrics: list[str]) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
     """Trace rows -> (ts, endpoints, values (T,E,M), present (T,E), up (T,E) carried forward)."""
-    f = trace.frame
-    ts, step = np.unique(f["ts"].to_numpy(), return_inverse=True)
     endpoints = trace.endpoints
-    eidx = f["endpoint"].map({n: i for i, n in enumerate(endpoints)}).to_numpy()
-    t, e = ts.size, len(endpoints)
+    ts, values, present, up = dense_frame(trace.frame, {n: i for i, n in enumerate(endpoints)}, metrics)
+    return ts, endpoints, values, present, up
+
+
+def dense_frame(frame, index: dict[str, int], metrics: list[str],
+                prev_up: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of the endpoints in ``index`` (name -> column) -> (ts, values (T,E,M), present (T,E), up (T,E)).
+
+    Health is carried forward between an endpoint's rows; before its first row it is ``prev_up`` (the
+    state carried in from an earlier piece of the same history, the what-if cache's case), else 1."""
+    frame = frame[frame["endpoint"].isin(list(index))]
+    ts, step = np.unique(frame["ts"].to_numpy(), return_inverse=True)
+    eidx = frame["endpoint"].map(index).to_numpy()
+    t, e = ts.size, len(index)
     values = np.full((t, e, len(metrics)), np.nan)
     for j, m in enumerate(metrics):
-        if m in f.columns:
-            values[step, eidx, j] = f[m].to_numpy()
+        if m in frame.columns:
+            values[step, eidx, j] = frame[m].to_numpy()
     present = np.zeros((t, e), dtype=bool)
     present[step, eidx] = True
-    up = np.full((t, e), np.nan)
-    up[step, eidx] = f["up"].to_numpy()
-    # carry health forward between an endpoint's rows, 1 before its first row
-    for k in range(e):
-        col = up[:, k]
-        idx = np.where(np.isfinite(col), np.arange(t), 0)
-        np.maximum.accumulate(idx, out=idx)
-        filled = col[idx]
-        filled[~np.isfinite(filled)] = 1.0
-        up[:, k] = filled
-    return ts, endpoints, values, present, up
+    up = np.full((t + 1, e), np.nan)
+    if prev_up is not None:
+        up[0] = prev_up
+    up[1 + step, eidx] = frame["up"].to_numpy()
+    idx = np.where(np.isfinite(up), np.arange(t + 1)[:, None], 0)
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    filled = np.take_along_axis(up, idx, axis=0)
+    filled[~np.isfinite(filled)] = 1.0
+    return ts, values, present, filled[1:]
 
 
 def replay(trace: Trace, engine: PredictiveEngine) -> Replay:

@@ -32,8 +32,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pfepo.config import PfepoConfig
 
 REPO_POLICY = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
 
@@ -73,7 +77,6 @@ def _decisions(res: dict) -> tuple:
 
 
 def run(args) -> int:
-    from pfepo.config import PfepoConfig
     from pfepo.console import whatif
     from pfepo.daemon import build_runtime
 
@@ -85,16 +88,7 @@ def run(args) -> int:
         pdir.mkdir()
         target = pdir / "default.yaml"
         shutil.copyfile(REPO_POLICY, target)
-        cfg = PfepoConfig.model_validate({
-            "state_dir": str(tmp / "st"), "history": {"backend": "sqlite", "path": str(tmp / "h.sqlite")},
-            "switches": [{"name": "core", "dpid": 1}] + [{"name": f"s{i}", "dpid": 0x11 + i} for i in range(regions)],
-            "regions": [{"name": f"r{i}", "switch": f"s{i}", "uplink": {"switch": "core", "port": i + 1},
-                         "endpoints": [{"name": f"r{i}-{j}", "ip": f"10.{i}.0.{j + 2}",
-                                        "mac": f"00:00:00:00:{i:02x}:{j + 2:02x}", "port": j + 2} for j in range(per)]}
-                        for i in range(regions)],
-            "policy": {"paths": [str(pdir)]}, "predict": {"model_path": "shipped"},
-            "services": [{"name": "web", "vip": "10.9.0.1", "vip_mac": "00:00:00:09:00:01", "port": 80,
-                          "weights": {f"r{i}": 1 for i in range(regions)}}]})
+        cfg = synthetic_config(tmp, pdir, regions, per)
         rt = build_runtime(cfg)
         now = time.time()
         t0 = time.perf_counter()
@@ -169,3 +163,21 @@ def _advance(rt, regions: int, per: int, seconds: float, start: float) -> None:
             rows += [Sample(t, f"uplink:r{i}", "latency_ms", 20.0), Sample(t, f"uplink:r{i}", "loss_pct", 0.0)]
             rows += [Sample(t, f"r{i}-{j}", "error_rate_pct", 0.5) for j in range(per)]
     rt.store.write(rows)
+
+
+def synthetic_config(tmp: Path, policy_dir: Path, regions: int, per: int) -> PfepoConfig:
+    """A daemon config of ``regions`` regions x ``per`` endpoints behind one service ``web`` (equal
+    weights), SQLite history and state under ``tmp``, the shipped model, policies from ``policy_dir``:
+    the synthetic history's shape, shared by this bench and the what-if cache tests."""
+    from pfepo.config import PfepoConfig
+
+    return PfepoConfig.model_validate({
+        "state_dir": str(tmp / "st"), "history": {"backend": "sqlite", "path": str(tmp / "h.sqlite")},
+        "switches": [{"name": "core", "dpid": 1}] + [{"name": f"s{i}", "dpid": 0x11 + i} for i in range(regions)],
+        "regions": [{"name": f"r{i}", "switch": f"s{i}", "uplink": {"switch": "core", "port": i + 1},
+                     "endpoints": [{"name": f"r{i}-{j}", "ip": f"10.{i}.0.{j + 2}",
+                                    "mac": f"00:00:00:00:{i:02x}:{j + 2:02x}", "port": j + 2} for j in range(per)]}
+                    for i in range(regions)],
+        "policy": {"paths": [str(policy_dir)]}, "predict": {"model_path": "shipped"},
+        "services": [{"name": "web", "vip": "10.9.0.1", "vip_mac": "00:00:00:09:00:01", "port": 80,
+                      "weights": {f"r{i}": 1 for i in range(regions)}}]})

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pfepo.config import PfepoConfig
 from pfepo.console import replaycache, whatif
 from pfepo.daemon import build_runtime
 from pfepo.telemetry.samples import Sample
+from pfepo_lab.bench.whatif import synthetic_config
 
 REPO = Path(__file__).resolve().parents[2]
 R, E = 2, 3
@@ -29,16 +29,7 @@ def lab(tmp_path_factory):
     pdir = tmp / "pol"
     pdir.mkdir()
     shutil.copyfile(REPO / "policies" / "default.yaml", pdir / "default.yaml")
-    cfg = PfepoConfig.model_validate({
-        "state_dir": str(tmp / "st"), "history": {"backend": "sqlite", "path": str(tmp / "h.sqlite")},
-        "switches": [{"name": "core", "dpid": 1}] + [{"name": f"s{i}", "dpid": 0x11 + i} for i in range(R)],
-        "regions": [{"name": f"r{i}", "switch": f"s{i}", "uplink": {"switch": "core", "port": i + 1},
-                     "endpoints": [{"name": f"r{i}-{j}", "ip": f"10.{i}.0.{j + 2}",
-                                    "mac": f"00:00:00:00:{i:02x}:{j + 2:02x}", "port": j + 2} for j in range(E)]}
-                    for i in range(R)],
-        "policy": {"paths": [str(pdir)]}, "predict": {"model_path": "shipped"},
-        "services": [{"name": "web", "vip": "10.9.0.1", "vip_mac": "00:00:00:09:00:01", "port": 80,
-                      "weights": {f"r{i}": 1 for i in range(R)}}]})
+    cfg = synthetic_config(tmp, pdir, R, E)
     rt = build_runtime(cfg)
     # r0's uplink latency ramps over 150 -> r0 drains; its endpoints go down for 100 s, then recover
     now = time.time()
