@@ -132,7 +132,6 @@ class PfepoApp(app_manager.OSKenApp):
         # for sending), the daemon's own part of failover
         self.port_status_timing: collections.deque[tuple[float, float]] = collections.deque(maxlen=50)
         self._in_urgent = False  # handling urgent events from inside _apply (never nested twice)
-        self._reply_samples = 0.0  # samples one port-stats reply makes (largest recent), for backpressure
         self._handler_took: dict[str, collections.deque] = {}  # event type -> (wall s, CPU s) per event, last 200
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
@@ -249,6 +248,21 @@ class PfepoApp(app_manager.OSKenApp):
                                 value=st["cpu_cores"])
         yield CounterMetricFamily("pfepo_poll_skipped", "polls skipped: the previous reply was not handled yet",
                                   value=st["skipped_total"])
+        yield CounterMetricFamily("pfepo_poll_held_for_history", "polls deferred to a later tick because the "
+                                  "history writer would not take their samples (the interval grows instead)",
+                                  value=st["held_for_history_total"])
+        yield CounterMetricFamily("pfepo_poll_capped", "polls deferred to a later tick by the per-tick cap",
+                                  value=st["capped_total"])
+        yield GaugeMetricFamily("pfepo_poll_history_bound", "1 while the history writer sets the poll pace "
+                                "(polls held for it within the last two intervals)",
+                                value=1.0 if st["history_bound"] else 0.0)
+        hq = GaugeMetricFamily("pfepo_poll_history_samples", "the poll gate's view of history: samples queued in "
+                               "the writer, expected from the replies in flight, and the limit of both",
+                               labels=["kind"])
+        hq.add_metric(["queued"], st["history_queued"])
+        hq.add_metric(["in_flight"], st["history_in_flight"])
+        hq.add_metric(["limit"], st["history_limit"])
+        yield hq
         timing = list(self.port_status_timing)
         ps = GaugeMetricFamily("pfepo_port_status_seconds", "uplink port-status events, last 50: from the socket "
                                "to the handler (queued) and from there to the GroupMods sent (handled)",
@@ -311,7 +325,6 @@ class PfepoApp(app_manager.OSKenApp):
             self.rt.metrics.probes_rejected.labels(reason).inc()
         for batch in out.batches:
             self.rt.ingest_batch(batch)
-            self._reply_samples = max(len(batch), self._reply_samples * 0.99)  # a reply's samples, roughly
         flows = 0
         # A tick at 1,000 switches sends hundreds of requests (54 ms of CPU at most in the 16:40 run): a
         # PortStatus arriving meanwhile is handled between chunks, not after the whole tick. Only for
@@ -401,14 +414,13 @@ class PfepoApp(app_manager.OSKenApp):
         self.watchdog.tick_handled()
         self.rt.metrics.polls.inc()
         self._sync_roles()  # also pulled every tick, so a role change whose event was dropped still lands
-        # History is the last stage of a poll: while its queue is a quarter full, polling waits for it
-        # (longer effective interval) rather than producing samples the writer would have to drop. The
-        # replies already asked for count too: at 1,000 switches they alone could overflow the queue
-        # (48k samples dropped at 16:30 UTC before this).
+        # History is the last stage of a poll: the writer's queue plus what the replies already asked for
+        # will add stays under half its bound, so polling waits for the writer (a longer effective
+        # interval) rather than producing samples it would have to drop (PollGate.pick). At 1,000 switches a
+        # tick that polled every held switch at once overflowed it (343k samples dropped, 18:14 UTC).
         w = self.rt.writer
-        in_flight = self.fabric.gate.outstanding() * self._reply_samples
         lags = [self._wake_lags.popleft() for _ in range(len(self._wake_lags))]
-        self._apply(self.fabric.on_tick(time.time(), hold_polls=w.queued + in_flight > w.queue_max // 4,
+        self._apply(self.fabric.on_tick(time.time(), history=(w.queued, w.queue_max // 2),
                                         cpu_s=time.process_time(), wake_lags=lags))
 
     def _poll_loop(self) -> None:

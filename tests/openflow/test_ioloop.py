@@ -162,3 +162,52 @@ def test_io_rounds_are_timed(conn):
     wait_until(lambda: brick.events, 5, "the echo dispatched")
     wall, cpu = max(loop.rounds)
     assert 0 <= cpu and 0 <= wall < 5
+
+
+class _SlowBrick(_Brick):
+    """Holds the loop thread inside the first echo it dispatches until the test says go."""
+
+    def __init__(self, started: threading.Event, go: threading.Event):
+        super().__init__()
+        self.started, self.go = started, go
+
+    def send_event_to_observers(self, ev, state):
+        super().send_event_to_observers(ev, state)
+        if isinstance(ev, ofp_event.EventOFPEchoRequest) and not self.started.is_set():
+            self.started.set()
+            self.go.wait(5)
+
+
+def test_a_port_status_arriving_mid_round_is_dispatched_before_the_rest_of_the_round(monkeypatch):
+    """A round parses every ready switch's replies (94 ms of CPU at 1,000 switches); a PortStatus that
+    arrives meanwhile is read and dispatched at the next look, not after the whole round."""
+    monkeypatch.setattr(ioloop, "LOOK_EVERY_S", 0.0)
+    loop = ioloop.IoLoop()
+    srv = socket.create_server(("127.0.0.1", 0))
+    started, go = threading.Event(), threading.Event()
+    brick = _SlowBrick(started, go)
+    pairs = []
+    for _ in range(3):
+        switch = socket.create_connection(srv.getsockname())
+        ours, addr = srv.accept()
+        dp = ioloop.LoopDatapath(ours, addr, loop)
+        dp.ofp_brick = brick
+        pairs.append((dp, switch))
+    srv.close()
+    (a, sw_a), (c, sw_c), (b, sw_b) = pairs
+    try:
+        sw_a.sendall(_of(ofp.OFPT_ECHO_REQUEST, 1, b"a" * 8))  # waiting before the round starts
+        sw_c.sendall(_of(ofp.OFPT_ECHO_REQUEST, 2, b"c" * 8))
+        loop.call(lambda: [loop._register(dp) for dp, _s in pairs])  # one round sees a and c ready
+        assert started.wait(5)
+        port = struct.pack(ofp.OFP_PORT_PACK_STR, 1, b"\0" * 6, b"s1-eth1", 1, 1, 0, 0, 0, 0, 0, 0)
+        sw_b.sendall(_of(ofp.OFPT_PORT_STATUS, 3, struct.pack("!B7x", ofp.OFPPR_MODIFY) + port))
+        go.set()  # loopback: the PortStatus is in b's receive buffer already
+        wait_until(lambda: len(brick.events) == 3, 5, "all three messages dispatched")
+        kinds = [type(ev).__name__ for ev in brick.events]
+        assert kinds == ["EventOFPEchoRequest", "EventOFPPortStatus", "EventOFPEchoRequest"]
+    finally:
+        go.set()
+        for _dp, s in pairs:
+            s.close()
+        loop.stop()
