@@ -142,6 +142,7 @@ class PfepoApp(app_manager.OSKenApp):
 
     def start(self):
         self.gc = gcpause.install()  # every garbage collection is timed (a full one stops every thread)
+        self.refreezer = gcpause.Refreezer()  # freeze what switch connections left alive, once they settle
         t = super().start()
         self._poller = hub.spawn(self._poll_loop)
         self.threads.append(self._poller)
@@ -413,6 +414,9 @@ class PfepoApp(app_manager.OSKenApp):
     def _tick(self, ev):
         self.watchdog.tick_handled()
         self.rt.metrics.polls.inc()
+        refreezer = getattr(self, "refreezer", None)
+        if refreezer is not None and (frozen := refreezer.tick(time.monotonic())) is not None:
+            log.info("switch connections settled: %d objects frozen, full collections skip them", frozen)
         self._sync_roles()  # also pulled every tick, so a role change whose event was dropped still lands
         # History is the last stage of a poll: the writer's queue plus what the replies already asked for
         # will add stays under half its bound, so polling waits for the writer (a longer effective
@@ -453,6 +457,8 @@ class PfepoApp(app_manager.OSKenApp):
             log.warning("switch dpid=%#x is not in the config: left alone", dp.id)
             return
         log.info("switch %s (dpid=%#x) connected", sw.name, dp.id)
+        if getattr(self, "refreezer", None) is not None:
+            self.refreezer.connected(time.monotonic())
         self._outbox.pop(dp.id, None)  # anything queued for an earlier connection is void
         self.datapaths[dp.id] = dp
         if self._clustered():
