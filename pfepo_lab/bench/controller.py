@@ -322,6 +322,10 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         point["wake_lag_p90_ms"] = round(1000 * metric_value(m1, "pfepo_wake_lag_p90_seconds"), 1)
         point["gc_pause_max_ms"] = round(1000 * max(metric_value(m1, "pfepo_gc_pause_max_seconds",
                                                                  f'{{generation="{g}"}}') for g in "012"), 1)
+        # the history writer setting the poll pace (polls deferred rather than samples dropped; absent: 0)
+        point["history_bound"] = bool(metric_value(m1, "pfepo_poll_history_bound"))
+        point["polls_held_for_history"] = int(metric_value(m1, "pfepo_poll_held_for_history_total")
+                                              - metric_value(m0, "pfepo_poll_held_for_history_total"))
         point["cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
         point["rss_mb"] = round(daemon.status("VmRSS") / 1024, 1)
         point["threads"] = daemon.status("Threads")
