@@ -95,4 +95,7 @@ def _refreeze() -> int | None:
         return None
     gc.collect(1)  # the young generations only: a full collection here would be the very pause we avoid
     gc.freeze()
+    if _installed is not None:  # pauses from here on are the steady state's (the connect wave's are gone)
+        for d in _installed.recent.values():
+            d.clear()
     return gc.get_freeze_count()
