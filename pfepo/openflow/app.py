@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import gc
 import logging
 import threading
 import time
@@ -280,6 +281,9 @@ class PfepoApp(app_manager.OSKenApp):
             for gen, (_n, longest) in gcs.stats().items():
                 pause.add_metric([str(gen)], longest)
             yield pause
+            yield GaugeMetricFamily("pfepo_gc_frozen_objects", "objects no collection walks (frozen after "
+                                    "start-up and after each wave of switch connections)",
+                                    value=gc.get_freeze_count())
         took = GaugeMetricFamily("pfepo_openflow_handler_seconds_max", "longest of the last 200 events of "
                                  "each type on the event thread (an urgent event waits for the one in hand): "
                                  "wall time, and the thread's own CPU time (the rest is waiting for the GIL "

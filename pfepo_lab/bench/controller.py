@@ -323,6 +323,7 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         point["gc_pause_max_ms"] = round(1000 * max(metric_value(m1, "pfepo_gc_pause_max_seconds",
                                                                  f'{{generation="{g}"}}') for g in "012"), 1)
         # the history writer setting the poll pace (polls deferred rather than samples dropped; absent: 0)
+        point["gc_frozen_objects"] = int(metric_value(m1, "pfepo_gc_frozen_objects"))
         point["history_bound"] = bool(metric_value(m1, "pfepo_poll_history_bound"))
         point["polls_held_for_history"] = int(metric_value(m1, "pfepo_poll_held_for_history_total")
                                               - metric_value(m0, "pfepo_poll_held_for_history_total"))
