@@ -130,8 +130,8 @@ class PfepoApp(app_manager.OSKenApp):
         self._desired_pending = threading.Event()
         self._wake_lags: collections.deque[float] = collections.deque(maxlen=256)  # poll thread -> ticks
         # per uplink port-status: (s from the socket to its handler, s from there to the GroupMods queued
-        # for sending), the daemon's own part of failover
-        self.port_status_timing: collections.deque[tuple[float, float]] = collections.deque(maxlen=50)
+        # for sending, s from the socket to the event queue), the daemon's own part of failover
+        self.port_status_timing: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=50)
         self._in_urgent = False  # handling urgent events from inside _apply (never nested twice)
         self._handler_took: dict[str, collections.deque] = {}  # event type -> (wall s, CPU s) per event, last 200
         self._poller: threading.Thread | None = None
@@ -186,6 +186,7 @@ class PfepoApp(app_manager.OSKenApp):
         now = time.time()
         rx = getattr(getattr(getattr(getattr(ev, "msg", None), "datapath", None), "socket", None), "last_rx", None)
         ev.pfepo_received = rx if rx is not None and rx <= now else now  # kernel arrival time when known
+        ev.pfepo_queued = now  # when the I/O thread had read and parsed it
         self.events.put((ev, state), urgent=isinstance(ev, URGENT))
 
     def _event_loop(self):
@@ -267,9 +268,10 @@ class PfepoApp(app_manager.OSKenApp):
         yield hq
         timing = list(self.port_status_timing)
         ps = GaugeMetricFamily("pfepo_port_status_seconds", "uplink port-status events, last 50: from the socket "
-                               "to the handler (queued) and from there to the GroupMods sent (handled)",
+                               "to the handler (queued), from there to the GroupMods sent (handled), and from the "
+                               "socket to the event queue, read and parsed by the I/O thread (read; part of queued)",
                                labels=["stage", "stat"])
-        for i, stage in enumerate(("queued", "handled")):
+        for i, stage in enumerate(("queued", "handled", "read")):
             vals = sorted(t[i] for t in timing) or [0.0]
             ps.add_metric([stage, "p50"], vals[len(vals) // 2])
             ps.add_metric([stage, "max"], vals[-1])
@@ -536,7 +538,9 @@ class PfepoApp(app_manager.OSKenApp):
         self._apply(self.fabric.on_port_status(ev.msg.datapath.id, port, up))
         if self._desired_pending.is_set():  # an uplink changed: its GroupMods go out now, timed
             self._push_desired()
-            self.port_status_timing.append((started - self._arrived(ev), time.time() - started))
+            arrived = self._arrived(ev)
+            self.port_status_timing.append((started - arrived, time.time() - started,
+                                            max(0.0, getattr(ev, "pfepo_queued", arrived) - arrived)))
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     @guarded

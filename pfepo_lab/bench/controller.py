@@ -430,7 +430,7 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         # the daemon's own part (absent in older code): socket -> handler, handler -> GroupMods sent
         try:
             m2 = (await call("GET", "/metrics")).text
-            for stage in ("queued", "handled"):
+            for stage in ("queued", "handled", "read"):
                 for stat in ("p50", "max"):
                     point[f"daemon_port_status_{stage}_{stat}_ms"] = round(1000 * metric_value(
                         m2, "pfepo_port_status_seconds", f'{{stage="{stage}",stat="{stat}"}}'), 2)
