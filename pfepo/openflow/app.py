@@ -116,6 +116,7 @@ class PfepoApp(app_manager.OSKenApp):
         self.fabric = Fabric(self.cfg, self.state.bucket_weights(), self.state.bandwidth_snapshot(),
                              self.state.evicted_snapshot(), probe_key=pfepo.probe_key,
                              slots=max(1, min(10, len(self.cfg.switches) // 20)))
+        ioloop.set_priority(self.fabric.failover_dpids)  # their sockets are read first (failover first)
         # Polling backpressure bounds what can be outstanding per switch (a stats reply, an echo, a few
         # read-backs, probes): size the normal lane for that, so receive threads do not block on it.
         self.events = TwoLaneQueue(maxsize=256 + 8 * len(self.cfg.switches))

@@ -307,6 +307,11 @@ class Fabric:
             self.link_ids[2 * i], self.link_ids[2 * i + 1] = f"uplink:{r.name}>", f"uplink:{r.name}<"
         self._link_index = {v: k for k, v in self.link_ids.items()}
 
+    @property
+    def failover_dpids(self) -> tuple[int, ...]:
+        """The switches whose port events move traffic: ingress (uplink) and region switches of a service."""
+        return self._role_dpids
+
     def _inputs(self, dpid: int) -> tuple:
         """What this switch's desired state depends on besides the config: the weights and evicted regions of
         the services it is the ingress of, the bandwidth of those it serves a region of (``switch_state``).

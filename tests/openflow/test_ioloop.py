@@ -211,3 +211,41 @@ def test_a_port_status_arriving_mid_round_is_dispatched_before_the_rest_of_the_r
         for _dp, s in pairs:
             s.close()
         loop.stop()
+
+
+@pytest.mark.parametrize("priority", [True, False])
+def test_the_switches_that_drive_failover_are_read_first_in_a_round(monkeypatch, priority):
+    monkeypatch.setattr(ioloop, "_priority", frozenset())
+    loop = ioloop.IoLoop()
+    srv = socket.create_server(("127.0.0.1", 0))
+    brick = _Brick()
+    pairs = []
+    for dpid in (1, 2, 7):
+        switch = socket.create_connection(srv.getsockname())
+        ours, addr = srv.accept()
+        dp = ioloop.LoopDatapath(ours, addr, loop)
+        dp.ofp_brick, dp.id = brick, dpid  # as after the features reply
+        pairs.append((dp, switch))
+    srv.close()
+    (_a, sw_a), (_c, sw_c), (_b, sw_b) = pairs
+    if priority:
+        ioloop.set_priority([7])  # b's ports drive failover
+    blocker = threading.Event()
+    try:
+        loop.call(lambda: [loop._register(dp) for dp, _s in pairs])
+        sw_b.sendall(_of(ofp.OFPT_ECHO_REQUEST, 70, b"b" * 8))  # b speaks once: known from now on
+        wait_until(lambda: len(brick.events) == 1, 5, "b's first message")
+        loop.call(blocker.wait, 5)  # hold the loop while all three get bytes
+        sw_a.sendall(_of(ofp.OFPT_ECHO_REQUEST, 10, b"a" * 8))
+        sw_c.sendall(_of(ofp.OFPT_ECHO_REQUEST, 20, b"c" * 8))
+        sw_b.sendall(_of(ofp.OFPT_ECHO_REQUEST, 71, b"b" * 8))
+        time.sleep(0.05)  # loopback: the bytes are in the receive buffers; the loop is still held
+        blocker.set()
+        wait_until(lambda: len(brick.events) == 4, 5, "all dispatched")
+        xids = [ev.msg.xid for ev in brick.events]
+        assert (xids[1] == 71) == priority, xids
+    finally:
+        blocker.set()
+        for _dp, s in pairs:
+            s.close()
+        loop.stop()
