@@ -188,10 +188,39 @@ _warming = threading.Lock()
 _warmed: dict[int, float] = {}  # id(cache) -> when a warm-up last started
 
 
+def warm_settings(cfg) -> list[tuple[object, Path | None]]:
+    """(engine settings, model) of each distinct criterion-threshold set of the policy files as they are:
+    what a warm-up replays (a family's recorder per set; other edits reuse it)."""
+    out, seen = [], set()
+    for f in policy_files(cfg):
+        settings, model = _settings(f, cfg)
+        key = tuple(sorted(settings.thresholds.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append((settings, model))
+    return out
+
+
+def warm_cache(rt, cache: PredictorCache, hours: float = WARM_HOURS, until: float | None = None,
+               progress=None) -> None:
+    """Replay (or extend) ``cache`` for the policy files as they are over the ``hours`` before ``until``."""
+    endpoints = [e.name for r in rt.cfg.regions for e in r.endpoints]
+    for settings, model in warm_settings(rt.cfg):
+        t = time.time() if until is None else until
+        cache.series(settings, model, endpoints, t - hours * 3600, t,
+                     lambda a, b: history_trace(rt, a, b, rt.cfg.predict.step_s), progress,
+                     engine_kw=engine_kw(rt.cfg))
+
+
 def warm(rt, cache: PredictorCache, hours: float = WARM_HOURS, every_s: float = 60.0) -> threading.Thread | None:
     """Fill ``cache`` for the policy files as they are (their criterion thresholds) over the last ``hours``,
     on a background thread, at most once per ``every_s``: the page calls this when it opens, so the
-    operator's first run while editing finds the predictor replay done (or waits for the rest of it)."""
+    operator's first run while editing finds the predictor replay done (or waits for the rest of it).
+    While the daemon's pre-warm (``console.prewarm``, out of process) has not delivered its first
+    replay, nothing is done here: that replay is the one to wait for."""
+    pre = cache.prewarm
+    if pre is not None and pre.pending():
+        return None
     now = time.time()
     with _warming:
         if now - _warmed.get(id(cache), 0.0) < every_s:
@@ -200,17 +229,7 @@ def warm(rt, cache: PredictorCache, hours: float = WARM_HOURS, every_s: float = 
 
     def run() -> None:
         try:
-            endpoints = [e.name for r in rt.cfg.regions for e in r.endpoints]
-            seen = set()
-            for f in policy_files(rt.cfg):
-                settings, model = _settings(f, rt.cfg)
-                key = tuple(sorted(settings.thresholds.items()))
-                if key in seen:
-                    continue
-                seen.add(key)
-                t = time.time()
-                cache.series(settings, model, endpoints, t - hours * 3600, t,
-                             lambda a, b: history_trace(rt, a, b, rt.cfg.predict.step_s), engine_kw=engine_kw(rt.cfg))
+            warm_cache(rt, cache, hours)
         except Exception:  # noqa: BLE001 - a warm-up is an optimisation: the run itself reports problems
             log.debug("what-if warm-up failed", exc_info=True)
 
@@ -241,6 +260,11 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
     until = time.time() if until is None else until
     since = until - hours * 3600
     stage("reading history", 0.02)
+    pre = cache.prewarm if cache is not None else None
+    if fast and pre is not None and pre.pending():  # its replay is under way out of process: wait for it
+        while pre.pending():
+            stage(f"waiting for the pre-warm ({pre.describe()})", 0.02 + 0.03 * pre.progress)
+            pre.wait(0.5)
     if fast:
         settings, model = _settings(policy_file, cfg)
         endpoints = [e.name for r in cfg.regions for e in r.endpoints]

@@ -201,3 +201,42 @@ def test_a_threshold_edited_whatif_decides_as_the_plain_replay_of_the_edited_pol
     assert out["edited"]["changes"]
     first = {name: min(c["ts"] for c in out[name]["changes"]) for name in ("shipped", "edited")}
     assert first["edited"] < first["shipped"]  # a lower threshold acts earlier on the same ramp
+
+
+def test_a_saved_and_adopted_cache_extends_to_the_numbers_of_one_that_never_left_memory(lab, tmp_path):
+    """``save`` then ``adopt`` (another process, or the next daemon) carries the engine on exactly: the
+    recorder extended after adoption, and a threshold edit judged over the adopted tape, equal the cache
+    that stayed in memory, to the bit."""
+    rt, target, now = lab
+    settings, model, endpoints, read = _inputs(rt, target)
+    since, mid = now - HOURS * 3600, now - 1500
+    stay = replaycache.PredictorCache()
+    stay.series(settings, model, endpoints, since, mid, read)
+    path = tmp_path / "snap.pickle"
+    assert stay.save(path) > 0 and path.stat().st_mode & 0o077 == 0  # readable by the daemon's user only
+    moved = replaycache.PredictorCache()
+    assert moved.adopt(path) == 1 and moved.adopt(path) == 0  # not further along than what it holds
+    assert moved.spans() == stay.spans()
+    got = moved.series(settings, model, endpoints, since, now, read)
+    assert moved.last_path == "recorded" and got.cached_steps > 0 and got.read_steps < got.ts.size / 2
+    _same(got, stay.series(settings, model, endpoints, since, now, read))
+    other = _edited(settings, latency_ms=120.0)
+    judged = moved.series(other, model, endpoints, since, now, read)
+    assert moved.last_path == "judged"
+    _same(judged, stay.series(other, model, endpoints, since, now, read))
+
+
+def test_a_snapshot_made_by_other_code_or_damaged_is_not_used(lab, tmp_path, monkeypatch):
+    rt, target, now = lab
+    settings, model, endpoints, read = _inputs(rt, target)
+    cache = replaycache.PredictorCache()
+    cache.series(settings, model, endpoints, now - 1200, now, read)
+    path = tmp_path / "snap.pickle"
+    cache.save(path)
+    monkeypatch.setattr(replaycache, "_CODE", ["another engine"])
+    assert replaycache.PredictorCache().adopt(path) == 0
+    monkeypatch.undo()
+    assert replaycache.PredictorCache().adopt(path) == 1
+    path.write_bytes(path.read_bytes()[:1000])
+    assert replaycache.PredictorCache().adopt(path) == 0
+    assert replaycache.PredictorCache().adopt(tmp_path / "missing.pickle") == 0
