@@ -66,47 +66,68 @@ def validate(cfg, target: Path, text: str) -> tuple[object | None, list, Path | 
         raise
 
 
-def _per_step(rows: list[tuple[float, str, float]], step_s: float) -> pd.DataFrame:
-    """(ts, metric, value) rows -> one row per step: each metric's mean in the step (the engine itself
-    averages samples into steps, so a 3 s loss burst inside a 10 s step still shows), health's last value."""
-    df = pd.DataFrame(rows, columns=["ts", "metric", "value"])
-    df["ts"] = np.floor(df["ts"] / step_s) * step_s
-    health = df["metric"] == "health_up"
-    wide = df[~health].pivot_table(index="ts", columns="metric", values="value", aggfunc="mean")
-    if health.any():
-        wide = wide.join(df[health].pivot_table(index="ts", columns="metric", values="value", aggfunc="last"),
-                         how="outer")
-    return wide
-
-
 def history_trace(rt, since: float, until: float, step_s: float):
-    """The history store as a trace, one row per endpoint per ``step_s`` (see ``_per_step``): the
-    endpoint's own signals, and its region uplink's network metrics where it has none, as the decision
-    loop does."""
+    """The history store as a trace, one row per endpoint per ``step_s``: each metric's mean in the step
+    (the engine itself averages samples into steps, so a 3 s loss burst inside a 10 s step still shows),
+    ``health_up``'s last value as ``up`` (1 where the step has none); the endpoint's own signals, and its
+    region uplink's network metrics where it has none, as the decision loop does.
+
+    All subjects are aggregated in one pandas groupby (per group the same summation as one call per
+    subject: the earlier per-endpoint ``pivot_table`` + ``combine_first`` gave these very numbers,
+    ``test_history_trace_equals_the_per_endpoint_pivot``) and the endpoint rows are assembled with numpy."""
     from pfepo.traces.csv import Trace
 
-    frames = []
+    subjects: list[str] = []  # region uplinks, then endpoints
+    link_of: list[int] = []  # per endpoint: its uplink's subject index
+    ts, code, met, val = [], [], [], []
     for r in rt.cfg.regions:
-        link = [(s.ts, s.metric, s.value) for s in rt.store.range(subject=f"uplink:{r.name}", start=since, end=until)
-                if s.metric in UPLINK]
-        link_w = _per_step(link, step_s) if link else None
+        li = len(subjects)
+        subjects.append(f"uplink:{r.name}")
+        for smp in rt.store.range(subject=f"uplink:{r.name}", start=since, end=until):
+            if smp.metric in UPLINK:
+                ts.append(smp.ts), code.append(li), met.append(smp.metric), val.append(smp.value)
         for e in r.endpoints:
-            own = [(s.ts, s.metric, s.value) for s in rt.store.range(subject=e.name, start=since, end=until)
-                   if s.metric in METRICS]
-            own_w = _per_step(own, step_s) if own else None
-            if own_w is None and link_w is None:
-                continue
-            wide = own_w if link_w is None else link_w if own_w is None else own_w.combine_first(link_w)
-            wide = wide.reset_index()
-            wide.insert(1, "endpoint", e.name)
-            frames.append(wide)
-    if not frames:
+            ei = len(subjects)
+            subjects.append(e.name)
+            link_of.append(li)
+            for smp in rt.store.range(subject=e.name, start=since, end=until):
+                if smp.metric in METRICS:
+                    ts.append(smp.ts), code.append(ei), met.append(smp.metric), val.append(smp.value)
+    if not ts:
         return None
-    frame = pd.concat(frames, ignore_index=True).sort_values(["ts", "endpoint"], kind="stable")
-    frame["up"] = frame["health_up"].fillna(1.0) if "health_up" in frame else 1.0
-    frame = frame.drop(columns=[c for c in ("health_up",) if c in frame]).reset_index(drop=True)
-    metrics = [c for c in frame.columns if c not in ("ts", "endpoint", "up")]
-    return Trace(path="history", frame=frame, metrics=metrics, has_up=True)
+    df = pd.DataFrame({"s": np.array(code), "ts": np.floor(np.array(ts, dtype=float) / step_s) * step_s,
+                       "metric": met, "value": np.array(val, dtype=float)})
+    df = df[df["value"].notna()]  # as pivot_table: a group of NaN only is no row
+    health = (df["metric"] == "health_up").to_numpy()
+    means = df[~health].groupby(["s", "ts", "metric"], sort=True)["value"].mean()
+    last = df[health].groupby(["s", "ts"], sort=True)["value"].last()
+    grid = np.unique(df["ts"].to_numpy())
+    names = sorted(set(means.index.get_level_values("metric")))
+    cols = names + (["health_up"] if health.any() else [])
+    w = np.full((len(subjects), grid.size, len(cols)), np.nan)
+    if len(means):
+        w[means.index.get_level_values("s").to_numpy(), np.searchsorted(grid, means.index.get_level_values("ts")),
+          np.searchsorted(names, means.index.get_level_values("metric"))] = means.to_numpy()
+    if len(last):
+        w[last.index.get_level_values("s").to_numpy(), np.searchsorted(grid, last.index.get_level_values("ts")),
+          len(names)] = last.to_numpy()
+    has = np.isfinite(w).any(axis=2)  # (S, T) the subject has a row in the step
+    eps = [i for i, n in enumerate(subjects) if not n.startswith("uplink:")]
+    eps = [eps[k] for k in np.argsort([subjects[i] for i in eps], kind="stable")]  # rows sorted by endpoint
+    link = {ei: link_of[k] for k, ei in enumerate(i for i, n in enumerate(subjects) if not n.startswith("uplink:"))}
+    e_arr = np.array(eps)
+    l_arr = np.array([link[i] for i in eps])
+    own, via = w[e_arr], w[l_arr]  # (E, T, C)
+    vals = np.where(np.isnan(own), via, own)  # combine_first: own values, the uplink's where own has none
+    rows = (has[e_arr] | has[l_arr]).T  # (T, E)
+    t_idx, k_idx = np.nonzero(rows)  # row-major: by time, then endpoint name
+    out = {"ts": grid[t_idx], "endpoint": np.array([subjects[i] for i in eps], dtype=object)[k_idx]}
+    v = vals.transpose(1, 0, 2)[t_idx, k_idx]  # (rows, C)
+    for j, c in enumerate(names):
+        out[c] = v[:, j]
+    out["up"] = np.where(np.isnan(v[:, len(names)]), 1.0, v[:, len(names)]) if health.any() else 1.0
+    frame = pd.DataFrame(out)
+    return Trace(path="history", frame=frame, metrics=names, has_up=True)
 
 
 def _engine_replay(trace, policy_file: Path, cfg, on_step=None):

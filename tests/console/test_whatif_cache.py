@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pfepo.console import replaycache, whatif
@@ -240,3 +241,81 @@ def test_a_snapshot_made_by_other_code_or_damaged_is_not_used(lab, tmp_path, mon
     path.write_bytes(path.read_bytes()[:1000])
     assert replaycache.PredictorCache().adopt(path) == 0
     assert replaycache.PredictorCache().adopt(tmp_path / "missing.pickle") == 0
+
+
+def _per_endpoint_pivot(rt, since, until, step_s):
+    """The earlier ``history_trace`` (one query, ``pivot_table`` and ``combine_first`` per endpoint), kept
+    here as the reference the batched one must equal."""
+    from pfepo.console.views import METRICS
+
+    def per_step(rows):
+        df = pd.DataFrame(rows, columns=["ts", "metric", "value"])
+        df["ts"] = np.floor(df["ts"] / step_s) * step_s
+        health = df["metric"] == "health_up"
+        wide = df[~health].pivot_table(index="ts", columns="metric", values="value", aggfunc="mean")
+        if health.any():
+            wide = wide.join(df[health].pivot_table(index="ts", columns="metric", values="value", aggfunc="last"),
+                             how="outer")
+        return wide
+
+    frames = []
+    for r in rt.cfg.regions:
+        link = [(s.ts, s.metric, s.value) for s in rt.store.range(subject=f"uplink:{r.name}", start=since, end=until)
+                if s.metric in whatif.UPLINK]
+        link_w = per_step(link) if link else None
+        for e in r.endpoints:
+            own = [(s.ts, s.metric, s.value) for s in rt.store.range(subject=e.name, start=since, end=until)
+                   if s.metric in METRICS]
+            own_w = per_step(own) if own else None
+            if own_w is None and link_w is None:
+                continue
+            wide = own_w if link_w is None else link_w if own_w is None else own_w.combine_first(link_w)
+            wide = wide.reset_index()
+            wide.insert(1, "endpoint", e.name)
+            frames.append(wide)
+    frame = pd.concat(frames, ignore_index=True).sort_values(["ts", "endpoint"], kind="stable")
+    frame["up"] = frame["health_up"].fillna(1.0) if "health_up" in frame else 1.0
+    return frame.drop(columns=[c for c in ("health_up",) if c in frame]).reset_index(drop=True)
+
+
+def test_history_trace_equals_the_per_endpoint_pivot(lab, tmp_path):
+    """The batched reading gives the frame of the per-endpoint one, to the bit: on the lab's history and on
+    an irregular one (several samples per step, jittered times, metrics and health in different steps,
+    an endpoint with its own latency, an endpoint with no samples, an uplink silent for a while)."""
+    rt, target, now = lab
+    for a, b in ((now - 3600, now), (now - 1234.5, now - 600)):
+        _same_frame(whatif.history_trace(rt, a, b, 10.0).frame, _per_endpoint_pivot(rt, a, b, 10.0))
+    pdir = tmp_path / "pol"
+    pdir.mkdir()
+    cfg = synthetic_config(tmp_path, pdir, 2, 3)
+    other = build_runtime(cfg)
+    try:
+        rng = np.random.default_rng(5)
+        t0 = 1_800_000_000.0
+        rows = []
+        for k in range(600):
+            t = t0 + k * 2.7 + rng.uniform(0, 0.5)
+            if not 200 <= k < 260:
+                rows.append(Sample(t, "uplink:r0", "latency_ms", float(rng.lognormal(3, 0.5))))
+            rows.append(Sample(t, "uplink:r1", "loss_pct", float(rng.uniform(0, 3))))
+            if k % 3 == 0:
+                rows.append(Sample(t + 0.1, "r0-0", "error_rate_pct", float(rng.uniform(0, 2))))
+            if k % 7 == 0:
+                rows.append(Sample(t, "r0-0", "health_up", float(k % 2)))
+            if k % 5 == 0:
+                rows.append(Sample(t, "r0-1", "latency_ms", float(rng.uniform(10, 90))))
+            if k % 11 == 0:
+                rows.append(Sample(t, "r1-2", "cpu_pct", float(rng.uniform(0, 100))))
+        other.store.write(rows)
+        for a, b in ((t0 - 5, t0 + 1700), (t0 + 333.3, t0 + 900)):
+            _same_frame(whatif.history_trace(other, a, b, 10.0).frame, _per_endpoint_pivot(other, a, b, 10.0))
+    finally:
+        other.writer.close()
+
+
+def _same_frame(got, want) -> None:
+    assert len(got) > 10
+    pd.testing.assert_frame_equal(got, want, check_like=True, check_exact=True, check_names=False)
+    for c in got.columns:  # to the bit (assert_frame_equal treats -0.0 as 0.0)
+        if got[c].dtype == float:
+            assert got[c].to_numpy().tobytes() == want[c].to_numpy().tobytes(), c
