@@ -15,9 +15,12 @@ endpoints' priorities set, so its state is not the replay's. So the replay is ma
   (``PredictorCache.save``/``adopt``: pickled families, checked against ``code_identity``), replays only
   the history written since (or a new family once the saved one is too old to serve a 24 h window much
   longer), and saves the snapshot again.
-- When the child has finished, the daemon adopts the snapshot into the page's cache (one unpickle), so
-  the first what-if after a start costs what a warm one costs. A what-if started before that waits for
-  the child (its progress shows) instead of replaying the same history a second time in the daemon.
+- When the child's first run has finished, the daemon adopts the snapshot into the page's cache (one
+  unpickle), so the first what-if after a start costs what a warm one costs. A what-if started before
+  that waits for the child (its progress shows) instead of replaying the same history a second time in
+  the daemon. Later refreshes are adopted only when a what-if runs or the page opens and the cache is
+  more than 5 min behind the snapshot or lacks its family (``catch_up``): the unpickling holds the GIL,
+  so it happens when an operator asks, not every 10 min.
 
 A restart therefore replays only the history written while the daemon was down; the first start with
 history it never replayed still costs one cold replay, in the child, in the background. DuckDB allows one
@@ -149,16 +152,29 @@ class Prewarm:
         self._proc = None
         if rc != 0 or done is None:
             return self._failed(f"replay process exited with {rc}: {' | '.join(t for t in tail if t)[-300:]}")
-        t1, cpu = time.time(), time.process_time()
-        self.stage = "loading the replay"
-        taken = self.cache.adopt(self.path)
-        done.update(child_wall_s=round(t1 - t0, 2), adopt_s=round(time.time() - t1, 3),
-                    adopt_cpu_s=round(time.process_time() - cpu, 3), taken=taken)
+        done.update(child_wall_s=round(time.time() - t0, 2))
         self.last, self.runs = done, self.runs + 1
+        if self.pending():  # the first run: adopted at once (what-ifs are waiting for it)
+            self.stage = "loading the replay"
+            self.catch_up(force=True)
         self.state, self.stage, self.progress, self.error = "ready", "", 1.0, ""
         log.info("what-if pre-warm: %s", done)
         self._first.set()
         return True
+
+    def catch_up(self, force: bool = False, behind_s: float = 300.0) -> int:
+        """Adopt the snapshot if it holds a family the cache lacks or has more than ``behind_s`` less of
+        (called by a what-if run and the page's warm-up, so the unpickling, which holds the GIL, happens
+        when an operator asks, not every refresh). Returns the families taken."""
+        if not force:
+            have = self.cache.spans()
+            if all(any(a == sa and d >= sd - behind_s for a, d in have) for sa, sd in self.last.get("spans", [])):
+                return 0
+        t1, cpu = time.time(), time.process_time()
+        taken = self.cache.adopt(self.path)
+        self.last.update(adopt_s=round(time.time() - t1, 3), adopt_cpu_s=round(time.process_time() - cpu, 3),
+                         taken=taken)
+        return taken
 
     def _failed(self, why: str) -> bool:
         self.state, self.error = ("stopped", "") if self._stop.is_set() else ("failed", why)
@@ -189,6 +205,13 @@ def start(rt, app) -> Prewarm | None:
     jobs = getattr(app.state, "whatif_jobs", None)
     if jobs is None or not rt.cfg.rest.console_prewarm or rt.cfg.history.backend == "duckdb":
         return None
+    live = getattr(getattr(rt, "predictor", None), "engine", None)
+    if live is not None and live.classifier is not None and rt.cfg.predict.model_path:
+        from pfepo.predict.classifier import resolve_model_path
+
+        model = resolve_model_path(rt.cfg.predict.model_path)  # as whatif._settings resolves it
+        if model is not None and model.is_file():  # the live engine's classifier, not a second load (~1 s)
+            jobs.cache.share_classifier(model, live.classifier)
     return Prewarm(rt.cfg, jobs.cache).start()
 
 

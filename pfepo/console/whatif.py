@@ -250,6 +250,8 @@ def warm(rt, cache: PredictorCache, hours: float = WARM_HOURS, every_s: float = 
 
     def run() -> None:
         try:
+            if pre is not None:
+                pre.catch_up()
             warm_cache(rt, cache, hours)
         except Exception:  # noqa: BLE001 - a warm-up is an optimisation: the run itself reports problems
             log.debug("what-if warm-up failed", exc_info=True)
@@ -286,6 +288,8 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
         while pre.pending():
             stage(f"waiting for the pre-warm ({pre.describe()})", 0.02 + 0.03 * pre.progress)
             pre.wait(0.5)
+    if fast and pre is not None:
+        pre.catch_up()  # a newer snapshot of the background replay, if the cache is behind it
     if fast:
         settings, model = _settings(policy_file, cfg)
         endpoints = [e.name for r in cfg.regions for e in r.endpoints]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pfepo.console import prewarm, whatif
+from pfepo.console.routes import _prewarm_html
 from pfepo.daemon import build_runtime
 from pfepo.telemetry.samples import Sample
 from pfepo_lab.bench.whatif import synthetic_config
@@ -60,19 +61,29 @@ def test_the_prewarm_child_replays_the_history_and_a_restart_replays_only_what_i
         jobs = whatif.Jobs()
         pre = prewarm.Prewarm(cfg, jobs.cache, hours=HOURS, until=until, every_s=3600)
         assert pre.pending() and whatif.warm(rt, jobs.cache, hours=HOURS) is None  # no second, in-process replay
+        page = _prewarm_html(pre)  # the what-if page polls this while the child works
+        assert "Preparing the what-if" in page and "<progress" in page and 'hx-get="/ui/whatif/prewarm"' in page
         pre.start()
         first = _run(rt, target, jobs.cache, until)  # waits for the child, then replays no predictor step
         assert not pre.pending() and pre.state == "ready", pre.status()
         assert pre.last["adopted"] == 0 and pre.last["taken"] == 1 and prewarm.snapshot_path(cfg).exists()
         assert first["cached_steps"] >= first["steps"] - 3 and jobs.cache.last_path == "recorded"
+        assert "History replayed in the background" in _prewarm_html(pre) and "hx-get" not in _prewarm_html(pre)
         cold = _run(rt, target, whatif.Jobs().cache, until)  # the same window, replayed in this process
         for k in ("would", "changes", "acts", "final"):
             assert first[k] == cold[k], k
         assert first["changes"] and {"r0-0", "r0-1"} <= set(first["acts"])
+        snap = prewarm.snapshot_path(cfg).read_bytes()  # as the first run left it
+        # 10 minutes later the refresh runs: its snapshot is adopted only when a what-if (or the page) asks
+        _history(rt, until, 60)
+        later = until + 600
+        held = jobs.cache.spans()
+        pre.until = later
+        assert pre.run_once() and jobs.cache.spans() == held
+        assert pre.catch_up() == 1 and jobs.cache.spans() != held and pre.catch_up() == 0
         pre.stop()
-        # the daemon restarts 5 minutes of history later: the child starts from the snapshot
-        _history(rt, until, 30)
-        later = until + 300
+        # the daemon restarts: the child starts from the snapshot
+        (prewarm.snapshot_path(cfg)).write_bytes(snap)
         jobs2 = whatif.Jobs()
         pre2 = prewarm.Prewarm(cfg, jobs2.cache, hours=HOURS, until=later, every_s=3600).start()
         assert pre2.wait(300) and pre2.state == "ready", pre2.status()
@@ -100,5 +111,6 @@ def test_a_child_that_fails_releases_waiting_runs_and_says_why(tmp_path):
     try:
         assert pre.wait(120) and pre.state == "failed" and "exited with 1" in pre.error, pre.status()
         assert not pre.pending()  # what-ifs no longer wait; the page's own warm-up takes over
+        assert "background replay failed" in _prewarm_html(pre)
     finally:
         pre.stop()
