@@ -150,6 +150,7 @@ class Prewarm:
             tail.append(str(exc))
         rc = proc.wait()
         self._proc = None
+        self.path.with_name(f".{self.path.name}.{proc.pid}.tmp").unlink(missing_ok=True)  # if it was ended mid-write
         if rc != 0 or done is None:
             return self._failed(f"replay process exited with {rc}: {' | '.join(t for t in tail if t)[-300:]}")
         done.update(child_wall_s=round(time.time() - t0, 2))
