@@ -196,8 +196,10 @@ class PredictorCache:
             return _write_snapshot(path, meta, raws)
 
     def adopt(self, path: Path) -> int:
-        """Take the families saved in ``path`` (``save``) that are further along than this cache's own (a
-        later start, or the same start and more history); a file written by other code (``code_identity``)
+        """Take the families saved in ``path`` (``save``) unless this cache's family of the same key started
+        at the same time and has at least as much history (a family of another start, e.g. of a short
+        window run in this process, is replaced: the saved ones are what the pre-warm keeps serving the
+        longest window); a file written by other code (``code_identity``)
         or unreadable is ignored. Returns the families taken. Exact: the saved engine objects carry on
         from where they were, so a family saved, adopted and extended gives the numbers of one that never
         left memory (tests/console/test_whatif_cache.py)."""
@@ -215,8 +217,8 @@ class PredictorCache:
         with self._lock:
             for key, fam in data["families"]:
                 cur = self._families.get(key)
-                if cur is not None and cur.recorder is not None and (cur.anchor, cur.done) >= (fam.anchor, fam.done):
-                    continue
+                if cur is not None and cur.recorder is not None and cur.anchor == fam.anchor and cur.done >= fam.done:
+                    continue  # another start: the saved one (24 h back, or a newer start replacing an old one) wins
                 eng = fam.recorder.engine
                 eng.fit = _memo_fit(fam.fits)
                 model = None if key[4] == "None" else Path(key[4])

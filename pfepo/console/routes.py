@@ -399,7 +399,7 @@ def _prewarm_html(pre) -> str:
         return (f'<div id="whatif-prewarm" class="muted" hx-get="/ui/whatif/prewarm" hx-trigger="load delay:2s" '
                 f'hx-swap="outerHTML"><label for="prewarm-prog">Preparing the what-if: the history is being '
                 f'replayed in a background process ({h(pre.describe())})</label> <progress id="prewarm-prog" max="1" '
-                f'value="{p:.3f}">{100 * p:.0f}%</progress> A run started now waits for it.</div>')
+                f'value="{p:.3f}">{100 * p:.0f}%</progress> A run of more than 1 h started now waits for it.</div>')
     if pre.state == "failed":
         return (f'<p id="whatif-prewarm" class="bad">&#10007; The background replay failed ({h(pre.error)}); a '
                 f'what-if replays the history itself.</p>')

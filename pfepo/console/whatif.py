@@ -204,6 +204,7 @@ class Jobs:
         return job
 
 
+SHORT_H = 1.0  # a window this short is replayed at once (a few s) rather than after the pre-warm's 24 h
 WARM_HOURS = 24.0  # the longest window the page offers: a family that long serves every shorter one
 _warming = threading.Lock()
 _warmed: dict[int, float] = {}  # id(cache) -> when a warm-up last started
@@ -284,7 +285,7 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
     since = until - hours * 3600
     stage("reading history", 0.02)
     pre = cache.prewarm if cache is not None else None
-    if fast and pre is not None and pre.pending():  # its replay is under way out of process: wait for it
+    if fast and pre is not None and pre.pending() and hours > SHORT_H:  # its replay is under way: wait for it
         while pre.pending():
             stage(f"waiting for the pre-warm ({pre.describe()})", 0.02 + 0.03 * pre.progress)
             pre.wait(0.5)

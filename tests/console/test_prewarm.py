@@ -46,7 +46,8 @@ def _run(rt, target, cache, until):
         shutil.rmtree(folder)
 
 
-def test_the_prewarm_child_replays_the_history_and_a_restart_replays_only_what_is_new(tmp_path):
+def test_the_prewarm_child_replays_the_history_and_a_restart_replays_only_what_is_new(tmp_path, monkeypatch):
+    monkeypatch.setattr(whatif, "SHORT_H", HOURS / 2)  # windows over this wait for the pre-warm (1 h by default)
     pdir = tmp_path / "pol"
     pdir.mkdir()
     target = pdir / "default.yaml"
