@@ -227,6 +227,23 @@ def test_a_saved_and_adopted_cache_extends_to_the_numbers_of_one_that_never_left
     _same(judged, stay.series(other, model, endpoints, since, now, read))
 
 
+def test_an_adopted_family_replaces_one_of_another_start(lab, tmp_path):
+    """A short window replayed in the daemon (its family starts late) does not keep the pre-warm's family,
+    which starts further back and serves every window, out."""
+    rt, target, now = lab
+    settings, model, endpoints, read = _inputs(rt, target)
+    saved = replaycache.PredictorCache()
+    saved.series(settings, model, endpoints, now - 3000, now, read)
+    path = tmp_path / "snap.pickle"
+    saved.save(path)
+    short = replaycache.PredictorCache()
+    short.series(settings, model, endpoints, now - 600, now, read)
+    assert short.spans()[0][0] == now - 600
+    assert short.adopt(path) == 1 and short.spans() == saved.spans()
+    got = short.series(settings, model, endpoints, now - 2000, now, read)
+    assert got.cached_steps >= got.ts.size - 3  # served by the adopted family
+
+
 def test_a_snapshot_made_by_other_code_or_damaged_is_not_used(lab, tmp_path, monkeypatch):
     rt, target, now = lab
     settings, model, endpoints, read = _inputs(rt, target)
