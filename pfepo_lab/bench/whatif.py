@@ -26,10 +26,10 @@ the latency of region r0 ramps up over the last 10 minutes and its endpoints rep
    steps in this process: the family never left memory; same window as ``prewarm-restart``);
 7. ``edited-actions``: the policy with only its actions edited (same thresholds: the cache is used).
 
-Prints the time of each, and whether the decisions (endpoints that acted, weight steps) equal the
-reference's. The reference, cold and edited runs replay the same window (its end fixed when the history is
-written); the later runs' window ends a minute later, so on a short history their warm-up differs and
-their decisions may too. Wall time and this process's CPU time (on a shared machine the CPU time is the steadier
+Prints the time of each, and whether the decisions (endpoints that acted, weight steps) equal those of
+the run they are compared with: cold and edited with the reference, edited-plain with edited,
+prewarm-first with cold (the same window, its end fixed when the history is written), warm with
+prewarm-restart (the same later window). Wall time and this process's CPU time (on a shared machine the CPU time is the steadier
 figure), the load average before and after, the cache path each run took and the tape's size. Run with
 ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``.
 """
@@ -169,7 +169,7 @@ def run(args) -> int:
             print(f"{name:>15}: first answer {r['first_answer_s']:.1f} s after the start (child {p['child_wall_s']:.1f} s, "
                   f"CPU {p['child_cpu_s']:.1f} s; adoption {p['adopt_s']:.2f} s; what-if {r['seconds']:.1f} s, CPU "
                   f"{r['cpu_seconds']:.1f} s); snapshot {p['bytes'] / 1e6:.1f} MB", flush=True)
-        one("edited-actions", edited_act, fast=True)
+        one("edited-actions", edited_act, fast=True, compare=False)  # other actions, a later window: nothing to match
         del out["_res"]
         out["load_after"] = [round(v, 2) for v in os.getloadavg()]
         out["tape_mb"] = round(jobs.cache.tape_bytes() / 1e6, 1)

@@ -115,3 +115,39 @@ def test_a_child_that_fails_releases_waiting_runs_and_says_why(tmp_path):
         assert "background replay failed" in _prewarm_html(pre)
     finally:
         pre.stop()
+
+
+def test_the_daemon_starts_the_prewarm_for_its_console_and_shares_the_live_classifier(tmp_path):
+    """``prewarm.start`` as ``daemon.run`` calls it, on the app ``create_app`` builds: on by default, the
+    adopted family scores with the live engine's classifier object (no second load); off when configured
+    so, and with DuckDB (one process per file)."""
+    from types import SimpleNamespace
+
+    from pfepo.api.server import create_app
+    from pfepo.predict.engine import PredictiveEngine
+
+    pdir = tmp_path / "pol"
+    pdir.mkdir()
+    shutil.copyfile(REPO / "policies" / "default.yaml", pdir / "default.yaml")
+    cfg = synthetic_config(tmp_path, pdir, 1, 2)
+    rt = build_runtime(cfg)
+    try:
+        _history(rt, time.time() - 900, 90)
+        live = PredictiveEngine(horizon_s=cfg.predict.horizon_s, step_s=cfg.predict.step_s, model_path="shipped")
+        assert live.classifier is not None
+        rt.predictor = SimpleNamespace(engine=live)
+        app = create_app(rt)
+        pre = prewarm.start(rt, app)
+        try:
+            assert pre is not None and app.state.whatif_jobs.cache.prewarm is pre
+            assert pre.wait(300) and pre.state == "ready", pre.status()
+            fams = list(app.state.whatif_jobs.cache._families.values())
+            assert len(fams) == 1 and fams[0].recorder.engine.classifier is live.classifier
+        finally:
+            pre.stop()
+        off = cfg.model_copy(update={"rest": cfg.rest.model_copy(update={"console_prewarm": False})})
+        assert prewarm.start(SimpleNamespace(cfg=off), app) is None
+        duck = cfg.model_copy(update={"history": cfg.history.model_copy(update={"backend": "duckdb"})})
+        assert prewarm.start(SimpleNamespace(cfg=duck), app) is None
+    finally:
+        rt.writer.close()
