@@ -128,7 +128,7 @@ class RestConfig(Strict):
         False, description="allow a non-loopback rest.host without TLS and tokens (not recommended)")
     console_prewarm: bool = Field(
         True, description="replay the history for the console's what-if in a background process (nice 19) at "
-        "start and every 10 min, so the first what-if needs no cold replay (docs/console.md)")
+        "start and every 30 min, so the first what-if needs no cold replay (docs/console.md)")
 
 
 class HistoryConfig(Strict):
