@@ -181,8 +181,13 @@ class Prewarm:
         return taken
 
     def _failed(self, why: str) -> bool:
-        self.state, self.error = ("stopped", "") if self._stop.is_set() else ("failed", why)
-        if not self._stop.is_set():
+        if self._stop.is_set():
+            self.state, self.error = "stopped", ""
+        elif self.runs:  # a refresh failed: what was adopted still serves; the next refresh tries again
+            self.state, self.error = "ready", why
+            log.warning("what-if pre-warm: refresh failed: %s", why)
+        else:
+            self.state, self.error = "failed", why
             log.warning("what-if pre-warm: %s (the page's in-process warm-up takes over)", why)
         self._first.set()
         return False
