@@ -119,7 +119,10 @@ def test_a_switch_that_goes_away_ends_the_connection_as_os_ken_does(conn):
     switch.close()
     wait_until(lambda: dp.state == DEAD_DISPATCHER, 5, "state DEAD")
     wait_until(lambda: dp not in loop.connections, 5, "connection forgotten")
-    assert not dp.is_active and dp.send(_of(ofp.OFPT_ECHO_REQUEST, 1)) is False
+    # finish() sets the state (os-ken's close) before it closes the socket and clears is_active: wait for
+    # the end of it rather than race the loop thread (seen once under load)
+    wait_until(lambda: not dp.is_active, 5, "the connection marked inactive")
+    assert dp.send(_of(ofp.OFPT_ECHO_REQUEST, 1)) is False
     assert [ev.state for ev in brick.states][-1] == DEAD_DISPATCHER
 
 
