@@ -51,8 +51,9 @@ def _endpoint(rng: np.random.Generator, t: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _ramp(t: np.ndarray, t0: float, t1: float) -> np.ndarray:
-    """0 before t0, 1 at t1, linear in between (0 after t1 is irrelevant: the endpoint is down)."""
-    return np.clip((t - t0) / (t1 - t0), 0.0, 1.0)
+    """0 before t0, 1 at t1, linear in between; 0 again from t1 on (after its recovery an endpoint is back
+    at its own normal)."""
+    return np.where(t < t1, np.clip((t - t0) / (t1 - t0), 0.0, 1.0), 0.0)
 
 
 def _to(cur: np.ndarray, target: float, s: np.ndarray) -> np.ndarray:
@@ -72,8 +73,7 @@ def _precursor(kind: str, rng: np.random.Generator, t: np.ndarray, m: dict[str, 
         m["loss_pct"] = _to(m["loss_pct"], 2 * rng.uniform(1.2, 2.0), s)
         m["error_rate_pct"] = _to(m["error_rate_pct"], 5 * rng.uniform(1.2, 2.0), s)
     elif kind == "cpu_climb20":  # "a 20-minute CPU climb to 99 % with latency following only in the last 5 minutes"
-        m["cpu_pct"] = _to(m["cpu_pct"], 99.0, _ramp(t, f - 1200, f))
-        m["cpu_pct"] = np.minimum(m["cpu_pct"], 100.0)
+        m["cpu_pct"] = np.minimum(_to(m["cpu_pct"], 99.0, _ramp(t, f - 1200, f)), 100.0)
         m["latency_ms"] = _to(m["latency_ms"], 150 * rng.uniform(1.2, 2.0), _ramp(t, f - 300, f))
     elif kind == "util_climb10":  # "a 10-minute utilisation climb to 100 % with loss joining late"
         m["utilization_pct"] = np.minimum(_to(m["utilization_pct"], 100.0, _ramp(t, f - 600, f)), 100.0)
