@@ -27,13 +27,13 @@ trend. Fits are made on the window minus its least-squares line for the same rea
 
 Windowed drift (``drift_window`` > 0): instead of Brown's smoothing, ``mu`` is the ordinary least-squares
 slope of the observed values over the last ``drift_window`` steps. Brown's slope reaches a new ramp's slope
-only after ~2-3 time constants (26 % after one, 59 % after two); the windowed slope reaches it one window
+only after ~2-3 time constants (28 % of it after one, 60 % after two, 81 % after three); the windowed slope reaches it one window
 after the ramp's onset (half of it half a window in). It is kept as O(1) running sums per series (values,
 age-weighted values, counts, ages, squared ages over a ring of the window), re-summed from the ring every
 ``RESUM`` windows against round-off. Like Brown's, it restarts after a jump and after a long gap, and it
 is 0 until half the window (and at least 3 values) has been seen since the restart. Its standard error is
 the full window's (``ols_slope_sd``) times the innovation sd, and the drift is shrunk by ``SHRINK_SE`` of
-them towards 0 (a few noisy points are no trend).
+them towards 0 (a few noisy points are no trend; see ``_shrunk`` for what the innovation sd does there).
 """
 
 from __future__ import annotations
@@ -271,7 +271,12 @@ class ForecastBank:
         self._dr = self._shrunk()
 
     def _shrunk(self) -> np.ndarray:
-        """The windowed drift the forecasts extrapolate: shrunk by ``SHRINK_SE`` standard errors. The
+        """The windowed drift the forecasts extrapolate: shrunk by ``SHRINK_SE`` standard errors, with the
+        innovation sd as the noise scale. That scale is also what makes a new rise wait: with a moving-average
+        coefficient near -1 a ramp's onset inflates the innovation variance for minutes, so the first minutes
+        of a rise are shrunk hard (ramps to busy plateaus stay quiet; a genuine climb is announced later, or,
+        at a steady slope under ~3 innovation-sd per step, not at all -- docs/prediction.md). A standard error
+        from the fit's own residuals was tried instead and extrapolated busy ramps at full slope. The
         recursion itself uses the unshrunk slope (``_mu``): shrinking it there would feed the shrunk part
         back into the innovations, inflate their variance and shrink the drift further."""
         if not SHRINK_SE:
