@@ -126,6 +126,9 @@ class RestConfig(Strict):
     tls: RestTlsConfig | None = Field(None, description="serve HTTPS")
     allow_insecure_remote: bool = Field(
         False, description="allow a non-loopback rest.host without TLS and tokens (not recommended)")
+    console_prewarm: bool = Field(
+        True, description="replay the history for the console's what-if in a background process (nice 19) at "
+        "start and every 30 min, so the first what-if needs no cold replay (docs/console.md)")
 
 
 class HistoryConfig(Strict):

@@ -257,6 +257,9 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
         rt.writer.close()
         return 2
     log.info("REST API on %s://%s:%d", api.scheme, cfg.rest.host, api.bound_port)
+    from pfepo.console import prewarm
+
+    whatif_prewarm = prewarm.start(rt, api.config.app)  # the what-if's history replay, in a nice-19 child
 
     oscfg.CONF(args=openflow_args(cfg.openflow), project="os_ken")
     mgr = app_manager.AppManager.get_instance()
@@ -282,6 +285,8 @@ def run(cfg: PfepoConfig, log_level: str = "INFO") -> int:
     if not stop.is_set():  # the OpenFlow side ended by itself (e.g. its listener failed): not a clean stop
         log.error("openflow: the os-ken application stopped; exiting with status 1")
     api.stop()
+    if whatif_prewarm is not None:
+        whatif_prewarm.stop()
     stop_decisions(rt)
     rt.writer.flush(5)
     rt.writer.close()

@@ -29,4 +29,6 @@ def mount(app, rt, tokens) -> None:
     app.state.closing = threading.Event()  # set by ApiServer.stop: open event streams end at once
     app.add_middleware(CookieAuth, sessions=sessions, open_reads=rt.cfg.rest.open_reads)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
-    app.include_router(build_router(rt, tokens, sessions, Jobs()))
+    jobs = Jobs()
+    app.state.whatif_jobs = jobs  # the daemon's pre-warm fills its cache (console.prewarm.start)
+    app.include_router(build_router(rt, tokens, sessions, jobs))

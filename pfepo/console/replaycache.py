@@ -44,8 +44,11 @@ leaves them out.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import math
+import os
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -144,6 +147,8 @@ class PredictorCache:
         self._lock = threading.Lock()
         self.busy = ""  # what the holder of the lock is doing (shown to a run that waits)
         self.last_path = ""  # how the last series was made: "recorded", "judged", "full" (benchmark, tests)
+        self.prewarm = None  # console.prewarm.Prewarm filling this cache out of process, if any
+        self._classifiers: dict = {}  # (model path, mtime) -> classifier, loaded once per process
 
     def series(self, settings, model: Path | None, endpoints: list[str], since: float, until: float,
                read: Reader, progress: Callable[[float, str], None] | None = None, use_cache: bool = True,
@@ -170,6 +175,80 @@ class PredictorCache:
         finally:
             self.busy = ""
             self._lock.release()
+
+    def save(self, path: Path) -> int:
+        """Write the families (history arrays, fit memo, recorder engine and tape; not the entries of other
+        thresholds) to ``path`` atomically (temp file, fsync, rename), readable only by this user, so
+        another process (``console.prewarm``) or the next daemon can ``adopt`` them. Returns the bytes."""
+        with self._lock:
+            fams = [(k, f) for k, f in self._families.items() if f.recorder is not None]
+            held = [(f, f.recorder.engine.fit, f.recorder.engine.classifier, f.entries) for _, f in fams]
+            try:
+                for f, *_ in held:  # the memo closure and the classifier are restored on adoption
+                    f.recorder.engine.fit, f.recorder.engine.classifier, f.entries = None, None, {}
+                bufs: list = []
+                meta = pickle.dumps({"code": code_identity(), "families": fams}, protocol=5,
+                                    buffer_callback=bufs.append)
+                raws = [b.raw() for b in bufs]
+            finally:
+                for f, fit, clf, entries in held:
+                    f.recorder.engine.fit, f.recorder.engine.classifier, f.entries = fit, clf, entries
+            return _write_snapshot(path, meta, raws)
+
+    def adopt(self, path: Path) -> int:
+        """Take the families saved in ``path`` (``save``) unless this cache's family of the same key started
+        at the same time and has at least as much history (a family of another start, e.g. of a short
+        window run in this process, is replaced: the saved ones are what the pre-warm keeps serving the
+        longest window); a file written by other code (``code_identity``)
+        or unreadable is ignored. Returns the families taken. Exact: the saved engine objects carry on
+        from where they were, so a family saved, adopted and extended gives the numbers of one that never
+        left memory (tests/console/test_whatif_cache.py)."""
+        try:
+            data = _read_snapshot(path)  # our own state_dir file (0600), as desired.json is
+        except FileNotFoundError:
+            return 0
+        except Exception as exc:  # noqa: BLE001 - a damaged or foreign snapshot costs a replay, nothing else
+            log.warning("what-if: snapshot %s not used (%s)", path, exc)
+            return 0
+        if not isinstance(data, dict) or data.get("code") != code_identity():
+            log.info("what-if: snapshot %s was made by other code: not used", path)
+            return 0
+        taken = 0
+        with self._lock:
+            for key, fam in data["families"]:
+                cur = self._families.get(key)
+                if cur is not None and cur.recorder is not None and cur.anchor == fam.anchor and cur.done >= fam.done:
+                    continue  # another start: the saved one (24 h back, or a newer start replacing an old one) wins
+                eng = fam.recorder.engine
+                eng.fit = _memo_fit(fam.fits)
+                model = None if key[4] == "None" else Path(key[4])
+                if model is not None:
+                    ck = (key[4], key[5])
+                    if ck not in self._classifiers:
+                        eng.load_model(model)
+                        self._classifiers[ck] = (eng.classifier, eng.model_error)
+                    eng.classifier, eng.model_error = self._classifiers[ck]
+                fam.entries, fam.used = {}, time.time()
+                self._families[key] = fam
+                taken += 1
+            _trim(self._families, self.max_families)
+        return taken
+
+    def share_classifier(self, model: Path, classifier) -> None:
+        """Use ``classifier`` (already loaded from ``model`` as it is now, e.g. by the daemon's live engine;
+        read-only) for adopted families of that model instead of loading it again."""
+        self._classifiers[(str(model), model.stat().st_mtime_ns)] = (classifier, None)
+
+    def drop_older(self, anchor: float) -> None:
+        """Forget families whose replay started before ``anchor`` (a refresh then starts a new one while the
+        old one, in the daemon's memory, still serves)."""
+        with self._lock:
+            for k in [k for k, f in self._families.items() if f.anchor < anchor]:
+                del self._families[k]
+
+    def spans(self) -> list[tuple[float, float]]:
+        """(start, history replayed up to) of each family (the page shows what the cache holds)."""
+        return [(f.anchor, f.done) for f in self._families.values() if f.recorder is not None]
 
     def tape_bytes(self) -> int:
         """Memory held by the families' tapes (the threshold-free state of every recorded step)."""
@@ -272,6 +351,95 @@ class PredictorCache:
             fam.entries[ekey] = full
             _feed(full, fam.steps, fam.metrics, say)
             return full
+
+
+_MAGIC = b"PFEPO-WHATIF-CACHE 1\n"
+_ALIGN = 64
+
+
+def _write_snapshot(path: Path, meta: bytes, raws: list) -> int:
+    """magic, the pickle's length, the buffers' count and lengths, the pickle, then each array's bytes
+    (pickle protocol 5, out of band) at a 64-byte boundary: ``_read_snapshot`` maps them instead of
+    copying them. Atomic (temp file, fsync, rename), mode 0600."""
+    head = _MAGIC + np.array([len(meta), len(raws), *(r.nbytes for r in raws)], dtype="<u8").tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pos = 0
+            for part in (head, meta, *raws):
+                pad = -pos % _ALIGN if part is not head and part is not meta else 0
+                fh.write(b"\0" * pad)
+                fh.write(part)
+                pos += pad + (part.nbytes if isinstance(part, memoryview) else len(part))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return pos
+
+
+def _read_snapshot(path: Path):
+    """The object ``_write_snapshot`` wrote, its arrays backed by one buffer the file is read into: the
+    read releases the GIL, and unpickling then costs the object graph, not a copy of every array (it
+    holds the GIL: ~10 ms for a 24 h x 50 endpoints family instead of ~0.8 s). Private memory, not a
+    mapping: a file rewritten in place later cannot change or fault the arrays. Exact: the same bytes."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        raw = np.empty(size, dtype=np.uint8)  # not zero-filled
+        view = memoryview(raw)
+        got = 0
+        while got < size:
+            k = fh.readinto(view[got:])
+            if not k:
+                break
+            got += k
+    view = view[:got]
+    n = len(_MAGIC)
+    if bytes(view[:n]) != _MAGIC:
+        raise ValueError("not a what-if cache snapshot")
+    meta_len, count = (int(v) for v in np.frombuffer(view[n:n + 16], dtype="<u8"))
+    lens = np.frombuffer(view[n + 16:n + 16 + 8 * count], dtype="<u8").astype(int)
+    pos = n + 16 + 8 * count
+    meta = view[pos:pos + meta_len]
+    pos += meta_len
+    bufs = []
+    for ln in lens:
+        pos += -pos % _ALIGN
+        bufs.append(view[pos:pos + ln])
+        pos += ln
+    if pos > len(view):
+        raise ValueError("truncated what-if cache snapshot")
+    return pickle.loads(meta, buffers=bufs)
+
+
+_CODE: list[str] = []
+
+
+def code_identity() -> str:
+    """What a saved replay's numbers depend on besides its input and the keys of its family: the code of
+    the engine, the trace and the replay, and the numeric libraries' versions. A snapshot made by other
+    code is replayed afresh rather than trusted."""
+    if not _CODE:
+        from importlib import metadata
+
+        root = Path(__file__).resolve().parents[1]
+        files = sorted((root / "predict").glob("*.py")) + [
+            root / "console" / "replaycache.py", root / "console" / "replaytape.py", root / "console" / "whatif.py",
+            root / "evaluate" / "replay.py", root / "evaluate" / "harness.py", root / "traces" / "csv.py"]
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+        for dist in ("numpy", "scipy", "statsmodels", "pandas", "scikit-learn", "joblib"):
+            try:
+                h.update(f"{dist}={metadata.version(dist)}".encode())
+            except metadata.PackageNotFoundError:
+                pass
+        _CODE.append(h.hexdigest())
+    return _CODE[0]
 
 
 def make_engine(settings, model: Path | None, engine_kw: dict | None = None, fit=None):

@@ -291,7 +291,11 @@ def build_router(rt, tokens: TokenTable, sessions: Sessions, jobs: whatif.Jobs) 
             f'<label>Replay the last <select name="hours">{hours}</select> of history</label> '
             f'<button type="submit">Validate and replay</button></form>'
             f'<div id="whatif-result" role="region" aria-live="polite" aria-label="What-if result"></div>')
-        return render(request, "What-if", "whatif", body)
+        return render(request, "What-if", "whatif", Safe(_prewarm_html(jobs.cache.prewarm) + str(body)))
+
+    @r.get("/ui/whatif/prewarm")
+    def whatif_prewarm():
+        return _html(_prewarm_html(jobs.cache.prewarm))
 
     @r.post("/ui/whatif/run")
     async def whatif_run(request: Request):
@@ -380,6 +384,27 @@ def _problems_html(text: str, problems: list) -> str:
                           f'<pre class="src">{h(f"{p.line:>4} | {src}")}\n{h("     | " + caret)}</pre></li>'))
     return (f'<div class="bad" role="alert"><p>&#10007; Invalid policy: {len(problems)} problem(s); nothing '
             f"was replayed or applied.</p><ol>{join(items)}</ol></div>")
+
+
+def _prewarm_html(pre) -> str:
+    """The background replay's state (``console.prewarm``), polled every 2 s while it prepares the first
+    replay; empty when there is none (the page's in-process warm-up then does the work)."""
+    if pre is None:
+        return ""
+    spans = pre.cache.spans()
+    held = "; ".join(f"{time.strftime('%H:%M', time.gmtime(a))} to {time.strftime('%H:%M', time.gmtime(d))} UTC"
+                     for a, d in spans)
+    if pre.pending():
+        p = pre.progress
+        return (f'<div id="whatif-prewarm" class="muted" hx-get="/ui/whatif/prewarm" hx-trigger="load delay:2s" '
+                f'hx-swap="outerHTML"><label for="prewarm-prog">Preparing the what-if: the history is being '
+                f'replayed in a background process ({h(pre.describe())})</label> <progress id="prewarm-prog" max="1" '
+                f'value="{p:.3f}">{100 * p:.0f}%</progress> A run of more than 1 h started now waits for it.</div>')
+    if pre.state == "failed":
+        return (f'<p id="whatif-prewarm" class="bad">&#10007; The background replay failed ({h(pre.error)}); a '
+                f'what-if replays the history itself.</p>')
+    return (f'<p id="whatif-prewarm" class="ok">&#10003; History replayed in the background ({h(held or "none yet")}'
+            f'{", refreshing" if pre.state == "running" else ""}): a what-if replays only newer history.</p>')
 
 
 def _job_html(job, principal, session) -> str:

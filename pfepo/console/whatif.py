@@ -66,47 +66,68 @@ def validate(cfg, target: Path, text: str) -> tuple[object | None, list, Path | 
         raise
 
 
-def _per_step(rows: list[tuple[float, str, float]], step_s: float) -> pd.DataFrame:
-    """(ts, metric, value) rows -> one row per step: each metric's mean in the step (the engine itself
-    averages samples into steps, so a 3 s loss burst inside a 10 s step still shows), health's last value."""
-    df = pd.DataFrame(rows, columns=["ts", "metric", "value"])
-    df["ts"] = np.floor(df["ts"] / step_s) * step_s
-    health = df["metric"] == "health_up"
-    wide = df[~health].pivot_table(index="ts", columns="metric", values="value", aggfunc="mean")
-    if health.any():
-        wide = wide.join(df[health].pivot_table(index="ts", columns="metric", values="value", aggfunc="last"),
-                         how="outer")
-    return wide
-
-
 def history_trace(rt, since: float, until: float, step_s: float):
-    """The history store as a trace, one row per endpoint per ``step_s`` (see ``_per_step``): the
-    endpoint's own signals, and its region uplink's network metrics where it has none, as the decision
-    loop does."""
+    """The history store as a trace, one row per endpoint per ``step_s``: each metric's mean in the step
+    (the engine itself averages samples into steps, so a 3 s loss burst inside a 10 s step still shows),
+    ``health_up``'s last value as ``up`` (1 where the step has none); the endpoint's own signals, and its
+    region uplink's network metrics where it has none, as the decision loop does.
+
+    All subjects are aggregated in one pandas groupby (per group the same summation as one call per
+    subject: the earlier per-endpoint ``pivot_table`` + ``combine_first`` gave these very numbers,
+    ``test_history_trace_equals_the_per_endpoint_pivot``) and the endpoint rows are assembled with numpy."""
     from pfepo.traces.csv import Trace
 
-    frames = []
+    subjects: list[str] = []  # region uplinks, then endpoints
+    link_of: list[int] = []  # per endpoint: its uplink's subject index
+    ts, code, met, val = [], [], [], []
     for r in rt.cfg.regions:
-        link = [(s.ts, s.metric, s.value) for s in rt.store.range(subject=f"uplink:{r.name}", start=since, end=until)
-                if s.metric in UPLINK]
-        link_w = _per_step(link, step_s) if link else None
+        li = len(subjects)
+        subjects.append(f"uplink:{r.name}")
+        for smp in rt.store.range(subject=f"uplink:{r.name}", start=since, end=until):
+            if smp.metric in UPLINK:
+                ts.append(smp.ts), code.append(li), met.append(smp.metric), val.append(smp.value)
         for e in r.endpoints:
-            own = [(s.ts, s.metric, s.value) for s in rt.store.range(subject=e.name, start=since, end=until)
-                   if s.metric in METRICS]
-            own_w = _per_step(own, step_s) if own else None
-            if own_w is None and link_w is None:
-                continue
-            wide = own_w if link_w is None else link_w if own_w is None else own_w.combine_first(link_w)
-            wide = wide.reset_index()
-            wide.insert(1, "endpoint", e.name)
-            frames.append(wide)
-    if not frames:
+            ei = len(subjects)
+            subjects.append(e.name)
+            link_of.append(li)
+            for smp in rt.store.range(subject=e.name, start=since, end=until):
+                if smp.metric in METRICS:
+                    ts.append(smp.ts), code.append(ei), met.append(smp.metric), val.append(smp.value)
+    if not ts:
         return None
-    frame = pd.concat(frames, ignore_index=True).sort_values(["ts", "endpoint"], kind="stable")
-    frame["up"] = frame["health_up"].fillna(1.0) if "health_up" in frame else 1.0
-    frame = frame.drop(columns=[c for c in ("health_up",) if c in frame]).reset_index(drop=True)
-    metrics = [c for c in frame.columns if c not in ("ts", "endpoint", "up")]
-    return Trace(path="history", frame=frame, metrics=metrics, has_up=True)
+    df = pd.DataFrame({"s": np.array(code), "ts": np.floor(np.array(ts, dtype=float) / step_s) * step_s,
+                       "metric": met, "value": np.array(val, dtype=float)})
+    df = df[df["value"].notna()]  # as pivot_table: a group of NaN only is no row
+    health = (df["metric"] == "health_up").to_numpy()
+    means = df[~health].groupby(["s", "ts", "metric"], sort=True)["value"].mean()
+    last = df[health].groupby(["s", "ts"], sort=True)["value"].last()
+    grid = np.unique(df["ts"].to_numpy())
+    names = sorted(set(means.index.get_level_values("metric")))
+    cols = names + (["health_up"] if health.any() else [])
+    w = np.full((len(subjects), grid.size, len(cols)), np.nan)
+    if len(means):
+        w[means.index.get_level_values("s").to_numpy(), np.searchsorted(grid, means.index.get_level_values("ts")),
+          np.searchsorted(names, means.index.get_level_values("metric"))] = means.to_numpy()
+    if len(last):
+        w[last.index.get_level_values("s").to_numpy(), np.searchsorted(grid, last.index.get_level_values("ts")),
+          len(names)] = last.to_numpy()
+    has = np.isfinite(w).any(axis=2)  # (S, T) the subject has a row in the step
+    eps = [i for i, n in enumerate(subjects) if not n.startswith("uplink:")]
+    eps = [eps[k] for k in np.argsort([subjects[i] for i in eps], kind="stable")]  # rows sorted by endpoint
+    link = {ei: link_of[k] for k, ei in enumerate(i for i, n in enumerate(subjects) if not n.startswith("uplink:"))}
+    e_arr = np.array(eps)
+    l_arr = np.array([link[i] for i in eps])
+    own, via = w[e_arr], w[l_arr]  # (E, T, C)
+    vals = np.where(np.isnan(own), via, own)  # combine_first: own values, the uplink's where own has none
+    rows = (has[e_arr] | has[l_arr]).T  # (T, E)
+    t_idx, k_idx = np.nonzero(rows)  # row-major: by time, then endpoint name
+    out = {"ts": grid[t_idx], "endpoint": np.array([subjects[i] for i in eps], dtype=object)[k_idx]}
+    v = vals.transpose(1, 0, 2)[t_idx, k_idx]  # (rows, C)
+    for j, c in enumerate(names):
+        out[c] = v[:, j]
+    out["up"] = np.where(np.isnan(v[:, len(names)]), 1.0, v[:, len(names)]) if health.any() else 1.0
+    frame = pd.DataFrame(out)
+    return Trace(path="history", frame=frame, metrics=names, has_up=True)
 
 
 def _engine_replay(trace, policy_file: Path, cfg, on_step=None):
@@ -183,15 +204,45 @@ class Jobs:
         return job
 
 
+SHORT_H = 1.0  # a window this short is replayed at once (a few s) rather than after the pre-warm's 24 h
 WARM_HOURS = 24.0  # the longest window the page offers: a family that long serves every shorter one
 _warming = threading.Lock()
 _warmed: dict[int, float] = {}  # id(cache) -> when a warm-up last started
 
 
+def warm_settings(cfg) -> list[tuple[object, Path | None]]:
+    """(engine settings, model) of each distinct criterion-threshold set of the policy files as they are:
+    what a warm-up replays (a family's recorder per set; other edits reuse it)."""
+    out, seen = [], set()
+    for f in policy_files(cfg):
+        settings, model = _settings(f, cfg)
+        key = tuple(sorted(settings.thresholds.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append((settings, model))
+    return out
+
+
+def warm_cache(rt, cache: PredictorCache, hours: float = WARM_HOURS, until: float | None = None,
+               progress=None) -> None:
+    """Replay (or extend) ``cache`` for the policy files as they are over the ``hours`` before ``until``."""
+    endpoints = [e.name for r in rt.cfg.regions for e in r.endpoints]
+    for settings, model in warm_settings(rt.cfg):
+        t = time.time() if until is None else until
+        cache.series(settings, model, endpoints, t - hours * 3600, t,
+                     lambda a, b: history_trace(rt, a, b, rt.cfg.predict.step_s), progress,
+                     engine_kw=engine_kw(rt.cfg))
+
+
 def warm(rt, cache: PredictorCache, hours: float = WARM_HOURS, every_s: float = 60.0) -> threading.Thread | None:
     """Fill ``cache`` for the policy files as they are (their criterion thresholds) over the last ``hours``,
     on a background thread, at most once per ``every_s``: the page calls this when it opens, so the
-    operator's first run while editing finds the predictor replay done (or waits for the rest of it)."""
+    operator's first run while editing finds the predictor replay done (or waits for the rest of it).
+    While the daemon's pre-warm (``console.prewarm``, out of process) has not delivered its first
+    replay, nothing is done here: that replay is the one to wait for."""
+    pre = cache.prewarm
+    if pre is not None and pre.pending():
+        return None
     now = time.time()
     with _warming:
         if now - _warmed.get(id(cache), 0.0) < every_s:
@@ -200,17 +251,9 @@ def warm(rt, cache: PredictorCache, hours: float = WARM_HOURS, every_s: float = 
 
     def run() -> None:
         try:
-            endpoints = [e.name for r in rt.cfg.regions for e in r.endpoints]
-            seen = set()
-            for f in policy_files(rt.cfg):
-                settings, model = _settings(f, rt.cfg)
-                key = tuple(sorted(settings.thresholds.items()))
-                if key in seen:
-                    continue
-                seen.add(key)
-                t = time.time()
-                cache.series(settings, model, endpoints, t - hours * 3600, t,
-                             lambda a, b: history_trace(rt, a, b, rt.cfg.predict.step_s), engine_kw=engine_kw(rt.cfg))
+            if pre is not None:
+                pre.catch_up()
+            warm_cache(rt, cache, hours)
         except Exception:  # noqa: BLE001 - a warm-up is an optimisation: the run itself reports problems
             log.debug("what-if warm-up failed", exc_info=True)
 
@@ -241,6 +284,13 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
     until = time.time() if until is None else until
     since = until - hours * 3600
     stage("reading history", 0.02)
+    pre = cache.prewarm if cache is not None else None
+    if fast and pre is not None and pre.pending() and hours > SHORT_H:  # its replay is under way: wait for it
+        while pre.pending():
+            stage(f"waiting for the pre-warm ({pre.describe()})", 0.02 + 0.03 * pre.progress)
+            pre.wait(0.5)
+    if fast and pre is not None:
+        pre.catch_up()  # a newer snapshot of the background replay, if the cache is behind it
     if fast:
         settings, model = _settings(policy_file, cfg)
         endpoints = [e.name for r in cfg.regions for e in r.endpoints]

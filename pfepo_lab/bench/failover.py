@@ -574,8 +574,9 @@ def _pick(text: str, known, what: str) -> list[str]:
 
 
 def merge_reports(parts: list[dict]) -> dict:
-    """One report from several runs' reports (a scenario in several parts: the last one counts). The
-    timelines must be the same; the durations add up."""
+    """One report from several runs' reports. A scenario may come in several parts (for example static
+    run later than the controller modes): its modes are combined, and a mode in several parts keeps the
+    last. The timelines must be the same; the durations add up."""
     if not parts:
         raise ValueError("nothing to merge")
     first = parts[0]
@@ -584,7 +585,10 @@ def merge_reports(parts: list[dict]) -> dict:
             raise ValueError("the parts were run with different timelines (--quick in some only?)")
     scenarios: dict = {}
     for part in parts:
-        scenarios.update(part.get("scenarios", {}))
+        for name, sc in part.get("scenarios", {}).items():
+            if name in scenarios:
+                sc = {**scenarios[name], **sc, "modes": {**scenarios[name].get("modes", {}), **sc.get("modes", {})}}
+            scenarios[name] = sc
     return {**first, "scenarios": scenarios, "duration_s": round(sum(p.get("duration_s", 0.0) for p in parts), 1),
             "command": [p.get("command") for p in parts]}
 

@@ -13,13 +13,23 @@ the latency of region r0 ramps up over the last 10 minutes and its endpoints rep
    evidence step runs, over the tape of threshold-free state the cold run recorded (``replaycache``;
    "path: judged"); with ``--check-edited`` also ``edited-plain``: the edited policy on the plain path,
    compared with it;
-4. ``warm``: the shipped policy again a minute of history later (the cache extended by the new steps);
-5. ``edited-actions``: the policy with only its actions edited (same thresholds: the cache is used).
+4. ``prewarm-first``: the cold case under the daemon's pre-warm (``console.prewarm``): a fresh cache (a
+   daemon just started, no snapshot in its state_dir) whose history is replayed by the real child process
+   (``python -m pfepo.console.prewarm``, nice 19) and adopted, then the what-if over the same window as
+   ``cold``; its decisions are compared with ``cold``'s. Printed: the child's wall and CPU time, the
+   adoption, the what-if, and "first answer" = child + adoption + what-if (what an operator who opens the
+   page as the daemon starts waits);
+5. ``prewarm-restart``: the daemon restarted ``--restart-gap`` seconds of history later (default 600): a
+   fresh cache, the child starts from the snapshot the first one saved and replays only the new history;
+   compared with ``warm``;
+6. ``warm``: the shipped policy over that later window from the cold run's cache (extended by the new
+   steps in this process: the family never left memory; same window as ``prewarm-restart``);
+7. ``edited-actions``: the policy with only its actions edited (same thresholds: the cache is used).
 
-Prints the time of each, and whether the decisions (endpoints that acted, weight steps) equal the
-reference's. The reference, cold and edited runs replay the same window (its end fixed when the history is
-written); the later runs' window ends a minute later, so on a short history their warm-up differs and
-their decisions may too. Wall time and this process's CPU time (on a shared machine the CPU time is the steadier
+Prints the time of each, and whether the decisions (endpoints that acted, weight steps) equal those of
+the run they are compared with: cold and edited with the reference, edited-plain with edited,
+prewarm-first with cold (the same window, its end fixed when the history is written), warm with
+prewarm-restart (the same later window). Wall time and this process's CPU time (on a shared machine the CPU time is the steadier
 figure), the load average before and after, the cache path each run took and the tape's size. Run with
 ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``.
 """
@@ -50,6 +60,8 @@ def register(sub) -> None:
     p.add_argument("--skip-reference", action="store_true", help="skip the (slow) reference run")
     p.add_argument("--check-edited", action="store_true",
                    help="also replay the threshold-edited policy on the plain path and compare its decisions")
+    p.add_argument("--restart-gap", type=float, default=600.0,
+                   help="history written while the daemon was down, for prewarm-restart (s, default 600)")
     p.add_argument("--json", metavar="OUT", dest="json_out", help="write results as JSON")
     p.set_defaults(func=run)
 
@@ -103,7 +115,10 @@ def run(args) -> int:
 
         end = [time.time()]  # the window's end: the same for the reference and the cold run
 
-        def one(name: str, policy_text: str, fast: bool, wait: float = 0.0, against: dict | None = None) -> dict:
+        out["_res"] = {}
+
+        def one(name: str, policy_text: str, fast: bool, wait: float = 0.0, against: dict | None = None,
+                cache=None, compare: bool = True) -> dict:
             ps, problems, folder = whatif.validate(cfg, target, policy_text)
             if ps is None:
                 raise SystemExit(f"policy invalid: {problems}")
@@ -112,18 +127,20 @@ def run(args) -> int:
                 end[0] += wait
             job = whatif.Job(name)
             t, cpu = time.perf_counter(), time.process_time()
+            use = cache or jobs.cache
             res = whatif.replay_policy(rt, ps, folder / target.name, args.hours, job,
-                                       cache=jobs.cache if fast else None, fast=fast, until=end[0])
+                                       cache=use if fast else None, fast=fast, until=end[0])
             took, cpu = time.perf_counter() - t, time.process_time() - cpu
             shutil.rmtree(folder, ignore_errors=True)
-            base = against if against is not None else ref
+            base = (against if against is not None else ref) if compare else None
             same = None if base is None else _decisions(res) == _decisions(base)
-            path = (jobs.cache.last_path or "-") if fast else "plain"
+            path = (use.last_path or "-") if fast else "plain"
+            out["_res"][name] = res
             row = {"seconds": round(took, 2), "cpu_seconds": round(cpu, 2), "path": path, "steps": res["steps"],
                    "acted": len(res["acts"]),
                    "weight_steps": len(res["changes"]), "cached_steps": res.get("cached_steps", 0),
                    "skipped_steps": res.get("skipped_steps", 0), "same_decisions_as_reference": same,
-                   "compared_with": None if base is None else ("edited" if against is not None else "reference")}
+                   "compared_with": None if base is None else (_name(out, against) if against is not None else "reference")}
             out["runs"][name] = row
             print(f"{name:>15}: {took:6.1f} s (CPU {cpu:5.1f} s) path {path:>8}, steps {res['steps']}, acted {len(res['acts'])}, weight steps "
                   f"{len(res['changes'])}, from cache {row['cached_steps']}, quiet steps skipped "
@@ -139,8 +156,21 @@ def run(args) -> int:
         edited = one("edited", edited_thr, fast=True)  # over the cold run's window
         if args.check_edited:  # the same window, from scratch
             one("edited-plain", edited_thr, fast=False, against=edited)
-        one("warm", text, fast=True, wait=60.0)
-        one("edited-actions", edited_act, fast=True)
+        first = _prewarm(cfg, args.hours, end[0], out, "prewarm-first")
+        one("prewarm-first", text, fast=True, cache=first, against=out["_res"]["cold"])
+        _advance(rt, regions, per, args.restart_gap, end[0])
+        end[0] += args.restart_gap
+        again = _prewarm(cfg, args.hours, end[0], out, "prewarm-restart")
+        one("prewarm-restart", text, fast=True, cache=again, compare=False)  # a later window: compared by "warm"
+        one("warm", text, fast=True, against=out["_res"]["prewarm-restart"])
+        for name in ("prewarm-first", "prewarm-restart"):
+            r, p = out["runs"][name], out["prewarm"][name]
+            r["first_answer_s"] = round(p["child_wall_s"] + p["adopt_s"] + r["seconds"], 2)
+            print(f"{name:>15}: first answer {r['first_answer_s']:.1f} s after the start (child {p['child_wall_s']:.1f} s, "
+                  f"CPU {p['child_cpu_s']:.1f} s; adoption {p['adopt_s']:.2f} s; what-if {r['seconds']:.1f} s, CPU "
+                  f"{r['cpu_seconds']:.1f} s); snapshot {p['bytes'] / 1e6:.1f} MB", flush=True)
+        one("edited-actions", edited_act, fast=True, compare=False)  # other actions, a later window: nothing to match
+        del out["_res"]
         out["load_after"] = [round(v, 2) for v in os.getloadavg()]
         out["tape_mb"] = round(jobs.cache.tape_bytes() / 1e6, 1)
         print(f"load average after: {out['load_after']}; tape of threshold-free state: {out['tape_mb']} MB", flush=True)
@@ -150,6 +180,31 @@ def run(args) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def _name(out: dict, res: dict) -> str:
+    return next(k for k, v in out["_res"].items() if v is res)
+
+
+def _prewarm(cfg, hours: float, until: float, out: dict, name: str):
+    """A fresh what-if cache filled by the daemon's pre-warm (the real child process) for the window
+    ending at ``until``; its timings go to ``out["prewarm"][name]``."""
+    import resource
+
+    from pfepo.console import prewarm, whatif
+
+    cache = whatif.Jobs().cache
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pre = prewarm.Prewarm(cfg, cache, prewarm.snapshot_path(cfg), hours=hours, until=until, every_s=1e9)
+    ok = pre.run_once()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if not ok:
+        raise SystemExit(f"pre-warm failed: {pre.error}")
+    info = dict(pre.last, child_cpu_s=round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2))
+    info.pop("spans", None)
+    out.setdefault("prewarm", {})[name] = info
+    cache.prewarm = None
+    return cache
 
 
 def _advance(rt, regions: int, per: int, seconds: float, start: float) -> None:

@@ -119,6 +119,13 @@ def test_merge_reports_of_one_scenario_each(tmp_path):
     assert m["duration_s"] == 15.5 and m["command"] == ["a", "b"] and m["timeline"] == tl
     import pytest
 
+    # a scenario in two parts (static run later): the modes are combined, a repeated mode keeps the last
+    c = {"scenarios": {"degrade_blackhole": {"modes": {"predictive": {"x": 1}, "static": {"x": 2}}}}, "timeline": tl,
+         "duration_s": 1.0, "command": "c"}
+    m = merge_reports([a, b, c])
+    assert m["scenarios"]["degrade_blackhole"]["modes"] == {"static": {"x": 2}, "predictive": {"x": 1}}
+    assert list(m["scenarios"]) == ["degrade_blackhole", "blackhole_no_precursor"]
+
     with pytest.raises(ValueError, match="different timelines"):
         merge_reports([a, {**b, "timeline": {"ramp_s": 26.0}}])
     with pytest.raises(ValueError):
