@@ -64,7 +64,8 @@ DEPART_NEAR = 0.15
 DEPART_RISE = 0.1  # still rising: gained this share of its departure over the last trend_tau_s
 DEPART_P = 0.9  # above ``clear``: a classifier that has not seen the shape cannot veto it
 # The forecasts' drift: "window" = least-squares slope over the last trend_tau_s (reaches a new ramp's slope
-# one window after its onset), "brown" = Brown's double smoothing with time constant trend_tau_s (2-3 of them).
+# one window after its onset), shrunk by two standard errors (pfepo.predict.forecast.ForecastBank._shrunk);
+# "brown" = Brown's double smoothing with time constant trend_tau_s (needs 2-3 of them), the drift before predict5.
 DRIFT = "window"
 HISTORY_H = 2.0  # no extrapolation (trend, growth, departure) before the series has this many horizons of history
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block

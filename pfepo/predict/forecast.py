@@ -275,7 +275,8 @@ class ForecastBank:
         innovation sd as the noise scale. That scale is also what makes a new rise wait: with a moving-average
         coefficient near -1 a ramp's onset inflates the innovation variance for minutes, so the first minutes
         of a rise are shrunk hard (ramps to busy plateaus stay quiet; a genuine climb is announced later, or,
-        at a steady slope under ~3 innovation-sd per step, not at all -- docs/prediction.md). A standard error
+        at a steady slope under 2 x ``ols_slope_sd(window)`` innovation sds per step -- 0.17 at 12 steps --
+        not at all: docs/prediction.md). A standard error
         from the fit's own residuals was tried instead and extrapolated busy ramps at full slope. The
         recursion itself uses the unshrunk slope (``_mu``): shrinking it there would feed the shrunk part
         back into the innovations, inflate their variance and shrink the drift further."""
