@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import gc
 import logging
 import threading
 import time
@@ -115,6 +116,7 @@ class PfepoApp(app_manager.OSKenApp):
         self.fabric = Fabric(self.cfg, self.state.bucket_weights(), self.state.bandwidth_snapshot(),
                              self.state.evicted_snapshot(), probe_key=pfepo.probe_key,
                              slots=max(1, min(10, len(self.cfg.switches) // 20)))
+        ioloop.set_priority(self.fabric.failover_dpids)  # their sockets are read first (failover first)
         # Polling backpressure bounds what can be outstanding per switch (a stats reply, an echo, a few
         # read-backs, probes): size the normal lane for that, so receive threads do not block on it.
         self.events = TwoLaneQueue(maxsize=256 + 8 * len(self.cfg.switches))
@@ -129,10 +131,9 @@ class PfepoApp(app_manager.OSKenApp):
         self._desired_pending = threading.Event()
         self._wake_lags: collections.deque[float] = collections.deque(maxlen=256)  # poll thread -> ticks
         # per uplink port-status: (s from the socket to its handler, s from there to the GroupMods queued
-        # for sending), the daemon's own part of failover
-        self.port_status_timing: collections.deque[tuple[float, float]] = collections.deque(maxlen=50)
+        # for sending, s from the socket to the event queue), the daemon's own part of failover
+        self.port_status_timing: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=50)
         self._in_urgent = False  # handling urgent events from inside _apply (never nested twice)
-        self._reply_samples = 0.0  # samples one port-stats reply makes (largest recent), for backpressure
         self._handler_took: dict[str, collections.deque] = {}  # event type -> (wall s, CPU s) per event, last 200
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
@@ -143,6 +144,7 @@ class PfepoApp(app_manager.OSKenApp):
 
     def start(self):
         self.gc = gcpause.install()  # every garbage collection is timed (a full one stops every thread)
+        self.refreezer = gcpause.Refreezer()  # freeze what switch connections left alive, once they settle
         t = super().start()
         self._poller = hub.spawn(self._poll_loop)
         self.threads.append(self._poller)
@@ -185,6 +187,7 @@ class PfepoApp(app_manager.OSKenApp):
         now = time.time()
         rx = getattr(getattr(getattr(getattr(ev, "msg", None), "datapath", None), "socket", None), "last_rx", None)
         ev.pfepo_received = rx if rx is not None and rx <= now else now  # kernel arrival time when known
+        ev.pfepo_queued = now  # when the I/O thread had read and parsed it
         self.events.put((ev, state), urgent=isinstance(ev, URGENT))
 
     def _event_loop(self):
@@ -249,11 +252,27 @@ class PfepoApp(app_manager.OSKenApp):
                                 value=st["cpu_cores"])
         yield CounterMetricFamily("pfepo_poll_skipped", "polls skipped: the previous reply was not handled yet",
                                   value=st["skipped_total"])
+        yield CounterMetricFamily("pfepo_poll_held_for_history", "polls deferred to a later tick because the "
+                                  "history writer would not take their samples (the interval grows instead)",
+                                  value=st["held_for_history_total"])
+        yield CounterMetricFamily("pfepo_poll_capped", "polls deferred to a later tick by the per-tick cap",
+                                  value=st["capped_total"])
+        yield GaugeMetricFamily("pfepo_poll_history_bound", "1 while the history writer sets the poll pace "
+                                "(polls held for it within the last two intervals)",
+                                value=1.0 if st["history_bound"] else 0.0)
+        hq = GaugeMetricFamily("pfepo_poll_history_samples", "the poll gate's view of history: samples queued in "
+                               "the writer, expected from the replies in flight, and the limit of both",
+                               labels=["kind"])
+        hq.add_metric(["queued"], st["history_queued"])
+        hq.add_metric(["in_flight"], st["history_in_flight"])
+        hq.add_metric(["limit"], st["history_limit"])
+        yield hq
         timing = list(self.port_status_timing)
         ps = GaugeMetricFamily("pfepo_port_status_seconds", "uplink port-status events, last 50: from the socket "
-                               "to the handler (queued) and from there to the GroupMods sent (handled)",
+                               "to the handler (queued), from there to the GroupMods sent (handled), and from the "
+                               "socket to the event queue, read and parsed by the I/O thread (read; part of queued)",
                                labels=["stage", "stat"])
-        for i, stage in enumerate(("queued", "handled")):
+        for i, stage in enumerate(("queued", "handled", "read")):
             vals = sorted(t[i] for t in timing) or [0.0]
             ps.add_metric([stage, "p50"], vals[len(vals) // 2])
             ps.add_metric([stage, "max"], vals[-1])
@@ -265,6 +284,9 @@ class PfepoApp(app_manager.OSKenApp):
             for gen, (_n, longest) in gcs.stats().items():
                 pause.add_metric([str(gen)], longest)
             yield pause
+            yield GaugeMetricFamily("pfepo_gc_frozen_objects", "objects no collection walks (frozen after "
+                                    "start-up and after each wave of switch connections)",
+                                    value=gc.get_freeze_count())
         took = GaugeMetricFamily("pfepo_openflow_handler_seconds_max", "longest of the last 200 events of "
                                  "each type on the event thread (an urgent event waits for the one in hand): "
                                  "wall time, and the thread's own CPU time (the rest is waiting for the GIL "
@@ -311,7 +333,6 @@ class PfepoApp(app_manager.OSKenApp):
             self.rt.metrics.probes_rejected.labels(reason).inc()
         for batch in out.batches:
             self.rt.ingest_batch(batch)
-            self._reply_samples = max(len(batch), self._reply_samples * 0.99)  # a reply's samples, roughly
         flows = 0
         # A tick at 1,000 switches sends hundreds of requests (54 ms of CPU at most in the 16:40 run): a
         # PortStatus arriving meanwhile is handled between chunks, not after the whole tick. Only for
@@ -400,15 +421,17 @@ class PfepoApp(app_manager.OSKenApp):
     def _tick(self, ev):
         self.watchdog.tick_handled()
         self.rt.metrics.polls.inc()
+        refreezer = getattr(self, "refreezer", None)
+        if refreezer is not None and (frozen := refreezer.tick(time.monotonic())) is not None:
+            log.info("switch connections settled: %d objects frozen, full collections skip them", frozen)
         self._sync_roles()  # also pulled every tick, so a role change whose event was dropped still lands
-        # History is the last stage of a poll: while its queue is a quarter full, polling waits for it
-        # (longer effective interval) rather than producing samples the writer would have to drop. The
-        # replies already asked for count too: at 1,000 switches they alone could overflow the queue
-        # (48k samples dropped at 16:30 UTC before this).
+        # History is the last stage of a poll: the writer's queue plus what the replies already asked for
+        # will add stays under half its bound, so polling waits for the writer (a longer effective
+        # interval) rather than producing samples it would have to drop (PollGate.pick). At 1,000 switches a
+        # tick that polled every held switch at once overflowed it (343k samples dropped, 18:14 UTC).
         w = self.rt.writer
-        in_flight = self.fabric.gate.outstanding() * self._reply_samples
         lags = [self._wake_lags.popleft() for _ in range(len(self._wake_lags))]
-        self._apply(self.fabric.on_tick(time.time(), hold_polls=w.queued + in_flight > w.queue_max // 4,
+        self._apply(self.fabric.on_tick(time.time(), history=(w.queued, w.queue_max // 2),
                                         cpu_s=time.process_time(), wake_lags=lags))
 
     def _poll_loop(self) -> None:
@@ -441,6 +464,8 @@ class PfepoApp(app_manager.OSKenApp):
             log.warning("switch dpid=%#x is not in the config: left alone", dp.id)
             return
         log.info("switch %s (dpid=%#x) connected", sw.name, dp.id)
+        if getattr(self, "refreezer", None) is not None:
+            self.refreezer.connected(time.monotonic())
         self._outbox.pop(dp.id, None)  # anything queued for an earlier connection is void
         self.datapaths[dp.id] = dp
         if self._clustered():
@@ -514,7 +539,9 @@ class PfepoApp(app_manager.OSKenApp):
         self._apply(self.fabric.on_port_status(ev.msg.datapath.id, port, up))
         if self._desired_pending.is_set():  # an uplink changed: its GroupMods go out now, timed
             self._push_desired()
-            self.port_status_timing.append((started - self._arrived(ev), time.time() - started))
+            arrived = self._arrived(ev)
+            self.port_status_timing.append((started - arrived, time.time() - started,
+                                            max(0.0, getattr(ev, "pfepo_queued", arrived) - arrived)))
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     @guarded

@@ -307,6 +307,11 @@ class Fabric:
             self.link_ids[2 * i], self.link_ids[2 * i + 1] = f"uplink:{r.name}>", f"uplink:{r.name}<"
         self._link_index = {v: k for k, v in self.link_ids.items()}
 
+    @property
+    def failover_dpids(self) -> tuple[int, ...]:
+        """The switches whose port events move traffic: ingress (uplink) and region switches of a service."""
+        return self._role_dpids
+
     def _inputs(self, dpid: int) -> tuple:
         """What this switch's desired state depends on besides the config: the weights and evicted regions of
         the services it is the ingress of, the bandwidth of those it serves a region of (``switch_state``).
@@ -425,19 +430,22 @@ class Fabric:
         self.gate.handled(dpid, now if handled is None else handled)
         got = self.batcher.reply(dpid, name, now, stats)
         if got is not None:
+            self.gate.reply(len(got.batch))
             out.switch_rates.append((dpid, got))  # kept as arrays: no PortRates object per port
             out.batches.append(got.batch)
         return out
 
     # --- periodic work, echo and probes -------------------------------------------------------------
     def on_tick(self, now: float, hold_polls: bool = False, cpu_s: float | None = None,
-                wake_lags: list[float] = ()) -> Out:
+                wake_lags: list[float] = (), history: tuple[int, int] | None = None) -> Out:
         """Every poll interval / ``slots``: poll this slot's switches whose last reply was handled
         (backpressure), time the control channel with the poll, audit the switches whose turn it is;
         once per interval report and send probes. ``hold_polls``: a later stage (history) is behind:
         no counters are asked for this tick (the effective interval grows; nothing is dropped).
         ``cpu_s``: the process's CPU time so far, ``wake_lags``: how late the poll thread woke since the last
-        tick; past their budgets, polls are stretched (PollGate.load)."""
+        tick; past their budgets, polls are stretched (PollGate.load). ``history``: (samples queued in the
+        history writer, the most it may hold with the replies in flight): polls that would pass it wait for
+        a later tick, and a tick polls at most 1.5x its slot's share (PollGate.pick)."""
         out = Out()
         if cpu_s is not None:
             self.gate.load(now, cpu_s, wake_lags)
@@ -448,15 +456,19 @@ class Fabric:
         self._tick += 1
         # Stretched (CPU budget), a switch may go on any slot once its longer interval passed, so the
         # interval stretches smoothly, not in whole intervals.
-        stretched = self.gate.stretch > 1.0
+        stretched = self.gate.stretch > 1.0 or self.gate.behind
         due = []
         for dpid in self.syncs:
             own = self.slots == 1 or (dpid * 0x9E3779B1 >> 7) % self.slots == slot
             if (own or stretched) and self.gate.due(dpid, now, count_skip=own):
                 due.append(dpid)
-        if hold_polls and due:
-            self.gate.held += len(due)
+        if history is not None:
+            self.gate.history(*history)
+        if hold_polls:
+            self.gate.hold(due, now)
             due = []
+        else:
+            due = self.gate.pick(due, now, -(-3 * len(self.syncs) // (2 * self.slots)) if self.slots > 1 else None)
         for dpid in due:
             out.send(dpid, EchoRequest(struct.pack("!d", now)))
         if self.cfg.probes.enabled and slot == 0:

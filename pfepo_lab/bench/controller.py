@@ -322,6 +322,11 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         point["wake_lag_p90_ms"] = round(1000 * metric_value(m1, "pfepo_wake_lag_p90_seconds"), 1)
         point["gc_pause_max_ms"] = round(1000 * max(metric_value(m1, "pfepo_gc_pause_max_seconds",
                                                                  f'{{generation="{g}"}}') for g in "012"), 1)
+        # the history writer setting the poll pace (polls deferred rather than samples dropped; absent: 0)
+        point["gc_frozen_objects"] = int(metric_value(m1, "pfepo_gc_frozen_objects"))
+        point["history_bound"] = bool(metric_value(m1, "pfepo_poll_history_bound"))
+        point["polls_held_for_history"] = int(metric_value(m1, "pfepo_poll_held_for_history_total")
+                                              - metric_value(m0, "pfepo_poll_held_for_history_total"))
         point["cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
         point["rss_mb"] = round(daemon.status("VmRSS") / 1024, 1)
         point["threads"] = daemon.status("Threads")
@@ -425,7 +430,7 @@ async def run_point(n: int, ports: int, interval: float, window: float, warmup: 
         # the daemon's own part (absent in older code): socket -> handler, handler -> GroupMods sent
         try:
             m2 = (await call("GET", "/metrics")).text
-            for stage in ("queued", "handled"):
+            for stage in ("queued", "handled", "read"):
                 for stat in ("p50", "max"):
                     point[f"daemon_port_status_{stage}_{stat}_ms"] = round(1000 * metric_value(
                         m2, "pfepo_port_status_seconds", f'{{stage="{stage}",stat="{stat}"}}'), 2)

@@ -220,3 +220,61 @@ def test_a_role_change_waits_for_the_end_of_the_tick(idle_app):
     dp = _tick_with_arrival(idle_app, [StatsRequest("port_stats")] * (4 * URGENT_CHECK_EVERY), EventRolesChanged())
     assert len(dp.sent) == 4 * URGENT_CHECK_EVERY
     assert idle_app.events.urgent_size() == 1  # still queued for the event loop
+
+
+class _StuckStore:
+    """A history store that does not finish writing until told (a slow disk)."""
+
+    def __init__(self):
+        import threading
+
+        self.go = threading.Event()
+
+    def write(self, samples):
+        self.go.wait(10)
+
+    def close(self):
+        pass
+
+
+def test_a_writer_that_falls_behind_holds_polls_and_health_and_metrics_say_so(cfg):
+    """The writer's queue depth is part of the poll gate: with history full, the switch due is not asked
+    for counters (its interval grows, nothing is dropped), and /api/v1/health and /metrics say why."""
+    from pfepo.store.writer import BatchWriter
+    from pfepo.telemetry.samples import Sample
+
+    rt = build_runtime(cfg)
+    rt.writer.close()
+    store = _StuckStore()
+    rt.writer = BatchWriter(store, batch_size=1000, queue_max=20_000)
+    a = PfepoApp(pfepo=rt)
+    handler.register_instance(a)
+    a.start()
+    token = "read-token-for-history-gate"
+    srv = ApiServer(create_app(rt, tokens=single_token("test", "read", token)), "127.0.0.1", 0)
+    srv.start()
+    try:
+        for k in range(13):  # one entry of 1,000 goes to the stuck store, 12,000 stay queued: over half of 20k
+            rt.writer.put([Sample(1.0, "x", "m", float(i), {}) for i in range(1000 * k, 1000 * (k + 1))])
+        wait_until(lambda: rt.writer.queued == 12_000, 5, "the writer holding its queue")
+        dpid = cfg.switches[0].dpid
+        a.fabric.gate.reply(336)  # a reply makes 336 samples
+        a.fabric.on_connect(dpid, 0.0)  # a switch whose turn it is (pure sync; no socket to send to)
+        handled = a.watchdog.ticks_handled
+        a._post(EventTick())
+        wait_until(lambda: a.watchdog.ticks_handled > handled, 5, "tick handled")
+        with httpx.Client(base_url=f"http://127.0.0.1:{srv.bound_port}", timeout=5,
+                          headers={"Authorization": f"Bearer {token}"}) as c:
+            polling = c.get("/api/v1/health").json()["polling"]
+            metrics = c.get("/metrics").text
+        assert polling["history_bound"] and polling["overloaded"], str(polling)
+        assert polling["held_for_history_total"] >= 1 and polling["history_limit"] == 10_000
+        assert polling["history_queued"] == 12_000
+        assert "pfepo_poll_history_bound 1.0" in metrics
+        assert 'pfepo_poll_history_samples{kind="limit"} 10000.0' in metrics
+        assert rt.writer.dropped == 0
+    finally:
+        store.go.set()
+        srv.stop()
+        a.stop()
+        rt.writer.close()

@@ -79,3 +79,45 @@ def test_stretch_is_bounded():
     g.load(0.0, 0.0)
     _run_load(g, 3.0, 1.0, 50)
     assert g.stretch == 30.0
+
+
+def test_history_room_counts_the_writer_queue_and_the_replies_already_asked_for():
+    g = PollGate(interval_s=1.0)
+    assert g.history_room() is None  # no history gate until the writer is reported
+    g.history(queued=40_000, limit=100_000)
+    assert g.history_room() is None  # a reply's size is not known yet: only the per-tick cap applies
+    g.reply(336)
+    for d in range(50):
+        g.sent(d, 0.0)
+    # 100k - 40k queued - 50 outstanding x 336 = 43,200 samples: 128 more replies
+    assert g.in_flight() == 50 * 336 and g.history_room() == 128
+    g.history(queued=90_000, limit=100_000)
+    assert g.history_room() == 0
+
+
+def test_polls_that_history_cannot_take_wait_for_a_later_tick_longest_waiting_first():
+    g = PollGate(interval_s=1.0)
+    g.reply(100)
+    for d, t in ((1, 0.3), (2, 0.1), (3, 0.2), (4, 0.0)):
+        g.sent(d, t)
+        g.handled(d, t + 0.01)
+    g.history(queued=700, limit=1_000)  # room for 3 replies
+    picked = g.pick([1, 2, 3, 4], now=1.5)
+    assert picked == [4, 2, 3] and g.held == 1 and g.behind
+    assert g.history_bound() and g.overloaded()
+    st = g.status()
+    assert st["history_bound"] and st["held_for_history_total"] == 1 and st["history_limit"] == 1_000
+    g.history(queued=0, limit=1_000)
+    assert g.pick([1], now=1.6) == [1] and not g.behind
+    g.pick([], now=3.7)  # two intervals without holding: the writer no longer sets the pace
+    assert not g.history_bound() and not g.overloaded()
+
+
+def test_a_tick_polls_at_most_its_cap_and_the_rest_go_next_tick():
+    g = PollGate(interval_s=1.0)
+    picked = g.pick(list(range(10)), now=1.0, per_tick=4)
+    assert len(picked) == 4 and g.capped == 6 and g.held == 0 and g.behind
+    for d in picked:
+        g.sent(d, 1.0)
+    assert sorted(g.pick([d for d in range(10) if d not in picked], now=1.1, per_tick=4)) == \
+        sorted(d for d in range(10) if d not in picked)[:4]  # never polled before: any order among equals
