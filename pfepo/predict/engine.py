@@ -63,6 +63,10 @@ DEPART_Z = 6.0
 DEPART_NEAR = 0.15
 DEPART_RISE = 0.1  # still rising: gained this share of its departure over the last trend_tau_s
 DEPART_P = 0.9  # above ``clear``: a classifier that has not seen the shape cannot veto it
+# The forecasts' drift: "window" = least-squares slope over the last trend_tau_s (reaches a new ramp's slope
+# one window after its onset), shrunk by two standard errors (pfepo.predict.forecast.ForecastBank._shrunk);
+# "brown" = Brown's double smoothing with time constant trend_tau_s (needs 2-3 of them), the drift before predict5.
+DRIFT = "window"
 HISTORY_H = 2.0  # no extrapolation (trend, growth, departure) before the series has this many horizons of history
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
@@ -98,6 +102,7 @@ class PredictiveEngine:
         hold_s: float = 300.0,
         clear: float = 0.8,
         raise_min: float = RAISE_OFF,
+        drift: str | None = None,
         fit: Callable[..., tuple[float, float, float] | None] | None = None,
     ):
         if not (horizon_s > 0 and step_s > 0):
@@ -112,12 +117,16 @@ class PredictiveEngine:
         self.step_s = float(step_s)
         h = max(1, round(horizon_s / step_s))
         self.h = h
+        self.drift = DRIFT if drift is None else drift
+        if self.drift not in ("window", "brown"):
+            raise ValueError(f"drift must be 'window' or 'brown', not {self.drift!r}")
         self.bank = ForecastBank(
             [max(1, h // 4), max(1, h // 2), max(1, 3 * h // 4), h],
             # How fast the trend estimate follows a new slope: minutes for production telemetry, seconds for
             # compressed lab scenarios (a 60-120 s ramp is over before a 120 s trend has caught up).
             drift_alpha=float(1 - np.exp(-step_s / trend_tau_s)),
             max_gap=max(6, math.ceil(120.0 / step_s)),
+            drift_window=max(3, math.ceil(trend_tau_s / step_s - 1e-9)) if self.drift == "window" else 0,
         )
         self.feat = FeatureState(self.metrics, step_s)
         self.core = AnomalyCore(CoreParams(dt=step_s, horizon_s=horizon_s))
@@ -618,6 +627,7 @@ class PredictiveEngine:
             "hold_s": self.hold_s,
             "clear": self.clear,
             "raise_min": self.raise_min,
+            "drift": self.drift,
         }
 
     @property

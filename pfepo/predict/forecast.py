@@ -24,6 +24,16 @@ drift ``mu`` from Brown's double exponential smoothing (a discounted least-squar
 step); the ARMA part models deviations from that drift (``d_t - mu``) and the forecast adds ``k * mu``
 with the slope's own standard error ``k * c * sd`` in the interval, so noise alone yields no confident
 trend. Fits are made on the window minus its least-squares line for the same reason.
+
+Windowed drift (``drift_window`` > 0): instead of Brown's smoothing, ``mu`` is the ordinary least-squares
+slope of the observed values over the last ``drift_window`` steps. Brown's slope reaches a new ramp's slope
+only after ~2-3 time constants (28 % of it after one, 60 % after two, 81 % after three); the windowed slope reaches it one window
+after the ramp's onset (half of it half a window in). It is kept as O(1) running sums per series (values,
+age-weighted values, counts, ages, squared ages over a ring of the window), re-summed from the ring every
+``RESUM`` windows against round-off. Like Brown's, it restarts after a jump and after a long gap, and it
+is 0 until half the window (and at least 3 values) has been seen since the restart. Its standard error is
+the full window's (``ols_slope_sd``) times the innovation sd, and the drift is shrunk by ``SHRINK_SE`` of
+them towards 0 (a few noisy points are no trend; see ``_shrunk`` for what the innovation sd does there).
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ FALLBACK_PHI = 0.0
 FALLBACK_THETA = -0.85
 JUMP_SD = 4.0  # innovations beyond this many sds are level shifts: the drift restarts
 MAX_COEF = 0.98  # keep the recursion stable and invertible whatever a fit returns
+SHRINK_SE = 2.0  # windowed drift: its size is shrunk by this many of its standard errors (noise is no trend)
+RESUM = 16  # windowed drift: re-sum the running sums from the ring every RESUM windows (round-off)
 
 
 def fit_arima(window: np.ndarray, start: tuple[float, float] | None = None) -> tuple[float, float, float] | None:
@@ -98,7 +110,13 @@ def slope_sd_factor(alpha: float) -> float:
     return float(np.sqrt((w**2).sum()))
 
 
-_STATE = ("level", "s1", "s2b", "dc", "e", "gap", "seen", "phi", "theta", "s2", "fitted", "g", "v", "last_innov")
+def ols_slope_sd(n: int) -> float:
+    """sd of the least-squares slope over ``n`` equally spaced points for unit white noise."""
+    return float(np.sqrt(12.0 / (n * (n * n - 1.0)))) if n >= 2 else 1.0
+
+
+_STATE = ("level", "s1", "s2b", "dc", "e", "gap", "seen", "phi", "theta", "s2", "fitted", "g", "v", "last_innov",
+          "wring", "wsum")
 
 
 class ForecastBank:
@@ -106,8 +124,9 @@ class ForecastBank:
 
     ``steps`` are the forecast checkpoints in model steps (the last one is the horizon). ``s2_alpha`` is
     the weight of the newest squared innovation in the online variance, ``drift_alpha`` the smoothing
-    constant of the drift; ``max_gap`` missing steps in a row restart a series from its next value
-    instead of extrapolating through a long hole.
+    constant of the drift (Brown's), ``drift_window`` > 0 the steps of the windowed least-squares drift that
+    replaces it; ``max_gap`` missing steps in a row restart a series from its next value instead of
+    extrapolating through a long hole.
     """
 
     def __init__(
@@ -117,13 +136,17 @@ class ForecastBank:
         drift_alpha: float = 0.04,
         max_gap: int = 6,
         sd_floor_rel: float = 0.002,
+        drift_window: int = 0,
     ):
         self.steps = np.asarray(sorted({int(s) for s in steps if s >= 1}), dtype=int)
         if self.steps.size == 0:
             raise ValueError("need at least one forecast step >= 1")
         self.s2_alpha = s2_alpha
         self.drift_alpha = drift_alpha
-        self.drift_sd = slope_sd_factor(drift_alpha)
+        self.window = max(0, int(drift_window))
+        self.window = 0 if self.window < 3 else self.window
+        self.drift_sd = ols_slope_sd(self.window) if self.window else slope_sd_factor(drift_alpha)
+        self.t = 0  # steps advanced (ring position of the windowed drift)
         self.max_gap = max_gap
         self.sd_floor_rel = sd_floor_rel
         self.n = 0
@@ -146,6 +169,10 @@ class ForecastBank:
         self.g = g.reshape(n, k)
         self.v = v.reshape(n, k)
         self.last_innov = np.zeros(n)
+        self.wring = np.full((n, self.window), np.nan)  # windowed drift: the last ``window`` values fed
+        self.wsum = np.zeros((n, 5))  # their running sums: values, age x value, count, age, age^2
+        self._mu = np.zeros(n)  # windowed drift: the least-squares slope (the recursion's) ...
+        self._dr = np.zeros(n)  # ... and the one the forecasts extrapolate (shrunk)
 
     def grow(self, n: int) -> None:
         """Make room for series ids < n (new series start with the fallback model)."""
@@ -156,6 +183,8 @@ class ForecastBank:
         for k, arr in old.items():
             getattr(self, k)[: self.n] = arr
         self.n = n
+        self._mu = self._slope()
+        self._dr = self._shrunk()
 
     def nbytes(self) -> int:
         return sum(getattr(self, k).nbytes for k in _STATE)
@@ -168,6 +197,9 @@ class ForecastBank:
         self.fitted[idx] = True
 
     def drift(self) -> np.ndarray:
+        """The local drift per step (0 where it is not known yet)."""
+        if self.window:
+            return self._dr
         a = self.drift_alpha
         mu = (a / (1 - a)) * (self.s1 - self.s2b)
         return np.where(np.isfinite(mu), mu, 0.0)
@@ -179,7 +211,7 @@ class ForecastBank:
         has = np.isfinite(self.level)
         start = obs & (~has | (self.gap > self.max_gap))
         cont = obs & ~start
-        mu = self.drift()
+        mu = self._mu if self.window else self.drift()
         pred_dc = self.phi * self.dc + self.theta * self.e
         with np.errstate(invalid="ignore"):
             dc_new = (y - self.level) - mu
@@ -202,10 +234,79 @@ class ForecastBank:
         s1 = np.where(restart, y, np.where(cont, a * y + (1 - a) * self.s1, self.s1))
         self.s2b = np.where(restart, y, np.where(cont, a * s1 + (1 - a) * self.s2b, self.s2b))
         self.s1 = s1
+        if self.window:
+            self._window_update(y, obs, restart)
         # Missing: Kalman-style propagation of the predicted state (the level follows the forecast).
         self.level = np.where(obs, y, np.where(has, self.level + mu + pred_dc, self.level))
         self.gap = np.where(obs, 0, self.gap + 1)
         self.seen = self.seen + obs
+
+    def _window_update(self, y: np.ndarray, obs: np.ndarray, restart: np.ndarray) -> None:
+        """Advance the windowed drift's ring and running sums by one step (every series ages by one)."""
+        w, ws = self.window, self.wsum
+        pos = self.t % w
+        old = self.wring[:, pos]  # the value that leaves (age w after this step's ageing)
+        had = np.isfinite(old)
+        # age every entry by one: sum(a+1)y = sum(ay) + sum(y); sum(a+1)^2 = sum a^2 + 2 sum a + count
+        ws[:, 4] += 2.0 * ws[:, 3] + ws[:, 2]
+        ws[:, 3] += ws[:, 2]
+        ws[:, 1] += ws[:, 0]
+        oz = np.where(had, old, 0.0)
+        ws[:, 0] -= oz
+        ws[:, 1] -= w * oz
+        ws[:, 2] -= had
+        ws[:, 3] -= w * had
+        ws[:, 4] -= (w * w) * had
+        if restart.any():  # a restart forgets the window
+            self.wring[restart] = np.nan
+            ws[restart] = 0.0
+        yz = np.where(obs, y, np.nan)
+        self.wring[:, pos] = yz
+        ws[:, 0] += np.where(obs, y, 0.0)
+        ws[:, 2] += obs
+        self.t += 1
+        if self.t % (RESUM * w) == 0:
+            self._resum()
+        self._mu = self._slope()
+        self._dr = self._shrunk()
+
+    def _shrunk(self) -> np.ndarray:
+        """The windowed drift the forecasts extrapolate: shrunk by ``SHRINK_SE`` standard errors, with the
+        innovation sd as the noise scale. That scale is also what makes a new rise wait: with a moving-average
+        coefficient near -1 a ramp's onset inflates the innovation variance for minutes, so the first minutes
+        of a rise are shrunk hard (ramps to busy plateaus stay quiet; a genuine climb is announced later, or,
+        at a steady slope under 2 x ``ols_slope_sd(window)`` innovation sds per step -- 0.17 at 12 steps --
+        not at all: docs/prediction.md). A standard error
+        from the fit's own residuals was tried instead and extrapolated busy ramps at full slope. The
+        recursion itself uses the unshrunk slope (``_mu``): shrinking it there would feed the shrunk part
+        back into the innovations, inflate their variance and shrink the drift further."""
+        if not SHRINK_SE:
+            return self._mu
+        se = self.drift_sd * np.sqrt(np.where(np.isfinite(self.s2), self.s2, 0.0))
+        return np.sign(self._mu) * np.maximum(np.abs(self._mu) - SHRINK_SE * se, 0.0)
+
+    def _resum(self) -> None:
+        """Recompute the running sums from the ring (exact; bounds the round-off of the running updates)."""
+        w = self.window
+        age = (self.t - 1 - np.arange(w)) % w  # ring slot k holds the value fed at step t-1-age
+        ok = np.isfinite(self.wring)
+        yz = np.where(ok, self.wring, 0.0)
+        self.wsum[:, 0] = yz.sum(axis=1)
+        self.wsum[:, 1] = yz @ age.astype(float)
+        self.wsum[:, 2] = ok.sum(axis=1)
+        self.wsum[:, 3] = ok @ age.astype(float)
+        self.wsum[:, 4] = ok @ (age.astype(float) ** 2)
+
+    def _slope(self) -> np.ndarray:
+        """Least-squares slope per step (time runs against age), 0 until half the window is seen."""
+        if not self.window:
+            return np.zeros(self.n)
+        a, b, c, d, e = self.wsum.T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            den = c * e - d * d
+            mu = -(c * b - d * a) / den
+        ok = (c >= max(3, (self.window + 1) // 2)) & (den > 0) & np.isfinite(mu)
+        return np.where(ok, mu, 0.0)
 
     def forecast(self, drift: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Means and standard deviations at the checkpoints, shape (n, K); NaN for series never seen.
