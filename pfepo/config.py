@@ -189,6 +189,9 @@ class PredictConfig(Strict):
     horizon_s: float = Field(300.0, gt=0, description="P(failure within this horizon)")
     step_s: float = Field(10.0, gt=0, description="model step: samples are averaged into steps this long")
     trend_tau_s: float = Field(120.0, gt=0, le=86400, description="time constant of the trend estimate")
+    drift: Literal["brown", "window"] = Field(
+        "brown", description="forecast drift: Brown's double smoothing (default) or a least-squares slope over "
+        "trend_tau_s (faster on new ramps, see docs/prediction.md)")
     model_path: str | None = Field(
         None, description="gradient-boosting model (.joblib with its .json sidecar); None: forecast-only. "
         "'shipped': the model packaged with pfepo (needs step_s 10 and horizon_s 300)",

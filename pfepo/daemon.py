@@ -191,7 +191,8 @@ def start_predictor(cfg: PfepoConfig):
     from pfepo.predict.engine import PredictiveEngine
 
     engine = PredictiveEngine(horizon_s=cfg.predict.horizon_s, step_s=cfg.predict.step_s,
-                              model_path=cfg.predict.model_path, trend_tau_s=cfg.predict.trend_tau_s)
+                              model_path=cfg.predict.model_path, trend_tau_s=cfg.predict.trend_tau_s,
+                              drift=cfg.predict.drift)
     if cfg.predict.model_path and engine.classifier is None:
         log.warning("predict.model_path %s not used (%s): forecast-only predictions", cfg.predict.model_path,
                     engine.model_error)

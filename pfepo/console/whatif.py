@@ -332,7 +332,7 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
 def engine_kw(cfg) -> dict:
     """The daemon's engine arguments beyond the harness settings (``daemon.start_predictor``): the what-if
     replays with the engine the daemon runs, not with the engine's defaults."""
-    return {"trend_tau_s": cfg.predict.trend_tau_s}
+    return {"trend_tau_s": cfg.predict.trend_tau_s, "drift": cfg.predict.drift}
 
 
 def _settings(policy_file: Path, cfg):

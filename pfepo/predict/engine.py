@@ -65,8 +65,11 @@ DEPART_RISE = 0.1  # still rising: gained this share of its departure over the l
 DEPART_P = 0.9  # above ``clear``: a classifier that has not seen the shape cannot veto it
 # The forecasts' drift: "window" = least-squares slope over the last trend_tau_s (reaches a new ramp's slope
 # one window after its onset), shrunk by two standard errors (pfepo.predict.forecast.ForecastBank._shrunk);
-# "brown" = Brown's double smoothing with time constant trend_tau_s (needs 2-3 of them), the drift before predict5.
-DRIFT = "window"
+# "brown" = Brown's double smoothing with time constant trend_tau_s (needs 2-3 of them). The default stays
+# "brown" (daemon config ``predict.drift``): in the lab's compressed timeline (``make demo``, trend_tau_s 15 s)
+# the window drift projected the 4 s benign spike across the threshold (a healthy region drained) and the
+# predictive run then moved nothing before the failure; see docs/prediction.md.
+DRIFT = "brown"
 HISTORY_H = 2.0  # no extrapolation (trend, growth, departure) before the series has this many horizons of history
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
