@@ -361,24 +361,16 @@ def _write_snapshot(path: Path, meta: bytes, raws: list) -> int:
     """magic, the pickle's length, the buffers' count and lengths, the pickle, then each array's bytes
     (pickle protocol 5, out of band) at a 64-byte boundary: ``_read_snapshot`` maps them instead of
     copying them. Atomic (temp file, fsync, rename), mode 0600."""
+    from pfepo.controller.state import atomic_write
+
     head = _MAGIC + np.array([len(meta), len(raws), *(r.nbytes for r in raws)], dtype="<u8").tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pos = 0
-            for part in (head, meta, *raws):
-                pad = -pos % _ALIGN if part is not head and part is not meta else 0
-                fh.write(b"\0" * pad)
-                fh.write(part)
-                pos += pad + (part.nbytes if isinstance(part, memoryview) else len(part))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    parts: list = [head, meta]
+    pos = len(head) + len(meta)
+    for raw in raws:
+        pad = -pos % _ALIGN
+        parts += [b"\0" * pad, raw]
+        pos += pad + (raw.nbytes if isinstance(raw, memoryview) else len(raw))
+    atomic_write(path, parts, mode=0o600)
     return pos
 
 
