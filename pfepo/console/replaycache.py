@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pfepo.console import fitahead
 from pfepo.console.replaytape import NoTape, Recorder, judged
 
 log = logging.getLogger("pfepo.console")
@@ -148,6 +149,8 @@ class PredictorCache:
         self.busy = ""  # what the holder of the lock is doing (shown to a run that waits)
         self.last_path = ""  # how the last series was made: "recorded", "judged", "full" (benchmark, tests)
         self.prewarm = None  # console.prewarm.Prewarm filling this cache out of process, if any
+        self.fit_ahead = True  # long replays: refits computed ahead in a second process (console.fitahead)
+        self.last_ahead: dict = {}  # the last such replay's counters (benchmark, tests)
         self._classifiers: dict = {}  # (model path, mtime) -> classifier, loaded once per process
 
     def series(self, settings, model: Path | None, endpoints: list[str], since: float, until: float,
@@ -268,15 +271,41 @@ class PredictorCache:
             _trim(self._families, self.max_families)
         n0 = fam.steps.n()
         boundary = math.floor((until - MARGIN_S) / step) * step
-        if boundary > fam.done:
-            say(0.0, "reading history")
-            _read_into(fam, fam.steps, fam.done, boundary, read, keep=True)
         if fam.recorder is None:
             eng = make_engine(settings, model, kw, _memo_fit(fam.fits))
             idx = eng.ensure(endpoints)
             eng.tap = Recorder(eng)
             fam.recorder = _Entry(eng, idx, key=ekey)
         rec = fam.recorder
+        pos0 = rec.pos
+        ahead = None  # a long replay of the recorder: its refits computed ahead in a second process
+        if (self.fit_ahead and (boundary - fam.done) / step >= fitahead.MIN_STEPS and rec.pos == n0
+                and getattr(rec.engine.fit, "memo", None) is fam.fits):
+            try:
+                ahead = fitahead.FitAhead(rec.engine, rec.idx_all)
+            except (OSError, ValueError) as exc:  # no worker: the engine fits everything itself
+                log.info("what-if: no fit-ahead worker (%s)", exc)
+        try:
+            if ahead is not None:
+                rec.engine.fit.ahead = ahead
+            if boundary > fam.done:
+                say(0.0, "reading history")
+                _read_into(fam, fam.steps, fam.done, boundary, read, keep=True,
+                           on_piece=ahead.piece if ahead is not None else None)
+            self._core(fam, rec, ekey, settings, model, kw, say, ahead)
+        finally:
+            if ahead is not None:
+                rec.engine.fit.ahead = None
+                ahead.close()
+                self.last_ahead = {"received": ahead.received, "used": ahead.used, "fitted_here": ahead.fitted_here}
+        return self._rest(fam, rec, ekey, settings, model, kw, say, since, until, read, step, endpoints, n0, pos0)
+
+    def _core(self, fam, rec, ekey, settings, model, kw, say, ahead) -> None:
+        """Feed the recorder the family's new steps (the cold part of a replay)."""
+        _feed(rec, fam.steps, fam.metrics, say, fam.tape)
+
+    def _rest(self, fam, rec, ekey, settings, model, kw, say, since, until, read, step, endpoints, n0,
+              pos0) -> Series:
         base = rec.key == ekey
         entry = None if base else fam.entries.pop(ekey, None)
         if entry is None and not base:
@@ -285,8 +314,7 @@ class PredictorCache:
         if entry is not None:
             fam.entries[ekey] = entry  # most recently used last
             _trim(fam.entries, self.max_engines, by_order=True)
-        cached = (rec if base else entry).pos
-        _feed(rec, fam.steps, fam.metrics, say, fam.tape)
+        cached = pos0 if base else entry.pos
         if entry is not None:
             entry = self._follow(fam, ekey, entry, settings, model, kw, say)
         self.last_path = "recorded"
@@ -445,15 +473,21 @@ def make_engine(settings, model: Path | None, engine_kw: dict | None = None, fit
 
 def _memo_fit(memo: dict):
     """``fit_arima`` looked up by its exact input (window bytes, start parameters) first: a fit is a pure
-    function of them, so a hit is the number the fit would have given. Engines of one family share it."""
+    function of them, so a hit is the number the fit would have given. Engines of one family share it.
+    While ``fit.ahead`` is set (a ``fitahead.FitAhead``), a miss first takes the worker's results."""
     from pfepo.predict.forecast import fit_arima
 
     def fit(window, start=None):
-        key = (np.asarray(window, dtype=float).tobytes(), None if start is None else tuple(float(v) for v in start))
+        key = fitahead.fit_key(window, start)
+        ahead = fit.ahead
+        if ahead is not None:
+            ahead.collect(memo)
+            ahead.count(key, key in memo)
         if key not in memo:
             memo[key] = fit_arima(window, start)
         return memo[key]
 
+    fit.memo, fit.ahead = memo, None
     return fit
 
 
@@ -490,8 +524,10 @@ def _trim(d: dict, keep: int, by_order: bool = False) -> None:
         del d[k]
 
 
-def _read_into(fam: _Family, steps: _Steps, start: float, end: float, read: Reader, keep: bool) -> None:
-    """Read [start, end) in pieces ending on step boundaries (a step's samples are averaged in one piece)."""
+def _read_into(fam: _Family, steps: _Steps, start: float, end: float, read: Reader, keep: bool,
+               on_piece=None) -> None:
+    """Read [start, end) in pieces ending on step boundaries (a step's samples are averaged in one piece);
+    ``on_piece(ts, values, present, up)`` is given each piece as it is read (the fit-ahead worker)."""
     from pfepo.evaluate.replay import dense_frame
 
     steps_s = fam.step_s
@@ -508,6 +544,8 @@ def _read_into(fam: _Family, steps: _Steps, start: float, end: float, read: Read
         steps.values.append(values)
         steps.present.append(present)
         steps.up.append(up)
+        if on_piece is not None:
+            on_piece(ts, values, present, up)
     if keep:
         fam.done = end
 

@@ -1,0 +1,277 @@
+"""The cold replay's ARIMA refits, computed ahead in a second process (the machine's other core).
+
+A cold 24 h x 50 endpoints replay spends about a third of its CPU in ``fit_arima`` (statsmodels, ~500
+fits of ~15-25 ms), on the engine's own thread. The engine cannot be split by endpoint without changing
+its numbers: the refits of all series share one budget per model step (``fits_per_step``, the series
+waiting longest first), so which series is refitted at which step depends on every series. But a fit is
+a pure function of its input -- the series' window of raw step means (``engine.ring``) and its start
+parameters (the series' previous fit, clipped as ``ForecastBank.set_params`` clips it) -- and the replay
+already looks fits up by that exact input (``replaycache._memo_fit``). So a worker can compute them
+before the engine asks:
+
+- the main process sends the worker the engine's refit state (ring, ``bank.seen``, ``n_fits``,
+  ``last_fit``, the fitted parameters, the open block) and each piece of history as it is read;
+- the worker follows the refit schedule over the pieces (the engine's ``_refit`` rule on the ring, the
+  observation counts and the fit times; an observation counts where the step's mean is finite and the
+  endpoint is not down), fits each due series in that order with its previous result as the start, and
+  sends ``(input, result)`` back;
+- the engine's memo takes the worker's results before fitting itself (``collect``).
+
+A guess that differs from what the engine does (a series held over a gap, a clock jump, a changed
+engine) only means the engine's key is not among the worker's: it fits itself, as before. The worker never
+decides a number, so the replay is the single-process one to the bit
+(``tests/console/test_fitahead.py``). Frames on the pipes: 8-byte length, then a pickle (our own child).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+
+import numpy as np
+
+log = logging.getLogger("pfepo.console")
+MIN_STEPS = 720  # shorter replays fit in their own process: starting a worker costs ~1 s of CPU
+
+
+def _send(fh, obj) -> None:
+    data = pickle.dumps(obj, protocol=5)
+    fh.write(struct.pack("<Q", len(data)))
+    fh.write(data)
+    fh.flush()
+
+
+def _recv(fh):
+    head = fh.read(8)
+    if len(head) < 8:
+        return None
+    (n,) = struct.unpack("<Q", head)
+    data = fh.read(n)
+    if len(data) < n:
+        return None
+    return pickle.loads(data)
+
+
+def fit_key(window, start) -> tuple:
+    """The memo's key of a fit: the window's bytes and the start parameters (``replaycache._memo_fit``)."""
+    return (np.asarray(window, dtype=float).tobytes(), None if start is None else tuple(float(v) for v in start))
+
+
+class FitAhead:
+    """A worker process computing the refits of ``engine`` (its ``idx_all`` endpoints are the columns of
+    the pieces ``piece`` is given) before the engine reaches them. ``collect(memo)`` moves its results
+    into a fit memo; ``close()`` ends it (by its own pid). Counters: ``received`` fits from the worker,
+    ``used`` fits the engine took from them, ``fitted_here`` fits the engine made itself."""
+
+    def __init__(self, engine, idx_all: np.ndarray, nice: int = 10):
+        from pfepo.predict.engine import MAX_EMPTY_STEPS
+        from pfepo.predict.forecast import MAX_COEF
+
+        eng = engine
+        self.received, self.used, self.fitted_here = 0, 0, 0
+        self.pieces, self.pieces_done = 0, 0  # pieces sent, pieces the worker has followed to their end
+        self._got: list = []
+        self._mine: set = set()  # keys the worker put into the memo, not asked for yet
+        self._lock = threading.Lock()
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "pfepo.console.fitahead", str(int(nice))],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        state = {"m": eng.m, "rows": np.asarray(idx_all, dtype=int), "window": eng.window,
+                 "min_fit_obs": eng.min_fit_obs, "refit_blocks": eng.refit_blocks, "fits_per_step": eng.fits_per_step,
+                 "step_s": eng.step_s, "max_gap": eng.bank.max_gap, "max_empty": MAX_EMPTY_STEPS, "max_coef": MAX_COEF,
+                 "block": eng.block, "ring": eng.ring, "seen": eng.bank.seen, "n_fits": eng.n_fits,
+                 "last_fit": eng.last_fit, "fitted": eng.bank.fitted, "phi": eng.bank.phi, "theta": eng.bank.theta,
+                 "up": np.where(np.isfinite(eng.feat.up), eng.feat.up, 1.0), "last": eng.feat.last,
+                 "last_t": eng.feat.last_t, "interval": eng.feat.interval}
+        self._reader = threading.Thread(target=self._read, name="fitahead-reader", daemon=True)
+        self._reader.start()
+        self._write(state)
+
+    def _write(self, obj) -> None:
+        try:
+            _send(self.proc.stdin, obj)
+        except (OSError, ValueError):  # the worker is gone: the engine fits everything itself
+            pass
+
+    def _read(self) -> None:
+        out = self.proc.stdout
+        while True:
+            try:
+                msg = _recv(out)
+            except Exception:  # noqa: BLE001 - a broken pipe ends the help, not the replay
+                msg = None
+            if msg is None:
+                return
+            with self._lock:
+                if isinstance(msg, dict):  # the worker is through a piece
+                    self.pieces_done = msg["pieces"]
+                else:
+                    self._got.extend(msg)
+
+    def piece(self, ts: np.ndarray, values: np.ndarray, present: np.ndarray, up: np.ndarray) -> None:
+        """A piece of history in the order the engine will be fed it (``dense_frame``'s arrays)."""
+        self.pieces += 1
+        self._write(("piece", ts, values, present, up))
+
+    def collect(self, memo: dict) -> int:
+        """Move the results received so far into ``memo``; returns how many."""
+        with self._lock:
+            got, self._got = self._got, []
+        for key, res in got:
+            if key not in memo:
+                memo[key] = res
+                self._mine.add(key)
+        self.received += len(got)
+        return len(got)
+
+    def count(self, key: tuple, known: bool) -> None:
+        """The engine asked for the fit ``key``: from the worker (``used``), or fitted in this process."""
+        if key in self._mine:
+            self._mine.discard(key)
+            self.used += 1
+        elif not known:
+            self.fitted_here += 1
+
+    def close(self) -> None:
+        proc = self.proc
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        if proc.poll() is None:
+            proc.terminate()  # our own child: its remaining fits are for steps already replayed
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self._reader.join(timeout=5)
+        proc.stdout.close()
+
+
+class _Schedule:
+    """The worker's copy of the engine's refit state, advanced block by block (``PredictiveEngine._close``:
+    the raw mean into the ring, a finite fed value counts as seen, then ``_refit``'s choice)."""
+
+    def __init__(self, st: dict):
+        self.__dict__.update(st)
+        self.ring = np.array(st["ring"], dtype=float)
+        self.seen = np.array(st["seen"])
+        self.n_fits = np.array(st["n_fits"])
+        self.last_fit = np.array(st["last_fit"])
+        self.fitted = np.array(st["fitted"])
+        self.phi, self.theta = np.array(st["phi"], dtype=float), np.array(st["theta"], dtype=float)
+        self.up = np.array(st["up"], dtype=float)
+        self.last = np.isfinite(np.asarray(st["last"], dtype=float))  # FeatureState: a last value exists
+        self.last_t = np.array(st["last_t"], dtype=float)
+        self.interval = np.array(st["interval"], dtype=float)
+        self.n = self.ring.shape[0]
+        self.series = (self.rows[:, None] * self.m + np.arange(self.m)[None, :])  # (E, M) series ids
+
+    def blocks(self, ts: np.ndarray, values: np.ndarray, present: np.ndarray, up: np.ndarray):
+        """(block, mean (n,), down (n,)) of every block the engine closes for this piece, in order."""
+        nan = np.full(self.n, np.nan)
+        for k in range(ts.size):
+            b = math.ceil(float(ts[k]) / self.step_s - 1e-9)
+            if self.block is None:
+                self.block = b
+            if b > self.block:  # blocks without rows close empty (a long silence jumps, as the engine does)
+                last, c = b - 1, self.block
+                if last - c > self.max_empty:
+                    for j in range(c, c + self.max_gap + 2):
+                        yield j, nan, self._down()
+                    c = last
+                for j in range(c, last + 1):
+                    yield j, nan, self._down()
+                self.block = b
+            mean = nan.copy()
+            rows = np.flatnonzero(present[k])
+            v = values[k, rows]
+            ok = np.isfinite(v)
+            ids = self.series[rows]
+            mean[ids[ok]] = (0.0 + v[ok]) / 1.0  # the engine's sums / counts for one sample
+            self.up[self.rows[rows]] = up[k, rows]
+            yield b, mean, self._down()
+            self.block = b + 1
+
+    def _down(self) -> np.ndarray:
+        return np.repeat(self.up == 0, self.m)
+
+    def due(self, b: int, mean: np.ndarray, down: np.ndarray) -> np.ndarray:
+        now = b * self.step_s
+        obs = np.isfinite(mean)
+        # a slowly sampled series holds its last value until its next sample is due (PredictiveEngine._close)
+        with np.errstate(invalid="ignore"):
+            hold = ~obs & self.last & (now - self.last_t <= 1.5 * np.nan_to_num(self.interval, nan=0.0) + 1e-9)
+        self.ring[:, b % self.window] = mean
+        self.seen = self.seen + ((obs | hold) & ~down)
+        # FeatureState.update's sampling clock
+        dt = np.clip(np.where(np.isfinite(self.last_t), now - self.last_t, self.step_s), 1e-3, 3600.0)
+        self.interval = np.where(obs, np.where(np.isfinite(self.interval), self.interval + 0.1 * (dt - self.interval), dt),
+                                 self.interval)
+        self.last_t = np.where(obs, now, self.last_t)
+        self.last |= obs
+        seen = self.seen
+        due = ((self.n_fits == 0) & (seen >= self.min_fit_obs)) | ((self.n_fits == 1) & (seen >= self.window)) | (
+            (seen >= self.min_fit_obs) & (b - self.last_fit >= self.refit_blocks))
+        if self.fits_per_step <= 0 or not due.any():
+            return np.zeros(0, dtype=int)
+        cand = np.flatnonzero(due)
+        return cand[np.argsort(self.last_fit[cand], kind="stable")[: self.fits_per_step]]
+
+    def fit(self, b: int, i: int, fit) -> tuple:
+        order = (np.arange(b - self.window + 1, b + 1)) % self.window
+        window = self.ring[i, order]
+        start = (self.phi[i], self.theta[i]) if self.fitted[i] else None
+        res = fit(window, start)
+        self.last_fit[i] = b
+        self.n_fits[i] += 1
+        if res is not None:
+            self.phi[i] = np.clip(res[0], -self.max_coef, self.max_coef)
+            self.theta[i] = np.clip(res[1], -self.max_coef, self.max_coef)
+            self.fitted[i] = True
+        return fit_key(window, start), res
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The worker: the engine's refit state, then pieces on stdin; (key, result) lists on stdout."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        os.nice(int(argv[0]) if argv else 10)
+    except OSError:
+        pass
+    from pfepo.predict.forecast import fit_arima
+
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    state = _recv(inp)
+    if state is None:
+        return 0
+    sched = _Schedule(state)
+    memo: dict = {}  # equal inputs (a constant series, a shared uplink window) are fitted once
+    pieces = 0
+    while (msg := _recv(inp)) is not None:
+        _, ts, values, present, up = msg
+        for b, mean, down in sched.blocks(ts, values, present, up):
+            for i in sched.due(b, mean, down):
+                key, res = sched.fit(b, int(i), lambda w, s: _fit(memo, fit_arima, w, s))
+                _send(out, [(key, res)])
+        pieces += 1
+        _send(out, {"pieces": pieces})
+    return 0
+
+
+def _fit(memo: dict, fit_arima, window, start):
+    key = fit_key(window, start)
+    if key not in memo:
+        memo[key] = fit_arima(window, start)
+    return memo[key]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
