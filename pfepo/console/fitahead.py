@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import pickle
+import queue
 import struct
 import subprocess
 import sys
@@ -89,15 +90,19 @@ class FitAhead:
                  "last_fit": eng.last_fit, "fitted": eng.bank.fitted, "phi": eng.bank.phi, "theta": eng.bank.theta,
                  "up": np.where(np.isfinite(eng.feat.up), eng.feat.up, 1.0), "last": eng.feat.last,
                  "last_t": eng.feat.last_t, "interval": eng.feat.interval}
+        self._out: queue.SimpleQueue = queue.SimpleQueue()  # written by a thread: the replay never waits on the pipe
         self._reader = threading.Thread(target=self._read, name="fitahead-reader", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, name="fitahead-writer", daemon=True)
         self._reader.start()
-        self._write(state)
+        self._writer.start()
+        self._out.put(state)
 
-    def _write(self, obj) -> None:
-        try:
-            _send(self.proc.stdin, obj)
-        except (OSError, ValueError):  # the worker is gone: the engine fits everything itself
-            pass
+    def _write_loop(self) -> None:
+        while (obj := self._out.get()) is not None:
+            try:
+                _send(self.proc.stdin, obj)
+            except (OSError, ValueError):  # the worker is gone: the engine fits everything itself
+                return
 
     def _read(self) -> None:
         out = self.proc.stdout
@@ -117,7 +122,7 @@ class FitAhead:
     def piece(self, ts: np.ndarray, values: np.ndarray, present: np.ndarray, up: np.ndarray) -> None:
         """A piece of history in the order the engine will be fed it (``dense_frame``'s arrays)."""
         self.pieces += 1
-        self._write(("piece", ts, values, present, up))
+        self._out.put(("piece", ts, values, present, up))
 
     def collect(self, memo: dict) -> int:
         """Move the results received so far into ``memo``; returns how many."""
@@ -140,10 +145,6 @@ class FitAhead:
 
     def close(self) -> None:
         proc = self.proc
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
         if proc.poll() is None:
             proc.terminate()  # our own child: its remaining fits are for steps already replayed
         try:
@@ -151,8 +152,14 @@ class FitAhead:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        self._out.put(None)
+        self._writer.join(timeout=5)
         self._reader.join(timeout=5)
-        proc.stdout.close()
+        for fh in (proc.stdin, proc.stdout):
+            try:
+                fh.close()
+            except OSError:
+                pass
 
 
 class _Schedule:
@@ -255,7 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     sched = _Schedule(state)
     memo: dict = {}  # equal inputs (a constant series, a shared uplink window) are fitted once
     pieces = 0
-    while (msg := _recv(inp)) is not None:
+    inbox: queue.SimpleQueue = queue.SimpleQueue()  # read by a thread: the sender never waits on our fits
+
+    def read() -> None:
+        while (msg := _recv(inp)) is not None:
+            inbox.put(msg)
+        inbox.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    while (msg := inbox.get()) is not None:
         _, ts, values, present, up = msg
         for b, mean, down in sched.blocks(ts, values, present, up):
             for i in sched.due(b, mean, down):

@@ -292,7 +292,9 @@ class PredictorCache:
                 say(0.0, "reading history")
                 _read_into(fam, fam.steps, fam.done, boundary, read, keep=True,
                            on_piece=ahead.piece if ahead is not None else None)
-            self._core(fam, rec, ekey, settings, model, kw, say, ahead)
+            feed_say = say if ahead is None else (
+                lambda p, text: say(p, f"{text} (refits computed ahead in a second process: {ahead.received})"))
+            self._core(fam, rec, ekey, settings, model, kw, feed_say, ahead)
         finally:
             if ahead is not None:
                 rec.engine.fit.ahead = None
