@@ -70,13 +70,17 @@ class FitAhead:
     into a fit memo; ``close()`` ends it (by its own pid). Counters: ``received`` fits from the worker,
     ``used`` fits the engine took from them, ``fitted_here`` fits the engine made itself."""
 
-    def __init__(self, engine, idx_all: np.ndarray, nice: int = 10):
+    def __init__(self, engine, idx_all: np.ndarray, plan: dict | None = None, nice: int = 10):
         from pfepo.predict.engine import MAX_EMPTY_STEPS
         from pfepo.predict.forecast import MAX_COEF
 
         eng = engine
         self.received, self.used, self.fitted_here = 0, 0, 0
         self.pieces, self.pieces_done = 0, 0  # pieces sent, pieces the worker has followed to their end
+        self.reads = plan is not None  # the worker reads the history pieces (``plan``) and sends them here
+        self.expected = len(plan["bounds"]) if plan is not None else 0  # pieces it will read
+        self.read_error = ""
+        self._pieces: queue.SimpleQueue = queue.SimpleQueue()
         self._got: list = []
         self._mine: set = set()  # keys the worker put into the memo, not asked for yet
         self._lock = threading.Lock()
@@ -89,7 +93,7 @@ class FitAhead:
                  "block": eng.block, "ring": eng.ring, "seen": eng.bank.seen, "n_fits": eng.n_fits,
                  "last_fit": eng.last_fit, "fitted": eng.bank.fitted, "phi": eng.bank.phi, "theta": eng.bank.theta,
                  "up": np.where(np.isfinite(eng.feat.up), eng.feat.up, 1.0), "last": eng.feat.last,
-                 "last_t": eng.feat.last_t, "interval": eng.feat.interval}
+                 "last_t": eng.feat.last_t, "interval": eng.feat.interval, "read": plan}
         self._out: queue.SimpleQueue = queue.SimpleQueue()  # written by a thread: the replay never waits on the pipe
         self._reader = threading.Thread(target=self._read, name="fitahead-reader", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name="fitahead-writer", daemon=True)
@@ -112,9 +116,16 @@ class FitAhead:
             except Exception:  # noqa: BLE001 - a broken pipe ends the help, not the replay
                 msg = None
             if msg is None:
+                self._pieces.put(None)  # a reader waiting for a piece reads it itself
                 return
+            if isinstance(msg, tuple):  # a piece of history the worker read
+                self._pieces.put(msg[1:])
+                continue
             with self._lock:
-                if isinstance(msg, dict):  # the worker is through a piece
+                if isinstance(msg, dict) and "read_failed" in msg:
+                    self.read_error = msg["read_failed"]
+                    self._pieces.put(None)
+                elif isinstance(msg, dict):  # the worker is through a piece
                     self.pieces_done = msg["pieces"]
                 else:
                     self._got.extend(msg)
@@ -123,6 +134,15 @@ class FitAhead:
         """A piece of history in the order the engine will be fed it (``dense_frame``'s arrays)."""
         self.pieces += 1
         self._out.put(("piece", ts, values, present, up))
+
+    def take(self):
+        """The next piece the worker read: (ts, values, present, up), () where it had no rows, or None when
+        the worker stopped reading (the caller reads the piece itself and hands it over: ``piece``)."""
+        got = self._pieces.get() if self.reads else None
+        if got is None:
+            self.reads = False
+            return None
+        return got if got[0] is not None else ()
 
     def collect(self, memo: dict) -> int:
         """Move the results received so far into ``memo``; returns how many."""
@@ -263,22 +283,67 @@ def main(argv: list[str] | None = None) -> int:
     memo: dict = {}  # equal inputs (a constant series, a shared uplink window) are fitted once
     pieces = 0
     inbox: queue.SimpleQueue = queue.SimpleQueue()  # read by a thread: the sender never waits on our fits
+    lock = threading.Lock()
 
-    def read() -> None:
+    def send(obj) -> None:
+        with lock:
+            _send(out, obj)
+
+    def listen() -> None:
         while (msg := _recv(inp)) is not None:
             inbox.put(msg)
         inbox.put(None)
 
-    threading.Thread(target=read, daemon=True).start()
+    if state.get("read"):
+        threading.Thread(target=_read_history, args=(state["read"], inbox, send), daemon=True).start()
+    threading.Thread(target=listen, daemon=True).start()
     while (msg := inbox.get()) is not None:
+        if msg[1] is None:  # a piece without rows
+            pieces += 1
+            send({"pieces": pieces})
+            continue
         _, ts, values, present, up = msg
         for b, mean, down in sched.blocks(ts, values, present, up):
             for i in sched.due(b, mean, down):
                 key, res = sched.fit(b, int(i), lambda w, s: _fit(memo, fit_arima, w, s))
-                _send(out, [(key, res)])
+                send([(key, res)])
         pieces += 1
-        _send(out, {"pieces": pieces})
+        send({"pieces": pieces})
     return 0
+
+
+def _read_history(plan: dict, inbox: queue.SimpleQueue, send) -> None:
+    """Read the pieces of ``plan`` as the main process would (``whatif.history_trace`` on the same store,
+    ``dense_frame`` with the health carried from piece to piece), send each to it and follow it here."""
+    from types import SimpleNamespace
+
+    from pfepo.config import PfepoConfig
+    from pfepo.console.whatif import history_trace
+    from pfepo.evaluate.replay import dense_frame
+    from pfepo.store.writer import open_store
+
+    try:
+        cfg = PfepoConfig.model_validate_json(plan["cfg"])
+        store = open_store(cfg.history)
+    except Exception as exc:  # noqa: BLE001 - the main process then reads the pieces itself
+        send({"read_failed": f"{type(exc).__name__}: {exc}"})
+        return
+    try:
+        rt, prev_up = SimpleNamespace(cfg=cfg, store=store), np.asarray(plan["prev_up"], dtype=float)
+        for t, b in plan["bounds"]:
+            trace = history_trace(rt, t, b, plan["step_s"])
+            if trace is None or trace.frame.empty:
+                send(("piece", None))
+                inbox.put(("piece", None))
+                continue
+            ts, values, present, up = dense_frame(trace.frame, plan["index"], plan["metrics"], prev_up)
+            prev_up = up[-1].copy()
+            send(("piece", ts, values, present, up))
+            inbox.put(("piece", ts, values, present, up))
+    except Exception as exc:  # noqa: BLE001
+        send({"read_failed": f"{type(exc).__name__}: {exc}"})
+    finally:
+        store.close()
 
 
 def _fit(memo: dict, fit_arima, window, start):

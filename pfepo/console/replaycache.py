@@ -281,8 +281,11 @@ class PredictorCache:
         ahead = None  # a long replay of the recorder: its refits computed ahead in a second process
         if (self.fit_ahead and (boundary - fam.done) / step >= fitahead.MIN_STEPS and rec.pos == n0
                 and getattr(rec.engine.fit, "memo", None) is fam.fits):
+            spec = getattr(read, "spec", None)
+            plan = {"bounds": _bounds(step, fam.done, boundary), "index": fam.index, "metrics": fam.metrics,
+                    "prev_up": fam.prev_up, **spec()} if spec is not None and spec() is not None else None
             try:
-                ahead = fitahead.FitAhead(rec.engine, rec.idx_all)
+                ahead = fitahead.FitAhead(rec.engine, rec.idx_all, plan)
             except (OSError, ValueError) as exc:  # no worker: the engine fits everything itself
                 log.info("what-if: no fit-ahead worker (%s)", exc)
         try:
@@ -290,8 +293,7 @@ class PredictorCache:
                 rec.engine.fit.ahead = ahead
             if boundary > fam.done:
                 say(0.0, "reading history")
-                _read_into(fam, fam.steps, fam.done, boundary, read, keep=True,
-                           on_piece=ahead.piece if ahead is not None else None)
+                _read_into(fam, fam.steps, fam.done, boundary, read, keep=True, ahead=ahead)
             feed_say = say if ahead is None else (
                 lambda p, text: say(p, f"{text} (refits computed ahead in a second process: {ahead.received})"))
             self._core(fam, rec, ekey, settings, model, kw, feed_say, ahead)
@@ -299,7 +301,8 @@ class PredictorCache:
             if ahead is not None:
                 rec.engine.fit.ahead = None
                 ahead.close()
-                self.last_ahead = {"received": ahead.received, "used": ahead.used, "fitted_here": ahead.fitted_here}
+                self.last_ahead = {"received": ahead.received, "used": ahead.used, "fitted_here": ahead.fitted_here,
+                                   "pieces": ahead.pieces_done, "read_here": ahead.pieces, "read_error": ahead.read_error}
         return self._rest(fam, rec, ekey, settings, model, kw, say, since, until, read, step, endpoints, n0, pos0)
 
     def _core(self, fam, rec, ekey, settings, model, kw, say, ahead) -> None:
@@ -526,28 +529,41 @@ def _trim(d: dict, keep: int, by_order: bool = False) -> None:
         del d[k]
 
 
+def _bounds(step_s: float, start: float, end: float) -> list[tuple[float, float]]:
+    """The pieces [t, b) a read of [start, end) is made of (ending on step boundaries)."""
+    out, t = [], start
+    while t < end:
+        b = min(end, math.floor(t / step_s) * step_s + CHUNK_STEPS * step_s)
+        out.append((t, b))
+        t = b
+    return out
+
+
 def _read_into(fam: _Family, steps: _Steps, start: float, end: float, read: Reader, keep: bool,
-               on_piece=None) -> None:
-    """Read [start, end) in pieces ending on step boundaries (a step's samples are averaged in one piece);
-    ``on_piece(ts, values, present, up)`` is given each piece as it is read (the fit-ahead worker)."""
+               ahead=None) -> None:
+    """Read [start, end) in pieces ending on step boundaries (a step's samples are averaged in one piece).
+    With a fit-ahead worker (``fitahead.FitAhead``): the pieces the worker read (the same ``read`` of the
+    same bounds, in another process), or, if it reads none, each piece read here and handed to it."""
     from pfepo.evaluate.replay import dense_frame
 
-    steps_s = fam.step_s
-    t = start
-    while t < end:
-        b = min(end, math.floor(t / steps_s) * steps_s + CHUNK_STEPS * steps_s)
-        trace = read(t, b)
-        t = b
-        if trace is None or trace.frame.empty:
-            continue
-        ts, values, present, up = dense_frame(trace.frame, fam.index, fam.metrics, fam.prev_up)
+    for t, b in _bounds(fam.step_s, start, end):
+        got = ahead.take() if ahead is not None and ahead.reads else None
+        if got is None:  # no worker reading (or it stopped): read here
+            trace = read(t, b)
+            if trace is None or trace.frame.empty:
+                continue
+            ts, values, present, up = dense_frame(trace.frame, fam.index, fam.metrics, fam.prev_up)
+            if ahead is not None and not ahead.reads:
+                ahead.piece(ts, values, present, up)
+        elif not got:
+            continue  # the worker found no rows in this piece
+        else:
+            ts, values, present, up = got
         fam.prev_up = up[-1].copy()
         steps.ts.append(ts)
         steps.values.append(values)
         steps.present.append(present)
         steps.up.append(up)
-        if on_piece is not None:
-            on_piece(ts, values, present, up)
     if keep:
         fam.done = end
 

@@ -113,9 +113,15 @@ def _state(eng, idx):
             "interval": eng.feat.interval}
 
 
-def test_a_replay_with_the_worker_equals_one_without_and_uses_its_fits(lab, monkeypatch):
+@pytest.mark.parametrize("reads", [False, True], ids=["pieces-sent", "worker-reads"])
+def test_a_replay_with_the_worker_equals_one_without_and_uses_its_fits(lab, monkeypatch, reads):
+    """The worker follows pieces this process reads and sends it, or (a store another process can open)
+    reads them itself and sends them here; either way the same numbers, and every fit from the worker."""
     rt, target, now = lab
     settings, model, endpoints, read = _inputs(rt, target)
+    if reads:
+        read = whatif.HistoryReader(rt)
+        assert read.spec() is not None
     since = now - HOURS * 3600
     plain = replaycache.PredictorCache()
     plain.fit_ahead = False
@@ -126,7 +132,7 @@ def test_a_replay_with_the_worker_equals_one_without_and_uses_its_fits(lab, monk
     def after_the_worker(self, fam, rec, *args):  # the test waits for the worker: its fits are all ahead
         ahead = rec.engine.fit.ahead
         deadline = time.time() + 120
-        while ahead.pieces_done < ahead.pieces and time.time() < deadline and ahead.proc.poll() is None:
+        while ahead.pieces_done < max(ahead.pieces, ahead.expected) and time.time() < deadline and ahead.proc.poll() is None:
             time.sleep(0.05)
         return core(self, fam, rec, *args)
 
@@ -136,5 +142,6 @@ def test_a_replay_with_the_worker_equals_one_without_and_uses_its_fits(lab, monk
     _same(got, want)
     st = cache.last_ahead
     assert st["used"] > 2 * R * E and st["fitted_here"] == 0, st
+    assert st["read_here"] == (0 if reads else st["pieces"]) and st["pieces"] >= 1, st
     fam = next(iter(cache._families.values()))
     assert set(fam.fits) == set(next(iter(plain._families.values())).fits)
