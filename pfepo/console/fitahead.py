@@ -39,6 +39,7 @@ import numpy as np
 
 log = logging.getLogger("pfepo.console")
 MIN_STEPS = 720  # shorter replays fit in their own process: starting a worker costs ~1 s of CPU
+WORKER = [sys.executable, "-m", "pfepo.console.fitahead"]  # the worker's command (its niceness appended)
 
 
 def _send(fh, obj) -> None:
@@ -85,7 +86,7 @@ class FitAhead:
         self._mine: set = set()  # keys the worker put into the memo, not asked for yet
         self._lock = threading.Lock()
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "pfepo.console.fitahead", str(int(nice))],
+        self.proc = subprocess.Popen([*WORKER, str(int(nice))],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         state = {"m": eng.m, "rows": np.asarray(idx_all, dtype=int), "window": eng.window,
                  "min_fit_obs": eng.min_fit_obs, "refit_blocks": eng.refit_blocks, "fits_per_step": eng.fits_per_step,

@@ -4,6 +4,7 @@ engine's own fits. Real SQLite history, the real engine with the shipped model, 
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -145,3 +146,21 @@ def test_a_replay_with_the_worker_equals_one_without_and_uses_its_fits(lab, monk
     assert st["read_here"] == (0 if reads else st["pieces"]) and st["pieces"] >= 1, st
     fam = next(iter(cache._families.values()))
     assert set(fam.fits) == set(next(iter(plain._families.values())).fits)
+
+
+def test_a_worker_that_dies_costs_only_time(lab, monkeypatch):
+    """A worker that exits at once (here: a command that fails) reads no piece and fits nothing: the
+    replay reads and fits everything itself, with the same numbers."""
+    rt, target, now = lab
+    settings, model, endpoints, _ = _inputs(rt, target)
+    read = whatif.HistoryReader(rt)
+    since = now - HOURS * 3600
+    plain = replaycache.PredictorCache()
+    plain.fit_ahead = False
+    want = plain.series(settings, model, endpoints, since, now, read)
+    monkeypatch.setattr(fitahead, "MIN_STEPS", 0)
+    monkeypatch.setattr(fitahead, "WORKER", [sys.executable, "-c", "import sys; sys.exit(3)"])
+    cache = replaycache.PredictorCache()
+    _same(cache.series(settings, model, endpoints, since, now, read), want)
+    st = cache.last_ahead
+    assert st["used"] == 0 and st["fitted_here"] > 2 * R * E and st["read_here"] >= 1, st
