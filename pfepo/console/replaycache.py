@@ -149,7 +149,9 @@ class PredictorCache:
         self.busy = ""  # what the holder of the lock is doing (shown to a run that waits)
         self.last_path = ""  # how the last series was made: "recorded", "judged", "full" (benchmark, tests)
         self.prewarm = None  # console.prewarm.Prewarm filling this cache out of process, if any
-        self.fit_ahead = True  # long replays: refits computed ahead in a second process (console.fitahead)
+        # long replays: refits (and the history reading) done ahead in a second process (console.fitahead);
+        # PFEPO_WHATIF_FIT_AHEAD=0 turns it off (one process, as before)
+        self.fit_ahead = os.environ.get("PFEPO_WHATIF_FIT_AHEAD", "1") != "0"
         self.last_ahead: dict = {}  # the last such replay's counters (benchmark, tests)
         self._classifiers: dict = {}  # (model path, mtime) -> classifier, loaded once per process
 
