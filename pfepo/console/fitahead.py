@@ -85,6 +85,10 @@ class FitAhead:
         self._got: list = []
         self._mine: set = set()  # keys the worker put into the memo, not asked for yet
         self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
+        self._working: set = set()  # the fit the worker has started (announced), result not received yet
+        self._dead = False
+        self.waited = 0  # fits the engine waited for because the worker was already making them
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
         self.proc = subprocess.Popen([*WORKER, str(int(nice))],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
@@ -118,6 +122,9 @@ class FitAhead:
                 msg = None
             if msg is None:
                 self._pieces.put(None)  # a reader waiting for a piece reads it itself
+                with self._cv:
+                    self._dead = True
+                    self._cv.notify_all()
                 return
             if isinstance(msg, tuple):  # a piece of history the worker read
                 self._pieces.put(msg[1:])
@@ -126,10 +133,14 @@ class FitAhead:
                 if isinstance(msg, dict) and "read_failed" in msg:
                     self.read_error = msg["read_failed"]
                     self._pieces.put(None)
+                elif isinstance(msg, dict) and "working" in msg:
+                    self._working.add(msg["working"])
                 elif isinstance(msg, dict):  # the worker is through a piece
                     self.pieces_done = msg["pieces"]
                 else:
                     self._got.extend(msg)
+                    self._working.difference_update(k for k, _ in msg)
+                    self._cv.notify_all()
 
     def piece(self, ts: np.ndarray, values: np.ndarray, present: np.ndarray, up: np.ndarray) -> None:
         """A piece of history in the order the engine will be fed it (``dense_frame``'s arrays)."""
@@ -156,13 +167,38 @@ class FitAhead:
         self.received += len(got)
         return len(got)
 
+    def claim(self, key: tuple, memo: dict) -> bool:
+        """The engine needs ``key`` and it is not in ``memo``: if the worker is making it, wait for it (True,
+        now in ``memo``); else tell the worker this process makes it (False: the caller fits, then
+        ``made``). So at a burst of refits (the first ones, the engine gets there faster than the worker)
+        the two split them instead of both making each."""
+        with self._cv:
+            while key in self._working and not self._dead:
+                self._cv.wait(0.5)
+            got, self._got = self._got, []
+        for k, res in got:
+            if k not in memo:
+                memo[k] = res
+                self._mine.add(k)
+        self.received += len(got)
+        if key in memo:
+            self._mine.discard(key)
+            self.waited += 1
+            self.used += 1
+            return True
+        self.fitted_here += 1
+        self._out.put(("claim", key))
+        return False
+
+    def made(self, key: tuple, res) -> None:
+        """This process fitted ``key`` (claimed): the worker continues its chain from the result."""
+        self._out.put(("done", key, res))
+
     def count(self, key: tuple, known: bool) -> None:
-        """The engine asked for the fit ``key``: from the worker (``used``), or fitted in this process."""
+        """The engine asked for the fit ``key``: count it if it came from the worker (``used``)."""
         if key in self._mine:
             self._mine.discard(key)
             self.used += 1
-        elif not known:
-            self.fitted_here += 1
 
     def close(self) -> None:
         proc = self.proc
@@ -290,10 +326,46 @@ def main(argv: list[str] | None = None) -> int:
         with lock:
             _send(out, obj)
 
+    control: queue.SimpleQueue = queue.SimpleQueue()  # the main process's claims and their results
+    claims: set = set()
+    made: dict = {}
+
     def listen() -> None:
         while (msg := _recv(inp)) is not None:
-            inbox.put(msg)
+            (control if msg[0] in ("claim", "done") else inbox).put(msg)
         inbox.put(None)
+        control.put(None)
+
+    def drain(block: bool = False) -> bool:
+        while True:
+            try:
+                msg = control.get(timeout=5.0) if block else control.get_nowait()
+            except queue.Empty:
+                return True
+            if msg is None:
+                return False
+            if msg[0] == "claim":
+                claims.add(msg[1])
+            else:
+                made[msg[1]] = msg[2]
+            if block:
+                return True
+
+    def fit(window, start):
+        key = fit_key(window, start)
+        drain()
+        if key in memo:
+            return memo[key]
+        while key in claims and key not in made:  # the main process is making it: continue from its result
+            if not drain(block=True):
+                break
+        if key in made:
+            memo[key] = made.pop(key)
+            return memo[key]
+        send({"working": key})
+        memo[key] = fit_arima(window, start)
+        send([(key, memo[key])])
+        return memo[key]
 
     if state.get("read"):
         threading.Thread(target=_read_history, args=(state["read"], inbox, send), daemon=True).start()
@@ -306,8 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         _, ts, values, present, up = msg
         for b, mean, down in sched.blocks(ts, values, present, up):
             for i in sched.due(b, mean, down):
-                key, res = sched.fit(b, int(i), lambda w, s: _fit(memo, fit_arima, w, s))
-                send([(key, res)])
+                sched.fit(b, int(i), fit)
         pieces += 1
         send({"pieces": pieces})
     return 0
@@ -345,13 +416,6 @@ def _read_history(plan: dict, inbox: queue.SimpleQueue, send) -> None:
         send({"read_failed": f"{type(exc).__name__}: {exc}"})
     finally:
         store.close()
-
-
-def _fit(memo: dict, fit_arima, window, start):
-    key = fit_key(window, start)
-    if key not in memo:
-        memo[key] = fit_arima(window, start)
-    return memo[key]
 
 
 if __name__ == "__main__":

@@ -304,7 +304,8 @@ class PredictorCache:
                 rec.engine.fit.ahead = None
                 ahead.close()
                 self.last_ahead = {"received": ahead.received, "used": ahead.used, "fitted_here": ahead.fitted_here,
-                                   "pieces": ahead.pieces_done, "read_here": ahead.pieces, "read_error": ahead.read_error}
+                                   "pieces": ahead.pieces_done, "read_here": ahead.pieces, "read_error": ahead.read_error,
+                                   "waited": ahead.waited}
         return self._rest(fam, rec, ekey, settings, model, kw, say, since, until, read, step, endpoints, n0, pos0)
 
     def _core(self, fam, rec, ekey, settings, model, kw, say, ahead) -> None:
@@ -490,6 +491,9 @@ def _memo_fit(memo: dict):
         if ahead is not None:
             ahead.collect(memo)
             ahead.count(key, key in memo)
+            if key not in memo and not ahead.claim(key, memo):
+                memo[key] = fit_arima(window, start)
+                ahead.made(key, memo[key])
         if key not in memo:
             memo[key] = fit_arima(window, start)
         return memo[key]

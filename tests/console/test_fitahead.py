@@ -164,3 +164,23 @@ def test_a_worker_that_dies_costs_only_time(lab, monkeypatch):
     _same(cache.series(settings, model, endpoints, since, now, read), want)
     st = cache.last_ahead
     assert st["used"] == 0 and st["fitted_here"] > 2 * R * E and st["read_here"] >= 1, st
+
+
+def test_the_engine_and_the_worker_split_a_burst_of_refits(lab, monkeypatch):
+    """Without waiting for the worker (the engine reaches the first refits of every series before the
+    worker can make them all), the two share them: the numbers are the single-process ones, each fit is
+    made once by one of them or waited for, and the worker made some."""
+    rt, target, now = lab
+    settings, model, endpoints, _ = _inputs(rt, target)
+    read = whatif.HistoryReader(rt)
+    since = now - HOURS * 3600
+    plain = replaycache.PredictorCache()
+    plain.fit_ahead = False
+    want = plain.series(settings, model, endpoints, since, now, read)
+    monkeypatch.setattr(fitahead, "MIN_STEPS", 0)
+    cache = replaycache.PredictorCache()
+    _same(cache.series(settings, model, endpoints, since, now, read), want)
+    st = cache.last_ahead
+    fam = next(iter(plain._families.values()))
+    assert st["used"] + st["fitted_here"] >= len(fam.fits) - 2 * R  # (equal windows of a shared uplink: once)
+    assert st["read_here"] == 0, st
