@@ -1,25 +1,30 @@
-"""The cold replay's ARIMA refits, computed ahead in a second process (the machine's other core).
+"""The cold replay's history reading and ARIMA refits, done ahead in a second process (the other core).
 
 A cold 24 h x 50 endpoints replay spends about a third of its CPU in ``fit_arima`` (statsmodels, ~500
-fits of ~15-25 ms), on the engine's own thread. The engine cannot be split by endpoint without changing
-its numbers: the refits of all series share one budget per model step (``fits_per_step``, the series
-waiting longest first), so which series is refitted at which step depends on every series. But a fit is
-a pure function of its input -- the series' window of raw step means (``engine.ring``) and its start
-parameters (the series' previous fit, clipped as ``ForecastBank.set_params`` clips it) -- and the replay
-already looks fits up by that exact input (``replaycache._memo_fit``). So a worker can compute them
-before the engine asks:
+fits of ~15-25 ms) and a sixth reading the history, on the engine's own thread. The engine cannot be
+split by endpoint without changing its numbers: the refits of all series share one budget per model step
+(``fits_per_step``, the series waiting longest first), so which series is refitted at which step depends
+on every series. But a fit is a pure function of its input -- the series' window of raw step means
+(``engine.ring``) and its start parameters (the series' previous fit, clipped as
+``ForecastBank.set_params`` clips it) -- and the replay already looks fits up by that exact input
+(``replaycache._memo_fit``). So a worker can compute them before the engine asks:
 
-- the main process sends the worker the engine's refit state (ring, ``bank.seen``, ``n_fits``,
-  ``last_fit``, the fitted parameters, the open block) and each piece of history as it is read;
-- the worker follows the refit schedule over the pieces (the engine's ``_refit`` rule on the ring, the
-  observation counts and the fit times; an observation counts where the step's mean is finite and the
-  endpoint is not down), fits each due series in that order with its previous result as the start, and
-  sends ``(input, result)`` back;
-- the engine's memo takes the worker's results before fitting itself (``collect``).
+- the replay sends the worker the engine's refit state (ring, ``bank.seen``, ``n_fits``, ``last_fit``,
+  the fitted parameters, the open block, the feature state's sampling clock) and either the plan of the
+  history pieces to read (``whatif.HistoryReader.spec``: the worker opens the same store and sends each
+  piece back, so the replay only runs the engine) or, where a second process cannot open the store
+  (DuckDB), each piece as the replay reads it;
+- the worker follows the refit schedule over the pieces (``_Schedule``: the engine's ``_refit`` rule on
+  the ring, the observation counts and the fit times; a step counts where its mean is finite, or held as
+  ``PredictiveEngine._close`` holds a slowly sampled series, and the endpoint is not down), fits each due
+  series in that order with its previous result as the start, and sends ``(input, result)`` back;
+- the engine's memo takes the worker's results before fitting itself (``collect``); at a burst of
+  refits that the engine reaches first, it waits for a fit the worker has started and claims the others
+  (``claim``/``made``), so the two share the burst.
 
-A guess that differs from what the engine does (a series held over a gap, a clock jump, a changed
-engine) only means the engine's key is not among the worker's: it fits itself, as before. The worker never
-decides a number, so the replay is the single-process one to the bit
+A guess that differs from what the engine does (a clock jump, a changed engine) only means the engine's
+key is not among the worker's: it fits itself, as before; a worker that dies costs time only. The worker
+never decides a number, so the replay is the single-process one to the bit
 (``tests/console/test_fitahead.py``). Frames on the pipes: 8-byte length, then a pickle (our own child).
 """
 
