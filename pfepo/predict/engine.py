@@ -71,6 +71,8 @@ DEPART_P = 0.9  # above ``clear``: a classifier that has not seen the shape cann
 # predictive run then moved nothing before the failure; see docs/prediction.md.
 DRIFT = "brown"
 HISTORY_H = 2.0  # no extrapolation (trend, growth, departure) before the series has this many horizons of history
+# Names of the rules behind forecast evidence (engine.src / engine.alarm_src hold an index into this).
+SOURCES = ("none", "trend", "level", "growth", "departure", "observed")
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
 
@@ -188,6 +190,8 @@ class PredictiveEngine:
         self.evid = np.zeros(n)  # confirmed evidence, held for ``hold_s`` after it last reached 0.5
         self.held = np.zeros(n)  # the value held
         self.held_until = np.full(n, -np.inf)
+        self.src = np.zeros(n, dtype=np.int8)  # rule behind this step's evidence (index into SOURCES)
+        self.alarm_src = np.zeros(n, dtype=np.int8)  # rule behind the current alarm at its onset
 
     def ensure(self, names: list[str]) -> np.ndarray:
         """Indices of endpoints (registering new ones); arrays grow by doubling."""
@@ -200,14 +204,14 @@ class PredictiveEngine:
             e = len(self.endpoints)
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
                    self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
-                   self.evid, self.held, self.held_until, self.lev_t0, self.hist)
+                   self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.src, self.alarm_src)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
              self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.low_ring[:, :k],
              self.over_n[:k],
              self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
-             self.lev_t0[:k], self.hist[:k]) = old
+             self.lev_t0[:k], self.hist[:k], self.src[:k], self.alarm_src[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -367,8 +371,11 @@ class PredictiveEngine:
             # Supported: the level rose over the whole last trend_tau_s by SUPPORT of what the drift claims,
             # and already in its first half -- a jump or a spike of tens of seconds (all of the rise in the
             # last moments) is not a trend.
+            # ... and the rise itself is beyond the noise: CONVEX_Z standard errors of the fast level at the
+            # series' own sampling interval (noise over a few slow samples is no trend).
             supported = ((drift > 0) & (self.lvl - past >= SUPPORT * drift * s)
-                         & (mid - past >= 0.5 * SUPPORT * drift * (s - h2)))
+                         & (mid - past >= 0.5 * SUPPORT * drift * (s - h2))
+                         & ~(self.lvl - past <= CONVEX_Z * math.sqrt(2.0) * self._level_sd(self.lvl.size)))
             ring[b % size] = self.lvl
             p_trend, _, _ = self.bank.breach_probability(self._thr_t)
             p_level, _, _ = self.bank.breach_probability(self._thr_t, drift=False)
@@ -382,8 +389,8 @@ class PredictiveEngine:
             # (a ramp in a series' first minutes has no normal to depart from).
             self.hist = self.hist + np.isfinite(fed)
             known = self.hist >= HISTORY_H * self.h
-            extra = np.maximum(np.where(supported, p_trend, 0.0), np.maximum(self._growth(*pts), self._departure(past, *pts)))
-            p = np.where(known, extra, 0.0)
+            parts = [np.where(supported, p_trend, 0.0), self._growth(*pts), self._departure(past, *pts)]
+            p = np.where(known, np.maximum(parts[0], np.maximum(parts[1], parts[2])), 0.0)
             above = fed > self._thr_t
         now = b * self.step_s
         # The forecast's level alone (no trend) above the threshold is no more than an observation: it
@@ -391,7 +398,11 @@ class PredictiveEngine:
         # moves the level too, at any sampling rate).
         lev = sampled & (p_level >= 0.5) | held & np.isfinite(self.lev_t0) & (p_level >= 0.5)
         self.lev_t0 = np.where(lev, np.where(np.isfinite(self.lev_t0), self.lev_t0, now), np.nan)
-        p = np.where(lev & (now - self.lev_t0 >= LEVEL_S - self.confirm_s - 1e-9), np.maximum(p, p_level), p)
+        lev_p = np.where(lev & (now - self.lev_t0 >= LEVEL_S - self.confirm_s - 1e-9), p_level, 0.0)
+        p = np.maximum(p, lev_p)
+        # which rule gave this step's evidence (diagnosis only: SOURCES)
+        cand = np.stack([np.where(known, parts[0], 0.0), lev_p, np.where(known, parts[1], 0.0), np.where(known, parts[2], 0.0)])
+        self.src = np.where(p >= 0.5, 1 + np.argmax(cand, axis=0), 0).astype(np.int8)
         run = sampled & above
         self.over_t0 = np.where(run & (self.over_n == 0), now, np.where(sampled & ~above, np.nan, self.over_t0))
         self.over_n = np.where(sampled, np.where(above, self.over_n + 1, 0), self.over_n)
@@ -422,8 +433,7 @@ class PredictiveEngine:
         n = lvl.size
         if c.n < n:
             return np.zeros(n)
-        # sd of the fast level: the core's noise sd of this series (frozen, robust) through the level's filter
-        sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
+        sd = self._level_sd(n)
         r2, r1, r0 = lvl - past, past - past2, past2 - past3
         with np.errstate(invalid="ignore", divide="ignore"):
             rising = ((r0 > CONVEX_Z * math.sqrt(2.0) * sd) & (r1 > r0) & (r2 - r1 >= r1 - r0)
@@ -433,6 +443,24 @@ class PredictiveEngine:
             proj = lvl * np.exp(np.minimum(g * self.h, 5.0))
             ok = rising & far & (past3 > 0) & (proj >= self._thr_t)
         return np.where(ok, GROWTH_P, 0.0)
+
+    def _level_sd(self, n: int) -> np.ndarray:
+        """Standard error of the fast level of each series, at the series' own sampling interval.
+
+        The core measures noise on what the forecasts are fed, one value per model step. A series sampled
+        every ``k`` steps is held in between, so only one step difference in ``k`` moves and the core's noise
+        sd is ~1/k of the noise of one sample; and the fast level then moves once per sample with the weight
+        of a whole sampling interval. Both are corrected here, so the rules that compare a rise with the
+        noise (trend support, growth, departure) ask the same of a series at 1 s or at 60 s sampling
+        (uncorrected, at 60 s the noise of the fast level was taken ~10x too small and noise over two or
+        three samples passed for a trend). NaN where the core has no scales yet (the trend is then not
+        tested against noise; growth and departure give no evidence)."""
+        c = self.core
+        if c.n < n:
+            return np.full(n, np.nan)
+        dt = np.fmax(np.nan_to_num(self.feat.interval[:n], nan=self.step_s), self.step_s)
+        a = 1.0 - np.exp(-dt / LEVEL_TAU_S)
+        return c.ref_noise[:n] * (dt / self.step_s) * np.sqrt(a / (2.0 - a))
 
     def _departure(self, lvl_past: np.ndarray, low: np.ndarray, past: np.ndarray, past2: np.ndarray,
                    past3: np.ndarray) -> np.ndarray:
@@ -459,7 +487,7 @@ class PredictiveEngine:
         n = low.size
         if c.n < n:
             return np.zeros(n)
-        sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
+        sd = self._level_sd(n)
         z = CONVEX_Z * math.sqrt(2.0) * sd
         with np.errstate(invalid="ignore"):
             up = low - past3
@@ -481,6 +509,10 @@ class PredictiveEngine:
         conf = np.maximum(np.where(self.ev_n >= 2, self.pring.min(axis=0), 0.0), self.level_ok)
         holding = now < self.held_until
         fire = conf >= 0.5
+        # the rule behind an alarm, kept from its onset (diagnosis: pfepo.evaluate.diagnose)
+        onset = fire & ~holding
+        self.alarm_src = np.where(onset, np.where(self.level_ok > 0, SOURCES.index("observed"), self.src),
+                                  np.where(holding | fire, self.alarm_src, 0)).astype(np.int8)
         self.held = np.where(fire, np.maximum(conf, np.where(holding, self.held, 0.0)), np.where(holding, self.held, 0.0))
         self.held_until = np.where(fire, now + self.hold_s, self.held_until)
         self.evid = np.maximum(conf, self.held)
