@@ -73,6 +73,8 @@ DRIFT = "brown"
 HISTORY_H = 2.0  # no extrapolation (trend, growth, departure) before the series has this many horizons of history
 # Names of the rules behind forecast evidence (engine.src / engine.alarm_src hold an index into this).
 SOURCES = ("none", "trend", "level", "growth", "departure", "observed")
+NOISE_N = 200  # samples behind the per-sample noise scale of the evidence rules (``_noise``)
+NOISE_MIN_N = 10  # samples before it is used (before: the trend is not tested against noise, no growth/departure)
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
 
@@ -190,6 +192,9 @@ class PredictiveEngine:
         self.evid = np.zeros(n)  # confirmed evidence, held for ``hold_s`` after it last reached 0.5
         self.held = np.zeros(n)  # the value held
         self.held_until = np.full(n, -np.inf)
+        self.nz = np.zeros(n)  # mean absolute difference between consecutive samples (``_noise``) ...
+        self.nz_n = np.zeros(n)  # ... over this many of them
+        self.nz_last = np.full(n, np.nan)  # the last sample
         self.src = np.zeros(n, dtype=np.int8)  # rule behind this step's evidence (index into SOURCES)
         self.alarm_src = np.zeros(n, dtype=np.int8)  # rule behind the current alarm at its onset
 
@@ -204,14 +209,15 @@ class PredictiveEngine:
             e = len(self.endpoints)
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
                    self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
-                   self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.src, self.alarm_src)
+                   self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.src, self.alarm_src, self.nz, self.nz_n, self.nz_last)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
              self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.low_ring[:, :k],
              self.over_n[:k],
              self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
-             self.lev_t0[:k], self.hist[:k], self.src[:k], self.alarm_src[:k]) = old
+             self.lev_t0[:k], self.hist[:k], self.src[:k], self.alarm_src[:k], self.nz[:k], self.nz_n[:k],
+             self.nz_last[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -224,7 +230,7 @@ class PredictiveEngine:
 
     def memory_bytes(self) -> int:
         evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
-                    self.held_until, self.lev_t0, self.hist)
+                    self.held_until, self.lev_t0, self.hist, self.src, self.alarm_src, self.nz, self.nz_n, self.nz_last)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
                    + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
 
@@ -360,6 +366,7 @@ class PredictiveEngine:
         - Forecast evidence is confirmed (``_confirm``) once it held for ``confirm_s`` *and* at least two
           samples: at 60 s sampling one held sample is one observation, not a minute of evidence.
         """
+        self._noise(fed, sampled)
         with np.errstate(invalid="ignore", divide="ignore"):
             self.lvl = np.where(np.isfinite(fed), np.where(np.isfinite(self.lvl), self.lvl + self.a_lvl * (fed - self.lvl), fed),
                                 self.lvl)
@@ -445,22 +452,34 @@ class PredictiveEngine:
         return np.where(ok, GROWTH_P, 0.0)
 
     def _level_sd(self, n: int) -> np.ndarray:
-        """Standard error of the fast level of each series, at the series' own sampling interval.
-
-        The core measures noise on what the forecasts are fed, one value per model step. A series sampled
-        every ``k`` steps is held in between, so only one step difference in ``k`` moves and the core's noise
-        sd is ~1/k of the noise of one sample; and the fast level then moves once per sample with the weight
-        of a whole sampling interval. Both are corrected here, so the rules that compare a rise with the
-        noise (trend support, growth, departure) ask the same of a series at 1 s or at 60 s sampling
-        (uncorrected, at 60 s the noise of the fast level was taken ~10x too small and noise over two or
-        three samples passed for a trend). NaN where the core has no scales yet (the trend is then not
-        tested against noise; growth and departure give no evidence)."""
-        c = self.core
-        if c.n < n:
-            return np.full(n, np.nan)
+        """Standard error of the fast level of each series, at the series' own sampling interval: the noise
+        of one sample (``_noise``; below the model step, of one step's mean) through the level's filter
+        with the weight of one sampling interval. So the rules that compare a rise with the noise (trend
+        support, growth, departure) ask the same of a series at 1 s or at 60 s sampling. (They used the
+        anomaly core's step-based noise sd, which for a series held between slow samples collapses: at
+        60 s sampling ~1/20 of the noise, so noise over two or three samples passed for a trend.) NaN
+        before ``NOISE_MIN_N`` samples: the trend is then not tested against noise, and growth and
+        departure give no evidence."""
         dt = np.fmax(np.nan_to_num(self.feat.interval[:n], nan=self.step_s), self.step_s)
         a = 1.0 - np.exp(-dt / LEVEL_TAU_S)
-        return c.ref_noise[:n] * (dt / self.step_s) * np.sqrt(a / (2.0 - a))
+        sd = np.where(self.nz_n[:n] >= NOISE_MIN_N, self.nz[:n] * math.sqrt(math.pi) / 2.0, np.nan)
+        return sd * np.sqrt(a / (2.0 - a))
+
+    def _noise(self, fed: np.ndarray, sampled: np.ndarray) -> None:
+        """Noise of each series per sample, from the absolute differences between its consecutive samples
+        (not model steps: a series held between slow samples has mostly zero step differences, and the
+        anomaly core's step-based scale -- winsorised at a few of itself -- then collapses to ~1/20 of the
+        noise at 60 s sampling). A debiased running mean over the first samples, then an exponential one
+        over ``NOISE_N`` samples, each difference winsorised at 4 of the current scale (spikes and steps)."""
+        with np.errstate(invalid="ignore"):
+            d = np.abs(fed - self.nz_last)
+            ok = sampled & np.isfinite(d)
+            cap = np.where(self.nz_n >= NOISE_MIN_N, 4.0 * self.nz, np.inf)
+            d = np.minimum(d, cap)
+            w = 1.0 / np.minimum(self.nz_n + 1.0, NOISE_N)
+            self.nz = np.where(ok, np.where(self.nz_n > 0, self.nz + w * (d - self.nz), d), self.nz)
+        self.nz_n = self.nz_n + ok
+        self.nz_last = np.where(sampled, fed, self.nz_last)
 
     def _departure(self, lvl_past: np.ndarray, low: np.ndarray, past: np.ndarray, past2: np.ndarray,
                    past3: np.ndarray) -> np.ndarray:
