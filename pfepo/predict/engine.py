@@ -559,6 +559,13 @@ class PredictiveEngine:
                 self.stats["fit_skipped"] += 1
                 continue
             self.bank.set_params(np.array([i]), np.array([res[0]]), np.array([res[1]]))
+            # The ARMA state (last difference and innovation) was filtered with the old parameters; carried
+            # into the new ones it is no deviation of this model, and with phi ~ -theta ~ 1 (fits return that
+            # on noisy levels) it was extrapolated as a trend for minutes: a flat latency at 33 ms was
+            # forecast at 184 ms right after a refit (docs/prediction.md). The new model starts from no
+            # deviation, as the filter does after a gap.
+            self.bank.dc[i] = 0.0
+            self.bank.e[i] = 0.0
             self.stats["fits"] += 1
 
     # ----- output ------------------------------------------------------------------------------
