@@ -440,7 +440,10 @@ class PredictiveEngine:
         n = lvl.size
         if c.n < n:
             return np.zeros(n)
-        sd = self._level_sd(n)
+        # sd of the fast level: the core's noise sd of this series (frozen, robust) through the level's filter.
+        # (The per-sample scale of ``_level_sd`` was tried here too: it removed no false alarm on the
+        # look-alike sets and lost a 30 s-sampled CPU climb in leave-one-family-out; docs/prediction.md.)
+        sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
         r2, r1, r0 = lvl - past, past - past2, past2 - past3
         with np.errstate(invalid="ignore", divide="ignore"):
             rising = ((r0 > CONVEX_Z * math.sqrt(2.0) * sd) & (r1 > r0) & (r2 - r1 >= r1 - r0)
@@ -454,12 +457,11 @@ class PredictiveEngine:
     def _level_sd(self, n: int) -> np.ndarray:
         """Standard error of the fast level of each series, at the series' own sampling interval: the noise
         of one sample (``_noise``; below the model step, of one step's mean) through the level's filter
-        with the weight of one sampling interval. So the rules that compare a rise with the noise (trend
-        support, growth, departure) ask the same of a series at 1 s or at 60 s sampling. (They used the
-        anomaly core's step-based noise sd, which for a series held between slow samples collapses: at
-        60 s sampling ~1/20 of the noise, so noise over two or three samples passed for a trend.) NaN
-        before ``NOISE_MIN_N`` samples: the trend is then not tested against noise, and growth and
-        departure give no evidence."""
+        with the weight of one sampling interval. So trend support asks the same of a series at 1 s or at
+        60 s sampling. (The anomaly core's step-based noise sd, which growth and departure still use,
+        collapses for a series held between slow samples: at 60 s sampling to ~1/20 of the noise, so noise
+        over two or three samples passed for a trend.) NaN before ``NOISE_MIN_N`` samples: the trend is
+        then not tested against noise."""
         dt = np.fmax(np.nan_to_num(self.feat.interval[:n], nan=self.step_s), self.step_s)
         a = 1.0 - np.exp(-dt / LEVEL_TAU_S)
         sd = np.where(self.nz_n[:n] >= NOISE_MIN_N, self.nz[:n] * math.sqrt(math.pi) / 2.0, np.nan)
@@ -506,7 +508,7 @@ class PredictiveEngine:
         n = low.size
         if c.n < n:
             return np.zeros(n)
-        sd = self._level_sd(n)
+        sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))  # as in _growth
         z = CONVEX_Z * math.sqrt(2.0) * sd
         with np.errstate(invalid="ignore"):
             up = low - past3
