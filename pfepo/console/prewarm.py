@@ -22,6 +22,9 @@ endpoints' priorities set, so its state is not the replay's. So the replay is ma
   more than 5 min behind the snapshot or lacks its family (``catch_up``): the unpickling holds the GIL,
   so it happens when an operator asks, not every refresh.
 
+The child's replay of a long history starts its own worker for the history reading and the refits
+(``console.fitahead``), which inherits the child's nice 19.
+
 A restart therefore replays only the history written while the daemon was down; the first start with
 history it never replayed still costs one cold replay, in the child, in the background. DuckDB allows one
 process per file, so with the ``duckdb`` backend there is no child and the page's in-process warm-up

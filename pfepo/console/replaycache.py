@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pfepo.console import fitahead
 from pfepo.console.replaytape import NoTape, Recorder, judged
 
 log = logging.getLogger("pfepo.console")
@@ -148,6 +149,10 @@ class PredictorCache:
         self.busy = ""  # what the holder of the lock is doing (shown to a run that waits)
         self.last_path = ""  # how the last series was made: "recorded", "judged", "full" (benchmark, tests)
         self.prewarm = None  # console.prewarm.Prewarm filling this cache out of process, if any
+        # long replays: refits (and the history reading) done ahead in a second process (console.fitahead);
+        # PFEPO_WHATIF_FIT_AHEAD=0 turns it off (one process, as before)
+        self.fit_ahead = os.environ.get("PFEPO_WHATIF_FIT_AHEAD", "1") != "0"
+        self.last_ahead: dict = {}  # the last such replay's counters (benchmark, tests)
         self._classifiers: dict = {}  # (model path, mtime) -> classifier, loaded once per process
 
     def series(self, settings, model: Path | None, endpoints: list[str], since: float, until: float,
@@ -268,15 +273,47 @@ class PredictorCache:
             _trim(self._families, self.max_families)
         n0 = fam.steps.n()
         boundary = math.floor((until - MARGIN_S) / step) * step
-        if boundary > fam.done:
-            say(0.0, "reading history")
-            _read_into(fam, fam.steps, fam.done, boundary, read, keep=True)
         if fam.recorder is None:
             eng = make_engine(settings, model, kw, _memo_fit(fam.fits))
             idx = eng.ensure(endpoints)
             eng.tap = Recorder(eng)
             fam.recorder = _Entry(eng, idx, key=ekey)
         rec = fam.recorder
+        pos0 = rec.pos
+        ahead = None  # a long replay of the recorder: its refits computed ahead in a second process
+        if (self.fit_ahead and (boundary - fam.done) / step >= fitahead.MIN_STEPS and rec.pos == n0
+                and getattr(rec.engine.fit, "memo", None) is fam.fits):
+            spec = getattr(read, "spec", None)
+            plan = {"bounds": _bounds(step, fam.done, boundary), "index": fam.index, "metrics": fam.metrics,
+                    "prev_up": fam.prev_up, **spec()} if spec is not None and spec() is not None else None
+            try:
+                ahead = fitahead.FitAhead(rec.engine, rec.idx_all, plan)
+            except (OSError, ValueError) as exc:  # no worker: the engine fits everything itself
+                log.info("what-if: no fit-ahead worker (%s)", exc)
+        try:
+            if ahead is not None:
+                rec.engine.fit.ahead = ahead
+            if boundary > fam.done:
+                say(0.0, "reading history")
+                _read_into(fam, fam.steps, fam.done, boundary, read, keep=True, ahead=ahead)
+            feed_say = say if ahead is None else (
+                lambda p, text: say(p, f"{text} (refits computed ahead in a second process: {ahead.received})"))
+            self._core(fam, rec, ekey, settings, model, kw, feed_say, ahead)
+        finally:
+            if ahead is not None:
+                rec.engine.fit.ahead = None
+                ahead.close()
+                self.last_ahead = {"received": ahead.received, "used": ahead.used, "fitted_here": ahead.fitted_here,
+                                   "pieces": ahead.pieces_done, "read_here": ahead.pieces, "read_error": ahead.read_error,
+                                   "waited": ahead.waited}
+        return self._rest(fam, rec, ekey, settings, model, kw, say, since, until, read, step, endpoints, n0, pos0)
+
+    def _core(self, fam, rec, ekey, settings, model, kw, say, ahead) -> None:
+        """Feed the recorder the family's new steps (the cold part of a replay)."""
+        _feed(rec, fam.steps, fam.metrics, say, fam.tape)
+
+    def _rest(self, fam, rec, ekey, settings, model, kw, say, since, until, read, step, endpoints, n0,
+              pos0) -> Series:
         base = rec.key == ekey
         entry = None if base else fam.entries.pop(ekey, None)
         if entry is None and not base:
@@ -285,8 +322,7 @@ class PredictorCache:
         if entry is not None:
             fam.entries[ekey] = entry  # most recently used last
             _trim(fam.entries, self.max_engines, by_order=True)
-        cached = (rec if base else entry).pos
-        _feed(rec, fam.steps, fam.metrics, say, fam.tape)
+        cached = pos0 if base else entry.pos
         if entry is not None:
             entry = self._follow(fam, ekey, entry, settings, model, kw, say)
         self.last_path = "recorded"
@@ -445,15 +481,24 @@ def make_engine(settings, model: Path | None, engine_kw: dict | None = None, fit
 
 def _memo_fit(memo: dict):
     """``fit_arima`` looked up by its exact input (window bytes, start parameters) first: a fit is a pure
-    function of them, so a hit is the number the fit would have given. Engines of one family share it."""
+    function of them, so a hit is the number the fit would have given. Engines of one family share it.
+    While ``fit.ahead`` is set (a ``fitahead.FitAhead``), a miss first takes the worker's results."""
     from pfepo.predict.forecast import fit_arima
 
     def fit(window, start=None):
-        key = (np.asarray(window, dtype=float).tobytes(), None if start is None else tuple(float(v) for v in start))
+        key = fitahead.fit_key(window, start)
+        ahead = fit.ahead
+        if ahead is not None:
+            ahead.collect(memo)
+            ahead.count(key, key in memo)
+            if key not in memo and not ahead.claim(key, memo):
+                memo[key] = fit_arima(window, start)
+                ahead.made(key, memo[key])
         if key not in memo:
             memo[key] = fit_arima(window, start)
         return memo[key]
 
+    fit.memo, fit.ahead = memo, None
     return fit
 
 
@@ -490,19 +535,36 @@ def _trim(d: dict, keep: int, by_order: bool = False) -> None:
         del d[k]
 
 
-def _read_into(fam: _Family, steps: _Steps, start: float, end: float, read: Reader, keep: bool) -> None:
-    """Read [start, end) in pieces ending on step boundaries (a step's samples are averaged in one piece)."""
+def _bounds(step_s: float, start: float, end: float) -> list[tuple[float, float]]:
+    """The pieces [t, b) a read of [start, end) is made of (ending on step boundaries)."""
+    out, t = [], start
+    while t < end:
+        b = min(end, math.floor(t / step_s) * step_s + CHUNK_STEPS * step_s)
+        out.append((t, b))
+        t = b
+    return out
+
+
+def _read_into(fam: _Family, steps: _Steps, start: float, end: float, read: Reader, keep: bool,
+               ahead=None) -> None:
+    """Read [start, end) in pieces ending on step boundaries (a step's samples are averaged in one piece).
+    With a fit-ahead worker (``fitahead.FitAhead``): the pieces the worker read (the same ``read`` of the
+    same bounds, in another process), or, if it reads none, each piece read here and handed to it."""
     from pfepo.evaluate.replay import dense_frame
 
-    steps_s = fam.step_s
-    t = start
-    while t < end:
-        b = min(end, math.floor(t / steps_s) * steps_s + CHUNK_STEPS * steps_s)
-        trace = read(t, b)
-        t = b
-        if trace is None or trace.frame.empty:
-            continue
-        ts, values, present, up = dense_frame(trace.frame, fam.index, fam.metrics, fam.prev_up)
+    for t, b in _bounds(fam.step_s, start, end):
+        got = ahead.take() if ahead is not None and ahead.reads else None
+        if got is None:  # no worker reading (or it stopped): read here
+            trace = read(t, b)
+            if trace is None or trace.frame.empty:
+                continue
+            ts, values, present, up = dense_frame(trace.frame, fam.index, fam.metrics, fam.prev_up)
+            if ahead is not None and not ahead.reads:
+                ahead.piece(ts, values, present, up)
+        elif not got:
+            continue  # the worker found no rows in this piece
+        else:
+            ts, values, present, up = got
         fam.prev_up = up[-1].copy()
         steps.ts.append(ts)
         steps.values.append(values)

@@ -130,6 +130,24 @@ def history_trace(rt, since: float, until: float, step_s: float):
     return Trace(path="history", frame=frame, metrics=names, has_up=True)
 
 
+class HistoryReader:
+    """``history_trace`` over the daemon's store, as the predictor cache's reader. ``spec()`` says how a
+    second process opens the same store (``console.fitahead`` reads the pieces there), or None where it
+    cannot (DuckDB: one process per file)."""
+
+    def __init__(self, rt):
+        self.rt, self.step_s = rt, rt.cfg.predict.step_s
+
+    def __call__(self, since: float, until: float):
+        return history_trace(self.rt, since, until, self.step_s)
+
+    def spec(self) -> dict | None:
+        cfg = self.rt.cfg
+        if cfg.history.backend == "duckdb":
+            return None
+        return {"cfg": cfg.model_dump_json(), "step_s": self.step_s}
+
+
 def _engine_replay(trace, policy_file: Path, cfg, on_step=None):
     """``pfepo evaluate``'s engine path on ``trace``: settings from the policy, the engine with the daemon's
     horizon, step and model, the causal replay. Returns (Replay, risk (T, E), settings).
@@ -230,7 +248,7 @@ def warm_cache(rt, cache: PredictorCache, hours: float = WARM_HOURS, until: floa
     for settings, model in warm_settings(rt.cfg):
         t = time.time() if until is None else until
         cache.series(settings, model, endpoints, t - hours * 3600, t,
-                     lambda a, b: history_trace(rt, a, b, rt.cfg.predict.step_s), progress,
+                     HistoryReader(rt), progress,
                      engine_kw=engine_kw(rt.cfg))
 
 
@@ -295,7 +313,7 @@ def replay_policy(rt, policyset, policy_file: Path, hours: float, job: Job | Non
         settings, model = _settings(policy_file, cfg)
         endpoints = [e.name for r in cfg.regions for e in r.endpoints]
         s = (cache or PredictorCache()).series(
-            settings, model, endpoints, since, until, lambda a, b: history_trace(rt, a, b, cfg.predict.step_s),
+            settings, model, endpoints, since, until, HistoryReader(rt),
             lambda p, text: stage(text, 0.05 + 0.6 * p), use_cache=cache is not None, engine_kw=engine_kw(cfg))
         if s.ts.size == 0:
             return {"since": since, "until": until, "steps": 0, "services": {}, "acts": {}, "note": "no history"}

@@ -62,6 +62,8 @@ def register(sub) -> None:
                    help="also replay the threshold-edited policy on the plain path and compare its decisions")
     p.add_argument("--restart-gap", type=float, default=600.0,
                    help="history written while the daemon was down, for prewarm-restart (s, default 600)")
+    p.add_argument("--no-fit-ahead", action="store_true",
+                   help="replay in one process (no console.fitahead worker): the previous behaviour")
     p.add_argument("--json", metavar="OUT", dest="json_out", help="write results as JSON")
     p.set_defaults(func=run)
 
@@ -93,6 +95,8 @@ def run(args) -> int:
     from pfepo.daemon import build_runtime
 
     regions, per = max(1, (args.endpoints + 9) // 10), min(10, args.endpoints)
+    if args.no_fit_ahead:  # the pre-warm child too
+        os.environ["PFEPO_WHATIF_FIT_AHEAD"] = "0"
     tmp = Path(tempfile.mkdtemp(prefix="pfepo-bench-whatif-"))
     out: dict = {"hours": args.hours, "endpoints": regions * per, "runs": {}}
     try:
@@ -126,11 +130,15 @@ def run(args) -> int:
                 _advance(rt, regions, per, wait, end[0])
                 end[0] += wait
             job = whatif.Job(name)
-            t, cpu = time.perf_counter(), time.process_time()
             use = cache or jobs.cache
+            use.fit_ahead = not args.no_fit_ahead
+            use.last_ahead = {}
+            kids = _children_cpu()
+            t, cpu = time.perf_counter(), time.process_time()
             res = whatif.replay_policy(rt, ps, folder / target.name, args.hours, job,
                                        cache=use if fast else None, fast=fast, until=end[0])
             took, cpu = time.perf_counter() - t, time.process_time() - cpu
+            worker_cpu = _children_cpu() - kids
             shutil.rmtree(folder, ignore_errors=True)
             base = (against if against is not None else ref) if compare else None
             same = None if base is None else _decisions(res) == _decisions(base)
@@ -140,11 +148,13 @@ def run(args) -> int:
                    "acted": len(res["acts"]),
                    "weight_steps": len(res["changes"]), "cached_steps": res.get("cached_steps", 0),
                    "skipped_steps": res.get("skipped_steps", 0), "same_decisions_as_reference": same,
-                   "compared_with": None if base is None else (_name(out, against) if against is not None else "reference")}
+                   "compared_with": None if base is None else (_name(out, against) if against is not None else "reference"),
+                   "worker_cpu_seconds": round(worker_cpu, 2), "fit_ahead": dict(use.last_ahead) if fast else {}}
             out["runs"][name] = row
             print(f"{name:>15}: {took:6.1f} s (CPU {cpu:5.1f} s) path {path:>8}, steps {res['steps']}, acted {len(res['acts'])}, weight steps "
                   f"{len(res['changes'])}, from cache {row['cached_steps']}, quiet steps skipped "
-                  f"{row['skipped_steps']}" + ("" if same is None else f", same decisions as {row['compared_with']}: {same}"),
+                  f"{row['skipped_steps']}" + ("" if same is None else f", same decisions as {row['compared_with']}: {same}")
+                  + (f"; fit-ahead worker CPU {worker_cpu:.1f} s, {_ahead(row['fit_ahead'])}" if row["fit_ahead"] else ""),
                   flush=True)
             return res
 
@@ -180,6 +190,18 @@ def run(args) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _ahead(st: dict) -> str:
+    return (f"fits from it {st['used']}, fitted here {st['fitted_here']}, pieces it read "
+            f"{st['pieces'] if not st['read_here'] else 0}, read here {st['read_here']}")
 
 
 def _name(out: dict, res: dict) -> str:
