@@ -25,19 +25,48 @@ import numpy as np  # noqa: E402
 from pfepo.evaluate.harness import Settings, make_engine  # noqa: E402
 from pfepo.evaluate.metrics import episodes, failure_starts, ignored  # noqa: E402
 from pfepo.evaluate.replay import replay  # noqa: E402
+from pfepo.predict.engine import SOURCES  # noqa: E402
 from pfepo.traces.csv import read_trace  # noqa: E402
 from pfepo.traces.families import family_of  # noqa: E402
 
 WINDOW_S = 600.0
 
 
+def _replay_with_sources(path: str, eng) -> tuple:
+    """Replay ``path`` and record, per step, endpoint and metric, the rule behind the alarm (engine.alarm_src)."""
+    trace = read_trace(path)
+    src: list[np.ndarray] = []
+    r = replay(trace, eng, on_step=lambda k, snap: src.append(
+        eng.alarm_src.reshape(-1, eng.m)[eng.ensure(trace.endpoints)].copy()))
+    return r, np.array(src)
+
+
+def _events(path: str) -> list[dict]:
+    """Annotated benign events of a look-alike trace (pfepo.traces.lookalikes), if it has them."""
+    side = Path(path).with_suffix(".events.json")
+    return json.loads(side.read_text()) if side.exists() else []
+
+
+def _shape(events: list[dict], endpoint: str, a: float, b: float, after_s: float = 600.0) -> tuple[str, float | None]:
+    """The annotated event an alarm episode [a, b] belongs to (it overlaps the event or starts within
+    ``after_s`` of its end) and the alarm's onset relative to the event's start."""
+    best = None
+    for ev in events:
+        if ev["endpoint"] == endpoint and a <= ev["end"] + after_s and b >= ev["start"] - 60:
+            if best is None or abs(a - ev["start"]) < abs(a - best["start"]):
+                best = ev
+    return (best["kind"], float(a - best["start"])) if best else ("none", None)
+
+
 def diagnose(path: str) -> dict:
     s = Settings()
     eng = make_engine(s, None)
-    r = replay(read_trace(path), eng)
+    r, src = _replay_with_sources(path, eng)
+    events = _events(path)
     thr = np.array([s.thresholds.get(m, np.nan) for m in r.metrics])
     dts = np.diff(r.ts)
-    out: dict = {"path": Path(path).name, "family": family_of(path),
+    fam = family_of(path)
+    out: dict = {"path": Path(path).name, "family": fam if fam != "unknown" else Path(path).stem.split("-")[0],
                  "sampling_s": float(np.median(dts)) if dts.size else None, "events": [], "false_alarms": []}
     for k in range(len(r.endpoints)):
         up, br = r.up[:, k], np.nan_to_num(r.breach[:, k, :])
@@ -60,9 +89,12 @@ def diagnose(path: str) -> dict:
         for a, b in episodes(r.ts, alarm, gap):
             if np.any((starts >= a) & (starts <= b + WINDOW_S)):
                 continue
-            j = int(np.argmax(br[np.flatnonzero(r.ts == a)[0]]))
+            i0 = int(np.flatnonzero(r.ts == a)[0])
+            j = int(np.argmax(br[i0]))
+            shape, onset = _shape(events, r.endpoints[k], a, b)
             out["false_alarms"].append({"endpoint": r.endpoints[k], "at_s": float(a - r.ts[0]), "duration_s": float(b - a),
-                                        "metric": r.metrics[j]})
+                                        "metric": r.metrics[j], "source": SOURCES[int(src[i0, k, j])],
+                                        "shape": shape, "onset_after_shape_start_s": onset})
     return out
 
 
@@ -73,14 +105,18 @@ def summary(results: list[dict], late_s: float = 60.0) -> dict:
     never = [e for e in missed if e["first_above_s"] is None]
     late = [e for e in missed if e["first_above_s"] is not None and e["first_above_s"] <= late_s]
     fa: dict[str, int] = {}
+    by_source: dict[str, int] = {}
     for r in results:
         for x in r["false_alarms"]:
             key = f"{r['family']}/{x['metric']}"
             fa[key] = fa.get(key, 0) + 1
+            key = f"{x['shape']}/{x['metric']}/{x['source']}" if x["shape"] != "none" else f"{r['family']}/{x['metric']}/{x['source']}"
+            by_source[key] = by_source.get(key, 0) + 1
     return {"events": len(ev), "detected": len(leads), "median_lead_s": float(np.median(leads)) if leads else None,
             "missed_never_above_threshold": len(never), f"missed_first_above_in_last_{late_s:g}_s": len(late),
             "missed_above_earlier": len(missed) - len(never) - len(late),
-            "false_alarm_episodes": sum(fa.values()), "false_alarms_by_family_metric": fa}
+            "false_alarm_episodes": sum(fa.values()), "false_alarms_by_family_metric": fa,
+            "false_alarms_by_shape_metric_source": dict(sorted(by_source.items()))}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,11 +78,11 @@ def dense_frame(frame, index: dict[str, int], metrics: list[str],
     return ts, values, present, filled[1:]
 
 
-def replay(trace: Trace, engine: PredictiveEngine) -> Replay:
+def replay(trace: Trace, engine: PredictiveEngine, on_step=None) -> Replay:
     ts, endpoints, values, present, up = dense(trace, engine.metrics)
     idx_all = engine.ensure(endpoints)
     t, e = present.shape
-    xs, br, pr, su, fr, ob = step_through(engine, idx_all, ts, values, present, up)
+    xs, br, pr, su, fr, ob = step_through(engine, idx_all, ts, values, present, up, on_step)
     return Replay(
         ts=ts,
         endpoints=endpoints,

@@ -71,6 +71,10 @@ DEPART_P = 0.9  # above ``clear``: a classifier that has not seen the shape cann
 # predictive run then moved nothing before the failure; see docs/prediction.md.
 DRIFT = "brown"
 HISTORY_H = 2.0  # no extrapolation (trend, growth, departure) before the series has this many horizons of history
+# Names of the rules behind forecast evidence (engine.src / engine.alarm_src hold an index into this).
+SOURCES = ("none", "trend", "level", "growth", "departure", "observed")
+NOISE_N = 200  # samples behind the per-sample noise scale of the evidence rules (``_noise``)
+NOISE_MIN_N = 10  # samples before it is used (before: the trend is not tested against noise, no growth/departure)
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
 
@@ -188,6 +192,11 @@ class PredictiveEngine:
         self.evid = np.zeros(n)  # confirmed evidence, held for ``hold_s`` after it last reached 0.5
         self.held = np.zeros(n)  # the value held
         self.held_until = np.full(n, -np.inf)
+        self.nz = np.zeros(n)  # mean absolute difference between consecutive samples (``_noise``) ...
+        self.nz_n = np.zeros(n)  # ... over this many of them
+        self.nz_last = np.full(n, np.nan)  # the last sample
+        self.src = np.zeros(n, dtype=np.int8)  # rule behind this step's evidence (index into SOURCES)
+        self.alarm_src = np.zeros(n, dtype=np.int8)  # rule behind the current alarm at its onset
 
     def ensure(self, names: list[str]) -> np.ndarray:
         """Indices of endpoints (registering new ones); arrays grow by doubling."""
@@ -200,14 +209,15 @@ class PredictiveEngine:
             e = len(self.endpoints)
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
                    self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
-                   self.evid, self.held, self.held_until, self.lev_t0, self.hist)
+                   self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.src, self.alarm_src, self.nz, self.nz_n, self.nz_last)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
              self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.low_ring[:, :k],
              self.over_n[:k],
              self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
-             self.lev_t0[:k], self.hist[:k]) = old
+             self.lev_t0[:k], self.hist[:k], self.src[:k], self.alarm_src[:k], self.nz[:k], self.nz_n[:k],
+             self.nz_last[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -220,7 +230,7 @@ class PredictiveEngine:
 
     def memory_bytes(self) -> int:
         evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
-                    self.held_until, self.lev_t0, self.hist)
+                    self.held_until, self.lev_t0, self.hist, self.src, self.alarm_src, self.nz, self.nz_n, self.nz_last)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
                    + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
 
@@ -356,6 +366,7 @@ class PredictiveEngine:
         - Forecast evidence is confirmed (``_confirm``) once it held for ``confirm_s`` *and* at least two
           samples: at 60 s sampling one held sample is one observation, not a minute of evidence.
         """
+        self._noise(fed, sampled)
         with np.errstate(invalid="ignore", divide="ignore"):
             self.lvl = np.where(np.isfinite(fed), np.where(np.isfinite(self.lvl), self.lvl + self.a_lvl * (fed - self.lvl), fed),
                                 self.lvl)
@@ -367,8 +378,11 @@ class PredictiveEngine:
             # Supported: the level rose over the whole last trend_tau_s by SUPPORT of what the drift claims,
             # and already in its first half -- a jump or a spike of tens of seconds (all of the rise in the
             # last moments) is not a trend.
+            # ... and the rise itself is beyond the noise: CONVEX_Z standard errors of the fast level at the
+            # series' own sampling interval (noise over a few slow samples is no trend).
             supported = ((drift > 0) & (self.lvl - past >= SUPPORT * drift * s)
-                         & (mid - past >= 0.5 * SUPPORT * drift * (s - h2)))
+                         & (mid - past >= 0.5 * SUPPORT * drift * (s - h2))
+                         & ~(self.lvl - past <= CONVEX_Z * math.sqrt(2.0) * self._level_sd(self.lvl.size)))
             ring[b % size] = self.lvl
             p_trend, _, _ = self.bank.breach_probability(self._thr_t)
             p_level, _, _ = self.bank.breach_probability(self._thr_t, drift=False)
@@ -382,8 +396,8 @@ class PredictiveEngine:
             # (a ramp in a series' first minutes has no normal to depart from).
             self.hist = self.hist + np.isfinite(fed)
             known = self.hist >= HISTORY_H * self.h
-            extra = np.maximum(np.where(supported, p_trend, 0.0), np.maximum(self._growth(*pts), self._departure(past, *pts)))
-            p = np.where(known, extra, 0.0)
+            parts = [np.where(supported, p_trend, 0.0), self._growth(*pts), self._departure(past, *pts)]
+            p = np.where(known, np.maximum(parts[0], np.maximum(parts[1], parts[2])), 0.0)
             above = fed > self._thr_t
         now = b * self.step_s
         # The forecast's level alone (no trend) above the threshold is no more than an observation: it
@@ -391,7 +405,11 @@ class PredictiveEngine:
         # moves the level too, at any sampling rate).
         lev = sampled & (p_level >= 0.5) | held & np.isfinite(self.lev_t0) & (p_level >= 0.5)
         self.lev_t0 = np.where(lev, np.where(np.isfinite(self.lev_t0), self.lev_t0, now), np.nan)
-        p = np.where(lev & (now - self.lev_t0 >= LEVEL_S - self.confirm_s - 1e-9), np.maximum(p, p_level), p)
+        lev_p = np.where(lev & (now - self.lev_t0 >= LEVEL_S - self.confirm_s - 1e-9), p_level, 0.0)
+        p = np.maximum(p, lev_p)
+        # which rule gave this step's evidence (diagnosis only: SOURCES)
+        cand = np.stack([np.where(known, parts[0], 0.0), lev_p, np.where(known, parts[1], 0.0), np.where(known, parts[2], 0.0)])
+        self.src = np.where(p >= 0.5, 1 + np.argmax(cand, axis=0), 0).astype(np.int8)
         run = sampled & above
         self.over_t0 = np.where(run & (self.over_n == 0), now, np.where(sampled & ~above, np.nan, self.over_t0))
         self.over_n = np.where(sampled, np.where(above, self.over_n + 1, 0), self.over_n)
@@ -422,7 +440,9 @@ class PredictiveEngine:
         n = lvl.size
         if c.n < n:
             return np.zeros(n)
-        # sd of the fast level: the core's noise sd of this series (frozen, robust) through the level's filter
+        # sd of the fast level: the core's noise sd of this series (frozen, robust) through the level's filter.
+        # (The per-sample scale of ``_level_sd`` was tried here too: it removed no false alarm on the
+        # look-alike sets and lost a 30 s-sampled CPU climb in leave-one-family-out; docs/prediction.md.)
         sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
         r2, r1, r0 = lvl - past, past - past2, past2 - past3
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -433,6 +453,35 @@ class PredictiveEngine:
             proj = lvl * np.exp(np.minimum(g * self.h, 5.0))
             ok = rising & far & (past3 > 0) & (proj >= self._thr_t)
         return np.where(ok, GROWTH_P, 0.0)
+
+    def _level_sd(self, n: int) -> np.ndarray:
+        """Standard error of the fast level of each series, at the series' own sampling interval: the noise
+        of one sample (``_noise``; below the model step, of one step's mean) through the level's filter
+        with the weight of one sampling interval. So trend support asks the same of a series at 1 s or at
+        60 s sampling. (The anomaly core's step-based noise sd, which growth and departure still use,
+        collapses for a series held between slow samples: at 60 s sampling to ~1/20 of the noise, so noise
+        over two or three samples passed for a trend.) NaN before ``NOISE_MIN_N`` samples: the trend is
+        then not tested against noise."""
+        dt = np.fmax(np.nan_to_num(self.feat.interval[:n], nan=self.step_s), self.step_s)
+        a = 1.0 - np.exp(-dt / LEVEL_TAU_S)
+        sd = np.where(self.nz_n[:n] >= NOISE_MIN_N, self.nz[:n] * math.sqrt(math.pi) / 2.0, np.nan)
+        return sd * np.sqrt(a / (2.0 - a))
+
+    def _noise(self, fed: np.ndarray, sampled: np.ndarray) -> None:
+        """Noise of each series per sample, from the absolute differences between its consecutive samples
+        (not model steps: a series held between slow samples has mostly zero step differences, and the
+        anomaly core's step-based scale -- winsorised at a few of itself -- then collapses to ~1/20 of the
+        noise at 60 s sampling). A debiased running mean over the first samples, then an exponential one
+        over ``NOISE_N`` samples, each difference winsorised at 4 of the current scale (spikes and steps)."""
+        with np.errstate(invalid="ignore"):
+            d = np.abs(fed - self.nz_last)
+            ok = sampled & np.isfinite(d)
+            cap = np.where(self.nz_n >= NOISE_MIN_N, 4.0 * self.nz, np.inf)
+            d = np.minimum(d, cap)
+            w = 1.0 / np.minimum(self.nz_n + 1.0, NOISE_N)
+            self.nz = np.where(ok, np.where(self.nz_n > 0, self.nz + w * (d - self.nz), d), self.nz)
+        self.nz_n = self.nz_n + ok
+        self.nz_last = np.where(sampled, fed, self.nz_last)
 
     def _departure(self, lvl_past: np.ndarray, low: np.ndarray, past: np.ndarray, past2: np.ndarray,
                    past3: np.ndarray) -> np.ndarray:
@@ -459,7 +508,7 @@ class PredictiveEngine:
         n = low.size
         if c.n < n:
             return np.zeros(n)
-        sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
+        sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))  # as in _growth
         z = CONVEX_Z * math.sqrt(2.0) * sd
         with np.errstate(invalid="ignore"):
             up = low - past3
@@ -481,6 +530,10 @@ class PredictiveEngine:
         conf = np.maximum(np.where(self.ev_n >= 2, self.pring.min(axis=0), 0.0), self.level_ok)
         holding = now < self.held_until
         fire = conf >= 0.5
+        # the rule behind an alarm, kept from its onset (diagnosis: pfepo.evaluate.diagnose)
+        onset = fire & ~holding
+        self.alarm_src = np.where(onset, np.where(self.level_ok > 0, SOURCES.index("observed"), self.src),
+                                  np.where(holding | fire, self.alarm_src, 0)).astype(np.int8)
         self.held = np.where(fire, np.maximum(conf, np.where(holding, self.held, 0.0)), np.where(holding, self.held, 0.0))
         self.held_until = np.where(fire, now + self.hold_s, self.held_until)
         self.evid = np.maximum(conf, self.held)
@@ -508,6 +561,13 @@ class PredictiveEngine:
                 self.stats["fit_skipped"] += 1
                 continue
             self.bank.set_params(np.array([i]), np.array([res[0]]), np.array([res[1]]))
+            # The ARMA state (last difference and innovation) was filtered with the old parameters; carried
+            # into the new ones it is no deviation of this model, and with phi ~ -theta ~ 1 (fits return that
+            # on noisy levels) it was extrapolated as a trend for minutes: a flat latency at 33 ms was
+            # forecast at 184 ms right after a refit (docs/prediction.md). The new model starts from no
+            # deviation, as the filter does after a gap.
+            self.bank.dc[i] = 0.0
+            self.bank.e[i] = 0.0
             self.stats["fits"] += 1
 
     # ----- output ------------------------------------------------------------------------------
