@@ -149,9 +149,10 @@ class PredictorCache:
         self.busy = ""  # what the holder of the lock is doing (shown to a run that waits)
         self.last_path = ""  # how the last series was made: "recorded", "judged", "full" (benchmark, tests)
         self.prewarm = None  # console.prewarm.Prewarm filling this cache out of process, if any
-        # long replays: refits (and the history reading) done ahead in a second process (console.fitahead);
-        # PFEPO_WHATIF_FIT_AHEAD=0 turns it off (one process, as before)
-        self.fit_ahead = os.environ.get("PFEPO_WHATIF_FIT_AHEAD", "1") != "0"
+        # long replays: refits (and the history reading) done ahead in a second process (console.fitahead).
+        # Opt-in (PFEPO_WHATIF_FIT_AHEAD=1): on an idle 2-core machine it was slower than one process
+        # (cold 24 h x 50 endpoints 59.4 s vs 54.1 s wall; docs/console.md), so one process is the default.
+        self.fit_ahead = os.environ.get("PFEPO_WHATIF_FIT_AHEAD", "0") == "1"
         self.last_ahead: dict = {}  # the last such replay's counters (benchmark, tests)
         self._classifiers: dict = {}  # (model path, mtime) -> classifier, loaded once per process
 

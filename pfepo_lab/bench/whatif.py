@@ -62,8 +62,9 @@ def register(sub) -> None:
                    help="also replay the threshold-edited policy on the plain path and compare its decisions")
     p.add_argument("--restart-gap", type=float, default=600.0,
                    help="history written while the daemon was down, for prewarm-restart (s, default 600)")
-    p.add_argument("--no-fit-ahead", action="store_true",
-                   help="replay in one process (no console.fitahead worker): the previous behaviour")
+    p.add_argument("--fit-ahead", action="store_true",
+                   help="cold replays with the console.fitahead worker (refits and history reading in a second "
+                        "process; opt-in, PFEPO_WHATIF_FIT_AHEAD=1); default: one process")
     p.add_argument("--json", metavar="OUT", dest="json_out", help="write results as JSON")
     p.set_defaults(func=run)
 
@@ -95,8 +96,8 @@ def run(args) -> int:
     from pfepo.daemon import build_runtime
 
     regions, per = max(1, (args.endpoints + 9) // 10), min(10, args.endpoints)
-    if args.no_fit_ahead:  # the pre-warm child too
-        os.environ["PFEPO_WHATIF_FIT_AHEAD"] = "0"
+    if args.fit_ahead:  # the pre-warm child too
+        os.environ["PFEPO_WHATIF_FIT_AHEAD"] = "1"
     tmp = Path(tempfile.mkdtemp(prefix="pfepo-bench-whatif-"))
     out: dict = {"hours": args.hours, "endpoints": regions * per, "runs": {}}
     try:
@@ -131,7 +132,7 @@ def run(args) -> int:
                 end[0] += wait
             job = whatif.Job(name)
             use = cache or jobs.cache
-            use.fit_ahead = not args.no_fit_ahead
+            use.fit_ahead = args.fit_ahead
             use.last_ahead = {}
             kids = _children_cpu()
             t, cpu = time.perf_counter(), time.process_time()

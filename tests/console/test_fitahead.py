@@ -139,6 +139,7 @@ def test_a_replay_with_the_worker_equals_one_without_and_uses_its_fits(lab, monk
 
     monkeypatch.setattr(replaycache.PredictorCache, "_core", after_the_worker)
     cache = replaycache.PredictorCache()
+    cache.fit_ahead = True  # opt-in (off by default)
     got = cache.series(settings, model, endpoints, since, now, read)
     _same(got, want)
     st = cache.last_ahead
@@ -161,6 +162,7 @@ def test_a_worker_that_dies_costs_only_time(lab, monkeypatch):
     monkeypatch.setattr(fitahead, "MIN_STEPS", 0)
     monkeypatch.setattr(fitahead, "WORKER", [sys.executable, "-c", "import sys; sys.exit(3)"])
     cache = replaycache.PredictorCache()
+    cache.fit_ahead = True  # opt-in (off by default)
     _same(cache.series(settings, model, endpoints, since, now, read), want)
     st = cache.last_ahead
     assert st["used"] == 0 and st["fitted_here"] > 2 * R * E and st["read_here"] >= 1, st
@@ -179,6 +181,7 @@ def test_the_engine_and_the_worker_split_a_burst_of_refits(lab, monkeypatch):
     want = plain.series(settings, model, endpoints, since, now, read)
     monkeypatch.setattr(fitahead, "MIN_STEPS", 0)
     cache = replaycache.PredictorCache()
+    cache.fit_ahead = True  # opt-in (off by default)
     _same(cache.series(settings, model, endpoints, since, now, read), want)
     st = cache.last_ahead
     fam = next(iter(plain._families.values()))
