@@ -49,6 +49,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 LEVEL_TAU_S = 30.0  # the fast level that checks a trend is still rising
 LEVEL_S = 60.0  # observed above the threshold this long (>= 2 samples) is evidence 1: longer than a spike
 SUPPORT = 0.5  # share of the drift's claimed rise the level must show over the last trend_tau_s
+# (and half of that share in each half of it). A supported trend's breach counts where the path of the fast
+# level with that drift stays above the threshold for this share of the horizon (crosses by 3/4 of it).
+PERSIST = 0.25
 # Growth evidence (a convex creep, where the linear drift underestimates): the rise over the last
 # trend_tau_s exceeds the rise over the one before by this many standard errors of that difference, and
 # the level is this many level spreads above its baseline (the anomaly core's scales).
@@ -195,7 +198,6 @@ class PredictiveEngine:
         self.nz = np.zeros(n)  # mean absolute difference between consecutive samples (``_noise``) ...
         self.nz_n = np.zeros(n)  # ... over this many of them
         self.nz_last = np.full(n, np.nan)  # the last sample
-        self.src = np.zeros(n, dtype=np.int8)  # rule behind this step's evidence (index into SOURCES)
         self.alarm_src = np.zeros(n, dtype=np.int8)  # rule behind the current alarm at its onset
 
     def ensure(self, names: list[str]) -> np.ndarray:
@@ -209,14 +211,14 @@ class PredictiveEngine:
             e = len(self.endpoints)
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
                    self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
-                   self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.src, self.alarm_src, self.nz, self.nz_n, self.nz_last)
+                   self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
              self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.low_ring[:, :k],
              self.over_n[:k],
              self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
-             self.lev_t0[:k], self.hist[:k], self.src[:k], self.alarm_src[:k], self.nz[:k], self.nz_n[:k],
+             self.lev_t0[:k], self.hist[:k], self.alarm_src[:k], self.nz[:k], self.nz_n[:k],
              self.nz_last[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
@@ -230,7 +232,7 @@ class PredictiveEngine:
 
     def memory_bytes(self) -> int:
         evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
-                    self.held_until, self.lev_t0, self.hist, self.src, self.alarm_src, self.nz, self.nz_n, self.nz_last)
+                    self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
                    + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
 
@@ -380,8 +382,17 @@ class PredictiveEngine:
             # last moments) is not a trend.
             # ... and the rise itself is beyond the noise: CONVEX_Z standard errors of the fast level at the
             # series' own sampling interval (noise over a few slow samples is no trend).
+            # (predict7) ... and in its second half too: a rise that has stopped (a plateau forming at the
+            # top of a busy ramp) loses its support within about a minute, not only once the whole window
+            # has gone flat;
+            # ... and the projected breach persists: on the fast level's path with this drift the threshold is
+            # crossed by (1 - PERSIST) of the horizon, so the path stays above it for PERSIST of the horizon --
+            # a path that merely touches the threshold at the horizon's end (a ramp slowing onto a busy
+            # plateau just under it) is no forecast of a breach in the policy's terms.
             supported = ((drift > 0) & (self.lvl - past >= SUPPORT * drift * s)
                          & (mid - past >= 0.5 * SUPPORT * drift * (s - h2))
+                         & (self.lvl - mid >= 0.5 * SUPPORT * drift * h2)
+                         & (self._thr_t - self.lvl <= (1.0 - PERSIST) * drift * self.h)
                          & ~(self.lvl - past <= CONVEX_Z * math.sqrt(2.0) * self._level_sd(self.lvl.size)))
             ring[b % size] = self.lvl
             p_trend, _, _ = self.bank.breach_probability(self._thr_t)
@@ -407,9 +418,9 @@ class PredictiveEngine:
         self.lev_t0 = np.where(lev, np.where(np.isfinite(self.lev_t0), self.lev_t0, now), np.nan)
         lev_p = np.where(lev & (now - self.lev_t0 >= LEVEL_S - self.confirm_s - 1e-9), p_level, 0.0)
         p = np.maximum(p, lev_p)
-        # which rule gave this step's evidence (diagnosis only: SOURCES)
-        cand = np.stack([np.where(known, parts[0], 0.0), lev_p, np.where(known, parts[1], 0.0), np.where(known, parts[2], 0.0)])
-        self.src = np.where(p >= 0.5, 1 + np.argmax(cand, axis=0), 0).astype(np.int8)
+        # the rules' parts of this step's evidence, kept by reference: which one gave it (diagnosis only,
+        # SOURCES) is derived in ``_confirm`` where an alarm starts, not on every step
+        self._parts = (known, parts, lev_p)
         run = sampled & above
         self.over_t0 = np.where(run & (self.over_n == 0), now, np.where(sampled & ~above, np.nan, self.over_t0))
         self.over_n = np.where(sampled, np.where(above, self.over_n + 1, 0), self.over_n)
@@ -532,11 +543,23 @@ class PredictiveEngine:
         fire = conf >= 0.5
         # the rule behind an alarm, kept from its onset (diagnosis: pfepo.evaluate.diagnose)
         onset = fire & ~holding
-        self.alarm_src = np.where(onset, np.where(self.level_ok > 0, SOURCES.index("observed"), self.src),
-                                  np.where(holding | fire, self.alarm_src, 0)).astype(np.int8)
+        self.alarm_src = np.where(holding | fire, self.alarm_src, 0).astype(np.int8)
+        if onset.any():
+            self.alarm_src[onset] = self._source(np.flatnonzero(onset))
         self.held = np.where(fire, np.maximum(conf, np.where(holding, self.held, 0.0)), np.where(holding, self.held, 0.0))
         self.held_until = np.where(fire, now + self.hold_s, self.held_until)
         self.evid = np.maximum(conf, self.held)
+
+    def _source(self, i: np.ndarray) -> np.ndarray:
+        """The rule behind the alarms starting at series ``i`` (index into SOURCES): ``observed`` for a breach
+        under way, else the largest of this step's parts (trend, level, growth, departure), ``none`` where
+        this step's own evidence is under 0.5 (the alarm rests on the confirmation window)."""
+        known, parts, lev_p = self._parts
+        k = known[i]
+        cand = np.stack([np.where(k, parts[0][i], 0.0), lev_p[i], np.where(k, parts[1][i], 0.0),
+                         np.where(k, parts[2][i], 0.0)])
+        src = np.where(cand.max(axis=0) >= 0.5, 1 + np.argmax(cand, axis=0), 0)
+        return np.where(self.level_ok[i] > 0, SOURCES.index("observed"), src).astype(np.int8)
 
     def _refit(self, b: int) -> None:
         if self.fits_per_step <= 0 or self.bank.n == 0:
