@@ -385,14 +385,15 @@ class PredictiveEngine:
             # (predict7) ... and in its second half too: a rise that has stopped (a plateau forming at the
             # top of a busy ramp) loses its support within about a minute, not only once the whole window
             # has gone flat;
-            # ... and the projected breach persists: on the fast level's path with this drift the threshold is
-            # crossed by (1 - PERSIST) of the horizon, so the path stays above it for PERSIST of the horizon --
+            # ... and the projected breach persists: on the forecast's path (from the value it starts from, what
+            # it was fed, with this drift; the ARMA term aside) the threshold is crossed by (1 - PERSIST) of the
+            # horizon, so the path stays above it for PERSIST of the horizon --
             # a path that merely touches the threshold at the horizon's end (a ramp slowing onto a busy
             # plateau just under it) is no forecast of a breach in the policy's terms.
             supported = ((drift > 0) & (self.lvl - past >= SUPPORT * drift * s)
                          & (mid - past >= 0.5 * SUPPORT * drift * (s - h2))
                          & (self.lvl - mid >= 0.5 * SUPPORT * drift * h2)
-                         & (self._thr_t - self.lvl <= (1.0 - PERSIST) * drift * self.h)
+                         & (self._thr_t - np.where(np.isfinite(fed), fed, self.lvl) <= (1.0 - PERSIST) * drift * self.h)
                          & ~(self.lvl - past <= CONVEX_Z * math.sqrt(2.0) * self._level_sd(self.lvl.size)))
             ring[b % size] = self.lvl
             p_trend, _, _ = self.bank.breach_probability(self._thr_t)
