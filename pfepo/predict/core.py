@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
+from pfepo.predict.episodes import Episodes
+
 CHUNK = 256
 DAY_S = 86_400.0
 WINSOR = 4.0  # winsorise updates of baselines and scales at this many scales
@@ -189,6 +191,7 @@ class AnomalyCore:
         self.bins = int(np.clip(round(p.season_period_s / max(p.dt, 900.0)), 24, 96))
         self.bin_w = p.season_period_s / self.bins
         self.clock = 0  # steps since the first update (chunk boundaries are multiples of CHUNK)
+        self.episodes = Episodes(self)  # extra evidence channels (pfepo.predict.episodes): risk only
         self.n = 0
         self._alloc(0)
         self.grow(n)
@@ -337,6 +340,7 @@ class AnomalyCore:
         risk = np.where((nobs >= self.n_warm) & np.isfinite(risk), risk, 0.0)
         # 5. event-like output: first crossing fires, then a refractory cap
         out, until = self._refractory(risk, t, self.until[idx])
+        out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end)  # risk only
         # season bookkeeping: residual against the baseline, per phase bin (applied at the chunk end)
         with np.errstate(invalid="ignore"):
             r = y - base_prev

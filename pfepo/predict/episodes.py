@@ -1,0 +1,270 @@
+"""Extra evidence channels of the anomaly core: episodes that build up over time.
+
+The core (pfepo.predict.core) scores surprise per row against its own long-term distribution, so it
+sees jumps, spikes and creeps, but not evidence that is weak per row and strong in sum. Real telemetry
+has three such classes, and each gets a channel here, measured in the series' own scales:
+
+- **frozen values** (a stuck sensor or exporter repeating one value): a run of ``L`` identical values
+  has probability ``p^L`` under the series' own repeat rate ``p`` (repeats / differences seen, with a
+  Jeffreys 1/2 prior). Evidence = ``L x -log10 p`` decades; it alarms at ``E0 = 6`` (one in a million
+  runs: a series has ~1e4 runs, so about one false alarm per hundred series if runs were independent)
+  and only once the run is at least ``MIN_RUN`` = 5 repeats and more than twice the longest run the
+  series has had so far ("far longer than its own runs"). A series that normally sits still (p near 1)
+  never fires.
+- **sustained level shifts** (2-5 sd, e.g. in a series sampled every 5-10 minutes; also a daily peak
+  that does not come, since the core subtracts the learnt daily profile first): a two-sided CUSUM of
+  the deviation from a slow reference level, in units of the core's level spread times
+  ``sqrt(VIF)``. VIF = (1 + rho) / (1 - rho) is the variance inflation of a mean of autocorrelated
+  values, with rho = 1 - (noise / spread)^2 (the lag-1 autocorrelation of an AR(1) whose one-step
+  noise and level spread are the core's): a random walk or a slow wander has rho near 1 and a large
+  VIF, so its long excursions do not accumulate; white noise has VIF 1.
+- **variance and spike-density increases**: a one-sided CUSUM of the absolute first difference in
+  units of its own mean (the core's noise scale), standardised by the Gaussian sd of |N(0,1)|/E|N(0,1)|
+  (0.756).
+
+CUSUM constants: allowance ``K = 1`` and threshold ``H = 5`` (in the units above), the textbook choice
+for detecting a change of 2 units (K = half the change): for Gaussian iid input the average run between
+false alarms is ~1e5 rows per side (Siegmund's approximation), and a change of 2 units is found in ~5
+rows, of 3 units in ~2-3. Each row's input is winsorised at 4 units (the core's WINSOR), so one wild
+value cannot fire a channel alone. The statistics are capped at ``2 H``.
+
+Output: each channel's risk is ``Phi(evidence - threshold)`` (0.5 at its threshold, like the core's
+``Phi(zl - z0)``); the core's ``risk`` is the maximum of its own and these. The output stays event-like
+with a refractory period of its own (the core's ``refractory``): after any onset (the core's or a
+channel's) the combined risk is capped at ``alarm / 2`` and the CUSUMs are held at 0, and the reference
+level restarts at the core's fast level, so a lasting new level does not alarm again. The core's own
+state (``zl``, ``dev``, ``raw``, ``ref_*``, its refractory and baseline) is never touched: the engine's
+forecast evidence and the classifier read it.
+
+Everything is vectorised over series and rows (log-depth scans); the few state-dependent choices use the
+state frozen at the core's chunk boundaries, so batch and streaming agree like the core's (tested).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import ndtr
+
+E0 = 6.0  # frozen: decades of improbability of a run under the series' own repeat rate
+MIN_RUN = 5  # frozen: at least this many repeats
+K = 1.0  # CUSUM allowance (half the 2-unit change to detect)
+H = 5.0  # CUSUM threshold
+CAP = 2 * H
+CLIP = 4.0  # winsorising of each row's CUSUM input (the core's WINSOR)
+H_VAR = math.log(1e5)  # variance CUSUM threshold in log-likelihood units: >= 1e5 rows between false alarms
+LAMBDA = 4.0  # variance channel: the alternative is a doubling of the noise sd (variance x 4)
+LLR_SLOPE = 0.5 * (1.0 - 1.0 / LAMBDA)
+LLR_COST = 0.5 * math.log(LAMBDA)
+MIN_W = 64  # differences behind the variance channel's own mean before it speaks
+BIG = 1e30
+RESTART_N = 2.0  # after an onset the reference level restarts at the core's fast level (~2 samples' mean)
+
+
+def clamp_scan(u: np.ndarray, s0: np.ndarray, cap: float = CAP) -> np.ndarray:
+    """Path of s_t = min(cap, max(0, s_(t-1) + u_t)) for every column, as a log-depth scan.
+
+    Each step is a map s -> min(hi, max(lo, s + a)); the composition of two such maps is again one
+    (a = a1 + a2, lo = clip(lo1 + a2, lo2, hi2), hi = clip(hi1 + a2, lo2, hi2)), so prefix compositions
+    double like an associative scan. A NaN row is the identity (lo = -BIG, hi = BIG, a = 0)."""
+    ok = np.isfinite(u)
+    a = np.where(ok, u, 0.0)
+    lo = np.where(ok, 0.0, -BIG)
+    hi = np.where(ok, cap, BIG)
+    k, tn = 1, u.shape[0]
+    while k < tn:
+        a1, l1, h1 = a[:-k], lo[:-k], hi[:-k]
+        a2, l2, h2 = a[k:], lo[k:], hi[k:]
+        nl = np.clip(l1 + a2, l2, h2)
+        nh = np.clip(h1 + a2, l2, h2)
+        a = np.concatenate([a[:k], a1 + a2])
+        lo = np.concatenate([lo[:k], nl])
+        hi = np.concatenate([hi[:k], nh])
+        k *= 2
+    return np.minimum(hi, np.maximum(lo, s0[None, :] + a))
+
+
+class Episodes:
+    """Channel state of the core's N series (grown with it)."""
+
+    channels: tuple[str, ...] = ("frozen", "level", "variance")  # a subset switches the others off (diagnosis)
+
+    def __init__(self, core) -> None:  # core: pfepo.predict.core.AnomalyCore (not imported: no cycle)
+        self.core = core
+        self.n = 0
+        self._alloc(0)
+
+    def _alloc(self, n: int) -> None:
+        old = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        self.last_y = np.full(n, np.nan)  # last observed raw value
+        self.last_x = np.full(n, np.nan)  # last observed season-corrected value
+        self.run = np.zeros(n)  # repeats of the last value so far
+        self.reps = np.zeros(n)  # repeats seen (all history)
+        self.diffs = np.zeros(n)  # first differences seen
+        self.maxrun = np.zeros(n)  # longest completed run
+        self.ref_p = np.full(n, np.nan)  # repeat rate, frozen at chunk boundaries
+        self.ref_maxrun = np.zeros(n)
+        self.lvl = np.full(n, np.nan)  # reference level of the shift CUSUM
+        self.s_hi = np.zeros(n)
+        self.s_lo = np.zeros(n)
+        self.s_var = np.zeros(n)
+        self.until = np.full(n, -np.inf)  # refractory of the combined output
+        self.n_lvl = np.zeros(n)  # values behind the reference level (a running mean until 1/a_base)
+        self.w_sum = np.zeros(n)  # squared standardised differences (winsorised): sum and count
+        self.w_cnt = np.zeros(n)
+        self.ref_w = np.full(n, np.nan)  # their mean, frozen at chunk boundaries (the series' own unit)
+        for k, arr in old.items():
+            getattr(self, k)[: arr.size] = arr
+        self.n = n
+
+    def nbytes(self) -> int:
+        return int(sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray)))
+
+    # ----- one chunk of the core ------------------------------------------------------------------
+    def step(self, idx: np.ndarray, y: np.ndarray, t: np.ndarray, x: np.ndarray, obs: np.ndarray, fast: np.ndarray,
+             sig: np.ndarray, spread: np.ndarray, nobs: np.ndarray, core_out: np.ndarray, end: bool) -> np.ndarray:
+        """Combined risk for a chunk: ``y`` raw rows, ``x`` the core's season-corrected rows, ``fast`` its
+        fast level path, ``sig``/``spread`` its frozen scales, ``nobs`` its observation count path and
+        ``core_out`` its own event-like risk."""
+        core = self.core
+        if self.n < core.n:
+            self._alloc(core.n)
+        p = core.p
+        ready = (nobs >= core.n_warm) & np.isfinite(core.ref_noise[idx])[None, :]
+        frozen, run_state = self._frozen(idx, y, obs, ready & ("frozen" in self.channels))
+        # CUSUM inputs: level deviation in spread x sqrt(VIF) units; variance log-likelihood ratio
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.clip(sig / spread, 1e-3, 1.0)
+            scale = spread * np.sqrt((2.0 - r * r) / (r * r))
+            xf = _ffill(x, self.last_x[idx])
+            d = x - _shift(self.last_x[idx], xf)
+            w = np.minimum(d * d / (2.0 * sig * sig)[None, :], CLIP * CLIP)
+            wok = obs & np.isfinite(w) & ready
+            self.w_sum[idx] += np.where(wok, w, 0.0).sum(axis=0)
+            self.w_cnt[idx] += wok.sum(axis=0)
+            v = LLR_SLOPE * w / self.ref_w[idx][None, :] - LLR_COST
+        v = np.where(wok & np.isfinite(v) & ("variance" in self.channels), v, np.nan)
+        until = self.until[idx].copy()
+        lvl0 = self.lvl[idx].copy()
+        s0 = (self.s_hi[idx].copy(), self.s_lo[idx].copy(), self.s_var[idx].copy())
+        ch, lvl, s_hi, s_lo, s_var, n_lvl = self._cusums(x, obs, ready, t, v, scale, lvl0, self.n_lvl[idx], s0, until)
+        ch = np.fmax(ch, frozen)
+        alarm = p.alarm
+        hot = (ch >= alarm) | (core_out >= alarm)
+        cur = np.repeat(until[None, :], t.size, axis=0)
+        fired = np.zeros(hot.shape, dtype=bool)
+        k = -1
+        while True:
+            rows = np.flatnonzero(hot[k + 1 :].any(axis=1))
+            if rows.size == 0:
+                break
+            k = k + 1 + int(rows[0])
+            cur[k] = until
+            fire = hot[k] & (t[k] >= until)
+            if not fire.any():
+                continue
+            fired[k] = fire
+            until = np.where(fire, t[k] + p.refractory, until)
+            cur[k + 1 :] = np.where(fire[None, :], until[None, :], cur[k + 1 :])
+            if k + 1 < t.size:  # restart the CUSUMs of the series that fired, from the fast level
+                c = np.flatnonzero(fire)
+                zero = np.zeros(c.size)
+                sub = self._cusums(x[k + 1 :, c], obs[k + 1 :, c], ready[k + 1 :, c], t[k + 1 :], v[k + 1 :, c],
+                                   scale[c], fast[k, c], zero + RESTART_N, (zero, zero, zero), until[c])
+                n_lvl[k + 1 :, c] = sub[5]
+                ch_c = np.fmax(sub[0], frozen[k + 1 :, c])
+                ch[k + 1 :, c], lvl[k + 1 :, c] = ch_c, sub[1]
+                s_hi[k + 1 :, c], s_lo[k + 1 :, c], s_var[k + 1 :, c] = sub[2], sub[3], sub[4]
+                hot[k + 1 :, c] = (ch_c >= alarm) | (core_out[k + 1 :, c] >= alarm)
+        both = np.fmax(core_out, ch)
+        capped = (t[:, None] < cur) & ~fired
+        out = np.where(capped, np.minimum(both, alarm / 2), both)
+        # write back
+        self.until[idx] = until
+        self.lvl[idx], self.n_lvl[idx] = lvl[-1], n_lvl[-1]
+        self.s_hi[idx], self.s_lo[idx], self.s_var[idx] = s_hi[-1], s_lo[-1], s_var[-1]
+        self.last_y[idx], self.run[idx] = run_state[0], run_state[1]
+        self.last_x[idx] = xf[-1]
+        if end:
+            self._refresh()
+        return out
+
+    # CUSUM helpers -----------------------------------------------------------------------------------
+    def _cusums(self, x, obs, ready, t, v, scale, lvl0, n0, s0, until):
+        """Reference level path, the three CUSUM paths and their risk (held at 0 while refractory)."""
+        a_base = self.core.a_base
+        cnt = n0[None, :] + np.cumsum(obs, axis=0)
+        a = np.where(obs, np.maximum(a_base, 1.0 / np.maximum(cnt, 1.0)), 0.0)  # running mean, then EW
+        lvl = _lin_scan(a, np.where(obs, x, 0.0), np.where(np.isfinite(lvl0), lvl0, 0.0))
+        ref = _shift(np.where(n0 > 0, lvl0, np.nan), lvl)
+        with np.errstate(invalid="ignore"):
+            z = np.clip((x - ref) / scale[None, :], -CLIP, CLIP)
+        live = obs & ready & np.isfinite(z) & ("level" in self.channels)
+        hold = t[:, None] < until[None, :]
+        zi = np.where(live, z, np.nan)
+        up = np.where(hold, -BIG, zi - K)
+        dn = np.where(hold, -BIG, -zi - K)
+        vv = np.where(hold, -BIG, v)
+        s_hi = clamp_scan(up, s0[0])
+        s_lo = clamp_scan(dn, s0[1])
+        s_var = clamp_scan(vv, s0[2], 2 * H_VAR)
+        ev = np.fmax(np.fmax(s_hi, s_lo) - H, s_var - H_VAR)
+        risk = np.where(ready & ~hold, ndtr(ev), 0.0)
+        return risk, np.where(cnt > 0, lvl, np.nan), s_hi, s_lo, s_var, cnt
+
+    # frozen values ------------------------------------------------------------------------------------
+    def _frozen(self, idx: np.ndarray, y: np.ndarray, obs: np.ndarray, ready: np.ndarray):
+        tn = y.shape[0]
+        prev = _shift(self.last_y[idx], _ffill(y, self.last_y[idx]))
+        dobs = obs & np.isfinite(prev)
+        same = dobs & (y == prev)
+        reset = dobs & ~same
+        cs = np.cumsum(same, axis=0)
+        pos = np.arange(tn)[:, None]
+        last_reset = np.maximum.accumulate(np.where(reset, pos, -1), axis=0)
+        cs_at = np.take_along_axis(cs, np.maximum(last_reset, 0), axis=0)
+        run = np.where(last_reset >= 0, cs - cs_at, self.run[idx][None, :] + cs)
+        prev_run = _shift(self.run[idx], run)
+        ended = np.where(reset, prev_run, 0.0).max(axis=0)
+        self.maxrun[idx] = np.maximum(self.maxrun[idx], ended)
+        self.reps[idx] += same.sum(axis=0)
+        self.diffs[idx] += dobs.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = -np.log10(self.ref_p[idx])
+            lmin = np.maximum(MIN_RUN, 2.0 * self.ref_maxrun[idx] + 1.0)
+            lfire = np.maximum(lmin, E0 / step)
+            e = run * step[None, :]
+            risk = np.where((run >= lmin[None, :]) & (run <= 2 * lfire[None, :]) & ready & np.isfinite(e),
+                            ndtr(e - E0), 0.0)
+        last = _ffill(y, self.last_y[idx])[-1]
+        return risk, (last, run[-1])
+
+    def _refresh(self) -> None:
+        self.ref_w = np.where(self.w_cnt >= MIN_W, self.w_sum / np.maximum(self.w_cnt, 1.0), np.nan)
+        self.ref_p = np.where(self.diffs > 0, (self.reps + 0.5) / (self.diffs + 1.0), np.nan)
+        self.ref_maxrun = self.maxrun.copy()
+
+
+def _lin_scan(a: np.ndarray, u: np.ndarray, s0: np.ndarray) -> np.ndarray:
+    """Path of s_t = (1 - a_t) s_(t-1) + a_t u_t (per-row weights), as a log-depth scan."""
+    at = 1.0 - a
+    bt = a * u
+    k, tn = 1, a.shape[0]
+    while k < tn:
+        bt[k:] = bt[k:] + at[k:] * bt[:-k]
+        at[k:] = at[k:] * at[:-k]
+        k *= 2
+    return bt + at * s0[None, :]
+
+
+def _ffill(x: np.ndarray, start: np.ndarray) -> np.ndarray:
+    from pfepo.predict.core import _ffill as f
+
+    return f(x, start)
+
+
+def _shift(first: np.ndarray, path: np.ndarray) -> np.ndarray:
+    from pfepo.predict.core import _shift as f
+
+    return f(first, path)
