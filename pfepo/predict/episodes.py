@@ -57,7 +57,7 @@ H_VAR = math.log(1e5)  # variance CUSUM threshold in log-likelihood units: >= 1e
 LAMBDA = 4.0  # variance channel: the alternative is a doubling of the noise sd (variance x 4)
 LLR_SLOPE = 0.5 * (1.0 - 1.0 / LAMBDA)
 LLR_COST = 0.5 * math.log(LAMBDA)
-MIN_W = 64  # differences behind the variance channel's own mean before it speaks
+MIN_W = 600  # differences behind its own mean before the variance channel speaks (the core's min_long)
 BIG = 1e30
 RESTART_N = 2.0  # after an onset the reference level restarts at the core's fast level (~2 samples' mean)
 
@@ -98,7 +98,7 @@ class Episodes:
     def _alloc(self, n: int) -> None:
         old = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
         self.last_y = np.full(n, np.nan)  # last observed raw value
-        self.last_x = np.full(n, np.nan)  # last observed season-corrected value
+        self.last_x = np.full(n, np.nan)  # last observed value (the variance channel's differences)
         self.run = np.zeros(n)  # repeats of the last value so far
         self.reps = np.zeros(n)  # repeats seen (all history)
         self.diffs = np.zeros(n)  # first differences seen
@@ -137,8 +137,9 @@ class Episodes:
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.clip(sig / spread, 1e-3, 1.0)
             scale = spread * np.sqrt((2.0 - r * r) / (r * r))
-            xf = _ffill(x, self.last_x[idx])
-            d = x - _shift(self.last_x[idx], xf)
+            # raw differences: the learnt daily profile steps at its bin edges, the series does not
+            yf = _ffill(y, self.last_x[idx])
+            d = y - _shift(self.last_x[idx], yf)
             w = np.minimum(d * d / (2.0 * sig * sig)[None, :], CLIP * CLIP)
             wok = obs & np.isfinite(w) & ready
             self.w_sum[idx] += np.where(wok, w, 0.0).sum(axis=0)
@@ -167,9 +168,12 @@ class Episodes:
             fired[k] = fire
             until = np.where(fire, t[k] + p.refractory, until)
             cur[k + 1 :] = np.where(fire[None, :], until[None, :], cur[k + 1 :])
-            if k + 1 < t.size:  # restart the CUSUMs of the series that fired, from the fast level
-                c = np.flatnonzero(fire)
-                zero = np.zeros(c.size)
+            # restart the CUSUMs of the series that fired, and their reference at the fast level
+            c = np.flatnonzero(fire)
+            zero = np.zeros(c.size)
+            lvl[k, c], n_lvl[k, c] = fast[k, c], RESTART_N
+            s_hi[k, c], s_lo[k, c], s_var[k, c] = zero, zero, zero
+            if k + 1 < t.size:
                 sub = self._cusums(x[k + 1 :, c], obs[k + 1 :, c], ready[k + 1 :, c], t[k + 1 :], v[k + 1 :, c],
                                    scale[c], fast[k, c], zero + RESTART_N, (zero, zero, zero), until[c])
                 n_lvl[k + 1 :, c] = sub[5]
@@ -185,7 +189,7 @@ class Episodes:
         self.lvl[idx], self.n_lvl[idx] = lvl[-1], n_lvl[-1]
         self.s_hi[idx], self.s_lo[idx], self.s_var[idx] = s_hi[-1], s_lo[-1], s_var[-1]
         self.last_y[idx], self.run[idx] = run_state[0], run_state[1]
-        self.last_x[idx] = xf[-1]
+        self.last_x[idx] = yf[-1]
         if end:
             self._refresh()
         return out
