@@ -63,7 +63,7 @@ def test_the_core_outputs_that_others_read_are_bit_identical(dt):
     y = _anomalous(rng, 3000, dt)
     keys = ("zl", "dev", "raw", "ref_noise", "ref_spread", "ref_base", "n")
     cores = []
-    for ch in ((), ("frozen", "level", "variance")):
+    for ch in ((), ("frozen", "level", "variance")):  # all channels, including the one off by default
         c = AnomalyCore(params_for(dt), 1)
         c.episodes.channels = ch
         t = _times(y.size, dt)
@@ -83,9 +83,10 @@ def test_streaming_and_batch_agree_with_the_channels_firing():
     dt = 300.0
     y = _anomalous(rng, 2000, dt)
     y[rng.random(y.size) < 0.03] = np.nan
-    batch, _ = _risk(y, dt)
-    stream, _ = _risk(y, dt, block=1)
-    odd, _ = _risk(y, dt, block=113)
+    every = ("frozen", "level", "variance")
+    batch, _ = _risk(y, dt, channels=every)
+    stream, _ = _risk(y, dt, channels=every, block=1)
+    odd, _ = _risk(y, dt, channels=every, block=113)
     assert np.allclose(batch, stream, atol=1e-9) and np.allclose(batch, odd, atol=1e-9)
     assert (batch >= ALARM).sum() >= 3
 
