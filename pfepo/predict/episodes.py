@@ -18,12 +18,15 @@ has three such classes, and each gets a channel here, measured in the series' ow
   values, with rho = 1 - (noise / spread)^2 (the lag-1 autocorrelation of an AR(1) whose one-step
   noise and level spread are the core's): a random walk or a slow wander has rho near 1 and a large
   VIF, so its long excursions do not accumulate; white noise has VIF 1.
-- **variance and spike-density increases** (off by default, ``channels``): a one-sided CUSUM of the
-  Gaussian log-likelihood ratio of a doubling of the noise sd, on squared first differences in units of
-  their own long-run mean (after 600 of them), threshold log(1e5) (Lorden: >= 1e5 rows between false
-  alarms for exact Gaussian input). Measured: it finds more variance and spike-density windows, but a
-  few % error in the scale makes E[exp(LLR)] > 1 and it fired on plain Gaussian, daily and quantised
-  series, so it is not in the default set.
+- **variance and spike-density increases**: a one-sided Bernoulli CUSUM of *large moves* (a first
+  difference of more than ``C_EXC`` = 3 mean absolute differences, the core's noise scale): its
+  log-likelihood ratio of "the odds of a large move are ``ODDS`` = 4 times the series' own" (4 = the
+  variance ratio of a doubled noise sd) against the series' own rate (counted over all its history,
+  Jeffreys prior, after ``MIN_W`` = 600 differences, the core's minimum for long-term statistics). The
+  threshold log(1e5) gives >= 1e5 rows between false alarms (Lorden's bound) whatever the series'
+  distribution, because the null rate is the series' own. A first version used the Gaussian likelihood
+  ratio of squared differences; a few % error in the noise scale made it fire on plain Gaussian, daily
+  and quantised series (tested), which this count-based form does not.
 
 Level CUSUM constants: allowance ``K = 1`` (half the 2-unit change to detect, the textbook choice) and
 threshold ``H = 7`` (in the units above). With exactly known scales ``H = 5`` gives ~1e5 rows between
@@ -59,9 +62,8 @@ H = 7.0  # CUSUM threshold (5 for known scales; 7 keeps ~1e5 rows between false 
 CAP = 2 * H
 CLIP = 4.0  # winsorising of each row's CUSUM input (the core's WINSOR)
 H_VAR = math.log(1e5)  # variance CUSUM threshold in log-likelihood units: >= 1e5 rows between false alarms
-LAMBDA = 4.0  # variance channel: the alternative is a doubling of the noise sd (variance x 4)
-LLR_SLOPE = 0.5 * (1.0 - 1.0 / LAMBDA)
-LLR_COST = 0.5 * math.log(LAMBDA)
+C_EXC = 3.0  # a large move: |first difference| > 3 mean absolute differences (~1.7 % of Gaussian moves)
+ODDS = 4.0  # the alternative: the odds of a large move x 4 (the factor of a doubled noise sd's variance)
 MIN_W = 600  # differences behind its own mean before the variance channel speaks (the core's min_long)
 BIG = 1e30
 RESTART_N = 2.0  # after an onset the reference level restarts at the core's fast level (~2 samples' mean)
@@ -93,9 +95,7 @@ def clamp_scan(u: np.ndarray, s0: np.ndarray, cap: float = CAP) -> np.ndarray:
 class Episodes:
     """Channel state of the core's N series (grown with it)."""
 
-    # "variance" is off by default: on plain Gaussian, daily and quantised series it added false alarms (its
-    # likelihood ratio is exponentially sensitive to a few % error in the noise scale); see docs/prediction.md
-    channels: tuple[str, ...] = ("frozen", "level")
+    channels: tuple[str, ...] = ("frozen", "level", "variance")
 
     def __init__(self, core) -> None:  # core: pfepo.predict.core.AnomalyCore (not imported: no cycle)
         self.core = core
@@ -118,9 +118,9 @@ class Episodes:
         self.s_var = np.zeros(n)
         self.until = np.full(n, -np.inf)  # refractory of the combined output
         self.n_lvl = np.zeros(n)  # values behind the reference level (a running mean until 1/a_base)
-        self.w_sum = np.zeros(n)  # squared standardised differences (winsorised): sum and count
+        self.w_sum = np.zeros(n)  # large moves seen, and differences seen
         self.w_cnt = np.zeros(n)
-        self.ref_w = np.full(n, np.nan)  # their mean, frozen at chunk boundaries (the series' own unit)
+        self.ref_w = np.full(n, np.nan)  # their rate, frozen at chunk boundaries
         for k, arr in old.items():
             getattr(self, k)[: arr.size] = arr
         self.n = n
@@ -147,11 +147,13 @@ class Episodes:
             # raw differences: the learnt daily profile steps at its bin edges, the series does not
             yf = _ffill(y, self.last_x[idx])
             d = y - _shift(self.last_x[idx], yf)
-            w = np.minimum(d * d / (2.0 * sig * sig)[None, :], CLIP * CLIP)
-            wok = obs & np.isfinite(w) & ready
-            self.w_sum[idx] += np.where(wok, w, 0.0).sum(axis=0)
+            big = np.abs(d) > C_EXC * sig[None, :] * 2.0 / math.sqrt(math.pi)  # a large move
+            wok = obs & np.isfinite(d) & ready
+            self.w_sum[idx] += (big & wok).sum(axis=0)
             self.w_cnt[idx] += wok.sum(axis=0)
-            v = LLR_SLOPE * w / self.ref_w[idx][None, :] - LLR_COST
+            p0 = self.ref_w[idx][None, :]  # the series' own rate of large moves
+            p1 = ODDS * p0 / (1.0 + (ODDS - 1.0) * p0)
+            v = np.where(big, np.log(p1 / p0), np.log((1.0 - p1) / (1.0 - p0)))  # Bernoulli log-likelihood ratio
         v = np.where(wok & np.isfinite(v) & ("variance" in self.channels), v, np.nan)
         until = self.until[idx].copy()
         lvl0 = self.lvl[idx].copy()
@@ -252,7 +254,8 @@ class Episodes:
         return risk, (last, run[-1])
 
     def _refresh(self) -> None:
-        self.ref_w = np.where(self.w_cnt >= MIN_W, self.w_sum / np.maximum(self.w_cnt, 1.0), np.nan)
+        # the series' own rate of large moves (Jeffreys prior), once MIN_W differences are behind it
+        self.ref_w = np.where(self.w_cnt >= MIN_W, (self.w_sum + 0.5) / (self.w_cnt + 1.0), np.nan)
         self.ref_p = np.where(self.diffs > 0, (self.reps + 0.5) / (self.diffs + 1.0), np.nan)
         self.ref_maxrun = self.maxrun.copy()
 
