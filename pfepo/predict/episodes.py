@@ -69,25 +69,25 @@ BIG = 1e30
 RESTART_N = 2.0  # after an onset the reference level restarts at the core's fast level (~2 samples' mean)
 
 
-def clamp_scan(u: np.ndarray, s0: np.ndarray, cap: float = CAP) -> np.ndarray:
+def clamp_scan(u: np.ndarray, s0: np.ndarray, cap: float | np.ndarray = CAP) -> np.ndarray:
     """Path of s_t = min(cap, max(0, s_(t-1) + u_t)) for every column, as a log-depth scan.
 
     Each step is a map s -> min(hi, max(lo, s + a)); the composition of two such maps is again one
     (a = a1 + a2, lo = clip(lo1 + a2, lo2, hi2), hi = clip(hi1 + a2, lo2, hi2)), so prefix compositions
-    double like an associative scan. A NaN row is the identity (lo = -BIG, hi = BIG, a = 0)."""
+    double like an associative scan. A NaN row is the identity (lo = -BIG, hi = BIG, a = 0). ``cap`` is a
+    number or one per column."""
     ok = np.isfinite(u)
     a = np.where(ok, u, 0.0)
     lo = np.where(ok, 0.0, -BIG)
-    hi = np.where(ok, cap, BIG)
+    hi = np.where(ok, np.broadcast_to(cap, u.shape[1:])[None, :], BIG)
     k, tn = 1, u.shape[0]
     while k < tn:
-        a1, l1, h1 = a[:-k], lo[:-k], hi[:-k]
         a2, l2, h2 = a[k:], lo[k:], hi[k:]
-        nl = np.clip(l1 + a2, l2, h2)
-        nh = np.clip(h1 + a2, l2, h2)
-        a = np.concatenate([a[:k], a1 + a2])
-        lo = np.concatenate([lo[:k], nl])
-        hi = np.concatenate([hi[:k], nh])
+        nl = np.minimum(np.maximum(lo[:-k] + a2, l2), h2)  # np.clip, without its per-call overhead
+        nh = np.minimum(np.maximum(hi[:-k] + a2, l2), h2)
+        a[k:] = a2 + a[:-k]
+        lo[k:] = nl
+        hi[k:] = nh
         k *= 2
     return np.minimum(hi, np.maximum(lo, s0[None, :] + a))
 
@@ -105,7 +105,6 @@ class Episodes:
     def _alloc(self, n: int) -> None:
         old = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
         self.last_y = np.full(n, np.nan)  # last observed raw value
-        self.last_x = np.full(n, np.nan)  # last observed value (the variance channel's differences)
         self.run = np.zeros(n)  # repeats of the last value so far
         self.reps = np.zeros(n)  # repeats seen (all history)
         self.diffs = np.zeros(n)  # first differences seen
@@ -139,14 +138,14 @@ class Episodes:
             self._alloc(core.n)
         p = core.p
         ready = (nobs >= core.n_warm) & np.isfinite(core.ref_noise[idx])[None, :]
-        frozen, run_state = self._frozen(idx, y, obs, ready & ("frozen" in self.channels))
+        prev_y = _shift(self.last_y[idx], _ffill(y, self.last_y[idx]))  # the last observed value before each row
+        frozen, run_state = self._frozen(idx, y, prev_y, obs, ready & ("frozen" in self.channels))
         # CUSUM inputs: level deviation in spread x sqrt(VIF) units; variance log-likelihood ratio
         with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.clip(sig / spread, 1e-3, 1.0)
+            r = np.minimum(np.maximum(sig / spread, 1e-3), 1.0)
             scale = spread * np.sqrt((2.0 - r * r) / (r * r))
             # raw differences: the learnt daily profile steps at its bin edges, the series does not
-            yf = _ffill(y, self.last_x[idx])
-            d = y - _shift(self.last_x[idx], yf)
+            d = y - prev_y
             big = np.abs(d) > C_EXC * sig[None, :] * 2.0 / math.sqrt(math.pi)  # a large move
             wok = obs & np.isfinite(d) & ready
             self.w_sum[idx] += (big & wok).sum(axis=0)
@@ -198,7 +197,6 @@ class Episodes:
         self.lvl[idx], self.n_lvl[idx] = lvl[-1], n_lvl[-1]
         self.s_hi[idx], self.s_lo[idx], self.s_var[idx] = s_hi[-1], s_lo[-1], s_var[-1]
         self.last_y[idx], self.run[idx] = run_state[0], run_state[1]
-        self.last_x[idx] = yf[-1]
         if end:
             self._refresh()
         return out
@@ -212,24 +210,24 @@ class Episodes:
         lvl = _lin_scan(a, np.where(obs, x, 0.0), np.where(np.isfinite(lvl0), lvl0, 0.0))
         ref = _shift(np.where(n0 > 0, lvl0, np.nan), lvl)
         with np.errstate(invalid="ignore"):
-            z = np.clip((x - ref) / scale[None, :], -CLIP, CLIP)
+            z = np.minimum(np.maximum((x - ref) / scale[None, :], -CLIP), CLIP)
         live = obs & ready & np.isfinite(z) & ("level" in self.channels)
         hold = t[:, None] < until[None, :]
         zi = np.where(live, z, np.nan)
         up = np.where(hold, -BIG, zi - K)
         dn = np.where(hold, -BIG, -zi - K)
         vv = np.where(hold, -BIG, v)
-        s_hi = clamp_scan(up, s0[0])
-        s_lo = clamp_scan(dn, s0[1])
-        s_var = clamp_scan(vv, s0[2], 2 * H_VAR)
+        m = up.shape[1]
+        cap = np.repeat(np.array([CAP, CAP, 2 * H_VAR]), m)
+        s_all = clamp_scan(np.concatenate([up, dn, vv], axis=1), np.concatenate(s0), cap)
+        s_hi, s_lo, s_var = s_all[:, :m], s_all[:, m : 2 * m], s_all[:, 2 * m :]
         ev = np.fmax(np.fmax(s_hi, s_lo) - H, s_var - H_VAR)
         risk = np.where(ready & ~hold, ndtr(ev), 0.0)
         return risk, np.where(cnt > 0, lvl, np.nan), s_hi, s_lo, s_var, cnt
 
     # frozen values ------------------------------------------------------------------------------------
-    def _frozen(self, idx: np.ndarray, y: np.ndarray, obs: np.ndarray, ready: np.ndarray):
+    def _frozen(self, idx: np.ndarray, y: np.ndarray, prev: np.ndarray, obs: np.ndarray, ready: np.ndarray):
         tn = y.shape[0]
-        prev = _shift(self.last_y[idx], _ffill(y, self.last_y[idx]))
         dobs = obs & np.isfinite(prev)
         same = dobs & (y == prev)
         reset = dobs & ~same
@@ -250,7 +248,7 @@ class Episodes:
             e = run * step[None, :]
             risk = np.where((run >= lmin[None, :]) & (run <= 2 * lfire[None, :]) & ready & np.isfinite(e),
                             ndtr(e - E0), 0.0)
-        last = _ffill(y, self.last_y[idx])[-1]
+        last = np.where(obs[-1], y[-1], prev[-1])
         return risk, (last, run[-1])
 
     def _refresh(self) -> None:
