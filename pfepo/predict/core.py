@@ -340,7 +340,7 @@ class AnomalyCore:
         risk = np.where((nobs >= self.n_warm) & np.isfinite(risk), risk, 0.0)
         # 5. event-like output: first crossing fires, then a refractory cap
         out, until = self._refractory(risk, t, self.until[idx])
-        out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end)  # risk only
+        out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end, raw)  # risk only
         # season bookkeeping: residual against the baseline, per phase bin (applied at the chunk end)
         with np.errstate(invalid="ignore"):
             r = y - base_prev

@@ -28,6 +28,17 @@ has three such classes, and each gets a channel here, measured in the series' ow
   ratio of squared differences; a few % error in the noise scale made it fire on plain Gaussian, daily
   and quantised series (tested), which this count-based form does not.
 
+And one damping of the core's own risk:
+
+- **routine jumps**: where the core's innovation (|value - fast level| in noise sds) at a row reaches a
+  level of ``GRID`` (4, 6, 8, 12, 16, 20) that this series reaches routinely, at a rate ``q`` per row
+  (counted over its history, Jeffreys prior, after ``MIN_W`` rows), the core's risk is multiplied by
+  ``exp(-q x horizon rows)``: the probability that the series makes no such jump within one horizon.
+  ``risk`` reads as the probability that an episode starts within the horizon, so a jump that this
+  series makes about once per horizon is no evidence of one. A series with regular spikes stops
+  alarming on each; a first jump of that size still alarms (q ~ 0). Deviations (creeps, shifts) are not
+  damped: only the innovation is looked at.
+
 Level CUSUM constants: allowance ``K = 1`` (half the 2-unit change to detect, the textbook choice) and
 threshold ``H = 7`` (in the units above). With exactly known scales ``H = 5`` gives ~1e5 rows between
 false alarms per side for Gaussian iid input (Siegmund's approximation); but the core's scales come from
@@ -64,6 +75,7 @@ CLIP = 4.0  # winsorising of each row's CUSUM input (the core's WINSOR)
 H_VAR = math.log(1e5)  # variance CUSUM threshold in log-likelihood units: >= 1e5 rows between false alarms
 C_EXC = 3.0  # a large move: |first difference| > 3 mean absolute differences (~1.7 % of Gaussian moves)
 ODDS = 4.0  # the alternative: the odds of a large move x 4 (the factor of a doubled noise sd's variance)
+GRID = np.array([4.0, 6.0, 8.0, 12.0, 16.0, 20.0])  # surprise levels (the core's RAW_CAP is 20)
 MIN_W = 600  # differences behind its own mean before the variance channel speaks (the core's min_long)
 BIG = 1e30
 RESTART_N = 2.0  # after an onset the reference level restarts at the core's fast level (~2 samples' mean)
@@ -95,7 +107,7 @@ def clamp_scan(u: np.ndarray, s0: np.ndarray, cap: float | np.ndarray = CAP) -> 
 class Episodes:
     """Channel state of the core's N series (grown with it)."""
 
-    channels: tuple[str, ...] = ("frozen", "level", "variance")
+    channels: tuple[str, ...] = ("frozen", "level", "variance", "routine")
 
     def __init__(self, core) -> None:  # core: pfepo.predict.core.AnomalyCore (not imported: no cycle)
         self.core = core
@@ -117,11 +129,14 @@ class Episodes:
         self.s_var = np.zeros(n)
         self.until = np.full(n, -np.inf)  # refractory of the combined output
         self.n_lvl = np.zeros(n)  # values behind the reference level (a running mean until 1/a_base)
+        self.ge = np.zeros((n, len(GRID)))  # rows with the core's surprise >= each GRID level
+        self.n_raw = np.zeros(n)
+        self.ref_ge = np.full((n, len(GRID)), np.nan)  # their rates, frozen at chunk boundaries
         self.w_sum = np.zeros(n)  # large moves seen, and differences seen
         self.w_cnt = np.zeros(n)
         self.ref_w = np.full(n, np.nan)  # their rate, frozen at chunk boundaries
         for k, arr in old.items():
-            getattr(self, k)[: arr.size] = arr
+            getattr(self, k)[: arr.shape[0]] = arr
         self.n = n
 
     def nbytes(self) -> int:
@@ -129,7 +144,8 @@ class Episodes:
 
     # ----- one chunk of the core ------------------------------------------------------------------
     def step(self, idx: np.ndarray, y: np.ndarray, t: np.ndarray, x: np.ndarray, obs: np.ndarray, fast: np.ndarray,
-             sig: np.ndarray, spread: np.ndarray, nobs: np.ndarray, core_out: np.ndarray, end: bool) -> np.ndarray:
+             sig: np.ndarray, spread: np.ndarray, nobs: np.ndarray, core_out: np.ndarray, end: bool,
+             raw: np.ndarray | None = None) -> np.ndarray:
         """Combined risk for a chunk: ``y`` raw rows, ``x`` the core's season-corrected rows, ``fast`` its
         fast level path, ``sig``/``spread`` its frozen scales, ``nobs`` its observation count path and
         ``core_out`` its own event-like risk."""
@@ -139,6 +155,10 @@ class Episodes:
         p = core.p
         ready = (nobs >= core.n_warm) & np.isfinite(core.ref_noise[idx])[None, :]
         prev_y = _shift(self.last_y[idx], _ffill(y, self.last_y[idx]))  # the last observed value before each row
+        if raw is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):  # the core's innovation (jumps, spikes)
+                innov = np.abs(x - _shift(core.fast[idx], fast)) / sig[None, :]
+            core_out = core_out * self._routine(idx, np.where(np.isfinite(raw), innov, np.nan), ready)
         frozen, run_state = self._frozen(idx, y, prev_y, obs, ready & ("frozen" in self.channels))
         # CUSUM inputs: level deviation in spread x sqrt(VIF) units; variance log-likelihood ratio
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -225,6 +245,22 @@ class Episodes:
         risk = np.where(ready & ~hold, ndtr(ev), 0.0)
         return risk, np.where(cnt > 0, lvl, np.nan), s_hi, s_lo, s_var, cnt
 
+    # routine surprises -------------------------------------------------------------------------------
+    def _routine(self, idx: np.ndarray, raw: np.ndarray, ready: np.ndarray) -> np.ndarray:
+        """Damping of the core's risk where a surprise this large is routine for this series: q = its own
+        rate of rows with surprise at least this grid level; factor exp(-q W), W = the refractory in rows
+        (the chance that an episode-long stretch of this series holds no such surprise)."""
+        ok = np.isfinite(raw) & ready
+        lev = np.searchsorted(GRID, np.where(ok, raw, 0.0), side="right") - 1  # highest grid level <= raw
+        for g in range(len(GRID)):
+            self.ge[idx, g] += (ok & (lev >= g)).sum(axis=0)
+        self.n_raw[idx] += ok.sum(axis=0)
+        if "routine" not in self.channels:
+            return np.ones(raw.shape)
+        q = self.ref_ge[idx[None, :], np.maximum(lev, 0)]
+        w_rows = self.core.h_steps
+        return np.where(ok & (lev >= 0) & np.isfinite(q), np.exp(-np.nan_to_num(q) * w_rows), 1.0)
+
     # frozen values ------------------------------------------------------------------------------------
     def _frozen(self, idx: np.ndarray, y: np.ndarray, prev: np.ndarray, obs: np.ndarray, ready: np.ndarray):
         tn = y.shape[0]
@@ -252,6 +288,8 @@ class Episodes:
         return risk, (last, run[-1])
 
     def _refresh(self) -> None:
+        rate = (self.ge + 0.5) / (self.n_raw[:, None] + 1.0)
+        self.ref_ge = np.where(self.n_raw[:, None] >= MIN_W, rate, np.nan)
         # the series' own rate of large moves (Jeffreys prior), once MIN_W differences are behind it
         self.ref_w = np.where(self.w_cnt >= MIN_W, (self.w_sum + 0.5) / (self.w_cnt + 1.0), np.nan)
         self.ref_p = np.where(self.diffs > 0, (self.reps + 0.5) / (self.diffs + 1.0), np.nan)

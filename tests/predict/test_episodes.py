@@ -63,7 +63,7 @@ def test_the_core_outputs_that_others_read_are_bit_identical(dt):
     y = _anomalous(rng, 3000, dt)
     keys = ("zl", "dev", "raw", "ref_noise", "ref_spread", "ref_base", "n")
     cores = []
-    for ch in ((), ("frozen", "level", "variance")):  # all channels, including the one off by default
+    for ch in ((), ("frozen", "level", "variance", "routine")):
         c = AnomalyCore(params_for(dt), 1)
         c.episodes.channels = ch
         t = _times(y.size, dt)
@@ -83,7 +83,7 @@ def test_streaming_and_batch_agree_with_the_channels_firing():
     dt = 300.0
     y = _anomalous(rng, 2000, dt)
     y[rng.random(y.size) < 0.03] = np.nan
-    every = ("frozen", "level", "variance")
+    every = ("frozen", "level", "variance", "routine")
     batch, _ = _risk(y, dt, channels=every)
     stream, _ = _risk(y, dt, channels=every, block=1)
     odd, _ = _risk(y, dt, channels=every, block=113)
@@ -190,3 +190,24 @@ def test_normal_series_get_no_alarm_from_the_channels(kind, dt):
         core_only, _ = _risk(y, dt, channels=())
         extra += int((r >= ALARM).sum()) - int((core_only >= ALARM).sum())
     assert extra <= 1
+
+
+@pytest.mark.parametrize("dt", [60.0, 600.0])
+def test_routine_spikes_are_damped_but_a_rare_spike_still_alarms(dt):
+    """A series with a spike of 6-10 sd in 1 % of its rows: the core alone alarms on many of them; the
+    routine damping (exp(-its own rate of such jumps x the 30-row horizon) ~ 0.74 here) removes at least
+    a quarter. A single 8 sd spike in a series that never spikes still alarms at once."""
+    rng = np.random.default_rng(8)
+    n = 6000
+    y = 100 + rng.normal(0, 2, n)
+    hit = rng.random(n) < 0.01
+    y[hit] += rng.uniform(12, 20, hit.sum())
+    core_only, _ = _risk(y, dt, channels=())
+    damped, _ = _risk(y, dt, channels=("routine",))
+    late = slice(1500, None)  # once its own rate is known (600 rows) and the first chunks are past
+    assert (core_only[late] >= ALARM).sum() >= 5
+    assert (damped[late] >= ALARM).sum() <= 0.75 * (core_only[late] >= ALARM).sum()
+    quiet = 100 + rng.normal(0, 2, n)
+    quiet[4000] += 16
+    r, _ = _risk(quiet, dt)
+    assert _first_alarm(r, 4000) == 0
