@@ -38,8 +38,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
-from pfepo.predict.episodes import Episodes
-
 CHUNK = 256
 DAY_S = 86_400.0
 WINSOR = 4.0  # winsorise updates of baselines and scales at this many scales
@@ -191,7 +189,10 @@ class AnomalyCore:
         self.bins = int(np.clip(round(p.season_period_s / max(p.dt, 900.0)), 24, 96))
         self.bin_w = p.season_period_s / self.bins
         self.clock = 0  # steps since the first update (chunk boundaries are multiples of CHUNK)
-        self.episodes = Episodes(self)  # extra evidence channels (pfepo.predict.episodes): risk only
+        # extra evidence channels, risk only (the module imports this one, hence imported here)
+        from pfepo.predict.episodes import Episodes
+
+        self.episodes = Episodes(self)
         self.n = 0
         self._alloc(0)
         self.grow(n)

@@ -66,6 +66,8 @@ import math
 import numpy as np
 from scipy.special import ndtr
 
+from pfepo.predict.core import _ffill, _shift  # core imports this module lazily (no cycle)
+
 E0 = 6.0  # frozen: decades of improbability of a run under the series' own repeat rate
 MIN_RUN = 5  # frozen: at least this many repeats
 K = 1.0  # CUSUM allowance (half the 2-unit change to detect)
@@ -252,8 +254,7 @@ class Episodes:
         (the chance that an episode-long stretch of this series holds no such surprise)."""
         ok = np.isfinite(raw) & ready
         lev = np.searchsorted(GRID, np.where(ok, raw, 0.0), side="right") - 1  # highest grid level <= raw
-        for g in range(len(GRID)):
-            self.ge[idx, g] += (ok & (lev >= g)).sum(axis=0)
+        self.ge[idx] += ((lev[:, :, None] >= np.arange(GRID.size)) & ok[:, :, None]).sum(axis=0)
         self.n_raw[idx] += ok.sum(axis=0)
         if "routine" not in self.channels:
             return np.ones(raw.shape)
@@ -263,15 +264,12 @@ class Episodes:
 
     # frozen values ------------------------------------------------------------------------------------
     def _frozen(self, idx: np.ndarray, y: np.ndarray, prev: np.ndarray, obs: np.ndarray, ready: np.ndarray):
-        tn = y.shape[0]
         dobs = obs & np.isfinite(prev)
         same = dobs & (y == prev)
         reset = dobs & ~same
         cs = np.cumsum(same, axis=0)
-        pos = np.arange(tn)[:, None]
-        last_reset = np.maximum.accumulate(np.where(reset, pos, -1), axis=0)
-        cs_at = np.take_along_axis(cs, np.maximum(last_reset, 0), axis=0)
-        run = np.where(last_reset >= 0, cs - cs_at, self.run[idx][None, :] + cs)
+        cs_at = np.maximum.accumulate(np.where(reset, cs, 0), axis=0)  # cs is non-decreasing
+        run = np.where(np.logical_or.accumulate(reset, axis=0), cs - cs_at, self.run[idx][None, :] + cs)
         prev_run = _shift(self.run[idx], run)
         ended = np.where(reset, prev_run, 0.0).max(axis=0)
         self.maxrun[idx] = np.maximum(self.maxrun[idx], ended)
@@ -306,15 +304,3 @@ def _lin_scan(a: np.ndarray, u: np.ndarray, s0: np.ndarray) -> np.ndarray:
         at[k:] = at[k:] * at[:-k]
         k *= 2
     return bt + at * s0[None, :]
-
-
-def _ffill(x: np.ndarray, start: np.ndarray) -> np.ndarray:
-    from pfepo.predict.core import _ffill as f
-
-    return f(x, start)
-
-
-def _shift(first: np.ndarray, path: np.ndarray) -> np.ndarray:
-    from pfepo.predict.core import _shift as f
-
-    return f(first, path)
