@@ -44,11 +44,12 @@ threshold ``H = 7`` (in the units above). With exactly known scales ``H = 5`` gi
 false alarms per side for Gaussian iid input (Siegmund's approximation); but the core's scales come from
 ~150 samples and were measured up to ~10 % low, and with a scale 20 % low (two such errors) H = 5 gives
 only ~5e3 rows (it fired on a plain Gaussian series in a test), so H is the value that keeps ~1e5 rows
-there. A change of 2 units is then found in ~7 rows, of 3 units in ~3-4. Each row's input is winsorised at 4 units (the core's WINSOR), so one wild
-value cannot fire a channel alone. The statistics are capped at ``2 H``.
+there. A change of 2 units is then found in ~7 rows, of 3 units in ~3-4. Each row's input is
+winsorised at 4 units (the core's WINSOR), so one wild value cannot fire the channel alone. The
+statistics are capped at twice their thresholds (so they re-arm soon after an episode).
 
 Output: each channel's risk is ``Phi(evidence - threshold)`` (0.5 at its threshold, like the core's
-``Phi(zl - z0)``); the core's ``risk`` is the maximum of its own and these. The output stays event-like
+``Phi(zl - z0)``); the core's ``risk`` is the maximum of its own (after the routine damping) and these. The output stays event-like
 with a refractory period of its own (the core's ``refractory``): after any onset (the core's or a
 channel's) the combined risk is capped at ``alarm / 2`` and the CUSUMs are held at 0, and the reference
 level restarts at the core's fast level, so a lasting new level does not alarm again. The core's own
