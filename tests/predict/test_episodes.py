@@ -63,19 +63,31 @@ def test_the_core_outputs_that_others_read_are_bit_identical(dt):
     y = _anomalous(rng, 3000, dt)
     keys = ("zl", "dev", "raw", "ref_noise", "ref_spread", "ref_base", "n")
     cores = []
-    for ch in ((), ("frozen", "level", "variance", "routine")):
-        c = AnomalyCore(params_for(dt), 1)
-        c.episodes.channels = ch
+    for ch in (None, (), ("frozen", "level", "variance", "routine")):
+        c = AnomalyCore(params_for(dt), 1, episodes=ch is not None)  # None: the engine's core (no channels)
+        if ch is not None:
+            c.episodes.channels = ch
         t = _times(y.size, dt)
         snaps, risk = [], []
         for a in range(0, y.size, 37):
             risk.append(c.update(y[a : a + 37, None], t[a : a + 37])[:, 0])
             snaps.append([np.copy(getattr(c, k)) for k in keys])
         cores.append((snaps, np.concatenate(risk)))
-    for s0, s1 in zip(cores[0][0], cores[1][0], strict=True):
-        for a, b in zip(s0, s1, strict=True):
-            assert np.array_equal(a, b, equal_nan=True)
-    assert not np.array_equal(cores[0][1], cores[1][1])  # the channels did change risk
+    for other in cores[1:]:
+        for s0, s1 in zip(cores[0][0], other[0], strict=True):
+            for a, b in zip(s0, s1, strict=True):
+                assert np.array_equal(a, b, equal_nan=True)
+    assert not np.array_equal(cores[0][1], cores[2][1])  # the channels did change risk
+
+
+def test_the_engine_skips_the_channels_only_where_it_never_reads_risk():
+    """The engine reads the core's risk only for metrics without a threshold: with a threshold on every
+    metric its core runs without the channels; with one metric lacking a threshold, with them."""
+    from pfepo.predict.engine import DEFAULT_THRESHOLDS, PredictiveEngine
+
+    assert PredictiveEngine().core.episodes is None
+    thr = {k: v for k, v in DEFAULT_THRESHOLDS.items() if k != "error_rate_pct"}
+    assert PredictiveEngine(thresholds=thr).core.episodes is not None
 
 
 def test_streaming_and_batch_agree_with_the_channels_firing():
