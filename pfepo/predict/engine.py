@@ -49,8 +49,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 LEVEL_TAU_S = 30.0  # the fast level that checks a trend is still rising
 LEVEL_S = 60.0  # observed above the threshold this long (>= 2 samples) is evidence 1: longer than a spike
 SUPPORT = 0.5  # share of the drift's claimed rise the level must show over the last trend_tau_s
-# (and half of that share in each half of it). A supported trend's breach counts where the path of the fast
-# level with that drift stays above the threshold for this share of the horizon (crosses by 3/4 of it).
+# (and half of that share in each half of it). A supported trend's breach counts where the forecast's path
+# (from the value it was fed, with that drift) stays above the threshold for this share of the horizon.
 PERSIST = 0.25
 # Growth evidence (a convex creep, where the linear drift underestimates): the rise over the last
 # trend_tau_s exceeds the rise over the one before by this many standard errors of that difference, and
@@ -357,7 +357,11 @@ class PredictiveEngine:
         - The drift is extrapolated only while it is *supported*: the fast level rose over the last
           ``trend_tau_s`` by at least ``SUPPORT`` of what the drift claims, and already in its first half.
           A ramp that has stopped (a busy plateau just under the threshold) is judged by its level, not by
-          the lagging trend; a jump or a spike (all of its rise in the last moments) is not a trend.
+          the lagging trend; a jump or a spike (all of its rise in the last moments) is not a trend. The
+          rise must hold in the window's second half too (a stopped rise loses its support within about a
+          minute), and the projected breach must persist: the path from the fed value with this drift
+          crosses the threshold by (1 - ``PERSIST``) of the horizon (a path touching it only at the
+          horizon's end, a ramp slowing onto a plateau just under it, is no forecast of a breach).
         - The forecast's level alone breaching counts only once it has lasted ``LEVEL_S`` (confirmation
           included), like an observed breach: a spike of tens of seconds moves the level too.
         - A convex creep adds growth evidence (``_growth``).
