@@ -48,6 +48,39 @@ def test_fit_recovers_the_sign_of_an_ar_coefficient():
     assert phi + theta > 0.3 and s2 > 0
 
 
+def _fit_with_results(window, start=None):
+    """fit_arima as it was written before: statsmodels' full ``fit`` (smoother and results object)."""
+    import warnings
+
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    y = np.asarray(window, dtype=float)
+    ok = np.isfinite(y)
+    scale = float(np.std(np.diff(y[ok])))
+    slope, icpt = np.polyfit(np.flatnonzero(ok).astype(float), y[ok], 1)
+    y = y - (slope * np.arange(y.size) + icpt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SARIMAX(np.where(ok, y / scale, np.nan), order=(1, 1, 1), trend="n", concentrate_scale=True)
+        res = model.fit(disp=False, start_params=None if start is None else np.array(start[:2]), maxiter=10)
+    clip = forecast.MAX_COEF
+    return (float(np.clip(res.params[0], -clip, clip)), float(np.clip(res.params[1], -clip, clip)),
+            float(res.scale) * scale**2)
+
+
+def test_fit_equals_statsmodels_full_fit_bit_for_bit():
+    """fit_arima takes the optimiser's parameters and one filter pass for the scale (no smoother, no
+    results object): the very numbers of the full ``fit``, cold and warm-started, with missing values."""
+    rng = np.random.default_rng(7)
+    for i in range(6):
+        y = np.cumsum(rng.normal(size=120)) * 3 + 50 + rng.normal(size=120) * (1 + i)
+        if i % 2:
+            y[rng.integers(0, 120, 12)] = np.nan
+        cold = fit_arima(y)
+        assert cold == _fit_with_results(y)
+        assert fit_arima(y, cold[:2]) == _fit_with_results(y, cold[:2])
+
+
 def test_slope_sd_factor_shrinks_with_smoothing():
     assert slope_sd_factor(0.02) < slope_sd_factor(0.1)
 
