@@ -77,8 +77,7 @@ def fit_arima(window: np.ndarray, start: tuple[float, float] | None = None) -> t
             # scale: ``fit`` would also run the smoother and build a results object (a fifth of a fit's
             # time) for the same two numbers (tests/predict/test_forecast.py compares them bit for bit).
             params = model.fit(disp=False, start_params=sp, maxiter=10, return_params=True)
-            model.update(params, transformed=True)
-            s2 = float(model.ssm.filter().scale)
+            s2 = _concentrated_scale(model, params)
         except Exception:  # noqa: BLE001 - any numerical failure means "keep the old parameters"
             return None
     phi, theta = (float(v) for v in params[:2])
@@ -89,6 +88,20 @@ def fit_arima(window: np.ndarray, start: tuple[float, float] | None = None) -> t
         float(np.clip(theta, -MAX_COEF, MAX_COEF)),
         s2 * scale**2,
     )
+
+
+def _concentrated_scale(model, params: np.ndarray) -> float:
+    """The concentrated-out scale at ``params``, as ``model.ssm.filter().scale`` has it (the same sum over
+    the same per-step terms after the diffuse/burn-in period, divided by the same count of observations),
+    from the likelihood's filter pass: no results object with copies of every filtered array."""
+    from statsmodels.tsa.statespace.kalman_filter import MEMORY_CONSERVE, MEMORY_NO_LIKELIHOOD
+
+    model.update(params, transformed=True)
+    ssm = model.ssm
+    kf = ssm._filter(conserve_memory=MEMORY_CONSERVE ^ MEMORY_NO_LIKELIHOOD)
+    d = max(ssm.loglikelihood_burn, kf.nobs_diffuse)
+    n = np.sum(ssm.k_endog - np.array(ssm._statespace.nmissing)[d:]) - kf.nobs_kendog_univariate_singular
+    return float(np.sum(kf.scale[d:]) / n)
 
 
 def _factors(phi: np.ndarray, theta: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
