@@ -19,6 +19,13 @@ and each detector's threshold is the best one on the corpus (as these benchmarks
 Detectors, in the same run: ``pfepo predict`` (pfepo.predict.univariate.score), the scorer shipped before
 the shared core (pfepo_lab.bench._legacy_univariate, on ``--legacy`` series), and a rolling z-score over 288
 rows.
+
+``--subtle`` makes a harder corpus of the anomaly classes real telemetry has and the default corpus lacks
+(the development corpus of pfepo/predict/episodes.py): magnitudes of only 2-5 sd; values frozen (a stuck
+exporter repeating one value); sustained level shifts; a daily peak missing for a day; spike-density
+increases; variance changes; slow drifts; bases with slow wander (AR(1)), heavy tails, quantised
+near-constant values and low counts; sampling every 1, 5 or 10 minutes; and one series in three with no
+anomaly at all (so false alarms on normal series count).
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ import pandas as pd
 
 BASES = ("gauss", "counts", "random_walk", "heavy_tail", "integers", "daily", "daily_busy", "spiky")
 ANOMALIES = ("shift", "spike", "drift", "variance", "dip", "cycle_break")
+SUBTLE_BASES = ("gauss", "wander", "counts", "random_walk", "heavy_tail", "near_constant", "integers", "daily",
+                "daily_busy", "spiky")
+SUBTLE_ANOMALIES = ("shift", "frozen", "spike_density", "variance", "slow_drift", "dip", "missing_peak")
 
 
 @dataclass
@@ -93,6 +103,87 @@ def make_series(rng: np.random.Generator, k: int) -> Labelled:
             y = np.where((idx >= s) & (idx < s + 3 * dur), lvl + rng.normal(0, sd, n), y)
         windows.append((max(0, s - w // 2), min(n, s + w // 2)))
     return Labelled(f"{k:02d}-{base}", t, y, windows)
+
+
+def make_subtle(rng: np.random.Generator, k: int) -> Labelled:
+    """One series of the ``--subtle`` corpus (see the module docstring)."""
+    base = SUBTLE_BASES[k % len(SUBTLE_BASES)]
+    daily = base in ("daily", "daily_busy")
+    dt = float(rng.choice([60.0, 300.0, 600.0]))
+    lo = int(4 * 86_400 / dt) if daily else 2000  # a daily series holds >= 4 days (the cycle must be learnt)
+    n = int(rng.integers(min(lo, 7000), max(lo, 8000) + 1))
+    t = 1.6e9 + np.arange(n) * dt
+    day = np.sin(2 * np.pi * t / 86_400 + rng.uniform(0, 6.3))
+    sd = rng.uniform(0.5, 5)
+    lvl = rng.uniform(10, 1000)
+    idx = np.arange(n)
+    if base == "gauss":
+        y = lvl + rng.normal(0, sd, n)
+    elif base == "wander":  # slow AR(1) wander (rho 0.98) under white noise: real CPU/latency look like this
+        e = rng.normal(0, sd * 0.25, n)
+        w = np.zeros(n)
+        for i in range(1, n):
+            w[i] = 0.98 * w[i - 1] + e[i]
+        y = lvl + w + rng.normal(0, sd, n)
+        sd = float(np.sqrt(sd**2 + (sd * 0.25) ** 2 / (1 - 0.98**2)))
+    elif base == "counts":
+        y = rng.poisson(rng.uniform(1, 20), n).astype(float)
+        sd = float(max(np.sqrt(y.mean()), 1.0))
+    elif base == "random_walk":
+        y = lvl + np.cumsum(rng.normal(0, sd / 4, n))
+    elif base == "heavy_tail":
+        y = lvl + sd * rng.standard_t(3, n)
+    elif base == "near_constant":  # e.g. a ratio near 0.1 in steps of 0.002
+        sd = 0.005
+        y = np.round((0.1 + rng.normal(0, sd, n)) / 0.002) * 0.002
+    elif base == "integers":
+        y = np.round(lvl / 50 + rng.normal(0, 0.8, n))
+        sd = 0.8
+    elif base == "daily":
+        y = lvl + 6 * sd * day + rng.normal(0, sd, n)
+    elif base == "daily_busy":
+        y = lvl + 6 * sd * np.clip(day, 0, None) + rng.normal(0, sd, n)
+    else:
+        y = np.where(rng.random(n) < 0.01, lvl + rng.uniform(5, 15, n) * sd, lvl + rng.normal(0, sd, n))
+    quantum = {"integers": 1.0, "counts": 1.0, "near_constant": 0.002}.get(base)
+    m = 0 if k % 3 == 2 else int(rng.integers(1, 3))  # every third series is normal throughout
+    windows: list[tuple[int, int]] = []
+    kinds_done: list[str] = []
+    if m:
+        starts = np.sort(rng.choice(np.arange(int(0.3 * n), int(0.9 * n)), m, replace=False))
+        w = max(10, int(0.1 * n / m))
+        for s in starts:
+            kinds = [a for a in SUBTLE_ANOMALIES if a != "missing_peak" or daily]
+            kind = "missing_peak" if daily and rng.random() < 0.5 else kinds[int(rng.integers(0, len(kinds)))]
+            if kind == "missing_peak":  # the anomaly starts where the peak should begin
+                rise = np.flatnonzero((idx >= s) & (day > 0) & (np.roll(day, 1) <= 0))
+                s = int(rise[0]) if rise.size and rise[0] < n - 10 else s
+            mag = rng.uniform(2, 5) * sd
+            dur = int(rng.integers(max(5, w // 4), max(6, w // 2)))
+            on = (idx >= s) & (idx < s + dur)
+            sign = rng.choice([-1.0, 1.0])
+            if kind == "shift":  # sustained: to the end of the series
+                y = y + np.where(idx >= s, sign * mag, 0.0)
+            elif kind == "frozen":
+                y = np.where(on, y[s - 1], y)
+            elif kind == "spike_density":
+                hit = on & (rng.random(n) < 0.15)
+                y = y + np.where(hit, rng.uniform(3, 6, n) * sd, 0.0)
+            elif kind == "variance":
+                y = y + np.where(on, rng.normal(0, rng.uniform(1.5, 3) * sd, n), 0.0)
+            elif kind == "slow_drift":  # ramps over the whole window half, then stays
+                y = y + sign * np.clip((idx - s) / max(dur, 1), 0, 1) * mag
+            elif kind == "dip":
+                y = y + np.where(on, sign * mag, 0.0)
+            else:  # the day's peak does not come: the positive half of the cycle is flat for one day
+                one_day = int(86_400 / dt)
+                day_on = (idx >= s) & (idx < s + one_day)
+                y = np.where(day_on & (day > 0), lvl + rng.normal(0, sd, n), y)
+            if quantum and kind != "frozen":
+                y = np.round(y / quantum) * quantum
+            windows.append((max(0, s - w // 2), min(n, s + w // 2)))
+            kinds_done.append(kind)
+    return Labelled(f"{k:02d}-{base}-{'+'.join(kinds_done) or 'normal'}", t, y, windows)
 
 
 def _sigma(y: float) -> float:
@@ -166,13 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--series", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--legacy", type=int, default=8, help="series scored by the previous scorer (slow)")
+    ap.add_argument("--subtle", action="store_true", help="the harder corpus (2-5 sd, frozen values, missing peaks, ...)")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args(argv)
     from pfepo.predict.univariate import from_columns, score
     from pfepo_lab.bench._legacy_univariate import score_series as legacy
 
     rng = np.random.default_rng(args.seed)
-    corpus = [make_series(rng, k) for k in range(args.series)]
+    make = make_subtle if args.subtle else make_series
+    corpus = [make(rng, k) for k in range(args.series)]
     t0 = time.perf_counter()
     ours = [score(from_columns(pd.Series(s.t), pd.Series(s.y))) for s in corpus]
     el = time.perf_counter() - t0

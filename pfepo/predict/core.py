@@ -185,7 +185,9 @@ _STATE = ("last_x", "fast", "mid", "mid2", "base", "noise", "spread", "quantum",
 class AnomalyCore:
     """State of N series; ``update`` advances them by a block of rows and returns their risk."""
 
-    def __init__(self, params: CoreParams, n: int = 0):
+    def __init__(self, params: CoreParams, n: int = 0, episodes: bool = True):
+        """``episodes``: run the extra evidence channels of pfepo.predict.episodes (they change ``risk``
+        only); a user that never reads ``risk`` (the engine, where every metric has a threshold) skips them."""
         self.p = params
         p = params
         self.a_fast = _alpha(p.dt, p.tau(p.fast_s, p.min_fast))
@@ -205,6 +207,10 @@ class AnomalyCore:
         self.bins = int(np.clip(round(p.season_period_s / max(p.dt, 900.0)), 24, 96))
         self.bin_w = p.season_period_s / self.bins
         self.clock = 0  # steps since the first update (chunk boundaries are multiples of CHUNK)
+        # extra evidence channels, risk only (the module imports this one, hence imported here)
+        from pfepo.predict.episodes import Episodes
+
+        self.episodes = Episodes(self) if episodes else None
         self.n = 0
         self._alloc(0)
         self.grow(n)
@@ -353,6 +359,8 @@ class AnomalyCore:
         risk = np.where((nobs >= self.n_warm) & np.isfinite(risk), risk, 0.0)
         # 5. event-like output: first crossing fires, then a refractory cap
         out, until = self._refractory(risk, t, self.until[idx])
+        if self.episodes is not None:
+            out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end, raw)  # risk only
         # season bookkeeping: residual against the baseline, per phase bin (applied at the chunk end)
         with np.errstate(invalid="ignore"):
             r = y - base_prev

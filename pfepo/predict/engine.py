@@ -136,7 +136,10 @@ class PredictiveEngine:
             drift_window=max(3, math.ceil(trend_tau_s / step_s - 1e-9)) if self.drift == "window" else 0,
         )
         self.feat = FeatureState(self.metrics, step_s)
-        self.core = AnomalyCore(CoreParams(dt=step_s, horizon_s=horizon_s))
+        # The core's ``risk`` is read only for metrics without a threshold (``snapshot``): where every metric
+        # has one, its extra evidence channels (pfepo.predict.episodes: risk only) are skipped; every other
+        # core output is the same either way (tests/predict/test_episodes.py).
+        self.core = AnomalyCore(CoreParams(dt=step_s, horizon_s=horizon_s), episodes=bool(np.isnan(self.thr).any()))
         self.confirm_steps = max(1, math.ceil(confirm_s / step_s - 1e-9))
         # A trend is extrapolated only while the level still rises: over the last ``trend_tau_s`` the fast
         # level must have gained at least half of what the drift claims for that time.

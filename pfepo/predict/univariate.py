@@ -102,7 +102,7 @@ def parse_times(raw: pd.Series, where: str) -> tuple[np.ndarray, list[str]]:
 def parse_values(raw: pd.Series, where: str, col: str) -> np.ndarray:
     text = raw.astype(str).str.strip()
     num = pd.to_numeric(text, errors="coerce")
-    bad = num.isna() & ~text.str.lower().isin(MISSING_TEXT)
+    bad = num.isna() & ~text.str.lower().isin(MISSING_TEXT) & text.notna()  # NaN cells stay NA as str (pandas 3)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise SeriesError(f"{where}:{_line(i)}: column {col!r}: {raw.iloc[i]!r} is not a number")

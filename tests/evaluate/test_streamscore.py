@@ -31,3 +31,22 @@ def test_early_detection_earns_more_than_late():
     flags_in_probation = np.zeros(1000, bool)
     flags_in_probation[10:100] = True  # the first 15 % are ignored
     assert score_file(flags_in_probation, [(400, 500)]) == (-1.0, 1)
+
+
+def test_the_subtle_corpus_has_normal_series_and_the_generic_anomaly_classes():
+    from pfepo.evaluate.streamscore import make_subtle
+
+    rng = np.random.default_rng(1)
+    corpus = [make_subtle(rng, k) for k in range(30)]
+    normal = [s for s in corpus if not s.windows]
+    assert len(normal) == 10  # every third series
+    kinds = {k for s in corpus for k in s.name.split("-")[2].split("+")}
+    assert {"frozen", "shift", "missing_peak", "spike_density", "variance", "slow_drift"} <= kinds
+    for s in corpus:
+        assert np.all(np.isfinite(s.y)) and np.all(np.diff(s.t) > 0)
+        dt = s.t[1] - s.t[0]
+        assert dt in (60.0, 300.0, 600.0)
+        for a, b in s.windows:
+            assert 0 <= a < b <= s.y.size
+    frozen = next(s for s in corpus if "frozen" in s.name and "normal" not in s.name)
+    assert (np.diff(frozen.y) == 0).sum() >= 5  # a stuck value repeats

@@ -147,3 +147,11 @@ def read_series_from(t, y):
     from pfepo.predict.univariate import from_columns
 
     return from_columns(pd.Series(t), pd.Series(y))
+
+
+def test_score_series_takes_nan_values_as_missing():
+    """An array with NaN (pandas 3 keeps a NaN cell as NA when cast to str) is scored, NaN = missing."""
+    y = _series()
+    y[500:520] = np.nan
+    r = score_series(y, _times(y.size))
+    assert r.shape == y.shape and np.isfinite(r).all()

@@ -1,0 +1,307 @@
+"""Extra evidence channels of the anomaly core: episodes that build up over time.
+
+The core (pfepo.predict.core) scores surprise per row against its own long-term distribution, so it
+sees jumps, spikes and creeps, but not evidence that is weak per row and strong in sum. Real telemetry
+has three such classes, and each gets a channel here, measured in the series' own scales:
+
+- **frozen values** (a stuck sensor or exporter repeating one value): a run of ``L`` identical values
+  has probability ``p^L`` under the series' own repeat rate ``p`` (repeats / differences seen, with a
+  Jeffreys 1/2 prior). Evidence = ``L x -log10 p`` decades; it alarms at ``E0 = 6`` (one in a million
+  runs: a series has ~1e4 runs, so about one false alarm per hundred series if runs were independent)
+  and only once the run is at least ``MIN_RUN`` = 5 repeats and more than twice the longest run the
+  series has had so far ("far longer than its own runs"). A series that normally sits still (p near 1)
+  never fires.
+- **sustained level shifts** (2-5 sd, e.g. in a series sampled every 5-10 minutes; also a daily peak
+  that does not come, since the core subtracts the learnt daily profile first): a two-sided CUSUM of
+  the deviation from a slow reference level, in units of the core's level spread times
+  ``sqrt(VIF)``. VIF = (1 + rho) / (1 - rho) is the variance inflation of a mean of autocorrelated
+  values, with rho = 1 - (noise / spread)^2 (the lag-1 autocorrelation of an AR(1) whose one-step
+  noise and level spread are the core's): a random walk or a slow wander has rho near 1 and a large
+  VIF, so its long excursions do not accumulate; white noise has VIF 1.
+- **variance and spike-density increases**: a one-sided Bernoulli CUSUM of *large moves* (a first
+  difference of more than ``C_EXC`` = 3 mean absolute differences, the core's noise scale): its
+  log-likelihood ratio of "the odds of a large move are ``ODDS`` = 4 times the series' own" (4 = the
+  variance ratio of a doubled noise sd) against the series' own rate (counted over all its history,
+  Jeffreys prior, after ``MIN_W`` = 600 differences, the core's minimum for long-term statistics). The
+  threshold log(1e5) gives >= 1e5 rows between false alarms (Lorden's bound) whatever the series'
+  distribution, because the null rate is the series' own. A first version used the Gaussian likelihood
+  ratio of squared differences; a few % error in the noise scale made it fire on plain Gaussian, daily
+  and quantised series (tested), which this count-based form does not.
+
+And one damping of the core's own risk:
+
+- **routine jumps**: where the core's innovation (|value - fast level| in noise sds) at a row reaches a
+  level of ``GRID`` (4, 6, 8, 12, 16, 20) that this series reaches routinely, at a rate ``q`` per row
+  (counted over its history, Jeffreys prior, after ``MIN_W`` rows), the core's risk is multiplied by
+  ``exp(-q x horizon rows)``: the probability that the series makes no such jump within one horizon.
+  ``risk`` reads as the probability that an episode starts within the horizon, so a jump that this
+  series makes about once per horizon is no evidence of one. A series with regular spikes stops
+  alarming on each; a first jump of that size still alarms (q ~ 0). Deviations (creeps, shifts) are not
+  damped: only the innovation is looked at.
+
+Level CUSUM constants: allowance ``K = 1`` (half the 2-unit change to detect, the textbook choice) and
+threshold ``H = 7`` (in the units above). With exactly known scales ``H = 5`` gives ~1e5 rows between
+false alarms per side for Gaussian iid input (Siegmund's approximation); but the core's scales come from
+~150 samples and were measured up to ~10 % low, and with a scale 20 % low (two such errors) H = 5 gives
+only ~5e3 rows (it fired on a plain Gaussian series in a test), so H is the value that keeps ~1e5 rows
+there. A change of 2 units is then found in ~7 rows, of 3 units in ~3-4. Each row's input is
+winsorised at 4 units (the core's WINSOR), so one wild value cannot fire the channel alone. The
+statistics are capped at twice their thresholds (so they re-arm soon after an episode).
+
+Output: each channel's risk is ``Phi(evidence - threshold)`` (0.5 at its threshold, like the core's
+``Phi(zl - z0)``); the core's ``risk`` is the maximum of its own (after the routine damping) and these. The output stays event-like
+with a refractory period of its own (the core's ``refractory``): after any onset (the core's or a
+channel's) the combined risk is capped at ``alarm / 2`` and the CUSUMs are held at 0, and the reference
+level restarts at the core's fast level, so a lasting new level does not alarm again. The core's own
+state (``zl``, ``dev``, ``raw``, ``ref_*``, its refractory and baseline) is never touched: the engine's
+forecast evidence and the classifier read it.
+
+Everything is vectorised over series and rows (log-depth scans); the few state-dependent choices use the
+state frozen at the core's chunk boundaries, so batch and streaming agree like the core's (tested).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import ndtr
+
+from pfepo.predict.core import _ffill, _shift  # core imports this module lazily (no cycle)
+
+E0 = 6.0  # frozen: decades of improbability of a run under the series' own repeat rate
+MIN_RUN = 5  # frozen: at least this many repeats
+K = 1.0  # CUSUM allowance (half the 2-unit change to detect)
+H = 7.0  # CUSUM threshold (5 for known scales; 7 keeps ~1e5 rows between false alarms with scales 20 % low)
+CAP = 2 * H
+CLIP = 4.0  # winsorising of each row's CUSUM input (the core's WINSOR)
+H_VAR = math.log(1e5)  # variance CUSUM threshold in log-likelihood units: >= 1e5 rows between false alarms
+C_EXC = 3.0  # a large move: |first difference| > 3 mean absolute differences (~1.7 % of Gaussian moves)
+ODDS = 4.0  # the alternative: the odds of a large move x 4 (the factor of a doubled noise sd's variance)
+GRID = np.array([4.0, 6.0, 8.0, 12.0, 16.0, 20.0])  # surprise levels (the core's RAW_CAP is 20)
+MIN_W = 600  # differences behind its own mean before the variance channel speaks (the core's min_long)
+BIG = 1e30
+RESTART_N = 2.0  # after an onset the reference level restarts at the core's fast level (~2 samples' mean)
+
+
+def clamp_scan(u: np.ndarray, s0: np.ndarray, cap: float | np.ndarray = CAP) -> np.ndarray:
+    """Path of s_t = min(cap, max(0, s_(t-1) + u_t)) for every column, as a log-depth scan.
+
+    Each step is a map s -> min(hi, max(lo, s + a)); the composition of two such maps is again one
+    (a = a1 + a2, lo = clip(lo1 + a2, lo2, hi2), hi = clip(hi1 + a2, lo2, hi2)), so prefix compositions
+    double like an associative scan. A NaN row is the identity (lo = -BIG, hi = BIG, a = 0). ``cap`` is a
+    number or one per column."""
+    ok = np.isfinite(u)
+    a = np.where(ok, u, 0.0)
+    lo = np.where(ok, 0.0, -BIG)
+    hi = np.where(ok, np.broadcast_to(cap, u.shape[1:])[None, :], BIG)
+    k, tn = 1, u.shape[0]
+    while k < tn:
+        a2, l2, h2 = a[k:], lo[k:], hi[k:]
+        nl = np.minimum(np.maximum(lo[:-k] + a2, l2), h2)  # np.clip, without its per-call overhead
+        nh = np.minimum(np.maximum(hi[:-k] + a2, l2), h2)
+        a[k:] = a2 + a[:-k]
+        lo[k:] = nl
+        hi[k:] = nh
+        k *= 2
+    return np.minimum(hi, np.maximum(lo, s0[None, :] + a))
+
+
+class Episodes:
+    """Channel state of the core's N series (grown with it)."""
+
+    channels: tuple[str, ...] = ("frozen", "level", "variance", "routine")
+
+    def __init__(self, core) -> None:  # core: pfepo.predict.core.AnomalyCore (not imported: no cycle)
+        self.core = core
+        self.n = 0
+        self._alloc(0)
+
+    def _alloc(self, n: int) -> None:
+        old = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        self.last_y = np.full(n, np.nan)  # last observed raw value
+        self.run = np.zeros(n)  # repeats of the last value so far
+        self.reps = np.zeros(n)  # repeats seen (all history)
+        self.diffs = np.zeros(n)  # first differences seen
+        self.maxrun = np.zeros(n)  # longest completed run
+        self.ref_p = np.full(n, np.nan)  # repeat rate, frozen at chunk boundaries
+        self.ref_maxrun = np.zeros(n)
+        self.lvl = np.full(n, np.nan)  # reference level of the shift CUSUM
+        self.s_hi = np.zeros(n)
+        self.s_lo = np.zeros(n)
+        self.s_var = np.zeros(n)
+        self.until = np.full(n, -np.inf)  # refractory of the combined output
+        self.n_lvl = np.zeros(n)  # values behind the reference level (a running mean until 1/a_base)
+        self.ge = np.zeros((n, len(GRID)))  # rows with the core's surprise >= each GRID level
+        self.n_raw = np.zeros(n)
+        self.ref_ge = np.full((n, len(GRID)), np.nan)  # their rates, frozen at chunk boundaries
+        self.w_sum = np.zeros(n)  # large moves seen, and differences seen
+        self.w_cnt = np.zeros(n)
+        self.ref_w = np.full(n, np.nan)  # their rate, frozen at chunk boundaries
+        for k, arr in old.items():
+            getattr(self, k)[: arr.shape[0]] = arr
+        self.n = n
+
+    def nbytes(self) -> int:
+        return int(sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray)))
+
+    # ----- one chunk of the core ------------------------------------------------------------------
+    def step(self, idx: np.ndarray, y: np.ndarray, t: np.ndarray, x: np.ndarray, obs: np.ndarray, fast: np.ndarray,
+             sig: np.ndarray, spread: np.ndarray, nobs: np.ndarray, core_out: np.ndarray, end: bool,
+             raw: np.ndarray | None = None) -> np.ndarray:
+        """Combined risk for a chunk: ``y`` raw rows, ``x`` the core's season-corrected rows, ``fast`` its
+        fast level path, ``sig``/``spread`` its frozen scales, ``nobs`` its observation count path and
+        ``core_out`` its own event-like risk."""
+        core = self.core
+        if self.n < core.n:
+            self._alloc(core.n)
+        p = core.p
+        ready = (nobs >= core.n_warm) & np.isfinite(core.ref_noise[idx])[None, :]
+        prev_y = _shift(self.last_y[idx], _ffill(y, self.last_y[idx]))  # the last observed value before each row
+        if raw is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):  # the core's innovation (jumps, spikes)
+                innov = np.abs(x - _shift(core.fast[idx], fast)) / sig[None, :]
+            core_out = core_out * self._routine(idx, np.where(np.isfinite(raw), innov, np.nan), ready)
+        frozen, run_state = self._frozen(idx, y, prev_y, obs, ready & ("frozen" in self.channels))
+        # CUSUM inputs: level deviation in spread x sqrt(VIF) units; variance log-likelihood ratio
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.minimum(np.maximum(sig / spread, 1e-3), 1.0)
+            scale = spread * np.sqrt((2.0 - r * r) / (r * r))
+            # raw differences: the learnt daily profile steps at its bin edges, the series does not
+            d = y - prev_y
+            big = np.abs(d) > C_EXC * sig[None, :] * 2.0 / math.sqrt(math.pi)  # a large move
+            wok = obs & np.isfinite(d) & ready
+            self.w_sum[idx] += (big & wok).sum(axis=0)
+            self.w_cnt[idx] += wok.sum(axis=0)
+            p0 = self.ref_w[idx][None, :]  # the series' own rate of large moves
+            p1 = ODDS * p0 / (1.0 + (ODDS - 1.0) * p0)
+            v = np.where(big, np.log(p1 / p0), np.log((1.0 - p1) / (1.0 - p0)))  # Bernoulli log-likelihood ratio
+        v = np.where(wok & np.isfinite(v) & ("variance" in self.channels), v, np.nan)
+        until = self.until[idx].copy()
+        lvl0 = self.lvl[idx].copy()
+        s0 = (self.s_hi[idx].copy(), self.s_lo[idx].copy(), self.s_var[idx].copy())
+        ch, lvl, s_hi, s_lo, s_var, n_lvl = self._cusums(x, obs, ready, t, v, scale, lvl0, self.n_lvl[idx], s0, until)
+        ch = np.fmax(ch, frozen)
+        alarm = p.alarm
+        hot = (ch >= alarm) | (core_out >= alarm)
+        cur = np.repeat(until[None, :], t.size, axis=0)
+        fired = np.zeros(hot.shape, dtype=bool)
+        k = -1
+        while True:
+            rows = np.flatnonzero(hot[k + 1 :].any(axis=1))
+            if rows.size == 0:
+                break
+            k = k + 1 + int(rows[0])
+            cur[k] = until
+            fire = hot[k] & (t[k] >= until)
+            if not fire.any():
+                continue
+            fired[k] = fire
+            until = np.where(fire, t[k] + p.refractory, until)
+            cur[k + 1 :] = np.where(fire[None, :], until[None, :], cur[k + 1 :])
+            # restart the CUSUMs of the series that fired, and their reference at the fast level
+            c = np.flatnonzero(fire)
+            zero = np.zeros(c.size)
+            lvl[k, c], n_lvl[k, c] = fast[k, c], RESTART_N
+            s_hi[k, c], s_lo[k, c], s_var[k, c] = zero, zero, zero
+            if k + 1 < t.size:
+                sub = self._cusums(x[k + 1 :, c], obs[k + 1 :, c], ready[k + 1 :, c], t[k + 1 :], v[k + 1 :, c],
+                                   scale[c], fast[k, c], zero + RESTART_N, (zero, zero, zero), until[c])
+                n_lvl[k + 1 :, c] = sub[5]
+                ch_c = np.fmax(sub[0], frozen[k + 1 :, c])
+                ch[k + 1 :, c], lvl[k + 1 :, c] = ch_c, sub[1]
+                s_hi[k + 1 :, c], s_lo[k + 1 :, c], s_var[k + 1 :, c] = sub[2], sub[3], sub[4]
+                hot[k + 1 :, c] = (ch_c >= alarm) | (core_out[k + 1 :, c] >= alarm)
+        both = np.fmax(core_out, ch)
+        capped = (t[:, None] < cur) & ~fired
+        out = np.where(capped, np.minimum(both, alarm / 2), both)
+        # write back
+        self.until[idx] = until
+        self.lvl[idx], self.n_lvl[idx] = lvl[-1], n_lvl[-1]
+        self.s_hi[idx], self.s_lo[idx], self.s_var[idx] = s_hi[-1], s_lo[-1], s_var[-1]
+        self.last_y[idx], self.run[idx] = run_state[0], run_state[1]
+        if end:
+            self._refresh()
+        return out
+
+    # CUSUM helpers -----------------------------------------------------------------------------------
+    def _cusums(self, x, obs, ready, t, v, scale, lvl0, n0, s0, until):
+        """Reference level path, the three CUSUM paths and their risk (held at 0 while refractory)."""
+        a_base = self.core.a_base
+        cnt = n0[None, :] + np.cumsum(obs, axis=0)
+        a = np.where(obs, np.maximum(a_base, 1.0 / np.maximum(cnt, 1.0)), 0.0)  # running mean, then EW
+        lvl = _lin_scan(a, np.where(obs, x, 0.0), np.where(np.isfinite(lvl0), lvl0, 0.0))
+        ref = _shift(np.where(n0 > 0, lvl0, np.nan), lvl)
+        with np.errstate(invalid="ignore"):
+            z = np.minimum(np.maximum((x - ref) / scale[None, :], -CLIP), CLIP)
+        live = obs & ready & np.isfinite(z) & ("level" in self.channels)
+        hold = t[:, None] < until[None, :]
+        zi = np.where(live, z, np.nan)
+        up = np.where(hold, -BIG, zi - K)
+        dn = np.where(hold, -BIG, -zi - K)
+        vv = np.where(hold, -BIG, v)
+        m = up.shape[1]
+        cap = np.repeat(np.array([CAP, CAP, 2 * H_VAR]), m)
+        s_all = clamp_scan(np.concatenate([up, dn, vv], axis=1), np.concatenate(s0), cap)
+        s_hi, s_lo, s_var = s_all[:, :m], s_all[:, m : 2 * m], s_all[:, 2 * m :]
+        ev = np.fmax(np.fmax(s_hi, s_lo) - H, s_var - H_VAR)
+        risk = np.where(ready & ~hold, ndtr(ev), 0.0)
+        return risk, np.where(cnt > 0, lvl, np.nan), s_hi, s_lo, s_var, cnt
+
+    # routine surprises -------------------------------------------------------------------------------
+    def _routine(self, idx: np.ndarray, raw: np.ndarray, ready: np.ndarray) -> np.ndarray:
+        """Damping of the core's risk where a surprise this large is routine for this series: q = its own
+        rate of rows with surprise at least this grid level; factor exp(-q W), W = the refractory in rows
+        (the chance that an episode-long stretch of this series holds no such surprise)."""
+        ok = np.isfinite(raw) & ready
+        lev = np.searchsorted(GRID, np.where(ok, raw, 0.0), side="right") - 1  # highest grid level <= raw
+        self.ge[idx] += ((lev[:, :, None] >= np.arange(GRID.size)) & ok[:, :, None]).sum(axis=0)
+        self.n_raw[idx] += ok.sum(axis=0)
+        if "routine" not in self.channels:
+            return np.ones(raw.shape)
+        q = self.ref_ge[idx[None, :], np.maximum(lev, 0)]
+        w_rows = self.core.h_steps
+        return np.where(ok & (lev >= 0) & np.isfinite(q), np.exp(-np.nan_to_num(q) * w_rows), 1.0)
+
+    # frozen values ------------------------------------------------------------------------------------
+    def _frozen(self, idx: np.ndarray, y: np.ndarray, prev: np.ndarray, obs: np.ndarray, ready: np.ndarray):
+        dobs = obs & np.isfinite(prev)
+        same = dobs & (y == prev)
+        reset = dobs & ~same
+        cs = np.cumsum(same, axis=0)
+        cs_at = np.maximum.accumulate(np.where(reset, cs, 0), axis=0)  # cs is non-decreasing
+        run = np.where(np.logical_or.accumulate(reset, axis=0), cs - cs_at, self.run[idx][None, :] + cs)
+        prev_run = _shift(self.run[idx], run)
+        ended = np.where(reset, prev_run, 0.0).max(axis=0)
+        self.maxrun[idx] = np.maximum(self.maxrun[idx], ended)
+        self.reps[idx] += same.sum(axis=0)
+        self.diffs[idx] += dobs.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = -np.log10(self.ref_p[idx])
+            lmin = np.maximum(MIN_RUN, 2.0 * self.ref_maxrun[idx] + 1.0)
+            lfire = np.maximum(lmin, E0 / step)
+            e = run * step[None, :]
+            risk = np.where((run >= lmin[None, :]) & (run <= 2 * lfire[None, :]) & ready & np.isfinite(e),
+                            ndtr(e - E0), 0.0)
+        last = np.where(obs[-1], y[-1], prev[-1])
+        return risk, (last, run[-1])
+
+    def _refresh(self) -> None:
+        rate = (self.ge + 0.5) / (self.n_raw[:, None] + 1.0)
+        self.ref_ge = np.where(self.n_raw[:, None] >= MIN_W, rate, np.nan)
+        # the series' own rate of large moves (Jeffreys prior), once MIN_W differences are behind it
+        self.ref_w = np.where(self.w_cnt >= MIN_W, (self.w_sum + 0.5) / (self.w_cnt + 1.0), np.nan)
+        self.ref_p = np.where(self.diffs > 0, (self.reps + 0.5) / (self.diffs + 1.0), np.nan)
+        self.ref_maxrun = self.maxrun.copy()
+
+
+def _lin_scan(a: np.ndarray, u: np.ndarray, s0: np.ndarray) -> np.ndarray:
+    """Path of s_t = (1 - a_t) s_(t-1) + a_t u_t (per-row weights), as a log-depth scan."""
+    at = 1.0 - a
+    bt = a * u
+    k, tn = 1, a.shape[0]
+    while k < tn:
+        bt[k:] = bt[k:] + at[k:] * bt[:-k]
+        at[k:] = at[k:] * at[:-k]
+        k *= 2
+    return bt + at * s0[None, :]

@@ -1,0 +1,225 @@
+"""Evidence channels of the anomaly core (pfepo.predict.episodes): frozen values, sustained shifts,
+variance increases; each must alarm promptly on its shape, stay quiet on normal series, and leave the
+core's own outputs untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pfepo.predict.core import AnomalyCore
+from pfepo.predict.episodes import clamp_scan
+from pfepo.predict.univariate import params_for
+
+ALARM = 0.5
+
+
+def _times(n, dt):
+    return 1.7e9 + np.arange(n) * dt
+
+
+def _risk(y, dt, channels=None, block=None):
+    c = AnomalyCore(params_for(dt), 1)
+    if channels is not None:
+        c.episodes.channels = channels
+    y = np.asarray(y, float)
+    t = _times(y.size, dt)
+    if block is None:
+        return c.update(y[:, None], t)[:, 0], c
+    out = [c.update(y[a : a + block, None], t[a : a + block])[:, 0] for a in range(0, y.size, block)]
+    return np.concatenate(out), c
+
+
+def _first_alarm(r, start):
+    hit = np.flatnonzero(r[start:] >= ALARM)
+    return int(hit[0]) if hit.size else None
+
+
+def test_clamp_scan_matches_the_recursion():
+    rng = np.random.default_rng(0)
+    u = rng.normal(0, 3, (300, 4))
+    u[rng.random(u.shape) < 0.1] = np.nan
+    s0 = np.array([0.0, 3.0, 9.0, 10.0])
+    got = clamp_scan(u, s0, cap=10.0)
+    s = s0.copy()
+    for k in range(u.shape[0]):
+        s = np.where(np.isfinite(u[k]), np.minimum(10.0, np.maximum(0.0, s + np.nan_to_num(u[k]))), s)
+        assert np.allclose(got[k], s)
+
+
+def _anomalous(rng, n, dt):
+    y = 100 + rng.normal(0, 2, n)
+    y[n // 4 : n // 4 + 40] = y[n // 4 - 1]  # frozen
+    y[n // 2 :] += 6  # sustained 3 sd shift
+    y[3 * n // 4 : 3 * n // 4 + 60] += rng.normal(0, 5, 60)  # variance burst
+    return y
+
+
+@pytest.mark.parametrize("dt", [60.0, 600.0])
+def test_the_core_outputs_that_others_read_are_bit_identical(dt):
+    """zl, dev, raw, ref_noise, ref_spread, ref_base and n do not depend on the channels (the engine's
+    forecast evidence and the classifier read them); only risk does."""
+    rng = np.random.default_rng(1)
+    y = _anomalous(rng, 3000, dt)
+    keys = ("zl", "dev", "raw", "ref_noise", "ref_spread", "ref_base", "n")
+    cores = []
+    for ch in (None, (), ("frozen", "level", "variance", "routine")):
+        c = AnomalyCore(params_for(dt), 1, episodes=ch is not None)  # None: the engine's core (no channels)
+        if ch is not None:
+            c.episodes.channels = ch
+        t = _times(y.size, dt)
+        snaps, risk = [], []
+        for a in range(0, y.size, 37):
+            risk.append(c.update(y[a : a + 37, None], t[a : a + 37])[:, 0])
+            snaps.append([np.copy(getattr(c, k)) for k in keys])
+        cores.append((snaps, np.concatenate(risk)))
+    for other in cores[1:]:
+        for s0, s1 in zip(cores[0][0], other[0], strict=True):
+            for a, b in zip(s0, s1, strict=True):
+                assert np.array_equal(a, b, equal_nan=True)
+    assert not np.array_equal(cores[0][1], cores[2][1])  # the channels did change risk
+
+
+def test_the_engine_skips_the_channels_only_where_it_never_reads_risk():
+    """The engine reads the core's risk only for metrics without a threshold: with a threshold on every
+    metric its core runs without the channels; with one metric lacking a threshold, with them."""
+    from pfepo.predict.engine import DEFAULT_THRESHOLDS, PredictiveEngine
+
+    assert PredictiveEngine().core.episodes is None
+    thr = {k: v for k, v in DEFAULT_THRESHOLDS.items() if k != "error_rate_pct"}
+    assert PredictiveEngine(thresholds=thr).core.episodes is not None
+
+
+def test_streaming_and_batch_agree_with_the_channels_firing():
+    rng = np.random.default_rng(2)
+    dt = 300.0
+    y = _anomalous(rng, 2000, dt)
+    y[rng.random(y.size) < 0.03] = np.nan
+    every = ("frozen", "level", "variance", "routine")
+    batch, _ = _risk(y, dt, channels=every)
+    stream, _ = _risk(y, dt, channels=every, block=1)
+    odd, _ = _risk(y, dt, channels=every, block=113)
+    assert np.allclose(batch, stream, atol=1e-9) and np.allclose(batch, odd, atol=1e-9)
+    assert (batch >= ALARM).sum() >= 3
+
+
+@pytest.mark.parametrize("dt", [60.0, 600.0])
+def test_frozen_values_alarm_promptly(dt):
+    rng = np.random.default_rng(3)
+    n = 2000
+    y = 100 + rng.normal(0, 2, n)
+    y[1200:1300] = y[1199]
+    r, _ = _risk(y, dt)
+    core_only, _ = _risk(y, dt, channels=())
+    alone = _first_alarm(core_only, 1200)
+    assert alone is None or alone > 8  # the core alone does not see a series stop moving
+    lag = _first_alarm(r, 1200)
+    assert lag is not None and lag <= 8
+    assert (r[1200:1300] >= ALARM).sum() == 1  # one onset per episode
+
+
+@pytest.mark.parametrize("dt", [60.0, 600.0])
+def test_a_quantised_series_that_freezes_alarms_but_its_own_repeats_do_not(dt):
+    rng = np.random.default_rng(4)
+    n = 3000
+    y = np.round((0.1 + rng.normal(0, 0.005, n)) / 0.002) * 0.002  # repeats are normal here
+    quiet, _ = _risk(y, dt, channels=("frozen",))
+    quiet_core, _ = _risk(y, dt, channels=())
+    assert (quiet >= ALARM).sum() == (quiet_core >= ALARM).sum() == 0  # its own repeats add no alarm
+    y[2000:2150] = y[1999]
+    r, _ = _risk(y, dt)
+    lag = _first_alarm(r, 2000)
+    assert lag is not None and lag <= 60
+
+
+@pytest.mark.parametrize("dt", [60.0, 600.0])
+def test_a_sustained_three_sd_shift_alarms_promptly_once(dt):
+    rng = np.random.default_rng(5)
+    n = 3000
+    y = 100 + rng.normal(0, 2, n)
+    y[2000:] += 6
+    r, _ = _risk(y, dt)
+    lag = _first_alarm(r, 2000)
+    assert lag is not None and lag <= 10
+    assert (r[2000:] >= ALARM).sum() == 1  # the new level becomes normal
+    assert (r[:2000] >= ALARM).sum() == 0
+
+
+@pytest.mark.parametrize("dt", [60.0, 600.0])
+def test_a_variance_increase_alarms(dt):
+    rng = np.random.default_rng(6)
+    n = 3000
+    y = 100 + rng.normal(0, 2, n)
+    y[2000:2200] = 100 + rng.normal(0, 5, 200)  # sd x 2.5, mean unchanged
+    r, _ = _risk(y, dt, channels=("variance",))
+    lag = _first_alarm(r, 2000)
+    assert lag is not None and lag <= 20
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: with 10-minute samples the learnt profile (15-minute bins) leaves"
+                   " a residual spread that hides a missing 6-sd peak from the shift channel (docs/prediction.md)")
+def test_a_missing_daily_peak_alarms():
+    """10-minute samples, a daily peak of 6 noise sds; on day 5 the peak does not come."""
+    dt = 600.0
+    rng = np.random.default_rng(7)
+    n = 8 * 144
+    t = _times(n, dt)
+    day = np.sin(2 * np.pi * t / 86_400)
+    y = 100 + 12 * np.clip(day, 0, None) + rng.normal(0, 2, n)
+    d5 = (np.arange(n) >= 5 * 144) & (np.arange(n) < 6 * 144) & (day > 0)
+    y[d5] = 100 + rng.normal(0, 2, d5.sum())
+    r, _ = _risk(y, dt)
+    start = int(np.flatnonzero(d5)[0])
+    lag = _first_alarm(r, start)
+    assert lag is not None and lag <= 20
+    assert (r[2 * 144 : start] >= ALARM).sum() == 0
+
+
+def _quiet_series(kind, rng, n, dt):
+    t = _times(n, dt)
+    if kind == "gauss":
+        return 100 + rng.normal(0, 2, n)
+    if kind == "random_walk":
+        return 100 + np.cumsum(rng.normal(0, 0.5, n))
+    if kind == "heavy_tail":
+        return 100 + 2 * rng.standard_t(3, n)
+    if kind == "integers":
+        return np.round(3 + rng.normal(0, 0.8, n))
+    if kind == "counts":
+        return rng.poisson(2.0, n).astype(float)
+    return 100 + 12 * np.sin(2 * np.pi * t / 86_400) + rng.normal(0, 2, n)  # daily
+
+
+@pytest.mark.parametrize("dt", [60.0, 600.0])
+@pytest.mark.parametrize("kind", ["gauss", "random_walk", "heavy_tail", "integers", "counts", "daily"])
+def test_normal_series_get_no_alarm_from_the_channels(kind, dt):
+    """Over three 4,000-row seeds of each normal series the channels add at most one alarm in total
+    (measured: none; each would cost 0.11 in the streaming score)."""
+    extra = 0
+    for seed in range(3):
+        y = _quiet_series(kind, np.random.default_rng(100 + seed), 4000, dt)
+        r, _ = _risk(y, dt)
+        core_only, _ = _risk(y, dt, channels=())
+        extra += int((r >= ALARM).sum()) - int((core_only >= ALARM).sum())
+    assert extra <= 1
+
+
+@pytest.mark.parametrize("dt", [60.0, 600.0])
+def test_routine_spikes_are_damped_but_a_rare_spike_still_alarms(dt):
+    """A series with a spike of 6-10 sd in 1 % of its rows: the core alone alarms on many of them; the
+    routine damping (exp(-its own rate of such jumps x the 30-row horizon) ~ 0.74 here) removes at least
+    a quarter. A single 8 sd spike in a series that never spikes still alarms at once."""
+    rng = np.random.default_rng(8)
+    n = 6000
+    y = 100 + rng.normal(0, 2, n)
+    hit = rng.random(n) < 0.01
+    y[hit] += rng.uniform(12, 20, hit.sum())
+    core_only, _ = _risk(y, dt, channels=())
+    damped, _ = _risk(y, dt, channels=("routine",))
+    late = slice(1500, None)  # once its own rate is known (600 rows) and the first chunks are past
+    assert (core_only[late] >= ALARM).sum() >= 5
+    assert (damped[late] >= ALARM).sum() <= 0.75 * (core_only[late] >= ALARM).sum()
+    quiet = 100 + rng.normal(0, 2, n)
+    quiet[4000] += 16
+    r, _ = _risk(quiet, dt)
+    assert _first_alarm(r, 4000) == 0
