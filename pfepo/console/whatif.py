@@ -80,19 +80,29 @@ def history_trace(rt, since: float, until: float, step_s: float):
     subjects: list[str] = []  # region uplinks, then endpoints
     link_of: list[int] = []  # per endpoint: its uplink's subject index
     ts, code, met, val = [], [], [], []
+    rows_of = getattr(rt.store, "range_rows", None)  # raw (ts, metric, value) rows where the store has them
+    up_keep, ep_keep = frozenset(UPLINK), frozenset(METRICS)
+
+    def read(subject: str, code_: int, keep: frozenset[str]) -> None:
+        if rows_of is not None:
+            rows = [r for r in rows_of(subject, start=since, end=until) if r[1] in keep]
+        else:
+            rows = [(s.ts, s.metric, s.value) for s in rt.store.range(subject=subject, start=since, end=until)
+                    if s.metric in keep]
+        if rows:
+            t_, m_, v_ = zip(*rows, strict=True)
+            ts.extend(t_), met.extend(m_), val.extend(v_)
+            code.extend([code_] * len(rows))
+
     for r in rt.cfg.regions:
         li = len(subjects)
         subjects.append(f"uplink:{r.name}")
-        for smp in rt.store.range(subject=f"uplink:{r.name}", start=since, end=until):
-            if smp.metric in UPLINK:
-                ts.append(smp.ts), code.append(li), met.append(smp.metric), val.append(smp.value)
+        read(f"uplink:{r.name}", li, up_keep)
         for e in r.endpoints:
             ei = len(subjects)
             subjects.append(e.name)
             link_of.append(li)
-            for smp in rt.store.range(subject=e.name, start=since, end=until):
-                if smp.metric in METRICS:
-                    ts.append(smp.ts), code.append(ei), met.append(smp.metric), val.append(smp.value)
+            read(e.name, ei, ep_keep)
     if not ts:
         return None
     df = pd.DataFrame({"s": np.array(code), "ts": np.floor(np.array(ts, dtype=float) / step_s) * step_s,

@@ -597,8 +597,7 @@ class PredictiveEngine:
             # on noisy levels) it was extrapolated as a trend for minutes: a flat latency at 33 ms was
             # forecast at 184 ms right after a refit (docs/prediction.md). The new model starts from no
             # deviation, as the filter does after a gap.
-            self.bank.dc[i] = 0.0
-            self.bank.e[i] = 0.0
+            self.bank.restart(np.array([i]))
             self.stats["fits"] += 1
 
     # ----- output ------------------------------------------------------------------------------

@@ -73,11 +73,14 @@ def fit_arima(window: np.ndarray, start: tuple[float, float] | None = None) -> t
             # variance takes over the scale anyway, and the next refit warm-starts from these values.
             model = SARIMAX(np.where(ok, y / scale, np.nan), order=(1, 1, 1), trend="n", concentrate_scale=True)
             sp = None if start is None else np.array(start[:2])
-            res = model.fit(disp=False, start_params=sp, maxiter=10)
+            # The optimiser's parameters only (``return_params``), then one filter pass for the concentrated
+            # scale: ``fit`` would also run the smoother and build a results object (a fifth of a fit's
+            # time) for the same two numbers (tests/predict/test_forecast.py compares them bit for bit).
+            params = model.fit(disp=False, start_params=sp, maxiter=10, return_params=True)
+            s2 = _concentrated_scale(model, params)
         except Exception:  # noqa: BLE001 - any numerical failure means "keep the old parameters"
             return None
-    phi, theta = (float(v) for v in res.params[:2])
-    s2 = float(res.scale)
+    phi, theta = (float(v) for v in params[:2])
     if not all(np.isfinite([phi, theta, s2])) or s2 <= 0:
         return None
     return (
@@ -85,6 +88,20 @@ def fit_arima(window: np.ndarray, start: tuple[float, float] | None = None) -> t
         float(np.clip(theta, -MAX_COEF, MAX_COEF)),
         s2 * scale**2,
     )
+
+
+def _concentrated_scale(model, params: np.ndarray) -> float:
+    """The concentrated-out scale at ``params``, as ``model.ssm.filter().scale`` has it (the same sum over
+    the same per-step terms after the diffuse/burn-in period, divided by the same count of observations),
+    from the likelihood's filter pass: no results object with copies of every filtered array."""
+    from statsmodels.tsa.statespace.kalman_filter import MEMORY_CONSERVE, MEMORY_NO_LIKELIHOOD
+
+    model.update(params, transformed=True)
+    ssm = model.ssm
+    kf = ssm._filter(conserve_memory=MEMORY_CONSERVE ^ MEMORY_NO_LIKELIHOOD)
+    d = max(ssm.loglikelihood_burn, kf.nobs_diffuse)
+    n = np.sum(ssm.k_endog - np.array(ssm._statespace.nmissing)[d:]) - kf.nobs_kendog_univariate_singular
+    return float(np.sum(kf.scale[d:]) / n)
 
 
 def _factors(phi: np.ndarray, theta: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +167,10 @@ class ForecastBank:
         self.max_gap = max_gap
         self.sd_floor_rel = sd_floor_rel
         self.n = 0
+        # Every change of the state goes through a method that bumps ``_ver``: forecasts and breach
+        # probabilities asked again of the same state (the engine asks three times per step) are reused.
+        self._ver = 0
+        self._memo: dict = {}
         self._alloc(0)
 
     def _alloc(self, n: int) -> None:
@@ -185,6 +206,11 @@ class ForecastBank:
         self.n = n
         self._mu = self._slope()
         self._dr = self._shrunk()
+        self._changed()
+
+    def _changed(self) -> None:
+        self._ver = getattr(self, "_ver", 0) + 1
+        self._memo = {}
 
     def nbytes(self) -> int:
         return sum(getattr(self, k).nbytes for k in _STATE)
@@ -195,14 +221,29 @@ class ForecastBank:
         self.theta[idx] = np.clip(theta, -MAX_COEF, MAX_COEF)
         self.g[idx], self.v[idx] = _factors(self.phi[idx], self.theta[idx], self.steps)
         self.fitted[idx] = True
+        self._changed()
+
+    def restart(self, idx: np.ndarray) -> None:
+        """Start the ARMA state (last difference minus drift, innovation) of series ``idx`` afresh: no
+        deviation from the model (after a refit, as after a gap)."""
+        self.dc[idx] = 0.0
+        self.e[idx] = 0.0
+        self._changed()
 
     def drift(self) -> np.ndarray:
         """The local drift per step (0 where it is not known yet)."""
         if self.window:
             return self._dr
+        memo = getattr(self, "_memo", None)
+        if memo is not None and "drift" in memo:
+            return memo["drift"]
         a = self.drift_alpha
         mu = (a / (1 - a)) * (self.s1 - self.s2b)
-        return np.where(np.isfinite(mu), mu, 0.0)
+        mu = np.where(np.isfinite(mu), mu, 0.0)
+        if memo is not None:
+            mu.flags.writeable = False  # shared by every caller until the state changes
+            memo["drift"] = mu
+        return mu
 
     def update(self, y: np.ndarray) -> None:
         """Advance every series by one model step; ``y`` has one value per series, NaN = no observation."""
@@ -240,6 +281,7 @@ class ForecastBank:
         self.level = np.where(obs, y, np.where(has, self.level + mu + pred_dc, self.level))
         self.gap = np.where(obs, 0, self.gap + 1)
         self.seen = self.seen + obs
+        self._changed()
 
     def _window_update(self, y: np.ndarray, obs: np.ndarray, restart: np.ndarray) -> None:
         """Advance the windowed drift's ring and running sums by one step (every series ages by one)."""
@@ -311,14 +353,22 @@ class ForecastBank:
     def forecast(self, drift: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Means and standard deviations at the checkpoints, shape (n, K); NaN for series never seen.
         ``drift=False``: the same forecast without extrapolating the local drift (the spread is kept)."""
-        a = self.phi * self.dc + self.theta * self.e
+        memo = getattr(self, "_memo", None)  # None: ``replaytape``'s flat banks run this function too
+        base = None if memo is None else memo.get("base")
         k = self.steps[None, :].astype(float)
-        mean = self.level[:, None] + self.g * a[:, None] + (k * self.drift()[:, None] if drift else 0.0)
-        s2 = np.where(np.isfinite(self.s2), self.s2, 0.0)[:, None]
-        var = s2 * (self.v + (k * self.drift_sd) ** 2)
-        floor = self.sd_floor_rel * np.abs(self.level) + 1e-6
-        sd = np.sqrt(np.maximum(var, (floor**2)[:, None]))
-        return mean, sd
+        if base is None:
+            a = self.phi * self.dc + self.theta * self.e
+            level = self.level[:, None] + self.g * a[:, None]
+            s2 = np.where(np.isfinite(self.s2), self.s2, 0.0)[:, None]
+            var = s2 * (self.v + (k * self.drift_sd) ** 2)
+            floor = self.sd_floor_rel * np.abs(self.level) + 1e-6
+            base = level, np.sqrt(np.maximum(var, (floor**2)[:, None]))
+            if memo is not None:
+                for arr in base:
+                    arr.flags.writeable = False
+                memo["base"] = base
+        level, sd = base
+        return level + (k * self.drift()[:, None] if drift else 0.0), sd
 
     def breach_probability(self, thresholds: np.ndarray, drift: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """P(series exceeds its threshold at some checkpoint) ~ max over checkpoints of 1 - Phi(z).
@@ -327,9 +377,20 @@ class ForecastBank:
         NaN or the series has no level yet. The max over a few checkpoints is a cheap lower bound on the
         first-passage probability, exact when the forecast path is monotone.
         """
+        memo = getattr(self, "_memo", None)
+        key = ("breach", bool(drift))
+        if memo is not None and key in memo:
+            thr0, thr_copy, out = memo[key]
+            if thresholds is thr0 and np.array_equal(thr_copy, thresholds, equal_nan=True):
+                return out
         mean, sd = self.forecast(drift)
         thr = np.asarray(thresholds, dtype=float)[:, None]
         with np.errstate(invalid="ignore"):
             p = ndtr((mean - thr) / sd).max(axis=1)
         p = np.where(np.isfinite(p), p, 0.0)
-        return p, mean[:, -1], sd[:, -1]
+        out = p, mean[:, -1], sd[:, -1]
+        if memo is not None:
+            for arr in out:
+                arr.flags.writeable = False
+            memo[key] = (thresholds, np.array(thresholds, dtype=float), out)
+        return out

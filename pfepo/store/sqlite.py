@@ -112,10 +112,10 @@ class SQLiteStore(SqlHistory):
                 self.write_errors += 1
                 raise
 
-    def _query(self, sql: str, args: list) -> list[Sample]:
+    def _rows(self, sql: str, args: list) -> list[tuple]:
         with self._lock:
             self._check_file()
-        return super()._query(sql, args)
+        return super()._rows(sql, args)
 
     def stats(self) -> dict:
         """Counters for /metrics and /api/v1/health."""

@@ -93,3 +93,28 @@ def test_the_classifier_may_raise_risk_or_damp_only_ambiguous_forecasts():
     ff, cc = np.meshgrid(grid, grid)
     rr = combine(ff, cc, raise_min=0.5)
     assert np.all(np.diff(rr, axis=0) >= -1e-12) and np.all(np.diff(rr, axis=1) >= -1e-12)  # monotone
+
+
+def test_one_row_fast_path_gives_the_bits_of_the_general_scan(monkeypatch):
+    """One row per call (the engine's use) takes ``_ewm1``: every state array and output is bit for bit
+    what the general log-depth scan gives, with series that start late, gaps and never-seen series."""
+    from pfepo.predict import core as core_mod
+
+    rng = np.random.default_rng(11)
+    n, series = 700, 6
+    y = 20 + rng.normal(0, 1, (n, series)) + np.linspace(0, 6, n)[:, None] * (np.arange(series) % 2)
+    y[rng.random((n, series)) < 0.1] = np.nan
+    y[:200, 1] = np.nan  # starts late
+    y[:, 2] = np.nan  # never seen
+    y[300:320, 3] = -0.0
+    t = _times(n)
+    runs = []
+    for fast in (True, False):
+        monkeypatch.setattr(core_mod, "ONE_ROW", fast)
+        c = AnomalyCore(CoreParams(dt=DT), series)
+        out = np.concatenate([c.update(y[k : k + 1], t[k : k + 1]) for k in range(n)])
+        runs.append((out, {k: np.copy(getattr(c, k)) for k in core_mod._STATE}))
+    (a, sa), (b, sb) = runs
+    assert a.tobytes() == b.tobytes()
+    for k in sa:
+        assert sa[k].tobytes() == sb[k].tobytes(), k

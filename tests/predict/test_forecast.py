@@ -48,6 +48,39 @@ def test_fit_recovers_the_sign_of_an_ar_coefficient():
     assert phi + theta > 0.3 and s2 > 0
 
 
+def _fit_with_results(window, start=None):
+    """fit_arima as it was written before: statsmodels' full ``fit`` (smoother and results object)."""
+    import warnings
+
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    y = np.asarray(window, dtype=float)
+    ok = np.isfinite(y)
+    scale = float(np.std(np.diff(y[ok])))
+    slope, icpt = np.polyfit(np.flatnonzero(ok).astype(float), y[ok], 1)
+    y = y - (slope * np.arange(y.size) + icpt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = SARIMAX(np.where(ok, y / scale, np.nan), order=(1, 1, 1), trend="n", concentrate_scale=True)
+        res = model.fit(disp=False, start_params=None if start is None else np.array(start[:2]), maxiter=10)
+    clip = forecast.MAX_COEF
+    return (float(np.clip(res.params[0], -clip, clip)), float(np.clip(res.params[1], -clip, clip)),
+            float(res.scale) * scale**2)
+
+
+def test_fit_equals_statsmodels_full_fit_bit_for_bit():
+    """fit_arima takes the optimiser's parameters and one filter pass for the scale (no smoother, no
+    results object): the very numbers of the full ``fit``, cold and warm-started, with missing values."""
+    rng = np.random.default_rng(7)
+    for i in range(6):
+        y = np.cumsum(rng.normal(size=120)) * 3 + 50 + rng.normal(size=120) * (1 + i)
+        if i % 2:
+            y[rng.integers(0, 120, 12)] = np.nan
+        cold = fit_arima(y)
+        assert cold == _fit_with_results(y)
+        assert fit_arima(y, cold[:2]) == _fit_with_results(y, cold[:2])
+
+
 def test_slope_sd_factor_shrinks_with_smoothing():
     assert slope_sd_factor(0.02) < slope_sd_factor(0.1)
 
@@ -116,3 +149,39 @@ def test_windowed_drift_does_not_extrapolate_a_level_shift():
         bank.update(np.array([50.0 + (40.0 if t >= 150 else 0.0) + rng.normal(0, 1.0)]))
         if t >= 150:
             assert abs(bank.drift()[0]) < 0.5  # a step of 40 inside a 12-step window would read as ~3/step
+
+
+def test_memoised_breach_probabilities_equal_a_fresh_computation_after_every_change():
+    """The bank reuses forecasts and breach probabilities while its state is unchanged (the engine asks
+    three times per step); every state change (update, refit parameters, restart, growth) forgets them,
+    and a different threshold array is never answered from memory."""
+    rng = np.random.default_rng(2)
+    bank = ForecastBank([5, 10, 20])
+    bank.grow(3)
+    thr = np.array([60.0, np.nan, 55.0])
+
+    def fresh(drift=True):
+        saved, bank._memo = bank._memo, None  # the plain computation (no memo), then the memo back
+        try:
+            return bank.breach_probability(np.array(thr), drift)
+        finally:
+            bank._memo = saved
+
+    def same(a, b):
+        return all(x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True))
+
+    for t in range(80):
+        bank.update(np.array([50 + 0.2 * t + rng.normal(), 10 + rng.normal(), 50 + rng.normal()]))
+        first = bank.breach_probability(thr)
+        assert bank.breach_probability(thr) is first  # asked again: from memory
+        assert same(first, fresh()) and same(bank.breach_probability(thr, drift=False), fresh(False))
+        if t == 30:
+            bank.set_params(np.array([0]), np.array([0.4]), np.array([-0.3]))
+            assert same(bank.breach_probability(thr), fresh()) and bank.breach_probability(thr) is not first
+        if t == 50:
+            bank.restart(np.array([0, 2]))
+            assert (bank.dc[[0, 2]] == 0).all() and same(bank.breach_probability(thr), fresh())
+        other = thr + 1.0
+        assert same(bank.breach_probability(other), bank.breach_probability(np.array(other)))
+    bank.grow(4)
+    assert bank.breach_probability(np.append(thr, 1.0))[0].size == 4
