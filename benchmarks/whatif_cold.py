@@ -16,20 +16,13 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 from pfepo.console import whatif  # noqa: E402
-from pfepo.daemon import build_runtime  # noqa: E402
-from pfepo_lab.bench.whatif import REPO_POLICY, _history, synthetic_config  # noqa: E402
+from pfepo_lab.bench.whatif import _history, setup  # noqa: E402
 
 hours = float(sys.argv[1]) if len(sys.argv) > 1 else 24.0
 eps = int(sys.argv[2]) if len(sys.argv) > 2 else 50
 out = sys.argv[3] if len(sys.argv) > 3 else None
-regions, per = max(1, (eps + 9) // 10), min(10, eps)
 tmp = Path(tempfile.mkdtemp(prefix="pfepo-cold-"))
-pdir = tmp / "pol"
-pdir.mkdir()
-target = pdir / "default.yaml"
-shutil.copyfile(REPO_POLICY, target)
-cfg = synthetic_config(tmp, pdir, regions, per)
-rt = build_runtime(cfg)
+regions, per, target, cfg, rt = setup(tmp, eps)
 now = 1_780_000_000.0  # fixed: two runs replay the same history
 _history(rt, regions, per, hours, now)
 end = now + 1.0

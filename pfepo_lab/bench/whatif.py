@@ -93,20 +93,13 @@ def _decisions(res: dict) -> tuple:
 
 def run(args) -> int:
     from pfepo.console import whatif
-    from pfepo.daemon import build_runtime
 
-    regions, per = max(1, (args.endpoints + 9) // 10), min(10, args.endpoints)
     if args.fit_ahead:  # the pre-warm child too
         os.environ["PFEPO_WHATIF_FIT_AHEAD"] = "1"
     tmp = Path(tempfile.mkdtemp(prefix="pfepo-bench-whatif-"))
-    out: dict = {"hours": args.hours, "endpoints": regions * per, "runs": {}}
     try:
-        pdir = tmp / "pol"
-        pdir.mkdir()
-        target = pdir / "default.yaml"
-        shutil.copyfile(REPO_POLICY, target)
-        cfg = synthetic_config(tmp, pdir, regions, per)
-        rt = build_runtime(cfg)
+        regions, per, target, cfg, rt = setup(tmp, args.endpoints)
+        out: dict = {"hours": args.hours, "endpoints": regions * per, "runs": {}}
         now = time.time()
         t0 = time.perf_counter()
         steps = _history(rt, regions, per, args.hours, now)
@@ -241,6 +234,21 @@ def _advance(rt, regions: int, per: int, seconds: float, start: float) -> None:
             rows += [Sample(t, f"uplink:r{i}", "latency_ms", 20.0), Sample(t, f"uplink:r{i}", "loss_pct", 0.0)]
             rows += [Sample(t, f"r{i}-{j}", "error_rate_pct", 0.5) for j in range(per)]
     rt.store.write(rows)
+
+
+def setup(tmp: Path, endpoints: int) -> tuple[int, int, Path, PfepoConfig, object]:
+    """The bench's runtime in ``tmp``: ``endpoints`` spread as regions of up to 10, the repo's default
+    policy copied into its own folder (edits must not touch the repo); (regions, per, policy, cfg, rt).
+    Shared with ``benchmarks/whatif_cold.py`` so both time the same set-up."""
+    from pfepo.daemon import build_runtime
+
+    regions, per = max(1, (endpoints + 9) // 10), min(10, endpoints)
+    pdir = tmp / "pol"
+    pdir.mkdir()
+    target = pdir / "default.yaml"
+    shutil.copyfile(REPO_POLICY, target)
+    cfg = synthetic_config(tmp, pdir, regions, per)
+    return regions, per, target, cfg, build_runtime(cfg)
 
 
 def synthetic_config(tmp: Path, policy_dir: Path, regions: int, per: int) -> PfepoConfig:
