@@ -11,8 +11,13 @@ instead of refusing it:
 - empty, ``nan``/``null`` values, non-finite values: missing (risk carries the previous value);
 - gaps and constant stretches need nothing special.
 
-Unusable input is a ``SeriesError`` naming ``FILE:LINE`` (header = line 1): a missing column, a timestamp
-that is not a time, out of range (|t| > 1e11 s, about year 5100) or infinite, a value that is text.
+- a few broken rows (a timestamp that is not a time, out of range (|t| > 1e11 s, about year 5100) or
+  infinite; a value that is text): at most ``MAX_BAD_SHARE`` of the rows are skipped (time) or read as
+  missing (value), counted and located in a warning; their output rows carry the previous row's risk;
+- a header in other letter case (``Timestamp``) and ``;``, tab or ``|`` as the delimiter.
+
+Unusable input is a ``SeriesError`` naming ``FILE:LINE`` (header = line 1): a missing column, or more broken
+timestamps or text values than a few (the wrong column, not a damaged export).
 
 Scoring (``score``) runs pfepo.predict.core.AnomalyCore over the whole series at once, with the grid
 step ``dt`` = the median interval between distinct timestamps. ``score_series`` is the array-only form.
@@ -34,6 +39,7 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re
 MISSING_TEXT = ("", "nan", "na", "n/a", "null", "none", "-")
 _NA_CELLS = sorted({c for m in MISSING_TEXT for c in (m, m.upper(), m.capitalize())} | {"NaN"})
 MAX_HORIZON_ROWS = 1_000_000
+MAX_BAD_SHARE = 0.01  # broken cells tolerated per column (skipped/missing with a warning); more is an error
 
 
 class SeriesError(ValueError):
@@ -88,25 +94,39 @@ def parse_times(raw: pd.Series, where: str) -> tuple[np.ndarray, list[str]]:
         secs = (iso - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
         out[rest] = secs
     bad = ~np.isfinite(out)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        kind = "is not a finite time" if is_num[i] else "is not a time (expected epoch seconds or ISO-8601)"
-        raise SeriesError(f"{where}:{_line(i)}: timestamp {raw.iloc[i]!r} {kind}")
-    far = np.abs(out) > MAX_ABS_TIME_S
-    if far.any():
-        i = int(np.flatnonzero(far)[0])
-        raise SeriesError(f"{where}:{_line(i)}: timestamp {raw.iloc[i]!r} is out of range (|t| > 1e11 s)")
+    far = np.zeros(out.size, dtype=bool)
+    far[~bad] = np.abs(out[~bad]) > MAX_ABS_TIME_S
+    broken = bad | far
+    if broken.any():
+        i = int(np.flatnonzero(broken)[0])
+        if far[i]:
+            what = f"timestamp {raw.iloc[i]!r} is out of range (|t| > 1e11 s)"
+        else:
+            kind = "is not a finite time" if is_num[i] else "is not a time (expected epoch seconds or ISO-8601)"
+            what = "timestamp is empty" if text.iloc[i].lower() in MISSING_TEXT else f"timestamp {raw.iloc[i]!r} {kind}"
+        n = int(broken.sum())
+        if n > MAX_BAD_SHARE * len(out) or n == len(out):
+            more = f" (and {n - 1} more row(s) like it)" if n > 1 else ""
+            raise SeriesError(f"{where}:{_line(i)}: {what}{more}")
+        notes.append(f"{n} row(s) without a usable timestamp skipped (first {where}:{_line(i)}: {what}); "
+                     "they carry the previous row's risk")
+        out[broken] = np.nan
     return out, notes
 
 
-def parse_values(raw: pd.Series, where: str, col: str) -> np.ndarray:
+def parse_values(raw: pd.Series, where: str, col: str, notes: list[str] | None = None) -> np.ndarray:
+    """Numbers per row (NaN = missing); a few text cells become missing when ``notes`` collects the warning."""
     text = raw.astype(str).str.strip()
     num = pd.to_numeric(text, errors="coerce")
     bad = num.isna() & ~text.str.lower().isin(MISSING_TEXT) & text.notna()  # NaN cells stay NA as str (pandas 3)
+    v = num.to_numpy(dtype=float)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise SeriesError(f"{where}:{_line(i)}: column {col!r}: {raw.iloc[i]!r} is not a number")
-    v = num.to_numpy(dtype=float)
+        n = int(bad.sum())
+        if notes is None or n > MAX_BAD_SHARE * len(v) or n == len(v):
+            more = f" (and {n - 1} more like it)" if n > 1 else ""
+            raise SeriesError(f"{where}:{_line(i)}: column {col!r}: {raw.iloc[i]!r} is not a number{more}")
+        notes.append(f"{n} value(s) that are not numbers read as missing (first {where}:{_line(i)}: {raw.iloc[i]!r})")
     return np.where(np.isfinite(v), v, np.nan)
 
 
@@ -114,46 +134,84 @@ def read_series(path: str | Path, time_column: str = "timestamp", value_column: 
     p = Path(path)
     if not p.is_file():
         raise SeriesError(f"{p}: no such file")
+    notes: list[str] = []
     try:
-        head = pd.read_csv(p, nrows=0, skipinitialspace=True)
+        sep = _delimiter(p, notes)
+        head = pd.read_csv(p, nrows=0, skipinitialspace=True, sep=sep)
         cols = [str(c).strip() for c in head.columns]
-        if time_column in cols and value_column in cols:
+        tcol, vcol = _column(cols, time_column, notes), _column(cols, value_column, notes)
+        if tcol is not None and vcol is not None and tcol != vcol:
             # Fast path: the C parser reads the value column as numbers; any text falls back below.
-            fast = pd.read_csv(p, usecols=lambda c: str(c).strip() in (time_column, value_column), dtype={time_column: str},
-                               keep_default_na=False, na_values=_NA_CELLS, skipinitialspace=True)
+            fast = pd.read_csv(p, usecols=lambda c: str(c).strip() in (tcol, vcol), dtype={tcol: str},
+                               keep_default_na=False, na_values=_NA_CELLS, skipinitialspace=True, sep=sep)
             fast.columns = [str(c).strip() for c in fast.columns]
-            if len(fast) and pd.api.types.is_float_dtype(fast[value_column]):
-                v = fast[value_column].to_numpy(dtype=float)
-                return _build(fast[time_column], pd.Series(v), str(p), value_column, fast[value_column].to_numpy())
-        df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
+            if len(fast) and pd.api.types.is_float_dtype(fast[vcol]):
+                v = fast[vcol].to_numpy(dtype=float)
+                return _build(fast[tcol], pd.Series(v), str(p), vcol, fast[vcol].to_numpy(), notes)
+        df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True, sep=sep)
     except pd.errors.EmptyDataError:
         raise SeriesError(f"{p}: empty file (expected a header row)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise SeriesError(f"{p}: not a readable CSV: {exc}") from None
     df.columns = [str(c).strip() for c in df.columns]
-    for col in (time_column, value_column):
-        if col not in df.columns:
+    for col, got in ((time_column, tcol), (value_column, vcol)):
+        if got is None:
             raise SeriesError(
                 f"{p}:1: no column {col!r} (columns: {', '.join(df.columns)}); see --time-column/--value-column"
             )
     if len(df) == 0:
         raise SeriesError(f"{p}: no data rows")
-    return from_columns(df[time_column], df[value_column], str(p), value_column)
+    vnotes: list[str] = []
+    v = parse_values(df[vcol].reset_index(drop=True), str(p), vcol, vnotes)
+    return _build(df[tcol], pd.Series(v), str(p), vcol, df[vcol].to_numpy(), notes + vnotes)
+
+
+def _delimiter(p: Path, notes: list[str]) -> str:
+    """``,`` unless the header line has none and has ``;``, a tab or ``|`` (spreadsheet exports in many locales)."""
+    with open(p, encoding="utf-8-sig", errors="replace") as f:
+        first = f.readline()
+    if "," in first:
+        return ","
+    counts = {d: first.count(d) for d in (";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    if counts[best]:
+        notes.append(f"delimiter {best!r} (no comma in the header)")
+        return best
+    return ","
+
+
+def _column(cols: list[str], name: str, notes: list[str]) -> str | None:
+    """The header's spelling of ``name``: exact, else the one column equal to it ignoring letter case."""
+    if name in cols:
+        return name
+    same = [c for c in cols if c.lower() == name.lower()]
+    if len(same) == 1:
+        notes.append(f"column {same[0]!r} read as {name!r}")
+        return same[0]
+    return None
 
 
 def from_columns(raw_t: pd.Series, raw_v: pd.Series, where: str = "<input>", col: str = "value") -> Series:
-    v = parse_values(raw_v.reset_index(drop=True), where, col)
-    return _build(raw_t, pd.Series(v), where, col, raw_v.to_numpy())
+    notes: list[str] = []
+    v = parse_values(raw_v.reset_index(drop=True), where, col, notes)
+    return _build(raw_t, pd.Series(v), where, col, raw_v.to_numpy(), notes)
 
 
-def _build(raw_t: pd.Series, values: pd.Series, where: str, col: str, raw_v: np.ndarray) -> Series:
-    t, notes = parse_times(raw_t.reset_index(drop=True), where)
-    v = values.to_numpy(dtype=float)
-    v = np.where(np.isfinite(v), v, np.nan)
+def _build(raw_t: pd.Series, values: pd.Series, where: str, col: str, raw_v: np.ndarray,
+           value_notes: list[str] | None = None) -> Series:
+    t_all, notes = parse_times(raw_t.reset_index(drop=True), where)
+    notes += value_notes or []
+    v_all = values.to_numpy(dtype=float)
+    timed = np.isfinite(t_all)  # rows without a usable time (a few, else parse_times refused) are skipped
+    t, v = t_all[timed], np.where(np.isfinite(v_all), v_all, np.nan)[timed]
     unsorted = int((np.diff(t) < 0).sum())
     if unsorted:
         notes.append(f"{unsorted} row(s) out of time order: sorted by time")
     uniq, inv = np.unique(t, return_inverse=True)
+    row_step = inv
+    if not timed.all():  # a skipped row maps to the step of the row before it in the file (the first: the next)
+        at = np.maximum.accumulate(np.where(timed, np.cumsum(timed) - 1, -1))
+        row_step = inv[np.where(at >= 0, at, 0)]
     dup = int(t.size - uniq.size)
     ok = np.isfinite(v)
     sums = np.bincount(inv, weights=np.where(ok, v, 0.0), minlength=uniq.size)
@@ -162,7 +220,7 @@ def _build(raw_t: pd.Series, values: pd.Series, where: str, col: str, raw_v: np.
         y = np.where(cnts > 0, sums / cnts, np.nan)
     if dup:
         notes.append(f"{dup} row(s) repeat an earlier timestamp: averaged with it")
-    return Series(raw_t.to_numpy(), raw_v, uniq, y, inv, notes, dup, unsorted)
+    return Series(raw_t.to_numpy(), raw_v, uniq, y, row_step, notes, dup, unsorted)
 
 
 def grid_step(t: np.ndarray) -> float:

@@ -155,3 +155,30 @@ def test_score_series_takes_nan_values_as_missing():
     y[500:520] = np.nan
     r = score_series(y, _times(y.size))
     assert r.shape == y.shape and np.isfinite(r).all()
+
+
+def test_a_damaged_export_is_read_with_located_warnings(tmp_path, capsys):
+    """A real export with a few broken cells, a ';' delimiter and a capitalised header is scored, not
+    refused: the broken rows are named (file:line) and still get an output row (the previous row's risk)."""
+    rows = [f"{1_400_000_000 + 60 * k};{50 + (k % 7)}" for k in range(300)]
+    rows[50] = f";{50}"  # no timestamp (line 52)
+    rows[80] = f"{1_400_000_000 + 60 * 80};#N/A"  # a spreadsheet error as the value (line 82)
+    src, out = tmp_path / "in.csv", tmp_path / "o.csv"
+    src.write_text("Timestamp;Value\n" + "\n".join(rows) + "\n")
+    assert main(["predict", "--input", str(src), "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "delimiter ';'" in err and "column 'Timestamp' read as 'timestamp'" in err
+    assert "1 row(s) without a usable timestamp skipped (first " in err and "in.csv:52: timestamp is empty" in err
+    assert "1 value(s) that are not numbers read as missing" in err and "in.csv:82: '#N/A'" in err
+    r = pd.read_csv(out)
+    assert len(r) == 300 and r["risk"].notna().all()
+    assert r["risk"].iloc[50] == r["risk"].iloc[49]
+
+
+def test_more_than_a_few_broken_timestamps_is_an_error(tmp_path, capsys):
+    """Broken times in more than 1 % of the rows mean the wrong column or format, not a damaged export."""
+    rows = [f"{'x' if k % 20 == 0 else 1_400_000_000 + 60 * k},{k % 5}" for k in range(300)]
+    src = tmp_path / "in.csv"
+    src.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    assert main(["predict", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
+    assert "in.csv:2: timestamp 'x' is not a time (expected epoch seconds or ISO-8601) (and 14 more" in capsys.readouterr().err
