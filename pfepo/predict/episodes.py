@@ -165,7 +165,9 @@ class Episodes:
         frozen, run_state = self._frozen(idx, y, prev_y, obs, ready & ("frozen" in self.channels))
         # CUSUM inputs: level deviation in spread x sqrt(VIF) units; variance log-likelihood ratio
         with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.minimum(np.maximum(sig / spread, 1e-3), 1.0)
+            # rho from the series' own noise, not the quantum-floored one: a quantised series that moves on
+            # few rows is a slow wander (large VIF), not white noise at the quantum
+            r = np.minimum(np.maximum(core.ref_noise[idx] / spread, 1e-3), 1.0)
             scale = spread * np.sqrt((2.0 - r * r) / (r * r))
             # raw differences: the learnt daily profile steps at its bin edges, the series does not
             d = y - prev_y
@@ -260,7 +262,7 @@ class Episodes:
         if "routine" not in self.channels:
             return np.ones(raw.shape)
         q = self.ref_ge[idx[None, :], np.maximum(lev, 0)]
-        w_rows = self.core.h_steps
+        w_rows = self.core.p.refractory / self.core.p.dt  # one episode's length in rows
         return np.where(ok & (lev >= 0) & np.isfinite(q), np.exp(-np.nan_to_num(q) * w_rows), 1.0)
 
     # frozen values ------------------------------------------------------------------------------------
@@ -280,8 +282,9 @@ class Episodes:
             step = -np.log10(self.ref_p[idx])
             lmin = np.maximum(MIN_RUN, 2.0 * self.ref_maxrun[idx] + 1.0)
             lfire = np.maximum(lmin, E0 / step)
+            refr_rows = self.core.p.refractory / self.core.p.dt  # past an onset's refractory: no second alarm
             e = run * step[None, :]
-            risk = np.where((run >= lmin[None, :]) & (run <= 2 * lfire[None, :]) & ready & np.isfinite(e),
+            risk = np.where((run >= lmin[None, :]) & (run < np.minimum(2 * lfire, lfire + refr_rows)[None, :]) & ready & np.isfinite(e),
                             ndtr(e - E0), 0.0)
         last = np.where(obs[-1], y[-1], prev[-1])
         return risk, (last, run[-1])
