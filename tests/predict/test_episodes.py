@@ -266,3 +266,17 @@ def test_a_long_freeze_alarms_once_even_in_a_series_with_long_runs(dt):
     r, _ = _risk(y, dt)
     assert (r[:3000] >= ALARM).sum() <= 3  # its own first runs may alarm (no history yet)
     assert (r[3000:4200] >= ALARM).sum() == 1
+
+
+@pytest.mark.parametrize("dt", [60.0, 600.0])
+def test_normal_moves_after_a_long_flat_stretch_do_not_keep_the_variance_channel_firing(dt):
+    """stream8: the variance channel counts large moves among moves (a repeat is the frozen channel's) and
+    measures "large" against the series' whole history of moves. Against the 150-row noise scale, which
+    collapses while a series sits flat, every ordinary move after a long flat stretch was large, and the
+    channel alarmed again after each refractory period."""
+    rng = np.random.default_rng(10)
+    y = 100 + rng.normal(0, 2, 5000)
+    y[3000:4200] = y[2999]
+    core_only, _ = _risk(y, dt, channels=())
+    var, _ = _risk(y, dt, channels=("variance",))
+    assert (var[4200:] >= ALARM).sum() <= (core_only[4200:] >= ALARM).sum()
