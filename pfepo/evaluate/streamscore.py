@@ -26,6 +26,13 @@ exporter repeating one value); sustained level shifts; a daily peak missing for 
 increases; variance changes; slow drifts; bases with slow wander (AR(1)), heavy tails, quantised
 near-constant values and low counts; sampling every 1, 5 or 10 minutes; and one series in three with no
 anomaly at all (so false alarms on normal series count).
+
+``--wide`` (stream8, see ``make_wide``) adds the shapes real exports have that both lack: lognormal
+latency, bursty on/off traffic, long flat stretches at 0, integer steps, heavy-tailed spike clusters, a
+daily peak at 5-10 minute sampling, irregular sampling with gaps, slow wander under t3 noise; with
+persisting regime changes, storms, dropouts, frozen values, variance increases and missing peaks. All
+three generators draw their common bases from one ``_base_series`` (each seed's default and subtle
+corpus is byte-identical to the one before it was shared; tested).
 """
 
 from __future__ import annotations
