@@ -26,6 +26,13 @@ exporter repeating one value); sustained level shifts; a daily peak missing for 
 increases; variance changes; slow drifts; bases with slow wander (AR(1)), heavy tails, quantised
 near-constant values and low counts; sampling every 1, 5 or 10 minutes; and one series in three with no
 anomaly at all (so false alarms on normal series count).
+
+``--wide`` (stream8, see ``make_wide``) adds the shapes real exports have that both lack: lognormal
+latency, bursty on/off traffic, long flat stretches at 0, integer steps, heavy-tailed spike clusters, a
+daily peak at 5-10 minute sampling, irregular sampling with gaps, slow wander under t3 noise; with
+persisting regime changes, storms, dropouts, frozen values, variance increases and missing peaks. All
+three generators draw their common bases from one ``_base_series`` (each seed's default and subtle
+corpus is byte-identical to the one before it was shared; tested).
 """
 
 from __future__ import annotations
@@ -54,6 +61,43 @@ class Labelled:
     windows: list[tuple[int, int]]  # row index ranges [a, b)
 
 
+def _base_series(rng: np.random.Generator, base: str, n: int, day: np.ndarray, sd: float, lvl: float,
+                 counts: tuple[float, float], count_sd_floor: float) -> tuple[np.ndarray, float]:
+    """The normal part of a series of kind ``base`` and its noise sd; one generator for every corpus, each
+    branch drawing from ``rng`` in a fixed order (so a seed's corpus stays byte-identical)."""
+    if base == "gauss":
+        y = lvl + rng.normal(0, sd, n)
+    elif base == "wander":  # slow AR(1) wander (rho 0.98) under white noise: real CPU/latency look like this
+        e = rng.normal(0, sd * 0.25, n)
+        w = np.zeros(n)
+        for i in range(1, n):
+            w[i] = 0.98 * w[i - 1] + e[i]
+        y = lvl + w + rng.normal(0, sd, n)
+        sd = float(np.sqrt(sd**2 + (sd * 0.25) ** 2 / (1 - 0.98**2)))
+    elif base == "counts":
+        y = rng.poisson(rng.uniform(*counts), n).astype(float)
+        sd = float(max(np.sqrt(y.mean()), count_sd_floor))
+    elif base == "random_walk":
+        y = lvl + np.cumsum(rng.normal(0, sd / 4, n))
+    elif base == "heavy_tail":
+        y = lvl + sd * rng.standard_t(3, n)
+    elif base == "near_constant":  # e.g. a ratio near 0.1 in steps of 0.002
+        sd = 0.005
+        y = np.round((0.1 + rng.normal(0, sd, n)) / 0.002) * 0.002
+    elif base == "integers":
+        y = np.round(lvl / 50 + rng.normal(0, 0.8, n))
+        sd = 0.8
+    elif base == "daily":
+        y = lvl + 6 * sd * day + rng.normal(0, sd, n)
+    elif base == "daily_busy":
+        y = lvl + 6 * sd * np.clip(day, 0, None) + rng.normal(0, sd, n)
+    elif base == "spiky":
+        y = np.where(rng.random(n) < 0.01, lvl + rng.uniform(5, 15, n) * sd, lvl + rng.normal(0, sd, n))
+    else:
+        raise ValueError(f"unknown base {base!r}")
+    return y, sd
+
+
 def make_series(rng: np.random.Generator, k: int) -> Labelled:
     base = BASES[k % len(BASES)]
     n = int(rng.integers(2000, 8001))
@@ -62,24 +106,7 @@ def make_series(rng: np.random.Generator, k: int) -> Labelled:
     day = np.sin(2 * np.pi * t / 86_400 + rng.uniform(0, 6.3))
     sd = rng.uniform(0.5, 5)
     lvl = rng.uniform(10, 1000)
-    if base == "gauss":
-        y = lvl + rng.normal(0, sd, n)
-    elif base == "counts":
-        y = rng.poisson(rng.uniform(3, 60), n).astype(float)
-        sd = float(np.sqrt(y.mean()))
-    elif base == "random_walk":
-        y = lvl + np.cumsum(rng.normal(0, sd / 4, n))
-    elif base == "heavy_tail":
-        y = lvl + sd * rng.standard_t(3, n)
-    elif base == "integers":
-        y = np.round(lvl / 50 + rng.normal(0, 0.8, n))
-        sd = 0.8
-    elif base == "daily":
-        y = lvl + 6 * sd * day + rng.normal(0, sd, n)
-    elif base == "daily_busy":
-        y = lvl + 6 * sd * np.clip(day, 0, None) + rng.normal(0, sd, n)
-    else:
-        y = np.where(rng.random(n) < 0.01, lvl + rng.uniform(5, 15, n) * sd, lvl + rng.normal(0, sd, n))
+    y, sd = _base_series(rng, base, n, day, sd, lvl, counts=(3.0, 60.0), count_sd_floor=0.0)
     m = int(rng.integers(1, 4))
     starts = np.sort(rng.choice(np.arange(int(0.25 * n), int(0.95 * n)), m, replace=False))
     w = max(10, int(0.1 * n / m))
@@ -117,34 +144,7 @@ def make_subtle(rng: np.random.Generator, k: int) -> Labelled:
     sd = rng.uniform(0.5, 5)
     lvl = rng.uniform(10, 1000)
     idx = np.arange(n)
-    if base == "gauss":
-        y = lvl + rng.normal(0, sd, n)
-    elif base == "wander":  # slow AR(1) wander (rho 0.98) under white noise: real CPU/latency look like this
-        e = rng.normal(0, sd * 0.25, n)
-        w = np.zeros(n)
-        for i in range(1, n):
-            w[i] = 0.98 * w[i - 1] + e[i]
-        y = lvl + w + rng.normal(0, sd, n)
-        sd = float(np.sqrt(sd**2 + (sd * 0.25) ** 2 / (1 - 0.98**2)))
-    elif base == "counts":
-        y = rng.poisson(rng.uniform(1, 20), n).astype(float)
-        sd = float(max(np.sqrt(y.mean()), 1.0))
-    elif base == "random_walk":
-        y = lvl + np.cumsum(rng.normal(0, sd / 4, n))
-    elif base == "heavy_tail":
-        y = lvl + sd * rng.standard_t(3, n)
-    elif base == "near_constant":  # e.g. a ratio near 0.1 in steps of 0.002
-        sd = 0.005
-        y = np.round((0.1 + rng.normal(0, sd, n)) / 0.002) * 0.002
-    elif base == "integers":
-        y = np.round(lvl / 50 + rng.normal(0, 0.8, n))
-        sd = 0.8
-    elif base == "daily":
-        y = lvl + 6 * sd * day + rng.normal(0, sd, n)
-    elif base == "daily_busy":
-        y = lvl + 6 * sd * np.clip(day, 0, None) + rng.normal(0, sd, n)
-    else:
-        y = np.where(rng.random(n) < 0.01, lvl + rng.uniform(5, 15, n) * sd, lvl + rng.normal(0, sd, n))
+    y, sd = _base_series(rng, base, n, day, sd, lvl, counts=(1.0, 20.0), count_sd_floor=1.0)
     quantum = {"integers": 1.0, "counts": 1.0, "near_constant": 0.002}.get(base)
     m = 0 if k % 3 == 2 else int(rng.integers(1, 3))  # every third series is normal throughout
     windows: list[tuple[int, int]] = []
@@ -183,6 +183,141 @@ def make_subtle(rng: np.random.Generator, k: int) -> Labelled:
                 y = np.round(y / quantum) * quantum
             windows.append((max(0, s - w // 2), min(n, s + w // 2)))
             kinds_done.append(kind)
+    return Labelled(f"{k:02d}-{base}-{'+'.join(kinds_done) or 'normal'}", t, y, windows)
+
+
+WIDE_BASES = ("lognormal", "bursty", "flat_active", "steps_int", "heavy_spiky", "daily_peak", "irregular",
+              "wander_heavy")
+WIDE_ANOMALIES = ("regime", "spike", "storm", "dropout", "frozen", "variance")
+
+
+def _ar1(rng: np.random.Generator, n: int, rho: float, sd: float) -> np.ndarray:
+    """A stationary AR(1) path with innovation sd ``sd`` (the slow wander of real CPU or latency)."""
+    e = rng.normal(0, sd, n)
+    return np.asarray(pd.Series(e).ewm(alpha=1 - rho, adjust=False).mean()) / (1 - rho)
+
+
+def make_wide(rng: np.random.Generator, k: int) -> Labelled:
+    """One series of the ``--wide`` corpus: shapes real exports have that the other two corpora lack.
+
+    Bases (every scale stated in the series' own units: the anomaly size is a multiple of the base's
+    robust sd, 1.4826 x the median absolute deviation of its first differences / sqrt 2):
+    lognormal request latency (sigma 0.3-0.8, multiplicative); bursty traffic (an on/off process: quiet
+    Poisson counts, bursts of 5-60 rows at 3-10x); long flat stretches (exactly 0 for hours, then active
+    gamma-distributed stretches, like a disk's write rate); integer steps (a quantised value that changes
+    on 2-10 % of rows by +-1, mean-reverting: instance or queue counts); heavy-tailed spiky (t2 noise plus
+    clusters of spikes); a daily peak at 5- or 10-minute sampling (>= 5 days); irregular sampling
+    (interval jittered +-30 %, and 1-4 gaps of 5-200 missing rows); a slow AR(1) wander under t3 noise.
+    Anomalies (a frozen run or a dropout becomes a storm where the base sits still anyway): a regime change that persists (level x 3-8 sd and noise x 0.5-2, to the end), one large
+    spike (8-20 sd), a storm (10-40 rows of spikes), a dropout (the value falls to the series' floor
+    for 5-50 rows), frozen values, a variance increase (x 2-4), and (daily_peak) a missing peak. Every
+    third series is normal throughout."""
+    base = WIDE_BASES[k % len(WIDE_BASES)]
+    dt = float(rng.choice([300.0, 600.0])) if base == "daily_peak" else float(rng.choice([60.0, 300.0, 600.0]))
+    lo = int(5 * 86_400 / dt) if base == "daily_peak" else 2000
+    n = int(rng.integers(lo, max(lo, 8000) + 1))
+    step = np.full(n, dt)
+    if base == "irregular":
+        step = dt * rng.uniform(0.7, 1.3, n)
+    t = 1.6e9 + np.cumsum(step) - step[0]
+    day = np.sin(2 * np.pi * t / 86_400 + rng.uniform(0, 6.3))
+    lvl = rng.uniform(10, 1000)
+    sd = rng.uniform(0.5, 5)
+    quantum = None
+    if base == "lognormal":
+        y = lvl * np.exp(rng.uniform(0.3, 0.8) * rng.normal(0, 1, n))
+    elif base == "bursty":
+        lam = rng.uniform(5, 50)
+        on = np.zeros(n, dtype=bool)
+        i = 0
+        while i < n:
+            i += int(rng.geometric(1 / rng.uniform(100, 600)))
+            ln = int(rng.integers(5, 61))
+            on[i : i + ln] = True
+            i += ln
+        y = rng.poisson(lam * np.where(on, rng.uniform(3, 10), 1.0), n).astype(float)
+        quantum = 1.0
+    elif base == "flat_active":
+        on = np.zeros(n, dtype=bool)
+        i = int(rng.integers(0, 200))
+        while i < n:
+            ln = int(rng.integers(20, 200))
+            on[i : i + ln] = True
+            i += ln + int(rng.integers(50, 600))
+        y = np.where(on, rng.gamma(2.0, lvl / 2, n), 0.0)
+    elif base == "steps_int":
+        c = float(np.round(rng.uniform(3, 40)))
+        y = np.empty(n)
+        v, p_move = c, rng.uniform(0.02, 0.1)
+        mv = rng.random(n) < p_move
+        up = rng.random(n) < 0.5
+        for i in range(n):
+            if mv[i]:
+                v += 1.0 if (up[i] if v == c else v < c) else -1.0
+            y[i] = v
+        quantum = 1.0
+    elif base == "heavy_spiky":
+        y = lvl + sd * rng.standard_t(2, n)
+        hit = rng.random(n) < 0.005
+        y = y + np.where(hit, rng.uniform(5, 20, n) * sd, 0.0)
+    elif base == "daily_peak":
+        y = lvl + rng.uniform(4, 10) * sd * np.clip(day, 0, None) ** 2 + rng.normal(0, sd, n)
+    elif base == "irregular":
+        y = lvl + _ar1(rng, n, 0.95, sd * 0.3) + rng.normal(0, sd, n)
+    else:  # wander_heavy
+        y = lvl + _ar1(rng, n, 0.99, sd * 0.2) + sd * rng.standard_t(3, n)
+    d = np.diff(y)
+    rsd = float(max(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2), 0.5 * np.std(y), quantum or 0.0))
+    floor = float(np.min(y))
+    m = 0 if k % 3 == 2 else int(rng.integers(1, 3))
+    windows: list[tuple[int, int]] = []
+    kinds_done: list[str] = []
+    idx = np.arange(n)
+    if m:
+        starts = np.sort(rng.choice(np.arange(int(0.3 * n), int(0.9 * n)), m, replace=False))
+        w = max(10, int(0.1 * n / m))
+        for s in starts:
+            kind = WIDE_ANOMALIES[int(rng.integers(0, len(WIDE_ANOMALIES)))]
+            if base in ("flat_active", "steps_int") and kind in ("frozen", "dropout"):
+                kind = "storm"  # it sits still or at its floor anyway: no anomaly to see
+            if base == "daily_peak" and rng.random() < 0.5:
+                kind = "missing_peak"
+                rise = np.flatnonzero((idx >= s) & (day > 0) & (np.roll(day, 1) <= 0))
+                s = int(rise[0]) if rise.size and rise[0] < n - 10 else s
+            mag = rng.uniform(3, 8) * rsd
+            dur = int(rng.integers(5, 51))
+            on = (idx >= s) & (idx < s + dur)
+            sign = rng.choice([-1.0, 1.0])
+            if kind == "regime":
+                y = np.where(idx >= s, y.mean() + sign * mag + rng.uniform(0.5, 2) * (y - y.mean()), y)
+            elif kind == "spike":
+                y = y + np.where(idx == s, rng.uniform(8, 20) * rsd, 0.0)
+            elif kind == "storm":
+                storm = on & (rng.random(n) < 0.5)
+                y = y + np.where(storm, rng.uniform(5, 15, n) * rsd, 0.0)
+            elif kind == "dropout":
+                y = np.where(on, floor, y)
+            elif kind == "frozen":
+                y = np.where(on | (idx == s), y[s - 1], y)
+            elif kind == "variance":
+                y = y + np.where(on, rng.normal(0, rng.uniform(2, 4) * rsd, n), 0.0)
+            else:  # the day's peak does not come
+                day_on = (idx >= s) & (idx < s + int(86_400 / dt))
+                y = np.where(day_on & (day > 0), lvl + rng.normal(0, sd, n), y)
+            if quantum and kind != "frozen":
+                y = np.round(y / quantum) * quantum
+            windows.append((max(0, s - w // 2), min(n, s + w // 2)))
+            kinds_done.append(kind)
+    if base == "irregular":  # gaps: rows never exported
+        keep = np.ones(n, dtype=bool)
+        for _ in range(int(rng.integers(1, 5))):
+            a = int(rng.integers(int(0.2 * n), n - 10))
+            keep[a : a + int(rng.integers(5, 201))] = False
+        for a, b in windows:  # a window keeps at least its anomaly's start
+            keep[(a + b) // 2] = True
+        new = np.cumsum(keep) - 1
+        windows = [(int(new[a] if keep[a] else new[a] + 1), int(new[b - 1] + 1)) for a, b in windows]
+        t, y = t[keep], y[keep]
     return Labelled(f"{k:02d}-{base}-{'+'.join(kinds_done) or 'normal'}", t, y, windows)
 
 
@@ -258,13 +393,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--legacy", type=int, default=8, help="series scored by the previous scorer (slow)")
     ap.add_argument("--subtle", action="store_true", help="the harder corpus (2-5 sd, frozen values, missing peaks, ...)")
+    ap.add_argument("--wide", action="store_true", help="shapes of real exports: heavy tails, bursts, flat stretches,"
+                    " integer steps, irregular sampling and gaps, persisting regime changes")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args(argv)
     from pfepo.predict.univariate import from_columns, score
     from pfepo_lab.bench._legacy_univariate import score_series as legacy
 
     rng = np.random.default_rng(args.seed)
-    make = make_subtle if args.subtle else make_series
+    make = make_wide if args.wide else make_subtle if args.subtle else make_series
     corpus = [make(rng, k) for k in range(args.series)]
     t0 = time.perf_counter()
     ours = [score(from_columns(pd.Series(s.t), pd.Series(s.y))) for s in corpus]

@@ -50,3 +50,48 @@ def test_the_subtle_corpus_has_normal_series_and_the_generic_anomaly_classes():
             assert 0 <= a < b <= s.y.size
     frozen = next(s for s in corpus if "frozen" in s.name and "normal" not in s.name)
     assert (np.diff(frozen.y) == 0).sum() >= 5  # a stuck value repeats
+
+
+def _digest(make, seed: int = 1, count: int = 12) -> str:
+    import hashlib
+
+    rng = np.random.default_rng(seed)
+    h = hashlib.sha256()
+    for k in range(count):
+        s = make(rng, k)
+        h.update(s.name.encode())
+        h.update(s.t.tobytes())
+        h.update(s.y.tobytes())
+        h.update(repr([(int(a), int(b)) for a, b in s.windows]).encode())
+    return h.hexdigest()
+
+
+def test_the_shared_base_generator_keeps_both_corpora_byte_identical():
+    """stream8 factored the base series of both generators into one ``_base_series``; the digests are
+    those of the code before (1ee4e50), so every seed's corpus, and every figure measured on it, stands."""
+    from pfepo.evaluate.streamscore import make_series, make_subtle
+
+    assert _digest(make_series) == "5e996cf83e400a4b79402c619c1841af295e54f442c2a6b082ae1a2a96bb5769"
+    assert _digest(make_subtle) == "1dfb6e15b7f9bf3b4231a5ab1b075eb5df17e8d9589527e678e1ff8f292f7ffe"
+
+
+def test_the_wide_corpus_has_real_export_shapes():
+    """--wide: heavy tails, bursts, flat stretches, integer steps, irregular sampling with gaps, persisting
+    regime changes; every third series normal; windows inside the series after the gaps are cut."""
+    from pfepo.evaluate.streamscore import WIDE_BASES, make_wide
+
+    rng = np.random.default_rng(1)
+    corpus = [make_wide(rng, k) for k in range(2 * len(WIDE_BASES))]
+    assert {s.name.split("-")[1] for s in corpus} == set(WIDE_BASES)
+    assert sum(not s.windows for s in corpus) == len([k for k in range(len(corpus)) if k % 3 == 2])
+    for s in corpus:
+        assert np.all(np.isfinite(s.y)) and np.all(np.diff(s.t) > 0)
+        for a, b in s.windows:
+            assert 0 <= a < b <= s.y.size
+    irregular = [s for s in corpus if "irregular" in s.name]
+    gaps = [np.diff(s.t).max() / np.median(np.diff(s.t)) for s in irregular]
+    assert min(gaps) > 4  # rows never exported
+    flat = next(s for s in corpus if "flat_active" in s.name)
+    assert (flat.y == 0).mean() > 0.3
+    steps = next(s for s in corpus if "steps_int" in s.name)
+    assert np.all(steps.y == np.round(steps.y))
