@@ -10,21 +10,16 @@ has three such classes, and each gets a channel here, measured in the series' ow
   runs: a series has ~1e4 runs, so about one false alarm per hundred series if runs were independent)
   and only once the run is at least ``MIN_RUN`` = 5 repeats and more than twice the longest run the
   series has had so far ("far longer than its own runs"). A series that normally sits still (p near 1)
-  never fires. One run alarms once: its window ends at the first alarm's length plus one refractory
-  period (stream8; before, a run could alarm again after each refractory period).
+  never fires.
 - **sustained level shifts** (2-5 sd, e.g. in a series sampled every 5-10 minutes; also a daily peak
   that does not come, since the core subtracts the learnt daily profile first): a two-sided CUSUM of
   the deviation from a slow reference level, in units of the core's level spread times
   ``sqrt(VIF)``. VIF = (1 + rho) / (1 - rho) is the variance inflation of a mean of autocorrelated
   values, with rho = 1 - (noise / spread)^2 (the lag-1 autocorrelation of an AR(1) whose one-step
   noise and level spread are the core's): a random walk or a slow wander has rho near 1 and a large
-  VIF, so its long excursions do not accumulate; white noise has VIF 1. The noise here is the core's
-  own, not floored at half the quantum (stream8): a quantised value that moves on few rows is a slow
-  wander, and the floored noise made its normal +-1 excursions look like shifts of white noise.
-- **variance and spike-density increases**: a one-sided Bernoulli CUSUM of *large moves* among its moves
-  (a non-zero first difference of more than ``C_EXC`` = 3 times the series' mean absolute move over all
-  its history; stream8: it was the core's 150-row noise scale, which collapses over a long flat
-  stretch, so every ordinary move after one counted as large): its
+  VIF, so its long excursions do not accumulate; white noise has VIF 1.
+- **variance and spike-density increases**: a one-sided Bernoulli CUSUM of *large moves* (a first
+  difference of more than ``C_EXC`` = 3 mean absolute differences, the core's noise scale): its
   log-likelihood ratio of "the odds of a large move are ``ODDS`` = 4 times the series' own" (4 = the
   variance ratio of a doubled noise sd) against the series' own rate (counted over all its history,
   Jeffreys prior, after ``MIN_W`` = 600 differences, the core's minimum for long-term statistics). The
@@ -38,11 +33,9 @@ And one damping of the core's own risk:
 - **routine jumps**: where the core's innovation (|value - fast level| in noise sds) at a row reaches a
   level of ``GRID`` (4, 6, 8, 12, 16, 20) that this series reaches routinely, at a rate ``q`` per row
   (counted over its history, Jeffreys prior, after ``MIN_W`` rows), the core's risk is multiplied by
-  ``exp(-q x W)``, W = one refractory period in rows (an episode's length; stream8, it was the 30-row
-  horizon): the probability that the series makes no such jump within one episode. A jump this series
-  makes about once per episode is no evidence of one; under the streaming score (0.11 per false flag,
-  about 2 between a found and a missed window) a flag pays only at a precision above ~5 %, so a jump
-  seen every ~200 rows or more often (damped below 1/2) is not worth an alarm. A series with regular spikes stops
+  ``exp(-q x horizon rows)``: the probability that the series makes no such jump within one horizon.
+  ``risk`` reads as the probability that an episode starts within the horizon, so a jump that this
+  series makes about once per horizon is no evidence of one. A series with regular spikes stops
   alarming on each; a first jump of that size still alarms (q ~ 0). Deviations (creeps, shifts) are not
   damped: only the innovation is looked at.
 
@@ -145,8 +138,6 @@ class Episodes:
         self.w_sum = np.zeros(n)  # large moves seen, and differences seen
         self.w_cnt = np.zeros(n)
         self.ref_w = np.full(n, np.nan)  # their rate, frozen at chunk boundaries
-        self.d_sum = np.zeros(n)  # sum of |first difference| over all history (the large-move yardstick)
-        self.ref_mad = np.full(n, np.nan)  # its mean, frozen at chunk boundaries
         for k, arr in old.items():
             getattr(self, k)[: arr.shape[0]] = arr
         self.n = n
@@ -174,20 +165,12 @@ class Episodes:
         frozen, run_state = self._frozen(idx, y, prev_y, obs, ready & ("frozen" in self.channels))
         # CUSUM inputs: level deviation in spread x sqrt(VIF) units; variance log-likelihood ratio
         with np.errstate(invalid="ignore", divide="ignore"):
-            # rho from the series' own noise, not the quantum-floored one: a quantised series that moves on
-            # few rows is a slow wander (large VIF), not white noise at the quantum
-            r = np.minimum(np.maximum(core.ref_noise[idx] / spread, 1e-3), 1.0)
+            r = np.minimum(np.maximum(sig / spread, 1e-3), 1.0)
             scale = spread * np.sqrt((2.0 - r * r) / (r * r))
             # raw differences: the learnt daily profile steps at its bin edges, the series does not
             d = y - prev_y
-            # moves only (a repeated value is the frozen channel's): the share of large ones among them, with
-            # "large" against the series' whole history of moves (the yardstick its own rate was counted
-            # with), not the 150-row noise scale, which collapses over a long flat stretch
-            wok = obs & np.isfinite(d) & ready & (d != 0)
-            mad = self.ref_mad[idx]
-            unit = np.where(np.isfinite(mad) & (mad > 0), mad, sig * 2.0 / math.sqrt(math.pi))
-            big = np.abs(d) > C_EXC * unit[None, :]
-            self.d_sum[idx] += np.where(wok, np.abs(d), 0.0).sum(axis=0)
+            big = np.abs(d) > C_EXC * sig[None, :] * 2.0 / math.sqrt(math.pi)  # a large move
+            wok = obs & np.isfinite(d) & ready
             self.w_sum[idx] += (big & wok).sum(axis=0)
             self.w_cnt[idx] += wok.sum(axis=0)
             p0 = self.ref_w[idx][None, :]  # the series' own rate of large moves
@@ -277,7 +260,7 @@ class Episodes:
         if "routine" not in self.channels:
             return np.ones(raw.shape)
         q = self.ref_ge[idx[None, :], np.maximum(lev, 0)]
-        w_rows = self.core.p.refractory / self.core.p.dt  # one episode's length in rows
+        w_rows = self.core.h_steps
         return np.where(ok & (lev >= 0) & np.isfinite(q), np.exp(-np.nan_to_num(q) * w_rows), 1.0)
 
     # frozen values ------------------------------------------------------------------------------------
@@ -297,9 +280,8 @@ class Episodes:
             step = -np.log10(self.ref_p[idx])
             lmin = np.maximum(MIN_RUN, 2.0 * self.ref_maxrun[idx] + 1.0)
             lfire = np.maximum(lmin, E0 / step)
-            refr_rows = self.core.p.refractory / self.core.p.dt  # past an onset's refractory: no second alarm
             e = run * step[None, :]
-            risk = np.where((run >= lmin[None, :]) & (run < np.minimum(2 * lfire, lfire + refr_rows)[None, :]) & ready & np.isfinite(e),
+            risk = np.where((run >= lmin[None, :]) & (run <= 2 * lfire[None, :]) & ready & np.isfinite(e),
                             ndtr(e - E0), 0.0)
         last = np.where(obs[-1], y[-1], prev[-1])
         return risk, (last, run[-1])
@@ -309,7 +291,6 @@ class Episodes:
         self.ref_ge = np.where(self.n_raw[:, None] >= MIN_W, rate, np.nan)
         # the series' own rate of large moves (Jeffreys prior), once MIN_W differences are behind it
         self.ref_w = np.where(self.w_cnt >= MIN_W, (self.w_sum + 0.5) / (self.w_cnt + 1.0), np.nan)
-        self.ref_mad = np.where(self.w_cnt > 0, self.d_sum / np.maximum(self.w_cnt, 1.0), np.nan)
         self.ref_p = np.where(self.diffs > 0, (self.reps + 0.5) / (self.diffs + 1.0), np.nan)
         self.ref_maxrun = self.maxrun.copy()
 

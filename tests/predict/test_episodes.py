@@ -207,8 +207,8 @@ def test_normal_series_get_no_alarm_from_the_channels(kind, dt):
 @pytest.mark.parametrize("dt", [60.0, 600.0])
 def test_routine_spikes_are_damped_but_a_rare_spike_still_alarms(dt):
     """A series with a spike of 6-10 sd in 1 % of its rows: the core alone alarms on many of them; the
-    routine damping (exp(-its own rate of such jumps x one refractory period of rows) ~ 0.2 here) removes
-    at least half. A single 8 sd spike in a series that never spikes still alarms at once."""
+    routine damping (exp(-its own rate of such jumps x the 30-row horizon) ~ 0.74 here) removes at least
+    a quarter. A single 8 sd spike in a series that never spikes still alarms at once."""
     rng = np.random.default_rng(8)
     n = 6000
     y = 100 + rng.normal(0, 2, n)
@@ -218,65 +218,8 @@ def test_routine_spikes_are_damped_but_a_rare_spike_still_alarms(dt):
     damped, _ = _risk(y, dt, channels=("routine",))
     late = slice(1500, None)  # once its own rate is known (600 rows) and the first chunks are past
     assert (core_only[late] >= ALARM).sum() >= 5
-    # stream8: W = one refractory period (150 rows), exp(-0.01 x 150) ~ 0.2: at least half go (the horizon
-    # of 30 rows removed a third here)
-    assert (damped[late] >= ALARM).sum() <= 0.5 * (core_only[late] >= ALARM).sum()
+    assert (damped[late] >= ALARM).sum() <= 0.75 * (core_only[late] >= ALARM).sum()
     quiet = 100 + rng.normal(0, 2, n)
     quiet[4000] += 16
     r, _ = _risk(quiet, dt)
     assert _first_alarm(r, 4000) == 0
-
-
-def _integer_steps(rng, n, c=20.0, p_move=0.05):
-    """A quantised count (instances, queue length) that moves by 1 on 5 % of rows and reverts to ``c``."""
-    y, v = np.empty(n), c
-    mv, up = rng.random(n) < p_move, rng.random(n) < 0.5
-    for i in range(n):
-        if mv[i]:
-            v += 1.0 if (up[i] if v == c else v < c) else -1.0
-        y[i] = v
-    return y
-
-
-@pytest.mark.parametrize("dt", [60.0, 600.0])
-def test_an_integer_step_series_gets_no_level_alarm_but_a_lasting_shift_alarms(dt):
-    """stream8: the level channel's VIF comes from the series' own noise, not the quantum-floored one, so
-    a quantised value that sits still on most rows is a slow wander, not white noise at the quantum (the
-    floored one made the level channel fire on its normal +-1 excursions). A +3 shift still alarms, once."""
-    y = _integer_steps(np.random.default_rng(9), 4000)
-    r, _ = _risk(y, dt)
-    core_only, _ = _risk(y, dt, channels=())
-    assert (r >= ALARM).sum() == (core_only >= ALARM).sum()
-    y[3000:] += 3
-    r, _ = _risk(y, dt)
-    lag = _first_alarm(r, 3000)
-    assert lag is not None and lag <= 10
-    assert (r[3000:] >= ALARM).sum() == 1
-
-
-@pytest.mark.parametrize("dt", [60.0, 600.0])
-def test_a_long_freeze_alarms_once_even_in_a_series_with_long_runs(dt):
-    """stream8: a frozen run alarms once; past the onset's refractory period the same run does not alarm
-    again (it did every refractory period while the run stayed under twice its firing length)."""
-    rng = np.random.default_rng(10)
-    y = 100 + rng.normal(0, 2, 5000)
-    for a in (600, 1200, 1800):  # its own runs of 150 rows: a new run must exceed 301 to be news
-        y[a : a + 150] = y[a - 1]
-    y[3000:4200] = y[2999]
-    r, _ = _risk(y, dt)
-    assert (r[:3000] >= ALARM).sum() <= 3  # its own first runs may alarm (no history yet)
-    assert (r[3000:4200] >= ALARM).sum() == 1
-
-
-@pytest.mark.parametrize("dt", [60.0, 600.0])
-def test_normal_moves_after_a_long_flat_stretch_do_not_keep_the_variance_channel_firing(dt):
-    """stream8: the variance channel counts large moves among moves (a repeat is the frozen channel's) and
-    measures "large" against the series' whole history of moves. Against the 150-row noise scale, which
-    collapses while a series sits flat, every ordinary move after a long flat stretch was large, and the
-    channel alarmed again after each refractory period."""
-    rng = np.random.default_rng(10)
-    y = 100 + rng.normal(0, 2, 5000)
-    y[3000:4200] = y[2999]
-    core_only, _ = _risk(y, dt, channels=())
-    var, _ = _risk(y, dt, channels=("variance",))
-    assert (var[4200:] >= ALARM).sum() <= (core_only[4200:] >= ALARM).sum()
