@@ -236,19 +236,25 @@ def _advance(rt, regions: int, per: int, seconds: float, start: float) -> None:
     rt.store.write(rows)
 
 
-def setup(tmp: Path, endpoints: int) -> tuple[int, int, Path, PfepoConfig, object]:
-    """The bench's runtime in ``tmp``: ``endpoints`` spread as regions of up to 10, the repo's default
-    policy copied into its own folder (edits must not touch the repo); (regions, per, policy, cfg, rt).
-    Shared with ``benchmarks/whatif_cold.py`` so both time the same set-up."""
+def runtime(tmp: Path, regions: int, per: int) -> tuple[Path, PfepoConfig, object]:
+    """A runtime in ``tmp`` with ``regions`` x ``per`` endpoints and the repo's default policy copied into its
+    own folder (edits must not touch the repo); (policy file, config, runtime). Tests build their labs
+    with it too."""
     from pfepo.daemon import build_runtime
 
-    regions, per = max(1, (endpoints + 9) // 10), min(10, endpoints)
     pdir = tmp / "pol"
     pdir.mkdir()
     target = pdir / "default.yaml"
     shutil.copyfile(REPO_POLICY, target)
     cfg = synthetic_config(tmp, pdir, regions, per)
-    return regions, per, target, cfg, build_runtime(cfg)
+    return target, cfg, build_runtime(cfg)
+
+
+def setup(tmp: Path, endpoints: int) -> tuple[int, int, Path, PfepoConfig, object]:
+    """The bench's runtime: ``endpoints`` spread as regions of up to 10; (regions, per, policy, cfg, rt).
+    Shared with ``benchmarks/whatif_cold.py`` so both time the same set-up."""
+    regions, per = max(1, (endpoints + 9) // 10), min(10, endpoints)
+    return (regions, per, *runtime(tmp, regions, per))
 
 
 def synthetic_config(tmp: Path, policy_dir: Path, regions: int, per: int) -> PfepoConfig:

@@ -3,20 +3,17 @@ engine's own fits. Real SQLite history, the real engine with the shipped model, 
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pfepo.console import fitahead, replaycache, whatif
-from pfepo.daemon import build_runtime
 from pfepo.telemetry.samples import Sample
-from pfepo_lab.bench.whatif import synthetic_config
+from pfepo_lab.bench.whatif import runtime
+from tests.console.whatif_lab import inputs, same
 
-REPO = Path(__file__).resolve().parents[2]
 R, E = 2, 3
 HOURS = 1.5
 
@@ -24,10 +21,7 @@ HOURS = 1.5
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fitahead")
-    pdir = tmp / "pol"
-    pdir.mkdir()
-    shutil.copyfile(REPO / "policies" / "default.yaml", pdir / "default.yaml")
-    rt = build_runtime(synthetic_config(tmp, pdir, R, E))
+    target, _, rt = runtime(tmp, R, E)
     now = time.time()
     n = int(HOURS * 360)
     rng = np.random.default_rng(3)
@@ -44,20 +38,12 @@ def lab(tmp_path_factory):
                 if not (j == 1 and k % 7 == 0):  # some steps without an error rate
                     rows.append(Sample(t, f"r{i}-{j}", "error_rate_pct", max(0.0, rng.normal(0.5, 0.2))))
     rt.store.write(rows)
-    yield rt, pdir / "default.yaml", now
+    yield rt, target, now
     rt.writer.close()
 
 
-def _inputs(rt, target):
-    settings, model = whatif._settings(target, rt.cfg)
-    endpoints = [e.name for r in rt.cfg.regions for e in r.endpoints]
-    return settings, model, endpoints, lambda a, b: whatif.history_trace(rt, a, b, rt.cfg.predict.step_s)
 
 
-def _same(a: replaycache.Series, b: replaycache.Series) -> None:
-    assert a.endpoints == b.endpoints
-    for name in ("ts", "values", "up", "prob", "predicted"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
 def test_the_workers_schedule_is_the_engines(lab):
@@ -65,7 +51,7 @@ def test_the_workers_schedule_is_the_engines(lab):
     asks for exactly the fits (window bytes and start parameters, in order) the engine asks for: over a
     gap in the history, an endpoint down, a metric with missing steps and constant series."""
     rt, target, now = lab
-    settings, model, endpoints, read = _inputs(rt, target)
+    settings, model, endpoints, read = inputs(rt, target)
     cache = replaycache.PredictorCache()
     cache.fit_ahead = False
     asked: list = []
@@ -119,7 +105,7 @@ def test_a_replay_with_the_worker_equals_one_without_and_uses_its_fits(lab, monk
     """The worker follows pieces this process reads and sends it, or (a store another process can open)
     reads them itself and sends them here; either way the same numbers, and every fit from the worker."""
     rt, target, now = lab
-    settings, model, endpoints, read = _inputs(rt, target)
+    settings, model, endpoints, read = inputs(rt, target)
     if reads:
         read = whatif.HistoryReader(rt)
         assert read.spec() is not None
@@ -141,7 +127,7 @@ def test_a_replay_with_the_worker_equals_one_without_and_uses_its_fits(lab, monk
     cache = replaycache.PredictorCache()
     cache.fit_ahead = True  # opt-in (off by default)
     got = cache.series(settings, model, endpoints, since, now, read)
-    _same(got, want)
+    same(got, want)
     st = cache.last_ahead
     assert st["used"] > 2 * R * E and st["fitted_here"] == 0, st
     assert st["read_here"] == (0 if reads else st["pieces"]) and st["pieces"] >= 1, st
@@ -153,7 +139,7 @@ def test_a_worker_that_dies_costs_only_time(lab, monkeypatch):
     """A worker that exits at once (here: a command that fails) reads no piece and fits nothing: the
     replay reads and fits everything itself, with the same numbers."""
     rt, target, now = lab
-    settings, model, endpoints, _ = _inputs(rt, target)
+    settings, model, endpoints, _ = inputs(rt, target)
     read = whatif.HistoryReader(rt)
     since = now - HOURS * 3600
     plain = replaycache.PredictorCache()
@@ -163,7 +149,7 @@ def test_a_worker_that_dies_costs_only_time(lab, monkeypatch):
     monkeypatch.setattr(fitahead, "WORKER", [sys.executable, "-c", "import sys; sys.exit(3)"])
     cache = replaycache.PredictorCache()
     cache.fit_ahead = True  # opt-in (off by default)
-    _same(cache.series(settings, model, endpoints, since, now, read), want)
+    same(cache.series(settings, model, endpoints, since, now, read), want)
     st = cache.last_ahead
     assert st["used"] == 0 and st["fitted_here"] > 2 * R * E and st["read_here"] >= 1, st
 
@@ -173,7 +159,7 @@ def test_the_engine_and_the_worker_split_a_burst_of_refits(lab, monkeypatch):
     worker can make them all), the two share them: the numbers are the single-process ones, each fit is
     made once by one of them or waited for, and the worker made some."""
     rt, target, now = lab
-    settings, model, endpoints, _ = _inputs(rt, target)
+    settings, model, endpoints, _ = inputs(rt, target)
     read = whatif.HistoryReader(rt)
     since = now - HOURS * 3600
     plain = replaycache.PredictorCache()
@@ -182,7 +168,7 @@ def test_the_engine_and_the_worker_split_a_burst_of_refits(lab, monkeypatch):
     monkeypatch.setattr(fitahead, "MIN_STEPS", 0)
     cache = replaycache.PredictorCache()
     cache.fit_ahead = True  # opt-in (off by default)
-    _same(cache.series(settings, model, endpoints, since, now, read), want)
+    same(cache.series(settings, model, endpoints, since, now, read), want)
     st = cache.last_ahead
     fam = next(iter(plain._families.values()))
     assert st["used"] + st["fitted_here"] >= len(fam.fits) - 2 * R  # (equal windows of a shared uplink: once)

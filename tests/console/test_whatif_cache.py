@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,9 +16,9 @@ import pytest
 from pfepo.console import replaycache, whatif
 from pfepo.daemon import build_runtime
 from pfepo.telemetry.samples import Sample
-from pfepo_lab.bench.whatif import synthetic_config
+from pfepo_lab.bench.whatif import runtime, synthetic_config
+from tests.console.whatif_lab import inputs, same
 
-REPO = Path(__file__).resolve().parents[2]
 R, E = 2, 3
 HOURS = 1.0
 
@@ -27,11 +26,7 @@ HOURS = 1.0
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("whatif")
-    pdir = tmp / "pol"
-    pdir.mkdir()
-    shutil.copyfile(REPO / "policies" / "default.yaml", pdir / "default.yaml")
-    cfg = synthetic_config(tmp, pdir, R, E)
-    rt = build_runtime(cfg)
+    target, cfg, rt = runtime(tmp, R, E)
     # r0's uplink latency ramps over 150 -> r0 drains; its endpoints go down for 100 s, then recover
     now = time.time()
     n = int(HOURS * 360)
@@ -48,29 +43,17 @@ def lab(tmp_path_factory):
                 rows += [Sample(t, f"r{i}-{j}", "health_up", 0.0 if down else 1.0),
                          Sample(t, f"r{i}-{j}", "error_rate_pct", max(0.0, rng.normal(0.5, 0.2)))]
     rt.store.write(rows)
-    yield rt, pdir / "default.yaml", now
+    yield rt, target, now
     rt.writer.close()
 
 
-def _inputs(rt, target):
-    settings, model = whatif._settings(target, rt.cfg)
-    endpoints = [e.name for r in rt.cfg.regions for e in r.endpoints]
-
-    def read(a, b):
-        return whatif.history_trace(rt, a, b, rt.cfg.predict.step_s)
-
-    return settings, model, endpoints, read
 
 
-def _same(a: replaycache.Series, b: replaycache.Series) -> None:
-    assert a.endpoints == b.endpoints
-    for name in ("ts", "values", "up", "prob", "predicted"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
 def test_extending_the_cache_equals_one_replay_and_matches_the_plain_replay(lab):
     rt, target, now = lab
-    settings, model, endpoints, read = _inputs(rt, target)
+    settings, model, endpoints, read = inputs(rt, target)
     since, mid, until = now - HOURS * 3600, now - 1500, now
     cache = replaycache.PredictorCache()
     first = cache.series(settings, model, endpoints, since, mid, read)
@@ -78,7 +61,7 @@ def test_extending_the_cache_equals_one_replay_and_matches_the_plain_replay(lab)
     extended = cache.series(settings, model, endpoints, since, until, read)
     assert extended.cached_steps > 0 and extended.read_steps < extended.ts.size / 2
     once = replaycache.PredictorCache().series(settings, model, endpoints, since, until, read)
-    _same(extended, once)
+    same(extended, once)
     # the plain path (pfepo evaluate's replay of the window's trace) gives the same numbers
     trace = whatif.history_trace(rt, since, until, settings.step_s)
     r, prob, _ = whatif._engine_replay(trace, target, rt.cfg)
@@ -89,7 +72,7 @@ def test_extending_the_cache_equals_one_replay_and_matches_the_plain_replay(lab)
 
 def test_memoised_fits_change_no_number_of_a_replay_with_other_thresholds(lab):
     rt, target, now = lab
-    settings, model, endpoints, read = _inputs(rt, target)
+    settings, model, endpoints, read = inputs(rt, target)
     since = now - HOURS * 3600
     cache = replaycache.PredictorCache()
     cache.series(settings, model, endpoints, since, now, read)
@@ -100,12 +83,12 @@ def test_memoised_fits_change_no_number_of_a_replay_with_other_thresholds(lab):
     other.thresholds = {**other.thresholds, "latency_ms": 120.0}
     reused = cache.series(other, model, endpoints, since, now, read)
     assert len(fam.fits) == fits  # every fit of the second replay was in the memo: same inputs
-    _same(reused, replaycache.PredictorCache().series(other, model, endpoints, since, now, read))
+    same(reused, replaycache.PredictorCache().series(other, model, endpoints, since, now, read))
 
 
 def test_skipping_quiet_steps_changes_no_decision(lab):
     rt, target, now = lab
-    settings, model, endpoints, read = _inputs(rt, target)
+    settings, model, endpoints, read = inputs(rt, target)
     since = now - HOURS * 3600
     s = replaycache.PredictorCache().series(settings, model, endpoints, since, now, read)
     ps, problems, folder = whatif.validate(rt.cfg, target, target.read_text())
@@ -147,7 +130,7 @@ def test_a_threshold_edit_runs_only_the_evidence_and_equals_a_replay_from_scratc
     """The edited thresholds are judged over the recorder's tape (no engine replay), extended by new
     history like any entry, and give the numbers of a fresh engine with those thresholds."""
     rt, target, now = lab
-    settings, model, endpoints, read = _inputs(rt, target)
+    settings, model, endpoints, read = inputs(rt, target)
     since, mid = now - HOURS * 3600, now - 1500
     cache = replaycache.PredictorCache()
     cache.series(settings, model, endpoints, since, mid, read)
@@ -155,12 +138,12 @@ def test_a_threshold_edit_runs_only_the_evidence_and_equals_a_replay_from_scratc
     other = _edited(settings, latency_ms=120.0)
     part = cache.series(other, model, endpoints, since, mid, read)
     assert cache.last_path == "judged"
-    _same(part, replaycache.PredictorCache().series(other, model, endpoints, since, mid, read))
+    same(part, replaycache.PredictorCache().series(other, model, endpoints, since, mid, read))
     extended = cache.series(other, model, endpoints, since, now, read)  # the recorder and the judge follow
     assert cache.last_path == "judged" and extended.cached_steps > 0
     fresh = replaycache.PredictorCache().series(other, model, endpoints, since, now, read)
     assert fresh.prob.max() > 0.5  # the edit matters: r0's ramp is judged at 120 ms
-    _same(extended, fresh)
+    same(extended, fresh)
     assert not np.array_equal(fresh.prob, cache.series(settings, model, endpoints, since, now, read).prob)
 
 
@@ -168,14 +151,14 @@ def test_a_threshold_the_tape_cannot_serve_is_replayed_in_full(lab):
     """Far below the recorded thresholds, rows gain evidence whose features were not kept: a full replay,
     with the same numbers as a fresh engine."""
     rt, target, now = lab
-    settings, model, endpoints, read = _inputs(rt, target)
+    settings, model, endpoints, read = inputs(rt, target)
     since = now - HOURS * 3600
     cache = replaycache.PredictorCache()
     cache.series(settings, model, endpoints, since, now, read)
     low = _edited(settings, latency_ms=25.0)
     got = cache.series(low, model, endpoints, since, now, read)
     assert cache.last_path == "full"
-    _same(got, replaycache.PredictorCache().series(low, model, endpoints, since, now, read))
+    same(got, replaycache.PredictorCache().series(low, model, endpoints, since, now, read))
 
 
 def test_a_threshold_edited_whatif_decides_as_the_plain_replay_of_the_edited_policy(lab):
@@ -209,7 +192,7 @@ def test_a_saved_and_adopted_cache_extends_to_the_numbers_of_one_that_never_left
     recorder extended after adoption, and a threshold edit judged over the adopted tape, equal the cache
     that stayed in memory, to the bit."""
     rt, target, now = lab
-    settings, model, endpoints, read = _inputs(rt, target)
+    settings, model, endpoints, read = inputs(rt, target)
     since, mid = now - HOURS * 3600, now - 1500
     stay = replaycache.PredictorCache()
     stay.series(settings, model, endpoints, since, mid, read)
@@ -220,18 +203,18 @@ def test_a_saved_and_adopted_cache_extends_to_the_numbers_of_one_that_never_left
     assert moved.spans() == stay.spans()
     got = moved.series(settings, model, endpoints, since, now, read)
     assert moved.last_path == "recorded" and got.cached_steps > 0 and got.read_steps < got.ts.size / 2
-    _same(got, stay.series(settings, model, endpoints, since, now, read))
+    same(got, stay.series(settings, model, endpoints, since, now, read))
     other = _edited(settings, latency_ms=120.0)
     judged = moved.series(other, model, endpoints, since, now, read)
     assert moved.last_path == "judged"
-    _same(judged, stay.series(other, model, endpoints, since, now, read))
+    same(judged, stay.series(other, model, endpoints, since, now, read))
 
 
 def test_an_adopted_family_replaces_one_of_another_start(lab, tmp_path):
     """A short window replayed in the daemon (its family starts late) does not keep the pre-warm's family,
     which starts further back and serves every window, out."""
     rt, target, now = lab
-    settings, model, endpoints, read = _inputs(rt, target)
+    settings, model, endpoints, read = inputs(rt, target)
     saved = replaycache.PredictorCache()
     saved.series(settings, model, endpoints, now - 3000, now, read)
     path = tmp_path / "snap.pickle"
@@ -246,7 +229,7 @@ def test_an_adopted_family_replaces_one_of_another_start(lab, tmp_path):
 
 def test_a_snapshot_made_by_other_code_or_damaged_is_not_used(lab, tmp_path, monkeypatch):
     rt, target, now = lab
-    settings, model, endpoints, read = _inputs(rt, target)
+    settings, model, endpoints, read = inputs(rt, target)
     cache = replaycache.PredictorCache()
     cache.series(settings, model, endpoints, now - 1200, now, read)
     path = tmp_path / "snap.pickle"
