@@ -42,6 +42,8 @@ CHUNK = 256
 DAY_S = 86_400.0
 WINSOR = 4.0  # winsorise updates of baselines and scales at this many scales
 RAISE_OFF = 1.01  # a classifier probability never reaches this: the classifier does not raise risk alone
+FREEZE_DECADES = 6.0  # a run of identical values this improbable under the series' own repeat rate is a freeze
+FREEZE_MIN = 5  # ... and at least this many repeats (the frozen-values channel's yardsticks)
 RAW_CAP = 20.0  # surprise is capped (in scales) so one wild value cannot dominate the long-term statistics
 
 
@@ -177,7 +179,7 @@ def _shift(first: np.ndarray, path: np.ndarray) -> np.ndarray:
     return np.vstack([first[None, :], path[:-1]])
 
 
-_STATE = ("last_x", "fast", "mid", "mid2", "base", "noise", "spread", "quantum", "short", "lmean",
+_STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "noise", "spread", "quantum", "short", "lmean",
           "lvar", "until", "var_raw", "var_res", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
           "ref_lsd", "ref_refr", "risk", "raw", "dev", "zl")
 
@@ -221,7 +223,11 @@ class AnomalyCore:
         self.n = 0
         self.nobs = np.zeros(n)
         self.nraw = np.zeros(n)  # rows that fed the long-term surprise statistics
-        for k in ("last_x", "fast", "mid", "mid2", "base", "noise", "spread", "short", "lmean", "ref_base",
+        self.run = np.zeros(n)  # repeats of the last raw value so far
+        self.reps = np.zeros(n)  # repeats and differences seen: the series' own repeat rate
+        self.diffs = np.zeros(n)
+        self.ref_p = np.full(n, np.nan)
+        for k in ("last_x", "last_y", "fast", "mid", "mid2", "base", "noise", "spread", "short", "lmean", "ref_base",
                   "ref_noise", "ref_spread", "ref_lmean", "ref_lsd"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
@@ -314,13 +320,14 @@ class AnomalyCore:
                 base[:, sel] = _ewm(xb[:, sel], a, self.base[idx][sel], obs[:, sel])
         base_prev = _shift(self.base[idx], base)
         # 2. scales: |first difference| and |deviation from the baseline|, winsorised
+        still = self._still(idx, y, obs)
         with np.errstate(invalid="ignore"):
             d = np.abs(xf - prev)
-            dobs = obs & np.isfinite(d)
+            dobs = obs & np.isfinite(d) & ~still
             cap_d = np.where(np.isfinite(self.ref_noise[idx]), WINSOR * sig * 2 / math.sqrt(math.pi), np.inf)
             noise = _ewm(np.minimum(d, cap_d[None, :]), self.a_base, self.noise[idx], dobs)
             dev = np.abs(x - base_prev)
-            vobs = obs & np.isfinite(dev)
+            vobs = obs & np.isfinite(dev) & ~still
             cap_v = np.where(np.isfinite(self.ref_spread[idx]) & ~refr, WINSOR * spread, np.inf)
             v = _ewm(np.minimum(dev, cap_v[None, :]), self.a_base, self.spread[idx] / 1.2533, vobs)
             qc = np.where(dobs & (d > 0), d, np.inf).min(axis=0)
@@ -392,6 +399,29 @@ class AnomalyCore:
             self._refresh(np.arange(self.n), t[-1])
         return out
 
+    def _still(self, idx: np.ndarray, y: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        """Rows deep inside a run of identical raw values: the run has reached ``FREEZE_DECADES`` of
+        improbability under the series' own repeat rate p (Jeffreys prior) -- L >= max(FREEZE_MIN,
+        6 / -log10 p) -- the same yardstick as the frozen-values channel. The scales and the long-term
+        surprise statistics skip these rows: a stretch with no movement says nothing about how the series
+        moves when it moves, and without this rule a long freeze shrinks the noise and spread to ~0 and
+        normal movement resuming after it alarms again and again while they grow back (they may grow only
+        4.5x per chunk, being winsorised at ``WINSOR`` frozen scales)."""
+        prev = _shift(self.last_y[idx], _ffill(y, self.last_y[idx]))
+        dobs = obs & np.isfinite(prev)
+        same = dobs & (y == prev)
+        reset = dobs & ~same
+        cs = np.cumsum(same, axis=0)
+        cs_at = np.maximum.accumulate(np.where(reset, cs, 0), axis=0)
+        run = np.where(np.logical_or.accumulate(reset, axis=0), cs - cs_at, self.run[idx][None, :] + cs)
+        self.reps[idx] += same.sum(axis=0)
+        self.diffs[idx] += dobs.sum(axis=0)
+        self.run[idx] = run[-1]
+        self.last_y[idx] = np.where(obs[-1], y[-1], prev[-1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lfreeze = np.maximum(FREEZE_MIN, FREEZE_DECADES / -np.log10(self.ref_p[idx]))
+        return same & (run >= np.where(np.isfinite(lfreeze), lfreeze, np.inf)[None, :])
+
     def _refractory(self, risk: np.ndarray, t: np.ndarray, until: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cap risk at alarm/2 for ``refractory`` seconds after each alarm onset (loop over crossings only)."""
         alarm = self.p.alarm
@@ -431,6 +461,7 @@ class AnomalyCore:
         self.var_res[idx] += wv * (self.acc_v[idx, 1] / cnt1 - self.var_res[idx])
         self.acc_v[idx] = 0.0
         self.ref_q[idx] = self.quantum[idx]
+        self.ref_p[idx] = np.where(self.diffs[idx] > 0, (self.reps[idx] + 0.5) / (self.diffs[idx] + 1.0), np.nan)
         with np.errstate(invalid="ignore"):
             self.season_on[idx] = (self.var_raw[idx] > 0) & (self.var_res[idx] < 0.8 * self.var_raw[idx])
         self.ref_base[idx] = self.base[idx]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pfepo.predict.core import AnomalyCore, CoreParams, combine
+from pfepo.predict.univariate import params_for
 
 DT = 300.0  # 5-minute sampling, as in many telemetry exports
 
@@ -118,3 +119,38 @@ def test_one_row_fast_path_gives_the_bits_of_the_general_scan(monkeypatch):
     assert a.tobytes() == b.tobytes()
     for k in sa:
         assert sa[k].tobytes() == sb[k].tobytes(), k
+
+
+def _onsets(r: np.ndarray) -> np.ndarray:
+    hot = r >= 0.5
+    return np.flatnonzero(hot & ~np.r_[False, hot[:-1]])
+
+
+def _freeze_then_resume(seed: int, n1: int = 2000, nf: int = 600, n2: int = 2000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.r_[100 + rng.normal(0, 2, n1), np.full(nf, 100.0), 100 + rng.normal(0, 2, n2)]
+
+
+@pytest.mark.parametrize("dt", [60.0, 600.0])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_normal_movement_resuming_after_a_long_freeze_alarms_at_most_once(dt, seed):
+    """A series exactly constant for 600 rows, then moving as before: the freeze is one episode (the
+    frozen-values channel), the resumption at most one more. Before, the scales shrank to ~0 during the
+    freeze and grew back only ~4.5x per chunk, so the core and the channels alarmed 5 times after it."""
+    y = _freeze_then_resume(seed)
+    c = AnomalyCore(params_for(dt), 1)
+    r = c.update(y[:, None], 1.7e9 + np.arange(y.size) * dt)[:, 0]
+    on = _onsets(r)
+    assert on[(on >= 2000) & (on < 2015)].size == 1  # the freeze itself alarms
+    assert on[on >= 2600].size <= 1
+
+
+@pytest.mark.parametrize("dt", [60.0, 600.0])
+def test_a_spike_soon_after_movement_resumes_still_alarms(dt):
+    """The same freeze, then an 8 sd spike 300 rows after the movement resumed: it alarms at once
+    (before, it fell inside the refractory period of one of the alarms the resumption raised)."""
+    y = _freeze_then_resume(1)
+    y[2600 + 310] += 16.0
+    c = AnomalyCore(params_for(dt), 1)
+    r = c.update(y[:, None], 1.7e9 + np.arange(y.size) * dt)[:, 0]
+    assert r[2910:2913].max() >= 0.5
