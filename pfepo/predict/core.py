@@ -20,6 +20,8 @@ slowly sampled series still has enough points behind every estimate):
 2. Robust scale from the series itself: noise sd = mean absolute first difference x sqrt(pi)/2
    (winsorised), level spread = mean absolute deviation from the baseline x 1.2533, both floored only by
    half the series' value quantum (smallest non-zero change seen) -- never by a share of the level.
+   Rows deep inside a freeze (a run of identical values improbable under the series' own repeat rate)
+   do not update them: the scales describe the series when it moves (``_still``).
 3. Raw surprise = max(innovation, deviation), capped at 20: ``innovation`` is |x - fast level before| in
    noise sds (onsets, jumps); ``deviation`` is the medium level (plus its trend over ``horizon_s``,
    shrunk by two standard errors) against the winsorised slow baseline, in level spreads (creeps).
@@ -407,13 +409,20 @@ class AnomalyCore:
         moves when it moves, and without this rule a long freeze shrinks the noise and spread to ~0 and
         normal movement resuming after it alarms again and again while they grow back (they may grow only
         4.5x per chunk, being winsorised at ``WINSOR`` frozen scales)."""
-        prev = _shift(self.last_y[idx], _ffill(y, self.last_y[idx]))
-        dobs = obs & np.isfinite(prev)
-        same = dobs & (y == prev)
-        reset = dobs & ~same
-        cs = np.cumsum(same, axis=0)
-        cs_at = np.maximum.accumulate(np.where(reset, cs, 0), axis=0)
-        run = np.where(np.logical_or.accumulate(reset, axis=0), cs - cs_at, self.run[idx][None, :] + cs)
+        last = self.last_y[idx]
+        if y.shape[0] == 1:  # the engine's one-row step: the same arithmetic, fewer numpy calls
+            dobs = obs & np.isfinite(last)[None, :]
+            same = dobs & (y == last[None, :])
+            run = np.where(same, self.run[idx][None, :] + 1.0, np.where(dobs, 0.0, self.run[idx][None, :]))
+            prev = last[None, :]
+        else:
+            prev = _shift(last, _ffill(y, last))
+            dobs = obs & np.isfinite(prev)
+            same = dobs & (y == prev)
+            reset = dobs & ~same
+            cs = np.cumsum(same, axis=0)
+            cs_at = np.maximum.accumulate(np.where(reset, cs, 0), axis=0)
+            run = np.where(np.logical_or.accumulate(reset, axis=0), cs - cs_at, self.run[idx][None, :] + cs)
         self.reps[idx] += same.sum(axis=0)
         self.diffs[idx] += dobs.sum(axis=0)
         self.run[idx] = run[-1]
