@@ -73,6 +73,15 @@ DEPART_P = 0.9  # above ``clear``: a classifier that has not seen the shape cann
 # the window drift projected the 4 s benign spike across the threshold (a healthy region drained) and the
 # predictive run then moved nothing before the failure; see docs/prediction.md.
 DRIFT = "brown"
+# Load-like rises (predict8, ``_damp_load``): utilisation and CPU rising together by a similar factor (the
+# smaller relative rise over trend_tau_s at least LOAD_RATIO of the larger, both beyond noise) while latency,
+# loss and errors are neither forecast nor observed to breach: a busy ramp, absorbed. Their trend evidence counts
+# only once the supported projection has held LOAD_HOLD trend_tau_s windows (confirmation included); observed
+# and level breaches, growth, departure and single-metric climbs are untouched. None: off.
+LOAD = ("utilization_pct", "cpu_pct")
+QUALITY = ("latency_ms", "loss_pct", "error_rate_pct")
+LOAD_RATIO = 0.5
+LOAD_HOLD: float | None = 1.0
 HISTORY_H = 2.0  # no extrapolation (trend, growth, departure) before the series has this many horizons of history
 # Names of the rules behind forecast evidence (engine.src / engine.alarm_src hold an index into this).
 SOURCES = ("none", "trend", "level", "growth", "departure", "observed")
@@ -190,6 +199,7 @@ class PredictiveEngine:
         self.lvl_ring = np.full((max(self.support_steps + 1, self.level_steps), n), np.nan)  # that level, last support_s
         self.low_ring = np.full((3 * self.support_steps + 1, n), np.nan)  # its lowest over LEVEL_S, last 3 x support_s
         self.lev_t0 = np.full(n, np.nan)  # since when the forecast's level alone (no trend) has breached
+        self.tr_t0 = np.full(n, np.nan)  # since when the supported trend's projection has breached
         self.hist = np.zeros(n)  # model steps with a value fed to the forecasts (history, for HISTORY_H)
         self.over_n = np.zeros(n)  # consecutive observed samples above the threshold
         self.over_t0 = np.full(n, np.nan)  # time of the first of them
@@ -214,7 +224,8 @@ class PredictiveEngine:
             e = len(self.endpoints)
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
                    self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
-                   self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last)
+                   self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last,
+                   self.tr_t0)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
@@ -222,7 +233,7 @@ class PredictiveEngine:
              self.over_n[:k],
              self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
              self.lev_t0[:k], self.hist[:k], self.alarm_src[:k], self.nz[:k], self.nz_n[:k],
-             self.nz_last[:k]) = old
+             self.nz_last[:k], self.tr_t0[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -235,7 +246,7 @@ class PredictiveEngine:
 
     def memory_bytes(self) -> int:
         evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
-                    self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last)
+                    self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last, self.tr_t0)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
                    + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
 
@@ -416,6 +427,7 @@ class PredictiveEngine:
             self.hist = self.hist + np.isfinite(fed)
             known = self.hist >= HISTORY_H * self.h
             parts = [np.where(supported, p_trend, 0.0), self._growth(*pts), self._departure(past, *pts)]
+            parts[0] = self._damp_load(b * self.step_s, parts, past, p_level, fed, sampled, held)
             p = np.where(known, np.maximum(parts[0], np.maximum(parts[1], parts[2])), 0.0)
             above = fed > self._thr_t
         now = b * self.step_s
@@ -437,6 +449,49 @@ class PredictiveEngine:
         ev = p >= 0.5
         self.ev_n = np.where(ev, self.ev_n + sampled, 0.0)
         return np.where(ev, p, 0.0)
+
+    def _damp_load(self, now: float, parts: list[np.ndarray], past: np.ndarray, p_level: np.ndarray,
+                   fed: np.ndarray, sampled: np.ndarray, held: np.ndarray) -> np.ndarray:
+        """Trend evidence, damped (delayed, never blocked) where the rise looks like load.
+
+        A busy ramp raises utilisation *and* CPU by a similar factor at the same time, and the service keeps up
+        (latency, loss and errors do not head for their thresholds); its projection is right while the ramp
+        lasts and wrong once it stops, which the series cannot show until it has stopped. The failure
+        precursors this engine must announce early are a single resource running away (CPU or utilisation
+        alone, others following late) or quality degrading. So where, on one endpoint, both load metrics
+        rose over the last ``trend_tau_s`` beyond noise (``CONVEX_Z`` standard errors of the fast level, at the
+        series' own sampling interval) with the smaller relative rise at least ``LOAD_RATIO`` of the larger,
+        and no quality metric has evidence (trend, level, growth, departure) or a sample above its threshold,
+        the load metrics' trend evidence counts only once the supported projected breach has held for
+        ``LOAD_HOLD`` x ``trend_tau_s`` (confirmation included; the timer runs whether damped or not): a ramp
+        that stops within that time is no alarm, one that keeps climbing alarms that much later. A breach
+        under way (observed or the forecast's level), growth and departure evidence are never damped, nor is
+        a climb of one load metric alone (a rise of x1.1 in the other is not "the same load").
+        """
+        p_tr = parts[0]
+        tr = (p_tr >= 0.5) & (sampled | held & np.isfinite(self.tr_t0))
+        self.tr_t0 = np.where(tr, np.where(np.isfinite(self.tr_t0), self.tr_t0, now), np.nan)
+        if LOAD_HOLD is None or any(x not in self.midx for x in LOAD + QUALITY):
+            return p_tr
+        m = self.m
+        e = p_tr.size // m
+        jl = [self.midx[x] for x in LOAD]
+        jq = [self.midx[x] for x in QUALITY]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            up = self.lvl - past
+            rising = (up > CONVEX_Z * math.sqrt(2.0) * self._level_sd(p_tr.size)).reshape(e, m)[:, jl]
+            rel = (up / past).reshape(e, m)[:, jl]
+            alike = (past.reshape(e, m)[:, jl] > 0).all(axis=1) & (rel.min(axis=1) >= LOAD_RATIO * rel.max(axis=1))
+            bad = ((np.maximum(np.maximum(p_tr, parts[1]), parts[2]) >= 0.5) | (p_level >= 0.5)
+                   | (fed > self._thr_t)).reshape(e, m)[:, jq]
+        load = rising.all(axis=1) & alike & ~bad.any(axis=1)
+        if not load.any():
+            return p_tr
+        damp = np.zeros((e, m), dtype=bool)
+        damp[:, jl] = load[:, None]
+        hold = max(LOAD_HOLD * self.trend_tau_s, self.confirm_s)
+        young = ~(now - self.tr_t0 >= hold - self.confirm_s - 1e-9)
+        return np.where(damp.ravel() & young, 0.0, p_tr)
 
     def _growth(self, lvl: np.ndarray, past: np.ndarray, past2: np.ndarray, past3: np.ndarray) -> np.ndarray:
         """Evidence of a convex creep (exponential or power-law growth), which the linear drift
