@@ -372,9 +372,13 @@ def main(argv: list[str] | None = None) -> int:
         send([(key, memo[key])])
         return memo[key]
 
-    if state.get("read"):
-        threading.Thread(target=_read_history, args=(state["read"], inbox, send), daemon=True).start()
     threading.Thread(target=listen, daemon=True).start()
+    if state.get("read"):
+        # Every piece first, then the fits: the replay feeds its engine only once it holds all pieces
+        # (``replaycache._read_into``), and a reading thread beside the fitting one was starved of the GIL --
+        # the replay sat idle until the worker had made nearly every fit (12 h x 50 endpoints: idle ~10 s of
+        # a 20 s replay), so the two processes ran one after the other instead of side by side.
+        _read_history(state["read"], inbox, send)
     while (msg := inbox.get()) is not None:
         if msg[1] is None:  # a piece without rows
             pieces += 1
