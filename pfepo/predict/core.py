@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import ndtr
@@ -186,6 +187,17 @@ _STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "m
           "ref_lsd", "ref_refr", "risk", "raw", "dev", "zl")
 
 
+class Runs(NamedTuple):
+    """Runs of identical raw values over one chunk (``AnomalyCore._still``), shared with the frozen-values
+    channel (pfepo.predict.episodes), which judges the same runs against the same repeat rate."""
+
+    prev: np.ndarray  # the last observed raw value before each row
+    dobs: np.ndarray  # rows with a first difference (observed, and a value before them)
+    same: np.ndarray  # ... equal to that value
+    run: np.ndarray  # repeats of the current value at each row
+    run0: np.ndarray  # repeats before the chunk (per series)
+
+
 class AnomalyCore:
     """State of N series; ``update`` advances them by a block of rows and returns their risk."""
 
@@ -215,6 +227,7 @@ class AnomalyCore:
         from pfepo.predict.episodes import Episodes
 
         self.episodes = Episodes(self) if episodes else None
+        self.runs: Runs | None = None  # the last chunk's runs of identical values (``_still``)
         self.n = 0
         self._alloc(0)
         self.grow(n)
@@ -228,7 +241,7 @@ class AnomalyCore:
         self.run = np.zeros(n)  # repeats of the last raw value so far
         self.reps = np.zeros(n)  # repeats and differences seen: the series' own repeat rate
         self.diffs = np.zeros(n)
-        self.ref_p = np.full(n, np.nan)
+        self.ref_p = np.full(n, np.nan)  # repeat rate, frozen at chunk boundaries (the frozen-values channel's too)
         for k in ("last_x", "last_y", "fast", "mid", "mid2", "base", "noise", "spread", "short", "lmean", "ref_base",
                   "ref_noise", "ref_spread", "ref_lmean", "ref_lsd"):
             setattr(self, k, nan())
@@ -409,7 +422,7 @@ class AnomalyCore:
         moves when it moves, and without this rule a long freeze shrinks the noise and spread to ~0 and
         normal movement resuming after it alarms again and again while they grow back (they may grow only
         4.5x per chunk, being winsorised at ``WINSOR`` frozen scales)."""
-        last = self.last_y[idx]
+        last, run0 = self.last_y[idx], self.run[idx]
         if y.shape[0] == 1:  # the engine's one-row step: the same arithmetic, fewer numpy calls
             dobs = obs & np.isfinite(last)[None, :]
             same = dobs & (y == last[None, :])
@@ -427,6 +440,7 @@ class AnomalyCore:
         self.diffs[idx] += dobs.sum(axis=0)
         self.run[idx] = run[-1]
         self.last_y[idx] = np.where(obs[-1], y[-1], prev[-1])
+        self.runs = Runs(prev, dobs, same, run, run0)
         with np.errstate(divide="ignore", invalid="ignore"):
             lfreeze = np.maximum(FREEZE_MIN, FREEZE_DECADES / -np.log10(self.ref_p[idx]))
         return same & (run >= np.where(np.isfinite(lfreeze), lfreeze, np.inf)[None, :])

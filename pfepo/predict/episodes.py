@@ -67,10 +67,14 @@ import math
 import numpy as np
 from scipy.special import ndtr
 
-from pfepo.predict.core import _ffill, _shift  # core imports this module lazily (no cycle)
+from pfepo.predict.core import (  # core imports this module lazily (no cycle)
+    FREEZE_DECADES,
+    FREEZE_MIN,
+    _shift,
+)
 
-E0 = 6.0  # frozen: decades of improbability of a run under the series' own repeat rate
-MIN_RUN = 5  # frozen: at least this many repeats
+E0 = FREEZE_DECADES  # frozen: decades of improbability of a run under the series' own repeat rate (the core's freeze)
+MIN_RUN = FREEZE_MIN  # frozen: at least this many repeats
 K = 1.0  # CUSUM allowance (half the 2-unit change to detect)
 H = 7.0  # CUSUM threshold (5 for known scales; 7 keeps ~1e5 rows between false alarms with scales 20 % low)
 CAP = 2 * H
@@ -119,12 +123,8 @@ class Episodes:
 
     def _alloc(self, n: int) -> None:
         old = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
-        self.last_y = np.full(n, np.nan)  # last observed raw value
-        self.run = np.zeros(n)  # repeats of the last value so far
-        self.reps = np.zeros(n)  # repeats seen (all history)
-        self.diffs = np.zeros(n)  # first differences seen
+        # runs of identical values and the repeat rate are the core's (``AnomalyCore._still``, ``core.runs``)
         self.maxrun = np.zeros(n)  # longest completed run
-        self.ref_p = np.full(n, np.nan)  # repeat rate, frozen at chunk boundaries
         self.ref_maxrun = np.zeros(n)
         self.lvl = np.full(n, np.nan)  # reference level of the shift CUSUM
         self.s_hi = np.zeros(n)
@@ -157,12 +157,12 @@ class Episodes:
             self._alloc(core.n)
         p = core.p
         ready = (nobs >= core.n_warm) & np.isfinite(core.ref_noise[idx])[None, :]
-        prev_y = _shift(self.last_y[idx], _ffill(y, self.last_y[idx]))  # the last observed value before each row
+        prev_y = core.runs.prev  # the last observed value before each row
         if raw is not None:
             with np.errstate(invalid="ignore", divide="ignore"):  # the core's innovation (jumps, spikes)
                 innov = np.abs(x - _shift(core.fast[idx], fast)) / sig[None, :]
             core_out = core_out * self._routine(idx, np.where(np.isfinite(raw), innov, np.nan), ready)
-        frozen, run_state = self._frozen(idx, y, prev_y, obs, ready & ("frozen" in self.channels))
+        frozen = self._frozen(idx, ready & ("frozen" in self.channels))
         # CUSUM inputs: level deviation in spread x sqrt(VIF) units; variance log-likelihood ratio
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.minimum(np.maximum(sig / spread, 1e-3), 1.0)
@@ -219,7 +219,6 @@ class Episodes:
         self.until[idx] = until
         self.lvl[idx], self.n_lvl[idx] = lvl[-1], n_lvl[-1]
         self.s_hi[idx], self.s_lo[idx], self.s_var[idx] = s_hi[-1], s_lo[-1], s_var[-1]
-        self.last_y[idx], self.run[idx] = run_state[0], run_state[1]
         if end:
             self._refresh()
         return out
@@ -264,34 +263,26 @@ class Episodes:
         return np.where(ok & (lev >= 0) & np.isfinite(q), np.exp(-np.nan_to_num(q) * w_rows), 1.0)
 
     # frozen values ------------------------------------------------------------------------------------
-    def _frozen(self, idx: np.ndarray, y: np.ndarray, prev: np.ndarray, obs: np.ndarray, ready: np.ndarray):
-        dobs = obs & np.isfinite(prev)
-        same = dobs & (y == prev)
+    def _frozen(self, idx: np.ndarray, ready: np.ndarray) -> np.ndarray:
+        core = self.core
+        dobs, same, run, run0 = core.runs.dobs, core.runs.same, core.runs.run, core.runs.run0
         reset = dobs & ~same
-        cs = np.cumsum(same, axis=0)
-        cs_at = np.maximum.accumulate(np.where(reset, cs, 0), axis=0)  # cs is non-decreasing
-        run = np.where(np.logical_or.accumulate(reset, axis=0), cs - cs_at, self.run[idx][None, :] + cs)
-        prev_run = _shift(self.run[idx], run)
+        prev_run = _shift(run0, run)
         ended = np.where(reset, prev_run, 0.0).max(axis=0)
         self.maxrun[idx] = np.maximum(self.maxrun[idx], ended)
-        self.reps[idx] += same.sum(axis=0)
-        self.diffs[idx] += dobs.sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            step = -np.log10(self.ref_p[idx])
+            step = -np.log10(core.ref_p[idx])
             lmin = np.maximum(MIN_RUN, 2.0 * self.ref_maxrun[idx] + 1.0)
             lfire = np.maximum(lmin, E0 / step)
             e = run * step[None, :]
-            risk = np.where((run >= lmin[None, :]) & (run <= 2 * lfire[None, :]) & ready & np.isfinite(e),
+            return np.where((run >= lmin[None, :]) & (run <= 2 * lfire[None, :]) & ready & np.isfinite(e),
                             ndtr(e - E0), 0.0)
-        last = np.where(obs[-1], y[-1], prev[-1])
-        return risk, (last, run[-1])
 
     def _refresh(self) -> None:
         rate = (self.ge + 0.5) / (self.n_raw[:, None] + 1.0)
         self.ref_ge = np.where(self.n_raw[:, None] >= MIN_W, rate, np.nan)
         # the series' own rate of large moves (Jeffreys prior), once MIN_W differences are behind it
         self.ref_w = np.where(self.w_cnt >= MIN_W, (self.w_sum + 0.5) / (self.w_cnt + 1.0), np.nan)
-        self.ref_p = np.where(self.diffs > 0, (self.reps + 0.5) / (self.diffs + 1.0), np.nan)
         self.ref_maxrun = self.maxrun.copy()
 
 
