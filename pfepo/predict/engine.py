@@ -103,6 +103,13 @@ class Snapshot:
     observed: np.ndarray | None = None  # (E,) some metric's breach is under way (observed, not forecast)
 
 
+def _since(t0: np.ndarray, on: np.ndarray, sampled: np.ndarray, held: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
+    """Since when a condition has held, per series: it counts on a sampled step, or on a held (unsampled)
+    step where it was already running; (new start times, NaN where it does not hold; where it holds)."""
+    cond = on & (sampled | held & np.isfinite(t0))
+    return np.where(cond, np.where(np.isfinite(t0), t0, now), np.nan), cond
+
+
 class PredictiveEngine:
     def __init__(
         self,
@@ -408,11 +415,12 @@ class PredictiveEngine:
             # horizon, so the path stays above it for PERSIST of the horizon --
             # a path that merely touches the threshold at the horizon's end (a ramp slowing onto a busy
             # plateau just under it) is no forecast of a breach in the policy's terms.
-            supported = ((drift > 0) & (self.lvl - past >= SUPPORT * drift * s)
+            rise, beyond = self.lvl - past, CONVEX_Z * math.sqrt(2.0) * self._level_sd(self.lvl.size)
+            supported = ((drift > 0) & (rise >= SUPPORT * drift * s)
                          & (mid - past >= 0.5 * SUPPORT * drift * (s - h2))
                          & (self.lvl - mid >= 0.5 * SUPPORT * drift * h2)
                          & (self._thr_t - np.where(np.isfinite(fed), fed, self.lvl) <= (1.0 - PERSIST) * drift * self.h)
-                         & ~(self.lvl - past <= CONVEX_Z * math.sqrt(2.0) * self._level_sd(self.lvl.size)))
+                         & ~(rise <= beyond))
             ring[b % size] = self.lvl
             p_trend, _, _ = self.bank.breach_probability(self._thr_t)
             p_level, _, _ = self.bank.breach_probability(self._thr_t, drift=False)
@@ -427,15 +435,14 @@ class PredictiveEngine:
             self.hist = self.hist + np.isfinite(fed)
             known = self.hist >= HISTORY_H * self.h
             parts = [np.where(supported, p_trend, 0.0), self._growth(*pts), self._departure(past, *pts)]
-            parts[0] = self._damp_load(b * self.step_s, parts, past, p_level, fed, sampled, held)
+            parts[0] = self._damp_load(b * self.step_s, parts, rise, beyond, past, p_level, fed, sampled, held)
             p = np.where(known, np.maximum(parts[0], np.maximum(parts[1], parts[2])), 0.0)
             above = fed > self._thr_t
         now = b * self.step_s
         # The forecast's level alone (no trend) above the threshold is no more than an observation: it
         # counts only once it has lasted LEVEL_S, like an observed breach (a spike of tens of seconds
         # moves the level too, at any sampling rate).
-        lev = sampled & (p_level >= 0.5) | held & np.isfinite(self.lev_t0) & (p_level >= 0.5)
-        self.lev_t0 = np.where(lev, np.where(np.isfinite(self.lev_t0), self.lev_t0, now), np.nan)
+        self.lev_t0, lev = _since(self.lev_t0, p_level >= 0.5, sampled, held, now)
         lev_p = np.where(lev & (now - self.lev_t0 >= LEVEL_S - self.confirm_s - 1e-9), p_level, 0.0)
         p = np.maximum(p, lev_p)
         # the rules' parts of this step's evidence, kept by reference: which one gave it (diagnosis only,
@@ -450,8 +457,8 @@ class PredictiveEngine:
         self.ev_n = np.where(ev, self.ev_n + sampled, 0.0)
         return np.where(ev, p, 0.0)
 
-    def _damp_load(self, now: float, parts: list[np.ndarray], past: np.ndarray, p_level: np.ndarray,
-                   fed: np.ndarray, sampled: np.ndarray, held: np.ndarray) -> np.ndarray:
+    def _damp_load(self, now: float, parts: list[np.ndarray], rise: np.ndarray, beyond: np.ndarray, past: np.ndarray,
+                   p_level: np.ndarray, fed: np.ndarray, sampled: np.ndarray, held: np.ndarray) -> np.ndarray:
         """Trend evidence, damped (delayed, never blocked) where the rise looks like load.
 
         A busy ramp raises utilisation *and* CPU by a similar factor at the same time, and the service keeps up
@@ -469,8 +476,7 @@ class PredictiveEngine:
         a climb of one load metric alone (a rise of x1.1 in the other is not "the same load").
         """
         p_tr = parts[0]
-        tr = (p_tr >= 0.5) & (sampled | held & np.isfinite(self.tr_t0))
-        self.tr_t0 = np.where(tr, np.where(np.isfinite(self.tr_t0), self.tr_t0, now), np.nan)
+        self.tr_t0, _ = _since(self.tr_t0, p_tr >= 0.5, sampled, held, now)
         if LOAD_HOLD is None or any(x not in self.midx for x in LOAD + QUALITY):
             return p_tr
         m = self.m
@@ -478,9 +484,8 @@ class PredictiveEngine:
         jl = [self.midx[x] for x in LOAD]
         jq = [self.midx[x] for x in QUALITY]
         with np.errstate(invalid="ignore", divide="ignore"):
-            up = self.lvl - past
-            rising = (up > CONVEX_Z * math.sqrt(2.0) * self._level_sd(p_tr.size)).reshape(e, m)[:, jl]
-            rel = (up / past).reshape(e, m)[:, jl]
+            rising = (rise > beyond).reshape(e, m)[:, jl]
+            rel = (rise / past).reshape(e, m)[:, jl]
             alike = (past.reshape(e, m)[:, jl] > 0).all(axis=1) & (rel.min(axis=1) >= LOAD_RATIO * rel.max(axis=1))
             bad = ((np.maximum(np.maximum(p_tr, parts[1]), parts[2]) >= 0.5) | (p_level >= 0.5)
                    | (fed > self._thr_t)).reshape(e, m)[:, jq]
