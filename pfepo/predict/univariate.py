@@ -103,7 +103,8 @@ def parse_times(raw: pd.Series, where: str) -> tuple[np.ndarray, list[str]]:
             what = f"timestamp {raw.iloc[i]!r} is out of range (|t| > 1e11 s)"
         else:
             kind = "is not a finite time" if is_num[i] else "is not a time (expected epoch seconds or ISO-8601)"
-            what = "timestamp is empty" if text.iloc[i].lower() in MISSING_TEXT else f"timestamp {raw.iloc[i]!r} {kind}"
+            empty = pd.isna(raw.iloc[i]) or str(text.iloc[i]).lower() in MISSING_TEXT
+            what = "timestamp is empty" if empty else f"timestamp {raw.iloc[i]!r} {kind}"
         n = int(broken.sum())
         if n > MAX_BAD_SHARE * len(out) or n == len(out):
             more = f" (and {n - 1} more row(s) like it)" if n > 1 else ""
@@ -161,9 +162,7 @@ def read_series(path: str | Path, time_column: str = "timestamp", value_column: 
             )
     if len(df) == 0:
         raise SeriesError(f"{p}: no data rows")
-    vnotes: list[str] = []
-    v = parse_values(df[vcol].reset_index(drop=True), str(p), vcol, vnotes)
-    return _build(df[tcol], pd.Series(v), str(p), vcol, df[vcol].to_numpy(), notes + vnotes)
+    return from_columns(df[tcol], df[vcol], str(p), vcol, notes)
 
 
 def _delimiter(p: Path, notes: list[str]) -> str:
@@ -191,8 +190,10 @@ def _column(cols: list[str], name: str, notes: list[str]) -> str | None:
     return None
 
 
-def from_columns(raw_t: pd.Series, raw_v: pd.Series, where: str = "<input>", col: str = "value") -> Series:
-    notes: list[str] = []
+def from_columns(raw_t: pd.Series, raw_v: pd.Series, where: str = "<input>", col: str = "value",
+                 notes: list[str] | None = None) -> Series:
+    """A series from its time and value columns as text; ``notes``: repairs already made (reading the file)."""
+    notes = list(notes or [])
     v = parse_values(raw_v.reset_index(drop=True), where, col, notes)
     return _build(raw_t, pd.Series(v), where, col, raw_v.to_numpy(), notes)
 

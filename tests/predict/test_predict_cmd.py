@@ -182,3 +182,14 @@ def test_more_than_a_few_broken_timestamps_is_an_error(tmp_path, capsys):
     src.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
     assert main(["predict", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
     assert "in.csv:2: timestamp 'x' is not a time (expected epoch seconds or ISO-8601) (and 14 more" in capsys.readouterr().err
+
+
+def test_an_empty_timestamp_cell_in_a_comma_file_is_skipped(tmp_path, capsys):
+    """The comma fast path reads an empty time cell as NA (not text): still one located warning."""
+    rows = [f"{1_400_000_000 + 60 * k},{50 + (k % 7)}" for k in range(300)]
+    rows[50] = ",50"
+    src, out = tmp_path / "in.csv", tmp_path / "o.csv"
+    src.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    assert main(["predict", "--input", str(src), "--output", str(out)]) == 0
+    assert "in.csv:52: timestamp is empty" in capsys.readouterr().err
+    assert len(pd.read_csv(out)) == 300
