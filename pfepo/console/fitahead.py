@@ -12,8 +12,9 @@ on every series. But a fit is a pure function of its input -- the series' window
 - the replay sends the worker the engine's refit state (ring, ``bank.seen``, ``n_fits``, ``last_fit``,
   the fitted parameters, the open block, the feature state's sampling clock) and either the plan of the
   history pieces to read (``whatif.HistoryReader.spec``: the worker opens the same store and sends each
-  piece back, so the replay only runs the engine) or, where a second process cannot open the store
-  (DuckDB), each piece as the replay reads it;
+  piece back, so the replay only runs the engine, feeding it each piece as it arrives; the worker reads
+  ``AHEADS`` pieces ahead of its fits, so the replay waits for neither) or, where a second process cannot
+  open the store (DuckDB), each piece as the replay reads it;
 - the worker follows the refit schedule over the pieces (``_Schedule``: the engine's ``_refit`` rule on
   the ring, the observation counts and the fit times; a step counts where its mean is finite, or held as
   ``PredictiveEngine._close`` holds a slowly sampled series, and the endpoint is not down), fits each due
@@ -43,6 +44,7 @@ import threading
 import numpy as np
 
 log = logging.getLogger("pfepo.console")
+AHEADS = 1  # pieces the worker reads ahead of its fits (the replay waits for the next piece, not for fits)
 MIN_STEPS = 720  # shorter replays fit in their own process: starting a worker costs ~1 s of CPU
 WORKER = [sys.executable, "-m", "pfepo.console.fitahead"]  # the worker's command (its niceness appended)
 
@@ -373,29 +375,37 @@ def main(argv: list[str] | None = None) -> int:
         return memo[key]
 
     threading.Thread(target=listen, daemon=True).start()
-    if state.get("read"):
-        # Every piece first, then the fits: the replay feeds its engine only once it holds all pieces
-        # (``replaycache._read_into``), and a reading thread beside the fitting one was starved of the GIL --
-        # the replay sat idle until the worker had made nearly every fit (12 h x 50 endpoints: idle ~10 s of
-        # a 20 s replay), so the two processes ran one after the other instead of side by side.
-        _read_history(state["read"], inbox, send)
-    while (msg := inbox.get()) is not None:
-        if msg[1] is None:  # a piece without rows
-            pieces += 1
-            send({"pieces": pieces})
-            continue
-        _, ts, values, present, up = msg
-        for b, mean, down in sched.blocks(ts, values, present, up):
-            for i in sched.due(b, mean, down):
-                sched.fit(b, int(i), fit)
+
+    def follow(msg) -> None:
+        nonlocal pieces
+        if msg[1] is not None:  # a piece with rows: the refits due in it, in the engine's order
+            _, ts, values, present, up = msg
+            for b, mean, down in sched.blocks(ts, values, present, up):
+                for i in sched.due(b, mean, down):
+                    sched.fit(b, int(i), fit)
         pieces += 1
         send({"pieces": pieces})
+
+    if state.get("read"):
+        # Reading and fitting in this one thread, the reading AHEADS pieces ahead of the fitting: the replay
+        # feeds its engine each piece as it arrives (``replaycache._read_into``), so it needs the next piece
+        # before the refits of this one. (A reading thread beside the fitting one was starved of the GIL.)
+        ahead: list = []
+        for msg in _read_history(state["read"], send):
+            ahead.append(msg)
+            if len(ahead) > AHEADS:
+                follow(ahead.pop(0))
+        for msg in ahead:
+            follow(msg)
+    while (msg := inbox.get()) is not None:  # pieces the main process read itself (no plan, or reading failed)
+        follow(msg)
     return 0
 
 
-def _read_history(plan: dict, inbox: queue.SimpleQueue, send) -> None:
+def _read_history(plan: dict, send):
     """Read the pieces of ``plan`` as the main process would (``whatif.history_trace`` on the same store,
-    ``dense_frame`` with the health carried from piece to piece), send each to it and follow it here."""
+    ``dense_frame`` with the health carried from piece to piece), send each to it and yield it to be
+    followed here."""
     from types import SimpleNamespace
 
     from pfepo.config import PfepoConfig
@@ -415,12 +425,12 @@ def _read_history(plan: dict, inbox: queue.SimpleQueue, send) -> None:
             trace = history_trace(rt, t, b, plan["step_s"])
             if trace is None or trace.frame.empty:
                 send(("piece", None))
-                inbox.put(("piece", None))
+                yield ("piece", None)
                 continue
             ts, values, present, up = dense_frame(trace.frame, plan["index"], plan["metrics"], prev_up)
             prev_up = up[-1].copy()
             send(("piece", ts, values, present, up))
-            inbox.put(("piece", ts, values, present, up))
+            yield ("piece", ts, values, present, up)
     except Exception as exc:  # noqa: BLE001
         send({"read_failed": f"{type(exc).__name__}: {exc}"})
     finally:

@@ -294,11 +294,16 @@ class PredictorCache:
         try:
             if ahead is not None:
                 rec.engine.fit.ahead = ahead
-            if boundary > fam.done:
-                say(0.0, "reading history")
-                _read_into(fam, fam.steps, fam.done, boundary, read, keep=True, ahead=ahead)
             feed_say = say if ahead is None else (
                 lambda p, text: say(p, f"{text} (refits computed ahead in a second process: {ahead.received})"))
+            if boundary > fam.done:
+                say(0.0, "reading history")
+                # With a worker, each piece is fed as it arrives: the engine runs while the worker reads the
+                # next pieces and makes their refits (one process: read everything, then feed).
+                fed = None if ahead is None else (lambda k, n: self._core(
+                    fam, rec, ekey, settings, model, kw,
+                    lambda p, text: feed_say((k + p) / n, f"history piece {k + 1} of {n}, {text}"), ahead))
+                _read_into(fam, fam.steps, fam.done, boundary, read, keep=True, ahead=ahead, fed=fed)
             self._core(fam, rec, ekey, settings, model, kw, feed_say, ahead)
         finally:
             if ahead is not None:
@@ -547,13 +552,15 @@ def _bounds(step_s: float, start: float, end: float) -> list[tuple[float, float]
 
 
 def _read_into(fam: _Family, steps: _Steps, start: float, end: float, read: Reader, keep: bool,
-               ahead=None) -> None:
+               ahead=None, fed=None) -> None:
     """Read [start, end) in pieces ending on step boundaries (a step's samples are averaged in one piece).
     With a fit-ahead worker (``fitahead.FitAhead``): the pieces the worker read (the same ``read`` of the
-    same bounds, in another process), or, if it reads none, each piece read here and handed to it."""
+    same bounds, in another process), or, if it reads none, each piece read here and handed to it.
+    ``fed(k, n)`` is called after piece k of n (the caller feeds it to its engine)."""
     from pfepo.evaluate.replay import dense_frame
 
-    for t, b in _bounds(fam.step_s, start, end):
+    pieces = _bounds(fam.step_s, start, end)
+    for k, (t, b) in enumerate(pieces):
         got = ahead.take() if ahead is not None and ahead.reads else None
         if got is None:  # no worker reading (or it stopped): read here
             trace = read(t, b)
@@ -571,6 +578,8 @@ def _read_into(fam: _Family, steps: _Steps, start: float, end: float, read: Read
         steps.values.append(values)
         steps.present.append(present)
         steps.up.append(up)
+        if fed is not None:
+            fed(k, len(pieces))
     if keep:
         fam.done = end
 
