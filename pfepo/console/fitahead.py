@@ -12,16 +12,19 @@ on every series. But a fit is a pure function of its input -- the series' window
 - the replay sends the worker the engine's refit state (ring, ``bank.seen``, ``n_fits``, ``last_fit``,
   the fitted parameters, the open block, the feature state's sampling clock) and either the plan of the
   history pieces to read (``whatif.HistoryReader.spec``: the worker opens the same store and sends each
-  piece back, so the replay only runs the engine, feeding it each piece as it arrives; the worker reads
-  ``AHEADS`` pieces ahead of its fits, so the replay waits for neither) or, where a second process cannot
-  open the store (DuckDB), each piece as the replay reads it;
+  piece back as soon as it is read, by a reading thread -- the process's GIL switch interval is short,
+  ``SWITCH_S``, so the fits do not starve it -- and the replay only runs the engine, feeding it each piece
+  as it arrives) or, where a second process cannot open the store (DuckDB), each piece as the replay
+  reads it;
 - the worker follows the refit schedule over the pieces (``_Schedule``: the engine's ``_refit`` rule on
   the ring, the observation counts and the fit times; a step counts where its mean is finite, or held as
   ``PredictiveEngine._close`` holds a slowly sampled series, and the endpoint is not down), fits each due
   series in that order with its previous result as the start, and sends ``(input, result)`` back;
 - the engine's memo takes the worker's results before fitting itself (``collect``); at a burst of
-  refits that the engine reaches first, it waits for a fit the worker has started and claims the others
-  (``claim``/``made``), so the two share the burst.
+  refits that the engine reaches first, it waits (at most ``WAIT_S``) for a fit the worker has started and
+  makes the others itself, sending the worker its results (``claim``/``made``); the worker takes a result
+  the engine has sent instead of fitting, but never waits for one (it would then be paced by the replay
+  instead of running ahead on its own core).
 
 A guess that differs from what the engine does (a clock jump, a changed engine) only means the engine's
 key is not among the worker's: it fits itself, as before; a worker that dies costs time only. The worker
@@ -31,6 +34,7 @@ never decides a number, so the replay is the single-process one to the bit
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -44,7 +48,8 @@ import threading
 import numpy as np
 
 log = logging.getLogger("pfepo.console")
-AHEADS = 1  # pieces the worker reads ahead of its fits (the replay waits for the next piece, not for fits)
+WAIT_S = 0.1  # the longest the replay waits for a fit the worker has started (~4 cold fits, idle)
+SWITCH_S = 2e-4  # the worker's GIL switch interval (s): its reading thread beside the fitting one
 MIN_STEPS = 720  # shorter replays fit in their own process: starting a worker costs ~1 s of CPU
 WORKER = [sys.executable, "-m", "pfepo.console.fitahead"]  # the worker's command (its niceness appended)
 
@@ -68,8 +73,11 @@ def _recv(fh):
 
 
 def fit_key(window, start) -> tuple:
-    """The memo's key of a fit: the window's bytes and the start parameters (``replaycache._memo_fit``)."""
-    return (np.asarray(window, dtype=float).tobytes(), None if start is None else tuple(float(v) for v in start))
+    """The memo's key of a fit: a 128-bit digest of the window's bytes and the start parameters
+    (``replaycache._memo_fit``). A digest, not the 5.8 kB of a 720-step window: every key crosses the pipes
+    twice, and the replay's receiving thread gets the GIL only between the engine's time slices."""
+    digest = hashlib.blake2b(np.asarray(window, dtype=float).tobytes(), digest_size=16).digest()
+    return (digest, None if start is None else tuple(float(v) for v in start))
 
 
 class FitAhead:
@@ -180,8 +188,9 @@ class FitAhead:
         ``made``). So at a burst of refits (the first ones, the engine gets there faster than the worker)
         the two split them instead of both making each."""
         with self._cv:
-            while key in self._working and not self._dead:
-                self._cv.wait(0.5)
+            # bounded: a worker starved of CPU (a busy machine) must not stall the replay; past WAIT_S this
+            # process fits it too (the same bits: a fit is a pure function of its key)
+            self._cv.wait_for(lambda: key not in self._working or self._dead, timeout=WAIT_S)
             got, self._got = self._got, []
         for k, res in got:
             if k not in memo:
@@ -333,8 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         with lock:
             _send(out, obj)
 
-    control: queue.SimpleQueue = queue.SimpleQueue()  # the main process's claims and their results
-    claims: set = set()
+    control: queue.SimpleQueue = queue.SimpleQueue()  # the main process's fits (its claims are not waited for)
     made: dict = {}
 
     def listen() -> None:
@@ -343,29 +351,22 @@ def main(argv: list[str] | None = None) -> int:
         inbox.put(None)
         control.put(None)
 
-    def drain(block: bool = False) -> bool:
+    def drain() -> None:
         while True:
             try:
-                msg = control.get(timeout=5.0) if block else control.get_nowait()
+                msg = control.get_nowait()
             except queue.Empty:
-                return True
-            if msg is None:
-                return False
-            if msg[0] == "claim":
-                claims.add(msg[1])
-            else:
+                return
+            if msg is not None and msg[0] == "done":
                 made[msg[1]] = msg[2]
-            if block:
-                return True
 
     def fit(window, start):
         key = fit_key(window, start)
         drain()
         if key in memo:
             return memo[key]
-        while key in claims and key not in made:  # the main process is making it: continue from its result
-            if not drain(block=True):
-                break
+        # A fit the main process claimed but has not finished is made here too (not waited for): this process
+        # has its own core, and waiting would pace it by the replay instead of letting it run ahead.
         if key in made:
             memo[key] = made.pop(key)
             return memo[key]
@@ -387,17 +388,18 @@ def main(argv: list[str] | None = None) -> int:
         send({"pieces": pieces})
 
     if state.get("read"):
-        # Reading and fitting in this one thread, the reading AHEADS pieces ahead of the fitting: the replay
-        # feeds its engine each piece as it arrives (``replaycache._read_into``), so it needs the next piece
-        # before the refits of this one. (A reading thread beside the fitting one was starved of the GIL.)
-        ahead: list = []
-        for msg in _read_history(state["read"], send):
-            ahead.append(msg)
-            if len(ahead) > AHEADS:
-                follow(ahead.pop(0))
-        for msg in ahead:
-            follow(msg)
-    while (msg := inbox.get()) is not None:  # pieces the main process read itself (no plan, or reading failed)
+        # The pieces are read by a thread and sent as soon as read (the replay feeds its engine each piece as
+        # it arrives), the refits follow in this thread. A short GIL switch interval keeps the reading thread
+        # from being starved by the fits (at the default 5 ms it waited a switch interval at each of its
+        # many short I/O calls, and the replay sat idle waiting for pieces).
+        sys.setswitchinterval(SWITCH_S)
+
+        def reader() -> None:
+            for msg in _read_history(state["read"], send):
+                inbox.put(msg)
+
+        threading.Thread(target=reader, daemon=True).start()
+    while (msg := inbox.get()) is not None:  # pieces read here, or by the main process (no plan, reading failed)
         follow(msg)
     return 0
 
