@@ -48,6 +48,10 @@ RAISE_OFF = 1.01  # a classifier probability never reaches this: the classifier 
 FREEZE_DECADES = 6.0  # a run of identical values this improbable under the series' own repeat rate is a freeze
 FREEZE_MIN = 5  # ... and at least this many repeats (the frozen-values channel's yardsticks)
 RAW_CAP = 20.0  # surprise is capped (in scales) so one wild value cannot dominate the long-term statistics
+SEASON_BIN_S = 900.0  # the seasonal profile's phase bins: at least this wide, and a whole number of samples
+SEASON_KEEP = 0.7  # each period of new data leaves this share of a learnt profile bin (~0.3 weight per day)
+SEASON_GAIN = 0.2  # the profile is subtracted only while it is predicted to remove this share of the variance
+SEASON_COVER = 0.9  # ... and once this share of the phase bins seen is learnt (one scale serves all phases)
 
 
 @dataclass(frozen=True)
@@ -182,8 +186,8 @@ def _shift(first: np.ndarray, path: np.ndarray) -> np.ndarray:
     return np.vstack([first[None, :], path[:-1]])
 
 
-_STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "noise", "spread", "quantum", "short", "lmean",
-          "lvar", "until", "var_raw", "var_res", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
+_STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
+          "lvar", "until", "var_raw", "var_res", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
           "ref_lsd", "ref_refr", "risk", "raw", "dev", "zl")
 
 
@@ -213,6 +217,7 @@ class AnomalyCore:
         self.a_short = _alpha(p.dt, p.tau(p.short_s, p.min_short))
         self.a_long = _alpha(p.dt, p.tau(p.long_s, p.min_long))
         self.a_var = _alpha(p.dt, 2 * p.season_period_s)
+        self.a_sref = _alpha(p.dt, p.tau(p.season_period_s, p.min_base))
         self.n_warm = max(p.min_warmup, p.warmup_s / p.dt)
         self.h_steps = p.horizon_s / p.dt
         # Brown's slope of the medium level: its sd for unit white noise (to shrink noisy trends to 0).
@@ -220,7 +225,10 @@ class AnomalyCore:
         j = np.arange(int(20 / self.a_mid) + 10)
         w = (self.a_mid**2 / b) * b**j * (1 - self.a_mid * (j + 1))
         self.slope_sd = float(np.sqrt((w**2).sum()))
-        self.bins = int(np.clip(round(p.season_period_s / max(p.dt, 900.0)), 24, 96))
+        # phase bins of a whole number of samples, at least 15 minutes (so a bin gets whole samples each
+        # period: at 10-minute sampling 20-minute bins, not 15-minute bins alternately fed 1 and 2 samples)
+        per_bin = max(1, math.ceil(SEASON_BIN_S / p.dt - 1e-9)) * p.dt
+        self.bins = int(np.clip(round(p.season_period_s / per_bin), 8, 96))
         self.bin_w = p.season_period_s / self.bins
         self.clock = 0  # steps since the first update (chunk boundaries are multiples of CHUNK)
         # extra evidence channels, risk only (the module imports this one, hence imported here)
@@ -242,22 +250,25 @@ class AnomalyCore:
         self.reps = np.zeros(n)  # repeats and differences seen: the series' own repeat rate
         self.diffs = np.zeros(n)
         self.ref_p = np.full(n, np.nan)  # repeat rate, frozen at chunk boundaries (the frozen-values channel's too)
-        for k in ("last_x", "last_y", "fast", "mid", "mid2", "base", "noise", "spread", "short", "lmean", "ref_base",
+        for k in ("last_x", "last_y", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "short", "lmean", "ref_base",
                   "ref_noise", "ref_spread", "ref_lmean", "ref_lsd"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
         self.lvar = np.zeros(n)  # EW from 0, debiased by its weight at refresh
         self.until = np.full(n, -np.inf)
         self.var_raw = np.zeros(n)
-        self.var_res = np.zeros(n)
+        self.var_res = np.zeros(n)  # the residual variance the profile is predicted to leave
+        self.season_gain = np.zeros(n)  # the variance the profile in use is predicted to remove (0: not in use)
         self.season_on = np.zeros(n, dtype=bool)
-        self.acc_v = np.zeros((n, 3))  # chunk sums: residual^2, residual-after-profile^2, count
+        self.acc_v = np.zeros((n, 2))  # chunk sums: residual^2, count
         self.ref_q = np.full(n, np.inf)
         self.ref_refr = np.zeros(n, dtype=bool)
-        self.prof = np.zeros((n, self.bins))
-        self.cover = np.zeros((n, self.bins))
-        self.acc_s = np.zeros((n, self.bins))
-        self.acc_c = np.zeros((n, self.bins))
+        self.prof = np.zeros((n, self.bins))  # the profile in use (0 where a bin is not learnt yet)
+        # two half-profiles, from even and from odd periods (columns: bins of the even half, then the odd)
+        self.half = np.zeros((n, 2 * self.bins))
+        self.cover = np.zeros((n, 2 * self.bins))  # periods' worth of samples behind each half-profile bin
+        self.acc_s = np.zeros((n, 2 * self.bins))
+        self.acc_c = np.zeros((n, 2 * self.bins))
         self.risk = np.zeros(n)  # last outputs (for snapshots)
         self.zl = np.zeros(n)
         self.raw = np.zeros(n)
@@ -269,7 +280,7 @@ class AnomalyCore:
         if n <= self.n:
             return
         old_n = self.n
-        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "cover", "acc_s", "acc_c", "acc_v", "ref_q")}
+        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "acc_s", "acc_c", "acc_v", "ref_q")}
         self._alloc(n)
         for k, arr in keep.items():
             getattr(self, k)[:old_n] = arr
@@ -312,10 +323,7 @@ class AnomalyCore:
         spread = np.fmax(np.where(np.isnan(spread), np.inf, spread), sig)
         # 1. seasonal correction (profile as of the chunk start)
         bins = ((np.mod(t, p.season_period_s)) // self.bin_w).astype(int) % self.bins
-        prof_t = self.prof[idx[None, :], bins[:, None]]
-        learnt = self.cover[idx[None, :], bins[:, None]] >= 2.0
-        cand = np.where(learnt, prof_t, 0.0)  # the profile, whether or not it is in use yet
-        season = np.where(self.season_on[idx][None, :], cand, 0.0)
+        season = np.where(self.season_on[idx][None, :], self.prof[idx[None, :], bins[:, None]], 0.0)
         x = y - season
         last_x = self.last_x[idx]
         xf = _ffill(x, last_x)
@@ -383,16 +391,17 @@ class AnomalyCore:
         out, until = self._refractory(risk, t, self.until[idx])
         if self.episodes is not None:
             out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end, raw)  # risk only
-        # season bookkeeping: residual against the baseline, per phase bin (applied at the chunk end)
+        # season bookkeeping: residual against a level of one period's time constant, per phase bin (applied at
+        # the chunk end); the baseline (~1 h at fast sampling) would absorb part of the daily cycle
+        sref = _ewm(x, self.a_sref, self.sref[idx], obs)
         with np.errstate(invalid="ignore"):
-            r = y - base_prev
+            r = y - _shift(self.sref[idx], sref)
             r = np.where(np.isfinite(r) & obs, r, np.nan)
         rr = np.where(np.isfinite(r), r, 0.0)
-        res = np.where(np.isfinite(r), r - cand, 0.0)
         self.acc_v[idx, 0] += (rr**2).sum(axis=0)
-        self.acc_v[idx, 1] += (res**2).sum(axis=0)
-        self.acc_v[idx, 2] += obs.sum(axis=0)
+        self.acc_v[idx, 1] += obs.sum(axis=0)
         ok = np.isfinite(r)
+        bins = bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int)  # the half of this period
         if tn == 1:  # one row: (series, bin) pairs are distinct, plain fancy indexing adds correctly
             sel = idx[ok[0]]
             self.acc_s[sel, bins[0]] += r[0, ok[0]]
@@ -405,6 +414,7 @@ class AnomalyCore:
         # write back the state at the chunk's last row
         self.last_x[idx] = xf[-1]
         self.fast[idx], self.mid[idx], self.mid2[idx], self.base[idx] = fast[-1], mid[-1], mid2[-1], base[-1]
+        self.sref[idx] = sref[-1]
         self.noise[idx], self.spread[idx] = noise[-1], v[-1] * 1.2533
         self.short[idx], self.lmean[idx], self.lvar[idx] = short[-1], lmean[-1], lvar[-1]
         self.until[idx] = until
@@ -466,27 +476,75 @@ class AnomalyCore:
         out = np.where(capped, np.minimum(risk, alarm / 2), risk)
         return out, until
 
-    def _refresh(self, idx: np.ndarray, now: float) -> None:
-        """Chunk boundary: fold the seasonal sums in and freeze new references."""
+    def _season(self, idx: np.ndarray) -> None:
+        """Fold the chunk's residuals into the two half-profiles, and decide whether the profile is used.
+
+        Each half-profile bin is a mean over samples, not over chunks: a running mean over its first
+        periods, then each period of samples leaves ``SEASON_KEEP`` of the old value (a chunk of 256 rows
+        holds ~2 days at 10-minute sampling and 10 at hourly; both count). The two halves (even and odd
+        periods) see independent noise, so across the bins learnt in both (each seen in >= 1 period of its
+        own: the bin was seen on >= 2 days) mean(a x b) estimates the variance of the true profile without
+        the noise bias of an in-sample fit, and mean((a - b)^2) / 4 the noise their average still carries.
+        The residual variance the profile would leave is predicted from these, the profile is used while it
+        removes >= ``SEASON_GAIN`` of the variance, and when it is switched on or off the level spread's
+        state is rescaled by that prediction: the spread measures the corrected series from the next row
+        on, not ~1 baseline time constant later (at 10-minute sampling that is ~1 day and the next refresh
+        ~2 days away: a missing daily peak was measured against the spread of the uncorrected cycle)."""
+        nb = self.bins
         c = self.acc_c[idx]
-        has = c > 0
-        visits = c * self.p.dt / self.bin_w
-        w = 1.0 - np.power(0.7, np.minimum(visits, 1.0))  # ~0.3 per full visit of a bin (a day)
-        mean = np.where(has, self.acc_s[idx] / np.maximum(c, 1), 0.0)
-        self.prof[idx] = np.where(has, self.prof[idx] + w * (mean - self.prof[idx]), self.prof[idx])
-        self.cover[idx] += visits
+        visits = c * self.p.dt / self.bin_w  # periods' worth of samples (the bins hold whole samples)
+        cover = self.cover[idx] + visits
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # each half is fed every other period: keep^2 per own visit is keep per period
+            w = np.fmax(1.0 - np.power(SEASON_KEEP, 2.0 * visits), visits / cover)
+            half = np.where(c > 0, self.half[idx] + w * (self.acc_s[idx] / c - self.half[idx]), self.half[idx])
+        self.half[idx], self.cover[idx] = half, cover
         self.acc_s[idx] = 0.0
         self.acc_c[idx] = 0.0
-        cnt = self.acc_v[idx, 2]
+        both = (cover[:, :nb] >= 1.0) & (cover[:, nb:] >= 1.0)
+        k = both.sum(axis=1)
+        k1 = np.maximum(k, 1)
+        a = half[:, :nb] - (np.where(both, half[:, :nb], 0.0).sum(axis=1) / k1)[:, None]
+        b = half[:, nb:] - (np.where(both, half[:, nb:], 0.0).sum(axis=1) / k1)[:, None]
+        a, b = np.where(both, a, 0.0), np.where(both, b, 0.0)
+        sa, sb = _smooth(a, both), _smooth(b, both)
+
+        def mean(u: np.ndarray) -> np.ndarray:
+            return u.sum(axis=1) / k1
+
+        # variance removed by subtracting the average of the halves: var(s) - var(noise left) (plain), or
+        # 2 cov(s, Ss) - var(Ss) - var(S noise) (smoothed across neighbouring bins); each from cross-half terms
+        gain_plain = mean(a * b) - mean((a - b) ** 2) / 4.0
+        gain_smooth = mean(a * sb + b * sa) - mean(sa * sb) - mean((sa - sb) ** 2) / 4.0
+        smooth = gain_smooth > gain_plain
+        self.prof[idx] = np.where(smooth[:, None], 0.5 * (sa + sb), 0.5 * (a + b))
+        seen = np.maximum((cover[:, :nb] + cover[:, nb:] > 0).sum(axis=1), 1)
+        gain = np.where(smooth, gain_smooth, gain_plain)
+        # var_raw is an EW mean started at 0: debias it by the weight its samples have had
+        raw = self.var_raw[idx] / np.maximum(1.0 - np.power(1.0 - self.a_var, self.nobs[idx]), 1e-12)
+        pred = raw - (k / seen) * gain  # only the learnt bins are corrected
+        self.var_res[idx] = pred
+        with np.errstate(invalid="ignore", divide="ignore"):
+            on = (k >= SEASON_COVER * seen) & (raw > 0) & (pred < (1.0 - SEASON_GAIN) * raw)
+            removed = np.where(on, (k / seen) * gain, 0.0)
+            # the spread's state saw the old correction: move it by the change in removed variance only
+            # (what the raw variance did, it saw itself), never below the noise
+            noise_sd = self.noise[idx] * math.sqrt(math.pi) / 2
+            sp2 = self.spread[idx] ** 2 - (removed - self.season_gain[idx])
+            self.spread[idx] = np.where(removed != self.season_gain[idx],
+                                        np.fmax(np.sqrt(np.maximum(sp2, 0.0)), noise_sd), self.spread[idx])
+        self.season_gain[idx] = removed
+        self.season_on[idx] = on
+
+    def _refresh(self, idx: np.ndarray, now: float) -> None:
+        """Chunk boundary: fold the seasonal sums in and freeze new references."""
+        cnt = self.acc_v[idx, 1]
         wv = 1.0 - np.power(1.0 - self.a_var, cnt)  # the weight ``cnt`` EW steps would give
-        cnt1 = np.maximum(cnt, 1.0)
-        self.var_raw[idx] += wv * (self.acc_v[idx, 0] / cnt1 - self.var_raw[idx])
-        self.var_res[idx] += wv * (self.acc_v[idx, 1] / cnt1 - self.var_res[idx])
+        self.var_raw[idx] += wv * (self.acc_v[idx, 0] / np.maximum(cnt, 1.0) - self.var_raw[idx])
         self.acc_v[idx] = 0.0
+        self._season(idx)
         self.ref_q[idx] = self.quantum[idx]
         self.ref_p[idx] = np.where(self.diffs[idx] > 0, (self.reps[idx] + 0.5) / (self.diffs[idx] + 1.0), np.nan)
-        with np.errstate(invalid="ignore"):
-            self.season_on[idx] = (self.var_raw[idx] > 0) & (self.var_res[idx] < 0.8 * self.var_raw[idx])
         self.ref_base[idx] = self.base[idx]
         self.ref_noise[idx] = self.noise[idx] * math.sqrt(math.pi) / 2
         self.ref_spread[idx] = self.spread[idx]
@@ -495,6 +553,14 @@ class AnomalyCore:
         lsd = np.sqrt(np.maximum(self.lvar[idx], 0.0) / np.maximum(weight, 1e-9))
         self.ref_lsd[idx] = np.where(self.nraw[idx] >= 64, lsd, np.nan)  # no likelihood from a handful of rows
         self.ref_refr[idx] = now < self.until[idx]
+
+
+def _smooth(u: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Circular (1, 2, 1) / 4 average of each row over neighbouring bins, using only bins where ``ok``."""
+    m = ok.astype(float)
+    num = np.roll(u, 1, axis=1) + 2.0 * u + np.roll(u, -1, axis=1)
+    den = np.roll(m, 1, axis=1) + 2.0 * m + np.roll(m, -1, axis=1)
+    return np.where(ok, num / np.maximum(den, 1.0), 0.0)
 
 
 def combine(forecast: np.ndarray, classifier: np.ndarray | None, clear: float = 0.8, damp_below: float = 0.1,

@@ -156,8 +156,6 @@ def test_a_variance_increase_alarms(dt):
     assert lag is not None and lag <= 20
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: with 10-minute samples the learnt profile (15-minute bins) leaves"
-                   " a residual spread that hides a missing 6-sd peak from the shift channel (docs/prediction.md)")
 def test_a_missing_daily_peak_alarms():
     """10-minute samples, a daily peak of 6 noise sds; on day 5 the peak does not come."""
     dt = 600.0
