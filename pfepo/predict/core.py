@@ -490,9 +490,9 @@ class AnomalyCore:
         state is rescaled by that prediction: the spread measures the corrected series from the next row
         on, not ~1 baseline time constant later (at 10-minute sampling that is ~1 day and the next refresh
         ~2 days away: a missing daily peak was measured against the spread of the uncorrected cycle)."""
-        nb = self.bins
+        n, nb = idx.size, self.bins
         c = self.acc_c[idx]
-        visits = c * self.p.dt / self.bin_w  # periods' worth of samples (the bins hold whole samples)
+        visits = c * (self.p.dt / self.bin_w)  # periods' worth of samples (the bins hold whole samples)
         cover = self.cover[idx] + visits
         with np.errstate(invalid="ignore", divide="ignore"):
             # each half is fed every other period: keep^2 per own visit is keep per period
@@ -501,38 +501,36 @@ class AnomalyCore:
         self.half[idx], self.cover[idx] = half, cover
         self.acc_s[idx] = 0.0
         self.acc_c[idx] = 0.0
-        both = (cover[:, :nb] >= 1.0) & (cover[:, nb:] >= 1.0)
+        cv = cover.reshape(n, 2, nb)
+        both = (cv >= 1.0).all(axis=1)  # (n, bins): learnt in both halves
         k = both.sum(axis=1)
-        k1 = np.maximum(k, 1)
-        a = half[:, :nb] - (np.where(both, half[:, :nb], 0.0).sum(axis=1) / k1)[:, None]
-        b = half[:, nb:] - (np.where(both, half[:, nb:], 0.0).sum(axis=1) / k1)[:, None]
-        a, b = np.where(both, a, 0.0), np.where(both, b, 0.0)
-        sa, sb = _smooth(a, both), _smooth(b, both)
-
-        def mean(u: np.ndarray) -> np.ndarray:
-            return u.sum(axis=1) / k1
-
+        k1 = np.maximum(k, 1)[:, None, None]
+        hv = np.where(both[:, None, :], half.reshape(n, 2, nb), 0.0)
+        hv = np.where(both[:, None, :], hv - hv.sum(axis=2, keepdims=True) / k1, 0.0)  # centred over learnt bins
+        sv = _smooth(hv, both)
+        a, b, sa, sb = hv[:, 0], hv[:, 1], sv[:, 0], sv[:, 1]
         # variance removed by subtracting the average of the halves: var(s) - var(noise left) (plain), or
         # 2 cov(s, Ss) - var(Ss) - var(S noise) (smoothed across neighbouring bins); each from cross-half terms
-        gain_plain = mean(a * b) - mean((a - b) ** 2) / 4.0
-        gain_smooth = mean(a * sb + b * sa) - mean(sa * sb) - mean((sa - sb) ** 2) / 4.0
-        smooth = gain_smooth > gain_plain
-        self.prof[idx] = np.where(smooth[:, None], 0.5 * (sa + sb), 0.5 * (a + b))
-        seen = np.maximum((cover[:, :nb] + cover[:, nb:] > 0).sum(axis=1), 1)
-        gain = np.where(smooth, gain_smooth, gain_plain)
+        gains = np.stack([a * b - 0.25 * (a - b) ** 2, a * sb + b * sa - sa * sb - 0.25 * (sa - sb) ** 2])
+        gains = gains.sum(axis=2) / k1[:, 0, 0]
+        smooth = gains[1] > gains[0]
+        self.prof[idx] = 0.5 * np.where(smooth[:, None], sa + sb, a + b)
+        gain = np.where(smooth, gains[1], gains[0])
+        share = k / np.maximum((cv > 0).any(axis=1).sum(axis=1), 1)  # of the bins seen, the learnt ones
         # var_raw is an EW mean started at 0: debias it by the weight its samples have had
         raw = self.var_raw[idx] / np.maximum(1.0 - np.power(1.0 - self.a_var, self.nobs[idx]), 1e-12)
-        pred = raw - (k / seen) * gain  # only the learnt bins are corrected
+        pred = raw - share * gain  # only the learnt bins are corrected
         self.var_res[idx] = pred
-        with np.errstate(invalid="ignore", divide="ignore"):
-            on = (k >= SEASON_COVER * seen) & (raw > 0) & (pred < (1.0 - SEASON_GAIN) * raw)
-            removed = np.where(on, (k / seen) * gain, 0.0)
-            # the spread's state saw the old correction: move it by the change in removed variance only
-            # (what the raw variance did, it saw itself), never below the noise
-            noise_sd = self.noise[idx] * math.sqrt(math.pi) / 2
-            sp2 = self.spread[idx] ** 2 - (removed - self.season_gain[idx])
-            self.spread[idx] = np.where(removed != self.season_gain[idx],
-                                        np.fmax(np.sqrt(np.maximum(sp2, 0.0)), noise_sd), self.spread[idx])
+        on = (share >= SEASON_COVER) & (raw > 0) & (pred < (1.0 - SEASON_GAIN) * raw)
+        removed = np.where(on, share * gain, 0.0)
+        # the spread's state saw the old correction: move it by the change in removed variance only (what the
+        # raw variance did, it saw itself), never below the noise sd (NaN before the noise is known: no floor)
+        moved = removed != self.season_gain[idx]
+        if moved.any():
+            with np.errstate(invalid="ignore"):
+                sp = np.sqrt(np.maximum(self.spread[idx] ** 2 - (removed - self.season_gain[idx]), 0.0))
+            sp = np.fmax(sp, self.noise[idx] * math.sqrt(math.pi) / 2)
+            self.spread[idx] = np.where(moved, sp, self.spread[idx])
         self.season_gain[idx] = removed
         self.season_on[idx] = on
 
@@ -556,11 +554,13 @@ class AnomalyCore:
 
 
 def _smooth(u: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """Circular (1, 2, 1) / 4 average of each row over neighbouring bins, using only bins where ``ok``."""
-    m = ok.astype(float)
-    num = np.roll(u, 1, axis=1) + 2.0 * u + np.roll(u, -1, axis=1)
-    den = np.roll(m, 1, axis=1) + 2.0 * m + np.roll(m, -1, axis=1)
-    return np.where(ok, num / np.maximum(den, 1.0), 0.0)
+    """Circular (1, 2, 1) / 4 average over neighbouring bins (last axis of ``u``, shape (n, 2, bins)), using
+    only the bins where ``ok`` (n, bins)."""
+    m = np.broadcast_to(ok[:, None, :], u.shape).astype(float)
+    v = np.concatenate([u, m], axis=1)
+    pad = np.concatenate([v[..., -1:], v, v[..., :1]], axis=-1)
+    s = pad[..., :-2] + 2.0 * v + pad[..., 2:]
+    return np.where(ok[:, None, :], s[:, :2] / np.maximum(s[:, 2:], 1.0), 0.0)
 
 
 def combine(forecast: np.ndarray, classifier: np.ndarray | None, clear: float = 0.8, damp_below: float = 0.1,

@@ -173,6 +173,37 @@ def test_a_missing_daily_peak_alarms():
     assert (r[2 * 144 : start] >= ALARM).sum() == 0
 
 
+@pytest.mark.parametrize("dt", [60.0, 300.0, 600.0])
+def test_a_missing_daily_peak_alarms_at_1_5_and_10_minute_sampling(dt):
+    """The same shape at three samplings, the lag in seconds: the peak (6 noise sds, half a day) is missing
+    on day 5; an alarm within 3.5 hours of its start (the peak is then ~4.5 sds tall) and at most one
+    alarm from day 2 on before it. On the code before season9: 60 s alarmed ~30 hours late, 600 s never."""
+    rng = np.random.default_rng(7)
+    per = int(86_400 / dt)
+    n = 8 * per
+    t = _times(n, dt)
+    day = np.sin(2 * np.pi * t / 86_400)
+    y = 100 + 12 * np.clip(day, 0, None) + rng.normal(0, 2, n)
+    d5 = (np.arange(n) >= 5 * per) & (np.arange(n) < 6 * per) & (day > 0)
+    y[d5] = 100 + rng.normal(0, 2, d5.sum())
+    r, c = _risk(y, dt)
+    start = int(np.flatnonzero(d5)[0])
+    lag = _first_alarm(r, start)
+    assert c.season_on[0]
+    assert lag is not None and lag * dt <= 3.5 * 3600
+    assert (r[2 * per : start] >= ALARM).sum() <= 1
+
+
+@pytest.mark.parametrize("dt", [60.0, 300.0, 600.0, 3600.0])
+@pytest.mark.parametrize("kind", ["gauss", "random_walk", "heavy_tail", "counts", "daily"])
+def test_the_profile_is_used_only_on_a_daily_cycle(kind, dt):
+    """Ten days of each normal series: the profile is switched on for the daily one and off for the others
+    (its predicted gain comes from the two half-profiles' agreement, so noise fitted in-sample is no gain)."""
+    n = int(10 * 86_400 / dt)
+    on = [bool(_risk(_quiet_series(kind, np.random.default_rng(seed), n, dt), dt)[1].season_on[0]) for seed in range(3)]
+    assert on == [kind == "daily"] * 3
+
+
 def _quiet_series(kind, rng, n, dt):
     t = _times(n, dt)
     if kind == "gauss":
