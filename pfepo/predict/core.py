@@ -49,7 +49,8 @@ FREEZE_DECADES = 6.0  # a run of identical values this improbable under the seri
 FREEZE_MIN = 5  # ... and at least this many repeats (the frozen-values channel's yardsticks)
 RAW_CAP = 20.0  # surprise is capped (in scales) so one wild value cannot dominate the long-term statistics
 SEASON_BIN_S = 900.0  # the seasonal profile's phase bins: at least this wide, and a whole number of samples
-SEASON_KEEP = 0.7  # each period of new data leaves this share of a learnt profile bin (~0.3 weight per day)
+SEASON_KEEP = 0.7  # each period of new data leaves this share of a learnt profile bin (~0.3 weight per day) ...
+SEASON_SAMPLES = 10.0  # ... or more, so a bin averages >= this many samples (hourly sampling: 1 sample a day)
 SEASON_GAIN = 0.2  # the profile is subtracted only while it is predicted to remove this share of the variance
 SEASON_COVER = 0.9  # ... and once this share of the phase bins seen is learnt (one scale serves all phases)
 
@@ -230,6 +231,8 @@ class AnomalyCore:
         per_bin = max(1, math.ceil(SEASON_BIN_S / p.dt - 1e-9)) * p.dt
         self.bins = int(np.clip(round(p.season_period_s / per_bin), 8, 96))
         self.bin_w = p.season_period_s / self.bins
+        spp = self.bin_w / p.dt  # samples per bin and period; EW effective samples spp (2 - w) / w >= SEASON_SAMPLES
+        self.season_keep = max(SEASON_KEEP, 1.0 - 2.0 * spp / (SEASON_SAMPLES + spp))
         self.clock = 0  # steps since the first update (chunk boundaries are multiples of CHUNK)
         # extra evidence channels, risk only (the module imports this one, hence imported here)
         from pfepo.predict.episodes import Episodes
@@ -496,7 +499,7 @@ class AnomalyCore:
         cover = self.cover[idx] + visits
         with np.errstate(invalid="ignore", divide="ignore"):
             # each half is fed every other period: keep^2 per own visit is keep per period
-            w = np.fmax(1.0 - np.power(SEASON_KEEP, 2.0 * visits), visits / cover)
+            w = np.fmax(1.0 - np.power(self.season_keep, 2.0 * visits), visits / cover)
             half = np.where(c > 0, self.half[idx] + w * (self.acc_s[idx] / c - self.half[idx]), self.half[idx])
         self.half[idx], self.cover[idx] = half, cover
         self.acc_s[idx] = 0.0
