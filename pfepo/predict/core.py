@@ -12,11 +12,15 @@ one row give the same numbers (tested).
 Per step and series (all time constants in seconds, each at least a minimum number of samples so a
 slowly sampled series still has enough points behind every estimate):
 
-1. Seasonality: a daily profile of the residual against the baseline (``bins`` phase bins of at least 15 minutes, each learnt
-   as an exponentially weighted mean over the days seen). It is subtracted only where a bin has been
-   seen on >= 2 days and only while it explains >= 20 % of the residual variance, so a daily peak is
-   not an anomaly and a series without a daily cycle is left alone. Until then: conservative (no
-   seasonal correction, and no risk at all during the warm-up).
+1. Seasonality: a daily profile of the residual against a level of one period's time constant, in phase
+   bins of at least 15 minutes and a whole number of samples, learnt per sample (a running mean over the
+   first periods, then ~0.3 weight per period, and >= 10 samples behind a bin at hourly sampling) as two
+   half-profiles from even and odd days. Their cross-products predict, without in-sample noise bias, how
+   much variance the profile (their average, smoothed over neighbouring bins where that predicts more)
+   would remove; it is subtracted only where a bin has been seen on >= 2 days, once >= 90 % of the bins
+   are, and while it removes >= 20 % of the variance, so a daily peak is not an anomaly and a series
+   without a daily cycle is left alone; switching it on rescales the level spread at once (``_season``).
+   Until then: conservative (no seasonal correction, and no risk at all during the warm-up).
 2. Robust scale from the series itself: noise sd = mean absolute first difference x sqrt(pi)/2
    (winsorised), level spread = mean absolute deviation from the baseline x 1.2533, both floored only by
    half the series' value quantum (smallest non-zero change seen) -- never by a share of the level.
