@@ -510,6 +510,11 @@ class AnomalyCore:
         self.acc_c[idx] = 0.0
         cv = cover.reshape(n, 2, nb)
         both = (cv >= 1.0).all(axis=1)  # (n, bins): learnt in both halves
+        # var_raw is an EW mean started at 0: debias it by the weight its samples have had
+        raw = self.var_raw[idx] / np.maximum(1.0 - np.power(1.0 - self.a_var, self.nobs[idx]), 1e-12)
+        if not both.any():  # no bin seen on two days yet (cover only grows: nothing was ever in use)
+            self.var_res[idx] = raw
+            return
         k = both.sum(axis=1)
         k1 = np.maximum(k, 1)[:, None, None]
         hv = np.where(both[:, None, :], half.reshape(n, 2, nb), 0.0)
@@ -524,8 +529,6 @@ class AnomalyCore:
         self.prof[idx] = 0.5 * np.where(smooth[:, None], sa + sb, a + b)
         gain = np.where(smooth, gains[1], gains[0])
         share = k / np.maximum((cv > 0).any(axis=1).sum(axis=1), 1)  # of the bins seen, the learnt ones
-        # var_raw is an EW mean started at 0: debias it by the weight its samples have had
-        raw = self.var_raw[idx] / np.maximum(1.0 - np.power(1.0 - self.a_var, self.nobs[idx]), 1e-12)
         pred = raw - share * gain  # only the learnt bins are corrected
         self.var_res[idx] = pred
         on = (share >= SEASON_COVER) & (raw > 0) & (pred < (1.0 - SEASON_GAIN) * raw)
