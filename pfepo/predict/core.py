@@ -487,15 +487,16 @@ class AnomalyCore:
         """Fold the chunk's residuals into the two half-profiles, and decide whether the profile is used.
 
         Each half-profile bin is a mean over samples, not over chunks: a running mean over its first
-        periods, then each period of samples leaves ``SEASON_KEEP`` of the old value (a chunk of 256 rows
-        holds ~2 days at 10-minute sampling and 10 at hourly; both count). The two halves (even and odd
+        periods, then each period of samples leaves ``season_keep`` of the old value (``SEASON_KEEP``, more
+        when a bin gets < 2 samples a period) -- a chunk of 256 rows holds ~2 days at 10-minute sampling and
+        10 at hourly, and every one of them counts. The two halves (even and odd
         periods) see independent noise, so across the bins learnt in both (each seen in >= 1 period of its
         own: the bin was seen on >= 2 days) mean(a x b) estimates the variance of the true profile without
         the noise bias of an in-sample fit, and mean((a - b)^2) / 4 the noise their average still carries.
         The residual variance the profile would leave is predicted from these, the profile is used while it
-        removes >= ``SEASON_GAIN`` of the variance, and when it is switched on or off the level spread's
-        state is rescaled by that prediction: the spread measures the corrected series from the next row
-        on, not ~1 baseline time constant later (at 10-minute sampling that is ~1 day and the next refresh
+        removes >= ``SEASON_GAIN`` of the variance, and whenever the variance it removes changes (switched
+        on or off, or learnt better) the level spread's state moves by that change: the spread measures the
+        corrected series from the next row on, not ~1 baseline time constant later (at 10-minute sampling that is ~1 day and the next refresh
         ~2 days away: a missing daily peak was measured against the spread of the uncorrected cycle)."""
         n, nb = idx.size, self.bins
         c = self.acc_c[idx]
