@@ -192,7 +192,7 @@ def _shift(first: np.ndarray, path: np.ndarray) -> np.ndarray:
 
 
 _STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
-          "lvar", "until", "var_raw", "var_res", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
+          "lvar", "until", "var_raw", "var_res", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
           "ref_lsd", "ref_refr", "risk", "raw", "dev", "zl")
 
 
@@ -222,6 +222,7 @@ class AnomalyCore:
         self.a_short = _alpha(p.dt, p.tau(p.short_s, p.min_short))
         self.a_long = _alpha(p.dt, p.tau(p.long_s, p.min_long))
         self.a_var = _alpha(p.dt, 2 * p.season_period_s)
+        self.a_oos = _alpha(p.dt, p.season_period_s)
         self.a_sref = _alpha(p.dt, p.tau(p.season_period_s, p.min_base))
         self.n_warm = max(p.min_warmup, p.warmup_s / p.dt)
         self.h_steps = p.horizon_s / p.dt
@@ -265,9 +266,12 @@ class AnomalyCore:
         self.until = np.full(n, -np.inf)
         self.var_raw = np.zeros(n)
         self.var_res = np.zeros(n)  # the residual variance the profile is predicted to leave
+        self.var_oos = np.zeros(n)  # ... and the one the profile learnt so far left on the days after it (EW from 0)
+        self.n_oos = np.zeros(n)  # rows behind var_oos (those with a profile learnt before them)
+        self.has_prof = np.zeros(n, dtype=bool)  # some bin learnt in both halves
         self.season_gain = np.zeros(n)  # the variance the profile in use is predicted to remove (0: not in use)
         self.season_on = np.zeros(n, dtype=bool)
-        self.acc_v = np.zeros((n, 2))  # chunk sums: residual^2, count
+        self.acc_v = np.zeros((n, 4))  # chunk sums: residual^2, residual-after-profile^2, count, count with a profile
         self.ref_q = np.full(n, np.inf)
         self.ref_refr = np.zeros(n, dtype=bool)
         self.prof = np.zeros((n, self.bins))  # the profile in use (0 where a bin is not learnt yet)
@@ -287,7 +291,7 @@ class AnomalyCore:
         if n <= self.n:
             return
         old_n = self.n
-        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "acc_s", "acc_c", "acc_v", "ref_q")}
+        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_s", "acc_c", "acc_v", "ref_q")}
         self._alloc(n)
         for k, arr in keep.items():
             getattr(self, k)[:old_n] = arr
@@ -405,8 +409,12 @@ class AnomalyCore:
             r = y - _shift(self.sref[idx], sref)
             r = np.where(np.isfinite(r) & obs, r, np.nan)
         rr = np.where(np.isfinite(r), r, 0.0)
+        # out of sample: the profile as of the chunk start (learnt from earlier data only), in use or not
+        res = np.where(np.isfinite(r), r - self.prof[idx[None, :], bins[:, None]], 0.0)
         self.acc_v[idx, 0] += (rr**2).sum(axis=0)
-        self.acc_v[idx, 1] += obs.sum(axis=0)
+        self.acc_v[idx, 1] += (res**2).sum(axis=0)
+        self.acc_v[idx, 2] += obs.sum(axis=0)
+        self.acc_v[idx, 3] += np.where(self.has_prof[idx], np.isfinite(r).sum(axis=0), 0)
         ok = np.isfinite(r)
         bins = bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int)  # the half of this period
         if tn == 1:  # one row: (series, bin) pairs are distinct, plain fancy indexing adds correctly
@@ -541,15 +549,27 @@ class AnomalyCore:
             with np.errstate(invalid="ignore"):
                 sp = np.sqrt(np.maximum(self.spread[idx] ** 2 - (removed - self.season_gain[idx]), 0.0))
             sp = np.fmax(sp, self.noise[idx] * math.sqrt(math.pi) / 2)
+            # season9b: ... nor below what the profile learnt so far left on the days after it (out of sample,
+            # over the last ~period; debiased EW): where the next day is not the last one (weekly cycles,
+            # holidays, amplitude changing day to day) the prediction from the halves' agreement is too kind
+            with np.errstate(invalid="ignore", divide="ignore"):
+                oos = np.sqrt(self.var_oos[idx] / (1.0 - np.power(1.0 - self.a_oos, self.n_oos[idx])))
+            sp = np.where(self.n_oos[idx] > 0, np.fmax(sp, np.fmin(self.spread[idx], oos)), sp)
             self.spread[idx] = np.where(moved, sp, self.spread[idx])
         self.season_gain[idx] = removed
+        self.has_prof[idx] = k > 0
         self.season_on[idx] = on
 
     def _refresh(self, idx: np.ndarray, now: float) -> None:
         """Chunk boundary: fold the seasonal sums in and freeze new references."""
-        cnt = self.acc_v[idx, 1]
+        cnt = self.acc_v[idx, 2]
         wv = 1.0 - np.power(1.0 - self.a_var, cnt)  # the weight ``cnt`` EW steps would give
-        self.var_raw[idx] += wv * (self.acc_v[idx, 0] / np.maximum(cnt, 1.0) - self.var_raw[idx])
+        cnt1 = np.maximum(cnt, 1.0)
+        self.var_raw[idx] += wv * (self.acc_v[idx, 0] / cnt1 - self.var_raw[idx])
+        co = self.acc_v[idx, 3]
+        wo = 1.0 - np.power(1.0 - self.a_oos, co)
+        self.var_oos[idx] += np.where(co > 0, wo * (self.acc_v[idx, 1] / np.maximum(co, 1.0) - self.var_oos[idx]), 0.0)
+        self.n_oos[idx] += co
         self.acc_v[idx] = 0.0
         self._season(idx)
         self.ref_q[idx] = self.quantum[idx]
