@@ -33,6 +33,11 @@ daily peak at 5-10 minute sampling, irregular sampling with gaps, slow wander un
 persisting regime changes, storms, dropouts, frozen values, variance increases and missing peaks. All
 three generators draw their common bases from one ``_base_series`` (each seed's default and subtle
 corpus is byte-identical to the one before it was shared; tested).
+
+``--weekly`` (season9b, see ``make_weekly``): daily cycles the previous day does not fully predict -- weekends
+lower (5-10 and 30-60 minute sampling), a different weekend shape, weekday holidays shaped like weekends
+(normal unless labelled), Poisson counts and lognormal volume on a daily cycle, amplitude drawn anew each
+day, AR(1) wander; half of each base's series normal throughout.
 """
 
 from __future__ import annotations
