@@ -19,7 +19,8 @@ slowly sampled series still has enough points behind every estimate):
    much variance the profile (their average, smoothed over neighbouring bins where that predicts more)
    would remove; it is subtracted only where a bin has been seen on >= 2 days, once >= 90 % of the bins
    are, and while it removes >= 20 % of the variance, so a daily peak is not an anomaly and a series
-   without a daily cycle is left alone; switching it on rescales the level spread at once (``_season``).
+   without a daily cycle is left alone; switching it on rescales the level spread at once (``_season``), but
+   never below the residual the profile learnt so far left on the rows after it (weekly cycles, holidays).
    Until then: conservative (no seasonal correction, and no risk at all during the warm-up).
 2. Robust scale from the series itself: noise sd = mean absolute first difference x sqrt(pi)/2
    (winsorised), level spread = mean absolute deviation from the baseline x 1.2533, both floored only by
@@ -505,7 +506,9 @@ class AnomalyCore:
         removes >= ``SEASON_GAIN`` of the variance, and whenever the variance it removes changes (switched
         on or off, or learnt better) the level spread's state moves by that change: the spread measures the
         corrected series from the next row on, not ~1 baseline time constant later (at 10-minute sampling that is ~1 day and the next refresh
-        ~2 days away: a missing daily peak was measured against the spread of the uncorrected cycle)."""
+        ~2 days away: a missing daily peak was measured against the spread of the uncorrected cycle). The move
+        stops at the out-of-sample residual (season9b): the halves' agreement says how well the average day is
+        known, not how well it predicts the next one (weekends, holidays, amplitude changing day to day)."""
         n, nb = idx.size, self.bins
         c = self.acc_c[idx]
         visits = c * (self.p.dt / self.bin_w)  # periods' worth of samples (the bins hold whole samples)
