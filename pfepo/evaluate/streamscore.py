@@ -33,6 +33,11 @@ daily peak at 5-10 minute sampling, irregular sampling with gaps, slow wander un
 persisting regime changes, storms, dropouts, frozen values, variance increases and missing peaks. All
 three generators draw their common bases from one ``_base_series`` (each seed's default and subtle
 corpus is byte-identical to the one before it was shared; tested).
+
+``--weekly`` (season9b, see ``make_weekly``): daily cycles the previous day does not fully predict -- weekends
+lower (5-10 and 30-60 minute sampling), a different weekend shape, weekday holidays shaped like weekends
+(normal unless labelled), Poisson counts and lognormal volume on a daily cycle, amplitude drawn anew each
+day, AR(1) wander; half of each base's series normal throughout.
 """
 
 from __future__ import annotations
@@ -321,6 +326,114 @@ def make_wide(rng: np.random.Generator, k: int) -> Labelled:
     return Labelled(f"{k:02d}-{base}-{'+'.join(kinds_done) or 'normal'}", t, y, windows)
 
 
+WEEKLY_BASES = ("weekly5", "weekly30", "weekend_shape", "poisson_daily", "heavy_daily", "amp_vary", "holiday",
+                "ar_daily")
+WEEKLY_ANOMALIES = ("shift", "spike", "dip", "variance", "missing_peak", "holiday_day")
+
+
+def make_weekly(rng: np.random.Generator, k: int) -> Labelled:
+    """One series of the ``--weekly`` corpus (season9b): daily cycles that the previous day does not fully
+    predict -- the shapes of real cloud, traffic and demand telemetry.
+
+    Bases (>= 2 weeks, sampling every 5 minutes unless said): weekly5 (a daily cycle whose weekends are lower in
+    level and amplitude, 5 or 10 minutes), weekly30 (the same at 30 or 60 minutes, 4-6 weeks), weekend_shape
+    (weekdays peak at midday, weekends flat-ish with a late-evening bump), poisson_daily (Poisson counts,
+    rate on a daily cycle, weekends lower), heavy_daily (lognormal volume, multiplicative, on a daily cycle),
+    amp_vary (the daily amplitude drawn anew each day, x0.5-1.5), holiday (weekly, plus 1-2 weekdays shaped
+    like a weekend: NOT an anomaly), ar_daily (a daily cycle with slow AR(1) wander and day-to-day
+    amplitude). Anomalies (every other series none): a sustained shift, a spike, a dip, a variance burst,
+    a missing peak (a weekday's peak does not come) and a labelled holiday-shaped weekday (weekly bases
+    only; the same shape is normal where it is not labelled)."""
+    base = WEEKLY_BASES[k % len(WEEKLY_BASES)]
+    if base == "weekly30":
+        dt = float(rng.choice([1800.0, 3600.0]))
+        n = int(rng.integers(4, 7) * 7 * 86_400 / dt)
+    else:
+        dt = float(rng.choice([300.0, 600.0])) if base == "weekly5" else 300.0
+        n = int(rng.integers(int(14 * 86_400 / dt), int(21 * 86_400 / dt) + 1))
+        n = min(n, 6048)
+    t = 1.6e9 + np.arange(n) * dt + float(rng.integers(0, 7)) * 86_400
+    ph = rng.uniform(0, 6.3)
+    day = np.sin(2 * np.pi * t / 86_400 + ph)
+    dnum = np.floor(t / 86_400).astype(int)
+    weekend = ((dnum + 3) % 7) >= 5  # 1970-01-01 was a Thursday
+    nd = int(dnum[-1] - dnum[0] + 1)
+    dayi = dnum - dnum[0]
+    lvl = rng.uniform(20, 1000)
+    sd = rng.uniform(0.5, 5)
+    amp = rng.uniform(4, 10) * sd
+    wk = rng.uniform(0.3, 0.7)  # weekend share of the weekday amplitude
+    idx = np.arange(n)
+    weekday_rows = ~weekend
+    hol_days = np.array([], dtype=int)
+    if base == "holiday":  # 1-2 weekdays after the first week shaped like weekends, normal
+        cand = np.unique(dayi[weekday_rows & (dayi >= 8)])
+        hol_days = rng.choice(cand, min(cand.size, int(rng.integers(1, 3))), replace=False) if cand.size else hol_days
+    hol = np.isin(dayi, hol_days)
+
+    if base in ("weekly5", "weekly30", "holiday"):
+        w = weekend | hol
+        y = lvl + amp * np.where(w, wk * np.clip(day, 0, None), np.clip(day, 0, None)) - np.where(w, rng.uniform(0.5, 2) * sd, 0.0)
+        y = y + rng.normal(0, sd, n)
+    elif base == "weekend_shape":
+        late = np.clip(np.sin(2 * np.pi * t / 86_400 + ph - 2.0), 0, None) ** 3
+        y = lvl + amp * np.where(weekend, 0.5 * late, np.clip(day, 0, None)) + rng.normal(0, sd, n)
+    elif base == "poisson_daily":
+        lam = rng.uniform(3, 40)
+        rate = lam * (1 + rng.uniform(0.5, 2) * np.clip(day, 0, None) * np.where(weekend, wk, 1.0))
+        y = rng.poisson(rate).astype(float)
+        sd = float(np.sqrt(lam))
+    elif base == "heavy_daily":
+        s = rng.uniform(0.3, 0.7)
+        y = lvl * np.exp(rng.uniform(0.5, 1.2) * day + s * rng.normal(0, 1, n)) * np.where(weekend, wk + 0.3, 1.0)
+        sd = float(lvl * s)
+    elif base == "amp_vary":
+        a_day = rng.uniform(0.5, 1.5, nd)[dayi]
+        y = lvl + amp * a_day * np.clip(day, 0, None) + rng.normal(0, sd, n)
+    else:  # ar_daily
+        a_day = rng.uniform(0.7, 1.3, nd)[dayi]
+        y = lvl + amp * a_day * day + _ar1(rng, n, 0.99, sd * 0.3) + rng.normal(0, sd, n)
+    m = 0 if (k + k // len(WEEKLY_BASES)) % 2 == 1 else int(rng.integers(1, 3))  # each base: half normal
+    windows: list[tuple[int, int]] = []
+    kinds_done: list[str] = []
+    if m:
+        lo = max(int(0.3 * n), int(8 * 86_400 / dt))
+        starts = np.sort(rng.choice(np.arange(lo, int(0.9 * n)), m, replace=False))
+        w = max(10, int(0.1 * n / m))
+        for s in starts:
+            kinds = [a for a in WEEKLY_ANOMALIES if a != "holiday_day" or base in ("weekly5", "weekly30", "holiday")]
+            kind = kinds[int(rng.integers(0, len(kinds)))]
+            if kind in ("missing_peak", "holiday_day"):  # from the start of a weekday's peak
+                rise = np.flatnonzero((idx >= s) & weekday_rows & ~hol & (day > 0) & (np.roll(day, 1) <= 0))
+                if not rise.size or rise[0] >= n - 10:
+                    kind = "dip"
+                else:
+                    s = int(rise[0])
+            mag = rng.uniform(3, 6) * sd
+            dur = int(rng.integers(max(5, w // 4), max(6, w // 2)))
+            on = (idx >= s) & (idx < s + dur)
+            sign = rng.choice([-1.0, 1.0])
+            one_day = (idx >= s) & (idx < s + int(86_400 / dt))
+            if kind == "shift":
+                y = y + np.where(idx >= s, sign * mag, 0.0)
+            elif kind == "spike":
+                y = y + np.where(idx == s, rng.uniform(6, 12) * sd, 0.0)
+            elif kind == "dip":
+                y = y + np.where(on, sign * mag, 0.0)
+            elif kind == "variance":
+                y = y + np.where(on, rng.normal(0, rng.uniform(2, 3) * sd, n), 0.0)
+            elif kind == "missing_peak":
+                flat = np.percentile(y[~weekend], 10) + rng.normal(0, sd, n) * (base != "poisson_daily")
+                y = np.where(one_day & (day > 0), flat, y)
+            else:  # a weekday shaped like a weekend, labelled (an outage day, a strike)
+                y = np.where(one_day, y - (1 - wk) * amp * np.clip(day, 0, None) - sd, y)
+            if base == "poisson_daily":
+                y = np.round(np.maximum(y, 0))
+            windows.append((max(0, s - w // 2), min(n, s + w // 2)))
+            kinds_done.append(kind)
+    return Labelled(f"{k:02d}-{base}-{int(dt)}s-{'+'.join(kinds_done) or 'normal'}", t, y, windows)
+
+
 def _sigma(y: float) -> float:
     return 2.0 / (1.0 + np.exp(5.0 * y)) - 1.0
 
@@ -395,13 +508,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subtle", action="store_true", help="the harder corpus (2-5 sd, frozen values, missing peaks, ...)")
     ap.add_argument("--wide", action="store_true", help="shapes of real exports: heavy tails, bursts, flat stretches,"
                     " integer steps, irregular sampling and gaps, persisting regime changes")
+    ap.add_argument("--weekly", action="store_true", help="daily cycles with weekly structure, holidays, count and"
+                    " heavy-tailed volume on a daily cycle, day-to-day amplitude (half the series normal)")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args(argv)
     from pfepo.predict.univariate import from_columns, score
     from pfepo_lab.bench._legacy_univariate import score_series as legacy
 
     rng = np.random.default_rng(args.seed)
-    make = make_wide if args.wide else make_subtle if args.subtle else make_series
+    make = make_weekly if args.weekly else make_wide if args.wide else make_subtle if args.subtle else make_series
     corpus = [make(rng, k) for k in range(args.series)]
     t0 = time.perf_counter()
     ours = [score(from_columns(pd.Series(s.t), pd.Series(s.y))) for s in corpus]

@@ -12,11 +12,16 @@ one row give the same numbers (tested).
 Per step and series (all time constants in seconds, each at least a minimum number of samples so a
 slowly sampled series still has enough points behind every estimate):
 
-1. Seasonality: a daily profile of the residual against the baseline (``bins`` phase bins of at least 15 minutes, each learnt
-   as an exponentially weighted mean over the days seen). It is subtracted only where a bin has been
-   seen on >= 2 days and only while it explains >= 20 % of the residual variance, so a daily peak is
-   not an anomaly and a series without a daily cycle is left alone. Until then: conservative (no
-   seasonal correction, and no risk at all during the warm-up).
+1. Seasonality: a daily profile of the residual against a level of one period's time constant, in phase
+   bins of at least 15 minutes and a whole number of samples, learnt per sample (a running mean over the
+   first periods, then ~0.3 weight per period, and >= 10 samples behind a bin at hourly sampling) as two
+   half-profiles from even and odd days. Their cross-products predict, without in-sample noise bias, how
+   much variance the profile (their average, smoothed over neighbouring bins where that predicts more)
+   would remove; it is subtracted only where a bin has been seen on >= 2 days, once >= 90 % of the bins
+   are, and while it removes >= 20 % of the variance, so a daily peak is not an anomaly and a series
+   without a daily cycle is left alone; switching it on rescales the level spread at once (``_season``), but
+   never below the residual the profile learnt so far left on the rows after it (weekly cycles, holidays).
+   Until then: conservative (no seasonal correction, and no risk at all during the warm-up).
 2. Robust scale from the series itself: noise sd = mean absolute first difference x sqrt(pi)/2
    (winsorised), level spread = mean absolute deviation from the baseline x 1.2533, both floored only by
    half the series' value quantum (smallest non-zero change seen) -- never by a share of the level.
@@ -48,6 +53,11 @@ RAISE_OFF = 1.01  # a classifier probability never reaches this: the classifier 
 FREEZE_DECADES = 6.0  # a run of identical values this improbable under the series' own repeat rate is a freeze
 FREEZE_MIN = 5  # ... and at least this many repeats (the frozen-values channel's yardsticks)
 RAW_CAP = 20.0  # surprise is capped (in scales) so one wild value cannot dominate the long-term statistics
+SEASON_BIN_S = 900.0  # the seasonal profile's phase bins: at least this wide, and a whole number of samples
+SEASON_KEEP = 0.7  # each period of new data leaves this share of a learnt profile bin (~0.3 weight per day) ...
+SEASON_SAMPLES = 10.0  # ... or more, so a bin averages >= this many samples (hourly sampling: 1 sample a day)
+SEASON_GAIN = 0.2  # the profile is subtracted only while it is predicted to remove this share of the variance
+SEASON_COVER = 0.9  # ... and once this share of the phase bins seen is learnt (one scale serves all phases)
 
 
 @dataclass(frozen=True)
@@ -182,8 +192,8 @@ def _shift(first: np.ndarray, path: np.ndarray) -> np.ndarray:
     return np.vstack([first[None, :], path[:-1]])
 
 
-_STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "noise", "spread", "quantum", "short", "lmean",
-          "lvar", "until", "var_raw", "var_res", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
+_STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
+          "lvar", "until", "var_raw", "var_res", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
           "ref_lsd", "ref_refr", "risk", "raw", "dev", "zl")
 
 
@@ -213,6 +223,8 @@ class AnomalyCore:
         self.a_short = _alpha(p.dt, p.tau(p.short_s, p.min_short))
         self.a_long = _alpha(p.dt, p.tau(p.long_s, p.min_long))
         self.a_var = _alpha(p.dt, 2 * p.season_period_s)
+        self.a_oos = _alpha(p.dt, p.season_period_s)
+        self.a_sref = _alpha(p.dt, p.tau(p.season_period_s, p.min_base))
         self.n_warm = max(p.min_warmup, p.warmup_s / p.dt)
         self.h_steps = p.horizon_s / p.dt
         # Brown's slope of the medium level: its sd for unit white noise (to shrink noisy trends to 0).
@@ -220,8 +232,13 @@ class AnomalyCore:
         j = np.arange(int(20 / self.a_mid) + 10)
         w = (self.a_mid**2 / b) * b**j * (1 - self.a_mid * (j + 1))
         self.slope_sd = float(np.sqrt((w**2).sum()))
-        self.bins = int(np.clip(round(p.season_period_s / max(p.dt, 900.0)), 24, 96))
+        # phase bins of a whole number of samples, at least 15 minutes (so a bin gets whole samples each
+        # period: at 10-minute sampling 20-minute bins, not 15-minute bins alternately fed 1 and 2 samples)
+        per_bin = max(1, math.ceil(SEASON_BIN_S / p.dt - 1e-9)) * p.dt
+        self.bins = int(np.clip(round(p.season_period_s / per_bin), 8, 96))
         self.bin_w = p.season_period_s / self.bins
+        spp = self.bin_w / p.dt  # samples per bin and period; EW effective samples spp (2 - w) / w >= SEASON_SAMPLES
+        self.season_keep = max(SEASON_KEEP, 1.0 - 2.0 * spp / (SEASON_SAMPLES + spp))
         self.clock = 0  # steps since the first update (chunk boundaries are multiples of CHUNK)
         # extra evidence channels, risk only (the module imports this one, hence imported here)
         from pfepo.predict.episodes import Episodes
@@ -242,22 +259,28 @@ class AnomalyCore:
         self.reps = np.zeros(n)  # repeats and differences seen: the series' own repeat rate
         self.diffs = np.zeros(n)
         self.ref_p = np.full(n, np.nan)  # repeat rate, frozen at chunk boundaries (the frozen-values channel's too)
-        for k in ("last_x", "last_y", "fast", "mid", "mid2", "base", "noise", "spread", "short", "lmean", "ref_base",
+        for k in ("last_x", "last_y", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "short", "lmean", "ref_base",
                   "ref_noise", "ref_spread", "ref_lmean", "ref_lsd"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
         self.lvar = np.zeros(n)  # EW from 0, debiased by its weight at refresh
         self.until = np.full(n, -np.inf)
         self.var_raw = np.zeros(n)
-        self.var_res = np.zeros(n)
+        self.var_res = np.zeros(n)  # the residual variance the profile is predicted to leave
+        self.var_oos = np.zeros(n)  # ... and the one the profile learnt so far left on the days after it (EW from 0)
+        self.n_oos = np.zeros(n)  # rows behind var_oos (those with a profile learnt before them)
+        self.has_prof = np.zeros(n, dtype=bool)  # some bin learnt in both halves
+        self.season_gain = np.zeros(n)  # the variance the profile in use is predicted to remove (0: not in use)
         self.season_on = np.zeros(n, dtype=bool)
-        self.acc_v = np.zeros((n, 3))  # chunk sums: residual^2, residual-after-profile^2, count
+        self.acc_v = np.zeros((n, 4))  # chunk sums: residual^2, residual-after-profile^2, count, count with a profile
         self.ref_q = np.full(n, np.inf)
         self.ref_refr = np.zeros(n, dtype=bool)
-        self.prof = np.zeros((n, self.bins))
-        self.cover = np.zeros((n, self.bins))
-        self.acc_s = np.zeros((n, self.bins))
-        self.acc_c = np.zeros((n, self.bins))
+        self.prof = np.zeros((n, self.bins))  # the profile in use (0 where a bin is not learnt yet)
+        # two half-profiles, from even and from odd periods (columns: bins of the even half, then the odd)
+        self.half = np.zeros((n, 2 * self.bins))
+        self.cover = np.zeros((n, 2 * self.bins))  # periods' worth of samples behind each half-profile bin
+        self.acc_s = np.zeros((n, 2 * self.bins))
+        self.acc_c = np.zeros((n, 2 * self.bins))
         self.risk = np.zeros(n)  # last outputs (for snapshots)
         self.zl = np.zeros(n)
         self.raw = np.zeros(n)
@@ -269,7 +292,7 @@ class AnomalyCore:
         if n <= self.n:
             return
         old_n = self.n
-        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "cover", "acc_s", "acc_c", "acc_v", "ref_q")}
+        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_s", "acc_c", "acc_v", "ref_q")}
         self._alloc(n)
         for k, arr in keep.items():
             getattr(self, k)[:old_n] = arr
@@ -312,10 +335,7 @@ class AnomalyCore:
         spread = np.fmax(np.where(np.isnan(spread), np.inf, spread), sig)
         # 1. seasonal correction (profile as of the chunk start)
         bins = ((np.mod(t, p.season_period_s)) // self.bin_w).astype(int) % self.bins
-        prof_t = self.prof[idx[None, :], bins[:, None]]
-        learnt = self.cover[idx[None, :], bins[:, None]] >= 2.0
-        cand = np.where(learnt, prof_t, 0.0)  # the profile, whether or not it is in use yet
-        season = np.where(self.season_on[idx][None, :], cand, 0.0)
+        season = np.where(self.season_on[idx][None, :], self.prof[idx[None, :], bins[:, None]], 0.0)
         x = y - season
         last_x = self.last_x[idx]
         xf = _ffill(x, last_x)
@@ -383,16 +403,21 @@ class AnomalyCore:
         out, until = self._refractory(risk, t, self.until[idx])
         if self.episodes is not None:
             out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end, raw)  # risk only
-        # season bookkeeping: residual against the baseline, per phase bin (applied at the chunk end)
+        # season bookkeeping: residual against a level of one period's time constant, per phase bin (applied at
+        # the chunk end); the baseline (~1 h at fast sampling) would absorb part of the daily cycle
+        sref = _ewm(x, self.a_sref, self.sref[idx], obs)
         with np.errstate(invalid="ignore"):
-            r = y - base_prev
+            r = y - _shift(self.sref[idx], sref)
             r = np.where(np.isfinite(r) & obs, r, np.nan)
         rr = np.where(np.isfinite(r), r, 0.0)
-        res = np.where(np.isfinite(r), r - cand, 0.0)
+        # out of sample: the profile as of the chunk start (learnt from earlier data only), in use or not
+        res = np.where(np.isfinite(r), r - self.prof[idx[None, :], bins[:, None]], 0.0)
         self.acc_v[idx, 0] += (rr**2).sum(axis=0)
         self.acc_v[idx, 1] += (res**2).sum(axis=0)
         self.acc_v[idx, 2] += obs.sum(axis=0)
+        self.acc_v[idx, 3] += np.where(self.has_prof[idx], np.isfinite(r).sum(axis=0), 0)
         ok = np.isfinite(r)
+        bins = bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int)  # the half of this period
         if tn == 1:  # one row: (series, bin) pairs are distinct, plain fancy indexing adds correctly
             sel = idx[ok[0]]
             self.acc_s[sel, bins[0]] += r[0, ok[0]]
@@ -405,6 +430,7 @@ class AnomalyCore:
         # write back the state at the chunk's last row
         self.last_x[idx] = xf[-1]
         self.fast[idx], self.mid[idx], self.mid2[idx], self.base[idx] = fast[-1], mid[-1], mid2[-1], base[-1]
+        self.sref[idx] = sref[-1]
         self.noise[idx], self.spread[idx] = noise[-1], v[-1] * 1.2533
         self.short[idx], self.lmean[idx], self.lvar[idx] = short[-1], lmean[-1], lvar[-1]
         self.until[idx] = until
@@ -466,27 +492,91 @@ class AnomalyCore:
         out = np.where(capped, np.minimum(risk, alarm / 2), risk)
         return out, until
 
-    def _refresh(self, idx: np.ndarray, now: float) -> None:
-        """Chunk boundary: fold the seasonal sums in and freeze new references."""
+    def _season(self, idx: np.ndarray) -> None:
+        """Fold the chunk's residuals into the two half-profiles, and decide whether the profile is used.
+
+        Each half-profile bin is a mean over samples, not over chunks: a running mean over its first
+        periods, then each period of samples leaves ``season_keep`` of the old value (``SEASON_KEEP``, more
+        when a bin gets < 2 samples a period) -- a chunk of 256 rows holds ~2 days at 10-minute sampling and
+        10 at hourly, and every one of them counts. The two halves (even and odd
+        periods) see independent noise, so across the bins learnt in both (each seen in >= 1 period of its
+        own: the bin was seen on >= 2 days) mean(a x b) estimates the variance of the true profile without
+        the noise bias of an in-sample fit, and mean((a - b)^2) / 4 the noise their average still carries.
+        The residual variance the profile would leave is predicted from these, the profile is used while it
+        removes >= ``SEASON_GAIN`` of the variance, and whenever the variance it removes changes (switched
+        on or off, or learnt better) the level spread's state moves by that change: the spread measures the
+        corrected series from the next row on, not ~1 baseline time constant later (at 10-minute sampling that is ~1 day and the next refresh
+        ~2 days away: a missing daily peak was measured against the spread of the uncorrected cycle). The move
+        stops at the out-of-sample residual (season9b): the halves' agreement says how well the average day is
+        known, not how well it predicts the next one (weekends, holidays, amplitude changing day to day)."""
+        n, nb = idx.size, self.bins
         c = self.acc_c[idx]
-        has = c > 0
-        visits = c * self.p.dt / self.bin_w
-        w = 1.0 - np.power(0.7, np.minimum(visits, 1.0))  # ~0.3 per full visit of a bin (a day)
-        mean = np.where(has, self.acc_s[idx] / np.maximum(c, 1), 0.0)
-        self.prof[idx] = np.where(has, self.prof[idx] + w * (mean - self.prof[idx]), self.prof[idx])
-        self.cover[idx] += visits
+        visits = c * (self.p.dt / self.bin_w)  # periods' worth of samples (the bins hold whole samples)
+        cover = self.cover[idx] + visits
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # each half is fed every other period: keep^2 per own visit is keep per period
+            w = np.fmax(1.0 - np.power(self.season_keep, 2.0 * visits), visits / cover)
+            half = np.where(c > 0, self.half[idx] + w * (self.acc_s[idx] / c - self.half[idx]), self.half[idx])
+        self.half[idx], self.cover[idx] = half, cover
         self.acc_s[idx] = 0.0
         self.acc_c[idx] = 0.0
+        cv = cover.reshape(n, 2, nb)
+        both = (cv >= 1.0).all(axis=1)  # (n, bins): learnt in both halves
+        # var_raw is an EW mean started at 0: debias it by the weight its samples have had
+        raw = self.var_raw[idx] / np.maximum(1.0 - np.power(1.0 - self.a_var, self.nobs[idx]), 1e-12)
+        if not both.any():  # no bin seen on two days yet (cover only grows: nothing was ever in use)
+            self.var_res[idx] = raw
+            return
+        k = both.sum(axis=1)
+        k1 = np.maximum(k, 1)[:, None, None]
+        hv = np.where(both[:, None, :], half.reshape(n, 2, nb), 0.0)
+        hv = np.where(both[:, None, :], hv - hv.sum(axis=2, keepdims=True) / k1, 0.0)  # centred over learnt bins
+        sv = _smooth(hv, both)
+        a, b, sa, sb = hv[:, 0], hv[:, 1], sv[:, 0], sv[:, 1]
+        # variance removed by subtracting the average of the halves: var(s) - var(noise left) (plain), or
+        # 2 cov(s, Ss) - var(Ss) - var(S noise) (smoothed across neighbouring bins); each from cross-half terms
+        gains = np.stack([a * b - 0.25 * (a - b) ** 2, a * sb + b * sa - sa * sb - 0.25 * (sa - sb) ** 2])
+        gains = gains.sum(axis=2) / k1[:, 0, 0]
+        smooth = gains[1] > gains[0]
+        self.prof[idx] = 0.5 * np.where(smooth[:, None], sa + sb, a + b)
+        gain = np.where(smooth, gains[1], gains[0])
+        share = k / np.maximum((cv > 0).any(axis=1).sum(axis=1), 1)  # of the bins seen, the learnt ones
+        pred = raw - share * gain  # only the learnt bins are corrected
+        self.var_res[idx] = pred
+        on = (share >= SEASON_COVER) & (raw > 0) & (pred < (1.0 - SEASON_GAIN) * raw)
+        removed = np.where(on, share * gain, 0.0)
+        # the spread's state saw the old correction: move it by the change in removed variance only (what the
+        # raw variance did, it saw itself), never below the noise sd (NaN before the noise is known: no floor)
+        moved = removed != self.season_gain[idx]
+        if moved.any():
+            with np.errstate(invalid="ignore"):
+                sp = np.sqrt(np.maximum(self.spread[idx] ** 2 - (removed - self.season_gain[idx]), 0.0))
+            sp = np.fmax(sp, self.noise[idx] * math.sqrt(math.pi) / 2)
+            # season9b: ... nor below what the profile learnt so far left on the days after it (out of sample,
+            # over the last ~period; debiased EW): where the next day is not the last one (weekly cycles,
+            # holidays, amplitude changing day to day) the prediction from the halves' agreement is too kind
+            with np.errstate(invalid="ignore", divide="ignore"):
+                oos = np.sqrt(self.var_oos[idx] / (1.0 - np.power(1.0 - self.a_oos, self.n_oos[idx])))
+            sp = np.where(self.n_oos[idx] > 0, np.fmax(sp, np.fmin(self.spread[idx], oos)), sp)
+            self.spread[idx] = np.where(moved, sp, self.spread[idx])
+        self.season_gain[idx] = removed
+        self.has_prof[idx] = k > 0
+        self.season_on[idx] = on
+
+    def _refresh(self, idx: np.ndarray, now: float) -> None:
+        """Chunk boundary: fold the seasonal sums in and freeze new references."""
         cnt = self.acc_v[idx, 2]
         wv = 1.0 - np.power(1.0 - self.a_var, cnt)  # the weight ``cnt`` EW steps would give
         cnt1 = np.maximum(cnt, 1.0)
         self.var_raw[idx] += wv * (self.acc_v[idx, 0] / cnt1 - self.var_raw[idx])
-        self.var_res[idx] += wv * (self.acc_v[idx, 1] / cnt1 - self.var_res[idx])
+        co = self.acc_v[idx, 3]
+        wo = 1.0 - np.power(1.0 - self.a_oos, co)
+        self.var_oos[idx] += np.where(co > 0, wo * (self.acc_v[idx, 1] / np.maximum(co, 1.0) - self.var_oos[idx]), 0.0)
+        self.n_oos[idx] += co
         self.acc_v[idx] = 0.0
+        self._season(idx)
         self.ref_q[idx] = self.quantum[idx]
         self.ref_p[idx] = np.where(self.diffs[idx] > 0, (self.reps[idx] + 0.5) / (self.diffs[idx] + 1.0), np.nan)
-        with np.errstate(invalid="ignore"):
-            self.season_on[idx] = (self.var_raw[idx] > 0) & (self.var_res[idx] < 0.8 * self.var_raw[idx])
         self.ref_base[idx] = self.base[idx]
         self.ref_noise[idx] = self.noise[idx] * math.sqrt(math.pi) / 2
         self.ref_spread[idx] = self.spread[idx]
@@ -495,6 +585,16 @@ class AnomalyCore:
         lsd = np.sqrt(np.maximum(self.lvar[idx], 0.0) / np.maximum(weight, 1e-9))
         self.ref_lsd[idx] = np.where(self.nraw[idx] >= 64, lsd, np.nan)  # no likelihood from a handful of rows
         self.ref_refr[idx] = now < self.until[idx]
+
+
+def _smooth(u: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Circular (1, 2, 1) / 4 average over neighbouring bins (last axis of ``u``, shape (n, 2, bins)), using
+    only the bins where ``ok`` (n, bins)."""
+    m = np.broadcast_to(ok[:, None, :], u.shape).astype(float)
+    v = np.concatenate([u, m], axis=1)
+    pad = np.concatenate([v[..., -1:], v, v[..., :1]], axis=-1)
+    s = pad[..., :-2] + 2.0 * v + pad[..., 2:]
+    return np.where(ok[:, None, :], s[:, :2] / np.maximum(s[:, 2:], 1.0), 0.0)
 
 
 def combine(forecast: np.ndarray, classifier: np.ndarray | None, clear: float = 0.8, damp_below: float = 0.1,

@@ -95,3 +95,18 @@ def test_the_wide_corpus_has_real_export_shapes():
     assert (flat.y == 0).mean() > 0.3
     steps = next(s for s in corpus if "steps_int" in s.name)
     assert np.all(steps.y == np.round(steps.y))
+
+
+def test_the_weekly_corpus_has_weeks_normal_series_and_labelled_holidays_only_as_anomalies():
+    """season9b: every base has normal and anomalous series, >= 2 weeks each (4 at 30-60 minutes), finite."""
+    from pfepo.evaluate.streamscore import WEEKLY_BASES, make_weekly
+
+    rng = np.random.default_rng(1)
+    corpus = [make_weekly(rng, k) for k in range(2 * len(WEEKLY_BASES))]
+    for s in corpus:
+        dt = float(np.median(np.diff(s.t)))
+        assert np.isfinite(s.y).all() and (s.t[-1] - s.t[0]) >= (4 * 7 - 1 if dt >= 1800 else 14) * 86_400 - dt
+    for b in WEEKLY_BASES:
+        mine = [s for s in corpus if s.name.split("-")[1] == b]
+        assert any(not s.windows for s in mine) and any(s.windows for s in mine)
+    assert all("holiday_day" not in s.name for s in corpus if not s.windows)
