@@ -150,8 +150,9 @@ class PredictorCache:
         self.last_path = ""  # how the last series was made: "recorded", "judged", "full" (benchmark, tests)
         self.prewarm = None  # console.prewarm.Prewarm filling this cache out of process, if any
         # long replays: refits (and the history reading) done ahead in a second process (console.fitahead).
-        # Opt-in (PFEPO_WHATIF_FIT_AHEAD=1): on an idle 2-core machine it was slower than one process
-        # (cold 24 h x 50 endpoints 59.4 s vs 54.1 s wall; docs/console.md), so one process is the default.
+        # Opt-in (PFEPO_WHATIF_FIT_AHEAD=1): idle, cold 24 h x 50 endpoints 25.8-26.3 s against 29.4-32.8 s in
+        # one process, but on a loaded machine as often slower as faster (docs/console.md), so one process
+        # is the default.
         self.fit_ahead = os.environ.get("PFEPO_WHATIF_FIT_AHEAD", "0") == "1"
         self.last_ahead: dict = {}  # the last such replay's counters (benchmark, tests)
         self._classifiers: dict = {}  # (model path, mtime) -> classifier, loaded once per process
