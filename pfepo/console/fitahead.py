@@ -22,7 +22,7 @@ on every series. But a fit is a pure function of its input -- the series' window
   series in that order with its previous result as the start, and sends ``(input, result)`` back;
 - the engine's memo takes the worker's results before fitting itself (``collect``); at a burst of
   refits that the engine reaches first, it waits (at most ``WAIT_S``) for a fit the worker has started and
-  makes the others itself, sending the worker its results (``claim``/``made``); the worker takes a result
+  makes the others itself, sending the worker its results (``made``); the worker takes a result
   the engine has sent instead of fitting, but never waits for one (it would then be paced by the replay
   instead of running ahead on its own core).
 
@@ -184,9 +184,9 @@ class FitAhead:
 
     def claim(self, key: tuple, memo: dict) -> bool:
         """The engine needs ``key`` and it is not in ``memo``: if the worker is making it, wait for it (True,
-        now in ``memo``); else tell the worker this process makes it (False: the caller fits, then
-        ``made``). So at a burst of refits (the first ones, the engine gets there faster than the worker)
-        the two split them instead of both making each."""
+        now in ``memo``); else False: the caller fits, then sends the worker the result (``made``). So at a
+        burst of refits (the first ones, the engine gets there faster than the worker) the two split them
+        instead of both making each."""
         with self._cv:
             # bounded: a worker starved of CPU (a busy machine) must not stall the replay; past WAIT_S this
             # process fits it too (the same bits: a fit is a pure function of its key)
@@ -203,7 +203,6 @@ class FitAhead:
             self.used += 1
             return True
         self.fitted_here += 1
-        self._out.put(("claim", key))
         return False
 
     def made(self, key: tuple, res) -> None:
@@ -342,12 +341,12 @@ def main(argv: list[str] | None = None) -> int:
         with lock:
             _send(out, obj)
 
-    control: queue.SimpleQueue = queue.SimpleQueue()  # the main process's fits (its claims are not waited for)
+    control: queue.SimpleQueue = queue.SimpleQueue()  # the fits the main process made itself
     made: dict = {}
 
     def listen() -> None:
         while (msg := _recv(inp)) is not None:
-            (control if msg[0] in ("claim", "done") else inbox).put(msg)
+            (control if msg[0] == "done" else inbox).put(msg)
         inbox.put(None)
         control.put(None)
 
@@ -357,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                 msg = control.get_nowait()
             except queue.Empty:
                 return
-            if msg is not None and msg[0] == "done":
+            if msg is not None:
                 made[msg[1]] = msg[2]
 
     def fit(window, start):
@@ -365,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         drain()
         if key in memo:
             return memo[key]
-        # A fit the main process claimed but has not finished is made here too (not waited for): this process
-        # has its own core, and waiting would pace it by the replay instead of letting it run ahead.
+        # A fit the main process is making but has not finished is made here too (not waited for): this
+        # process has its own core, and waiting would pace it by the replay instead of letting it run ahead.
         if key in made:
             memo[key] = made.pop(key)
             return memo[key]

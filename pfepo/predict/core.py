@@ -193,7 +193,7 @@ def _shift(first: np.ndarray, path: np.ndarray) -> np.ndarray:
 
 
 _STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
-          "lvar", "until", "var_raw", "var_res", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
+          "lvar", "until", "var_raw", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
           "ref_lsd", "ref_refr", "risk", "raw", "dev", "zl")
 
 
@@ -266,8 +266,7 @@ class AnomalyCore:
         self.lvar = np.zeros(n)  # EW from 0, debiased by its weight at refresh
         self.until = np.full(n, -np.inf)
         self.var_raw = np.zeros(n)
-        self.var_res = np.zeros(n)  # the residual variance the profile is predicted to leave
-        self.var_oos = np.zeros(n)  # ... and the one the profile learnt so far left on the days after it (EW from 0)
+        self.var_oos = np.zeros(n)  # the residual variance the profile learnt so far left on the days after it (EW from 0)
         self.n_oos = np.zeros(n)  # rows behind var_oos (those with a profile learnt before them)
         self.has_prof = np.zeros(n, dtype=bool)  # some bin learnt in both halves
         self.season_gain = np.zeros(n)  # the variance the profile in use is predicted to remove (0: not in use)
@@ -415,8 +414,8 @@ class AnomalyCore:
         self.acc_v[idx, 0] += (rr**2).sum(axis=0)
         self.acc_v[idx, 1] += (res**2).sum(axis=0)
         self.acc_v[idx, 2] += obs.sum(axis=0)
-        self.acc_v[idx, 3] += np.where(self.has_prof[idx], np.isfinite(r).sum(axis=0), 0)
         ok = np.isfinite(r)
+        self.acc_v[idx, 3] += np.where(self.has_prof[idx], ok.sum(axis=0), 0)
         bins = bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int)  # the half of this period
         if tn == 1:  # one row: (series, bin) pairs are distinct, plain fancy indexing adds correctly
             sel = idx[ok[0]]
@@ -523,9 +522,8 @@ class AnomalyCore:
         cv = cover.reshape(n, 2, nb)
         both = (cv >= 1.0).all(axis=1)  # (n, bins): learnt in both halves
         # var_raw is an EW mean started at 0: debias it by the weight its samples have had
-        raw = self.var_raw[idx] / np.maximum(1.0 - np.power(1.0 - self.a_var, self.nobs[idx]), 1e-12)
+        raw = self.var_raw[idx] / np.maximum(_ew_weight(self.a_var, self.nobs[idx]), 1e-12)
         if not both.any():  # no bin seen on two days yet (cover only grows: nothing was ever in use)
-            self.var_res[idx] = raw
             return
         k = both.sum(axis=1)
         k1 = np.maximum(k, 1)[:, None, None]
@@ -541,8 +539,7 @@ class AnomalyCore:
         self.prof[idx] = 0.5 * np.where(smooth[:, None], sa + sb, a + b)
         gain = np.where(smooth, gains[1], gains[0])
         share = k / np.maximum((cv > 0).any(axis=1).sum(axis=1), 1)  # of the bins seen, the learnt ones
-        pred = raw - share * gain  # only the learnt bins are corrected
-        self.var_res[idx] = pred
+        pred = raw - share * gain  # the residual variance the profile would leave (only learnt bins are corrected)
         on = (share >= SEASON_COVER) & (raw > 0) & (pred < (1.0 - SEASON_GAIN) * raw)
         removed = np.where(on, share * gain, 0.0)
         # the spread's state saw the old correction: move it by the change in removed variance only (what the
@@ -556,7 +553,7 @@ class AnomalyCore:
             # over the last ~period; debiased EW): where the next day is not the last one (weekly cycles,
             # holidays, amplitude changing day to day) the prediction from the halves' agreement is too kind
             with np.errstate(invalid="ignore", divide="ignore"):
-                oos = np.sqrt(self.var_oos[idx] / (1.0 - np.power(1.0 - self.a_oos, self.n_oos[idx])))
+                oos = np.sqrt(self.var_oos[idx] / _ew_weight(self.a_oos, self.n_oos[idx]))
             sp = np.where(self.n_oos[idx] > 0, np.fmax(sp, np.fmin(self.spread[idx], oos)), sp)
             self.spread[idx] = np.where(moved, sp, self.spread[idx])
         self.season_gain[idx] = removed
@@ -566,11 +563,11 @@ class AnomalyCore:
     def _refresh(self, idx: np.ndarray, now: float) -> None:
         """Chunk boundary: fold the seasonal sums in and freeze new references."""
         cnt = self.acc_v[idx, 2]
-        wv = 1.0 - np.power(1.0 - self.a_var, cnt)  # the weight ``cnt`` EW steps would give
+        wv = _ew_weight(self.a_var, cnt)
         cnt1 = np.maximum(cnt, 1.0)
         self.var_raw[idx] += wv * (self.acc_v[idx, 0] / cnt1 - self.var_raw[idx])
         co = self.acc_v[idx, 3]
-        wo = 1.0 - np.power(1.0 - self.a_oos, co)
+        wo = _ew_weight(self.a_oos, co)
         self.var_oos[idx] += np.where(co > 0, wo * (self.acc_v[idx, 1] / np.maximum(co, 1.0) - self.var_oos[idx]), 0.0)
         self.n_oos[idx] += co
         self.acc_v[idx] = 0.0
@@ -581,10 +578,16 @@ class AnomalyCore:
         self.ref_noise[idx] = self.noise[idx] * math.sqrt(math.pi) / 2
         self.ref_spread[idx] = self.spread[idx]
         self.ref_lmean[idx] = self.lmean[idx]
-        weight = 1.0 - np.power(1.0 - self.a_long, self.nraw[idx])  # EW started at 0: debias
+        weight = _ew_weight(self.a_long, self.nraw[idx])  # EW started at 0: debias
         lsd = np.sqrt(np.maximum(self.lvar[idx], 0.0) / np.maximum(weight, 1e-9))
         self.ref_lsd[idx] = np.where(self.nraw[idx] >= 64, lsd, np.nan)  # no likelihood from a handful of rows
         self.ref_refr[idx] = now < self.until[idx]
+
+
+def _ew_weight(a: float, n: np.ndarray) -> np.ndarray:
+    """The weight ``n`` steps of exponential smoothing with ``a`` give their inputs together (an EW mean
+    started at 0 is debiased by dividing by it)."""
+    return 1.0 - np.power(1.0 - a, n)
 
 
 def _smooth(u: np.ndarray, ok: np.ndarray) -> np.ndarray:
