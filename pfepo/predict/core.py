@@ -58,6 +58,7 @@ SEASON_KEEP = 0.7  # each period of new data leaves this share of a learnt profi
 SEASON_SAMPLES = 10.0  # ... or more, so a bin averages >= this many samples (hourly sampling: 1 sample a day)
 SEASON_GAIN = 0.2  # the profile is subtracted only while it is predicted to remove this share of the variance
 SEASON_COVER = 0.9  # ... and once this share of the phase bins seen is learnt (one scale serves all phases)
+WEEK_SHARE = np.array([5.0 / 7.0, 2.0 / 7.0])  # the share of days that are weekdays / weekend days (UTC Sat, Sun)
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,7 @@ class AnomalyCore:
         self.bin_w = p.season_period_s / self.bins
         spp = self.bin_w / p.dt  # samples per bin and period; EW effective samples spp (2 - w) / w >= SEASON_SAMPLES
         self.season_keep = max(SEASON_KEEP, 1.0 - 2.0 * spp / (SEASON_SAMPLES + spp))
+        self.weekly = p.season_period_s == DAY_S  # week10: weekday and weekend profiles (UTC days)
         self.clock = 0  # steps since the first update (chunk boundaries are multiples of CHUNK)
         # extra evidence channels, risk only (the module imports this one, hence imported here)
         from pfepo.predict.episodes import Episodes
@@ -280,6 +282,15 @@ class AnomalyCore:
         self.cover = np.zeros((n, 2 * self.bins))  # periods' worth of samples behind each half-profile bin
         self.acc_s = np.zeros((n, 2 * self.bins))
         self.acc_c = np.zeros((n, 2 * self.bins))
+        # week10: the same two halves per day class, weekdays then weekend days (columns: class, half, bin);
+        # allocated only where the period is a day (the classes are UTC calendar days)
+        wk = 4 * self.bins if self.weekly else 0
+        self.wk_half = np.zeros((n, wk))
+        self.wk_cover = np.zeros((n, wk))
+        self.wk_acc_s = np.zeros((n, wk))
+        self.wk_acc_c = np.zeros((n, wk))
+        self.wk_prof = np.zeros((n, wk // 2))  # the class profiles in use (columns: class, bin)
+        self.week_on = np.zeros(n, dtype=bool)
         self.risk = np.zeros(n)  # last outputs (for snapshots)
         self.zl = np.zeros(n)
         self.raw = np.zeros(n)
@@ -291,7 +302,8 @@ class AnomalyCore:
         if n <= self.n:
             return
         old_n = self.n
-        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_s", "acc_c", "acc_v", "ref_q")}
+        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_s", "acc_c", "acc_v", "ref_q",
+                                             "wk_half", "wk_cover", "wk_acc_s", "wk_acc_c", "wk_prof", "week_on")}
         self._alloc(n)
         for k, arr in keep.items():
             getattr(self, k)[:old_n] = arr
@@ -335,6 +347,12 @@ class AnomalyCore:
         # 1. seasonal correction (profile as of the chunk start)
         bins = ((np.mod(t, p.season_period_s)) // self.bin_w).astype(int) % self.bins
         season = np.where(self.season_on[idx][None, :], self.prof[idx[None, :], bins[:, None]], 0.0)
+        if self.weekly:  # week10: each row's day class, UTC (1970-01-01, day 0, was a Thursday)
+            wcls = (np.mod(np.floor(t / DAY_S) + 3.0, 7.0) >= 5.0).astype(int)
+            won = self.week_on[idx]
+            if won.any():
+                wprof = self.wk_prof[idx[None, :], (wcls * self.bins + bins)[:, None]]
+                season = np.where(won[None, :], wprof, season)
         x = y - season
         last_x = self.last_x[idx]
         xf = _ffill(x, last_x)
@@ -410,7 +428,10 @@ class AnomalyCore:
             r = np.where(np.isfinite(r) & obs, r, np.nan)
         rr = np.where(np.isfinite(r), r, 0.0)
         # out of sample: the profile as of the chunk start (learnt from earlier data only), in use or not
-        res = np.where(np.isfinite(r), r - self.prof[idx[None, :], bins[:, None]], 0.0)
+        prof = self.prof[idx[None, :], bins[:, None]]
+        if self.weekly and won.any():  # the weekly profiles where they are in use
+            prof = np.where(won[None, :], wprof, prof)
+        res = np.where(np.isfinite(r), r - prof, 0.0)
         self.acc_v[idx, 0] += (rr**2).sum(axis=0)
         self.acc_v[idx, 1] += (res**2).sum(axis=0)
         self.acc_v[idx, 2] += obs.sum(axis=0)
@@ -426,6 +447,17 @@ class AnomalyCore:
             cols = np.repeat(bins[:, None], idx.size, axis=1)
             np.add.at(self.acc_s, (rows[ok], cols[ok]), r[ok])
             np.add.at(self.acc_c, (rows[ok], cols[ok]), 1.0)
+        if self.weekly:  # the same sums per day class (columns: class, half, bin)
+            wcol = wcls * (2 * self.bins) + bins
+            if tn == 1:
+                self.wk_acc_s[sel, wcol[0]] += r[0, ok[0]]
+                self.wk_acc_c[sel, wcol[0]] += 1.0
+            else:
+                m4 = 4 * self.bins
+                flat = (np.arange(idx.size)[None, :] * m4 + wcol[:, None])[ok]
+                size = idx.size * m4
+                self.wk_acc_s[idx] += np.bincount(flat, weights=r[ok], minlength=size).reshape(idx.size, m4)
+                self.wk_acc_c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m4)
         # write back the state at the chunk's last row
         self.last_x[idx] = xf[-1]
         self.fast[idx], self.mid[idx], self.mid2[idx], self.base[idx] = fast[-1], mid[-1], mid2[-1], base[-1]
@@ -509,6 +541,8 @@ class AnomalyCore:
         stops at the out-of-sample residual (season9b): the halves' agreement says how well the average day is
         known, not how well it predicts the next one (weekends, holidays, amplitude changing day to day)."""
         n, nb = idx.size, self.bins
+        if self.weekly:
+            self._fold_week(idx)
         c = self.acc_c[idx]
         visits = c * (self.p.dt / self.bin_w)  # periods' worth of samples (the bins hold whole samples)
         cover = self.cover[idx] + visits
@@ -542,6 +576,10 @@ class AnomalyCore:
         pred = raw - share * gain  # the residual variance the profile would leave (only learnt bins are corrected)
         on = (share >= SEASON_COVER) & (raw > 0) & (pred < (1.0 - SEASON_GAIN) * raw)
         removed = np.where(on, share * gain, 0.0)
+        if self.weekly:
+            pa, pb = np.where(smooth[:, None], sa, a), np.where(smooth[:, None], sb, b)
+            week, g_week = self._week(idx, pa, pb, raw, on)
+            removed = np.where(week, g_week, removed)
         # the spread's state saw the old correction: move it by the change in removed variance only (what the
         # raw variance did, it saw itself), never below the noise sd (NaN before the noise is known: no floor)
         moved = removed != self.season_gain[idx]
@@ -559,6 +597,68 @@ class AnomalyCore:
         self.season_gain[idx] = removed
         self.has_prof[idx] = k > 0
         self.season_on[idx] = on
+
+    def _fold_week(self, idx: np.ndarray) -> None:
+        """Fold the chunk's sums per day class into the class half-profiles (``_season``'s rule per visit:
+        each class profile remembers as many of its own days as the daily one does of days)."""
+        c = self.wk_acc_c[idx]
+        visits = c * (self.p.dt / self.bin_w)
+        cover = self.wk_cover[idx] + visits
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.fmax(1.0 - np.power(self.season_keep, 2.0 * visits), visits / cover)
+            half = np.where(c > 0, self.wk_half[idx] + w * (self.wk_acc_s[idx] / c - self.wk_half[idx]), self.wk_half[idx])
+        self.wk_half[idx], self.wk_cover[idx] = half, cover
+        self.wk_acc_s[idx] = 0.0
+        self.wk_acc_c[idx] = 0.0
+
+    def _week(self, idx: np.ndarray, pa: np.ndarray, pb: np.ndarray, raw: np.ndarray,
+              daily_on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """week10: whether weekday and weekend profiles replace the daily one, and the variance they remove.
+
+        Day classes are UTC calendar days (Saturday and Sunday are the weekend): telemetry exported in epoch
+        seconds carries no time zone, so a weekend of another zone is off by its offset (the phase bins still
+        learn the shape, the class switch at midnight UTC is then hours early or late). Each class keeps two
+        half-profiles from even and odd days like the daily one (a weekend has one of each), so the same
+        out-of-sample arithmetic applies: per class, over its bins learnt in both halves, a x b - (a - b)^2 / 4
+        (or the smoothed form) is the variance its average removes from that class's rows. The daily profile
+        in use (P = (pa + pb) / 2, even-day and odd-day parts) is scored on the same rows without in-sample
+        bias: 2 P.P_c - P^2, with P.P_c estimated across parities (pa x the class's odd half, pb x its even
+        half: different days, independent noise). Both are weighted by the classes' shares of days (5/7, 2/7)
+        and by the share of each class's bins learnt. The class profiles are centred together (day-weighted),
+        not each on its own: a weekend lower in level is part of what they learn. They are used only once
+        >= ``SEASON_COVER`` of each class's bins seen are learnt, and only where they leave
+        < (1 - ``SEASON_GAIN``) of the variance the daily choice leaves (the daily profile if in use, else
+        the raw variance): the daily rule's thresholds, applied to what the daily profile leaves, so a series
+        without a weekly cycle keeps the daily profile (and the daemon's short traces never reach this:
+        each class needs >= 2 of its own days)."""
+        n, nb = idx.size, self.bins
+        cv = self.wk_cover[idx].reshape(n, 2, 2, nb)  # (series, class, half, bin)
+        both = (cv >= 1.0).all(axis=2)  # (n, class, bins)
+        k = both.sum(axis=2)
+        share = k / np.maximum((cv > 0).any(axis=2).sum(axis=2), 1)
+        ready = (k > 0).all(axis=1) & (share >= SEASON_COVER).all(axis=1) & (raw > 0)
+        if not ready.any():
+            self.week_on[idx] = False
+            return self.week_on[idx], np.zeros(n)
+        k1 = np.maximum(k, 1)
+        hv = np.where(both[:, :, None, :], self.wk_half[idx].reshape(n, 2, 2, nb), 0.0)
+        mean = (WEEK_SHARE[None, :, None] * hv.sum(axis=3) / k1[:, :, None]).sum(axis=1)  # (n, half): day-weighted
+        hv = np.where(both[:, :, None, :], hv - mean[:, None, :, None], 0.0)
+        sv = _smooth(hv.reshape(2 * n, 2, nb), both.reshape(2 * n, nb)).reshape(n, 2, 2, nb)
+        a, b, sa, sb = hv[:, :, 0], hv[:, :, 1], sv[:, :, 0], sv[:, :, 1]
+        gains = np.stack([a * b - 0.25 * (a - b) ** 2, a * sb + b * sa - sa * sb - 0.25 * (sa - sb) ** 2])
+        gains = gains.sum(axis=3) / k1[None]  # (2, n, class)
+        smooth = gains[1] > gains[0]
+        g_cls = np.where(smooth, gains[1], gains[0])
+        pd_ = 0.5 * (pa + pb)
+        g_day = np.where(both, pa[:, None, :] * b + pb[:, None, :] * a - pd_[:, None, :] ** 2, 0.0).sum(axis=2) / k1
+        g_week = (WEEK_SHARE[None, :] * share * g_cls).sum(axis=1)
+        g_daily = np.where(daily_on, (WEEK_SHARE[None, :] * share * g_day).sum(axis=1), 0.0)
+        on = ready & (raw - g_week < (1.0 - SEASON_GAIN) * (raw - g_daily))
+        prof = 0.5 * np.where(smooth[:, :, None], sa + sb, a + b)
+        self.wk_prof[idx] = prof.reshape(n, 2 * nb)
+        self.week_on[idx] = on
+        return on, np.where(on, g_week, 0.0)
 
     def _refresh(self, idx: np.ndarray, now: float) -> None:
         """Chunk boundary: fold the seasonal sums in and freeze new references."""
