@@ -241,6 +241,7 @@ class AnomalyCore:
         spp = self.bin_w / p.dt  # samples per bin and period; EW effective samples spp (2 - w) / w >= SEASON_SAMPLES
         self.season_keep = max(SEASON_KEEP, 1.0 - 2.0 * spp / (SEASON_SAMPLES + spp))
         self.weekly = p.season_period_s == DAY_S  # week10: weekday and weekend profiles (UTC days)
+        self.a_week = _alpha(p.dt, 7 * DAY_S)
         self.clock = 0  # steps since the first update (chunk boundaries are multiples of CHUNK)
         # extra evidence channels, risk only (the module imports this one, hence imported here)
         from pfepo.predict.episodes import Episodes
@@ -291,6 +292,11 @@ class AnomalyCore:
         self.wk_acc_c = np.zeros((n, wk))
         self.wk_prof = np.zeros((n, wk // 2))  # the class profiles in use (columns: class, bin)
         self.week_on = np.zeros(n, dtype=bool)
+        self.week_ready = np.zeros(n, dtype=bool)  # class profiles learnt (as of the last refresh), in use or not
+        self.wk_acc_v = np.zeros((n, 3 if self.weekly else 0))  # chunk sums: residual^2 after the daily, after the weekly profiles, count
+        self.var_wd = np.zeros(n)  # their EW means over ~a week (same rows, same weights: their ratio needs no debiasing)
+        self.var_ww = np.zeros(n)
+        self.n_ww = np.zeros(n)
         self.risk = np.zeros(n)  # last outputs (for snapshots)
         self.zl = np.zeros(n)
         self.raw = np.zeros(n)
@@ -303,7 +309,8 @@ class AnomalyCore:
             return
         old_n = self.n
         keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_s", "acc_c", "acc_v", "ref_q",
-                                             "wk_half", "wk_cover", "wk_acc_s", "wk_acc_c", "wk_prof", "week_on")}
+                                             "wk_half", "wk_cover", "wk_acc_s", "wk_acc_c", "wk_prof", "week_on",
+                                             "week_ready", "wk_acc_v", "var_wd", "var_ww", "n_ww")}
         self._alloc(n)
         for k, arr in keep.items():
             getattr(self, k)[:old_n] = arr
@@ -349,8 +356,8 @@ class AnomalyCore:
         season = np.where(self.season_on[idx][None, :], self.prof[idx[None, :], bins[:, None]], 0.0)
         if self.weekly:  # week10: each row's day class, UTC (1970-01-01, day 0, was a Thursday)
             wcls = (np.mod(np.floor(t / DAY_S) + 3.0, 7.0) >= 5.0).astype(int)
-            won = self.week_on[idx]
-            if won.any():
+            won, wrdy = self.week_on[idx], self.week_ready[idx]
+            if wrdy.any():
                 wprof = self.wk_prof[idx[None, :], (wcls * self.bins + bins)[:, None]]
                 season = np.where(won[None, :], wprof, season)
         x = y - season
@@ -429,8 +436,14 @@ class AnomalyCore:
         rr = np.where(np.isfinite(r), r, 0.0)
         # out of sample: the profile as of the chunk start (learnt from earlier data only), in use or not
         prof = self.prof[idx[None, :], bins[:, None]]
-        if self.weekly and won.any():  # the weekly profiles where they are in use
-            prof = np.where(won[None, :], wprof, prof)
+        if self.weekly and wrdy.any():  # out of sample too: the daily and the class profiles on the same rows
+            sel_w = np.isfinite(r) & wrdy[None, :]
+            res_d = np.where(sel_w, r - prof, 0.0)
+            res_w = np.where(sel_w, r - wprof, 0.0)
+            self.wk_acc_v[idx, 0] += (res_d**2).sum(axis=0)
+            self.wk_acc_v[idx, 1] += (res_w**2).sum(axis=0)
+            self.wk_acc_v[idx, 2] += sel_w.sum(axis=0)
+            prof = np.where(won[None, :], wprof, prof)  # the season9b residual: of the profile in use
         res = np.where(np.isfinite(r), r - prof, 0.0)
         self.acc_v[idx, 0] += (rr**2).sum(axis=0)
         self.acc_v[idx, 1] += (res**2).sum(axis=0)
@@ -637,6 +650,7 @@ class AnomalyCore:
         k = both.sum(axis=2)
         share = k / np.maximum((cv > 0).any(axis=2).sum(axis=2), 1)
         ready = (k > 0).all(axis=1) & (share >= SEASON_COVER).all(axis=1) & (raw > 0)
+        self.week_ready[idx] = ready
         if not ready.any():
             self.week_on[idx] = False
             return self.week_on[idx], np.zeros(n)
@@ -655,6 +669,9 @@ class AnomalyCore:
         g_week = (WEEK_SHARE[None, :] * share * g_cls).sum(axis=1)
         g_daily = np.where(daily_on, (WEEK_SHARE[None, :] * share * g_day).sum(axis=1), 0.0)
         on = ready & (raw - g_week < (1.0 - SEASON_GAIN) * (raw - g_daily))
+        # ... and what they left on the days after they were learnt, against the daily profile on the same rows
+        # (>= a day of rows): the halves' test trusts one weekend, this checks it on the next days
+        on &= (self.n_ww[idx] * self.p.dt >= DAY_S) & (self.var_ww[idx] < (1.0 - SEASON_GAIN) * self.var_wd[idx])
         prof = 0.5 * np.where(smooth[:, :, None], sa + sb, a + b)
         self.wk_prof[idx] = prof.reshape(n, 2 * nb)
         self.week_on[idx] = on
@@ -671,6 +688,14 @@ class AnomalyCore:
         self.var_oos[idx] += np.where(co > 0, wo * (self.acc_v[idx, 1] / np.maximum(co, 1.0) - self.var_oos[idx]), 0.0)
         self.n_oos[idx] += co
         self.acc_v[idx] = 0.0
+        if self.weekly:
+            cw = self.wk_acc_v[idx, 2]
+            ww = np.where(cw > 0, _ew_weight(self.a_week, cw), 0.0)
+            cw1 = np.maximum(cw, 1.0)
+            self.var_wd[idx] += ww * (self.wk_acc_v[idx, 0] / cw1 - self.var_wd[idx])
+            self.var_ww[idx] += ww * (self.wk_acc_v[idx, 1] / cw1 - self.var_ww[idx])
+            self.n_ww[idx] += cw
+            self.wk_acc_v[idx] = 0.0
         self._season(idx)
         self.ref_q[idx] = self.quantum[idx]
         self.ref_p[idx] = np.where(self.diffs[idx] > 0, (self.reps[idx] + 0.5) / (self.diffs[idx] + 1.0), np.nan)
