@@ -671,7 +671,7 @@ class AnomalyCore:
         on = ready & (raw - g_week < (1.0 - SEASON_GAIN) * (raw - g_daily))
         # ... and what they left on the days after they were learnt, against the daily profile on the same rows
         # (>= a day of rows): the halves' test trusts one weekend, this checks it on the next days
-        on &= (self.n_ww[idx] * self.p.dt >= DAY_S) & (self.var_ww[idx] < (1.0 - SEASON_GAIN) * self.var_wd[idx])
+        on &= (self.n_ww[idx] * self.p.dt < DAY_S) | (self.var_ww[idx] < (1.0 - SEASON_GAIN) * self.var_wd[idx])
         prof = 0.5 * np.where(smooth[:, :, None], sa + sb, a + b)
         self.wk_prof[idx] = prof.reshape(n, 2 * nb)
         self.week_on[idx] = on
