@@ -22,6 +22,9 @@ slowly sampled series still has enough points behind every estimate):
    without a daily cycle is left alone; switching it on rescales the level spread at once (``_season``), but
    never below the residual the profile learnt so far left on the rows after it (weekly cycles, holidays).
    Until then: conservative (no seasonal correction, and no risk at all during the warm-up).
+   week10: the same halves per day class (weekdays, and UTC Saturday and Sunday) replace the daily profile
+   where they are predicted to remove >= 20 % of what it leaves, and keep doing so on the days after
+   (``_week``): a weekend lower than the weekdays is not an anomaly, a missing weekday peak still is.
 2. Robust scale from the series itself: noise sd = mean absolute first difference x sqrt(pi)/2
    (winsorised), level spread = mean absolute deviation from the baseline x 1.2533, both floored only by
    half the series' value quantum (smallest non-zero change seen) -- never by a share of the level.
@@ -75,6 +78,7 @@ class CoreParams:
     refractory_s: float | None = None  # default: the baseline's time constant
     warmup_s: float = 3600.0
     season_period_s: float = DAY_S
+    weekly: bool = True  # week10: weekday and weekend profiles where the period is a day (~3x the seasonal arrays)
     z0: float = 3.0
     alarm: float = 0.5
     min_fast: float = 2.0  # minimum samples behind each time constant
@@ -240,7 +244,7 @@ class AnomalyCore:
         self.bin_w = p.season_period_s / self.bins
         spp = self.bin_w / p.dt  # samples per bin and period; EW effective samples spp (2 - w) / w >= SEASON_SAMPLES
         self.season_keep = max(SEASON_KEEP, 1.0 - 2.0 * spp / (SEASON_SAMPLES + spp))
-        self.weekly = p.season_period_s == DAY_S  # week10: weekday and weekend profiles (UTC days)
+        self.weekly = p.weekly and p.season_period_s == DAY_S  # week10: weekday and weekend profiles (UTC days)
         self.a_week = _alpha(p.dt, 7 * DAY_S)
         self.clock = 0  # steps since the first update (chunk boundaries are multiples of CHUNK)
         # extra evidence channels, risk only (the module imports this one, hence imported here)
