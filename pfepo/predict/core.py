@@ -292,8 +292,8 @@ class AnomalyCore:
         wk = 4 * self.bins if self.weekly else 0
         self.wk_half = np.zeros((n, wk))
         self.wk_cover = np.zeros((n, wk))
-        self.wk_acc_s = np.zeros((n, wk))
-        self.wk_acc_c = np.zeros((n, wk))
+        self.wk_acc_s = np.zeros((n, wk // 2))  # weekend rows only: the weekday sums are the daily sums minus these
+        self.wk_acc_c = np.zeros((n, wk // 2))
         self.wk_prof = np.zeros((n, wk // 2))  # the class profiles in use (columns: class, bin)
         self.week_on = np.zeros(n, dtype=bool)
         self.week_ready = np.zeros(n, dtype=bool)  # class profiles learnt (as of the last refresh), in use or not
@@ -464,17 +464,18 @@ class AnomalyCore:
             cols = np.repeat(bins[:, None], idx.size, axis=1)
             np.add.at(self.acc_s, (rows[ok], cols[ok]), r[ok])
             np.add.at(self.acc_c, (rows[ok], cols[ok]), 1.0)
-        if self.weekly:  # the same sums per day class (columns: class, half, bin)
-            wcol = wcls * (2 * self.bins) + bins
+        if self.weekly:  # the same sums over weekend rows (columns: half, bin)
+            wok = ok & (wcls == 1)[:, None]
             if tn == 1:
-                self.wk_acc_s[sel, wcol[0]] += r[0, ok[0]]
-                self.wk_acc_c[sel, wcol[0]] += 1.0
-            else:
-                m4 = 4 * self.bins
-                flat = (np.arange(idx.size)[None, :] * m4 + wcol[:, None])[ok]
-                size = idx.size * m4
-                self.wk_acc_s[idx] += np.bincount(flat, weights=r[ok], minlength=size).reshape(idx.size, m4)
-                self.wk_acc_c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m4)
+                if wcls[0] == 1:
+                    self.wk_acc_s[sel, bins[0]] += r[0, ok[0]]
+                    self.wk_acc_c[sel, bins[0]] += 1.0
+            elif wok.any():
+                m2 = 2 * self.bins
+                flat = (np.arange(idx.size)[None, :] * m2 + bins[:, None])[wok]
+                size = idx.size * m2
+                self.wk_acc_s[idx] += np.bincount(flat, weights=r[wok], minlength=size).reshape(idx.size, m2)
+                self.wk_acc_c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m2)
         # write back the state at the chunk's last row
         self.last_x[idx] = xf[-1]
         self.fast[idx], self.mid[idx], self.mid2[idx], self.base[idx] = fast[-1], mid[-1], mid2[-1], base[-1]
@@ -618,12 +619,14 @@ class AnomalyCore:
     def _fold_week(self, idx: np.ndarray) -> None:
         """Fold the chunk's sums per day class into the class half-profiles (``_season``'s rule per visit:
         each class profile remembers as many of its own days as the daily one does of days)."""
-        c = self.wk_acc_c[idx]
+        we_s, we_c = self.wk_acc_s[idx], self.wk_acc_c[idx]
+        c = np.concatenate([self.acc_c[idx] - we_c, we_c], axis=1)  # weekdays, weekend (the daily sums not reset yet)
+        acc = np.concatenate([self.acc_s[idx] - we_s, we_s], axis=1)
         visits = c * (self.p.dt / self.bin_w)
         cover = self.wk_cover[idx] + visits
         with np.errstate(invalid="ignore", divide="ignore"):
             w = np.fmax(1.0 - np.power(self.season_keep, 2.0 * visits), visits / cover)
-            half = np.where(c > 0, self.wk_half[idx] + w * (self.wk_acc_s[idx] / c - self.wk_half[idx]), self.wk_half[idx])
+            half = np.where(c > 0, self.wk_half[idx] + w * (acc / c - self.wk_half[idx]), self.wk_half[idx])
         self.wk_half[idx], self.wk_cover[idx] = half, cover
         self.wk_acc_s[idx] = 0.0
         self.wk_acc_c[idx] = 0.0
