@@ -22,6 +22,9 @@ slowly sampled series still has enough points behind every estimate):
    without a daily cycle is left alone; switching it on rescales the level spread at once (``_season``), but
    never below the residual the profile learnt so far left on the rows after it (weekly cycles, holidays).
    Until then: conservative (no seasonal correction, and no risk at all during the warm-up).
+   week10: the same halves per day class (weekdays, and UTC Saturday and Sunday) replace the daily profile
+   where they are predicted to remove >= 20 % of what it leaves, and keep doing so on the days after
+   (``_week``): a weekend lower than the weekdays is not an anomaly, a missing weekday peak still is.
 2. Robust scale from the series itself: noise sd = mean absolute first difference x sqrt(pi)/2
    (winsorised), level spread = mean absolute deviation from the baseline x 1.2533, both floored only by
    half the series' value quantum (smallest non-zero change seen) -- never by a share of the level.
@@ -58,6 +61,7 @@ SEASON_KEEP = 0.7  # each period of new data leaves this share of a learnt profi
 SEASON_SAMPLES = 10.0  # ... or more, so a bin averages >= this many samples (hourly sampling: 1 sample a day)
 SEASON_GAIN = 0.2  # the profile is subtracted only while it is predicted to remove this share of the variance
 SEASON_COVER = 0.9  # ... and once this share of the phase bins seen is learnt (one scale serves all phases)
+WEEK_SHARE = np.array([5.0 / 7.0, 2.0 / 7.0])  # the share of days that are weekdays / weekend days (UTC Sat, Sun)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class CoreParams:
     refractory_s: float | None = None  # default: the baseline's time constant
     warmup_s: float = 3600.0
     season_period_s: float = DAY_S
+    weekly: bool = True  # week10: weekday and weekend profiles where the period is a day (~3x the seasonal arrays)
     z0: float = 3.0
     alarm: float = 0.5
     min_fast: float = 2.0  # minimum samples behind each time constant
@@ -239,6 +244,8 @@ class AnomalyCore:
         self.bin_w = p.season_period_s / self.bins
         spp = self.bin_w / p.dt  # samples per bin and period; EW effective samples spp (2 - w) / w >= SEASON_SAMPLES
         self.season_keep = max(SEASON_KEEP, 1.0 - 2.0 * spp / (SEASON_SAMPLES + spp))
+        self.weekly = p.weekly and p.season_period_s == DAY_S  # week10: weekday and weekend profiles (UTC days)
+        self.a_week = _alpha(p.dt, 7 * DAY_S)
         self.clock = 0  # steps since the first update (chunk boundaries are multiples of CHUNK)
         # extra evidence channels, risk only (the module imports this one, hence imported here)
         from pfepo.predict.episodes import Episodes
@@ -280,6 +287,20 @@ class AnomalyCore:
         self.cover = np.zeros((n, 2 * self.bins))  # periods' worth of samples behind each half-profile bin
         self.acc_s = np.zeros((n, 2 * self.bins))
         self.acc_c = np.zeros((n, 2 * self.bins))
+        # week10: the same two halves per day class, weekdays then weekend days (columns: class, half, bin);
+        # allocated only where the period is a day (the classes are UTC calendar days)
+        wk = 4 * self.bins if self.weekly else 0
+        self.wk_half = np.zeros((n, wk))
+        self.wk_cover = np.zeros((n, wk))
+        self.wk_acc_s = np.zeros((n, wk // 2))  # weekend rows only: the weekday sums are the daily sums minus these
+        self.wk_acc_c = np.zeros((n, wk // 2))
+        self.wk_prof = np.zeros((n, wk // 2))  # the class profiles in use (columns: class, bin)
+        self.week_on = np.zeros(n, dtype=bool)
+        self.week_ready = np.zeros(n, dtype=bool)  # class profiles learnt (as of the last refresh), in use or not
+        self.wk_acc_v = np.zeros((n, 3 if self.weekly else 0))  # chunk sums: residual^2 after the daily, after the weekly profiles, count
+        self.var_wd = np.zeros(n)  # their EW means over ~a week (same rows, same weights: their ratio needs no debiasing)
+        self.var_ww = np.zeros(n)
+        self.n_ww = np.zeros(n)
         self.risk = np.zeros(n)  # last outputs (for snapshots)
         self.zl = np.zeros(n)
         self.raw = np.zeros(n)
@@ -291,7 +312,9 @@ class AnomalyCore:
         if n <= self.n:
             return
         old_n = self.n
-        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_s", "acc_c", "acc_v", "ref_q")}
+        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_s", "acc_c", "acc_v", "ref_q",
+                                             "wk_half", "wk_cover", "wk_acc_s", "wk_acc_c", "wk_prof", "week_on",
+                                             "week_ready", "wk_acc_v", "var_wd", "var_ww", "n_ww")}
         self._alloc(n)
         for k, arr in keep.items():
             getattr(self, k)[:old_n] = arr
@@ -335,6 +358,12 @@ class AnomalyCore:
         # 1. seasonal correction (profile as of the chunk start)
         bins = ((np.mod(t, p.season_period_s)) // self.bin_w).astype(int) % self.bins
         season = np.where(self.season_on[idx][None, :], self.prof[idx[None, :], bins[:, None]], 0.0)
+        if self.weekly:  # week10: each row's day class, UTC (1970-01-01, day 0, was a Thursday)
+            wcls = (np.mod(np.floor(t / DAY_S) + 3.0, 7.0) >= 5.0).astype(int)
+            won, wrdy = self.week_on[idx], self.week_ready[idx]
+            if wrdy.any():
+                wprof = self.wk_prof[idx[None, :], (wcls * self.bins + bins)[:, None]]
+                season = np.where(won[None, :], wprof, season)
         x = y - season
         last_x = self.last_x[idx]
         xf = _ffill(x, last_x)
@@ -410,7 +439,16 @@ class AnomalyCore:
             r = np.where(np.isfinite(r) & obs, r, np.nan)
         rr = np.where(np.isfinite(r), r, 0.0)
         # out of sample: the profile as of the chunk start (learnt from earlier data only), in use or not
-        res = np.where(np.isfinite(r), r - self.prof[idx[None, :], bins[:, None]], 0.0)
+        prof = self.prof[idx[None, :], bins[:, None]]
+        if self.weekly and wrdy.any():  # out of sample too: the daily and the class profiles on the same rows
+            sel_w = np.isfinite(r) & wrdy[None, :]
+            res_d = np.where(sel_w, r - prof, 0.0)
+            res_w = np.where(sel_w, r - wprof, 0.0)
+            self.wk_acc_v[idx, 0] += (res_d**2).sum(axis=0)
+            self.wk_acc_v[idx, 1] += (res_w**2).sum(axis=0)
+            self.wk_acc_v[idx, 2] += sel_w.sum(axis=0)
+            prof = np.where(won[None, :], wprof, prof)  # the season9b residual: of the profile in use
+        res = np.where(np.isfinite(r), r - prof, 0.0)
         self.acc_v[idx, 0] += (rr**2).sum(axis=0)
         self.acc_v[idx, 1] += (res**2).sum(axis=0)
         self.acc_v[idx, 2] += obs.sum(axis=0)
@@ -426,6 +464,18 @@ class AnomalyCore:
             cols = np.repeat(bins[:, None], idx.size, axis=1)
             np.add.at(self.acc_s, (rows[ok], cols[ok]), r[ok])
             np.add.at(self.acc_c, (rows[ok], cols[ok]), 1.0)
+        if self.weekly:  # the same sums over weekend rows (columns: half, bin)
+            wok = ok & (wcls == 1)[:, None]
+            if tn == 1:
+                if wcls[0] == 1:
+                    self.wk_acc_s[sel, bins[0]] += r[0, ok[0]]
+                    self.wk_acc_c[sel, bins[0]] += 1.0
+            elif wok.any():
+                m2 = 2 * self.bins
+                flat = (np.arange(idx.size)[None, :] * m2 + bins[:, None])[wok]
+                size = idx.size * m2
+                self.wk_acc_s[idx] += np.bincount(flat, weights=r[wok], minlength=size).reshape(idx.size, m2)
+                self.wk_acc_c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m2)
         # write back the state at the chunk's last row
         self.last_x[idx] = xf[-1]
         self.fast[idx], self.mid[idx], self.mid2[idx], self.base[idx] = fast[-1], mid[-1], mid2[-1], base[-1]
@@ -509,6 +559,8 @@ class AnomalyCore:
         stops at the out-of-sample residual (season9b): the halves' agreement says how well the average day is
         known, not how well it predicts the next one (weekends, holidays, amplitude changing day to day)."""
         n, nb = idx.size, self.bins
+        if self.weekly:
+            self._fold_week(idx)
         c = self.acc_c[idx]
         visits = c * (self.p.dt / self.bin_w)  # periods' worth of samples (the bins hold whole samples)
         cover = self.cover[idx] + visits
@@ -542,6 +594,10 @@ class AnomalyCore:
         pred = raw - share * gain  # the residual variance the profile would leave (only learnt bins are corrected)
         on = (share >= SEASON_COVER) & (raw > 0) & (pred < (1.0 - SEASON_GAIN) * raw)
         removed = np.where(on, share * gain, 0.0)
+        if self.weekly:
+            pa, pb = np.where(smooth[:, None], sa, a), np.where(smooth[:, None], sb, b)
+            week, g_week = self._week(idx, pa, pb, raw, on)
+            removed = np.where(week, g_week, removed)
         # the spread's state saw the old correction: move it by the change in removed variance only (what the
         # raw variance did, it saw itself), never below the noise sd (NaN before the noise is known: no floor)
         moved = removed != self.season_gain[idx]
@@ -560,6 +616,74 @@ class AnomalyCore:
         self.has_prof[idx] = k > 0
         self.season_on[idx] = on
 
+    def _fold_week(self, idx: np.ndarray) -> None:
+        """Fold the chunk's sums per day class into the class half-profiles (``_season``'s rule per visit:
+        each class profile remembers as many of its own days as the daily one does of days)."""
+        we_s, we_c = self.wk_acc_s[idx], self.wk_acc_c[idx]
+        c = np.concatenate([self.acc_c[idx] - we_c, we_c], axis=1)  # weekdays, weekend (the daily sums not reset yet)
+        acc = np.concatenate([self.acc_s[idx] - we_s, we_s], axis=1)
+        visits = c * (self.p.dt / self.bin_w)
+        cover = self.wk_cover[idx] + visits
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.fmax(1.0 - np.power(self.season_keep, 2.0 * visits), visits / cover)
+            half = np.where(c > 0, self.wk_half[idx] + w * (acc / c - self.wk_half[idx]), self.wk_half[idx])
+        self.wk_half[idx], self.wk_cover[idx] = half, cover
+        self.wk_acc_s[idx] = 0.0
+        self.wk_acc_c[idx] = 0.0
+
+    def _week(self, idx: np.ndarray, pa: np.ndarray, pb: np.ndarray, raw: np.ndarray,
+              daily_on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """week10: whether weekday and weekend profiles replace the daily one, and the variance they remove.
+
+        Day classes are UTC calendar days (Saturday and Sunday are the weekend): telemetry exported in epoch
+        seconds carries no time zone, so a weekend of another zone is off by its offset (the phase bins still
+        learn the shape, the class switch at midnight UTC is then hours early or late). Each class keeps two
+        half-profiles from even and odd days like the daily one (a weekend has one of each), so the same
+        out-of-sample arithmetic applies: per class, over its bins learnt in both halves, a x b - (a - b)^2 / 4
+        (or the smoothed form) is the variance its average removes from that class's rows. The daily profile
+        in use (P = (pa + pb) / 2, even-day and odd-day parts) is scored on the same rows without in-sample
+        bias: 2 P.P_c - P^2, with P.P_c estimated across parities (pa x the class's odd half, pb x its even
+        half: different days, independent noise). Both are weighted by the classes' shares of days (5/7, 2/7)
+        and by the share of each class's bins learnt. The class profiles are centred together (day-weighted),
+        not each on its own: a weekend lower in level is part of what they learn. They are used only once
+        >= ``SEASON_COVER`` of each class's bins seen are learnt, and only where they leave
+        < (1 - ``SEASON_GAIN``) of the variance the daily choice leaves (the daily profile if in use, else
+        the raw variance): the daily rule's thresholds, applied to what the daily profile leaves, so a series
+        without a weekly cycle keeps the daily profile (and the daemon's short traces never reach this:
+        each class needs >= 2 of its own days)."""
+        n, nb = idx.size, self.bins
+        cv = self.wk_cover[idx].reshape(n, 2, 2, nb)  # (series, class, half, bin)
+        both = (cv >= 1.0).all(axis=2)  # (n, class, bins)
+        k = both.sum(axis=2)
+        share = k / np.maximum((cv > 0).any(axis=2).sum(axis=2), 1)
+        ready = (k > 0).all(axis=1) & (share >= SEASON_COVER).all(axis=1) & (raw > 0)
+        self.week_ready[idx] = ready
+        if not ready.any():
+            self.week_on[idx] = False
+            return self.week_on[idx], np.zeros(n)
+        k1 = np.maximum(k, 1)
+        hv = np.where(both[:, :, None, :], self.wk_half[idx].reshape(n, 2, 2, nb), 0.0)
+        mean = (WEEK_SHARE[None, :, None] * hv.sum(axis=3) / k1[:, :, None]).sum(axis=1)  # (n, half): day-weighted
+        hv = np.where(both[:, :, None, :], hv - mean[:, None, :, None], 0.0)
+        sv = _smooth(hv.reshape(2 * n, 2, nb), both.reshape(2 * n, nb)).reshape(n, 2, 2, nb)
+        a, b, sa, sb = hv[:, :, 0], hv[:, :, 1], sv[:, :, 0], sv[:, :, 1]
+        gains = np.stack([a * b - 0.25 * (a - b) ** 2, a * sb + b * sa - sa * sb - 0.25 * (sa - sb) ** 2])
+        gains = gains.sum(axis=3) / k1[None]  # (2, n, class)
+        smooth = gains[1] > gains[0]
+        g_cls = np.where(smooth, gains[1], gains[0])
+        pd_ = 0.5 * (pa + pb)
+        g_day = np.where(both, pa[:, None, :] * b + pb[:, None, :] * a - pd_[:, None, :] ** 2, 0.0).sum(axis=2) / k1
+        g_week = (WEEK_SHARE[None, :] * share * g_cls).sum(axis=1)
+        g_daily = np.where(daily_on, (WEEK_SHARE[None, :] * share * g_day).sum(axis=1), 0.0)
+        on = ready & (raw - g_week < (1.0 - SEASON_GAIN) * (raw - g_daily))
+        # ... and what they left on the days after they were learnt, against the daily profile on the same rows
+        # (>= a day of rows): the halves' test trusts one weekend, this checks it on the next days
+        on &= (self.n_ww[idx] * self.p.dt < DAY_S) | (self.var_ww[idx] < (1.0 - SEASON_GAIN) * self.var_wd[idx])
+        prof = 0.5 * np.where(smooth[:, :, None], sa + sb, a + b)
+        self.wk_prof[idx] = prof.reshape(n, 2 * nb)
+        self.week_on[idx] = on
+        return on, np.where(on, g_week, 0.0)
+
     def _refresh(self, idx: np.ndarray, now: float) -> None:
         """Chunk boundary: fold the seasonal sums in and freeze new references."""
         cnt = self.acc_v[idx, 2]
@@ -571,6 +695,14 @@ class AnomalyCore:
         self.var_oos[idx] += np.where(co > 0, wo * (self.acc_v[idx, 1] / np.maximum(co, 1.0) - self.var_oos[idx]), 0.0)
         self.n_oos[idx] += co
         self.acc_v[idx] = 0.0
+        if self.weekly:
+            cw = self.wk_acc_v[idx, 2]
+            ww = np.where(cw > 0, _ew_weight(self.a_week, cw), 0.0)
+            cw1 = np.maximum(cw, 1.0)
+            self.var_wd[idx] += ww * (self.wk_acc_v[idx, 0] / cw1 - self.var_wd[idx])
+            self.var_ww[idx] += ww * (self.wk_acc_v[idx, 1] / cw1 - self.var_ww[idx])
+            self.n_ww[idx] += cw
+            self.wk_acc_v[idx] = 0.0
         self._season(idx)
         self.ref_q[idx] = self.quantum[idx]
         self.ref_p[idx] = np.where(self.diffs[idx] > 0, (self.reps[idx] + 0.5) / (self.diffs[idx] + 1.0), np.nan)

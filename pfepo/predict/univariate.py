@@ -236,6 +236,53 @@ def params_for(dt: float, horizon_rows: int = 30, baseline_rows: int = 300) -> C
     return CoreParams(dt=dt, horizon_s=horizon_rows * dt, min_base=max(2.0, baseline_rows / 2.0))
 
 
+MULT_SLOPE = 0.5  # log-log slope of the moves on the level: the midpoint of additive (0) and multiplicative (1)
+MULT_RANGE = 1.5  # ... measured only where the level's upper quartile is >= this x its lower one
+
+
+def _multiplicative(y: np.ndarray, dt: float) -> float | None:
+    """week10: for a positive series whose moves grow with its level (lognormal volume and latency: the
+    noise sd a share of the level), the floor of its log transform; None for any other series.
+
+    Judged on ``y``, the first day (>= 600 rows): all values > 0, and the median |first difference| over the
+    four quartiles of the local level (a 5-row rolling median) grows with the level with a log-log slope
+    >= ``MULT_SLOPE``. Where the level barely varies the slope is not measured (``MULT_RANGE``): the
+    additive model's one noise scale is then nearly right anyway."""
+    if y.size < 100 or not (y > 0).all():
+        return None
+    lvl = pd.Series(y).rolling(5, center=True, min_periods=1).median().to_numpy()[1:]
+    d = np.abs(np.diff(y))
+    q = np.quantile(lvl, [0.25, 0.5, 0.75])
+    if q[2] < MULT_RANGE * q[0]:
+        return None
+    g = np.searchsorted(q, lvl, side="right")
+    if any((g == k).sum() < 10 for k in range(4)):
+        return None
+    md = np.array([np.median(d[g == k]) for k in range(4)])
+    if not (md > 0).all():
+        return None
+    x = np.log([np.median(lvl[g == k]) for k in range(4)])
+    slope = np.polyfit(x, np.log(md), 1)[0]
+    return float(y.min() / 2) if slope >= MULT_SLOPE else None
+
+
+def _score_rows(core: AnomalyCore, y: np.ndarray, t: np.ndarray, dt: float) -> np.ndarray:
+    """Risk of the observed rows: the core on the values, or on their logarithm where the first day shows a
+    multiplicative series (``_multiplicative``). Causal: both run over the first day and its rows keep the
+    plain core's risk; from the next row on, the chosen one continues (its state saw every row)."""
+    w = int(max(600, 86_400 / dt))
+    if y.size <= w:
+        return core.update(y[:, None], t)[:, 0]
+    head = core.update(y[:w, None], t[:w])[:, 0]
+    floor = _multiplicative(y[:w], dt)
+    if floor is None:
+        return np.concatenate([head, core.update(y[w:, None], t[w:])[:, 0]])
+    logc = AnomalyCore(core.p, 1)
+    ly = np.log(np.maximum(y, floor))  # a value <= 0 later (a dropout) is a big drop in log space
+    logc.update(ly[:w, None], t[:w])
+    return np.concatenate([head, logc.update(ly[w:, None], t[w:])[:, 0]])
+
+
 def score(series: Series, horizon: int = 30, baseline: int = 300) -> np.ndarray:
     """Risk per input row (original order): the risk of its distinct time, carried over missing values."""
     dt = grid_step(series.t)
@@ -243,7 +290,7 @@ def score(series: Series, horizon: int = 30, baseline: int = 300) -> np.ndarray:
     ok = np.isfinite(series.y)
     risk_t = np.zeros(series.t.size)
     if ok.any():
-        r = core.update(series.y[ok, None], series.t[ok])[:, 0]
+        r = _score_rows(core, series.y[ok], series.t[ok], dt)
         full = np.full(series.t.size, np.nan)
         full[ok] = r
         risk_t = pd.Series(full).ffill().fillna(0.0).to_numpy()
