@@ -89,13 +89,16 @@ NOISE_N = 200  # samples behind the per-sample noise scale of the evidence rules
 NOISE_MIN_N = 10  # samples before it is used (before: the trend is not tested against noise, no growth/departure)
 # (ar9) Correlated noise (real telemetry; AR(1)-like) wanders further at the fast level's time scale than its
 # sample-to-sample differences say. ``_ar_factor`` measures by how much, model-free and trend-free: the second
-# differences of adjacent k-sample means (k samples ~ LEVEL_TAU_S) against those of single samples, each
+# differences of adjacent k-sample means (k samples ~ AR_SPAN x trend_tau_s) against those of single samples, each
 # scaled as white noise would be (k x their ratio squared is 1 for white noise). It widens the noise bars of
 # the trend (and, with AR_GROWTH, growth) rule; at most AR_MAX. False: the noise is taken as white (predict8).
 AR_NOISE = True
 AR_GROWTH = True
 AR_MAX = 4.0
-AR_SPAN_S = LEVEL_TAU_S  # the span of the block means (the fast level's time constant)
+# The span of the block means, as a share of trend_tau_s: half of it, the span of each half-window rise the
+# trend rule's support checks (60 s by default). 0.25 (30 s, the fast level's time constant) was measured too:
+# it kept more lead but removed only the growth onsets on correlated noise (docs/prediction.md ar9).
+AR_SPAN = 0.5
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
 
@@ -230,7 +233,7 @@ class PredictiveEngine:
         self.alarm_src = np.zeros(n, dtype=np.int8)  # rule behind the current alarm at its onset
         # (ar9, ``_ar_noise``) the last 3 x ar_k sampled values, how many were pushed, and the mean absolute
         # second differences of single samples and of ar_k-sample means
-        self.ar_k = max(1, round(AR_SPAN_S / self.step_s))
+        self.ar_k = max(1, round(AR_SPAN * self.trend_tau_s / self.step_s))
         self.ar_ring = np.full((3 * self.ar_k, n), np.nan)
         self.ar_n = np.zeros(n)
         self.ar_s1 = np.zeros(n)
@@ -567,16 +570,16 @@ class PredictiveEngine:
         return sd * np.sqrt(a / (2.0 - a)) * self._ar_factor(n)
 
     def _ar_k(self, n: int) -> np.ndarray:
-        """Samples per AR_SPAN_S at each series' own sampling interval (1 at 60 s: no correction)."""
+        """Samples per AR_SPAN x trend_tau_s at each series' own sampling interval (1 at 60 s and above)."""
         dt = np.fmax(np.nan_to_num(self.feat.interval[:n], nan=self.step_s), self.step_s)
-        return np.clip(np.round(AR_SPAN_S / dt), 1, self.ar_k).astype(int)
+        return np.clip(np.round(AR_SPAN * self.trend_tau_s / dt), 1, self.ar_k).astype(int)
 
     def _ar_factor(self, n: int) -> np.ndarray:
         """How much further the fast level wanders than white noise with the same sample differences would
         let it: sqrt(k x (E|2nd diff of k-sample means| / E|2nd diff of samples|)^2), k samples spanning
-        LEVEL_TAU_S; 1 for white noise, ~2 for AR(1) noise of 0.8 per 5 s sample (the full AR(1) theory says
-        ~3.3 there, and lost climbs: docs/prediction.md predict9/ar9). Measured at the level's own time
-        scale only, it believes the correlation a smoother of that span actually sees. Second differences
+        AR_SPAN x trend_tau_s; 1 for white noise, ~3 for AR(1) noise of 0.8 per 5 s sample (the full AR(1)
+        theory, which lost climbs, says ~3.3-5: docs/prediction.md predict9/ar9). Measured at the span of
+        the trend rule's half-window rises only, it believes the correlation that span actually sees. Second differences
         cancel a linear ramp, so a climb does not raise its own bar. Clipped to [1, AR_MAX]; 1 until
         ``NOISE_MIN_N`` block differences have been seen or with ``AR_NOISE`` off."""
         if not AR_NOISE:
