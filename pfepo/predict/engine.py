@@ -87,6 +87,18 @@ HISTORY_H = 2.0  # no extrapolation (trend, growth, departure) before the series
 SOURCES = ("none", "trend", "level", "growth", "departure", "observed")
 NOISE_N = 200  # samples behind the per-sample noise scale of the evidence rules (``_noise``)
 NOISE_MIN_N = 10  # samples before it is used (before: the trend is not tested against noise, no growth/departure)
+# (ar9) Correlated noise (real telemetry; AR(1)-like) wanders further at the fast level's time scale than its
+# sample-to-sample differences say. ``_ar_factor`` measures by how much, model-free and trend-free: the second
+# differences of adjacent k-sample means (k samples ~ AR_SPAN x trend_tau_s) against those of single samples, each
+# scaled as white noise would be (k x their ratio squared is 1 for white noise). It widens the noise bars of
+# the trend (and, with AR_GROWTH, growth) rule; at most AR_MAX. False: the noise is taken as white (predict8).
+AR_NOISE = True
+AR_GROWTH = True
+AR_MAX = 4.0
+# The span of the block means, as a share of trend_tau_s: half of it, the span of each half-window rise the
+# trend rule's support checks (60 s by default). 0.25 (30 s, the fast level's time constant) was measured too:
+# it kept more lead but removed only the growth onsets on correlated noise (docs/prediction.md ar9).
+AR_SPAN = 0.5
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
 
@@ -219,6 +231,13 @@ class PredictiveEngine:
         self.nz_n = np.zeros(n)  # ... over this many of them
         self.nz_last = np.full(n, np.nan)  # the last sample
         self.alarm_src = np.zeros(n, dtype=np.int8)  # rule behind the current alarm at its onset
+        # (ar9, ``_ar_noise``) the last 3 x ar_k sampled values, how many were pushed, and the mean absolute
+        # second differences of single samples and of ar_k-sample means
+        self.ar_k = max(1, round(AR_SPAN * self.trend_tau_s / self.step_s))
+        self.ar_ring = np.full((3 * self.ar_k, n), np.nan)
+        self.ar_n = np.zeros(n)
+        self.ar_s1 = np.zeros(n)
+        self.ar_sk = np.zeros(n)
 
     def ensure(self, names: list[str]) -> np.ndarray:
         """Indices of endpoints (registering new ones); arrays grow by doubling."""
@@ -232,7 +251,7 @@ class PredictiveEngine:
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
                    self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
                    self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last,
-                   self.tr_t0)
+                   self.tr_t0, self.ar_ring, self.ar_n, self.ar_s1, self.ar_sk)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
@@ -240,7 +259,7 @@ class PredictiveEngine:
              self.over_n[:k],
              self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
              self.lev_t0[:k], self.hist[:k], self.alarm_src[:k], self.nz[:k], self.nz_n[:k],
-             self.nz_last[:k], self.tr_t0[:k]) = old
+             self.nz_last[:k], self.tr_t0[:k], self.ar_ring[:, :k], self.ar_n[:k], self.ar_s1[:k], self.ar_sk[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -253,7 +272,8 @@ class PredictiveEngine:
 
     def memory_bytes(self) -> int:
         evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
-                    self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last, self.tr_t0)
+                    self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last, self.tr_t0,
+                    self.ar_ring, self.ar_n, self.ar_s1, self.ar_sk)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
                    + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
 
@@ -394,6 +414,7 @@ class PredictiveEngine:
           samples: at 60 s sampling one held sample is one observation, not a minute of evidence.
         """
         self._noise(fed, sampled)
+        self._ar_noise(fed, sampled)
         with np.errstate(invalid="ignore", divide="ignore"):
             self.lvl = np.where(np.isfinite(fed), np.where(np.isfinite(self.lvl), self.lvl + self.a_lvl * (fed - self.lvl), fed),
                                 self.lvl)
@@ -523,6 +544,8 @@ class PredictiveEngine:
         # (The per-sample scale of ``_level_sd`` was tried here too: it removed no false alarm on the
         # look-alike sets and lost a 30 s-sampled CPU climb in leave-one-family-out; docs/prediction.md.)
         sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
+        if AR_GROWTH:
+            sd = sd * self._ar_factor(n)
         r2, r1, r0 = lvl - past, past - past2, past2 - past3
         with np.errstate(invalid="ignore", divide="ignore"):
             rising = ((r0 > CONVEX_Z * math.sqrt(2.0) * sd) & (r1 > r0) & (r2 - r1 >= r1 - r0)
@@ -544,7 +567,57 @@ class PredictiveEngine:
         dt = np.fmax(np.nan_to_num(self.feat.interval[:n], nan=self.step_s), self.step_s)
         a = 1.0 - np.exp(-dt / LEVEL_TAU_S)
         sd = np.where(self.nz_n[:n] >= NOISE_MIN_N, self.nz[:n] * math.sqrt(math.pi) / 2.0, np.nan)
-        return sd * np.sqrt(a / (2.0 - a))
+        return sd * np.sqrt(a / (2.0 - a)) * self._ar_factor(n)
+
+    def _ar_k(self, n: int) -> np.ndarray:
+        """Samples per AR_SPAN x trend_tau_s at each series' own sampling interval (1 at 60 s and above)."""
+        dt = np.fmax(np.nan_to_num(self.feat.interval[:n], nan=self.step_s), self.step_s)
+        return np.clip(np.round(AR_SPAN * self.trend_tau_s / dt), 1, self.ar_k).astype(int)
+
+    def _ar_factor(self, n: int) -> np.ndarray:
+        """How much further the fast level wanders than white noise with the same sample differences would
+        let it: sqrt(k x (E|2nd diff of k-sample means| / E|2nd diff of samples|)^2), k samples spanning
+        AR_SPAN x trend_tau_s; 1 for white noise, ~3 for AR(1) noise of 0.8 per 5 s sample (the full AR(1)
+        theory, which lost climbs, says ~3.3-5: docs/prediction.md predict9/ar9). Measured at the span of
+        the trend rule's half-window rises only, it believes the correlation that span actually sees. Second differences
+        cancel a linear ramp, so a climb does not raise its own bar. Clipped to [1, AR_MAX]; 1 until
+        ``NOISE_MIN_N`` block differences have been seen or with ``AR_NOISE`` off."""
+        if not AR_NOISE:
+            return np.ones(n)
+        k = self._ar_k(n)
+        ok = (self.ar_n[:n] >= NOISE_MIN_N + 3 * k) & (self.ar_s1[:n] > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = k * (self.ar_sk[:n] / self.ar_s1[:n]) ** 2
+        return np.where(ok, np.sqrt(np.clip(np.nan_to_num(r, nan=1.0), 1.0, AR_MAX**2)), 1.0)
+
+    def _ar_noise(self, fed: np.ndarray, sampled: np.ndarray) -> None:
+        """Update the second-difference scales of ``_ar_factor`` with this step's sampled values (as
+        ``_noise``: a debiased running mean, then exponential over ``NOISE_N``, winsorised at 4 of itself)."""
+        push = np.flatnonzero(sampled & np.isfinite(fed))
+        if push.size == 0 or not AR_NOISE:
+            return
+        size = self.ar_ring.shape[0]
+        cnt = self.ar_n[push]
+        self.ar_ring[(cnt % size).astype(int), push] = fed[push]
+        cnt = cnt + 1
+        self.ar_n[push] = cnt
+        k = self._ar_k(self.ar_n.size)[push]
+        idx = ((cnt[None, :] - 1 - np.arange(size)[:, None]) % size).astype(int)
+        last = np.take_along_axis(self.ar_ring[:, push], idx, axis=0)  # newest first
+        csum = np.cumsum(last, axis=0)
+        col = np.arange(push.size)
+        c1, c2, c3 = csum[k - 1, col], csum[2 * k - 1, col], csum[np.minimum(3 * k - 1, size - 1), col]
+        sk = np.abs(c1 - 2.0 * (c2 - c1) + (c3 - c2)) / k
+        s1 = np.abs(last[0] - 2.0 * last[1] + last[2]) if size >= 3 else np.zeros(push.size)
+        full = cnt >= 3 * k
+        m = self.ar_n[push] - 3 * k  # differences seen before this one
+        with np.errstate(invalid="ignore"):
+            for name, d in (("ar_s1", s1), ("ar_sk", sk)):
+                cur = getattr(self, name)[push]
+                d = np.minimum(d, np.where(m >= NOISE_MIN_N, 4.0 * cur, np.inf))
+                w = 1.0 / np.clip(m + 1.0, 1.0, NOISE_N)
+                new = np.where(m > 0, cur + w * (d - cur), d)
+                getattr(self, name)[push] = np.where(full & np.isfinite(d), new, cur)
 
     def _noise(self, fed: np.ndarray, sampled: np.ndarray) -> None:
         """Noise of each series per sample, from the absolute differences between its consecutive samples

@@ -22,10 +22,12 @@ long an endpoint stays down) the choice is written next to the code. Thresholds 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.signal import lfilter
 
 from pfepo.traces.csv import METRICS
 
@@ -36,9 +38,11 @@ BENIGN = ("benign_a", "benign_b")
 ENDPOINTS = 3
 
 
-def _endpoint(rng: np.random.Generator, t: np.ndarray) -> dict[str, np.ndarray]:
+def _endpoint(rng: np.random.Generator, t: np.ndarray, ar: float = 0.0) -> dict[str, np.ndarray]:
     """Own base level and noise per endpoint and metric, times a wave of period 30-120 min (amplitude not
-    given: 5-15 % here)."""
+    given: 5-15 % here). ``ar`` > 0: the noise is AR(1) with that coefficient per sample (same marginal sd;
+    real telemetry is correlated -- a robustness check of the engine's noise scales, docs/prediction.md ar9);
+    0 draws exactly the white-noise set."""
     period = rng.uniform(30, 120) * 60
     wave = 1 + rng.uniform(0.05, 0.15) * np.sin(2 * np.pi * (t - t[0]) / period + rng.uniform(0, 2 * np.pi))
     base = {"latency_ms": rng.uniform(20, 60), "loss_pct": rng.uniform(0.02, 0.2), "utilization_pct": rng.uniform(30, 55),
@@ -46,7 +50,10 @@ def _endpoint(rng: np.random.Generator, t: np.ndarray) -> dict[str, np.ndarray]:
     out = {}
     for k, b in base.items():
         noise = rng.uniform(0.03, 0.12)  # relative noise sd, its own per endpoint and metric
-        out[k] = b * wave * (1 + noise * rng.standard_normal(t.size))
+        z = rng.standard_normal(t.size)
+        if ar > 0:
+            z = lfilter([math.sqrt(1.0 - ar * ar)], [1.0, -ar], z, zi=[ar * rng.standard_normal()])[0]
+        out[k] = b * wave * (1 + noise * z)
     return out
 
 
@@ -99,7 +106,7 @@ def _benign(rng: np.random.Generator, t: np.ndarray, m: dict[str, np.ndarray]) -
         m[k][w] = np.nan
 
 
-def issue_trace(kind: str, seed: int) -> pd.DataFrame:
+def issue_trace(kind: str, seed: int, ar: float = 0.0) -> pd.DataFrame:
     """One trace (a frame in the trace CSV layout). Lengths are not in the issue: failure traces 3 h with
     the failure 2-2.7 h in (after the engine's one-hour warm-up and a full precursor), benign traces 6 h.
     A failed endpoint stays down 5-15 minutes (probe view: loss 100, utilisation 0, the rest missing)."""
@@ -109,7 +116,7 @@ def issue_trace(kind: str, seed: int) -> pd.DataFrame:
     failing = 2 if kind == "cpu_climb20" else (1 if kind in FAILURES else 0)
     frames = []
     for e in range(ENDPOINTS):
-        m = _endpoint(rng, t)
+        m = _endpoint(rng, t, ar)
         up = np.ones(t.size)
         if e < failing:
             f = float(t[np.searchsorted(t, t[0] + rng.uniform(2.0, 2.7) * 3600)])
@@ -129,7 +136,7 @@ def issue_trace(kind: str, seed: int) -> pd.DataFrame:
     return pd.concat(frames).sort_values(["timestamp", "endpoint"], kind="stable")
 
 
-def write_set(out_dir: str | Path, seeds: list[int]) -> list[Path]:
+def write_set(out_dir: str | Path, seeds: list[int], ar: float = 0.0) -> list[Path]:
     """Write ``<kind>-i<seed>.csv`` for every kind and seed; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,7 +144,7 @@ def write_set(out_dir: str | Path, seeds: list[int]) -> list[Path]:
     for seed in seeds:
         for kind in FAILURES + BENIGN:
             path = out / f"{kind}-i{seed}.csv"
-            issue_trace(kind, seed).to_csv(path, index=False, na_rep="")
+            issue_trace(kind, seed, ar).to_csv(path, index=False, na_rep="")
             paths.append(path)
     return paths
 
@@ -146,8 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pfepo.traces.issue_shapes", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--ar", type=float, default=0.0, metavar="RHO",
+                    help="AR(1) noise with this coefficient per 5 s sample (0: white, the default set)")
     a = ap.parse_args(argv)
-    for p in write_set(a.out, a.seeds):
+    if not 0.0 <= a.ar < 1.0:
+        ap.error("--ar must be in [0, 1)")
+    for p in write_set(a.out, a.seeds, a.ar):
         print(p)
     return 0
 
