@@ -44,11 +44,13 @@ KINDS = FAILURES + BENIGN + EXTRA
 ENDPOINTS = 3
 
 
-def _endpoint(rng: np.random.Generator, t: np.ndarray, ar: float = 0.0, noise_scale: float = 1.0) -> dict[str, np.ndarray]:
+def _endpoint(rng: np.random.Generator, t: np.ndarray, ar: float = 0.0, noise_scale: float = 1.0,
+              clean: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Own base level and noise per endpoint and metric, times a wave of period 30-120 min (amplitude not
     given: 5-15 % here). ``ar`` > 0: the noise is AR(1) with that coefficient per sample (same marginal sd;
     real telemetry is correlated -- a robustness check of the engine's noise scales, docs/prediction.md ar9);
-    0 draws exactly the white-noise set. ``noise_scale`` multiplies every relative noise sd (1: the set)."""
+    0 draws exactly the white-noise set. ``noise_scale`` multiplies every relative noise sd (1: the set).
+    ``clean`` (if given) receives each metric's noise-free level (base x wave); the draws are the same."""
     period = rng.uniform(30, 120) * 60
     wave = 1 + rng.uniform(0.05, 0.15) * np.sin(2 * np.pi * (t - t[0]) / period + rng.uniform(0, 2 * np.pi))
     base = {"latency_ms": rng.uniform(20, 60), "loss_pct": rng.uniform(0.02, 0.2), "utilization_pct": rng.uniform(30, 55),
@@ -60,6 +62,8 @@ def _endpoint(rng: np.random.Generator, t: np.ndarray, ar: float = 0.0, noise_sc
         if ar > 0:
             z = lfilter([math.sqrt(1.0 - ar * ar)], [1.0, -ar], z, zi=[ar * rng.standard_normal()])[0]
         out[k] = b * wave * (1 + noise * z)
+        if clean is not None:
+            clean[k] = b * wave
     return out
 
 
@@ -73,7 +77,8 @@ def _to(cur: np.ndarray, target: float, s: np.ndarray) -> np.ndarray:
     return cur + (target - cur) * s
 
 
-def _precursor(kind: str, rng: np.random.Generator, t: np.ndarray, m: dict[str, np.ndarray], f: float) -> None:
+def _precursor(kind: str, rng: np.random.Generator, t: np.ndarray, m: dict[str, np.ndarray], f: float,
+               clean: dict[str, np.ndarray] | None = None) -> None:
     """Apply one precursor ending at the failure time ``f``. End values past the threshold are not in the
     issue: here each failing metric ends 1.2-2x its threshold (CPU and utilisation: the stated 99/100 %)."""
     if kind == "latency_creep15":  # "a 15-minute exponential latency creep"
@@ -92,13 +97,14 @@ def _precursor(kind: str, rng: np.random.Generator, t: np.ndarray, m: dict[str, 
         m["utilization_pct"] = np.minimum(_to(m["utilization_pct"], 100.0, _ramp(t, f - 600, f)), 100.0)
         m["loss_pct"] = _to(m["loss_pct"], 2 * rng.uniform(1.2, 2.0), _ramp(t, f - rng.uniform(90, 180), f))
     elif kind == "util_busy10":  # (ar10) a busy endpoint's saturating 10-minute utilisation climb, loss late
-        u = m["utilization_pct"]
-        u *= rng.uniform(55, 70) / np.median(u[: int(3600 / DT)])  # a busy endpoint: its level 55-70 %
+        assert clean is not None
+        u, c = m["utilization_pct"], clean["utilization_pct"]
+        g = rng.uniform(55, 70) / float(np.mean(c))  # a busy endpoint: its mean level 55-70 %
         lam = rng.uniform(0.0, 2.5)  # curvature: 0 linear, 2.5 about two thirds of the climb in its first half
         p = _ramp(t, f - 600, f)
         s = -np.expm1(-lam * p) / -math.expm1(-lam) if lam > 1e-6 else p
-        lvl0 = float(np.median(u[(t >= f - 900) & (t < f - 600)]))
-        m["utilization_pct"] = np.minimum(u * (1 + (100.0 / lvl0 - 1) * s), 100.0)  # the noise stays multiplicative
+        # the noise-free level goes to 100 % at the failure; the noise stays multiplicative (clipped at 100)
+        m["utilization_pct"] = np.minimum(u * g * (1 + (100.0 / (g * c) - 1) * s), 100.0)
         m["loss_pct"] = _to(m["loss_pct"], 2 * rng.uniform(1.2, 2.0), _ramp(t, f - rng.uniform(90, 180), f))
     else:
         raise ValueError(kind)
@@ -131,11 +137,12 @@ def issue_trace(kind: str, seed: int, ar: float = 0.0, noise_scale: float = 1.0)
     failing = 2 if kind == "cpu_climb20" else (1 if kind in FAILURES + EXTRA else 0)
     frames = []
     for e in range(ENDPOINTS):
-        m = _endpoint(rng, t, ar, noise_scale)
+        clean: dict[str, np.ndarray] = {}
+        m = _endpoint(rng, t, ar, noise_scale, clean)
         up = np.ones(t.size)
         if e < failing:
             f = float(t[np.searchsorted(t, t[0] + rng.uniform(2.0, 2.7) * 3600)])
-            _precursor(kind, rng, t, m, f)
+            _precursor(kind, rng, t, m, f, clean)
             down = (t >= f) & (t < f + rng.uniform(300, 900))
             up[down] = 0
             for k in ("latency_ms", "cpu_pct", "error_rate_pct"):
