@@ -255,10 +255,11 @@ class PredictiveEngine:
         self.nz_n = np.zeros(n)  # ... over this many of them
         self.nz_last = np.full(n, np.nan)  # the last sample
         self.alarm_src = np.zeros(n, dtype=np.int8)  # rule behind the current alarm at its onset
-        # (ar9, ``_ar_noise``) the last 3 x ar_k sampled values, how many were pushed, and the mean absolute
-        # second differences of single samples and of ar_k-sample means
+        # (ar9, ``_ar_noise``) running totals of the sampled values (ar10: the last 3 x ar_k + 1 of them), how
+        # many were pushed, and the mean absolute second differences of single samples and of ar_k-sample means
         self.ar_k = max(1, round(AR_SPAN * self.trend_tau_s / self.step_s))
-        self.ar_ring = np.full((3 * self.ar_k, n), np.nan)
+        self.ar_cs = np.zeros((3 * self.ar_k + 1, n))  # running totals of the pushed values, last 3 ar_k + 1
+        self.ar_tot = np.zeros(n)
         self.ar_n = np.zeros(n)
         self.ar_s1 = np.zeros(n)
         self.ar_sk = np.zeros(n)
@@ -276,7 +277,7 @@ class PredictiveEngine:
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
                    self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
                    self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last,
-                   self.tr_t0, self.ar_ring, self.ar_n, self.ar_s1, self.ar_sk)
+                   self.tr_t0, self.ar_cs, self.ar_tot, self.ar_n, self.ar_s1, self.ar_sk)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
@@ -284,7 +285,7 @@ class PredictiveEngine:
              self.over_n[:k],
              self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
              self.lev_t0[:k], self.hist[:k], self.alarm_src[:k], self.nz[:k], self.nz_n[:k],
-             self.nz_last[:k], self.tr_t0[:k], self.ar_ring[:, :k], self.ar_n[:k], self.ar_s1[:k], self.ar_sk[:k]) = old
+             self.nz_last[:k], self.tr_t0[:k], self.ar_cs[:, :k], self.ar_tot[:k], self.ar_n[:k], self.ar_s1[:k], self.ar_sk[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -298,7 +299,7 @@ class PredictiveEngine:
     def memory_bytes(self) -> int:
         evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
                     self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last, self.tr_t0,
-                    self.ar_ring, self.ar_n, self.ar_s1, self.ar_sk)
+                    self.ar_cs, self.ar_tot, self.ar_n, self.ar_s1, self.ar_sk)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
                    + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
 
@@ -661,19 +662,23 @@ class PredictiveEngine:
         push = np.flatnonzero(sampled & np.isfinite(fed))
         if push.size == 0 or not AR_NOISE:
             return
-        size = self.ar_ring.shape[0]
-        cnt = self.ar_n[push]
-        self.ar_ring[(cnt % size).astype(int), push] = fed[push]
-        cnt = cnt + 1
+        # (ar10) Block sums from a ring of running totals (O(1) per series, not O(3 ar_k)): the sum of the
+        # newest j values is the total now minus the total j pushes ago.
+        size = self.ar_cs.shape[0]
+        cnt = self.ar_n[push] + 1
         self.ar_n[push] = cnt
+        tot = self.ar_tot[push] + fed[push]
+        self.ar_tot[push] = tot
+        self.ar_cs[(cnt % size).astype(int), push] = tot
         k = self._ar_k(self.ar_n.size)[push]
-        idx = ((cnt[None, :] - 1 - np.arange(size)[:, None]) % size).astype(int)
-        last = np.take_along_axis(self.ar_ring[:, push], idx, axis=0)  # newest first
-        csum = np.cumsum(last, axis=0)
-        col = np.arange(push.size)
-        c1, c2, c3 = csum[k - 1, col], csum[2 * k - 1, col], csum[np.minimum(3 * k - 1, size - 1), col]
-        sk = np.abs(c1 - 2.0 * (c2 - c1) + (c3 - c2)) / k
-        s1 = np.abs(last[0] - 2.0 * last[1] + last[2]) if size >= 3 else np.zeros(push.size)
+
+        def back(j: np.ndarray | int) -> np.ndarray:
+            return self.ar_cs[((cnt - j) % size).astype(int), push]
+
+        c1, c2, c3 = back(k), back(2 * k), back(3 * k)
+        sk = np.abs((tot - c1) - 2.0 * (c1 - c2) + (c2 - c3)) / k
+        b1, b2, b3 = back(1), back(2), back(3)
+        s1 = np.abs((tot - b1) - 2.0 * (b1 - b2) + (b2 - b3))
         full = cnt >= 3 * k
         m = self.ar_n[push] - 3 * k  # differences seen before this one
         with np.errstate(invalid="ignore"):
