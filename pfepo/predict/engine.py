@@ -87,6 +87,28 @@ HISTORY_H = 2.0  # no extrapolation (trend, growth, departure) before the series
 SOURCES = ("none", "trend", "level", "growth", "departure", "observed")
 NOISE_N = 200  # samples behind the per-sample noise scale of the evidence rules (``_noise``)
 NOISE_MIN_N = 10  # samples before it is used (before: the trend is not tested against noise, no growth/departure)
+# (ar9) Correlated noise (real telemetry; AR(1)-like) wanders further at the fast level's time scale than its
+# sample-to-sample differences say. ``_ar_factor`` measures by how much, model-free and trend-free: the second
+# differences of adjacent k-sample means (k samples ~ AR_SPAN x trend_tau_s) against those of single samples, each
+# scaled as white noise would be (k x their ratio squared is 1 for white noise). It widens the noise bars of
+# the trend (and, with AR_GROWTH, growth) rule; at most AR_MAX. False: the noise is taken as white (predict8).
+AR_NOISE = True
+AR_GROWTH = True
+AR_MAX = 4.0
+# The span of the block means, as a share of trend_tau_s: half of it, the span of each half-window rise the
+# trend rule's support checks (60 s by default). 0.25 (30 s, the fast level's time constant) was measured too:
+# it kept more lead but removed only the growth onsets on correlated noise (docs/prediction.md ar9).
+AR_SPAN = 0.5
+# (ar10) The factor is estimated, over ~NOISE_N samples of overlapping block differences: on white noise it
+# wanders (ar9 saw 1.00-1.38). Its squared ratio is believed only beyond AR_SHRINK_Z of its own sampling error
+# under white noise (``_ar_se``), and that much is taken off it (a soft threshold towards 1).
+AR_SHRINK_Z = 2.0
+# (ar10) A sustained climb on correlated noise: where the one-window rise is beyond the white bar but inside the
+# widened one, the trend is still supported if the rise over AR_WINDOWS trend windows (2 or 3: the engine's
+# lowest fast levels over LEVEL_S, j x trend_tau_s back) is beyond the widened bar, each window of it rising.
+# The bar does not grow with the span: the difference of two levels of stationary noise further apart than its
+# correlation time has the same spread at any span (2 var of the level), while a climb's rise grows with it.
+AR_WINDOWS = (2, 3)
 MAX_EMPTY_STEPS = 120  # longer silences jump the clock instead of stepping through every empty block
 
 
@@ -108,6 +130,20 @@ def _since(t0: np.ndarray, on: np.ndarray, sampled: np.ndarray, held: np.ndarray
     step where it was already running; (new start times, NaN where it does not hold; where it holds)."""
     cond = on & (sampled | held & np.isfinite(t0))
     return np.where(cond, np.where(np.isfinite(t0), t0, now), np.nan), cond
+
+
+def _abs_diff_tau(kmax: int) -> np.ndarray:
+    """(ar10) For k = 0..kmax (0 unused): the integrated autocorrelation time, in samples, of the absolute second
+    difference of adjacent k-sample means of white Gaussian noise (the terms ``_ar_noise`` averages overlap):
+    1 + 2 sum over lags of corr(|X|, |Y|), which for Gaussians of correlation rho is
+    (2/pi)(sqrt(1 - rho^2) + rho asin(rho) - 1) / (1 - 2/pi)."""
+    out = np.ones(kmax + 1)
+    for k in range(1, kmax + 1):
+        w = np.concatenate([np.ones(k), -2.0 * np.ones(k), np.ones(k)])
+        rho = np.clip(np.correlate(w, w, "full")[w.size:] / (w @ w), -1.0, 1.0)
+        g = (2.0 / math.pi) * (np.sqrt(1.0 - rho**2) + rho * np.arcsin(rho) - 1.0) / (1.0 - 2.0 / math.pi)
+        out[k] = 1.0 + 2.0 * float(g.sum())
+    return out
 
 
 class PredictiveEngine:
@@ -219,6 +255,15 @@ class PredictiveEngine:
         self.nz_n = np.zeros(n)  # ... over this many of them
         self.nz_last = np.full(n, np.nan)  # the last sample
         self.alarm_src = np.zeros(n, dtype=np.int8)  # rule behind the current alarm at its onset
+        # (ar9, ``_ar_noise``) running totals of the sampled values (ar10: the last 3 x ar_k + 1 of them), how
+        # many were pushed, and the mean absolute second differences of single samples and of ar_k-sample means
+        self.ar_k = max(1, round(AR_SPAN * self.trend_tau_s / self.step_s))
+        self.ar_cs = np.zeros((3 * self.ar_k + 1, n))  # running totals of the pushed values, last 3 ar_k + 1
+        self.ar_tot = np.zeros(n)
+        self.ar_n = np.zeros(n)
+        self.ar_s1 = np.zeros(n)
+        self.ar_sk = np.zeros(n)
+        self._ar_tau = _abs_diff_tau(self.ar_k)
 
     def ensure(self, names: list[str]) -> np.ndarray:
         """Indices of endpoints (registering new ones); arrays grow by doubling."""
@@ -232,7 +277,7 @@ class PredictiveEngine:
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
                    self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
                    self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last,
-                   self.tr_t0)
+                   self.tr_t0, self.ar_cs, self.ar_tot, self.ar_n, self.ar_s1, self.ar_sk)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
@@ -240,7 +285,7 @@ class PredictiveEngine:
              self.over_n[:k],
              self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
              self.lev_t0[:k], self.hist[:k], self.alarm_src[:k], self.nz[:k], self.nz_n[:k],
-             self.nz_last[:k], self.tr_t0[:k]) = old
+             self.nz_last[:k], self.tr_t0[:k], self.ar_cs[:, :k], self.ar_tot[:k], self.ar_n[:k], self.ar_s1[:k], self.ar_sk[:k]) = old
             self.bank.grow(e * self.m)
             self.feat.grow(e)
             self.core.grow(e * self.m)
@@ -253,7 +298,8 @@ class PredictiveEngine:
 
     def memory_bytes(self) -> int:
         evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
-                    self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last, self.tr_t0)
+                    self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last, self.tr_t0,
+                    self.ar_cs, self.ar_tot, self.ar_n, self.ar_s1, self.ar_sk)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
                    + self.pring.nbytes + self.core.nbytes() + sum(a.nbytes for a in evidence))
 
@@ -394,6 +440,7 @@ class PredictiveEngine:
           samples: at 60 s sampling one held sample is one observation, not a minute of evidence.
         """
         self._noise(fed, sampled)
+        self._ar_noise(fed, sampled)
         with np.errstate(invalid="ignore", divide="ignore"):
             self.lvl = np.where(np.isfinite(fed), np.where(np.isfinite(self.lvl), self.lvl + self.a_lvl * (fed - self.lvl), fed),
                                 self.lvl)
@@ -415,12 +462,18 @@ class PredictiveEngine:
             # horizon, so the path stays above it for PERSIST of the horizon --
             # a path that merely touches the threshold at the horizon's end (a ramp slowing onto a busy
             # plateau just under it) is no forecast of a breach in the policy's terms.
-            rise, beyond = self.lvl - past, CONVEX_Z * math.sqrt(2.0) * self._level_sd(self.lvl.size)
+            # (ar9) The noise bar is widened by how far correlated noise wanders (``_ar_factor``); (ar10) where
+            # only the widening puts the one-window rise inside it, a rise sustained over 2-3 windows beyond
+            # the widened bar still supports the trend (``_sustained``, below, once this step's lows are in).
+            n = self.lvl.size
+            fac = self._ar_factor(n)
+            rise = self.lvl - past
+            beyond_w = CONVEX_Z * math.sqrt(2.0) * self._level_sd(n, correlated=False)
+            beyond = beyond_w * fac
             supported = ((drift > 0) & (rise >= SUPPORT * drift * s)
                          & (mid - past >= 0.5 * SUPPORT * drift * (s - h2))
                          & (self.lvl - mid >= 0.5 * SUPPORT * drift * h2)
-                         & (self._thr_t - np.where(np.isfinite(fed), fed, self.lvl) <= (1.0 - PERSIST) * drift * self.h)
-                         & ~(rise <= beyond))
+                         & (self._thr_t - np.where(np.isfinite(fed), fed, self.lvl) <= (1.0 - PERSIST) * drift * self.h))
             ring[b % size] = self.lvl
             p_trend, _, _ = self.bank.breach_probability(self._thr_t)
             p_level, _, _ = self.bank.breach_probability(self._thr_t, drift=False)
@@ -430,6 +483,10 @@ class PredictiveEngine:
             nl = lows.shape[0]
             lows[b % nl] = np.min(ring[(b - np.arange(self.level_steps)) % size], axis=0)
             pts = [lows[(b - j * s) % nl] for j in range(4)]
+            wide = supported & ~(rise <= beyond_w) & (rise <= beyond)
+            supported = supported & ~(rise <= beyond)
+            if AR_WINDOWS and wide.any():
+                supported = supported | (wide & self._sustained(pts, drift, beyond))
             # Cold start: a trend is extrapolated no further than half the history it is judged against
             # (a ramp in a series' first minutes has no normal to depart from).
             self.hist = self.hist + np.isfinite(fed)
@@ -523,6 +580,8 @@ class PredictiveEngine:
         # (The per-sample scale of ``_level_sd`` was tried here too: it removed no false alarm on the
         # look-alike sets and lost a 30 s-sampled CPU climb in leave-one-family-out; docs/prediction.md.)
         sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
+        if AR_GROWTH:
+            sd = sd * self._ar_factor(n)
         r2, r1, r0 = lvl - past, past - past2, past2 - past3
         with np.errstate(invalid="ignore", divide="ignore"):
             rising = ((r0 > CONVEX_Z * math.sqrt(2.0) * sd) & (r1 > r0) & (r2 - r1 >= r1 - r0)
@@ -533,18 +592,102 @@ class PredictiveEngine:
             ok = rising & far & (past3 > 0) & (proj >= self._thr_t)
         return np.where(ok, GROWTH_P, 0.0)
 
-    def _level_sd(self, n: int) -> np.ndarray:
+    def _level_sd(self, n: int, correlated: bool = True) -> np.ndarray:
         """Standard error of the fast level of each series, at the series' own sampling interval: the noise
         of one sample (``_noise``; below the model step, of one step's mean) through the level's filter
         with the weight of one sampling interval. So trend support asks the same of a series at 1 s or at
         60 s sampling. (The anomaly core's step-based noise sd, which growth and departure still use,
         collapses for a series held between slow samples: at 60 s sampling to ~1/20 of the noise, so noise
         over two or three samples passed for a trend.) NaN before ``NOISE_MIN_N`` samples: the trend is
-        then not tested against noise."""
+        then not tested against noise. ``correlated``: widened by ``_ar_factor`` (False: as if white)."""
         dt = np.fmax(np.nan_to_num(self.feat.interval[:n], nan=self.step_s), self.step_s)
         a = 1.0 - np.exp(-dt / LEVEL_TAU_S)
         sd = np.where(self.nz_n[:n] >= NOISE_MIN_N, self.nz[:n] * math.sqrt(math.pi) / 2.0, np.nan)
-        return sd * np.sqrt(a / (2.0 - a))
+        sd = sd * np.sqrt(a / (2.0 - a))
+        return sd * self._ar_factor(n) if correlated else sd
+
+    def _sustained(self, pts: list[np.ndarray], drift: np.ndarray, beyond: np.ndarray) -> np.ndarray:
+        """(ar10) A rise sustained over j = ``AR_WINDOWS`` trend windows: on the lowest fast levels over
+        ``LEVEL_S`` at 0, 1, .. j windows back (``pts``; a spike does not hold that long), the rise over the j
+        windows is beyond the (widened) bar ``beyond`` and at least ``SUPPORT`` of what the drift claims for
+        them, and each window rose by half that share (as the half-window checks ask of one window).
+        Why the same bar at every span: for stationary noise the spread of a difference of two levels
+        further apart than its correlation time no longer grows with the span, while a sustained climb's
+        rise does; a wander that also rises window after window for 4-6 minutes is rare (docs/prediction.md
+        ar10 measures it)."""
+        s = self.support_steps
+        ok = np.zeros(pts[0].size, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            each = np.ones(pts[0].size, dtype=bool)
+            for j in range(1, max(AR_WINDOWS) + 1):
+                each &= pts[j - 1] - pts[j] >= 0.5 * SUPPORT * drift * s
+                if j in AR_WINDOWS:
+                    tot = pts[0] - pts[j]
+                    ok |= each & (tot > beyond) & (tot >= SUPPORT * drift * s * j)
+        return ok
+
+    def _ar_k(self, n: int) -> np.ndarray:
+        """Samples per AR_SPAN x trend_tau_s at each series' own sampling interval (1 at 60 s and above)."""
+        dt = np.fmax(np.nan_to_num(self.feat.interval[:n], nan=self.step_s), self.step_s)
+        return np.clip(np.round(AR_SPAN * self.trend_tau_s / dt), 1, self.ar_k).astype(int)
+
+    def _ar_factor(self, n: int) -> np.ndarray:
+        """How much further the fast level wanders than white noise with the same sample differences would
+        let it: sqrt(k x (E|2nd diff of k-sample means| / E|2nd diff of samples|)^2), k samples spanning
+        AR_SPAN x trend_tau_s; 1 for white noise, ~3 for AR(1) noise of 0.8 per 5 s sample (the full AR(1)
+        theory, which lost climbs, says ~3.3-5: docs/prediction.md predict9/ar9). Measured at the span of
+        the trend rule's half-window rises only, it believes the correlation that span actually sees. Second differences
+        cancel a linear ramp, so a climb does not raise its own bar. Clipped to [1, AR_MAX]; 1 until
+        ``NOISE_MIN_N`` block differences have been seen or with ``AR_NOISE`` off."""
+        if not AR_NOISE:
+            return np.ones(n)
+        k = self._ar_k(n)
+        ok = (self.ar_n[:n] >= NOISE_MIN_N + 3 * k) & (self.ar_s1[:n] > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = k * (self.ar_sk[:n] / self.ar_s1[:n]) ** 2 - AR_SHRINK_Z * self._ar_se(k, self.ar_n[:n] - 3 * k)
+        return np.where(ok, np.sqrt(np.clip(np.nan_to_num(r, nan=1.0), 1.0, AR_MAX**2)), 1.0)
+
+    def _ar_se(self, k: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """(ar10) Sampling error of the squared ratio of ``_ar_factor`` (k x (sk / s1)^2) on white noise, after
+        m differences: its relative variance is ~4 x the sum of those of the two mean absolute differences,
+        each (pi/2 - 1) x the integrated autocorrelation of its |differences| (``_abs_diff_tau``: overlapping
+        blocks are far from independent) / the number of differences behind it (the running mean's m, then
+        the exponential mean's 2 NOISE_N - 1)."""
+        neff = np.clip(m + 1.0, 1.0, 2.0 * NOISE_N - 1.0)
+        return 2.0 * np.sqrt((math.pi / 2.0 - 1.0) * (self._ar_tau[k] + self._ar_tau[1]) / neff)
+
+    def _ar_noise(self, fed: np.ndarray, sampled: np.ndarray) -> None:
+        """Update the second-difference scales of ``_ar_factor`` with this step's sampled values (as
+        ``_noise``: a debiased running mean, then exponential over ``NOISE_N``, winsorised at 4 of itself)."""
+        push = np.flatnonzero(sampled & np.isfinite(fed))
+        if push.size == 0 or not AR_NOISE:
+            return
+        # (ar10) Block sums from a ring of running totals (O(1) per series, not O(3 ar_k)): the sum of the
+        # newest j values is the total now minus the total j pushes ago.
+        size = self.ar_cs.shape[0]
+        cnt = self.ar_n[push] + 1
+        self.ar_n[push] = cnt
+        tot = self.ar_tot[push] + fed[push]
+        self.ar_tot[push] = tot
+        self.ar_cs[(cnt % size).astype(int), push] = tot
+        k = self._ar_k(self.ar_n.size)[push]
+
+        def back(j: np.ndarray | int) -> np.ndarray:
+            return self.ar_cs[((cnt - j) % size).astype(int), push]
+
+        c1, c2, c3 = back(k), back(2 * k), back(3 * k)
+        sk = np.abs((tot - c1) - 2.0 * (c1 - c2) + (c2 - c3)) / k
+        b1, b2, b3 = back(1), back(2), back(3)
+        s1 = np.abs((tot - b1) - 2.0 * (b1 - b2) + (b2 - b3))
+        full = cnt >= 3 * k
+        m = self.ar_n[push] - 3 * k  # differences seen before this one
+        with np.errstate(invalid="ignore"):
+            for name, d in (("ar_s1", s1), ("ar_sk", sk)):
+                cur = getattr(self, name)[push]
+                d = np.minimum(d, np.where(m >= NOISE_MIN_N, 4.0 * cur, np.inf))
+                w = 1.0 / np.clip(m + 1.0, 1.0, NOISE_N)
+                new = np.where(m > 0, cur + w * (d - cur), d)
+                getattr(self, name)[push] = np.where(full & np.isfinite(d), new, cur)
 
     def _noise(self, fed: np.ndarray, sampled: np.ndarray) -> None:
         """Noise of each series per sample, from the absolute differences between its consecutive samples
