@@ -455,23 +455,29 @@ class PfepoApp(app_manager.OSKenApp):
     @guarded
     def _features(self, ev):
         dp = ev.msg.datapath
+        # The id from the message, not ``dp.id``: os-ken's own OFPHandler sets ``dp.id`` from this same field,
+        # but on its own thread; our event loop can run first (seen under load in CI: dp.id None, the
+        # switch "not in the config" and never mastered). Set here too (the same value) for later readers.
+        dpid = ev.msg.datapath_id
+        if dp.id is None:
+            dp.id = dpid
         wire = WireSocket.wrap(dp.socket)  # kernel receive and wire send times for echoes and probes
         if wire is not None:
             dp.socket = wire
-        sw = self.state.switch_connected(dp.id, True)
-        out = self.fabric.on_connect(dp.id, time.time()) if sw is not None else None
+        sw = self.state.switch_connected(dpid, True)
+        out = self.fabric.on_connect(dpid, time.time()) if sw is not None else None
         if out is None:
-            log.warning("switch dpid=%#x is not in the config: left alone", dp.id)
+            log.warning("switch dpid=%#x is not in the config: left alone", dpid)
             return
-        log.info("switch %s (dpid=%#x) connected", sw.name, dp.id)
+        log.info("switch %s (dpid=%#x) connected", sw.name, dpid)
         if getattr(self, "refreezer", None) is not None:
             self.refreezer.connected(time.monotonic())
-        self._outbox.pop(dp.id, None)  # anything queued for an earlier connection is void
-        self.datapaths[dp.id] = dp
+        self._outbox.pop(dpid, None)  # anything queued for an earlier connection is void
+        self.datapaths[dpid] = dp
         if self._clustered():
-            self._send_role(dp.id)  # before any mod: the switch must know our role first
-            out = self._unless_master(dp.id, out)
-        self.watchdog.switch_event(dp.id, time.monotonic())
+            self._send_role(dpid)  # before any mod: the switch must know our role first
+            out = self._unless_master(dpid, out)
+        self.watchdog.switch_event(dpid, time.monotonic())
         self._apply(out)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])

@@ -278,3 +278,32 @@ def test_a_writer_that_falls_behind_holds_polls_and_health_and_metrics_say_so(cf
         srv.stop()
         a.stop()
         rt.writer.close()
+
+
+class _ConfiguringDatapath(_SlowDatapath):
+    """A connection as os-ken hands over its features reply: ``id`` not set yet (os-ken's own OFPHandler sets
+    it from the same message, but on its own thread) and no socket to stamp."""
+
+    def __init__(self):
+        import threading
+
+        super().__init__()
+        self.id = None
+        self.socket = None
+        self._send_q_sem = threading.BoundedSemaphore(64)
+
+
+def test_a_switch_is_taken_by_the_features_message_s_id_even_before_os_ken_sets_the_datapath_s(app):
+    """Seen in CI under load: our event loop ran the features reply before os-ken's handler had set
+    ``dp.id``; the switch was logged "not in the config" and never mastered. Real os-ken event and parser."""
+    from os_ken.controller.handler import CONFIG_DISPATCHER
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+    dp = _ConfiguringDatapath()
+    dpid = app.rt.cfg.switches[0].dpid
+    msg = parser.OFPSwitchFeatures(dp, datapath_id=dpid, n_buffers=0, n_tables=254, auxiliary_id=0, capabilities=0)
+    app._send_event(ofp_event.EventOFPSwitchFeatures(msg), CONFIG_DISPATCHER)
+    wait_until(lambda: app.datapaths.get(dpid) is dp, 5, "the switch registered under the message's id")
+    assert dp.id == dpid and _errors(app, "_features") == 0
+    wait_until(lambda: dp.sent, 5, "the first requests sent to the switch")
+    del app.datapaths[dpid]
