@@ -95,3 +95,4 @@ for k, v in sorted(timers.items(), key=lambda kv: -kv[1]):
     print(f"  {k:24s} {v:6.2f} s")
 rt.writer.close()
 shutil.rmtree(tmp, ignore_errors=True)
+shutil.rmtree(folder, ignore_errors=True)  # validate's copy of the policy folder
