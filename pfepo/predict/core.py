@@ -561,13 +561,7 @@ class AnomalyCore:
         n, nb = idx.size, self.bins
         if self.weekly:
             self._fold_week(idx)
-        c = self.acc_c[idx]
-        visits = c * (self.p.dt / self.bin_w)  # periods' worth of samples (the bins hold whole samples)
-        cover = self.cover[idx] + visits
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # each half is fed every other period: keep^2 per own visit is keep per period
-            w = np.fmax(1.0 - np.power(self.season_keep, 2.0 * visits), visits / cover)
-            half = np.where(c > 0, self.half[idx] + w * (self.acc_s[idx] / c - self.half[idx]), self.half[idx])
+        half, cover = self._folded(self.half[idx], self.cover[idx], self.acc_s[idx], self.acc_c[idx])
         self.half[idx], self.cover[idx] = half, cover
         self.acc_s[idx] = 0.0
         self.acc_c[idx] = 0.0
@@ -616,18 +610,24 @@ class AnomalyCore:
         self.has_prof[idx] = k > 0
         self.season_on[idx] = on
 
+    def _folded(self, half: np.ndarray, cover: np.ndarray, acc: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Half-profiles and their cover after folding in a chunk's per-bin sums ``acc`` over ``c`` samples (the
+        daily halves and the day-class halves share this rule)."""
+        visits = c * (self.p.dt / self.bin_w)  # periods' worth of samples (the bins hold whole samples)
+        cover = cover + visits
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # each half is fed every other period: keep^2 per own visit is keep per period
+            w = np.fmax(1.0 - np.power(self.season_keep, 2.0 * visits), visits / cover)
+            half = np.where(c > 0, half + w * (acc / c - half), half)
+        return half, cover
+
     def _fold_week(self, idx: np.ndarray) -> None:
         """Fold the chunk's sums per day class into the class half-profiles (``_season``'s rule per visit:
         each class profile remembers as many of its own days as the daily one does of days)."""
         we_s, we_c = self.wk_acc_s[idx], self.wk_acc_c[idx]
         c = np.concatenate([self.acc_c[idx] - we_c, we_c], axis=1)  # weekdays, weekend (the daily sums not reset yet)
         acc = np.concatenate([self.acc_s[idx] - we_s, we_s], axis=1)
-        visits = c * (self.p.dt / self.bin_w)
-        cover = self.wk_cover[idx] + visits
-        with np.errstate(invalid="ignore", divide="ignore"):
-            w = np.fmax(1.0 - np.power(self.season_keep, 2.0 * visits), visits / cover)
-            half = np.where(c > 0, self.wk_half[idx] + w * (acc / c - self.wk_half[idx]), self.wk_half[idx])
-        self.wk_half[idx], self.wk_cover[idx] = half, cover
+        self.wk_half[idx], self.wk_cover[idx] = self._folded(self.wk_half[idx], self.wk_cover[idx], acc, c)
         self.wk_acc_s[idx] = 0.0
         self.wk_acc_c[idx] = 0.0
 
