@@ -27,6 +27,9 @@ class Metrics:
             "wrong_port, outside_window, replay)", ["reason"], registry=self.registry)
         self.sends_dropped = Counter("pfepo_openflow_sends_dropped", "messages dropped because a switch did "
                                      "not read its connection (the next read-back repairs)", registry=self.registry)
+        self.switch_errors = Counter(
+            "pfepo_openflow_switch_errors", "OFPT_ERROR messages from switches (a message they refused), by OpenFlow "
+            "error type and code", ["type", "code"], registry=self.registry)
         self.up = Gauge("pfepo_up", "1 while the daemon runs", registry=self.registry)
         self.up.set(1)
 

@@ -139,6 +139,9 @@ class PfepoApp(app_manager.OSKenApp):
         self._stop = threading.Event()
         self.roles: dict[int, tuple[str, int]] = {}  # cluster only: dpid -> (role, generation) requested
         self.sends_refused_as_slave = 0
+        # cluster only: dpid -> (generation, reason) of a MASTER claim the switch refused (a stale generation:
+        # another controller claimed it with a newer one); cleared when the cluster agent's role for it changes
+        self.role_refusals: dict[int, tuple[int, str]] = {}
         self.state.add_listener(self._on_state_change)
         pfepo.app = self
 
@@ -225,8 +228,12 @@ class PfepoApp(app_manager.OSKenApp):
 
     def poll_status(self) -> dict:
         """Effective poll interval and overload, for /api/v1/health."""
-        return {**self.fabric.poll_status(), "events_queued": self.events.qsize(),
-                "receive_threads_blocked_total": self.events.blocked_puts}
+        out = {**self.fabric.poll_status(), "events_queued": self.events.qsize(),
+               "receive_threads_blocked_total": self.events.blocked_puts}
+        if self.role_refusals:
+            out["master_claims_refused"] = {f"{d:#x}": {"generation": g, "reason": r}
+                                            for d, (g, r) in sorted(self.role_refusals.items())}
+        return out
 
     def _metric_families(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -577,6 +584,27 @@ class PfepoApp(app_manager.OSKenApp):
         self._apply(self.fabric.on_packet_in(msg.datapath.id, msg.match["in_port"], bytes(msg.data), received,
                                              trusted))
 
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    @guarded
+    def _switch_error(self, ev):
+        """A switch refused one of our messages. Counted by type and code and logged; read-back repairs a
+        refused GroupMod or FlowMod at the next poll. A MASTER claim refused as stale means another controller
+        holds the switch at a newer generation: we act as SLAVE there (send nothing that changes it) until the
+        cluster agent's roles change again, instead of believing we own it while every write is refused."""
+        msg = ev.msg
+        dpid = msg.datapath.id
+        etype, code = ofmsg.error_names(msg)
+        self.rt.metrics.switch_errors.labels(etype, code).inc()
+        log.warning("switch dpid=%s refused message xid=%s: %s/%s", f"{dpid:#x}" if dpid else "?", msg.xid,
+                    etype, code)
+        if etype == "role_request_failed" and dpid in self.roles and self.roles[dpid][0] == "master":
+            gen = self.roles[dpid][1]
+            log.error("MASTER claim on dpid=%#x at generation %d refused (%s): another controller holds it; "
+                      "acting as SLAVE there until the cluster's roles change", dpid, gen, code)
+            self.role_refusals[dpid] = (gen, code)
+            self.roles[dpid] = ("slave", gen)
+            self._apply(self._unless_master(dpid, None))
+
     def _probe_wire_times(self) -> None:
         """Tell the Fabric when each probe handed to os-ken actually left the socket (its send thread
         stamps it); entries still unsent stay, entries of a gone connection are dropped."""
@@ -620,7 +648,11 @@ class PfepoApp(app_manager.OSKenApp):
             was = self.roles.get(dpid)
             if was == (role, gen):
                 continue
+            refused = self.role_refusals.get(dpid)
+            if role == "master" and refused is not None and refused[0] == gen:
+                continue  # the switch refused this very claim (every tick would repeat it): wait for a newer one
             self.roles[dpid] = (role, gen)
+            self.role_refusals.pop(dpid, None)
             if dpid in self.datapaths:
                 self._send_role(dpid)
                 if role == "master" and (was is None or was[0] != "master"):

@@ -303,3 +303,27 @@ def parse_role_error(msg) -> str | None:
         return None
     return {ofp.OFPRRFC_STALE: "stale", ofp.OFPRRFC_UNSUP: "unsupported", ofp.OFPRRFC_BAD_ROLE: "bad_role"}.get(
         msg.code, str(msg.code))
+
+
+# --- OFPT_ERROR: what a switch refused, by name -----------------------------------------------------------
+
+# Each error type's code constants (OpenFlow 1.3, section A.4.4), by their name prefix in os-ken's ofproto.
+_ERROR_CODE_PREFIX = {
+    "hello_failed": "OFPHFC_", "bad_request": "OFPBRC_", "bad_action": "OFPBAC_", "bad_instruction": "OFPBIC_",
+    "bad_match": "OFPBMC_", "flow_mod_failed": "OFPFMFC_", "group_mod_failed": "OFPGMFC_",
+    "port_mod_failed": "OFPPMFC_", "table_mod_failed": "OFPTMFC_", "queue_op_failed": "OFPQOFC_",
+    "switch_config_failed": "OFPSCFC_", "role_request_failed": "OFPRRFC_", "meter_mod_failed": "OFPMMFC_",
+    "table_features_failed": "OFPTFFC_",
+}
+
+
+def error_names(msg) -> tuple[str, str]:
+    """(type, code) of an OFPErrorMsg as lower-case names, e.g. ("bad_request", "is_slave"); numbers for
+    anything the spec does not name (an experimenter's error, a code from a newer version)."""
+    etype = next((n[6:].lower() for n in dir(ofp) if n.startswith("OFPET_") and getattr(ofp, n) == msg.type),
+                 str(msg.type))
+    prefix = _ERROR_CODE_PREFIX.get(etype)
+    code = str(msg.code) if prefix is None else next(
+        (n[len(prefix):].lower() for n in dir(ofp) if n.startswith(prefix) and getattr(ofp, n) == msg.code),
+        str(msg.code))
+    return etype, code

@@ -4,6 +4,8 @@ native hub threads) with no switch connected."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from os_ken.controller import handler, ofp_event
@@ -307,3 +309,73 @@ def test_a_switch_is_taken_by_the_features_message_s_id_even_before_os_ken_sets_
     assert dp.id == dpid and _errors(app, "_features") == 0
     wait_until(lambda: dp.sent, 5, "the first requests sent to the switch")
     del app.datapaths[dpid]
+
+
+def _switch_errors(app, etype: str, code: str) -> float:
+    return app.rt.metrics.registry.get_sample_value(
+        "pfepo_openflow_switch_errors_total", {"type": etype, "code": code}) or 0
+
+
+def test_a_switch_s_error_is_counted_by_its_names(app):
+    """Before, OFPT_ERROR had no handler: a refused message left no trace. Real os-ken event and parser."""
+    from os_ken.controller.handler import MAIN_DISPATCHER
+    from os_ken.ofproto import ofproto_v1_3 as ofp
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+    dp = _ConfiguringDatapath()
+    dp.id = app.rt.cfg.switches[0].dpid
+    msg = parser.OFPErrorMsg(dp, type_=ofp.OFPET_GROUP_MOD_FAILED, code=ofp.OFPGMFC_GROUP_EXISTS)
+    app._send_event(ofp_event.EventOFPErrorMsg(msg), MAIN_DISPATCHER)
+    wait_until(lambda: _switch_errors(app, "group_mod_failed", "group_exists") == 1, 5, "the error counted")
+    assert _errors(app, "_switch_error") == 0
+
+
+def test_a_master_claim_refused_as_stale_makes_us_act_as_slave_on_that_switch(app):
+    """A switch refuses our MASTER claim as stale (another controller claimed it at a newer generation; the
+    real switch's refusal is tested in tests/cluster/test_roles_ovs.py). We must stop acting as its master,
+    not keep sending writes it refuses. The cluster agent is a stand-in here (no etcd in this unit test)."""
+    import types
+
+    from os_ken.controller.handler import MAIN_DISPATCHER
+    from os_ken.ofproto import ofproto_v1_3 as ofp
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+    from pfepo.openflow.desired import Flow
+    from pfepo.openflow.messages import FlowMod
+
+    dp = _ConfiguringDatapath()
+    dpid = dp.id = app.rt.cfg.switches[0].dpid
+    app.rt.cluster = types.SimpleNamespace(roles={})
+    app.roles[dpid] = ("master", 7)
+    app.datapaths[dpid] = dp
+    try:
+        assert app._role(dpid) == "master"
+        msg = parser.OFPErrorMsg(dp, type_=ofp.OFPET_ROLE_REQUEST_FAILED, code=ofp.OFPRRFC_STALE)
+        app._send_event(ofp_event.EventOFPErrorMsg(msg), MAIN_DISPATCHER)
+        wait_until(lambda: app._role(dpid) == "slave", 5, "demoted to SLAVE on that switch")
+        assert _switch_errors(app, "role_request_failed", "stale") == 1
+        assert app.poll_status()["master_claims_refused"] == {f"{dpid:#x}": {"generation": 7, "reason": "stale"}}
+        wait_until(lambda: any(isinstance(m, parser.OFPPortDescStatsRequest) for m in dp.sent), 5, "a read")
+        refused = app.sends_refused_as_slave
+        app._send(dpid, FlowMod(Flow(10, (("eth_type", 0x0800),), (("output", 1),))))  # a write: not sent
+        assert app.sends_refused_as_slave == refused + 1
+        assert not any(isinstance(m, parser.OFPFlowMod) for m in dp.sent)
+        assert _errors(app, "_switch_error") == 0
+        # every tick pulls the agent's roles: the refused claim is not repeated, a newer generation is made
+        app.rt.cluster.roles = {dpid: ("master", 7)}
+        app._post(EventTick())
+        wait_until(lambda: app.watchdog.ticks_handled > 0, 5, "a tick handled")
+        sent = len(dp.sent)
+        app._post(EventTick())
+        time.sleep(0.3)
+        assert app._role(dpid) == "slave"
+        assert not any(isinstance(m, parser.OFPRoleRequest) for m in dp.sent[sent:])
+        app.rt.cluster.roles = {dpid: ("master", 9)}
+        app.set_roles()
+        wait_until(lambda: app._role(dpid) == "master", 5, "MASTER again at the newer generation")
+        assert "master_claims_refused" not in app.poll_status()
+        wait_until(lambda: any(isinstance(m, parser.OFPRoleRequest) and m.generation_id == 9 for m in dp.sent),
+                   5, "the new claim sent")
+    finally:
+        app.datapaths.pop(dpid, None)
+        app.rt.cluster = None
