@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 
 import httpx
@@ -294,7 +295,10 @@ def test_whatif_progress_goes_through_every_stage_in_order(console):
             if k == "progress":
                 seen.append((self.stage, v))
 
-    res = whatif.replay_policy(rt, ps, folder / policy.name, 1.0, Recorder("t"))
+    try:
+        res = whatif.replay_policy(rt, ps, folder / policy.name, 1.0, Recorder("t"))
+    finally:
+        shutil.rmtree(folder)  # validate's copy of the policy folder is the caller's to remove
     stages = [s.split(":")[0] for s, _ in seen][1:]  # [0]: the new job, "queued"
     assert stages[0] == "reading history" and "predictor" in stages and stages[-1] == "done", stages
     assert stages.index("predictor") < stages.index("policies and planner")
