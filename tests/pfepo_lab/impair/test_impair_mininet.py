@@ -68,7 +68,9 @@ def test_relay_in_mininet_hosts(tmp_path):
         imp.link_up("eu")
         imp.clear("eu")
         wait_until(lambda: probe(count=1)["loss_pct"] == 0, 5, "a probe through the relay again")
-        assert probe()["rtt_p50"] < 3.0
+        # cleared: the 10 ms each way (>= 20 ms RTT above) is gone; the userspace relay itself adds 1-3 ms on
+        # a loaded machine (3.06 ms p50 once at load ~5.7), so the bar sits between the two, not at 3 ms
+        assert probe()["rtt_p50"] < 10.0
     finally:
         for p in procs:
             if p.poll() is None:
