@@ -298,11 +298,10 @@ def parse_role_reply(msg) -> tuple[str, int]:
 
 
 def parse_role_error(msg) -> str | None:
-    """The reason name of an OFPET_ROLE_REQUEST_FAILED error (e.g. "stale"), None for any other error."""
-    if msg.type != ofp.OFPET_ROLE_REQUEST_FAILED:
-        return None
-    return {ofp.OFPRRFC_STALE: "stale", ofp.OFPRRFC_UNSUP: "unsupported", ofp.OFPRRFC_BAD_ROLE: "bad_role"}.get(
-        msg.code, str(msg.code))
+    """The reason name of an OFPET_ROLE_REQUEST_FAILED error ("stale", "unsup", "bad_role"), None for any
+    other error."""
+    etype, code = error_names(msg)
+    return code if etype == "role_request_failed" else None
 
 
 # --- OFPT_ERROR: what a switch refused, by name -----------------------------------------------------------
@@ -317,13 +316,13 @@ _ERROR_CODE_PREFIX = {
 }
 
 
+_ERROR_TYPES = {getattr(ofp, n): n[len("OFPET_"):].lower() for n in dir(ofp) if n.startswith("OFPET_")}
+_ERROR_CODES = {etype: {getattr(ofp, n): n[len(p):].lower() for n in dir(ofp) if n.startswith(p)}
+                for etype, p in _ERROR_CODE_PREFIX.items()}
+
+
 def error_names(msg) -> tuple[str, str]:
     """(type, code) of an OFPErrorMsg as lower-case names, e.g. ("bad_request", "is_slave"); numbers for
     anything the spec does not name (an experimenter's error, a code from a newer version)."""
-    etype = next((n[6:].lower() for n in dir(ofp) if n.startswith("OFPET_") and getattr(ofp, n) == msg.type),
-                 str(msg.type))
-    prefix = _ERROR_CODE_PREFIX.get(etype)
-    code = str(msg.code) if prefix is None else next(
-        (n[len(prefix):].lower() for n in dir(ofp) if n.startswith(prefix) and getattr(ofp, n) == msg.code),
-        str(msg.code))
-    return etype, code
+    etype = _ERROR_TYPES.get(msg.type, str(msg.type))
+    return etype, _ERROR_CODES.get(etype, {}).get(msg.code, str(msg.code))
