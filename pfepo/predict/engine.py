@@ -537,7 +537,7 @@ class PredictiveEngine:
 
     def _damp_load(self, now: float, parts: list[np.ndarray], rise: np.ndarray, beyond: np.ndarray, past: np.ndarray,
                    p_level: np.ndarray, fed: np.ndarray, sampled: np.ndarray, held: np.ndarray,
-                   pts: list[np.ndarray] | None = None) -> np.ndarray:
+                   pts: list[np.ndarray]) -> np.ndarray:
         """Trend evidence, damped (delayed, never blocked) where the rise looks like load.
 
         A busy ramp raises utilisation *and* CPU by a similar factor at the same time, and the service keeps up
@@ -569,9 +569,7 @@ class PredictiveEngine:
         jl = [self.midx[x] for x in LOAD]
         jq = [self.midx[x] for x in QUALITY]
         # (load11) the rise over the last trend window, and over LOAD_WINDOWS windows on the lowest fast levels
-        spans = [(rise, past)]
-        if pts is not None:
-            spans += [(pts[0] - pts[j], pts[j]) for j in LOAD_WINDOWS]
+        spans = [(rise, past)] + [(pts[0] - pts[j], pts[j]) for j in LOAD_WINDOWS]
         with np.errstate(invalid="ignore", divide="ignore"):
             alike_any = np.zeros(e, dtype=bool)
             for r, p0 in spans:
@@ -597,7 +595,7 @@ class PredictiveEngine:
         return np.where(damp & young, 0.0, p_tr)
 
     def _growth(self, lvl: np.ndarray, past: np.ndarray, past2: np.ndarray, past3: np.ndarray,
-                fac: np.ndarray | None = None) -> np.ndarray:
+                fac: np.ndarray) -> np.ndarray:
         """Evidence of a convex creep (exponential or power-law growth), which the linear drift
         underestimates until its last minute: ``GROWTH_P`` where
 
@@ -613,7 +611,7 @@ class PredictiveEngine:
         - the growth rate of the last window, projected in log space over the horizon, reaches the
           threshold.
         No evidence while the core has no scales yet (warm-up: cold start is conservative). ``fac``: this
-        step's ``_ar_factor`` if the caller has it.
+        step's ``_ar_factor``.
         """
         c = self.core
         n = lvl.size
@@ -624,7 +622,7 @@ class PredictiveEngine:
         # look-alike sets and lost a 30 s-sampled CPU climb in leave-one-family-out; docs/prediction.md.)
         sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
         if AR_GROWTH:
-            sd = sd * (self._ar_factor(n) if fac is None else fac)
+            sd = sd * fac
         r2, r1, r0 = lvl - past, past - past2, past2 - past3
         with np.errstate(invalid="ignore", divide="ignore"):
             rising = ((r0 > CONVEX_Z * math.sqrt(2.0) * sd) & (r1 > r0) & (r2 - r1 >= r1 - r0)
@@ -700,10 +698,10 @@ class PredictiveEngine:
         neff = np.clip(m + 1.0, 1.0, 2.0 * NOISE_N - 1.0)
         return 2.0 * np.sqrt((math.pi / 2.0 - 1.0) * (self._ar_tau[k] + self._ar_tau[1]) / neff)
 
-    def _ar_noise(self, fed: np.ndarray, sampled: np.ndarray, ar_k: np.ndarray | None = None) -> None:
+    def _ar_noise(self, fed: np.ndarray, sampled: np.ndarray, ar_k: np.ndarray) -> None:
         """Update the second-difference scales of ``_ar_factor`` with this step's sampled values (as
         ``_noise``: a debiased running mean, then exponential over ``NOISE_N``, winsorised at 4 of itself).
-        ``ar_k``: ``_ar_k`` of all series if the caller has it."""
+        ``ar_k``: ``_ar_k`` of all series, this step's."""
         push = np.flatnonzero(sampled & np.isfinite(fed))
         if push.size == 0 or not AR_NOISE:
             return
@@ -715,7 +713,7 @@ class PredictiveEngine:
         tot = self.ar_tot[push] + fed[push]
         self.ar_tot[push] = tot
         self.ar_cs[(cnt % size).astype(int), push] = tot
-        k = (self._ar_k(self.ar_n.size) if ar_k is None else ar_k)[push]
+        k = ar_k[push]
 
         def back(j: np.ndarray | int) -> np.ndarray:
             return self.ar_cs[((cnt - j) % size).astype(int), push]
