@@ -597,7 +597,7 @@ class PfepoApp(app_manager.OSKenApp):
         self.rt.metrics.switch_errors.labels(etype, code).inc()
         log.warning("switch dpid=%s refused message xid=%s: %s/%s", f"{dpid:#x}" if dpid else "?", msg.xid,
                     etype, code)
-        if etype == "role_request_failed" and dpid in self.roles and self.roles[dpid][0] == "master":
+        if etype == "role_request_failed" and self._role(dpid) == "master":
             gen = self.roles[dpid][1]
             log.error("MASTER claim on dpid=%#x at generation %d refused (%s): another controller holds it; "
                       "acting as SLAVE there until the cluster's roles change", dpid, gen, code)
