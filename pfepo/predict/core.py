@@ -709,10 +709,11 @@ class AnomalyCore:
         moved = idx[j[move]]
         self.wk_start[moved] = best[move]
         self.wk_chosen[idx[j]] = now
-        # the realized check's evidence was about the old window: it starts again (a day before it applies)
+        # the realized check's evidence was about the old window: it starts again, and applies once a week of
+        # rows (a weekend among them) is behind it -- a day of weekday rows says little about the split
         self.var_wd[moved] = 0.0
         self.var_ww[moved] = 0.0
-        self.n_ww[moved] = 0.0
+        self.n_ww[moved] = -6.0 * DAY_S / self.p.dt  # the check applies from a day of rows on: here a week
 
     def _week(self, idx: np.ndarray, pa: np.ndarray, pb: np.ndarray, raw: np.ndarray, daily_on: np.ndarray,
               wk_half: np.ndarray, wk_cover: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
