@@ -22,9 +22,11 @@ slowly sampled series still has enough points behind every estimate):
    without a daily cycle is left alone; switching it on rescales the level spread at once (``_season``), but
    never below the residual the profile learnt so far left on the rows after it (weekly cycles, holidays).
    Until then: conservative (no seasonal correction, and no risk at all during the warm-up).
-   week10: the same halves per day class (weekdays, and UTC Saturday and Sunday) replace the daily profile
+   week10: the same halves per day class (weekdays, and a weekend) replace the daily profile
    where they are predicted to remove >= 20 % of what it leaves, and keep doing so on the days after
    (``_week``): a weekend lower than the weekdays is not an anomaly, a missing weekday peak still is.
+   day12: the weekend is the 48 hours the series' own past rows split off best (``_weekend``), so a
+   series whose timestamps are in any zone has its weekend where it is, not at midnight UTC.
 2. Robust scale from the series itself: noise sd = mean absolute first difference x sqrt(pi)/2
    (winsorised), level spread = mean absolute deviation from the baseline x 1.2533, both floored only by
    half the series' value quantum (smallest non-zero change seen) -- never by a share of the level.
@@ -719,11 +721,10 @@ class AnomalyCore:
               wk_half: np.ndarray, wk_cover: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """week10: whether weekday and weekend profiles replace the daily one, and the variance they remove.
 
-        Day classes are UTC calendar days (Saturday and Sunday are the weekend): telemetry exported in epoch
-        seconds carries no time zone, so a weekend of another zone is off by its offset (the phase bins still
-        learn the shape, the class switch at midnight UTC is then hours early or late). Each class keeps two
-        half-profiles from even and odd days like the daily one (a weekend has one of each), so the same
-        out-of-sample arithmetic applies: per class, over its bins learnt in both halves, a x b - (a - b)^2 / 4
+        Day classes: the weekend window in use (day12, ``_weekend``: chosen from the series' rows, UTC Saturday
+        and Sunday until then) and the other five days. Each class has two half-profiles from different days
+        (``_fold_week``), so the same out-of-sample arithmetic as the daily halves applies: per class, over
+        its bins learnt in both halves, a x b - (a - b)^2 / 4
         (or the smoothed form) is the variance its average removes from that class's rows. The daily profile
         in use (P = (pa + pb) / 2, even-day and odd-day parts) is scored on the same rows without in-sample
         bias: 2 P.P_c - P^2, with P.P_c estimated across parities (pa x the class's odd half, pb x its even

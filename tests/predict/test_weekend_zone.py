@@ -19,8 +19,8 @@ T0 = 1.7e9  # a Tuesday, 22:13 UTC
 
 def _zoned(dt: float, weeks: int, seed: int, zone: float, t0: float = T0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The weekly series of tests/predict/test_weekly.py (weekday peak of 6 noise sds, weekends 0.4 of it and
-    1 sd lower) lived in local time ``zone`` hours from UTC; timestamps in UTC. Returns t, y and each row's
-    local time (s)."""
+    1 sd lower; the peak from local 00:00 to 12:00) lived in local time ``zone`` hours from UTC; timestamps
+    in UTC. Returns t, y and each row's local time (s)."""
     rng = np.random.default_rng(seed)
     n = int(weeks * 7 * DAY_S / dt)
     t = t0 + np.arange(n) * dt
@@ -44,8 +44,8 @@ def _near_transition(loc: np.ndarray, hours: float = 3.0) -> np.ndarray:
 @pytest.mark.parametrize("dt", [300.0, 600.0])
 def test_weekend_transitions_of_another_zone_do_not_alarm(dt, zone):
     """Three weeks, five seeds: no alarm within 3 hours of a local weekend start or end from day 14 on (the
-    class profiles are learnt). Main (f906a60, UTC days): see the docstring of the module's section in
-    docs/prediction.md ("day12")."""
+    class profiles are learnt). Main (f906a60, UTC days): +5 h alarms on every seed at 5 and 10 minutes, at
+    local Saturday 00:50-02:40 (its class switch comes 5 hours late); -8 h passes there too (a guard)."""
     alarms = []
     for seed in range(5):
         t, y, loc = _zoned(dt, 3, seed, zone)
