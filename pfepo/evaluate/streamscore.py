@@ -434,6 +434,15 @@ def make_weekly(rng: np.random.Generator, k: int) -> Labelled:
     return Labelled(f"{k:02d}-{base}-{int(dt)}s-{'+'.join(kinds_done) or 'normal'}", t, y, windows)
 
 
+def shift_hours(s: Labelled, hours: float) -> Labelled:
+    """The series with its timestamps moved by ``hours`` after generation (day12): the same values and labels,
+    exported as local times of another zone (or UTC from a service elsewhere), so its days and weekends no
+    longer start at midnight UTC. The draws are unchanged: the corpus is the same one, only its clock moves."""
+    if not hours:
+        return s
+    return Labelled(s.name, s.t + hours * 3600.0, s.y, s.windows)
+
+
 def _sigma(y: float) -> float:
     return 2.0 / (1.0 + np.exp(5.0 * y)) - 1.0
 
@@ -510,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
                     " integer steps, irregular sampling and gaps, persisting regime changes")
     ap.add_argument("--weekly", action="store_true", help="daily cycles with weekly structure, holidays, count and"
                     " heavy-tailed volume on a daily cycle, day-to-day amplitude (half the series normal)")
+    ap.add_argument("--shift-hours", type=float, default=0.0, help="add H hours to every generated timestamp (labels"
+                    " are row ranges and move with them): the same series exported in another time zone")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args(argv)
     from pfepo.predict.univariate import from_columns, score
@@ -517,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed)
     make = make_weekly if args.weekly else make_wide if args.wide else make_subtle if args.subtle else make_series
-    corpus = [make(rng, k) for k in range(args.series)]
+    corpus = [shift_hours(make(rng, k), args.shift_hours) for k in range(args.series)]
     t0 = time.perf_counter()
     ours = [score(from_columns(pd.Series(s.t), pd.Series(s.y))) for s in corpus]
     el = time.perf_counter() - t0

@@ -22,9 +22,11 @@ slowly sampled series still has enough points behind every estimate):
    without a daily cycle is left alone; switching it on rescales the level spread at once (``_season``), but
    never below the residual the profile learnt so far left on the rows after it (weekly cycles, holidays).
    Until then: conservative (no seasonal correction, and no risk at all during the warm-up).
-   week10: the same halves per day class (weekdays, and UTC Saturday and Sunday) replace the daily profile
+   week10: the same halves per day class (weekdays, and a weekend) replace the daily profile
    where they are predicted to remove >= 20 % of what it leaves, and keep doing so on the days after
    (``_week``): a weekend lower than the weekdays is not an anomaly, a missing weekday peak still is.
+   day12: the weekend is the 48 hours the series' own past rows split off best (``_weekend``), so a
+   series whose timestamps are in any zone has its weekend where it is, not at midnight UTC.
 2. Robust scale from the series itself: noise sd = mean absolute first difference x sqrt(pi)/2
    (winsorised), level spread = mean absolute deviation from the baseline x 1.2533, both floored only by
    half the series' value quantum (smallest non-zero change seen) -- never by a share of the level.
@@ -61,7 +63,7 @@ SEASON_KEEP = 0.7  # each period of new data leaves this share of a learnt profi
 SEASON_SAMPLES = 10.0  # ... or more, so a bin averages >= this many samples (hourly sampling: 1 sample a day)
 SEASON_GAIN = 0.2  # the profile is subtracted only while it is predicted to remove this share of the variance
 SEASON_COVER = 0.9  # ... and once this share of the phase bins seen is learnt (one scale serves all phases)
-WEEK_SHARE = np.array([5.0 / 7.0, 2.0 / 7.0])  # the share of days that are weekdays / weekend days (UTC Sat, Sun)
+WEEK_SHARE = np.array([5.0 / 7.0, 2.0 / 7.0])  # the share of days that are weekdays / weekend days
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,10 @@ class AnomalyCore:
         self.season_keep = max(SEASON_KEEP, 1.0 - 2.0 * spp / (SEASON_SAMPLES + spp))
         self.weekly = p.weekly and p.season_period_s == DAY_S  # week10: weekday and weekend profiles (UTC days)
         self.a_week = _alpha(p.dt, 7 * DAY_S)
+        nb = self.bins
+        self._wpos = np.arange(7 * nb).reshape(7, nb)  # each (day, bin)'s place in the UTC week (Monday 00:00 = 0)
+        # for each window start hour and hour of the day: the first weekend day (the first day whose hour lies in it)
+        self._wfirst = np.mod(-((np.arange(24)[None, :] - np.arange(168)[:, None]) // 24), 7)
         self.clock = 0  # steps since the first update (chunk boundaries are multiples of CHUNK)
         # extra evidence channels, risk only (the module imports this one, hence imported here)
         from pfepo.predict.episodes import Episodes
@@ -287,14 +293,23 @@ class AnomalyCore:
         self.cover = np.zeros((n, 2 * self.bins))  # periods' worth of samples behind each half-profile bin
         self.acc_s = np.zeros((n, 2 * self.bins))
         self.acc_c = np.zeros((n, 2 * self.bins))
-        # week10: the same two halves per day class, weekdays then weekend days (columns: class, half, bin);
-        # allocated only where the period is a day (the classes are UTC calendar days)
-        wk = 4 * self.bins if self.weekly else 0
-        self.wk_half = np.zeros((n, wk))
-        self.wk_cover = np.zeros((n, wk))
-        self.wk_acc_s = np.zeros((n, wk // 2))  # weekend rows only: the weekday sums are the daily sums minus these
-        self.wk_acc_c = np.zeros((n, wk // 2))
-        self.wk_prof = np.zeros((n, wk // 2))  # the class profiles in use (columns: class, bin)
+        # week10/day12: a profile per UTC day of the week (columns: day, Monday first, then bin), folded like a
+        # half-profile per visit; the day-class halves are drawn from it for the weekend window in use, so the
+        # window can move without relearning. Allocated only where the period is a day.
+        wk = 7 * self.bins if self.weekly else 0
+        self.dw_prof = np.zeros((n, wk))
+        self.dw_cover = np.zeros((n, wk))
+        self.dw_acc_s = np.zeros((n, wk))
+        self.dw_acc_c = np.zeros((n, wk))
+        self.wk_start = np.full(n, 5 * self.bins if self.weekly else 0)  # the weekend window's first (day, bin): UTC Saturday 00:00
+        self.wk_chosen = np.full(n, -np.inf)  # when the window was last chosen (re-chosen at most once a day)
+        # day12: what chooses it -- the series against a level of a week's time constant (a weekend's lower level
+        # stays a step in it; against the profiles' one-day level it is smeared over the days after), summed
+        # per UTC hour of the week since the start (columns: day, hour)
+        self.wk_lev = np.zeros(n)
+        self.hw_s = np.zeros((n, 168 if self.weekly else 0))
+        self.hw_c = np.zeros((n, 168 if self.weekly else 0))
+        self.wk_prof = np.zeros((n, 2 * self.bins if self.weekly else 0))  # the class profiles in use (columns: class, bin)
         self.week_on = np.zeros(n, dtype=bool)
         self.week_ready = np.zeros(n, dtype=bool)  # class profiles learnt (as of the last refresh), in use or not
         self.wk_acc_v = np.zeros((n, 3 if self.weekly else 0))  # chunk sums: residual^2 after the daily, after the weekly profiles, count
@@ -313,7 +328,7 @@ class AnomalyCore:
             return
         old_n = self.n
         keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_s", "acc_c", "acc_v", "ref_q",
-                                             "wk_half", "wk_cover", "wk_acc_s", "wk_acc_c", "wk_prof", "week_on",
+                                             "dw_prof", "dw_cover", "dw_acc_s", "dw_acc_c", "wk_start", "wk_chosen", "wk_lev", "hw_s", "hw_c", "wk_prof", "week_on",
                                              "week_ready", "wk_acc_v", "var_wd", "var_ww", "n_ww")}
         self._alloc(n)
         for k, arr in keep.items():
@@ -358,11 +373,12 @@ class AnomalyCore:
         # 1. seasonal correction (profile as of the chunk start)
         bins = ((np.mod(t, p.season_period_s)) // self.bin_w).astype(int) % self.bins
         season = np.where(self.season_on[idx][None, :], self.prof[idx[None, :], bins[:, None]], 0.0)
-        if self.weekly:  # week10: each row's day class, UTC (1970-01-01, day 0, was a Thursday)
-            wcls = (np.mod(np.floor(t / DAY_S) + 3.0, 7.0) >= 5.0).astype(int)
+        if self.weekly:  # week10: each row's day class -- day12: in the series' own weekend window
+            wpos = (np.mod(np.floor(t / DAY_S) + 3.0, 7.0)).astype(int) * self.bins + bins  # (day, bin); 1970-01-01 was a Thursday
+            wcls = (np.mod(wpos[:, None] - self.wk_start[idx][None, :], 7 * self.bins) < 2 * self.bins).astype(int)
             won, wrdy = self.week_on[idx], self.week_ready[idx]
             if wrdy.any():
-                wprof = self.wk_prof[idx[None, :], (wcls * self.bins + bins)[:, None]]
+                wprof = self.wk_prof[idx[None, :], wcls * self.bins + bins[:, None]]
                 season = np.where(won[None, :], wprof, season)
         x = y - season
         last_x = self.last_x[idx]
@@ -464,18 +480,29 @@ class AnomalyCore:
             cols = np.repeat(bins[:, None], idx.size, axis=1)
             np.add.at(self.acc_s, (rows[ok], cols[ok]), r[ok])
             np.add.at(self.acc_c, (rows[ok], cols[ok]), 1.0)
-        if self.weekly:  # the same sums over weekend rows (columns: half, bin)
-            wok = ok & (wcls == 1)[:, None]
+        if self.weekly:  # the same sums per UTC day of the week (columns: day, bin)
+            lev = _ewm(y, self.a_week, self.wk_lev[idx], obs)  # EW from 0, debiased by the weight of the rows before
+            with np.errstate(invalid="ignore", divide="ignore"):
+                u = y - _shift(self.wk_lev[idx], lev) / _ew_weight(self.a_week, nobs - obs)
+            uok = np.isfinite(u)
+            how = (np.mod(np.floor(t / DAY_S) + 3.0, 7.0) * 24.0 + np.mod(t, DAY_S) // 3600.0).astype(int)
             if tn == 1:
-                if wcls[0] == 1:
-                    self.wk_acc_s[sel, bins[0]] += r[0, ok[0]]
-                    self.wk_acc_c[sel, bins[0]] += 1.0
-            elif wok.any():
-                m2 = 2 * self.bins
-                flat = (np.arange(idx.size)[None, :] * m2 + bins[:, None])[wok]
-                size = idx.size * m2
-                self.wk_acc_s[idx] += np.bincount(flat, weights=r[wok], minlength=size).reshape(idx.size, m2)
-                self.wk_acc_c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m2)
+                self.dw_acc_s[sel, wpos[0]] += r[0, ok[0]]
+                self.dw_acc_c[sel, wpos[0]] += 1.0
+                su = idx[uok[0]]
+                self.hw_s[su, how[0]] += u[0, uok[0]]
+                self.hw_c[su, how[0]] += 1.0
+            else:
+                m7 = 7 * self.bins
+                flat = (np.arange(idx.size)[None, :] * m7 + wpos[:, None])[ok]
+                size = idx.size * m7
+                self.dw_acc_s[idx] += np.bincount(flat, weights=r[ok], minlength=size).reshape(idx.size, m7)
+                self.dw_acc_c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m7)
+                flat = (np.arange(idx.size)[None, :] * 168 + how[:, None])[uok]
+                size = idx.size * 168
+                self.hw_s[idx] += np.bincount(flat, weights=u[uok], minlength=size).reshape(idx.size, 168)
+                self.hw_c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, 168)
+            self.wk_lev[idx] = lev[-1]
         # write back the state at the chunk's last row
         self.last_x[idx] = xf[-1]
         self.fast[idx], self.mid[idx], self.mid2[idx], self.base[idx] = fast[-1], mid[-1], mid2[-1], base[-1]
@@ -541,7 +568,7 @@ class AnomalyCore:
         out = np.where(capped, np.minimum(risk, alarm / 2), risk)
         return out, until
 
-    def _season(self, idx: np.ndarray) -> None:
+    def _season(self, idx: np.ndarray, now: float) -> None:
         """Fold the chunk's residuals into the two half-profiles, and decide whether the profile is used.
 
         Each half-profile bin is a mean over samples, not over chunks: a running mean over its first
@@ -559,8 +586,7 @@ class AnomalyCore:
         stops at the out-of-sample residual (season9b): the halves' agreement says how well the average day is
         known, not how well it predicts the next one (weekends, holidays, amplitude changing day to day)."""
         n, nb = idx.size, self.bins
-        if self.weekly:
-            self._fold_week(idx)
+        wk = self._fold_week(idx, now) if self.weekly else None
         half, cover = self._folded(self.half[idx], self.cover[idx], self.acc_s[idx], self.acc_c[idx])
         self.half[idx], self.cover[idx] = half, cover
         self.acc_s[idx] = 0.0
@@ -590,7 +616,7 @@ class AnomalyCore:
         removed = np.where(on, share * gain, 0.0)
         if self.weekly:
             pa, pb = np.where(smooth[:, None], sa, a), np.where(smooth[:, None], sb, b)
-            week, g_week = self._week(idx, pa, pb, raw, on)
+            week, g_week = self._week(idx, pa, pb, raw, on, *wk)
             removed = np.where(week, g_week, removed)
         # the spread's state saw the old correction: move it by the change in removed variance only (what the
         # raw variance did, it saw itself), never below the noise sd (NaN before the noise is known: no floor)
@@ -621,25 +647,84 @@ class AnomalyCore:
             half = np.where(c > 0, half + w * (acc / c - half), half)
         return half, cover
 
-    def _fold_week(self, idx: np.ndarray) -> None:
-        """Fold the chunk's sums per day class into the class half-profiles (``_season``'s rule per visit:
-        each class profile remembers as many of its own days as the daily one does of days)."""
-        we_s, we_c = self.wk_acc_s[idx], self.wk_acc_c[idx]
-        c = np.concatenate([self.acc_c[idx] - we_c, we_c], axis=1)  # weekdays, weekend (the daily sums not reset yet)
-        acc = np.concatenate([self.acc_s[idx] - we_s, we_s], axis=1)
-        self.wk_half[idx], self.wk_cover[idx] = self._folded(self.wk_half[idx], self.wk_cover[idx], acc, c)
-        self.wk_acc_s[idx] = 0.0
-        self.wk_acc_c[idx] = 0.0
+    def _fold_week(self, idx: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Fold the chunk's sums per UTC day of the week into the day profiles (``_season``'s rule per visit),
+        re-choose the weekend window where due (``_weekend``), and draw the day-class halves from the day
+        profiles for the window in use: the weekend's first day is one half, its second the other; the
+        weekdays alternate from the window's end (3 and 2 days). Different days, independent noise: the same
+        out-of-sample arithmetic as the daily halves. Returns the halves and their cover (columns: class,
+        half, bin; weekdays first) -- derived, not state, so a moved window costs no relearning."""
+        n, nb = idx.size, self.bins
+        prof, cover = self._folded(self.dw_prof[idx], self.dw_cover[idx], self.dw_acc_s[idx], self.dw_acc_c[idx])
+        self.dw_prof[idx], self.dw_cover[idx] = prof, cover
+        self.dw_acc_s[idx] = 0.0
+        self.dw_acc_c[idx] = 0.0
+        prof, cover = prof.reshape(n, 7, nb), cover.reshape(n, 7, nb)
+        self._weekend(idx, now)
+        # each (day, bin)'s place in the week counted in days from the window start: 0, 1 weekend, 2-6 weekdays
+        pos = np.mod(self._wpos[None] - self.wk_start[idx][:, None, None], 7 * nb) // nb
+        grp = np.where(pos < 2, 2 + pos, pos % 2)  # (class, half): weekdays 0 / 1 alternating, weekend 2 / 3
+        onehot = grp[..., None] == np.arange(4)
+        c4 = np.einsum("ndb,ndbg->ngb", cover, onehot)
+        s4 = np.einsum("ndb,ndbg->ngb", cover * prof, onehot)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            half = np.where(c4 > 0, s4 / c4, 0.0)
+        return half.reshape(n, 4 * nb), c4.reshape(n, 4 * nb)
 
-    def _week(self, idx: np.ndarray, pa: np.ndarray, pb: np.ndarray, raw: np.ndarray,
-              daily_on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _weekend(self, idx: np.ndarray, now: float) -> None:
+        """day12: where the series' weekend lies, chosen from its own past rows.
+
+        Exports carry local times of any zone (or UTC from a service elsewhere), so the weekend is a window of
+        two days (48 hours) starting at any hour of the UTC week. The signal: the series against a level of a
+        week's time constant, summed per UTC hour of the week since the first row (``hw_s``, ``hw_c``): a
+        weekend's lower level stays a step in it, where against the profiles' one-day level it is smeared
+        over the days after (measured: half-day errors). Each start is scored by the variance the weekday /
+        weekend split explains within each hour of the day, over the days seen at that hour: n_we n_wd / n x
+        (weekend mean - weekday mean)^2 (the same sum of squares for every start apart from the days it
+        assigns, so the noise in it favours none). Chosen once >= 2 days have been seen on >= ``SEASON_COVER``
+        of the hours, then re-chosen at most once a day (a start only moves when another explains more);
+        the class profiles are not used before the first choice. Where the window moves the realized check
+        starts again. O(168 x 24) per choice, a day of rows apart: O(1) amortised per row."""
+        nb = self.bins
+        cover = self.hw_c[idx].reshape(-1, 7, 24)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            prof = np.where(cover > 0, self.hw_s[idx].reshape(-1, 7, 24) / cover, 0.0)
+        seen = cover > 0
+        two = seen.sum(axis=1) >= 2  # (n, hours): seen on >= 2 days of the week
+        due = two.sum(axis=1) >= SEASON_COVER * np.maximum(seen.any(axis=1).sum(axis=1), 1)
+        due &= now - self.wk_chosen[idx] >= DAY_S
+        if not due.any():
+            return
+        j = np.flatnonzero(due)
+        sv = seen[j].astype(float)
+        ms = prof[j] * sv
+        we_s, we_n = ms + np.roll(ms, -1, axis=1), sv + np.roll(sv, -1, axis=1)  # [d]: the two days from day d
+        tot_s, tot_n = ms.sum(axis=1, keepdims=True), sv.sum(axis=1, keepdims=True)
+        wd_s, wd_n = tot_s - we_s, tot_n - we_n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = we_n * wd_n / tot_n * (we_s / we_n - wd_s / wd_n) ** 2  # (series, first weekend day, bin)
+        f = np.where((we_n > 0) & (wd_n > 0), f, 0.0)
+        score = f[:, self._wfirst, np.arange(24)[None, :]].sum(axis=2)  # (series, start hour)
+        cur = score[np.arange(j.size), np.round(self.wk_start[idx[j]] * 24 / nb).astype(int) % 168]
+        best = np.round(score.argmax(axis=1) * nb / 24).astype(int) % (7 * nb)
+        move = (cur < score.max(axis=1)) | ~np.isfinite(self.wk_chosen[idx[j]])  # a tie keeps the window in use
+        moved = idx[j[move]]
+        self.wk_start[moved] = best[move]
+        self.wk_chosen[idx[j]] = now
+        # the realized check's evidence was about the old window: it starts again, and applies once a week of
+        # rows (a weekend among them) is behind it -- a day of weekday rows says little about the split
+        self.var_wd[moved] = 0.0
+        self.var_ww[moved] = 0.0
+        self.n_ww[moved] = -6.0 * DAY_S / self.p.dt  # the check applies from a day of rows on: here a week
+
+    def _week(self, idx: np.ndarray, pa: np.ndarray, pb: np.ndarray, raw: np.ndarray, daily_on: np.ndarray,
+              wk_half: np.ndarray, wk_cover: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """week10: whether weekday and weekend profiles replace the daily one, and the variance they remove.
 
-        Day classes are UTC calendar days (Saturday and Sunday are the weekend): telemetry exported in epoch
-        seconds carries no time zone, so a weekend of another zone is off by its offset (the phase bins still
-        learn the shape, the class switch at midnight UTC is then hours early or late). Each class keeps two
-        half-profiles from even and odd days like the daily one (a weekend has one of each), so the same
-        out-of-sample arithmetic applies: per class, over its bins learnt in both halves, a x b - (a - b)^2 / 4
+        Day classes: the weekend window in use (day12, ``_weekend``: chosen from the series' rows, UTC Saturday
+        and Sunday until then) and the other five days. Each class has two half-profiles from different days
+        (``_fold_week``), so the same out-of-sample arithmetic as the daily halves applies: per class, over
+        its bins learnt in both halves, a x b - (a - b)^2 / 4
         (or the smoothed form) is the variance its average removes from that class's rows. The daily profile
         in use (P = (pa + pb) / 2, even-day and odd-day parts) is scored on the same rows without in-sample
         bias: 2 P.P_c - P^2, with P.P_c estimated across parities (pa x the class's odd half, pb x its even
@@ -652,17 +737,18 @@ class AnomalyCore:
         without a weekly cycle keeps the daily profile (and the daemon's short traces never reach this:
         each class needs >= 2 of its own days)."""
         n, nb = idx.size, self.bins
-        cv = self.wk_cover[idx].reshape(n, 2, 2, nb)  # (series, class, half, bin)
+        cv = wk_cover.reshape(n, 2, 2, nb)  # (series, class, half, bin)
         both = (cv >= 1.0).all(axis=2)  # (n, class, bins)
         k = both.sum(axis=2)
         share = k / np.maximum((cv > 0).any(axis=2).sum(axis=2), 1)
         ready = (k > 0).all(axis=1) & (share >= SEASON_COVER).all(axis=1) & (raw > 0)
+        ready &= np.isfinite(self.wk_chosen[idx])  # day12: not before a window was chosen from the series' rows
         self.week_ready[idx] = ready
         if not ready.any():
             self.week_on[idx] = False
             return self.week_on[idx], np.zeros(n)
         k1 = np.maximum(k, 1)
-        hv = np.where(both[:, :, None, :], self.wk_half[idx].reshape(n, 2, 2, nb), 0.0)
+        hv = np.where(both[:, :, None, :], wk_half.reshape(n, 2, 2, nb), 0.0)
         mean = (WEEK_SHARE[None, :, None] * hv.sum(axis=3) / k1[:, :, None]).sum(axis=1)  # (n, half): day-weighted
         hv = np.where(both[:, :, None, :], hv - mean[:, None, :, None], 0.0)
         sv = _smooth(hv.reshape(2 * n, 2, nb), both.reshape(2 * n, nb)).reshape(n, 2, 2, nb)
@@ -703,7 +789,7 @@ class AnomalyCore:
             self.var_ww[idx] += ww * (self.wk_acc_v[idx, 1] / cw1 - self.var_ww[idx])
             self.n_ww[idx] += cw
             self.wk_acc_v[idx] = 0.0
-        self._season(idx)
+        self._season(idx, now)
         self.ref_q[idx] = self.quantum[idx]
         self.ref_p[idx] = np.where(self.diffs[idx] > 0, (self.reps[idx] + 0.5) / (self.diffs[idx] + 1.0), np.nan)
         self.ref_base[idx] = self.base[idx]

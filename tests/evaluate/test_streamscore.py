@@ -110,3 +110,14 @@ def test_the_weekly_corpus_has_weeks_normal_series_and_labelled_holidays_only_as
         mine = [s for s in corpus if s.name.split("-")[1] == b]
         assert any(not s.windows for s in mine) and any(s.windows for s in mine)
     assert all("holiday_day" not in s.name for s in corpus if not s.windows)
+
+
+def test_shift_hours_moves_only_the_clock():
+    """day12: ``--shift-hours`` exports the same corpus in another zone: timestamps + H hours, the values and
+    the labelled row ranges unchanged, and 0 leaves the series as generated."""
+    from pfepo.evaluate.streamscore import make_weekly, shift_hours
+
+    s = make_weekly(np.random.default_rng(3), 0)
+    m = shift_hours(s, -8.0)
+    assert np.array_equal(m.t, s.t - 8 * 3600.0) and np.array_equal(m.y, s.y) and m.windows == s.windows
+    assert shift_hours(s, 0.0) is s
