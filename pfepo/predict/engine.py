@@ -15,6 +15,8 @@ docs/prediction.md: the combination (pfepo.predict.core.combine) of
   ``confirm_s`` and two samples, a breach under way for ``LEVEL_S`` is evidence 1, held for ``hold_s``
   once it alarms), and for metrics without a threshold the event-like anomaly risk of
   pfepo.predict.core (the very core ``pfepo predict`` runs on one series);
+  (plateau12: a utilisation or CPU breach on a busy plateau -- not climbing, latency, loss and errors quiet --
+  counts 0, ``_plateau``);
 - the gradient-boosting classifier when a model is loaded, which may damp an ambiguous forecast (and
   raise risk alone only above ``raise_min``, off by default) but never veto a clear one.
 
@@ -98,6 +100,16 @@ LOAD_WINDOWS: tuple[int, ...] = (2, 3)
 # (the one that stopped first, or noise), and the hold was lost there just as the lagging projection was about
 # to confirm. False: judged step by step (predict8).
 LOAD_LATCH = True
+# (plateau12) A load metric (LOAD) over its threshold on a plateau while the service is healthy (``_plateau``): its
+# observed and forecast-level breaches count 0 unless it is climbing -- its lowest fast level over LEVEL_S rose in
+# each of the last j trend windows and beyond its noise bar over them, for a j in PLATEAU_WINDOWS -- or a quality
+# metric (QUALITY) has evidence, is above its threshold or rose beyond its own bar over 1-3 windows. The breach
+# itself is the selection of a wander: where noise or a wave's crest carries a plateau over the threshold, its rise
+# over some span is beyond 3 sd just then (PLATEAU_WINDOWS = (1, 2, 3) without "each window" measured so: the same
+# episodes on the AR 0.8 set, and 1-60 s test plateaus still alarmed); a saturating climb rises window after window.
+# False: every breach is evidence 1 (load11).
+PLATEAU = True
+PLATEAU_WINDOWS: tuple[int, ...] = (2, 3)
 HISTORY_H = 2.0  # no extrapolation (trend, growth, departure) before the series has this many horizons of history
 # Names of the rules behind forecast evidence (engine.src / engine.alarm_src hold an index into this).
 SOURCES = ("none", "trend", "level", "growth", "departure", "observed")
@@ -454,6 +466,8 @@ class PredictiveEngine:
         - Observed samples above the threshold for ``LEVEL_S`` (at least two of them) are evidence 1 on
           their own (``level_ok``, already confirmed): a breach under way needs no extrapolation, and the
           forecast's smoothing would otherwise lag it at slow sampling. One sample above is a spike.
+        - (plateau12) Neither an observed nor a forecast-level breach of utilisation or CPU counts on a busy
+          plateau with a healthy service (``_plateau``).
         - Forecast evidence is confirmed (``_confirm``) once it held for ``confirm_s`` *and* at least two
           samples: at 60 s sampling one held sample is one observation, not a minute of evidence.
         """
@@ -514,6 +528,7 @@ class PredictiveEngine:
             known = self.hist >= HISTORY_H * self.h
             parts = [np.where(supported, p_trend, 0.0), self._growth(*pts, fac=fac), self._departure(past, *pts)]
             parts[0] = self._damp_load(b * self.step_s, parts, rise, beyond, past, p_level, fed, sampled, held, pts)
+            plateau = self._plateau(parts, p_level, fed, pts, beyond)
             p = np.where(known, np.maximum(parts[0], np.maximum(parts[1], parts[2])), 0.0)
             above = fed > self._thr_t
         now = b * self.step_s
@@ -521,7 +536,7 @@ class PredictiveEngine:
         # counts only once it has lasted LEVEL_S, like an observed breach (a spike of tens of seconds
         # moves the level too, at any sampling rate).
         self.lev_t0, lev = _since(self.lev_t0, p_level >= 0.5, sampled, held, now)
-        lev_p = np.where(lev & (now - self.lev_t0 >= LEVEL_S - self.confirm_s - 1e-9), p_level, 0.0)
+        lev_p = np.where(lev & (now - self.lev_t0 >= LEVEL_S - self.confirm_s - 1e-9) & ~plateau, p_level, 0.0)
         p = np.maximum(p, lev_p)
         # the rules' parts of this step's evidence, kept by reference: which one gave it (diagnosis only,
         # SOURCES) is derived in ``_confirm`` where an alarm starts, not on every step
@@ -530,7 +545,7 @@ class PredictiveEngine:
         self.over_t0 = np.where(run & (self.over_n == 0), now, np.where(sampled & ~above, np.nan, self.over_t0))
         self.over_n = np.where(sampled, np.where(above, self.over_n + 1, 0), self.over_n)
         span = now - self.over_t0 >= LEVEL_S - 1e-9
-        self.level_ok = ((self.over_n >= 2) & span & (sampled | held)).astype(float)
+        self.level_ok = ((self.over_n >= 2) & span & (sampled | held) & ~plateau).astype(float)
         ev = p >= 0.5
         self.ev_n = np.where(ev, self.ev_n + sampled, 0.0)
         return np.where(ev, p, 0.0)
@@ -593,6 +608,51 @@ class PredictiveEngine:
         hold = max(LOAD_HOLD * self.trend_tau_s, self.confirm_s)
         young = ~(now - self.tr_t0 >= hold - self.confirm_s - 1e-9)
         return np.where(damp & young, 0.0, p_tr)
+
+    def _plateau(self, parts: list[np.ndarray], p_level: np.ndarray, fed: np.ndarray, pts: list[np.ndarray],
+                 beyond: np.ndarray) -> np.ndarray:
+        """(plateau12) Where a load metric's breach is no evidence: a busy plateau with a healthy service (mask
+        over all series, True only for the LOAD metrics of such endpoints).
+
+        A policy threshold crossed by utilisation or CPU while latency, loss and errors are fine is no failure in
+        the next minutes unless the load is still climbing (a saturating resource: the precursor of the issue's
+        CPU and utilisation failures, which rise for 10-20 minutes up to the breach). A breach on a busy plateau
+        -- a wave's crest on a busy hour, noise around a level near the threshold -- is not. So a LOAD metric is
+        on a plateau unless it climbs: on its lowest fast levels over ``LEVEL_S`` j = 0..3 trend windows back
+        (``pts``, a spike does not hold that long; 6 minutes of them needed), it rose in each of the last j
+        windows and by more than its noise bar ``beyond`` (the trend rule's, widened for correlated noise) over
+        them, for j in ``PLATEAU_WINDOWS`` (4 or 6 minutes: one window's rise beyond 3 sd is what a wander that
+        crosses the threshold shows just then). And every QUALITY metric of its endpoint is quiet: no evidence
+        (trend, growth, departure, the forecast's level), no sample above its threshold, and no rise of its own
+        lowest level beyond its own bar over the last 1, 2 or 3 windows (latency creeping up while still under
+        150 ms keeps the load breach evidence 1). Its observed and forecast-level breaches then count 0 (trend
+        evidence is ``_damp_load``'s); a load that climbs again or a quality metric that moves makes a breach
+        under way evidence 1 at once (its LEVEL_S has kept running). ``Snapshot.observed`` follows (a damped
+        breach is not "under way" as evidence).
+        """
+        n = fed.size
+        if not PLATEAU or any(x not in self.midx for x in LOAD + QUALITY):
+            return np.zeros(n, dtype=bool)
+        m = self.m
+        e = n // m
+        jl = [self.midx[x] for x in LOAD]
+        jq = [self.midx[x] for x in QUALITY]
+        with np.errstate(invalid="ignore"):
+            rose = np.zeros(n, dtype=bool)
+            for j in range(1, 4):
+                rose |= pts[0] - pts[j] > beyond
+            climbing = np.zeros(n, dtype=bool)
+            each = np.ones(n, dtype=bool)
+            for j in range(1, 4):
+                each &= pts[j - 1] - pts[j] > 0.0
+                if j in PLATEAU_WINDOWS:
+                    climbing |= each & (pts[0] - pts[j] > beyond)
+            flat = ~climbing & np.isfinite(pts[3])
+            bad = ((np.maximum(np.maximum(parts[0], parts[1]), parts[2]) >= 0.5) | (p_level >= 0.5)
+                   | (fed > self._thr_t) | rose).reshape(e, m)[:, jq]
+        out = np.zeros((e, m), dtype=bool)
+        out[:, jl] = flat.reshape(e, m)[:, jl] & ~bad.any(axis=1)[:, None]
+        return out.ravel()
 
     def _growth(self, lvl: np.ndarray, past: np.ndarray, past2: np.ndarray, past3: np.ndarray,
                 fac: np.ndarray) -> np.ndarray:
