@@ -527,8 +527,9 @@ class PredictiveEngine:
             self.hist = self.hist + np.isfinite(fed)
             known = self.hist >= HISTORY_H * self.h
             parts = [np.where(supported, p_trend, 0.0), self._growth(*pts, fac=fac), self._departure(past, *pts)]
-            parts[0] = self._damp_load(b * self.step_s, parts, rise, beyond, past, p_level, fed, sampled, held, pts)
-            plateau = self._plateau(parts, p_level, fed, pts, beyond)
+            qbad = self._quality_moves(parts, p_level, fed)
+            parts[0] = self._damp_load(b * self.step_s, parts, rise, beyond, past, qbad, sampled, held, pts)
+            plateau = self._plateau(qbad, pts, beyond)
             p = np.where(known, np.maximum(parts[0], np.maximum(parts[1], parts[2])), 0.0)
             above = fed > self._thr_t
         now = b * self.step_s
@@ -550,8 +551,22 @@ class PredictiveEngine:
         self.ev_n = np.where(ev, self.ev_n + sampled, 0.0)
         return np.where(ev, p, 0.0)
 
+    def _quality_moves(self, parts: list[np.ndarray], p_level: np.ndarray, fed: np.ndarray) -> np.ndarray | None:
+        """Per endpoint: some quality metric (QUALITY) has evidence (trend, growth, departure, the forecast's
+        level) or a sample above its threshold -- the service is not healthy, so neither a load ramp
+        (``_damp_load``) nor a busy plateau (``_plateau``) explains its load. None where an endpoint lacks a
+        LOAD or QUALITY metric (neither rule applies then)."""
+        if any(x not in self.midx for x in LOAD + QUALITY):
+            return None
+        e = fed.size // self.m
+        jq = [self.midx[x] for x in QUALITY]
+        with np.errstate(invalid="ignore"):
+            bad = ((np.maximum(np.maximum(parts[0], parts[1]), parts[2]) >= 0.5) | (p_level >= 0.5)
+                   | (fed > self._thr_t)).reshape(e, self.m)[:, jq]
+        return bad.any(axis=1)
+
     def _damp_load(self, now: float, parts: list[np.ndarray], rise: np.ndarray, beyond: np.ndarray, past: np.ndarray,
-                   p_level: np.ndarray, fed: np.ndarray, sampled: np.ndarray, held: np.ndarray,
+                   qbad: np.ndarray | None, sampled: np.ndarray, held: np.ndarray,
                    pts: list[np.ndarray]) -> np.ndarray:
         """Trend evidence, damped (delayed, never blocked) where the rise looks like load.
 
@@ -577,12 +592,11 @@ class PredictiveEngine:
         """
         p_tr = parts[0]
         self.tr_t0, on = _since(self.tr_t0, p_tr >= 0.5, sampled, held, now)
-        if LOAD_HOLD is None or any(x not in self.midx for x in LOAD + QUALITY):
+        if LOAD_HOLD is None or qbad is None:
             return p_tr
         m = self.m
         e = p_tr.size // m
         jl = [self.midx[x] for x in LOAD]
-        jq = [self.midx[x] for x in QUALITY]
         # (load11) the rise over the last trend window, and over LOAD_WINDOWS windows on the lowest fast levels
         spans = [(rise, past)] + [(pts[0] - pts[j], pts[j]) for j in LOAD_WINDOWS]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -592,15 +606,13 @@ class PredictiveEngine:
                 rel = (r / p0).reshape(e, m)[:, jl]
                 alike = (p0.reshape(e, m)[:, jl] > 0).all(axis=1) & (rel.min(axis=1) >= LOAD_RATIO * rel.max(axis=1))
                 alike_any |= rising.all(axis=1) & alike
-            bad = ((np.maximum(np.maximum(p_tr, parts[1]), parts[2]) >= 0.5) | (p_level >= 0.5)
-                   | (fed > self._thr_t)).reshape(e, m)[:, jq]
-        load = alike_any & ~bad.any(axis=1)
+        load = alike_any & ~qbad
         damp = np.zeros((e, m), dtype=bool)
         damp[:, jl] = load[:, None]
         damp = damp.ravel()
         if LOAD_LATCH:
             # (load11) once a projection has looked like load, it stays load for the rest of its run
-            quiet = np.repeat(~bad.any(axis=1), m)
+            quiet = np.repeat(~qbad, m)
             self.ld_on = on & quiet & (self.ld_on | damp)
             damp = self.ld_on
         if not damp.any():
@@ -609,8 +621,7 @@ class PredictiveEngine:
         young = ~(now - self.tr_t0 >= hold - self.confirm_s - 1e-9)
         return np.where(damp & young, 0.0, p_tr)
 
-    def _plateau(self, parts: list[np.ndarray], p_level: np.ndarray, fed: np.ndarray, pts: list[np.ndarray],
-                 beyond: np.ndarray) -> np.ndarray:
+    def _plateau(self, qbad: np.ndarray | None, pts: list[np.ndarray], beyond: np.ndarray) -> np.ndarray:
         """(plateau12) Where a load metric's breach is no evidence: a busy plateau with a healthy service (mask
         over all series, True only for the LOAD metrics of such endpoints).
 
@@ -630,8 +641,8 @@ class PredictiveEngine:
         under way evidence 1 at once (its LEVEL_S has kept running). ``Snapshot.observed`` follows (a damped
         breach is not "under way" as evidence).
         """
-        n = fed.size
-        if not PLATEAU or any(x not in self.midx for x in LOAD + QUALITY):
+        n = pts[0].size
+        if not PLATEAU or qbad is None:
             return np.zeros(n, dtype=bool)
         m = self.m
         e = n // m
@@ -648,10 +659,9 @@ class PredictiveEngine:
                 if j in PLATEAU_WINDOWS:
                     climbing |= each & (pts[0] - pts[j] > beyond)
             flat = ~climbing & np.isfinite(pts[3])
-            bad = ((np.maximum(np.maximum(parts[0], parts[1]), parts[2]) >= 0.5) | (p_level >= 0.5)
-                   | (fed > self._thr_t) | rose).reshape(e, m)[:, jq]
+            moved = qbad | rose.reshape(e, m)[:, jq].any(axis=1)
         out = np.zeros((e, m), dtype=bool)
-        out[:, jl] = flat.reshape(e, m)[:, jl] & ~bad.any(axis=1)[:, None]
+        out[:, jl] = flat.reshape(e, m)[:, jl] & ~moved[:, None]
         return out.ravel()
 
     def _growth(self, lvl: np.ndarray, past: np.ndarray, past2: np.ndarray, past3: np.ndarray,
