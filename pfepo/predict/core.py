@@ -485,7 +485,7 @@ class AnomalyCore:
             with np.errstate(invalid="ignore", divide="ignore"):
                 u = y - _shift(self.wk_lev[idx], lev) / _ew_weight(self.a_week, nobs - obs)
             uok = np.isfinite(u)
-            how = (np.mod(np.floor(t / DAY_S) + 3.0, 7.0) * 24.0 + np.mod(t, DAY_S) // 3600.0).astype(int)
+            how = (wpos // self.bins) * 24 + (np.mod(t, DAY_S) // 3600.0).astype(int)  # (day, hour), day as in wpos
             if tn == 1:
                 self.dw_acc_s[sel, wpos[0]] += r[0, ok[0]]
                 self.dw_acc_c[sel, wpos[0]] += 1.0
