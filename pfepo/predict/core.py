@@ -215,6 +215,43 @@ class Runs(NamedTuple):
     run0: np.ndarray  # repeats before the chunk (per series)
 
 
+class ChunkSums:
+    """One chunk's sums and counts per (series, profile position), held only for the positions the chunk's
+    rows touched. Every series shares the core's clock, so a chunk touches the same few positions for all
+    of them: at the engine's 5-10 s steps a 256-step chunk spans 2-4 of the 96 phase bins, and the dense
+    (series x 7 days x 96 bins) arrays were a third of the engine's memory per series, nearly all zeros.
+    The same additions in the same order as dense sums: the folded profiles are bit for bit the same."""
+
+    def __init__(self, size: int, n: int = 0):
+        self.col = np.full(size, -1)  # each position's column (-1: not touched in this chunk)
+        self.pos = np.zeros(0, dtype=int)  # the position of each column
+        self.s = np.zeros((n, 0))
+        self.c = np.zeros((n, 0))
+
+    def cols(self, pos: np.ndarray) -> np.ndarray:
+        """The columns of positions ``pos`` (any shape), adding columns for new ones."""
+        new = np.unique(pos[self.col[pos] < 0])
+        if new.size:
+            self.col[new] = self.pos.size + np.arange(new.size)
+            self.pos = np.concatenate([self.pos, new])
+            pad = np.zeros((self.s.shape[0], new.size))
+            self.s, self.c = np.hstack([self.s, pad]), np.hstack([self.c, pad])
+        return self.col[pos]
+
+    def grow(self, n: int) -> None:
+        pad = np.zeros((n - self.s.shape[0], self.s.shape[1]))
+        self.s, self.c = np.vstack([self.s, pad]), np.vstack([self.c, pad])
+
+    def clear(self) -> None:
+        self.col[self.pos] = -1
+        self.pos = np.zeros(0, dtype=int)
+        self.s, self.c = self.s[:, :0], self.c[:, :0]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.col.nbytes + self.pos.nbytes + self.s.nbytes + self.c.nbytes)
+
+
 class AnomalyCore:
     """State of N series; ``update`` advances them by a block of rows and returns their risk."""
 
@@ -291,16 +328,14 @@ class AnomalyCore:
         # two half-profiles, from even and from odd periods (columns: bins of the even half, then the odd)
         self.half = np.zeros((n, 2 * self.bins))
         self.cover = np.zeros((n, 2 * self.bins))  # periods' worth of samples behind each half-profile bin
-        self.acc_s = np.zeros((n, 2 * self.bins))
-        self.acc_c = np.zeros((n, 2 * self.bins))
+        self.acc = ChunkSums(2 * self.bins, n)  # the chunk's sums per half-profile bin (columns: even half, then odd)
         # week10/day12: a profile per UTC day of the week (columns: day, Monday first, then bin), folded like a
         # half-profile per visit; the day-class halves are drawn from it for the weekend window in use, so the
         # window can move without relearning. Allocated only where the period is a day.
         wk = 7 * self.bins if self.weekly else 0
         self.dw_prof = np.zeros((n, wk))
         self.dw_cover = np.zeros((n, wk))
-        self.dw_acc_s = np.zeros((n, wk))
-        self.dw_acc_c = np.zeros((n, wk))
+        self.dw_acc = ChunkSums(wk, n)
         self.wk_start = np.full(n, 5 * self.bins if self.weekly else 0)  # the weekend window's first (day, bin): UTC Saturday 00:00
         self.wk_chosen = np.full(n, -np.inf)  # when the window was last chosen (re-chosen at most once a day)
         # day12: what chooses it -- the series against a level of a week's time constant (a weekend's lower level
@@ -327,16 +362,21 @@ class AnomalyCore:
         if n <= self.n:
             return
         old_n = self.n
-        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_s", "acc_c", "acc_v", "ref_q",
-                                             "dw_prof", "dw_cover", "dw_acc_s", "dw_acc_c", "wk_start", "wk_chosen", "wk_lev", "hw_s", "hw_c", "wk_prof", "week_on",
+        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_v", "ref_q",
+                                             "dw_prof", "dw_cover", "wk_start", "wk_chosen", "wk_lev", "hw_s", "hw_c", "wk_prof", "week_on",
                                              "week_ready", "wk_acc_v", "var_wd", "var_ww", "n_ww")}
+        sums = (self.acc, self.dw_acc)  # the chunk's sums so far, grown with the rows of the new series
         self._alloc(n)
         for k, arr in keep.items():
             getattr(self, k)[:old_n] = arr
+        self.acc, self.dw_acc = sums
+        for c in sums:
+            c.grow(n)
         self.n = n
 
     def nbytes(self) -> int:
-        return int(sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray)))
+        return int(sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray)) + self.acc.nbytes
+                   + self.dw_acc.nbytes)
 
     # ----- update --------------------------------------------------------------------------------
     def update(self, y: np.ndarray, t: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
@@ -473,13 +513,14 @@ class AnomalyCore:
         bins = bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int)  # the half of this period
         if tn == 1:  # one row: (series, bin) pairs are distinct, plain fancy indexing adds correctly
             sel = idx[ok[0]]
-            self.acc_s[sel, bins[0]] += r[0, ok[0]]
-            self.acc_c[sel, bins[0]] += 1.0
+            col = self.acc.cols(bins[:1])[0]
+            self.acc.s[sel, col] += r[0, ok[0]]
+            self.acc.c[sel, col] += 1.0
         else:
             rows = np.repeat(idx[None, :], tn, axis=0)
-            cols = np.repeat(bins[:, None], idx.size, axis=1)
-            np.add.at(self.acc_s, (rows[ok], cols[ok]), r[ok])
-            np.add.at(self.acc_c, (rows[ok], cols[ok]), 1.0)
+            cols = np.repeat(self.acc.cols(bins)[:, None], idx.size, axis=1)
+            np.add.at(self.acc.s, (rows[ok], cols[ok]), r[ok])
+            np.add.at(self.acc.c, (rows[ok], cols[ok]), 1.0)
         if self.weekly:  # the same sums per UTC day of the week (columns: day, bin)
             lev = _ewm(y, self.a_week, self.wk_lev[idx], obs)  # EW from 0, debiased by the weight of the rows before
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -487,17 +528,19 @@ class AnomalyCore:
             uok = np.isfinite(u)
             how = (wpos // self.bins) * 24 + (np.mod(t, DAY_S) // 3600.0).astype(int)  # (day, hour), day as in wpos
             if tn == 1:
-                self.dw_acc_s[sel, wpos[0]] += r[0, ok[0]]
-                self.dw_acc_c[sel, wpos[0]] += 1.0
+                col = self.dw_acc.cols(wpos[:1])[0]
+                self.dw_acc.s[sel, col] += r[0, ok[0]]
+                self.dw_acc.c[sel, col] += 1.0
                 su = idx[uok[0]]
                 self.hw_s[su, how[0]] += u[0, uok[0]]
                 self.hw_c[su, how[0]] += 1.0
             else:
-                m7 = 7 * self.bins
-                flat = (np.arange(idx.size)[None, :] * m7 + wpos[:, None])[ok]
+                cw = self.dw_acc.cols(wpos)
+                m7 = self.dw_acc.pos.size
+                flat = (np.arange(idx.size)[None, :] * m7 + cw[:, None])[ok]
                 size = idx.size * m7
-                self.dw_acc_s[idx] += np.bincount(flat, weights=r[ok], minlength=size).reshape(idx.size, m7)
-                self.dw_acc_c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m7)
+                self.dw_acc.s[idx] += np.bincount(flat, weights=r[ok], minlength=size).reshape(idx.size, m7)
+                self.dw_acc.c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m7)
                 flat = (np.arange(idx.size)[None, :] * 168 + how[:, None])[uok]
                 size = idx.size * 168
                 self.hw_s[idx] += np.bincount(flat, weights=u[uok], minlength=size).reshape(idx.size, 168)
@@ -587,10 +630,7 @@ class AnomalyCore:
         known, not how well it predicts the next one (weekends, holidays, amplitude changing day to day)."""
         n, nb = idx.size, self.bins
         wk = self._fold_week(idx, now) if self.weekly else None
-        half, cover = self._folded(self.half[idx], self.cover[idx], self.acc_s[idx], self.acc_c[idx])
-        self.half[idx], self.cover[idx] = half, cover
-        self.acc_s[idx] = 0.0
-        self.acc_c[idx] = 0.0
+        half, cover = self._fold(self.half, self.cover, self.acc, idx)
         cv = cover.reshape(n, 2, nb)
         both = (cv >= 1.0).all(axis=1)  # (n, bins): learnt in both halves
         # var_raw is an EW mean started at 0: debias it by the weight its samples have had
@@ -636,6 +676,18 @@ class AnomalyCore:
         self.has_prof[idx] = k > 0
         self.season_on[idx] = on
 
+    def _fold(self, half: np.ndarray, cover: np.ndarray, acc: ChunkSums, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fold the chunk's sums ``acc`` of series ``idx`` (every series: a chunk boundary) into ``half`` and
+        ``cover`` in place, at the positions the chunk touched, and clear them; the rows ``idx`` after it."""
+        if acc.pos.size:
+            at = np.ix_(idx, acc.pos)
+            half[at], cover[at] = self._folded(half[at], cover[at], acc.s[idx], acc.c[idx])
+        if idx.size == acc.s.shape[0]:
+            acc.clear()
+        else:
+            acc.s[idx], acc.c[idx] = 0.0, 0.0
+        return half[idx], cover[idx]
+
     def _folded(self, half: np.ndarray, cover: np.ndarray, acc: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Half-profiles and their cover after folding in a chunk's per-bin sums ``acc`` over ``c`` samples (the
         daily halves and the day-class halves share this rule)."""
@@ -655,10 +707,7 @@ class AnomalyCore:
         out-of-sample arithmetic as the daily halves. Returns the halves and their cover (columns: class,
         half, bin; weekdays first) -- derived, not state, so a moved window costs no relearning."""
         n, nb = idx.size, self.bins
-        prof, cover = self._folded(self.dw_prof[idx], self.dw_cover[idx], self.dw_acc_s[idx], self.dw_acc_c[idx])
-        self.dw_prof[idx], self.dw_cover[idx] = prof, cover
-        self.dw_acc_s[idx] = 0.0
-        self.dw_acc_c[idx] = 0.0
+        prof, cover = self._fold(self.dw_prof, self.dw_cover, self.dw_acc, idx)
         prof, cover = prof.reshape(n, 7, nb), cover.reshape(n, 7, nb)
         self._weekend(idx, now)
         # each (day, bin)'s place in the week counted in days from the window start: 0, 1 weekend, 2-6 weekdays
