@@ -103,7 +103,8 @@ def test_epoch_ms_gaps_empty_and_constant_stretches_are_accepted(tmp_path):
         ("timestamp,value\n1,2\n2,abc\n", ":3: column 'value': 'abc' is not a number"),
         ("timestamp,value\n1e300,2\n2,3\n", ":2: timestamp '1e300' is out of range"),
         ("timestamp,value\ninf,2\n2,3\n", ":2: timestamp 'inf' is not a finite time"),
-        ("time,value\n1,2\n", "no column 'timestamp'"),
+        ("when,value\n1,2\n", "no column 'timestamp'"),
+        ("time,cpu,mem\n1,2,3\n", "no column 'value'"),
         ("timestamp,value\n", "no data rows"),
     ],
 )
@@ -193,3 +194,49 @@ def test_an_empty_timestamp_cell_in_a_comma_file_is_skipped(tmp_path, capsys):
     assert main(["predict", "--input", str(src), "--output", str(out)]) == 0
     assert "in.csv:52: timestamp is empty" in capsys.readouterr().err
     assert len(pd.read_csv(out)) == 300
+
+
+@pytest.mark.parametrize(
+    "sep, cells, expected, style",
+    [
+        (",", ['"4,962.4"', '"1,234"', "999.5"], [4962.4, 1234.0, 999.5], "digit grouping"),
+        (";", ["4962,4", "1.234,5", "999"], [4962.4, 1234.5, 999.0], "a decimal comma"),
+        (";", ["1,234", "0,5", "12"], [1.234, 0.5, 12.0], "a decimal comma"),  # ';' file: the comma is decimal
+        (",", ['"1,234"', '"12,345"', "7"], [1234.0, 12345.0, 7.0], "digit grouping"),  # ',' file: grouping
+    ],
+)
+def test_numbers_with_digit_grouping_or_a_decimal_comma_are_read(tmp_path, sep, cells, expected, style):
+    """Spreadsheet exports in many locales: the value is read, with one warning naming the style and a line."""
+    rows = [f"{1_400_000_000 + 60 * k}{sep}{cells[k % 3]}" for k in range(300)]
+    src = tmp_path / "in.csv"
+    src.write_text(f"timestamp{sep}value\n" + "\n".join(rows) + "\n")
+    s = read_series(src)
+    assert np.allclose(s.y[:3], expected)
+    assert any(f"written with {style} read as numbers" in n for n in s.notes), s.notes
+
+
+def test_columns_named_otherwise_are_found_when_only_one_fits(tmp_path, capsys):
+    """``time,cpu_utilization``: the time-like column and the one other column, each with a warning; the
+    output is the same as for the same file with the default names."""
+    rows = [f"{1_400_000_000 + 300 * k},{v:.3f}" for k, v in enumerate(_series()[:2400])]
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("time,cpu_utilization\n" + "\n".join(rows) + "\n")
+    b.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    assert main(["predict", "--input", str(a), "--output", str(tmp_path / "oa.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "column 'time' read as the time" in err and "column 'cpu_utilization' read as the value" in err
+    assert main(["predict", "--input", str(b), "--output", str(tmp_path / "ob.csv")]) == 0
+    assert pd.read_csv(tmp_path / "oa.csv")["risk"].equals(pd.read_csv(tmp_path / "ob.csv")["risk"])
+
+
+def test_non_iso_dates_parse_as_row_by_row_parsing_does():
+    """US-style dates are parsed with the first row's format (fast), and a row in another layout still
+    row by row: the same instants as pandas' per-row parsing of every row."""
+    from pfepo.predict.univariate import parse_times
+
+    t = pd.date_range("2014-03-01", periods=500, freq="5min")
+    text = pd.Series([f"{x:%m/%d/%Y %H:%M}" for x in t])
+    text[7] = "March 1, 2014 00:35"  # another layout in the same column
+    got, _ = parse_times(text, "x.csv")
+    ref = (pd.to_datetime(text, format="mixed", utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    assert np.array_equal(got, ref.to_numpy())
