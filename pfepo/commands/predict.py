@@ -20,8 +20,10 @@ def register(sub) -> None:
     )
     p.add_argument("--input", required=True, metavar="CSV", help="CSV with a header row")
     p.add_argument("--output", required=True, metavar="CSV", help="where to write timestamp,value,risk")
-    p.add_argument("--time-column", default="timestamp", help="time column: epoch seconds/ms or ISO-8601 (default timestamp)")
-    p.add_argument("--value-column", default="value", help="value column (default value)")
+    p.add_argument("--time-column", default="timestamp", help="time column: epoch seconds/ms, ISO-8601 or another common"
+                   " date layout (default timestamp; if absent, the one column named like a time, with a warning)")
+    p.add_argument("--value-column", default="value", help="value column (default value; if absent from a two-column"
+                   " file, the other column, with a warning); digit grouping and decimal commas are read")
     p.add_argument("--horizon", type=int, default=30, help="trend look-ahead in rows (default 30, at most 1000000)")
     p.add_argument("--baseline", type=int, default=300, help="rows behind the slow baseline (default 300)")
     p.set_defaults(func=run)
