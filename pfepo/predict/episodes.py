@@ -49,7 +49,9 @@ winsorised at 4 units (the core's WINSOR), so one wild value cannot fire the cha
 statistics are capped at twice their thresholds (so they re-arm soon after an episode).
 
 Output: each channel's risk is ``Phi(evidence - threshold)`` (0.5 at its threshold, like the core's
-``Phi(zl - z0)``); the core's ``risk`` is the maximum of its own (after the routine damping) and these. The output stays event-like
+``Phi(zl - z0)``), and for the two CUSUMs ``Phi(evidence - threshold + CROSSED)`` at and over it (>= 0.84:
+their threshold is already a ~1e5-row false-alarm bound; thirteenth session); the core's ``risk`` is the
+maximum of its own (after the routine damping) and these. The output stays event-like
 with a refractory period of its own (the core's ``refractory``): after any onset (the core's or a
 channel's) the combined risk is capped at ``alarm / 2`` and the CUSUMs are held at 0, and the reference
 level restarts at the core's fast level, so a lasting new level does not alarm again. The core's own
@@ -85,6 +87,7 @@ ODDS = 4.0  # the alternative: the odds of a large move x 4 (the factor of a dou
 GRID = np.array([4.0, 6.0, 8.0, 12.0, 16.0, 20.0])  # surprise levels (the core's RAW_CAP is 20)
 MIN_W = 600  # differences behind its own mean before the variance channel speaks (the core's min_long)
 BIG = 1e30
+CROSSED = 1.0  # a CUSUM at or over its threshold reports risk Phi(excess + CROSSED) >= 0.84, not ~0.5 (below)
 RESTART_N = 2.0  # after an onset the reference level restarts at the core's fast level (~2 samples' mean)
 
 
@@ -244,7 +247,12 @@ class Episodes:
         s_all = clamp_scan(np.concatenate([up, dn, vv], axis=1), np.concatenate(s0), cap)
         s_hi, s_lo, s_var = s_all[:, :m], s_all[:, m : 2 * m], s_all[:, 2 * m :]
         ev = np.fmax(np.fmax(s_hi, s_lo) - H, s_var - H_VAR)
-        risk = np.where(ready & ~hold, ndtr(ev), 0.0)
+        # thirteenth session: at and over its threshold a CUSUM's risk is Phi(excess + CROSSED). The threshold
+        # already carries the channel's false-alarm control (~1e5 rows between false alarms), and the CUSUM
+        # restarts at the crossing, so Phi(excess) put its alarms at 0.5-0.6 whatever the shift: under a
+        # single threshold for a whole corpus (streaming scores pick one, often 0.6-0.7, to cut the core's
+        # weaker onsets) sustained shifts the channel had found did not count. Below the threshold: Phi(ev).
+        risk = np.where(ready & ~hold, ndtr(np.where(ev >= 0.0, ev + CROSSED, ev)), 0.0)
         return risk, np.where(cnt > 0, lvl, np.nan), s_hi, s_lo, s_var, cnt
 
     # routine surprises -------------------------------------------------------------------------------
