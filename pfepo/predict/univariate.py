@@ -91,7 +91,7 @@ def parse_times(raw: pd.Series, where: str) -> tuple[np.ndarray, list[str]]:
         iso = pd.to_datetime(sub, errors="coerce", utc=True, format="ISO8601")
         if iso.isna().any():  # other common layouts (e.g. 04/10/2014 00:02): the first one's format for all
             miss = iso.isna()  # (one format parses ~5x faster than guessing row by row), then row by row
-            fmt = guess_datetime_format(str(sub[miss].iloc[0]))
+            fmt = _layout(str(sub[miss].iloc[0]))
             if fmt is not None:
                 iso[miss] = pd.to_datetime(sub[miss], errors="coerce", utc=True, format=fmt)
                 miss = iso.isna()
@@ -141,6 +141,21 @@ def _locale_numbers(text: pd.Series, decimal_comma: bool) -> tuple[pd.Series, st
         plain = text.where(eu).str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
         return pd.to_numeric(plain, errors="coerce"), "a decimal comma"
     return pd.to_numeric(text.where(en).str.replace(",", "", regex=False), errors="coerce"), "digit grouping"
+
+
+AMPM_LAYOUTS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p", "%Y-%m-%d %I:%M:%S %p")
+
+
+def _layout(first: str) -> str | None:
+    """The date layout of ``first``: pandas' guess, else one of a few common layouts its guesser does not
+    know (12-hour clocks with AM/PM)."""
+    fmt = guess_datetime_format(first)
+    if fmt is not None:
+        return fmt
+    for f in AMPM_LAYOUTS:
+        if not pd.isna(pd.to_datetime(first, format=f, errors="coerce")):
+            return f
+    return None
 
 
 def parse_values(raw: pd.Series, where: str, col: str, notes: list[str] | None = None,

@@ -240,3 +240,6 @@ def test_non_iso_dates_parse_as_row_by_row_parsing_does():
     got, _ = parse_times(text, "x.csv")
     ref = (pd.to_datetime(text, format="mixed", utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     assert np.array_equal(got, ref.to_numpy())
+    ampm = pd.Series([f"{x:%m/%d/%Y %I:%M:%S %p}" for x in t])  # a layout pandas does not guess
+    got, _ = parse_times(ampm, "x.csv")
+    assert np.array_equal(got, (t.tz_localize("UTC") - pd.Timestamp(0, tz="UTC")).total_seconds().to_numpy())
