@@ -26,6 +26,7 @@ step ``dt`` = the median interval between distinct timestamps. ``score_series`` 
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,8 +90,8 @@ def parse_times(raw: pd.Series, where: str) -> tuple[np.ndarray, list[str]]:
     if rest.any():
         sub = text[rest]
         iso = pd.to_datetime(sub, errors="coerce", utc=True, format="ISO8601")
-        if iso.isna().any():  # other common layouts (e.g. 04/10/2014 00:02): the first one's format for all
-            miss = iso.isna()  # (one format parses ~5x faster than guessing row by row), then row by row
+        if iso.isna().any():  # other common layouts (e.g. 04/10/2014 00:02): the first one's layout for all
+            miss = iso.isna()  # (faster than guessing row by row, and consistent), then row by row
             fmt = _layout(str(sub[miss].iloc[0]))
             if fmt is not None:
                 iso[miss] = pd.to_datetime(sub[miss], errors="coerce", utc=True, format=fmt)
@@ -148,8 +149,11 @@ AMPM_LAYOUTS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p", "%Y-%m-%d %I:%M:%S 
 
 def _layout(first: str) -> str | None:
     """The date layout of ``first``: pandas' guess, else one of a few common layouts its guesser does not
-    know (12-hour clocks with AM/PM)."""
-    fmt = guess_datetime_format(first)
+    know (12-hour clocks with AM/PM). A first row that shows day-first dates (``13/03/2014``) makes the
+    whole column day-first, where row-by-row parsing read ``01/04/2014`` as January 4th."""
+    with warnings.catch_warnings():  # pandas warns that a day-first guess ignores dayfirst=False: intended
+        warnings.simplefilter("ignore")
+        fmt = guess_datetime_format(first)
     if fmt is not None:
         return fmt
     for f in AMPM_LAYOUTS:

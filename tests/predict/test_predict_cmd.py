@@ -240,6 +240,9 @@ def test_non_iso_dates_parse_as_row_by_row_parsing_does():
     got, _ = parse_times(text, "x.csv")
     ref = (pd.to_datetime(text, format="mixed", utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     assert np.array_equal(got, ref.to_numpy())
+    dayfirst = pd.Series([f"{x:%d/%m/%Y %H:%M}" for x in pd.date_range("2014-03-13", periods=600, freq="h")])
+    got, _ = parse_times(dayfirst, "x.csv")  # the first row shows day-first dates: the whole column is
+    assert np.all(np.diff(got) == 3600.0)  # (row by row, 01/04/2014 was January 4th: time went backwards)
     ampm = pd.Series([f"{x:%m/%d/%Y %I:%M:%S %p}" for x in t])  # a layout pandas does not guess
     got, _ = parse_times(ampm, "x.csv")
     assert np.array_equal(got, (t.tz_localize("UTC") - pd.Timestamp(0, tz="UTC")).total_seconds().to_numpy())
