@@ -169,7 +169,8 @@ def parse_values(raw: pd.Series, where: str, col: str, notes: list[str] | None =
     ``decimal_comma``: the file is not comma-separated (the tie-breaker between the two styles)."""
     text = raw.astype(str).str.strip()
     num = pd.to_numeric(text, errors="coerce")
-    bad = num.isna() & ~text.str.lower().isin(MISSING_TEXT) & text.notna()  # NaN cells stay NA as str (pandas 3)
+    blank = text.str.lower().isin(MISSING_TEXT) | text.isna()  # NaN cells stay NA as str (pandas 3)
+    bad = num.isna() & ~blank
     if bad.any():
         loc, style = _locale_numbers(text[bad], decimal_comma)
         if style is not None and loc.notna().any():
@@ -179,7 +180,7 @@ def parse_values(raw: pd.Series, where: str, col: str, notes: list[str] | None =
             if notes is not None:
                 notes.append(f"{int(loc.notna().sum())} value(s) written with {style} read as numbers (first "
                              f"{where}:{_line(loc.index[i])}: {first!r} -> {loc.iloc[i]:g})")
-            bad = num.isna() & ~text.str.lower().isin(MISSING_TEXT) & text.notna()
+            bad = num.isna() & ~blank
     v = num.to_numpy(dtype=float)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
@@ -267,7 +268,7 @@ def _guess_columns(cols: list[str], tcol: str | None, vcol: str | None, time_col
         if len(named) == 1:
             tcol = named[0]
             notes.append(f"no column 'timestamp': column {tcol!r} read as the time")
-    if vcol is None and value_column == "value" and tcol is not None and len(cols) == 2 and tcol in cols:
+    if vcol is None and value_column == "value" and tcol is not None and len(cols) == 2:
         vcol = next(c for c in cols if c != tcol)
         notes.append(f"no column 'value': column {vcol!r} read as the value")
     return tcol, vcol
