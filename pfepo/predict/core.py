@@ -29,7 +29,9 @@ slowly sampled series still has enough points behind every estimate):
    series whose timestamps are in any zone has its weekend where it is, not at midnight UTC.
 2. Robust scale from the series itself: noise sd = mean absolute first difference x sqrt(pi)/2
    (winsorised), level spread = mean absolute deviation from the baseline x 1.2533, both floored only by
-   half the series' value quantum (smallest non-zero change seen) -- never by a share of the level.
+   half the series' value quantum (smallest non-zero change seen) -- never by a share of the level (a
+   series that never moved has a numerical floor of 1e-12 x its level: the same series in any unit, x 2**k,
+   gets the same risk to the bit; fourteenth session, it was an absolute 1e-12).
    Rows deep inside a freeze (a run of identical values improbable under the series' own repeat rate)
    do not update them: the scales describe the series when it moves (``_still``).
 3. Raw surprise = max(innovation, deviation), capped at 20: ``innovation`` is |x - fast level before| in
@@ -407,7 +409,8 @@ class AnomalyCore:
         base_ref = self.ref_base[idx]
         refr = self.ref_refr[idx]
         q_half = np.where(np.isfinite(self.ref_q[idx]), 0.5 * self.ref_q[idx], 0.0)
-        tiny = 1e-12
+        # the floor of a series that never moved: relative to its level, so a series x 2**k scores the same
+        tiny = np.fmax(1e-12 * np.abs(base_ref), np.finfo(float).tiny)  # NaN base: fmax takes the other
         sig = np.fmax(np.where(np.isnan(sig), np.inf, sig), np.maximum(q_half, tiny))
         spread = np.fmax(np.where(np.isnan(spread), np.inf, spread), sig)
         # 1. seasonal correction (profile as of the chunk start)
@@ -451,8 +454,8 @@ class AnomalyCore:
             v = _ewm(np.minimum(dev, cap_v[None, :]), self.a_base, self.spread[idx] / 1.2533, vobs)
             qc = np.where(dobs & (d > 0), d, np.inf).min(axis=0)
             self.quantum[idx] = np.fmin(self.quantum[idx], qc)  # used from the next chunk on (ref_q)
-        # 3. raw surprise
-        with np.errstate(invalid="ignore", divide="ignore"):
+        # 3. raw surprise (a never-moving series' floor can overflow a quotient: inf, capped at RAW_CAP)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             innov = np.abs(x - fast_prev) / sig[None, :]
             slope = (self.a_mid / (1 - self.a_mid)) * (mid - mid2)
             slope_sd = self.slope_sd * sig

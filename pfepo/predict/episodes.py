@@ -162,8 +162,8 @@ class Episodes:
         ready = (nobs >= core.n_warm) & np.isfinite(core.ref_noise[idx])[None, :]
         prev_y = core.runs.prev  # the last observed value before each row
         if raw is not None:
-            with np.errstate(invalid="ignore", divide="ignore"):  # the core's innovation (jumps, spikes)
-                innov = np.abs(x - _shift(core.fast[idx], fast)) / sig[None, :]
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # the core's innovation (jumps, spikes)
+                innov = np.minimum(np.abs(x - _shift(core.fast[idx], fast)) / sig[None, :], GRID[-1])  # inf: the top
             core_out = core_out * self._routine(idx, np.where(np.isfinite(raw), innov, np.nan), ready)
         frozen = self._frozen(idx, ready & ("frozen" in self.channels))
         # CUSUM inputs: level deviation in spread x sqrt(VIF) units; variance log-likelihood ratio
@@ -234,7 +234,7 @@ class Episodes:
         a = np.where(obs, np.maximum(a_base, 1.0 / np.maximum(cnt, 1.0)), 0.0)  # running mean, then EW
         lvl = _lin_scan(a, np.where(obs, x, 0.0), np.where(np.isfinite(lvl0), lvl0, 0.0))
         ref = _shift(np.where(n0 > 0, lvl0, np.nan), lvl)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             z = np.minimum(np.maximum((x - ref) / scale[None, :], -CLIP), CLIP)
         live = obs & ready & np.isfinite(z) & ("level" in self.channels)
         hold = t[:, None] < until[None, :]

@@ -154,3 +154,27 @@ def test_a_spike_soon_after_movement_resumes_still_alarms(dt):
     c = AnomalyCore(params_for(dt), 1)
     r = c.update(y[:, None], 1.7e9 + np.arange(y.size) * dt)[:, 0]
     assert r[2910:2913].max() >= 0.5
+
+
+@pytest.mark.parametrize("shape", ["shift", "flat_then_active", "constant_then_jump"])
+def test_risk_does_not_depend_on_the_unit_of_the_values(shape):
+    """Scaling a series by a power of two is exact in floating point, so every scale-free rule gives the
+    same risk to the bit: a series of values near 1e-16 (a ratio in odd units) alarms where the same
+    series near 1 does. The floor of a never-moving series was an absolute 1e-12 and made such a series
+    quiet for ever (its noise under the floor); it is relative to the series' level now."""
+    rng = np.random.default_rng(11)
+    n = 1800
+    if shape == "shift":
+        y = 50 + rng.normal(0, 2, n)
+        y[1200:] += 14
+    elif shape == "flat_then_active":  # exactly 0 for a while (a disk's write rate), then gamma-distributed
+        y = np.where(np.arange(n) < 700, 0.0, rng.gamma(2.0, 3.0, n))
+        y[1400:1420] *= 8
+    else:
+        y = np.full(n, 7.0)
+        y[1300:] = 7.5
+    base, _ = _run(y)
+    assert (base >= 0.5).any(), "the base case must alarm, else the test cannot fail"
+    for k in (-60, 60):
+        scaled, _ = _run(y * 2.0**k)
+        np.testing.assert_array_equal(scaled, base)
