@@ -18,12 +18,14 @@ def register(sub) -> None:
         help="score a univariate series causally: timestamp,value,risk",
         description=__doc__.split("\n\n", 1)[1],
     )
-    p.add_argument("--input", required=True, metavar="CSV", help="CSV with a header row")
+    p.add_argument("--input", required=True, metavar="CSV", help="CSV: a header row (or none: a two-column file of time,value), comment"
+                   " lines (#) before it skipped; delimiter , ; tab | or spaces")
     p.add_argument("--output", required=True, metavar="CSV", help="where to write timestamp,value,risk")
-    p.add_argument("--time-column", default="timestamp", help="time column: epoch seconds/ms, ISO-8601 or another common"
+    p.add_argument("--time-column", default="timestamp", help="time column: epoch s/ms/us/ns, ISO-8601 or another common"
                    " date layout (default timestamp; if absent, the one column named like a time, with a warning)")
     p.add_argument("--value-column", default="value", help="value column (default value; if absent from a two-column"
-                   " file, the other column, with a warning); digit grouping and decimal commas are read")
+                   " file, the other column, with a warning); digit grouping, decimal commas and one unit"
+                   " after every value (51.7%%, 12 ms) are read")
     p.add_argument("--horizon", type=int, default=30, help="trend look-ahead in rows (default 30, at most 1000000)")
     p.add_argument("--baseline", type=int, default=300, help="rows behind the slow baseline (default 300)")
     p.set_defaults(func=run)

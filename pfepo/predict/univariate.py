@@ -3,7 +3,7 @@
 Reading (``read_series``) accepts what real telemetry exports look like and repairs it with a report
 instead of refusing it:
 
-- timestamps: epoch seconds, epoch milliseconds (all values > 1e11) or ISO-8601 / other common date
+- timestamps: epoch seconds, epoch milli-, micro- or nanoseconds (all values > 1e11, by size) or ISO-8601 / other common date
   formats (naive times are taken as UTC, so a daylight-saving change shows up as repeated or missing
   local hours);
 - repeated timestamps (e.g. the repeated hour of a DST change): averaged into one step, counted;
@@ -14,7 +14,10 @@ instead of refusing it:
 - a few broken rows (a timestamp that is not a time, out of range (|t| > 1e11 s, about year 5100) or
   infinite; a value that is text): at most ``MAX_BAD_SHARE`` of the rows are skipped (time) or read as
   missing (value), counted and located in a warning; their output rows carry the previous row's risk;
-- a header in other letter case (``Timestamp``) and ``;``, tab or ``|`` as the delimiter.
+- a header in other letter case (``Timestamp``) and ``;``, tab, ``|`` or spaces as the delimiter;
+- fourteenth session: comment lines (``#``, ``//``) before the header, no header row at all (a two-column
+  file whose first line is a time and a number), one unit after every value (``51.7%``, ``12 ms``),
+  epoch micro- and nanoseconds; a JSON file is an error that says so.
 
 Unusable input is a ``SeriesError`` naming ``FILE:LINE`` (header = line 1): a missing column, or more broken
 timestamps or text values than a few (the wrong column, not a damaged export).
@@ -62,12 +65,17 @@ class Series:
     unsorted: int = 0  # rows whose time is before the previous row's
 
 
-def _line(i: int) -> int:
-    return int(i) + 2
+def _line(i: int, first: int = 2) -> int:
+    """The file line of data row ``i`` (``first``: the line of row 0; 2 below a header on line 1)."""
+    return int(i) + first
 
 
-def parse_times(raw: pd.Series, where: str) -> tuple[np.ndarray, list[str]]:
-    """Epoch seconds per row; SeriesError (with line) for anything that is not a usable time."""
+EPOCH_UNITS = ((1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds"))
+
+
+def parse_times(raw: pd.Series, where: str, first: int = 2) -> tuple[np.ndarray, list[str]]:
+    """Epoch seconds per row; SeriesError (with line) for anything that is not a usable time. Numeric
+    times all beyond 1e11 s (about year 5100) are epoch milli-, micro- or nanoseconds, by their size."""
     notes: list[str] = []
     text = raw.astype(str).str.strip()
     if _NUMBER.fullmatch(text.iloc[0]) or len(text) < 2:
@@ -82,9 +90,12 @@ def parse_times(raw: pd.Series, where: str) -> tuple[np.ndarray, list[str]]:
     if is_num.any():
         v = num.to_numpy(dtype=float)[is_num]
         fin = np.isfinite(v)
-        if fin.any() and np.all(np.abs(v[fin]) > MAX_ABS_TIME_S) and np.all(np.abs(v[fin]) <= MAX_ABS_TIME_S * 1000):
-            v = v / 1000.0
-            notes.append("numeric timestamps read as epoch milliseconds")
+        if fin.any() and np.all(np.abs(v[fin]) > MAX_ABS_TIME_S):
+            for div, unit in EPOCH_UNITS:
+                if np.all(np.abs(v[fin]) <= MAX_ABS_TIME_S * div):
+                    v = v / div
+                    notes.append(f"numeric timestamps read as epoch {unit}")
+                    break
         out[is_num] = v
     rest = ~is_num
     if rest.any():
@@ -115,8 +126,8 @@ def parse_times(raw: pd.Series, where: str) -> tuple[np.ndarray, list[str]]:
         n = int(broken.sum())
         if n > MAX_BAD_SHARE * len(out) or n == len(out):
             more = f" (and {n - 1} more row(s) like it)" if n > 1 else ""
-            raise SeriesError(f"{where}:{_line(i)}: {what}{more}")
-        notes.append(f"{n} row(s) without a usable timestamp skipped (first {where}:{_line(i)}: {what}); "
+            raise SeriesError(f"{where}:{_line(i, first)}: {what}{more}")
+        notes.append(f"{n} row(s) without a usable timestamp skipped (first {where}:{_line(i, first)}: {what}); "
                      "they carry the previous row's risk")
         out[broken] = np.nan
     return out, notes
@@ -162,11 +173,26 @@ def _layout(first: str) -> str | None:
     return None
 
 
+_WITH_UNIT = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([^\d\s.,+-][^\d\s]{0,7})\s*")
+
+
+def _unit_numbers(text: pd.Series) -> tuple[pd.Series, str | None]:
+    """Exports that write a unit after every number (``51.7%``, ``12 ms``, ``3.2GB``): where the cells that
+    carry one all carry the same unit, the numbers; a mix of units is left alone (``800MB`` and ``1.2GB``
+    are not on one scale, and guessing the factor would be worse than the located error)."""
+    parts = text.str.extract(_WITH_UNIT.pattern)
+    units = parts[1].dropna().unique()
+    if len(units) != 1:
+        return pd.Series(np.nan, index=text.index), None
+    return pd.to_numeric(parts[0], errors="coerce"), str(units[0])
+
+
 def parse_values(raw: pd.Series, where: str, col: str, notes: list[str] | None = None,
-                 decimal_comma: bool = False) -> np.ndarray:
+                 decimal_comma: bool = False, first: int = 2) -> np.ndarray:
     """Numbers per row (NaN = missing); a few text cells become missing when ``notes`` collects the warning.
-    Numbers written with digit grouping or a decimal comma are read as numbers (``_locale_numbers``);
-    ``decimal_comma``: the file is not comma-separated (the tie-breaker between the two styles)."""
+    Numbers written with digit grouping or a decimal comma are read as numbers (``_locale_numbers``), and
+    numbers followed by one unit throughout (``_unit_numbers``); ``decimal_comma``: the file is not
+    comma-separated (the tie-breaker between the two styles)."""
     text = raw.astype(str).str.strip()
     num = pd.to_numeric(text, errors="coerce")
     blank = text.str.lower().isin(MISSING_TEXT) | text.isna()  # NaN cells stay NA as str (pandas 3)
@@ -176,10 +202,17 @@ def parse_values(raw: pd.Series, where: str, col: str, notes: list[str] | None =
         if style is not None and loc.notna().any():
             num[loc.index[loc.notna()]] = loc[loc.notna()]
             i = int(np.flatnonzero(loc.notna().to_numpy())[0])
-            first = text[bad].iloc[i]
+            first_cell = text[bad].iloc[i]
             if notes is not None:
                 notes.append(f"{int(loc.notna().sum())} value(s) written with {style} read as numbers (first "
-                             f"{where}:{_line(loc.index[i])}: {first!r} -> {loc.iloc[i]:g})")
+                             f"{where}:{_line(loc.index[i], first)}: {first_cell!r} -> {loc.iloc[i]:g})")
+            bad = num.isna() & ~blank
+    if bad.any() and notes is not None:
+        nums, unit = _unit_numbers(text[bad])
+        if unit is not None and nums.notna().any():
+            num[nums.index[nums.notna()]] = nums[nums.notna()]
+            notes.append(f"{int(nums.notna().sum())} value(s) carry the unit {unit!r}: read as the numbers before it "
+                         f"(first {where}:{_line(nums.index[nums.notna()][0], first)}: {text[nums.index[nums.notna()][0]]!r})")
             bad = num.isna() & ~blank
     v = num.to_numpy(dtype=float)
     if bad.any():
@@ -187,8 +220,8 @@ def parse_values(raw: pd.Series, where: str, col: str, notes: list[str] | None =
         n = int(bad.sum())
         if notes is None or n > MAX_BAD_SHARE * len(v) or n == len(v):
             more = f" (and {n - 1} more like it)" if n > 1 else ""
-            raise SeriesError(f"{where}:{_line(i)}: column {col!r}: {raw.iloc[i]!r} is not a number{more}")
-        notes.append(f"{n} value(s) that are not numbers read as missing (first {where}:{_line(i)}: {raw.iloc[i]!r})")
+            raise SeriesError(f"{where}:{_line(i, first)}: column {col!r}: {raw.iloc[i]!r} is not a number{more}")
+        notes.append(f"{n} value(s) that are not numbers read as missing (first {where}:{_line(i, first)}: {raw.iloc[i]!r})")
     return np.where(np.isfinite(v), v, np.nan)
 
 
@@ -198,20 +231,26 @@ def read_series(path: str | Path, time_column: str = "timestamp", value_column: 
         raise SeriesError(f"{p}: no such file")
     notes: list[str] = []
     try:
-        sep = _delimiter(p, notes)
-        head = pd.read_csv(p, nrows=0, skipinitialspace=True, sep=sep)
+        sep, skip, first_line = _sniff(p, notes)
+        opts = {"skipinitialspace": True, "sep": sep, "skiprows": skip}
+        head = pd.read_csv(p, nrows=0, **opts)
         cols = [str(c).strip() for c in head.columns]
         tcol, vcol = _column(cols, time_column, notes), _column(cols, value_column, notes)
         tcol, vcol = _guess_columns(cols, tcol, vcol, time_column, value_column, notes)
-        if tcol is not None and vcol is not None and tcol != vcol:
+        first = skip + 2
+        if (tcol is None or vcol is None) and _headerless(cols):
+            notes.append(f"no header row (line {first_line} is data): columns read as {time_column!r}, {value_column!r}")
+            opts.update(header=None, names=[time_column, value_column])
+            tcol, vcol, first = time_column, value_column, skip + 1
+        elif tcol is not None and vcol is not None and tcol != vcol:
             # Fast path: the C parser reads the value column as numbers; any text falls back below.
             fast = pd.read_csv(p, usecols=lambda c: str(c).strip() in (tcol, vcol), dtype={tcol: str},
-                               keep_default_na=False, na_values=_NA_CELLS, skipinitialspace=True, sep=sep)
+                               keep_default_na=False, na_values=_NA_CELLS, **opts)
             fast.columns = [str(c).strip() for c in fast.columns]
             if len(fast) and pd.api.types.is_float_dtype(fast[vcol]):
                 v = fast[vcol].to_numpy(dtype=float)
-                return _build(fast[tcol], pd.Series(v), str(p), vcol, fast[vcol].to_numpy(), notes)
-        df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True, sep=sep)
+                return _build(fast[tcol], pd.Series(v), str(p), vcol, fast[vcol].to_numpy(), notes, first)
+        df = pd.read_csv(p, dtype=str, keep_default_na=False, **opts)
     except pd.errors.EmptyDataError:
         raise SeriesError(f"{p}: empty file (expected a header row)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -220,25 +259,56 @@ def read_series(path: str | Path, time_column: str = "timestamp", value_column: 
     for col, got in ((time_column, tcol), (value_column, vcol)):
         if got is None:
             raise SeriesError(
-                f"{p}:1: no column {col!r} (columns: {', '.join(df.columns)}); see --time-column/--value-column"
+                f"{p}:{first_line}: no column {col!r} (columns: {', '.join(df.columns)}); see --time-column/--value-column"
             )
     if len(df) == 0:
         raise SeriesError(f"{p}: no data rows")
-    return from_columns(df[tcol], df[vcol], str(p), vcol, notes, decimal_comma=sep != ",")
+    return from_columns(df[tcol], df[vcol], str(p), vcol, notes, decimal_comma=sep != ",", first=first)
 
 
-def _delimiter(p: Path, notes: list[str]) -> str:
-    """``,`` unless the header line has none and has ``;``, a tab or ``|`` (spreadsheet exports in many locales)."""
+def _sniff(p: Path, notes: list[str]) -> tuple[str, int, int]:
+    """The delimiter, the number of comment lines before the header (``#`` or ``//``, as many exporters
+    write a preamble) and the header's line number. The delimiter is ``,`` unless the header line has
+    none and has ``;``, a tab or ``|`` (spreadsheet exports in many locales), or else spaces. A file that is JSON is an
+    error that says so (not a CSV parser's complaint about field counts)."""
+    skip = 0
     with open(p, encoding="utf-8-sig", errors="replace") as f:
-        first = f.readline()
-    if "," in first:
-        return ","
-    counts = {d: first.count(d) for d in (";", "\t", "|")}
+        for line in f:
+            text = line.strip()
+            if not (text.startswith("#") or text.startswith("//")):
+                break
+            skip += 1
+        else:
+            text = ""
+    if text[:1] in ("[", "{"):
+        raise SeriesError(f"{p}:{skip + 1}: this looks like JSON; pfepo predict reads CSV (a time and a value "
+                          "column, one row per sample)")
+    if skip:
+        notes.append(f"{skip} comment line(s) before the header skipped")
+    if "," in text:
+        return ",", skip, skip + 1
+    counts = {d: text.count(d) for d in (";", "\t", "|")}
     best = max(counts, key=counts.get)
     if counts[best]:
         notes.append(f"delimiter {best!r} (no comma in the header)")
-        return best
-    return ","
+        return best, skip, skip + 1
+    if len(text.split()) > 1:  # columns lined up with spaces (a fixed-width or shell export)
+        notes.append("columns separated by spaces (no comma in the header)")
+        return r"\s+", skip, skip + 1
+    return ",", skip, skip + 1
+
+
+def _headerless(cols: list[str]) -> bool:
+    """A two-column file whose first line is already a sample (a time, then a number): exports without a
+    header row. A header names its columns, so neither of its cells reads as a number."""
+    if len(cols) != 2 or not _NUMBER.fullmatch(cols[1].strip()):
+        return False
+    t = cols[0].strip()
+    if _NUMBER.fullmatch(t):
+        return True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return not pd.isna(pd.to_datetime(t, errors="coerce", utc=True, format="mixed"))
 
 
 def _column(cols: list[str], name: str, notes: list[str]) -> str | None:
@@ -275,17 +345,17 @@ def _guess_columns(cols: list[str], tcol: str | None, vcol: str | None, time_col
 
 
 def from_columns(raw_t: pd.Series, raw_v: pd.Series, where: str = "<input>", col: str = "value",
-                 notes: list[str] | None = None, decimal_comma: bool = False) -> Series:
+                 notes: list[str] | None = None, decimal_comma: bool = False, first: int = 2) -> Series:
     """A series from its time and value columns as text; ``notes``: repairs already made (reading the file);
-    ``decimal_comma``: the file is not comma-separated (``parse_values``)."""
+    ``decimal_comma``: the file is not comma-separated (``parse_values``); ``first``: the line of row 0."""
     notes = list(notes or [])
-    v = parse_values(raw_v.reset_index(drop=True), where, col, notes, decimal_comma)
-    return _build(raw_t, pd.Series(v), where, col, raw_v.to_numpy(), notes)
+    v = parse_values(raw_v.reset_index(drop=True), where, col, notes, decimal_comma, first)
+    return _build(raw_t, pd.Series(v), where, col, raw_v.to_numpy(), notes, first)
 
 
 def _build(raw_t: pd.Series, values: pd.Series, where: str, col: str, raw_v: np.ndarray,
-           value_notes: list[str] | None = None) -> Series:
-    t_all, notes = parse_times(raw_t.reset_index(drop=True), where)
+           value_notes: list[str] | None = None, first: int = 2) -> Series:
+    t_all, notes = parse_times(raw_t.reset_index(drop=True), where, first)
     notes += value_notes or []
     v_all = values.to_numpy(dtype=float)
     timed = np.isfinite(t_all)  # rows without a usable time (a few, else parse_times refused) are skipped

@@ -246,3 +246,62 @@ def test_non_iso_dates_parse_as_row_by_row_parsing_does():
     ampm = pd.Series([f"{x:%m/%d/%Y %I:%M:%S %p}" for x in t])  # a layout pandas does not guess
     got, _ = parse_times(ampm, "x.csv")
     assert np.array_equal(got, (t.tz_localize("UTC") - pd.Timestamp(0, tz="UTC")).total_seconds().to_numpy())
+
+
+def _export(rows_t, rows_v, head="timestamp,value\n", sep=","):
+    return head + "".join(f"{a}{sep}{b}\n" for a, b in zip(rows_t, rows_v, strict=True))
+
+
+@pytest.mark.parametrize(
+    "kind, warning",
+    [
+        ("preamble", "2 comment line(s) before the header skipped"),
+        ("headerless", "no header row (line 1 is data)"),
+        ("percent", "carry the unit '%'"),
+        ("unit_with_space", "carry the unit 'ms'"),
+        ("epoch_us", "read as epoch microseconds"),
+        ("epoch_ns", "read as epoch nanoseconds"),
+        ("spaces", "columns separated by spaces"),
+    ],
+)
+def test_more_export_shapes_score_as_the_plain_file(tmp_path, capsys, kind, warning):
+    """Exports with a comment preamble, without a header row, with a unit after every value, with epoch
+    micro- or nanoseconds, or lined up with spaces: each is read with one warning and scores exactly as
+    the plain ``timestamp,value`` file of the same samples (each was refused before)."""
+    y = [f"{v:.3f}" for v in _series()[:2400]]
+    secs = [1_400_000_000 + 300 * k for k in range(len(y))]
+    plain = tmp_path / "plain.csv"
+    plain.write_text(_export(secs, y))
+    body = {
+        "preamble": "# exported by a monitoring tool\n// unit: ms\n" + _export(secs, y),
+        "headerless": _export([f"{pd.Timestamp(s, unit='s'):%Y-%m-%d %H:%M:%S}" for s in secs], y, head=""),
+        "percent": _export(secs, [f"{v}%" for v in y]),
+        "unit_with_space": _export(secs, [f"{v} ms" for v in y]),
+        "epoch_us": _export([s * 1_000_000 for s in secs], y),
+        "epoch_ns": _export([s * 1_000_000_000 for s in secs], y),
+        "spaces": _export(secs, y, head="timestamp   value\n", sep="   "),
+    }[kind]
+    src = tmp_path / "in.csv"
+    src.write_text(body)
+    assert main(["predict", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 0
+    assert warning in capsys.readouterr().err
+    assert main(["predict", "--input", str(plain), "--output", str(tmp_path / "p.csv")]) == 0
+    got, ref = pd.read_csv(tmp_path / "o.csv"), pd.read_csv(tmp_path / "p.csv")
+    assert len(got) == len(ref) == len(y) and got["risk"].equals(ref["risk"])
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ("# preamble\n# more\ntimestamp,value\n1,2\n2,abc\n", "in.csv:5: column 'value': 'abc' is not a number"),
+        ("1,2\n2,3\nlater,4\n", "in.csv:3: timestamp 'later' is not a time"),  # no header: row 0 is line 1
+        ('[{"timestamp": 1, "value": 2}]\n', "in.csv:1: this looks like JSON"),
+        ("timestamp,value\n1,800MB\n2,1.2GB\n", "in.csv:2: column 'value': '800MB' is not a number"),  # mixed units
+    ],
+)
+def test_located_errors_count_preamble_and_missing_header_lines(tmp_path, capsys, body, needle):
+    src = tmp_path / "in.csv"
+    src.write_text(body)
+    assert main(["predict", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
