@@ -28,8 +28,13 @@ step ``dt`` = the median interval between distinct timestamps. ``score_series`` 
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -272,7 +277,7 @@ def _sniff(p: Path, notes: list[str]) -> tuple[str, int, int]:
     none and has ``;``, a tab or ``|`` (spreadsheet exports in many locales), or else spaces. A file that is JSON is an
     error that says so (not a CSV parser's complaint about field counts)."""
     skip = 0
-    with open(p, encoding="utf-8-sig", errors="replace") as f:
+    with _open_text(p) as f:
         for line in f:
             text = line.strip()
             if not (text.startswith("#") or text.startswith("//")):
@@ -296,6 +301,20 @@ def _sniff(p: Path, notes: list[str]) -> tuple[str, int, int]:
         notes.append("columns separated by spaces (no comma in the header)")
         return r"\s+", skip, skip + 1
     return ",", skip, skip + 1
+
+
+def _open_text(p: Path):
+    """The file as text, decompressed as pandas will read it (by suffix: .gz, .bz2, .xz, .zip of one file)."""
+    suffix = p.suffix.lower()
+    if suffix in (".gz", ".bz2", ".xz"):
+        opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[suffix]
+        return opener(p, "rt", encoding="utf-8-sig", errors="replace")
+    if suffix == ".zip":
+        with zipfile.ZipFile(p) as z:
+            names = z.namelist()
+            data = z.read(names[0]) if len(names) == 1 else b""  # pandas refuses a zip of several files
+        return io.StringIO(data.decode("utf-8-sig", errors="replace"))
+    return open(p, encoding="utf-8-sig", errors="replace")
 
 
 def _headerless(cols: list[str]) -> bool:

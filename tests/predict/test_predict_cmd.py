@@ -305,3 +305,26 @@ def test_located_errors_count_preamble_and_missing_header_lines(tmp_path, capsys
     assert main(["predict", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zip"])
+def test_a_compressed_export_is_sniffed_after_decompression(tmp_path, suffix):
+    """pandas decompresses by suffix, and the delimiter and preamble are read from the decompressed text
+    too: a compressed ``;`` file with a comment line was read as one column before."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    y = [f"{v:.3f}" for v in _series()[:600]]
+    text = "# exported\n" + _export([1_400_000_000 + 300 * k for k in range(len(y))], y, head="timestamp;value\n", sep=";")
+    src = tmp_path / f"in.csv{suffix}"
+    if suffix == ".zip":
+        with zipfile.ZipFile(src, "w") as z:
+            z.writestr("in.csv", text)
+    else:
+        with {".gz": gzip, ".bz2": bz2, ".xz": lzma}[suffix].open(src, "wt") as f:
+            f.write(text)
+    s = read_series(src)
+    assert np.allclose(s.y, [float(v) for v in y])
+    assert any("delimiter ';'" in n for n in s.notes) and any("1 comment line" in n for n in s.notes), s.notes
