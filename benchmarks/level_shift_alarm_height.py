@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pfepo.evaluate.streamscore import ar_path
 from pfepo.predict.univariate import score_series
 
 
@@ -21,13 +22,7 @@ def main() -> None:
     for seed in range(20):
         rng = np.random.default_rng(seed + 1000)
         n, dt = 1800, 3600.0
-        e = rng.normal(0, 1, n)
-        y = np.empty(n)
-        acc = 0.0
-        for i in range(n):
-            acc = 0.5 * acc + e[i]
-            y[i] = acc
-        y += 5
+        y = ar_path(rng.normal(0, 1, n), 0.5) + 5
         s = int(rng.integers(900, 1500))
         mag = rng.uniform(3, 5) * rng.choice([-1, 1])
         y[s:] += mag

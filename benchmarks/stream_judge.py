@@ -31,19 +31,13 @@ import time
 import numpy as np
 import pandas as pd
 
-from pfepo.evaluate.streamscore import Labelled, benchmark, rolling_z
+from pfepo.evaluate.streamscore import Labelled, ar_path, benchmark, rolling_z
 
 KINDS = ("cpu", "taxi", "temp", "volume", "ratio", "flat")
 
 
 def _ar(rng: np.random.Generator, n: int, phi: float, sd: float) -> np.ndarray:
-    e = rng.normal(0, sd, n)
-    out = np.empty(n)
-    acc = 0.0
-    for i in range(n):
-        acc = phi * acc + e[i]
-        out[i] = acc
-    return out
+    return ar_path(rng.normal(0, sd, n), phi)
 
 
 def _base(rng: np.random.Generator, kind: str) -> tuple[np.ndarray, np.ndarray, float]:

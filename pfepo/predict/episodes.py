@@ -258,8 +258,9 @@ class Episodes:
     # routine surprises -------------------------------------------------------------------------------
     def _routine(self, idx: np.ndarray, raw: np.ndarray, ready: np.ndarray) -> np.ndarray:
         """Damping of the core's risk where a surprise this large is routine for this series: q = its own
-        rate of rows with surprise at least this grid level; factor exp(-q W), W = the refractory in rows
-        (the chance that an episode-long stretch of this series holds no such surprise)."""
+        rate of rows with surprise at least this grid level; factor exp(-q W), W = the horizon in rows
+        (the chance that one horizon of this series holds no such surprise; W = the refractory period was
+        tried in the thirteenth session and lost on the development corpora)."""
         ok = np.isfinite(raw) & ready
         lev = np.searchsorted(GRID, np.where(ok, raw, 0.0), side="right") - 1  # highest grid level <= raw
         self.ge[idx] += ((lev[:, :, None] >= np.arange(GRID.size)) & ok[:, :, None]).sum(axis=0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pfepo.evaluate.streamscore import ar_path
 from pfepo.predict.core import AnomalyCore
 from pfepo.predict.episodes import clamp_scan
 from pfepo.predict.univariate import params_for
@@ -146,11 +147,7 @@ def test_a_sustained_three_sd_shift_alarms_promptly_once(dt):
 
 
 def _ar_half(rng, n):
-    e, y, acc = rng.normal(0, 1, n), np.empty(n), 0.0
-    for i in range(n):
-        acc = 0.5 * acc + e[i]
-        y[i] = acc
-    return y + 5
+    return ar_path(rng.normal(0, 1, n), 0.5) + 5
 
 
 def test_a_level_channel_alarm_is_reported_high_not_at_a_coin_flip():
