@@ -274,8 +274,8 @@ def read_series(path: str | Path, time_column: str = "timestamp", value_column: 
 def _sniff(p: Path, notes: list[str]) -> tuple[str, int, int]:
     """The delimiter, the number of comment lines before the header (``#`` or ``//``, as many exporters
     write a preamble) and the header's line number. The delimiter is ``,`` unless the header line has
-    none and has ``;``, a tab or ``|`` (spreadsheet exports in many locales), or else spaces. A file that is JSON is an
-    error that says so (not a CSV parser's complaint about field counts)."""
+    none and has ``;``, a tab or ``|`` (spreadsheet exports in many locales), or else spaces. A file that
+    is JSON is an error that says so (not a CSV parser's complaint about field counts)."""
     skip = 0
     with _open_text(p) as f:
         for line in f:
