@@ -63,4 +63,22 @@ def run(args) -> int:
     extra = f"; {missing} time(s) without a value (risk carried)" if missing else ""
     el = time.perf_counter() - t0
     print(f"scored {len(out)} rows -> {args.output} (max risk {risk.max():.3f}; {len(out) / max(el, 1e-9):,.0f} rows/s){extra}")
+    print(_alarm_summary(s, risk))
     return 0
+
+
+def _alarm_summary(s, risk) -> str:
+    """One line an operator reads first: how many distinct times reached the core's alarm level, and the
+    first and last of them as written in the input (risk is event-like: an episode is one or two rows)."""
+    import numpy as np
+
+    from pfepo.predict.core import CoreParams
+
+    alarm = CoreParams(dt=1.0).alarm
+    hot = np.zeros(s.t.size, dtype=bool)
+    hot[s.row_step[risk >= alarm]] = True
+    steps = np.flatnonzero(hot)
+    if steps.size == 0:
+        return f"alarms: none (risk < {alarm:g} throughout)"
+    when = [str(s.raw_time[np.flatnonzero(s.row_step == k)[0]]).strip() for k in (steps[0], steps[-1])]
+    return f"alarms: {steps.size} time(s) with risk >= {alarm:g}, first at {when[0]}, last at {when[1]}"

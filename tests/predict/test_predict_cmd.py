@@ -317,3 +317,21 @@ def test_a_compressed_export_is_sniffed_after_decompression(tmp_path, suffix):
     s = read_series(src)
     assert np.allclose(s.y, [float(v) for v in y])
     assert any("delimiter ';'" in n for n in s.notes) and any("1 comment line" in n for n in s.notes), s.notes
+
+
+def test_the_summary_names_the_alarms_as_the_input_writes_their_times(tmp_path, capsys):
+    """The last line says how many distinct times reached the alarm level and the first and last of them in
+    the input's own notation (what an operator looks up in the file); a quiet series says none."""
+    y = _series()
+    iso = pd.to_datetime(_times(y.size), unit="s").strftime("%Y-%m-%dT%H:%M:%SZ")
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame({"timestamp": iso, "value": y}).to_csv(src, index=False)
+    assert main(["predict", "--input", str(src), "--output", str(out)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    df = pd.read_csv(out)
+    hot = df[df["risk"] >= 0.5]
+    assert len(hot) > 0, "the excursion must alarm, else the test cannot fail"
+    assert last == f"alarms: {len(hot)} time(s) with risk >= 0.5, first at {hot['timestamp'].iloc[0]}, last at {hot['timestamp'].iloc[-1]}"
+    pd.DataFrame({"timestamp": iso[:1500], "value": 100.0 + np.arange(1500) % 3}).to_csv(src, index=False)
+    assert main(["predict", "--input", str(src), "--output", str(out)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "alarms: none (risk < 0.5 throughout)"
