@@ -83,10 +83,12 @@ def run(args) -> int:
         return 2
     for p in paths:  # validate everything first: a bad file fails fast, before minutes of replay
         try:
-            read_trace(p)
+            tr = read_trace(p)
         except TraceError as exc:
             print(f"pfepo evaluate: {exc}", file=sys.stderr)
             return 2
+        for note in tr.notes:
+            print(f"pfepo evaluate: warning: {note}", file=sys.stderr)
     t0 = time.time()
     results = evaluate_paths(paths, settings, model, jobs=max(1, args.jobs))
     summary = summarise(results)

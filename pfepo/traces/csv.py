@@ -6,8 +6,9 @@ operators fix traces in an editor. Rules:
 - required columns: ``timestamp``, ``endpoint`` and at least one metric column; ``up`` is optional
   (without it a trace has no failure events, so it can only show false alarms);
 - ``timestamp`` is epoch seconds or ISO-8601 (naive ISO times are taken as UTC);
-- rows must be sorted by timestamp (globally; equal timestamps for different endpoints are fine);
-- one row per (endpoint, timestamp): a duplicate is an error;
+- rows out of time order (a file written endpoint by endpoint) are sorted by timestamp (stable), with a
+  note; rows repeating an (endpoint, timestamp) are merged, with a note: metrics averaged, ``up`` down if
+  any of them says down (fourteenth session: both were errors; real exports look like this);
 - metric cells: numbers; empty, ``nan`` or ``inf`` are kept as missing/non-finite (the engine rejects
   and counts them); any other text is an error; ``up`` must be 0 or 1 (empty = unknown, carried forward);
 - unknown extra columns are ignored.
@@ -104,19 +105,6 @@ def from_frame(df: pd.DataFrame, path: str = "<frame>") -> Trace:
     empty = (ep == "").to_numpy()
     if empty.any():
         raise TraceError(f"{path}:{_line(int(np.flatnonzero(empty)[0]))}: empty endpoint")
-    back = np.flatnonzero(np.diff(ts) < 0)
-    if back.size:
-        i = int(back[0]) + 1
-        raise TraceError(
-            f"{path}:{_line(i)}: rows are not sorted by timestamp ({df['timestamp'].iloc[i]} comes after "
-            f"{df['timestamp'].iloc[i - 1]}); sort the file by timestamp (e.g. `sort -t, -k1,1n`)"
-        )
-    dup = pd.DataFrame({"ts": ts, "ep": ep}).duplicated().to_numpy()
-    if dup.any():
-        i = int(np.flatnonzero(dup)[0])
-        raise TraceError(
-            f"{path}:{_line(i)}: duplicate timestamp {df['timestamp'].iloc[i]} for endpoint {ep.iloc[i]!r}"
-        )
     out = pd.DataFrame({"ts": ts, "endpoint": ep.to_numpy()})
     for m in metrics:
         out[m] = _parse_numbers(df[m], m, path)
@@ -127,12 +115,34 @@ def from_frame(df: pd.DataFrame, path: str = "<frame>") -> Trace:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise TraceError(f"{path}:{_line(i)}: column 'up' must be 0 or 1, got {df['up'].iloc[i]!r}")
-        # Unknown health carries the endpoint's last known state (documented repair), 1 at the start.
         out["up"] = up
-        out["up"] = out.groupby("endpoint")["up"].ffill().fillna(1.0)
     else:
         out["up"] = 1.0
-    return Trace(path=path, frame=out.reset_index(drop=True), metrics=metrics, has_up=has_up)
+    out, notes = _in_time_order(out, metrics, df["timestamp"], path)
+    if has_up:  # unknown health carries the endpoint's last known state (documented repair), 1 at the start
+        out["up"] = out.groupby("endpoint")["up"].ffill().fillna(1.0)
+    return Trace(path=path, frame=out.reset_index(drop=True), metrics=metrics, has_up=has_up, notes=notes)
+
+
+def _in_time_order(out: pd.DataFrame, metrics: list[str], raw_ts: pd.Series, path: str) -> tuple[pd.DataFrame, list[str]]:
+    """Rows sorted by time (stable: an endpoint's rows keep their file order at one time) and one row per
+    (timestamp, endpoint), each repair counted and located by the file line where it first applies."""
+    notes: list[str] = []
+    ts = out["ts"].to_numpy()
+    back = np.flatnonzero(np.diff(ts) < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        notes.append(f"{back.size} row(s) out of time order (first {path}:{_line(i)}: {raw_ts.iloc[i]} after "
+                     f"{raw_ts.iloc[i - 1]}; a file written endpoint by endpoint?): sorted by timestamp")
+        out = out.iloc[np.argsort(ts, kind="stable")]
+    dup = out.duplicated(["ts", "endpoint"])
+    if dup.any():
+        i = int(out.index[dup.to_numpy()][0])
+        notes.append(f"{int(dup.sum())} row(s) repeat an earlier timestamp of their endpoint (first {path}:{_line(i)}: "
+                     f"{raw_ts.iloc[i]}, {out['endpoint'].loc[i]!r}): merged, metrics averaged, down if any row says down")
+        agg = {m: "mean" for m in metrics} | {"up": "min"}
+        out = out.groupby(["ts", "endpoint"], sort=False, as_index=False).agg(agg)
+    return out, notes
 
 
 def read_trace(path: str | Path) -> Trace:

@@ -82,7 +82,7 @@ def test_evaluate_json_keys_and_predictive_leads_reactive(creep, tmp_path, mode,
 @pytest.mark.parametrize(
     "body, needle",
     [
-        ("timestamp,endpoint,latency_ms\n5,a,1\n1,a,1\n", ":3: rows are not sorted"),
+        ("timestamp,endpoint,latency_ms\n5,a,1\nlater,a,1\n", ":3: unparsable timestamp 'later'"),
         ("ts,endpoint,latency_ms\n5,a,1\n", "missing required column(s): timestamp"),
     ],
 )
@@ -122,3 +122,20 @@ def test_alarm_rows_of_a_slowly_sampled_series_are_one_episode():
     alarm = (ts >= 600) & (ts < 1200)
     t = score_endpoint(ts, up, alarm)
     assert t.episodes == 1
+
+
+def test_a_trace_written_endpoint_by_endpoint_evaluates_as_the_sorted_one(tmp_path, capsys):
+    """The same rows grouped by endpoint instead of by time: the same JSON (a warning says it was sorted)."""
+    from pfepo.traces.generate import Sizes, generate
+
+    src = generate(tmp_path / "gen", 7, ("latency_creep",), Sizes(endpoints=2, failing=1, failure_hours=0.75))[0]
+    text = src.read_text().splitlines()
+    head, rows = text[0], text[1:]
+    ep_col = head.split(",").index("endpoint")
+    grouped = sorted(rows, key=lambda r: r.split(",")[ep_col])  # stable: each endpoint keeps its time order
+    g = tmp_path / "grouped.csv"
+    g.write_text("\n".join([head, *grouped]) + "\n")
+    assert main(["evaluate", str(src), "--forecast-only", "--json", str(tmp_path / "a.json")]) == 0
+    assert main(["evaluate", str(g), "--forecast-only", "--json", str(tmp_path / "b.json")]) == 0
+    assert "out of time order" in capsys.readouterr().err
+    assert json.loads((tmp_path / "a.json").read_text()) == json.loads((tmp_path / "b.json").read_text())

@@ -38,8 +38,6 @@ def test_reads_epoch_and_iso_and_ignores_extra_columns(tmp_path):
         ("timestamp,latency_ms\n1,2\n", "missing required column(s): endpoint"),
         ("timestamp,endpoint,foo\n1,a,2\n", "no metric column"),
         (HEAD + "1,a,1,0,1\nyesterday,a,1,0,1\n", ":3: unparsable timestamp 'yesterday'"),
-        (HEAD + "1,a,1,0,1\n5,a,1,0,1\n3,a,1,0,1\n", ":4: rows are not sorted"),
-        (HEAD + "1,a,1,0,1\n1,b,1,0,1\n1,a,2,0,1\n", ":4: duplicate timestamp 1 for endpoint 'a'"),
         (HEAD + "1,a,1,0,1\n2,a,fast,0,1\n", ":3: column 'latency_ms': 'fast' is not a number"),
         (HEAD + "1,a,1,0,1\n2,a,1,0,2\n", ":3: column 'up' must be 0 or 1"),
         (HEAD + "1,,1,0,1\n", ":2: empty endpoint"),
@@ -94,3 +92,17 @@ def test_generate_traces_command(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["benign_daily-s3.csv", "loss_ramp-s3.csv"]
     assert main(["generate-traces", "--out", str(tmp_path), "--endpoints", "1", "--failing", "2"]) == 2
     assert "--failing" in capsys.readouterr().err
+
+
+def test_rows_out_of_order_are_sorted_and_repeats_merged_with_located_notes(tmp_path):
+    """A file written endpoint by endpoint (each block in time order) is sorted by time, stable, and a
+    repeated (timestamp, endpoint) is one row: metrics averaged, down if any repeat says down. Both were
+    errors before; real exports look like this."""
+    tr = read_trace(_write(tmp_path, HEAD + "1,a,1,0,1\n5,a,3,0,0\n1,b,7,0,1\n5,b,8,0,1\n5,b,10,,0\n"))
+    f = tr.frame
+    assert f["ts"].tolist() == [1.0, 1.0, 5.0, 5.0] and f["endpoint"].tolist() == ["a", "b", "a", "b"]
+    assert f["latency_ms"].tolist() == [1.0, 7.0, 3.0, 9.0] and f["loss_pct"].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert f["up"].tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert {k: v.tolist() for k, v in failure_starts(tr).items()} == {"a": [5.0], "b": [5.0]}
+    assert any("1 row(s) out of time order (first" in n and "t.csv:4" in n for n in tr.notes), tr.notes
+    assert any("1 row(s) repeat an earlier timestamp" in n and "t.csv:6" in n for n in tr.notes), tr.notes
