@@ -78,6 +78,17 @@ def _line(i: int, first: int = 2) -> int:
 EPOCH_UNITS = ((1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds"))
 
 
+def epoch_seconds(v: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Numeric times in seconds: where every finite one is beyond 1e11 s (about year 5100) they are epoch
+    milli-, micro- or nanoseconds, told by their size; returns the seconds and the unit read (None: s)."""
+    fin = np.isfinite(v)
+    if fin.any() and np.all(np.abs(v[fin]) > MAX_ABS_TIME_S):
+        for div, unit in EPOCH_UNITS:
+            if np.all(np.abs(v[fin]) <= MAX_ABS_TIME_S * div):
+                return v / div, unit
+    return v, None
+
+
 def parse_times(raw: pd.Series, where: str, first: int = 2) -> tuple[np.ndarray, list[str]]:
     """Epoch seconds per row; SeriesError (with line) for anything that is not a usable time. Numeric
     times all beyond 1e11 s (about year 5100) are epoch milli-, micro- or nanoseconds, by their size."""
@@ -93,14 +104,9 @@ def parse_times(raw: pd.Series, where: str, first: int = 2) -> tuple[np.ndarray,
     is_num = num.notna().to_numpy()
     out = np.full(len(text), np.nan)
     if is_num.any():
-        v = num.to_numpy(dtype=float)[is_num]
-        fin = np.isfinite(v)
-        if fin.any() and np.all(np.abs(v[fin]) > MAX_ABS_TIME_S):
-            for div, unit in EPOCH_UNITS:
-                if np.all(np.abs(v[fin]) <= MAX_ABS_TIME_S * div):
-                    v = v / div
-                    notes.append(f"numeric timestamps read as epoch {unit}")
-                    break
+        v, unit = epoch_seconds(num.to_numpy(dtype=float)[is_num])
+        if unit:
+            notes.append(f"numeric timestamps read as epoch {unit}")
         out[is_num] = v
     rest = ~is_num
     if rest.any():

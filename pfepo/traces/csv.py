@@ -5,7 +5,8 @@ operators fix traces in an editor. Rules:
 
 - required columns: ``timestamp``, ``endpoint`` and at least one metric column; ``up`` is optional
   (without it a trace has no failure events, so it can only show false alarms);
-- ``timestamp`` is epoch seconds or ISO-8601 (naive ISO times are taken as UTC);
+- ``timestamp`` is epoch seconds or ISO-8601 (naive ISO times are taken as UTC); numbers all beyond 1e11
+  are epoch milli-, micro- or nanoseconds by their size (with a note), as ``pfepo predict`` reads them;
 - rows out of time order (a file written endpoint by endpoint) are sorted by timestamp (stable), with a
   note; rows repeating an (endpoint, timestamp) are merged, with a note: metrics averaged, ``up`` down if
   any of them says down (fourteenth session: both were errors; real exports look like this);
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from pfepo.predict.univariate import epoch_seconds
 
 METRICS: tuple[str, ...] = ("latency_ms", "loss_pct", "utilization_pct", "cpu_pct", "error_rate_pct")
 COLUMNS: tuple[str, ...] = ("timestamp", "endpoint", *METRICS, "up")
@@ -54,10 +57,12 @@ def _line(idx: int) -> int:
     return int(idx) + 2
 
 
-def _parse_timestamps(raw: pd.Series, path: str) -> np.ndarray:
+def _parse_timestamps(raw: pd.Series, path: str, notes: list[str]) -> np.ndarray:
     num = pd.to_numeric(raw, errors="coerce")
     if num.notna().all():
-        out = num.to_numpy(dtype=float)
+        out, unit = epoch_seconds(num.to_numpy(dtype=float))
+        if unit:
+            notes.append(f"numeric timestamps read as epoch {unit}")
     else:
         iso = pd.to_datetime(raw.where(num.isna()), errors="coerce", utc=True, format="ISO8601")
         bad = num.isna() & iso.isna()
@@ -100,7 +105,8 @@ def from_frame(df: pd.DataFrame, path: str = "<frame>") -> Trace:
         raise TraceError(f"{path}:1: no metric column; expected at least one of {', '.join(METRICS)}")
     if len(df) == 0:
         raise TraceError(f"{path}: no data rows")
-    ts = _parse_timestamps(df["timestamp"].astype(str).str.strip(), path)
+    notes: list[str] = []
+    ts = _parse_timestamps(df["timestamp"].astype(str).str.strip(), path, notes)
     ep = df["endpoint"].fillna("").astype(str).str.strip()
     empty = (ep == "").to_numpy()
     if empty.any():
@@ -118,7 +124,8 @@ def from_frame(df: pd.DataFrame, path: str = "<frame>") -> Trace:
         out["up"] = up
     else:
         out["up"] = 1.0
-    out, notes = _in_time_order(out, metrics, df["timestamp"], path)
+    out, repairs = _in_time_order(out, metrics, df["timestamp"], path)
+    notes += repairs
     if has_up:  # unknown health carries the endpoint's last known state (documented repair), 1 at the start
         out["up"] = out.groupby("endpoint")["up"].ffill().fillna(1.0)
     return Trace(path=path, frame=out.reset_index(drop=True), metrics=metrics, has_up=has_up, notes=notes)

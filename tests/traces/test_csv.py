@@ -106,3 +106,13 @@ def test_rows_out_of_order_are_sorted_and_repeats_merged_with_located_notes(tmp_
     assert {k: v.tolist() for k, v in failure_starts(tr).items()} == {"a": [5.0], "b": [5.0]}
     assert any("1 row(s) out of time order (first" in n and "t.csv:4" in n for n in tr.notes), tr.notes
     assert any("1 row(s) repeat an earlier timestamp" in n and "t.csv:6" in n for n in tr.notes), tr.notes
+
+
+def test_epoch_milli_and_nanoseconds_are_read_by_their_size(tmp_path):
+    """Numeric timestamps all beyond 1e11 s are not seconds (year 5100+): milli- or nanoseconds by size, as
+    ``pfepo predict`` reads them, with a note (they were read as seconds: a 5 s step became 5,000 s)."""
+    for mult, unit in ((1_000, "milliseconds"), (1_000_000_000, "nanoseconds")):
+        body = HEAD + "".join(f"{(1_700_000_000 + 5 * k) * mult},a,10,0,1\n" for k in range(3))
+        tr = read_trace(_write(tmp_path, body))
+        assert tr.frame["ts"].tolist() == [1_700_000_000.0, 1_700_000_005.0, 1_700_000_010.0]
+        assert any(f"read as epoch {unit}" in n for n in tr.notes), tr.notes
