@@ -12,7 +12,8 @@ operators fix traces in an editor. Rules:
   any of them says down (fourteenth session: both were errors; real exports look like this);
 - metric cells: numbers; empty, ``nan`` or ``inf`` are kept as missing/non-finite (the engine rejects
   and counts them); any other text is an error; ``up`` must be 0 or 1 (empty = unknown, carried forward);
-- unknown extra columns are ignored.
+- unknown extra columns are ignored; the format's column names in another letter case (``Timestamp``) are
+  read as them, with a note.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ def _parse_numbers(raw: pd.Series, col: str, path: str) -> np.ndarray:
 def from_frame(df: pd.DataFrame, path: str = "<frame>") -> Trace:
     """Validate a frame with the CSV's columns (strings or numbers) and return a Trace."""
     cols = [str(c).strip() for c in df.columns]
+    case_notes: list[str] = []
+    for i, c in enumerate(cols):  # `Timestamp`, `UP`: the format's names in another letter case
+        if c not in COLUMNS and c.lower() in COLUMNS and c.lower() not in cols:
+            case_notes.append(f"column {c!r} read as {c.lower()!r}")
+            cols[i] = c.lower()
     df = df.copy()
     df.columns = cols
     missing = [c for c in ("timestamp", "endpoint") if c not in cols]
@@ -105,7 +111,7 @@ def from_frame(df: pd.DataFrame, path: str = "<frame>") -> Trace:
         raise TraceError(f"{path}:1: no metric column; expected at least one of {', '.join(METRICS)}")
     if len(df) == 0:
         raise TraceError(f"{path}: no data rows")
-    notes: list[str] = []
+    notes = case_notes
     ts = _parse_timestamps(df["timestamp"].astype(str).str.strip(), path, notes)
     ep = df["endpoint"].fillna("").astype(str).str.strip()
     empty = (ep == "").to_numpy()

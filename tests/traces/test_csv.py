@@ -116,3 +116,9 @@ def test_epoch_milli_and_nanoseconds_are_read_by_their_size(tmp_path):
         tr = read_trace(_write(tmp_path, body))
         assert tr.frame["ts"].tolist() == [1_700_000_000.0, 1_700_000_005.0, 1_700_000_010.0]
         assert any(f"read as epoch {unit}" in n for n in tr.notes), tr.notes
+
+
+def test_column_names_in_another_letter_case_are_read_with_a_note(tmp_path):
+    tr = read_trace(_write(tmp_path, "Timestamp,Endpoint,Latency_ms,UP\n1,a,10,1\n2,a,11,0\n"))
+    assert tr.metrics == ["latency_ms"] and tr.frame["up"].tolist() == [1.0, 0.0]
+    assert "column 'Timestamp' read as 'timestamp'" in tr.notes
