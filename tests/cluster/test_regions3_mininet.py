@@ -150,11 +150,6 @@ def test_a_controller_cut_off_from_etcd_claims_nothing_and_makes_no_loop(lab):
 
         wait_until(refused, timeout=10, interval=0.5, message="c-ap's shift refused for lack of etcd")
         assert lab.watcher.claims() == []
-        # The partition settles: c-ap's lease lapses and a peer takes MASTER of ap's client switch. The
-        # requests below measure the split and the loop-freedom of that settled state; a run overlapping
-        # the lease's lapse once lost 4 of 30 requests (fourteenth session, not investigated: the note says so).
-        wait_until(lambda: any(lab.health(i)["cluster"]["roles"][sw]["role"] == "master" for i in (0, 1)),
-                   timeout=lab.ttl + 10, interval=0.2, message="a peer MASTER of ap's client switch")
         assert lab.weights(ap) == {"eu": 21, "us": 21, "ap": 22}  # nothing moved on ap's client switch
         before = [lab.transit(i) for i in range(3)]
         n = 30
