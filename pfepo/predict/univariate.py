@@ -43,10 +43,10 @@ import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
 from pfepo.predict.core import AnomalyCore, CoreParams
+from pfepo.tabular import MAX_ABS_TIME_S, MISSING_TEXT, epoch_seconds
+from pfepo.tabular import data_line as _line
 
-MAX_ABS_TIME_S = 1e11
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
-MISSING_TEXT = ("", "nan", "na", "n/a", "null", "none", "-")
 _NA_CELLS = sorted({c for m in MISSING_TEXT for c in (m, m.upper(), m.capitalize())} | {"NaN"})
 MAX_HORIZON_ROWS = 1_000_000
 MAX_BAD_SHARE = 0.01  # broken cells tolerated per column (skipped/missing with a warning); more is an error
@@ -68,25 +68,6 @@ class Series:
     notes: list[str] = field(default_factory=list)
     duplicates: int = 0  # rows merged into an earlier row with the same timestamp
     unsorted: int = 0  # rows whose time is before the previous row's
-
-
-def _line(i: int, first: int = 2) -> int:
-    """The file line of data row ``i`` (``first``: the line of row 0; 2 below a header on line 1)."""
-    return int(i) + first
-
-
-EPOCH_UNITS = ((1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds"))
-
-
-def epoch_seconds(v: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """Numeric times in seconds: where every finite one is beyond 1e11 s (about year 5100) they are epoch
-    milli-, micro- or nanoseconds, told by their size; returns the seconds and the unit read (None: s)."""
-    fin = np.isfinite(v)
-    if fin.any() and np.all(np.abs(v[fin]) > MAX_ABS_TIME_S):
-        for div, unit in EPOCH_UNITS:
-            if np.all(np.abs(v[fin]) <= MAX_ABS_TIME_S * div):
-                return v / div, unit
-    return v, None
 
 
 def parse_times(raw: pd.Series, where: str, first: int = 2) -> tuple[np.ndarray, list[str]]:
@@ -184,14 +165,14 @@ def _layout(first: str) -> str | None:
     return None
 
 
-_WITH_UNIT = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([^\d\s.,+-][^\d\s]{0,7})\s*")
+_WITH_UNIT = r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([^\d\s.,+-][^\d\s]{0,7})\s*"
 
 
 def _unit_numbers(text: pd.Series) -> tuple[pd.Series, str | None]:
     """Exports that write a unit after every number (``51.7%``, ``12 ms``, ``3.2GB``): where the cells that
     carry one all carry the same unit, the numbers; a mix of units is left alone (``800MB`` and ``1.2GB``
     are not on one scale, and guessing the factor would be worse than the located error)."""
-    parts = text.str.extract(_WITH_UNIT.pattern)
+    parts = text.str.extract(_WITH_UNIT)
     units = parts[1].dropna().unique()
     if len(units) != 1:
         return pd.Series(np.nan, index=text.index), None
@@ -221,9 +202,10 @@ def parse_values(raw: pd.Series, where: str, col: str, notes: list[str] | None =
     if bad.any() and notes is not None:
         nums, unit = _unit_numbers(text[bad])
         if unit is not None and nums.notna().any():
-            num[nums.index[nums.notna()]] = nums[nums.notna()]
-            notes.append(f"{int(nums.notna().sum())} value(s) carry the unit {unit!r}: read as the numbers before it "
-                         f"(first {where}:{_line(nums.index[nums.notna()][0], first)}: {text[nums.index[nums.notna()][0]]!r})")
+            got = nums.index[nums.notna()]
+            num[got] = nums[got]
+            notes.append(f"{len(got)} value(s) carry the unit {unit!r}: read as the numbers before it "
+                         f"(first {where}:{_line(got[0], first)}: {text[got[0]]!r})")
             bad = num.isna() & ~blank
     v = num.to_numpy(dtype=float)
     if bad.any():

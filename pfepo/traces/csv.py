@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pfepo.predict.univariate import epoch_seconds
+from pfepo.tabular import MISSING_TEXT, epoch_seconds
+from pfepo.tabular import data_line as _line
 
 METRICS: tuple[str, ...] = ("latency_ms", "loss_pct", "utilization_pct", "cpu_pct", "error_rate_pct")
 COLUMNS: tuple[str, ...] = ("timestamp", "endpoint", *METRICS, "up")
@@ -51,11 +52,6 @@ class Trace:
     def duration_s(self) -> float:
         ts = self.frame["ts"]
         return float(ts.iloc[-1] - ts.iloc[0]) if len(ts) else 0.0
-
-
-def _line(idx: int) -> int:
-    """Data row index (0-based) -> file line (header is line 1)."""
-    return int(idx) + 2
 
 
 def _parse_timestamps(raw: pd.Series, path: str, notes: list[str]) -> np.ndarray:
@@ -85,7 +81,7 @@ def _parse_numbers(raw: pd.Series, col: str, path: str) -> np.ndarray:
     text = raw.fillna("").astype(str).str.strip()
     num = pd.to_numeric(text.replace("", "nan"), errors="coerce")
     lowered = text.str.lower()
-    allowed_nan = lowered.isin(["", "nan", "na", "null", "none"])
+    allowed_nan = lowered.isin(MISSING_TEXT)
     bad = num.isna() & ~allowed_nan
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
