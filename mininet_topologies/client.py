@@ -12,6 +12,7 @@ Run: python -m mininet_topologies.client --url http://VIP/ --requests 600 --conc
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import socket
 import statistics
@@ -20,6 +21,15 @@ import threading
 import time
 from collections import Counter
 from urllib.parse import urlparse
+
+
+def error_name(exc: OSError) -> str:
+    """``ConnectionResetError``, ``TimeoutError``, ...; a plain OSError with its errno (``OSError(EHOSTUNREACH)``:
+    the VIP's address did not resolve)."""
+    name = type(exc).__name__
+    if type(exc) is OSError and exc.errno:
+        name += f"({errno.errorcode.get(exc.errno, exc.errno)})"
+    return name
 
 
 def one_request(host: str, port: int, path: str, timeout: float) -> tuple[str | None, float, int, str | None]:
@@ -44,7 +54,7 @@ def one_request(host: str, port: int, path: str, timeout: float) -> tuple[str | 
             server, err = None, "bad response: " + head[:40].decode(errors="replace")
         return server, time.monotonic() - t0, len(data), err
     except OSError as exc:
-        return None, time.monotonic() - t0, 0, type(exc).__name__
+        return None, time.monotonic() - t0, 0, error_name(exc)
 
 
 def _read_response(f) -> tuple[int, str | None, bool]:
@@ -96,7 +106,7 @@ def keepalive(host: str, port: int, path: str, n: int, interval: float, duration
                 if status != 200:
                     err, server = f"status {status}", None
             except (OSError, ValueError, IndexError) as exc:
-                err = type(exc).__name__
+                err = error_name(exc)
             if (err is not None or close) and sock is not None:
                 # A failure, or the server said ``Connection: close`` (e.g. a drain): as any HTTP/1.1
                 # client, open a new connection for the next request (not a failure by itself).
@@ -159,6 +169,7 @@ def main() -> None:
     lock = threading.Lock()
     sent = [0]
     failed = [0]
+    errors: Counter[str] = Counter()
     nbytes = [0]
     stop_at = time.monotonic() + args.duration if args.duration else None
     logf = open(args.log, "a", buffering=1) if args.log else None  # noqa: SIM115
@@ -177,6 +188,7 @@ def main() -> None:
                 nbytes[0] += n
                 if server is None:
                     failed[0] += 1
+                    errors[err or "no server named"] += 1
                 else:
                     counts[server] += 1
                     lat.append(dt)
@@ -197,8 +209,8 @@ def main() -> None:
     def pct(q):
         return (lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None)
     json.dump({
-        "sent": sent[0], "failed": failed[0], "by_server": dict(counts), "elapsed_s": round(elapsed, 3),
-        "bytes": nbytes[0], "latency_p50_s": pct(0.5), "latency_p99_s": pct(0.99),
+        "sent": sent[0], "failed": failed[0], "errors": dict(errors), "by_server": dict(counts),
+        "elapsed_s": round(elapsed, 3), "bytes": nbytes[0], "latency_p50_s": pct(0.5), "latency_p99_s": pct(0.99),
         "latency_mean_s": statistics.fmean(lat) if lat else None,
     }, sys.stdout)
     sys.stdout.write("\n")
