@@ -57,6 +57,14 @@ def test_nan_and_inf_cells_are_kept_for_the_engine_to_reject(tmp_path):
     assert tr.frame["up"].tolist() == [1.0, 1.0]  # empty up carries the last known state
 
 
+def test_missing_value_cells_read_as_pfepo_predict_reads_them(tmp_path):
+    """``n/a``, ``N/A``, ``-`` and ``NULL`` are missing values in both readers (pfepo/tabular.py); they were
+    errors in trace files."""
+    tr = read_trace(_write(tmp_path, HEAD + "1,a,n/a,-,1\n2,a,N/A,NULL,1\n3,a,7,0.5,1\n"))
+    assert np.isnan(tr.frame["latency_ms"].iloc[:2]).all() and np.isnan(tr.frame["loss_pct"].iloc[:2]).all()
+    assert tr.frame["latency_ms"].iloc[2] == 7.0
+
+
 def test_empty_and_missing_files(tmp_path):
     with pytest.raises(TraceError, match="empty file"):
         read_trace(_write(tmp_path, ""))
