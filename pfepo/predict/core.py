@@ -42,6 +42,10 @@ slowly sampled series still has enough points behind every estimate):
 5. Event-like output: once risk reaches ``alarm`` an episode starts; for ``refractory_s`` after it,
    risk is capped at ``alarm / 2`` (no repeated alarms for one episode) and the baseline follows the
    data without winsorising, so a lasting new level becomes the new normal instead of pinning risk.
+6. Phase routine (fifteenth session, ``_phase``): the raw surprise (and the episodes' level CUSUM) is
+   divided by a divisor per phase bin, >= 1 only where the mean squared surprise of that bin, on even and
+   on odd days alike, is over twice its median over the bins: a daily job or a sharp daily edge the
+   profile cannot take stops alarming every day; a one-off (seen on one kind of day) damps nothing.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ SEASON_SAMPLES = 10.0  # ... or more, so a bin averages >= this many samples (ho
 SEASON_GAIN = 0.2  # the profile is subtracted only while it is predicted to remove this share of the variance
 SEASON_COVER = 0.9  # ... and once this share of the phase bins seen is learnt (one scale serves all phases)
 WEEK_SHARE = np.array([5.0 / 7.0, 2.0 / 7.0])  # the share of days that are weekdays / weekend days
+PHASE_CAP = RAW_CAP  # a surprise counts toward its phase's routine power as the core caps it anyway (the two
+# halves, not a cap, keep a one-off from making its phase routine: see ``_phase``)
 
 
 @dataclass(frozen=True)
@@ -331,6 +337,12 @@ class AnomalyCore:
         self.half = np.zeros((n, 2 * self.bins))
         self.cover = np.zeros((n, 2 * self.bins))  # periods' worth of samples behind each half-profile bin
         self.acc = ChunkSums(2 * self.bins, n)  # the chunk's sums per half-profile bin (columns: even half, then odd)
+        # fifteenth session: the routine surprise power per phase bin (a daily job, a daily edge the profile's bins
+        # smear) from even and odd periods (columns as ``half``), and the divisor there, frozen at refreshes (``_phase``)
+        self.ph_pow = np.zeros((n, 2 * self.bins))
+        self.ph_cover = np.zeros((n, 2 * self.bins))
+        self.ph_fac = np.ones((n, self.bins))
+        self.ph_acc = ChunkSums(2 * self.bins, n)
         # week10/day12: a profile per UTC day of the week (columns: day, Monday first, then bin), folded like a
         # half-profile per visit; the day-class halves are drawn from it for the weekend window in use, so the
         # window can move without relearning. Allocated only where the period is a day.
@@ -366,19 +378,20 @@ class AnomalyCore:
         old_n = self.n
         keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_v", "ref_q",
                                              "dw_prof", "dw_cover", "wk_start", "wk_chosen", "wk_lev", "hw_s", "hw_c", "wk_prof", "week_on",
-                                             "week_ready", "wk_acc_v", "var_wd", "var_ww", "n_ww")}
-        sums = (self.acc, self.dw_acc)  # the chunk's sums so far, grown with the rows of the new series
+                                             "week_ready", "wk_acc_v", "var_wd", "var_ww", "n_ww", "ph_pow", "ph_cover",
+                                             "ph_fac")}
+        sums = (self.acc, self.dw_acc, self.ph_acc)  # the chunk's sums so far, grown with the rows of the new series
         self._alloc(n)
         for k, arr in keep.items():
             getattr(self, k)[:old_n] = arr
-        self.acc, self.dw_acc = sums
+        self.acc, self.dw_acc, self.ph_acc = sums
         for c in sums:
             c.grow(n)
         self.n = n
 
     def nbytes(self) -> int:
         return int(sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray)) + self.acc.nbytes
-                   + self.dw_acc.nbytes)
+                   + self.dw_acc.nbytes + self.ph_acc.nbytes)
 
     # ----- update --------------------------------------------------------------------------------
     def update(self, y: np.ndarray, t: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
@@ -465,6 +478,9 @@ class AnomalyCore:
             zf = (mid + trend - ref_b) / spread[None, :]
             devz = np.fmax(np.abs(z), np.sign(z) * zf)
             raw = np.minimum(np.fmax(innov, devz), RAW_CAP)
+        self._phase_sums(idx, bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int), raw, obs & ~still)
+        pf = self.ph_fac[idx[None, :], bins[:, None]]
+        raw = raw / pf  # what is routine at this phase of the day is no news (``_phase``)
         # no surprise before the first scales exist (the first chunk only learns levels and scales)
         raw = np.where(obs & np.isfinite(raw) & np.isfinite(self.ref_noise[idx])[None, :], raw, np.nan)
         # 4. likelihood: short mean vs the long-term distribution (frozen at the chunk start)
@@ -489,7 +505,7 @@ class AnomalyCore:
         # 5. event-like output: first crossing fires, then a refractory cap
         out, until = self._refractory(risk, t, self.until[idx])
         if self.episodes is not None:
-            out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end, raw)  # risk only
+            out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end, raw, pf)  # risk only
         # season bookkeeping: residual against a level of one period's time constant, per phase bin (applied at
         # the chunk end); the baseline (~1 h at fast sampling) would absorb part of the daily cycle
         sref = _ewm(x, self.a_sref, self.sref[idx], obs)
@@ -679,6 +695,48 @@ class AnomalyCore:
         self.has_prof[idx] = k > 0
         self.season_on[idx] = on
 
+    def _phase_sums(self, idx: np.ndarray, bins: np.ndarray, raw: np.ndarray, ok: np.ndarray) -> None:
+        """Add the chunk's squared surprise (capped at ``PHASE_CAP``, before any phase divisor) per half-period
+        bin (``bins``: the phase bin plus ``self.bins`` in odd periods)."""
+        ok = ok & np.isfinite(raw) & np.isfinite(self.ref_noise[idx])[None, :]
+        pw = np.where(ok, np.minimum(raw, PHASE_CAP) ** 2, 0.0)
+        if raw.shape[0] == 1:
+            sel = idx[ok[0]]
+            col = self.ph_acc.cols(bins[:1])[0]
+            self.ph_acc.s[sel, col] += pw[0, ok[0]]
+            self.ph_acc.c[sel, col] += 1.0
+            return
+        cols = self.ph_acc.cols(bins)
+        m = self.ph_acc.pos.size
+        flat = (np.arange(idx.size)[None, :] * m + cols[:, None])[ok]
+        size = idx.size * m
+        self.ph_acc.s[idx] += np.bincount(flat, weights=pw[ok], minlength=size).reshape(idx.size, m)
+        self.ph_acc.c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m)
+
+    def _phase(self, idx: np.ndarray) -> None:
+        """Fifteenth session: surprise routine at one phase of the period is no news there.
+
+        A daily job (a backup at 02:00) or a sharp daily edge inside one of the profile's bins (the bin's mean
+        mixes both sides) jumps at the same phase every day; the profile cannot take it (too little variance
+        to switch on, or smeared over the bin), so it alarmed every day. Each phase bin keeps the mean squared
+        surprise there (capped at ``PHASE_CAP``), from even and from odd days apart (folded as the profile's
+        halves), and the surprise there is divided by sqrt(max(1, p / typical - 1)), p the smaller of the two
+        halves and typical its median over the bins: the excess must be seen on both kinds of day (a one-off
+        anomaly, or a heavy-tailed series' chance spikes, raise one half only) and be twice the typical power
+        before anything is damped."""
+        nb = self.bins
+        half, cover = self._fold(self.ph_pow, self.ph_cover, self.ph_acc, idx)
+        seen = (cover.reshape(idx.size, 2, nb) > 0).all(axis=1)
+        some = seen.any(axis=1)
+        if not some.any():
+            return
+        j, sn = idx[some], seen[some]
+        pmin = half[some].reshape(j.size, 2, nb).min(axis=1)
+        typ = np.nanmedian(np.where(sn, pmin, np.nan), axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fac = np.sqrt(np.maximum(1.0, pmin / typ[:, None] - 1.0))
+        self.ph_fac[j] = np.where(sn & np.isfinite(fac), fac, 1.0)
+
     def _fold(self, half: np.ndarray, cover: np.ndarray, acc: ChunkSums, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fold the chunk's sums ``acc`` of series ``idx`` (every series: a chunk boundary) into ``half`` and
         ``cover`` in place, at the positions the chunk touched, and clear them; the rows ``idx`` after it."""
@@ -842,6 +900,7 @@ class AnomalyCore:
             self.n_ww[idx] += cw
             self.wk_acc_v[idx] = 0.0
         self._season(idx, now)
+        self._phase(idx)
         self.ref_q[idx] = self.quantum[idx]
         self.ref_p[idx] = np.where(self.diffs[idx] > 0, (self.reps[idx] + 0.5) / (self.diffs[idx] + 1.0), np.nan)
         self.ref_base[idx] = self.base[idx]

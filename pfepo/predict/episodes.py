@@ -151,10 +151,11 @@ class Episodes:
     # ----- one chunk of the core ------------------------------------------------------------------
     def step(self, idx: np.ndarray, y: np.ndarray, t: np.ndarray, x: np.ndarray, obs: np.ndarray, fast: np.ndarray,
              sig: np.ndarray, spread: np.ndarray, nobs: np.ndarray, core_out: np.ndarray, end: bool,
-             raw: np.ndarray | None = None) -> np.ndarray:
+             raw: np.ndarray | None = None, phase: np.ndarray | None = None) -> np.ndarray:
         """Combined risk for a chunk: ``y`` raw rows, ``x`` the core's season-corrected rows, ``fast`` its
-        fast level path, ``sig``/``spread`` its frozen scales, ``nobs`` its observation count path and
-        ``core_out`` its own event-like risk."""
+        fast level path, ``sig``/``spread`` its frozen scales, ``nobs`` its observation count path,
+        ``core_out`` its own event-like risk and ``phase`` its divisor per row (``AnomalyCore._phase``: a
+        level routine at this phase of the day, a daily job, moves the level CUSUM that much less)."""
         core = self.core
         if self.n < core.n:
             self._alloc(core.n)
@@ -183,7 +184,8 @@ class Episodes:
         until = self.until[idx].copy()
         lvl0 = self.lvl[idx].copy()
         s0 = (self.s_hi[idx].copy(), self.s_lo[idx].copy(), self.s_var[idx].copy())
-        ch, lvl, s_hi, s_lo, s_var, n_lvl = self._cusums(x, obs, ready, t, v, scale, lvl0, self.n_lvl[idx], s0, until)
+        rscale = np.broadcast_to(scale[None, :] if phase is None else scale[None, :] * phase, x.shape)
+        ch, lvl, s_hi, s_lo, s_var, n_lvl = self._cusums(x, obs, ready, t, v, rscale, lvl0, self.n_lvl[idx], s0, until)
         ch = np.fmax(ch, frozen)
         alarm = p.alarm
         hot = (ch >= alarm) | (core_out >= alarm)
@@ -209,7 +211,7 @@ class Episodes:
             s_hi[k, c], s_lo[k, c], s_var[k, c] = zero, zero, zero
             if k + 1 < t.size:
                 sub = self._cusums(x[k + 1 :, c], obs[k + 1 :, c], ready[k + 1 :, c], t[k + 1 :], v[k + 1 :, c],
-                                   scale[c], fast[k, c], zero + RESTART_N, (zero, zero, zero), until[c])
+                                   rscale[k + 1 :, c], fast[k, c], zero + RESTART_N, (zero, zero, zero), until[c])
                 n_lvl[k + 1 :, c] = sub[5]
                 ch_c = np.fmax(sub[0], frozen[k + 1 :, c])
                 ch[k + 1 :, c], lvl[k + 1 :, c] = ch_c, sub[1]
@@ -228,14 +230,15 @@ class Episodes:
 
     # CUSUM helpers -----------------------------------------------------------------------------------
     def _cusums(self, x, obs, ready, t, v, scale, lvl0, n0, s0, until):
-        """Reference level path, the three CUSUM paths and their risk (held at 0 while refractory)."""
+        """Reference level path, the three CUSUM paths and their risk (held at 0 while refractory); ``scale``:
+        the level's unit per row (T, N)."""
         a_base = self.core.a_base
         cnt = n0[None, :] + np.cumsum(obs, axis=0)
         a = np.where(obs, np.maximum(a_base, 1.0 / np.maximum(cnt, 1.0)), 0.0)  # running mean, then EW
         lvl = _lin_scan(a, np.where(obs, x, 0.0), np.where(np.isfinite(lvl0), lvl0, 0.0))
         ref = _shift(np.where(n0 > 0, lvl0, np.nan), lvl)
         with np.errstate(invalid="ignore", over="ignore"):
-            z = np.minimum(np.maximum((x - ref) / scale[None, :], -CLIP), CLIP)
+            z = np.minimum(np.maximum((x - ref) / scale, -CLIP), CLIP)
         live = obs & ready & np.isfinite(z) & ("level" in self.channels)
         hold = t[:, None] < until[None, :]
         zi = np.where(live, z, np.nan)

@@ -178,3 +178,49 @@ def test_risk_does_not_depend_on_the_unit_of_the_values(shape):
     for k in (-60, 60):
         scaled, _ = _run(y * 2.0**k)
         np.testing.assert_array_equal(scaled, base)
+
+
+def _daily_job(rng, days: int, dt: float, start_s: float = 7200.0, height: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+    """White noise (sd 1) plus a 10-minute job of ``height`` sds at ``start_s`` into every UTC day."""
+    n = int(days * 86_400 / dt)
+    t = 1.7e9 - 1.7e9 % 86_400 + np.arange(n) * dt
+    ph = t % 86_400
+    return t, 100 + rng.normal(0, 1, n) + height * ((ph >= start_s) & (ph < start_s + 600.0))
+
+
+@pytest.mark.parametrize("dt", [300.0, 600.0])
+@pytest.mark.parametrize("shape", ["job", "edge"])
+def test_what_happens_at_one_phase_every_day_stops_alarming(dt, shape):
+    """Fifteenth session: a daily job (a backup at 02:00: too little variance for the profile to switch on)
+    and a sharp daily edge inside one of the profile's 15-minute bins (the bin's mean mixes both sides)
+    alarmed every day, forever. Once seen on two days (an even and an odd one) and folded in at a refresh
+    (every 256 rows: ~21 hours at 5-minute sampling, ~43 at 10-minute; the first day has no scales yet),
+    not any more: from day 3 at 5-minute sampling, from day 4 at 10-minute."""
+    rng = np.random.default_rng(11)
+    if shape == "job":
+        t, y = _daily_job(rng, 14, dt)
+    else:  # a business-hours plateau of 10 sds whose edges fall 7.5 minutes into a bin
+        t = 1.7e9 - 1.7e9 % 86_400 + 450.0 + np.arange(int(14 * 86_400 / dt)) * dt
+        ph = (t % 86_400) / 86_400
+        y = 100 + 10 * ((ph > 0.3) & (ph < 0.75)) + rng.normal(0, 1, t.size)
+    c = AnomalyCore(params_for(dt), 1)
+    r = c.update(y[:, None], t)[:, 0]
+    per = int(86_400 / dt)
+    quiet_from = 3 if dt == 300.0 else 4
+    assert _onsets(r[quiet_from * per :]).size == 0, (_onsets(r) / per).round(2)
+
+
+def test_a_one_off_at_a_phase_does_not_hide_the_same_phase_the_next_day():
+    """The routine must be seen on both kinds of day: the same 10-minute bump at 02:00 on two days running
+    (after nine quiet days) alarms both times."""
+    rng = np.random.default_rng(12)
+    dt = 300.0
+    t, y = _daily_job(rng, 12, dt, height=0.0)
+    ph = t % 86_400
+    per = int(86_400 / dt)
+    for day in (9, 10):
+        on = (np.arange(t.size) // per == day) & (ph >= 7200) & (ph < 7800)
+        y[on] += 8.0
+    r = AnomalyCore(params_for(dt), 1).update(y[:, None], t)[:, 0]
+    days = sorted({int(o // per) for o in _onsets(r) if o >= 2 * per})
+    assert days == [9, 10], (_onsets(r) / per).round(2)
