@@ -246,6 +246,22 @@ class ChunkSums:
             self.s, self.c = np.hstack([self.s, pad]), np.hstack([self.c, pad])
         return self.col[pos]
 
+    def add(self, idx: np.ndarray, pos: np.ndarray, w: np.ndarray, ok: np.ndarray) -> None:
+        """Add ``w`` (T, len(idx)) where ``ok`` to the sums of series ``idx`` at positions ``pos`` (T,), one
+        count each (a one-row step: plain fancy indexing, its (series, position) pairs being distinct)."""
+        if w.shape[0] == 1:
+            sel = idx[ok[0]]
+            col = self.cols(pos[:1])[0]
+            self.s[sel, col] += w[0, ok[0]]
+            self.c[sel, col] += 1.0
+            return
+        cols = self.cols(pos)
+        m = self.pos.size
+        flat = (np.arange(idx.size)[None, :] * m + cols[:, None])[ok]
+        size = idx.size * m
+        self.s[idx] += np.bincount(flat, weights=w[ok], minlength=size).reshape(idx.size, m)
+        self.c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m)
+
     def grow(self, n: int) -> None:
         pad = np.zeros((n - self.s.shape[0], self.s.shape[1]))
         self.s, self.c = np.vstack([self.s, pad]), np.vstack([self.c, pad])
@@ -546,20 +562,12 @@ class AnomalyCore:
                 u = y - _shift(self.wk_lev[idx], lev) / _ew_weight(self.a_week, nobs - obs)
             uok = np.isfinite(u)
             how = (wpos // self.bins) * 24 + (np.mod(t, DAY_S) // 3600.0).astype(int)  # (day, hour), day as in wpos
+            self.dw_acc.add(idx, wpos, r, ok)
             if tn == 1:
-                col = self.dw_acc.cols(wpos[:1])[0]
-                self.dw_acc.s[sel, col] += r[0, ok[0]]
-                self.dw_acc.c[sel, col] += 1.0
                 su = idx[uok[0]]
                 self.hw_s[su, how[0]] += u[0, uok[0]]
                 self.hw_c[su, how[0]] += 1.0
             else:
-                cw = self.dw_acc.cols(wpos)
-                m7 = self.dw_acc.pos.size
-                flat = (np.arange(idx.size)[None, :] * m7 + cw[:, None])[ok]
-                size = idx.size * m7
-                self.dw_acc.s[idx] += np.bincount(flat, weights=r[ok], minlength=size).reshape(idx.size, m7)
-                self.dw_acc.c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m7)
                 flat = (np.arange(idx.size)[None, :] * 168 + how[:, None])[uok]
                 size = idx.size * 168
                 self.hw_s[idx] += np.bincount(flat, weights=u[uok], minlength=size).reshape(idx.size, 168)
@@ -699,19 +707,7 @@ class AnomalyCore:
         """Add the chunk's squared surprise (capped at ``PHASE_CAP``, before any phase divisor) per half-period
         bin (``bins``: the phase bin plus ``self.bins`` in odd periods)."""
         ok = ok & np.isfinite(raw) & np.isfinite(self.ref_noise[idx])[None, :]
-        pw = np.where(ok, np.minimum(raw, PHASE_CAP) ** 2, 0.0)
-        if raw.shape[0] == 1:
-            sel = idx[ok[0]]
-            col = self.ph_acc.cols(bins[:1])[0]
-            self.ph_acc.s[sel, col] += pw[0, ok[0]]
-            self.ph_acc.c[sel, col] += 1.0
-            return
-        cols = self.ph_acc.cols(bins)
-        m = self.ph_acc.pos.size
-        flat = (np.arange(idx.size)[None, :] * m + cols[:, None])[ok]
-        size = idx.size * m
-        self.ph_acc.s[idx] += np.bincount(flat, weights=pw[ok], minlength=size).reshape(idx.size, m)
-        self.ph_acc.c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m)
+        self.ph_acc.add(idx, bins, np.where(ok, np.minimum(raw, PHASE_CAP) ** 2, 0.0), ok)
 
     def _phase(self, idx: np.ndarray) -> None:
         """Fifteenth session: surprise routine at one phase of the period is no news there.
