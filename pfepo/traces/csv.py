@@ -10,8 +10,10 @@ operators fix traces in an editor. Rules:
 - rows out of time order (a file written endpoint by endpoint) are sorted by timestamp (stable), with a
   note; rows repeating an (endpoint, timestamp) are merged, with a note: metrics averaged, ``up`` down if
   any of them says down (fourteenth session: both were errors; real exports look like this);
-- metric cells: numbers; empty, ``nan`` or ``inf`` are kept as missing/non-finite (the engine rejects
-  and counts them); any other text is an error; ``up`` must be 0 or 1 (empty = unknown, carried forward);
+- metric cells: numbers; empty, ``nan``, ``na``, ``n/a``, ``null``, ``none`` or ``-`` (any letter case,
+  ``pfepo.tabular.MISSING_TEXT``, as ``pfepo predict`` reads them) are missing and ``inf`` is kept as
+  non-finite (the engine rejects and counts them); any other text is an error; ``up`` must be 0 or 1
+  (empty = unknown, carried forward);
 - unknown extra columns are ignored; the format's column names in another letter case (``Timestamp``) are
   read as them, with a note.
 """
