@@ -69,7 +69,9 @@ def test_injected_loss_is_measured_and_dry_run_changes_nothing(dlab):
     groups = dlab.dump_groups()
     t0 = time.time()
     dlab.net.impairer.set_loss("ap", 30)
-    vals = _settled(dlab, "ap", "loss_pct", 4)
+    # 8 s of probes: over 4 s, six windows of a few probes each once averaged 17.6 % (0, 20, 40, 0, 21, 25;
+    # fifteenth session's CI), binomial noise, not a measuring fault; the bar stays 30 +- 12
+    vals = _settled(dlab, "ap", "loss_pct", 8)
     dlab.net.impairer.set_loss("ap", 0)
     mean = statistics.fmean(vals)
     print(f"probe loss with 30 % injected each way: {mean:.1f} %")
