@@ -560,9 +560,13 @@ class AnomalyCore:
             lev = _ewm(y, self.a_week, self.wk_lev[idx], obs)  # EW from 0, debiased by the weight of the rows before
             with np.errstate(invalid="ignore", divide="ignore"):
                 u = y - _shift(self.wk_lev[idx], lev) / _ew_weight(self.a_week, nobs - obs)
-            uok = np.isfinite(u)
+            # sixteenth session: not the first day's rows -- both levels start there and a day-of-week profile
+            # gets one visit a week, so their transient made the first days look like a weekend for a week (a
+            # series with a daily cycle and no weekly one alarmed when the class profiles switched on, days 7-8)
+            settled = nobs > DAY_S / p.dt
+            uok = np.isfinite(u) & settled
             how = (wpos // self.bins) * 24 + (np.mod(t, DAY_S) // 3600.0).astype(int)  # (day, hour), day as in wpos
-            self.dw_acc.add(idx, wpos, r, ok)
+            self.dw_acc.add(idx, wpos, r, ok & settled)
             if tn == 1:
                 su = idx[uok[0]]
                 self.hw_s[su, how[0]] += u[0, uok[0]]

@@ -32,11 +32,12 @@ def test_chunk_sums_hold_only_the_positions_the_chunk_touched():
 
 def test_chunk_sums_are_folded_and_cleared_at_each_chunk_boundary():
     core = AnomalyCore(CoreParams(dt=60.0), 3)
-    t, y = _rows(300, 3, 60.0)
-    core.update(y[:256], t[:256])  # exactly one chunk of the core's clock
+    t, y = _rows(1600, 3, 60.0)
+    # exactly six chunks of the core's clock: past the first day, whose rows the day-of-week sums leave out
+    core.update(y[:1536], t[:1536])
     assert core.acc.pos.size == 0 and core.dw_acc.pos.size == 0
     assert (core.dw_cover > 0).any() and (core.cover > 0).any()
-    core.update(y[256:], t[256:])
+    core.update(y[1536:], t[1536:])
     assert core.dw_acc.pos.size > 0
 
 
