@@ -36,7 +36,9 @@ slowly sampled series still has enough points behind every estimate):
    do not update them: the scales describe the series when it moves (``_still``).
 3. Raw surprise = max(innovation, deviation), capped at 20: ``innovation`` is |x - fast level before| in
    noise sds (onsets, jumps); ``deviation`` is the medium level (plus its trend over ``horizon_s``,
-   shrunk by two standard errors) against the winsorised slow baseline, in level spreads (creeps).
+   shrunk by two standard errors) against the winsorised slow baseline, in level spreads (creeps). A
+   standard error is that of white noise of the series' noise sd or, where larger, the series' own RMS
+   slope (sixteenth session: a smooth wander's slopes are real but do not last).
 4. Anomaly likelihood: the short-term mean of the raw surprise against its own long-term mean and sd
    (so a series that is always spiky must spike harder); ``risk = Phi(zl - z0)``.
 5. Event-like output: once risk reaches ``alarm`` an episode starts; for ``refractory_s`` after it,
@@ -63,6 +65,7 @@ WINSOR = 4.0  # winsorise updates of baselines and scales at this many scales
 RAISE_OFF = 1.01  # a classifier probability never reaches this: the classifier does not raise risk alone
 FREEZE_DECADES = 6.0  # a run of identical values this improbable under the series' own repeat rate is a freeze
 FREEZE_MIN = 5  # ... and at least this many repeats (the frozen-values channel's yardsticks)
+SLOPE_K = 1.0  # the series' own RMS slope counts as one standard error of its slope
 RAW_CAP = 20.0  # surprise is capped (in scales) so one wild value cannot dominate the long-term statistics
 SEASON_BIN_S = 900.0  # the seasonal profile's phase bins: at least this wide, and a whole number of samples
 SEASON_KEEP = 0.7  # each period of new data leaves this share of a learnt profile bin (~0.3 weight per day) ...
@@ -209,7 +212,7 @@ def _shift(first: np.ndarray, path: np.ndarray) -> np.ndarray:
 
 _STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
           "lvar", "until", "var_raw", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
-          "ref_lsd", "ref_refr", "risk", "raw", "dev", "zl")
+          "ref_lsd", "ref_refr", "risk", "raw", "dev", "zl", "slope_v", "ref_slope")
 
 
 class Runs(NamedTuple):
@@ -334,7 +337,7 @@ class AnomalyCore:
         self.diffs = np.zeros(n)
         self.ref_p = np.full(n, np.nan)  # repeat rate, frozen at chunk boundaries (the frozen-values channel's too)
         for k in ("last_x", "last_y", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "short", "lmean", "ref_base",
-                  "ref_noise", "ref_spread", "ref_lmean", "ref_lsd"):
+                  "ref_noise", "ref_spread", "ref_lmean", "ref_lsd", "slope_v", "ref_slope"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
         self.lvar = np.zeros(n)  # EW from 0, debiased by its weight at refresh
@@ -487,13 +490,18 @@ class AnomalyCore:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             innov = np.abs(x - fast_prev) / sig[None, :]
             slope = (self.a_mid / (1 - self.a_mid)) * (mid - mid2)
-            slope_sd = self.slope_sd * sig
+            # sixteenth session: ... or its own typical slope, where larger (a smooth wander's slopes are real but
+            # do not last: extrapolated over the horizon they alarmed on every wander of an AR series)
+            slope_sd = np.fmax(self.slope_sd * sig, SLOPE_K * self.ref_slope[idx])
             trend = np.sign(slope) * np.maximum(np.abs(slope) - 2 * slope_sd[None, :], 0.0) * self.h_steps
             ref_b = np.where(np.isfinite(base_ref)[None, :], base_ref[None, :], base_prev)
             z = (mid - ref_b) / spread[None, :]
             zf = (mid + trend - ref_b) / spread[None, :]
             devz = np.fmax(np.abs(z), np.sign(z) * zf)
             raw = np.minimum(np.fmax(innov, devz), RAW_CAP)
+        cap_s = np.where(np.isfinite(self.ref_slope[idx]), (WINSOR * self.ref_slope[idx]) ** 2, np.inf)
+        sobs = obs & np.isfinite(slope) & ~still
+        self.slope_v[idx] = _ewm(np.minimum(slope**2, cap_s[None, :]), self.a_long, self.slope_v[idx], sobs)[-1]
         self._phase_sums(idx, bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int), raw, obs & ~still)
         pf = self.ph_fac[idx[None, :], bins[:, None]]
         raw = raw / pf  # what is routine at this phase of the day is no news (``_phase``)
@@ -906,6 +914,7 @@ class AnomalyCore:
         self.ref_base[idx] = self.base[idx]
         self.ref_noise[idx] = self.noise[idx] * math.sqrt(math.pi) / 2
         self.ref_spread[idx] = self.spread[idx]
+        self.ref_slope[idx] = np.sqrt(self.slope_v[idx])
         self.ref_lmean[idx] = self.lmean[idx]
         weight = _ew_weight(self.a_long, self.nraw[idx])  # EW started at 0: debias
         lsd = np.sqrt(np.maximum(self.lvar[idx], 0.0) / np.maximum(weight, 1e-9))
