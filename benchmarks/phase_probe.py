@@ -58,11 +58,24 @@ CASES: dict[str, Callable[[np.random.Generator, int, float], tuple[np.ndarray, n
 STEPS = (60.0, 300.0, 600.0)
 
 
+def alarm_onsets(r: np.ndarray) -> np.ndarray:
+    """Rows where risk crosses ``ALARM`` upwards (every one a false alarm on these normal series)."""
+    hot = r >= ALARM
+    return np.flatnonzero(hot & ~np.r_[False, hot[:-1]])
+
+
+def finish(out: list[dict], t0: float, path: str | None, summary: str = "") -> int:
+    """The closing line, and the rows as JSON where asked."""
+    print(f"{len(out)} series{summary} in {time.perf_counter() - t0:.1f} s")
+    if path:
+        with open(path, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
 def probe(case: str, dt: float, seed: int, rows: int) -> dict:
     t, y = CASES[case](np.random.default_rng(seed), rows, dt)
-    r = score_series(y, t)
-    hot = r >= ALARM
-    onsets = np.flatnonzero(hot & ~np.r_[False, hot[:-1]])
+    onsets = alarm_onsets(score_series(y, t))
     day = ((t[onsets] - t[0]) // DAY).astype(int)
     return {"case": case, "dt": dt, "seed": seed, "rows": rows, "days": round((t[-1] - t[0]) / DAY, 1),
             "alarm_days": sorted(set(day.tolist())), "onsets": int(onsets.size),
@@ -87,11 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 last = "-" if row["last_onset_day"] is None else f"{row['last_onset_day']:.2f}"
                 print(f"{case:9} {dt:5.0f} {seed:4d} {row['days']:5.1f} {row['onsets']:6d} "
                       f"{row['per_10k_rows']:5.1f} {last:>6}  {row['alarm_days']}")
-    print(f"{len(out)} series in {time.perf_counter() - t0:.1f} s")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
-    return 0
+    return finish(out, t0, a.json)
 
 
 if __name__ == "__main__":

@@ -17,17 +17,14 @@ once full; noise whose sd triples for half of each day; lognormal bursts. Same m
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Iterator
 
 import numpy as np
+from phase_probe import DAY, alarm_onsets, finish  # benchmarks/: the script's own directory
 
 from pfepo.evaluate.streamscore import ar_path
 from pfepo.predict.univariate import score_series
-
-DAY = 86_400.0
-ALARM = 0.5
 
 
 def shapes(rng: np.random.Generator, n: int, dt: float) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -68,21 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     for dt in a.steps:
         for seed in a.seeds:
             for name, t, y in shapes(np.random.default_rng(seed), a.rows, dt):
-                r = score_series(y, t)
-                hot = r >= ALARM
-                on = np.flatnonzero(hot & ~np.r_[False, hot[:-1]])
+                on = alarm_onsets(score_series(y, t))
                 day = (t[on] - t[0]) / DAY
                 span = (t[-1] - t[0]) / DAY - 2
                 late = float((day >= 2).sum() / span) if span > 0 else float("nan")
                 out.append({"shape": name, "dt": dt, "seed": seed, "rows": a.rows, "onsets": int(on.size),
                             "per_day_after_day2": round(late, 2)})
                 print(f"{name:15} {dt:5.0f} {seed:4d} {on.size:6d} {late:7.2f}")
-    tot = sum(r["onsets"] for r in out)
-    print(f"{len(out)} series, {tot} onsets in all, {time.perf_counter() - t0:.1f} s")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
-    return 0
+    return finish(out, t0, a.json, f", {sum(r['onsets'] for r in out)} onsets in all,")
 
 
 if __name__ == "__main__":

@@ -212,7 +212,7 @@ def _shift(first: np.ndarray, path: np.ndarray) -> np.ndarray:
 
 _STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
           "lvar", "until", "var_raw", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
-          "ref_lsd", "ref_refr", "risk", "raw", "dev", "zl", "slope_v", "ref_slope")
+          "ref_lsd", "ref_refr", "risk", "raw", "dev", "zl", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl")
 
 
 class Runs(NamedTuple):
@@ -337,7 +337,7 @@ class AnomalyCore:
         self.diffs = np.zeros(n)
         self.ref_p = np.full(n, np.nan)  # repeat rate, frozen at chunk boundaries (the frozen-values channel's too)
         for k in ("last_x", "last_y", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "short", "lmean", "ref_base",
-                  "ref_noise", "ref_spread", "ref_lmean", "ref_lsd", "slope_v", "ref_slope"):
+                  "ref_noise", "ref_spread", "ref_lmean", "ref_lsd", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
         self.lvar = np.zeros(n)  # EW from 0, debiased by its weight at refresh
@@ -484,6 +484,9 @@ class AnomalyCore:
             vobs = obs & np.isfinite(dev) & ~still
             cap_v = np.where(np.isfinite(self.ref_spread[idx]) & ~refr, WINSOR * spread, np.inf)
             v = _ewm(np.minimum(dev, cap_v[None, :]), self.a_base, self.spread[idx] / 1.2533, vobs)
+            # the same two scales over the long-term window: their ratio (the level CUSUM's autocorrelation)
+            self.noise_l[idx] = _ewm(np.minimum(d, cap_d[None, :]), self.a_long, self.noise_l[idx], dobs)[-1]
+            self.dev_l[idx] = _ewm(np.minimum(dev, cap_v[None, :]), self.a_long, self.dev_l[idx], vobs)[-1]
             qc = np.where(dobs & (d > 0), d, np.inf).min(axis=0)
             self.quantum[idx] = np.fmin(self.quantum[idx], qc)  # used from the next chunk on (ref_q)
         # 3. raw surprise (a never-moving series' floor can overflow a quotient: inf, capped at RAW_CAP)
@@ -710,6 +713,10 @@ class AnomalyCore:
             with np.errstate(invalid="ignore", divide="ignore"):
                 oos = np.sqrt(self.var_oos[idx] / _ew_weight(self.a_oos, self.n_oos[idx]))
             sp = np.where(self.n_oos[idx] > 0, np.fmax(sp, np.fmin(self.spread[idx], oos)), sp)
+            # ... and the long-term deviation scale by the same factor (it saw the old correction too)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                f = sp / self.spread[idx]
+            self.dev_l[idx] = np.where(moved & np.isfinite(f), self.dev_l[idx] * f, self.dev_l[idx])
             self.spread[idx] = np.where(moved, sp, self.spread[idx])
         self.season_gain[idx] = removed
         self.has_prof[idx] = k > 0
@@ -915,6 +922,8 @@ class AnomalyCore:
         self.ref_noise[idx] = self.noise[idx] * math.sqrt(math.pi) / 2
         self.ref_spread[idx] = self.spread[idx]
         self.ref_slope[idx] = np.sqrt(self.slope_v[idx])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.ref_rl[idx] = (self.noise_l[idx] * math.sqrt(math.pi) / 2) / (self.dev_l[idx] * 1.2533)
         self.ref_lmean[idx] = self.lmean[idx]
         weight = _ew_weight(self.a_long, self.nraw[idx])  # EW started at 0: debias
         lsd = np.sqrt(np.maximum(self.lvar[idx], 0.0) / np.maximum(weight, 1e-9))

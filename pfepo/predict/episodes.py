@@ -16,8 +16,10 @@ has three such classes, and each gets a channel here, measured in the series' ow
   the deviation from a slow reference level, in units of the core's level spread times
   ``sqrt(VIF)``. VIF = (1 + rho) / (1 - rho) is the variance inflation of a mean of autocorrelated
   values, with rho = 1 - (noise / spread)^2 (the lag-1 autocorrelation of an AR(1) whose one-step
-  noise and level spread are the core's): a random walk or a slow wander has rho near 1 and a large
-  VIF, so its long excursions do not accumulate; white noise has VIF 1.
+  noise and level spread are the core's, both over the long-term window, >= 600 samples: sixteenth
+  session; over the baseline's 150 the ratio swung on a count stepping by one now and then, and with it the
+  CUSUM's unit): a random walk or a slow wander has rho near 1 and a large VIF, so its long excursions do
+  not accumulate; white noise has VIF 1.
 - **variance and spike-density increases**: a one-sided Bernoulli CUSUM of *large moves* (a first
   difference of more than ``C_EXC`` = 3 mean absolute differences, the core's noise scale): its
   log-likelihood ratio of "the odds of a large move are ``ODDS`` = 4 times the series' own" (4 = the
@@ -169,7 +171,8 @@ class Episodes:
         frozen = self._frozen(idx, ready & ("frozen" in self.channels))
         # CUSUM inputs: level deviation in spread x sqrt(VIF) units; variance log-likelihood ratio
         with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.minimum(np.maximum(sig / spread, 1e-3), 1.0)
+            rl = core.ref_rl[idx]
+            r = np.minimum(np.maximum(np.where(np.isfinite(rl) & (rl > 0), rl, sig / spread), 1e-3), 1.0)
             scale = spread * np.sqrt((2.0 - r * r) / (r * r))
             # raw differences: the learnt daily profile steps at its bin edges, the series does not
             d = y - prev_y
