@@ -484,9 +484,10 @@ class AnomalyCore:
             vobs = obs & np.isfinite(dev) & ~still
             cap_v = np.where(np.isfinite(self.ref_spread[idx]) & ~refr, WINSOR * spread, np.inf)
             v = _ewm(np.minimum(dev, cap_v[None, :]), self.a_base, self.spread[idx] / 1.2533, vobs)
-            # the same two scales over the long-term window: their ratio (the level CUSUM's autocorrelation)
-            self.noise_l[idx] = _ewm(np.minimum(d, cap_d[None, :]), self.a_long, self.noise_l[idx], dobs)[-1]
-            self.dev_l[idx] = _ewm(np.minimum(dev, cap_v[None, :]), self.a_long, self.dev_l[idx], vobs)[-1]
+            if self.episodes is not None:  # the same two scales over the long-term window: their ratio is the
+                # level CUSUM's autocorrelation (episodes only; the daemon's engine runs without them)
+                self.noise_l[idx] = _ewm(np.minimum(d, cap_d[None, :]), self.a_long, self.noise_l[idx], dobs)[-1]
+                self.dev_l[idx] = _ewm(np.minimum(dev, cap_v[None, :]), self.a_long, self.dev_l[idx], vobs)[-1]
             qc = np.where(dobs & (d > 0), d, np.inf).min(axis=0)
             self.quantum[idx] = np.fmin(self.quantum[idx], qc)  # used from the next chunk on (ref_q)
         # 3. raw surprise (a never-moving series' floor can overflow a quotient: inf, capped at RAW_CAP)
