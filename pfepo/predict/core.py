@@ -4,10 +4,11 @@
 time) and ``pfepo evaluate`` (the engine on a simulated clock) run this class. ``update(Y, t)`` takes a
 block of rows ``Y`` of shape (T, N) -- T time steps of N series on a regular grid of ``dt`` seconds -- and
 is vectorised over both axes: the recursions are first-order filters computed as log-depth numpy scans.
-The few state-dependent (non-linear) choices -- winsorising bounds, scales, the seasonal profile,
-whether a series is in its refractory period -- use the state frozen at the start of fixed chunks of
-``CHUNK`` steps of the core's own clock (plus early refreshes at 32, 64 and 128 steps) (one clock for all its series), so one call with 10,000 rows and 10,000 calls with
-one row give the same numbers (tested).
+The few state-dependent (non-linear) choices -- winsorising bounds, scales, the seasonal profile -- use
+the state frozen at the start of fixed chunks of ``CHUNK`` steps of the core's own clock (plus early
+refreshes at 32, 64 and 128 steps; one clock for all its series); which rows belong to an episode (the
+one choice that depends on risk itself) is settled row by row, in passes over a chunk (see ``_chunk``),
+so one call with 10,000 rows and 10,000 calls with one row give the same numbers (tested).
 
 Per step and series (all time constants in seconds, each at least a minimum number of samples so a
 slowly sampled series still has enough points behind every estimate):
@@ -36,14 +37,19 @@ slowly sampled series still has enough points behind every estimate):
    do not update them: the scales describe the series when it moves (``_still``).
 3. Raw surprise = max(innovation, deviation), capped at 20: ``innovation`` is |x - fast level before| in
    noise sds (onsets, jumps); ``deviation`` is the medium level (plus its trend over ``horizon_s``,
-   shrunk by two standard errors) against the winsorised slow baseline, in level spreads (creeps). A
+   shrunk by two standard errors) against the winsorised slow baseline as of the row before, in level
+   spreads (creeps; seventeenth session: it was the baseline frozen at the chunk start, up to 256 rows
+   old, so at slow sampling a lasting shift alarmed again when its refractory period ended). A
    standard error is that of white noise of the series' noise sd or, where larger, the series' own RMS
    slope (sixteenth session: a smooth wander's slopes are real but do not last).
 4. Anomaly likelihood: the short-term mean of the raw surprise against its own long-term mean and sd
    (so a series that is always spiky must spike harder); ``risk = Phi(zl - z0)``.
 5. Event-like output: once risk reaches ``alarm`` an episode starts; for ``refractory_s`` after it,
    risk is capped at ``alarm / 2`` (no repeated alarms for one episode) and the baseline follows the
-   data without winsorising, so a lasting new level becomes the new normal instead of pinning risk.
+   data without winsorising, at three times its rate, from the onset row on (seventeenth session: it
+   switched at chunk refreshes, so with a refractory shorter than a chunk it followed some episodes for a
+   whole chunk and others not at all), so a lasting new level becomes the new normal instead of pinning
+   risk, and a shift back from it is news again.
 6. Phase routine (fifteenth session, ``_phase``): the raw surprise (and the episodes' level CUSUM) is
    divided by a divisor per phase bin, >= 1 only where the mean squared surprise of that bin, on even and
    on odd days alike, is over twice its median over the bins: a daily job or a sharp daily edge the
@@ -113,15 +119,15 @@ def _alpha(dt: float, tau: float) -> float:
     return float(1.0 - math.exp(-dt / tau))
 
 
-def _ewm(u: np.ndarray, a: float, s0: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _ewm(u: np.ndarray, a: float | np.ndarray, s0: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """EW mean path over the rows where ``mask``; other rows hold the state. A series whose state is NaN
     starts at its first masked value (NaN before it). A log-depth scan of s_t = A_t s_(t-1) + B_t."""
     tn = u.shape[0]
     if tn == 1 and ONE_ROW:
-        return _ewm1(u, a, s0, mask)
+        return _ewm1(u, a if np.ndim(a) == 0 else a[0], s0, mask)
     started = np.isfinite(s0)
     if started.all():
-        if mask.all():  # the common case: constant coefficients, precomputed powers
+        if mask.all() and np.ndim(a) == 0:  # the common case: constant coefficients, precomputed powers
             y = a * u
             steps, decay = _scan_factors(a, tn)
             for k, c in steps:
@@ -148,7 +154,7 @@ def _ewm(u: np.ndarray, a: float, s0: np.ndarray, mask: np.ndarray) -> np.ndarra
 ONE_ROW = True  # one-row calls (the engine's, every model step) take ``_ewm1``: same bits, fewer numpy calls
 
 
-def _ewm1(u: np.ndarray, a: float, s0: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _ewm1(u: np.ndarray, a: float | np.ndarray, s0: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``_ewm`` for one row, to the bit: the scan's arithmetic written out per case -- a started series
     gets a*u + (1-a)*s0 (observed) or 0 + s0 (not); a series not started yet u + 0 (0 * 0 added), else
     NaN (tests/predict/test_core.py compares it with the general path)."""
@@ -212,7 +218,7 @@ def _shift(first: np.ndarray, path: np.ndarray) -> np.ndarray:
 
 _STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
           "lvar", "until", "var_raw", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
-          "ref_lsd", "ref_refr", "risk", "raw", "dev", "zl", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl")
+          "ref_lsd", "risk", "raw", "dev", "zl", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl")
 
 
 class Runs(NamedTuple):
@@ -350,7 +356,6 @@ class AnomalyCore:
         self.season_on = np.zeros(n, dtype=bool)
         self.acc_v = np.zeros((n, 4))  # chunk sums: residual^2, residual-after-profile^2, count, count with a profile
         self.ref_q = np.full(n, np.inf)
-        self.ref_refr = np.zeros(n, dtype=bool)
         self.prof = np.zeros((n, self.bins))  # the profile in use (0 where a bin is not learnt yet)
         # two half-profiles, from even and from odd periods (columns: bins of the even half, then the odd)
         self.half = np.zeros((n, 2 * self.bins))
@@ -439,7 +444,6 @@ class AnomalyCore:
         sig = self.ref_noise[idx]
         spread = self.ref_spread[idx]
         base_ref = self.ref_base[idx]
-        refr = self.ref_refr[idx]
         q_half = np.where(np.isfinite(self.ref_q[idx]), 0.5 * self.ref_q[idx], 0.0)
         # the floor of a series that never moved: relative to its level, so a series x 2**k scores the same
         tiny = np.fmax(1e-12 * np.abs(base_ref), np.finfo(float).tiny)  # NaN base: fmax takes the other
@@ -464,15 +468,6 @@ class AnomalyCore:
         fast_prev = _shift(self.fast[idx], fast)
         mid = _ewm(x, self.a_mid, self.mid[idx], obs)
         mid2 = _ewm(mid, self.a_mid, self.mid2[idx], obs)
-        # baseline: winsorised around the frozen reference, except while refractory (adapt to a new level)
-        lo = np.where(refr | ~np.isfinite(base_ref), -np.inf, base_ref - WINSOR * spread)
-        hi = np.where(refr | ~np.isfinite(base_ref), np.inf, base_ref + WINSOR * spread)
-        xb = np.clip(x, lo[None, :], hi[None, :])
-        base = np.empty_like(xb)
-        for a, sel in ((self.a_base, ~refr), (self.a_base_refr, refr)):
-            if sel.any():
-                base[:, sel] = _ewm(xb[:, sel], a, self.base[idx][sel], obs[:, sel])
-        base_prev = _shift(self.base[idx], base)
         # 2. scales: |first difference| and |deviation from the baseline|, winsorised
         still = self._still(idx, y, obs)
         with np.errstate(invalid="ignore"):
@@ -480,14 +475,8 @@ class AnomalyCore:
             dobs = obs & np.isfinite(d) & ~still
             cap_d = np.where(np.isfinite(self.ref_noise[idx]), WINSOR * sig * 2 / math.sqrt(math.pi), np.inf)
             noise = _ewm(np.minimum(d, cap_d[None, :]), self.a_base, self.noise[idx], dobs)
-            dev = np.abs(x - base_prev)
-            vobs = obs & np.isfinite(dev) & ~still
-            cap_v = np.where(np.isfinite(self.ref_spread[idx]) & ~refr, WINSOR * spread, np.inf)
-            v = _ewm(np.minimum(dev, cap_v[None, :]), self.a_base, self.spread[idx] / 1.2533, vobs)
-            if self.episodes is not None:  # the same two scales over the long-term window: their ratio is the
-                # level CUSUM's autocorrelation (episodes only; the daemon's engine runs without them)
+            if self.episodes is not None:  # the same scale over the long-term window (see dev_l below)
                 self.noise_l[idx] = _ewm(np.minimum(d, cap_d[None, :]), self.a_long, self.noise_l[idx], dobs)[-1]
-                self.dev_l[idx] = _ewm(np.minimum(dev, cap_v[None, :]), self.a_long, self.dev_l[idx], vobs)[-1]
             qc = np.where(dobs & (d > 0), d, np.inf).min(axis=0)
             self.quantum[idx] = np.fmin(self.quantum[idx], qc)  # used from the next chunk on (ref_q)
         # 3. raw surprise (a never-moving series' floor can overflow a quotient: inf, capped at RAW_CAP)
@@ -498,42 +487,63 @@ class AnomalyCore:
             # do not last: extrapolated over the horizon they alarmed on every wander of an AR series)
             slope_sd = np.fmax(self.slope_sd * sig, SLOPE_K * self.ref_slope[idx])
             trend = np.sign(slope) * np.maximum(np.abs(slope) - 2 * slope_sd[None, :], 0.0) * self.h_steps
-            ref_b = np.where(np.isfinite(base_ref)[None, :], base_ref[None, :], base_prev)
-            z = (mid - ref_b) / spread[None, :]
-            zf = (mid + trend - ref_b) / spread[None, :]
-            devz = np.fmax(np.abs(z), np.sign(z) * zf)
-            raw = np.minimum(np.fmax(innov, devz), RAW_CAP)
+        pf = self.ph_fac[idx[None, :], bins[:, None]]
+        nobs = self.nobs[idx][None, :] + np.cumsum(obs, axis=0)
+        # Deviations are measured against the baseline as of the row before. In an episode's rows (its onset
+        # to the end of its refractory period) the baseline follows the data (``_base``), and which rows those
+        # are depends on risk: the rows are settled in passes, each exact up to its first new onset (one pass,
+        # plus one per onset in the chunk). Row by row or in one block: the same numbers.
+        ep = t[:, None] < self.until[idx][None, :]
+        for _ in range(tn + 2):  # converges: each pass settles at least one more onset
+            base = self._base(x, obs, idx, base_ref, spread, ep)
+            ref_b = _shift(self.base[idx], base)
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                z = (mid - ref_b) / spread[None, :]
+                zf = (mid + trend - ref_b) / spread[None, :]
+                devz = np.fmax(np.abs(z), np.sign(z) * zf)
+                raw0 = np.minimum(np.fmax(innov, devz), RAW_CAP)
+            raw = raw0 / pf  # what is routine at this phase of the day is no news (``_phase``)
+            # no surprise before the first scales exist (the first chunk only learns levels and scales)
+            raw = np.where(obs & np.isfinite(raw) & np.isfinite(self.ref_noise[idx])[None, :], raw, np.nan)
+            # 4. likelihood: short mean vs the long-term distribution (frozen at the chunk start)
+            rok = np.isfinite(raw)
+            short = _ewm(raw, self.a_short, self.short[idx], rok)
+            lsd = self.ref_lsd[idx]  # NaN until enough surprise values were seen: risk 0 then
+            with np.errstate(invalid="ignore"):
+                zl = (short - self.ref_lmean[idx][None, :]) / np.maximum(lsd, 0.25)[None, :]
+            risk = ndtr(zl - p.z0)
+            risk = np.where((nobs >= self.n_warm) & np.isfinite(risk), risk, 0.0)
+            # 5. event-like output: first crossing fires, then a refractory cap
+            out, until, inep = self._refractory(risk, t, self.until[idx])
+            if np.array_equal(inep, ep):
+                break
+            ep = inep
+        self.zl[idx] = np.clip(_nz(zl[-1]), -10.0, 30.0)
         cap_s = np.where(np.isfinite(self.ref_slope[idx]), (WINSOR * self.ref_slope[idx]) ** 2, np.inf)
         sobs = obs & np.isfinite(slope) & ~still
         self.slope_v[idx] = _ewm(np.minimum(slope**2, cap_s[None, :]), self.a_long, self.slope_v[idx], sobs)[-1]
-        self._phase_sums(idx, bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int), raw, obs & ~still)
-        pf = self.ph_fac[idx[None, :], bins[:, None]]
-        raw = raw / pf  # what is routine at this phase of the day is no news (``_phase``)
-        # no surprise before the first scales exist (the first chunk only learns levels and scales)
-        raw = np.where(obs & np.isfinite(raw) & np.isfinite(self.ref_noise[idx])[None, :], raw, np.nan)
-        # 4. likelihood: short mean vs the long-term distribution (frozen at the chunk start)
-        rok = np.isfinite(raw)
+        self._phase_sums(idx, bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int), raw0, obs & ~still)
+        if self.episodes is not None:
+            out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end, raw, pf)  # risk only
         self.nraw[idx] += rok.sum(axis=0)
-        short = _ewm(raw, self.a_short, self.short[idx], rok)
         lmean = _ewm(raw, self.a_long, self.lmean[idx], rok)
         lprev = _shift(self.lmean[idx], lmean)
         with np.errstate(invalid="ignore"):
             # not winsorised: a series whose normal includes regular spikes must spike harder to alarm
             sq = (raw - lprev) ** 2
         lvar = _ewm(sq, self.a_long, self.lvar[idx], rok & np.isfinite(sq))
-        lm_ref = self.ref_lmean[idx]
-        mu = np.where(np.isfinite(lm_ref)[None, :], lm_ref[None, :], lprev)
-        lsd = self.ref_lsd[idx]  # NaN until enough surprise values were seen: risk 0 then
+        # the level spread: deviations from the baseline path above, winsorised in every row (seventeenth
+        # session: not while refractory before; the baseline now catches up from the onset row, and the
+        # deviations of its catching up are not the series' spread)
+        base_prev = ref_b
         with np.errstate(invalid="ignore"):
-            zl = (short - mu) / np.maximum(lsd, 0.25)[None, :]
-        risk = ndtr(zl - p.z0)
-        self.zl[idx] = np.clip(_nz(zl[-1]), -10.0, 30.0)
-        nobs = self.nobs[idx][None, :] + np.cumsum(obs, axis=0)
-        risk = np.where((nobs >= self.n_warm) & np.isfinite(risk), risk, 0.0)
-        # 5. event-like output: first crossing fires, then a refractory cap
-        out, until = self._refractory(risk, t, self.until[idx])
-        if self.episodes is not None:
-            out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end, raw, pf)  # risk only
+            dev = np.abs(x - base_prev)
+            vobs = obs & np.isfinite(dev) & ~still
+            cap_v = np.where(np.isfinite(self.ref_spread[idx]), WINSOR * spread, np.inf)
+            v = _ewm(np.minimum(dev, cap_v[None, :]), self.a_base, self.spread[idx] / 1.2533, vobs)
+            if self.episodes is not None:  # the level CUSUM's autocorrelation: noise / spread over the long-term
+                # window (episodes only; the daemon's engine runs without them)
+                self.dev_l[idx] = _ewm(np.minimum(dev, cap_v[None, :]), self.a_long, self.dev_l[idx], vobs)[-1]
         # season bookkeeping: residual against a level of one period's time constant, per phase bin (applied at
         # the chunk end); the baseline (~1 h at fast sampling) would absorb part of the daily cycle
         sref = _ewm(x, self.a_sref, self.sref[idx], obs)
@@ -602,6 +612,17 @@ class AnomalyCore:
             self._refresh(np.arange(self.n), t[-1])
         return out
 
+    def _base(self, x: np.ndarray, obs: np.ndarray, idx: np.ndarray, base_ref: np.ndarray, spread: np.ndarray,
+              inep: np.ndarray) -> np.ndarray:
+        """The baseline path: winsorised around the frozen reference, except in an episode's rows (``inep``),
+        where it follows the data unwinsorised at three times the rate (adapting to a new level)."""
+        free = inep | ~np.isfinite(base_ref)[None, :]
+        lo = np.where(free, -np.inf, (base_ref - WINSOR * spread)[None, :])
+        hi = np.where(free, np.inf, (base_ref + WINSOR * spread)[None, :])
+        xb = np.clip(x, lo, hi)
+        a = self.a_base if not inep.any() else np.where(inep, self.a_base_refr, self.a_base)
+        return _ewm(xb, a, self.base[idx], obs)
+
     def _still(self, idx: np.ndarray, y: np.ndarray, obs: np.ndarray) -> np.ndarray:
         """Rows deep inside a run of identical raw values: the run has reached ``FREEZE_DECADES`` of
         improbability under the series' own repeat rate p (Jeffreys prior) -- L >= max(FREEZE_MIN,
@@ -633,14 +654,17 @@ class AnomalyCore:
             lfreeze = np.maximum(FREEZE_MIN, FREEZE_DECADES / -np.log10(self.ref_p[idx]))
         return same & (run >= np.where(np.isfinite(lfreeze), lfreeze, np.inf)[None, :])
 
-    def _refractory(self, risk: np.ndarray, t: np.ndarray, until: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Cap risk at alarm/2 for ``refractory`` seconds after each alarm onset (loop over crossings only)."""
+    def _refractory(self, risk: np.ndarray, t: np.ndarray, until: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Cap risk at alarm/2 for ``refractory`` seconds after each alarm onset (loop over crossings only).
+        Returns the capped risk, the new ``until`` and the rows of an episode (its onset and the capped rows
+        after it)."""
         alarm = self.p.alarm
         hot = risk >= alarm
         if risk.shape[0] == 1:
             fire = hot[0] & (t[0] >= until)
-            out = np.where((t[0] < until) & ~fire, np.minimum(risk, alarm / 2), risk)
-            return out, np.where(fire, t[0] + self.p.refractory, until)
+            capped = ((t[0] < until) & ~fire)[None, :]
+            out = np.where(capped, np.minimum(risk, alarm / 2), risk)
+            return out, np.where(fire, t[0] + self.p.refractory, until), capped | fire[None, :]
         until = until.copy()
         cur = np.repeat(until[None, :], risk.shape[0], axis=0)  # until in effect before each row
         for k in np.flatnonzero(hot.any(axis=1)):
@@ -652,7 +676,7 @@ class AnomalyCore:
         fired = hot & (t[:, None] >= cur)
         capped = (t[:, None] < cur) & ~fired
         out = np.where(capped, np.minimum(risk, alarm / 2), risk)
-        return out, until
+        return out, until, capped | fired
 
     def _season(self, idx: np.ndarray, now: float) -> None:
         """Fold the chunk's residuals into the two half-profiles, and decide whether the profile is used.
@@ -929,7 +953,6 @@ class AnomalyCore:
         weight = _ew_weight(self.a_long, self.nraw[idx])  # EW started at 0: debias
         lsd = np.sqrt(np.maximum(self.lvar[idx], 0.0) / np.maximum(weight, 1e-9))
         self.ref_lsd[idx] = np.where(self.nraw[idx] >= 64, lsd, np.nan)  # no likelihood from a handful of rows
-        self.ref_refr[idx] = now < self.until[idx]
 
 
 def _ew_weight(a: float, n: np.ndarray) -> np.ndarray:
