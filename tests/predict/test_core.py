@@ -325,3 +325,28 @@ def test_a_lasting_shift_alarms_once_and_the_shift_back_alarms_wherever_it_falls
         on = _onsets(r) - s
         on = on[on > -1000]
         assert on.size == 2 and 0 <= on[0] <= 3 and 300 <= on[1] <= 310, (k, on)
+
+
+@pytest.mark.parametrize("episodes", [True, False])
+def test_episodes_settled_in_passes_give_the_same_numbers_in_blocks_and_row_by_row(episodes):
+    """Seventeenth session: which rows belong to an episode depends on risk, and risk on the baseline that
+    follows an episode, so a chunk is settled in passes. Six series at hourly sampling (150-row refractory,
+    256-row chunks), each with two lasting shifts 160 rows apart inside one chunk and a third after it, at
+    different rows per series: row by row, in odd blocks and in one block, the same risk."""
+    rng = np.random.default_rng(5)
+    n, m, dt = 1100, 6, 3600.0
+    y = 10 + rng.normal(0, 1, (n, m))
+    for j in range(m):
+        for s in (520 + 5 * j, 680 + 5 * j, 860 + 7 * j):
+            y[s:, j] += rng.choice([-6.0, 6.0])
+    t = _times(n, dt)
+    whole = AnomalyCore(params_for(dt), m, episodes=episodes).update(y, t)
+    rows = AnomalyCore(params_for(dt), m, episodes=episodes)
+    one = np.concatenate([rows.update(y[k : k + 1], t[k : k + 1]) for k in range(n)])
+    odd = AnomalyCore(params_for(dt), m, episodes=episodes)
+    cuts = [0, 7, 300, 301, 530, 690, 1000, n]
+    blocks = np.concatenate([odd.update(y[a:b], t[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)])
+    assert np.allclose(whole, one, atol=1e-9) and np.allclose(whole, blocks, atol=1e-9)
+    onsets = [_onsets(whole[:, j]) for j in range(m)]
+    in_chunk = [o[(o >= 512) & (o < 768)] for o in onsets]
+    assert all(len(o) == 2 for o in in_chunk), onsets  # two onsets in one chunk: the passes were needed
