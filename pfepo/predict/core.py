@@ -474,9 +474,10 @@ class AnomalyCore:
             d = np.abs(xf - prev)
             dobs = obs & np.isfinite(d) & ~still
             cap_d = np.where(np.isfinite(self.ref_noise[idx]), WINSOR * sig * 2 / math.sqrt(math.pi), np.inf)
-            noise = _ewm(np.minimum(d, cap_d[None, :]), self.a_base, self.noise[idx], dobs)
+            dw = np.minimum(d, cap_d[None, :])
+            noise = _ewm(dw, self.a_base, self.noise[idx], dobs)
             if self.episodes is not None:  # the same scale over the long-term window (see dev_l below)
-                self.noise_l[idx] = _ewm(np.minimum(d, cap_d[None, :]), self.a_long, self.noise_l[idx], dobs)[-1]
+                self.noise_l[idx] = _ewm(dw, self.a_long, self.noise_l[idx], dobs)[-1]
             qc = np.where(dobs & (d > 0), d, np.inf).min(axis=0)
             self.quantum[idx] = np.fmin(self.quantum[idx], qc)  # used from the next chunk on (ref_q)
         # 3. raw surprise (a never-moving series' floor can overflow a quotient: inf, capped at RAW_CAP)
@@ -493,6 +494,9 @@ class AnomalyCore:
         # to the end of its refractory period) the baseline follows the data (``_base``), and which rows those
         # are depends on risk: the rows are settled in passes, each exact up to its first new onset (one pass,
         # plus one per onset in the chunk). Row by row or in one block: the same numbers.
+        live = obs & np.isfinite(self.ref_noise[idx])[None, :]  # no surprise before the first scales exist
+        lmu, lsd = self.ref_lmean[idx][None, :], np.maximum(self.ref_lsd[idx], 0.25)[None, :]  # NaN sd: risk 0
+        warm = nobs >= self.n_warm
         ep = t[:, None] < self.until[idx][None, :]
         for _ in range(tn + 2):  # converges: each pass settles at least one more onset
             base = self._base(x, obs, idx, base_ref, spread, ep)
@@ -503,16 +507,14 @@ class AnomalyCore:
                 devz = np.fmax(np.abs(z), np.sign(z) * zf)
                 raw0 = np.minimum(np.fmax(innov, devz), RAW_CAP)
             raw = raw0 / pf  # what is routine at this phase of the day is no news (``_phase``)
-            # no surprise before the first scales exist (the first chunk only learns levels and scales)
-            raw = np.where(obs & np.isfinite(raw) & np.isfinite(self.ref_noise[idx])[None, :], raw, np.nan)
+            raw = np.where(live & np.isfinite(raw), raw, np.nan)
             # 4. likelihood: short mean vs the long-term distribution (frozen at the chunk start)
             rok = np.isfinite(raw)
             short = _ewm(raw, self.a_short, self.short[idx], rok)
-            lsd = self.ref_lsd[idx]  # NaN until enough surprise values were seen: risk 0 then
             with np.errstate(invalid="ignore"):
-                zl = (short - self.ref_lmean[idx][None, :]) / np.maximum(lsd, 0.25)[None, :]
+                zl = (short - lmu) / lsd
             risk = ndtr(zl - p.z0)
-            risk = np.where((nobs >= self.n_warm) & np.isfinite(risk), risk, 0.0)
+            risk = np.where(warm & np.isfinite(risk), risk, 0.0)
             # 5. event-like output: first crossing fires, then a refractory cap
             out, until, inep = self._refractory(risk, t, self.until[idx])
             if np.array_equal(inep, ep):
@@ -535,15 +537,15 @@ class AnomalyCore:
         # the level spread: deviations from the baseline path above, winsorised in every row (seventeenth
         # session: not while refractory before; the baseline now catches up from the onset row, and the
         # deviations of its catching up are not the series' spread)
-        base_prev = ref_b
         with np.errstate(invalid="ignore"):
-            dev = np.abs(x - base_prev)
+            dev = np.abs(x - ref_b)
             vobs = obs & np.isfinite(dev) & ~still
             cap_v = np.where(np.isfinite(self.ref_spread[idx]), WINSOR * spread, np.inf)
-            v = _ewm(np.minimum(dev, cap_v[None, :]), self.a_base, self.spread[idx] / 1.2533, vobs)
+            dvw = np.minimum(dev, cap_v[None, :])
+            v = _ewm(dvw, self.a_base, self.spread[idx] / 1.2533, vobs)
             if self.episodes is not None:  # the level CUSUM's autocorrelation: noise / spread over the long-term
                 # window (episodes only; the daemon's engine runs without them)
-                self.dev_l[idx] = _ewm(np.minimum(dev, cap_v[None, :]), self.a_long, self.dev_l[idx], vobs)[-1]
+                self.dev_l[idx] = _ewm(dvw, self.a_long, self.dev_l[idx], vobs)[-1]
         # season bookkeeping: residual against a level of one period's time constant, per phase bin (applied at
         # the chunk end); the baseline (~1 h at fast sampling) would absorb part of the daily cycle
         sref = _ewm(x, self.a_sref, self.sref[idx], obs)
