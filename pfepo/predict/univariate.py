@@ -35,6 +35,7 @@ import lzma
 import re
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -399,7 +400,28 @@ def params_for(dt: float, horizon_rows: int = 30, baseline_rows: int = 300) -> C
 
 
 MULT_SLOPE = 0.5  # log-log slope of the moves on the level: the midpoint of additive (0) and multiplicative (1)
+COUNT_SLOPE = 0.25  # ... for counts (``_counts``): the midpoint of additive (0) and Poisson (0.5)
 MULT_RANGE = 1.5  # ... measured only where the level's upper quartile is >= this x its lower one
+
+
+def _level_slope(y: np.ndarray, stat: Callable[[np.ndarray], float] = np.median) -> float | None:
+    """The log-log slope of ``stat`` of |first difference| on the local level (a 5-row rolling median) over
+    the level's four quartiles; None where the level barely varies (upper quartile < ``MULT_RANGE`` x the
+    lower one: the additive model's one noise scale is then nearly right anyway) or it cannot be measured
+    (a quartile with < 10 rows, no movement in one, a level <= 0)."""
+    lvl = pd.Series(y).rolling(5, center=True, min_periods=1).median().to_numpy()[1:]
+    d = np.abs(np.diff(y))
+    q = np.quantile(lvl, [0.25, 0.5, 0.75])
+    if not q[0] > 0 or q[2] < MULT_RANGE * q[0]:
+        return None
+    g = np.searchsorted(q, lvl, side="right")
+    if any((g == k).sum() < 10 for k in range(4)):
+        return None
+    md = np.array([stat(d[g == k]) for k in range(4)])
+    lv = np.array([np.median(lvl[g == k]) for k in range(4)])
+    if not ((md > 0).all() and (lv > 0).all()):
+        return None
+    return float(np.polyfit(np.log(lv), np.log(md), 1)[0])
 
 
 def _multiplicative(y: np.ndarray, dt: float) -> float | None:
@@ -407,40 +429,49 @@ def _multiplicative(y: np.ndarray, dt: float) -> float | None:
     noise sd a share of the level), the floor of its log transform; None for any other series.
 
     Judged on ``y``, the first day (>= 600 rows): all values > 0, and the median |first difference| over the
-    four quartiles of the local level (a 5-row rolling median) grows with the level with a log-log slope
-    >= ``MULT_SLOPE``. Where the level barely varies the slope is not measured (``MULT_RANGE``): the
-    additive model's one noise scale is then nearly right anyway."""
+    four quartiles of the local level grows with the level with a log-log slope >= ``MULT_SLOPE``
+    (``_level_slope``)."""
     if y.size < 100 or not (y > 0).all():
         return None
-    lvl = pd.Series(y).rolling(5, center=True, min_periods=1).median().to_numpy()[1:]
-    d = np.abs(np.diff(y))
-    q = np.quantile(lvl, [0.25, 0.5, 0.75])
-    if q[2] < MULT_RANGE * q[0]:
-        return None
-    g = np.searchsorted(q, lvl, side="right")
-    if any((g == k).sum() < 10 for k in range(4)):
-        return None
-    md = np.array([np.median(d[g == k]) for k in range(4)])
-    if not (md > 0).all():
-        return None
-    x = np.log([np.median(lvl[g == k]) for k in range(4)])
-    slope = np.polyfit(x, np.log(md), 1)[0]
-    return float(y.min() / 2) if slope >= MULT_SLOPE else None
+    slope = _level_slope(y)
+    return float(y.min() / 2) if slope is not None and slope >= MULT_SLOPE else None
+
+
+def _counts(y: np.ndarray) -> bool:
+    """Eighteenth session: event counts (Poisson-like), scored on their square root (Anscombe's transform).
+
+    Judged on the first day like ``_multiplicative`` (which takes precedence: it needs every value > 0, and
+    counts have zeros): non-negative integers, not constant, whose mean |first difference| grows with the
+    local level with a log-log slope >= ``COUNT_SLOPE`` (Poisson: 0.5; additive noise: 0; the mean, not
+    the median: integer moves make a median of 0 or 1) or, where the level barely varies, whose first
+    differences have the variance of Poisson counts' (2 x the mean) within a factor of 3. Square roots of
+    counts have one noise scale and little skew: at a usual count of 1, a count of 5 is routine for events
+    (1 in 270 rows) where an additive Gaussian scale calls it 4 sds."""
+    if y.size < 100 or (y < 0).any() or (y != np.round(y)).any() or np.ptp(y) == 0:
+        return False
+    slope = _level_slope(y, np.mean)
+    if slope is not None:
+        return slope >= COUNT_SLOPE
+    return 1.0 / 3.0 <= float(np.var(np.diff(y))) / (2.0 * float(np.mean(y))) <= 3.0
 
 
 def _score_rows(core: AnomalyCore, y: np.ndarray, t: np.ndarray, dt: float) -> np.ndarray:
     """Risk of the observed rows: the core on the values, or on their logarithm where the first day shows a
-    multiplicative series (``_multiplicative``). Causal: both run over the first day and its rows keep the
+    multiplicative series (``_multiplicative``), or on their square root where it shows event counts
+    (``_counts``). Causal: both run over the first day and its rows keep the
     plain core's risk; from the next row on, the chosen one continues (its state saw every row)."""
     w = int(max(600, 86_400 / dt))
     if y.size <= w:
         return core.update(y[:, None], t)[:, 0]
     head = core.update(y[:w, None], t[:w])[:, 0]
     floor = _multiplicative(y[:w], dt)
-    if floor is None:
+    if floor is not None:
+        ly = np.log(np.maximum(y, floor))  # a value <= 0 later (a dropout) is a big drop in log space
+    elif _counts(y[:w]):
+        ly = 2.0 * np.sqrt(np.maximum(y, 0.0) + 0.375)  # Anscombe's; a negative value later: as a 0
+    else:
         return np.concatenate([head, core.update(y[w:, None], t[w:])[:, 0]])
     logc = AnomalyCore(core.p, 1)
-    ly = np.log(np.maximum(y, floor))  # a value <= 0 later (a dropout) is a big drop in log space
     logc.update(ly[:w, None], t[:w])
     return np.concatenate([head, logc.update(ly[w:, None], t[w:])[:, 0]])
 
