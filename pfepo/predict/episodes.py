@@ -264,9 +264,12 @@ class Episodes:
     # routine surprises -------------------------------------------------------------------------------
     def _routine(self, idx: np.ndarray, raw: np.ndarray, ready: np.ndarray) -> np.ndarray:
         """Damping of the core's risk where a surprise this large is routine for this series: q = its own
-        rate of rows with surprise at least this grid level; factor exp(-q W), W = the horizon in rows
-        (the chance that one horizon of this series holds no such surprise; W = the refractory period was
-        tried in the thirteenth session and lost on the development corpora)."""
+        rate of rows with surprise at least this grid level; factor exp(-q W), the chance that W rows of
+        this series hold no such surprise. Eighteenth session: W = the baseline's window (an EW mean of time
+        constant tau averages like a window of 2 tau; 300 rows for `pfepo predict` at >= 24 s sampling): a
+        surprise the series shows about once per window of what it calls normal is part of that normal
+        (heavy-tailed noise). It was the horizon (30 rows); the refractory period (tau) was tried in the
+        thirteenth session and lost on the development corpora of that time (docs/prediction.md)."""
         ok = np.isfinite(raw) & ready
         lev = np.searchsorted(GRID, np.where(ok, raw, 0.0), side="right") - 1  # highest grid level <= raw
         self.ge[idx] += ((lev[:, :, None] >= np.arange(GRID.size)) & ok[:, :, None]).sum(axis=0)
@@ -274,7 +277,8 @@ class Episodes:
         if "routine" not in self.channels:
             return np.ones(raw.shape)
         q = self.ref_ge[idx[None, :], np.maximum(lev, 0)]
-        w_rows = self.core.h_steps
+        p = self.core.p
+        w_rows = 2.0 * p.tau(p.base_s, p.min_base) / p.dt
         return np.where(ok & (lev >= 0) & np.isfinite(q), np.exp(-np.nan_to_num(q) * w_rows), 1.0)
 
     # frozen values ------------------------------------------------------------------------------------
