@@ -40,7 +40,7 @@ def run(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from pfepo.predict.univariate import MAX_HORIZON_ROWS, SeriesError, read_series, score
+    from pfepo.predict.univariate import MAX_HORIZON_ROWS, SeriesError, read_series, score, scoring_scale
 
     if not (1 <= args.horizon <= MAX_HORIZON_ROWS):
         return _err(f"--horizon must be between 1 and {MAX_HORIZON_ROWS} rows, got {args.horizon}")
@@ -61,10 +61,16 @@ def run(args) -> int:
         print(f"pfepo predict: warning: {args.input}: {note}", file=sys.stderr)
     missing = int((~np.isfinite(s.y)).sum())
     extra = f"; {missing} time(s) without a value (risk carried)" if missing else ""
+    scale = scoring_scale(s)
+    if scale != "values":  # chosen on the first day's rows (docs/prediction.md): say so, it changes the units
+        extra += f"; scored on the {scale} after the first day ({_WHY[scale]})"
     el = time.perf_counter() - t0
     print(f"scored {len(out)} rows -> {args.output} (max risk {risk.max():.3f}; {len(out) / max(el, 1e-9):,.0f} rows/s){extra}")
     print(_alarm_summary(s, risk))
     return 0
+
+
+_WHY = {"logarithm": "its moves grow with its level", "square root": "event counts"}
 
 
 def _alarm_summary(s, risk) -> str:

@@ -455,25 +455,45 @@ def _counts(y: np.ndarray) -> bool:
     return 1.0 / 3.0 <= float(np.var(np.diff(y))) / (2.0 * float(np.mean(y))) <= 3.0
 
 
+def _first_day(dt: float) -> int:
+    """Rows on which the scale is chosen (and which keep the plain core's risk): a day, >= 600 rows."""
+    return int(max(600, 86_400 / dt))
+
+
+def _scale(y: np.ndarray, dt: float) -> tuple[str, Callable[[np.ndarray], np.ndarray] | None]:
+    """The scale a series is scored on, chosen on its first day ``y``: its logarithm (``_multiplicative``),
+    else its square root (``_counts``), else its values (no transform)."""
+    floor = _multiplicative(y, dt)
+    if floor is not None:
+        return "logarithm", lambda v: np.log(np.maximum(v, floor))  # a value <= 0 later: a big drop in log space
+    if _counts(y):
+        return "square root", lambda v: 2.0 * np.sqrt(np.maximum(v, 0.0) + 0.375)  # Anscombe's; < 0 later: as 0
+    return "values", None
+
+
 def _score_rows(core: AnomalyCore, y: np.ndarray, t: np.ndarray, dt: float) -> np.ndarray:
     """Risk of the observed rows: the core on the values, or on their logarithm where the first day shows a
     multiplicative series (``_multiplicative``), or on their square root where it shows event counts
-    (``_counts``). Causal: both run over the first day and its rows keep the
-    plain core's risk; from the next row on, the chosen one continues (its state saw every row)."""
-    w = int(max(600, 86_400 / dt))
+    (``_counts``). Causal: both run over the first day and its rows keep the plain core's risk; from the
+    next row on, the chosen one continues (its state saw every row)."""
+    w = _first_day(dt)
     if y.size <= w:
         return core.update(y[:, None], t)[:, 0]
     head = core.update(y[:w, None], t[:w])[:, 0]
-    floor = _multiplicative(y[:w], dt)
-    if floor is not None:
-        ly = np.log(np.maximum(y, floor))  # a value <= 0 later (a dropout) is a big drop in log space
-    elif _counts(y[:w]):
-        ly = 2.0 * np.sqrt(np.maximum(y, 0.0) + 0.375)  # Anscombe's; a negative value later: as a 0
-    else:
+    f = _scale(y[:w], dt)[1]
+    if f is None:
         return np.concatenate([head, core.update(y[w:, None], t[w:])[:, 0]])
+    ly = f(y)
     logc = AnomalyCore(core.p, 1)
     logc.update(ly[:w, None], t[:w])
     return np.concatenate([head, logc.update(ly[w:, None], t[w:])[:, 0]])
+
+
+def scoring_scale(series: Series) -> str:
+    """What ``score`` scores ``series`` on after its first day: "values", "logarithm" or "square root"."""
+    dt = grid_step(series.t)
+    y = series.y[np.isfinite(series.y)]
+    return "values" if y.size <= _first_day(dt) else _scale(y[: _first_day(dt)], dt)[0]
 
 
 def score(series: Series, horizon: int = 30, baseline: int = 300) -> np.ndarray:

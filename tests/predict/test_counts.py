@@ -4,6 +4,7 @@ grow with their level) on their square root, decided on the first day (pfepo.pre
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pfepo.predict.core import AnomalyCore
@@ -76,3 +77,22 @@ def test_the_first_day_keeps_the_plain_cores_risk():
     plain = AnomalyCore(params_for(DT), 1).update(y[:, None], t)[:, 0]
     r = score_series(y, t)
     assert np.array_equal(r[:PER], np.clip(plain[:PER], 0, 1)) and not np.array_equal(r, np.clip(plain, 0, 1))
+
+
+def test_the_cli_says_which_scale_it_scored_on(tmp_path, capsys):
+    """The summary line names a transform chosen on the first day (it changes what a risk is measured in);
+    a series scored on its values says nothing about scales."""
+    from pfepo.cli import main
+
+    t, _, counts = _daily_counts(1, 3.0, 3 * PER)
+    rng = np.random.default_rng(1)
+    lognormal = 200 * np.exp(0.8 * np.sin(2 * np.pi * t / 86_400) + 0.5 * rng.normal(0, 1, t.size))
+    plain = 100 + rng.normal(0, 2, t.size)
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    for y, expected in ((counts, "; scored on the square root after the first day (event counts)"),
+                        (lognormal, "; scored on the logarithm after the first day (its moves grow with its level)"),
+                        (plain, None)):
+        pd.DataFrame({"timestamp": t, "value": y}).to_csv(src, index=False)
+        assert main(["predict", "--input", str(src), "--output", str(out)]) == 0
+        line = capsys.readouterr().out.splitlines()[0]
+        assert (expected in line) if expected else ("scored on the" not in line), line
