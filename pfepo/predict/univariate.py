@@ -483,17 +483,17 @@ def _score_rows(core: AnomalyCore, y: np.ndarray, t: np.ndarray, dt: float) -> n
     f = _scale(y[:w], dt)[1]
     if f is None:
         return np.concatenate([head, core.update(y[w:, None], t[w:])[:, 0]])
-    ly = f(y)
-    logc = AnomalyCore(core.p, 1)
-    logc.update(ly[:w, None], t[:w])
-    return np.concatenate([head, logc.update(ly[w:, None], t[w:])[:, 0]])
+    ty = f(y)
+    tcore = AnomalyCore(core.p, 1)  # on the transformed values, from the first row (its state saw every row)
+    tcore.update(ty[:w, None], t[:w])
+    return np.concatenate([head, tcore.update(ty[w:, None], t[w:])[:, 0]])
 
 
 def scoring_scale(series: Series) -> str:
     """What ``score`` scores ``series`` on after its first day: "values", "logarithm" or "square root"."""
     dt = grid_step(series.t)
-    y = series.y[np.isfinite(series.y)]
-    return "values" if y.size <= _first_day(dt) else _scale(y[: _first_day(dt)], dt)[0]
+    y, w = series.y[np.isfinite(series.y)], _first_day(dt)
+    return "values" if y.size <= w else _scale(y[:w], dt)[0]
 
 
 def score(series: Series, horizon: int = 30, baseline: int = 300) -> np.ndarray:
