@@ -15,12 +15,11 @@ Same method as `pfepo predict` (``univariate.score_series``).
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Iterator
 
 import numpy as np
-from phase_probe import DAY, alarm_onsets, finish  # benchmarks/: the script's own directory
+from phase_probe import DAY, alarm_onsets, finish, probe_parser  # benchmarks/: the script's own directory
 
 from pfepo.evaluate.streamscore import ar_path
 from pfepo.predict.univariate import score_series
@@ -57,12 +56,7 @@ def deliveries(rng: np.random.Generator, t: np.ndarray, y: np.ndarray, dt: float
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--rows", type=int, default=6000, help="rows per series before any delivery change")
-    ap.add_argument("--steps", type=float, nargs="+", default=[60.0, 300.0], help="sampling steps in seconds")
-    ap.add_argument("--json", help="write the rows here too")
-    a = ap.parse_args(argv)
+    a = probe_parser(__doc__, 6000, "rows per series before any delivery change", steps=True).parse_args(argv)
     t0 = time.perf_counter()
     out, rates = [], {}
     for kind in BASES:

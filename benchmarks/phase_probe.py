@@ -64,6 +64,17 @@ def alarm_onsets(r: np.ndarray) -> np.ndarray:
     return np.flatnonzero(hot & ~np.r_[False, hot[:-1]])
 
 
+def probe_parser(doc: str, rows: int, rows_help: str, steps: bool = False) -> argparse.ArgumentParser:
+    """The probes' shared options: seeds, rows per series, sampling steps (where the probe takes them), JSON."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--rows", type=int, default=rows, help=rows_help)
+    if steps:
+        ap.add_argument("--steps", type=float, nargs="+", default=[60.0, 300.0], help="sampling steps in seconds")
+    ap.add_argument("--json", help="write the rows here too")
+    return ap
+
+
 def finish(out: list[dict], t0: float, path: str | None, summary: str = "") -> int:
     """The closing line, and the rows as JSON where asked."""
     print(f"{len(out)} series{summary} in {time.perf_counter() - t0:.1f} s")
@@ -84,11 +95,7 @@ def probe(case: str, dt: float, seed: int, rows: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--rows", type=int, default=6000, help="rows per series (6,000 = 4.2 days at 1 min)")
-    ap.add_argument("--json", help="write the rows here too")
-    a = ap.parse_args(argv)
+    a = probe_parser(__doc__, 6000, "rows per series (6,000 = 4.2 days at 1 min)").parse_args(argv)
     t0 = time.perf_counter()
     out = []
     print(f"{'case':9} {'dt':>5} {'seed':>4} {'days':>5} {'onsets':>6} {'/10k':>5} {'last':>6}  alarm days")

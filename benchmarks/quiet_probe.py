@@ -16,12 +16,11 @@ once full; noise whose sd triples for half of each day; lognormal bursts. Same m
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Iterator
 
 import numpy as np
-from phase_probe import DAY, alarm_onsets, finish  # benchmarks/: the script's own directory
+from phase_probe import DAY, alarm_onsets, finish, probe_parser  # benchmarks/: the script's own directory
 
 from pfepo.evaluate.streamscore import ar_path
 from pfepo.predict.univariate import score_series
@@ -53,12 +52,7 @@ def shapes(rng: np.random.Generator, n: int, dt: float) -> Iterator[tuple[str, n
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--rows", type=int, default=8000, help="rows per series (8,000 = 5.6 days at 1 min)")
-    ap.add_argument("--steps", type=float, nargs="+", default=[60.0, 300.0], help="sampling steps in seconds")
-    ap.add_argument("--json", help="write the rows here too")
-    a = ap.parse_args(argv)
+    a = probe_parser(__doc__, 8000, "rows per series (8,000 = 5.6 days at 1 min)", steps=True).parse_args(argv)
     t0 = time.perf_counter()
     out = []
     print(f"{'shape':15} {'dt':>5} {'seed':>4} {'onsets':>6} {'/day>2':>7}")
