@@ -28,6 +28,29 @@ def test_failure_evicts_at_once_and_recovery_restores(config, Driver):
     assert plan.evicted == {"web": []} and kinds(plan, "restore")
 
 
+def test_after_a_failure_the_order_of_up_and_risk_decides_the_pinning(config, Driver, make_policy):
+    """The lab's race (health check vs probe window) in both orders: up and still at risk in one step stays
+    evicted (failed -> draining); up first restores (recovering), and risk a step later drains with the
+    connections pinned until empty_after_s evicts them again."""
+    policy = _drain_policy(make_policy, empty_after_s=30)
+    together = Driver(Planner(config), policy)
+    together.step(0, {"eu": 50}, down={"eu"})
+    plan = together.step(5, {"eu": 50})
+    assert plan.states["web"]["eu"]["phase"] == "draining" and plan.evicted == {"web": ["eu"]}
+    assert not kinds(plan, "restore")
+
+    apart = Driver(Planner(config), policy)
+    apart.step(0, {"eu": 50}, down={"eu"})
+    plan = apart.step(5)
+    assert plan.states["web"]["eu"]["phase"] == "recovering" and plan.evicted == {"web": []}
+    plan = apart.step(10, {"eu": 50})
+    assert plan.states["web"]["eu"]["phase"] == "draining" and plan.evicted == {"web": []}
+    assert plan.weights["web"]["eu"] == 0
+    assert apart.step(39, {"eu": 50}).evicted == {"web": []}
+    plan = apart.step(40, {"eu": 50})
+    assert plan.evicted == {"web": ["eu"]} and "share 0 for 30 s" in kinds(plan, "evict")[0]["reason"]
+
+
 def test_failure_eviction_can_be_switched_off(config, Driver, make_policy):
     d = Driver(Planner(config), make_policy(drain={"on_failure": False}))
     d.step(0, {"eu": 50})  # the policy must be known for the region: it drives the drain
