@@ -121,10 +121,10 @@ def test_kill_9_during_a_drain_puts_no_weight_back(lab):
     lab.wait_for(lambda: lab.switch_weights()[0] == 0 and "watch_port:1" not in ff_group(lab.spec.core()), 10,
                  interval=0.1, what="eu failed and emptied")
     lab.net.impairer.clear("eu")  # healthy again: the planner fails back only after dwell and calm
-    lab.wait_for(lambda: (lab.api.get("/api/v1/decisions").json()["plan"] or {}).get("states", {})
-                 .get("web", {}).get("eu", {}).get("phase") in ("recovering", "draining"), 10,
+    lab.wait_for(lambda: eu_phase(lab) in ("recovering", "draining"), 10,
                  what="eu recovering (or draining while the probe window still shows loss)")
-    before = lab.api.get("/api/v1/decisions").json()["plan"]["states"]["web"]["eu"]
+    t_before = time.time()
+    before = eu_state(lab)
     lab.daemon.kill()  # SIGKILL: no chance to save anything on the way out
     lab.daemon.wait(timeout=5)
     lab.daemon = None
@@ -143,5 +143,8 @@ def test_kill_9_during_a_drain_puts_no_weight_back(lab):
     assert all(w[0] == 0 for w in seen if w), [w for w in seen if w and w[0]][:5]
     after = lab.api.get("/api/v1/decisions").json()["plan"]["states"]["web"]["eu"]
     print(f"before kill -9: {before}; after restart: {after}; {len(seen)} samples of the switch, eu always 0")
-    assert after["phase"] == before["phase"] and after["weight"] == 0
-    assert after["since"] == before["since"]  # the dwell timer resumed, not restarted
+    assert after["weight"] == 0
+    if after["phase"] == before["phase"]:
+        assert after["since"] == before["since"]  # the dwell timer resumed, not restarted
+    else:  # up first (recovering), the probes' loss seen a tick later (draining): a new phase, not a reset
+        assert (before["phase"], after["phase"]) == ("recovering", "draining") and after["since"] >= t_before
