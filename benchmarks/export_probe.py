@@ -19,10 +19,10 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
-from phase_probe import DAY, alarm_onsets, finish, probe_parser  # benchmarks/: the script's own directory
+from phase_probe import DAY, finish, probe_parser  # benchmarks/: the script's own directory
 
 from pfepo.evaluate.streamscore import ar_path
-from pfepo.predict.univariate import score_series
+from pfepo.predict.univariate import alarm_onsets, score_series
 
 BASES = ("white", "daily", "ar", "poisson", "t3")
 

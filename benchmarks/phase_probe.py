@@ -21,10 +21,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pfepo.predict.univariate import score_series
+from pfepo.predict.univariate import alarm_onsets, score_series
 
 DAY = 86_400.0
-ALARM = 0.5
 
 
 def _times(n: int, dt: float, offset_s: float = 0.0) -> np.ndarray:
@@ -56,12 +55,6 @@ def sawtooth(rng: np.random.Generator, n: int, dt: float) -> tuple[np.ndarray, n
 CASES: dict[str, Callable[[np.random.Generator, int, float], tuple[np.ndarray, np.ndarray]]] = {
     "job8": job(8.0), "job15": job(15.0), "edge": mid_bin_edge, "sawtooth": sawtooth}
 STEPS = (60.0, 300.0, 600.0)
-
-
-def alarm_onsets(r: np.ndarray) -> np.ndarray:
-    """Rows where risk crosses ``ALARM`` upwards (every one a false alarm on these normal series)."""
-    hot = r >= ALARM
-    return np.flatnonzero(hot & ~np.r_[False, hot[:-1]])
 
 
 def probe_parser(doc: str, rows: int, rows_help: str, steps: bool = False) -> argparse.ArgumentParser:

@@ -136,6 +136,7 @@ class Episodes:
         self.s_lo = np.zeros(n)
         self.s_var = np.zeros(n)
         self.until = np.full(n, -np.inf)  # refractory of the combined output
+        self.onset = np.full(n, -np.inf)  # time of the last onset (the core's or a channel's)
         self.n_lvl = np.zeros(n)  # values behind the reference level (a running mean until 1/a_base)
         self.ge = np.zeros((n, len(GRID)))  # rows with the core's surprise >= each GRID level
         self.n_raw = np.zeros(n)
@@ -173,7 +174,11 @@ class Episodes:
         with np.errstate(invalid="ignore", divide="ignore"):
             rl = core.ref_rl[idx]
             r = np.minimum(np.maximum(np.where(np.isfinite(rl) & (rl > 0), rl, sig / spread), 1e-3), 1.0)
-            scale = spread * np.sqrt((2.0 - r * r) / (r * r))
+            vif = np.sqrt((2.0 - r * r) / (r * r))
+            scale = spread * vif
+            # the same unit with the spread over the long-term window (noise / r_long: the recent noise scale
+            # over the long window's noise-to-spread ratio), for the rows just after an onset (below)
+            scale_l = np.where(np.isfinite(rl) & (rl > 0), sig / r * vif, scale)
             # raw differences: the learnt daily profile steps at its bin edges, the series does not
             d = y - prev_y
             big = np.abs(d) > C_EXC * sig[None, :] * 2.0 / math.sqrt(math.pi)  # a large move
@@ -187,7 +192,13 @@ class Episodes:
         until = self.until[idx].copy()
         lvl0 = self.lvl[idx].copy()
         s0 = (self.s_hi[idx].copy(), self.s_lo[idx].copy(), self.s_var[idx].copy())
-        rscale = np.broadcast_to(scale[None, :] if phase is None else scale[None, :] * phase, x.shape)
+        # Nineteenth session: for two baseline time constants after an onset the baseline's spread holds the
+        # episode itself (a level shift's rows deviate from the lagging baseline), so a second shift soon
+        # after a first drowned in its own predecessor; there the smaller of the two units counts. Onsets of
+        # this chunk count from the next one, like the scales, which are frozen at chunk starts too.
+        recent = (t[:, None] - self.onset[idx][None, :]) < 2.0 * p.tau(p.base_s, p.min_base)
+        unit = np.where(recent, np.fmin(scale, scale_l)[None, :], scale[None, :])
+        rscale = np.broadcast_to(unit if phase is None else unit * phase, x.shape)
         ch, lvl, s_hi, s_lo, s_var, n_lvl = self._cusums(x, obs, ready, t, v, rscale, lvl0, self.n_lvl[idx], s0, until)
         ch = np.fmax(ch, frozen)
         alarm = p.alarm
@@ -206,6 +217,7 @@ class Episodes:
                 continue
             fired[k] = fire
             until = np.where(fire, t[k] + p.refractory, until)
+            self.onset[idx[fire]] = t[k]
             cur[k + 1 :] = np.where(fire[None, :], until[None, :], cur[k + 1 :])
             # restart the CUSUMs of the series that fired, and their reference at the fast level
             c = np.flatnonzero(fire)

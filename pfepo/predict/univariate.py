@@ -516,3 +516,10 @@ def score_series(values: np.ndarray, times: np.ndarray | None = None, horizon: i
     t = np.arange(v.size, dtype=float) if times is None else np.asarray(times, dtype=float)
     s = from_columns(pd.Series(t.astype(str)) if times is None else pd.Series(t), pd.Series(v))
     return score(s, horizon, baseline)
+
+
+def alarm_onsets(risk: np.ndarray, alarm: float = 0.5) -> np.ndarray:
+    """Rows where ``risk`` crosses ``alarm`` upwards: the alarms a streaming reader of it raises (risk is
+    event-like, so one episode is one onset)."""
+    hot = np.asarray(risk) >= alarm
+    return np.flatnonzero(hot & ~np.r_[False, hot[:-1]])

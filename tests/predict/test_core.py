@@ -7,7 +7,7 @@ import pytest
 
 from pfepo.evaluate.streamscore import ar_path
 from pfepo.predict.core import AnomalyCore, CoreParams, combine
-from pfepo.predict.univariate import params_for
+from pfepo.predict.univariate import alarm_onsets, params_for
 
 DT = 300.0  # 5-minute sampling, as in many telemetry exports
 
@@ -122,11 +122,6 @@ def test_one_row_fast_path_gives_the_bits_of_the_general_scan(monkeypatch):
         assert sa[k].tobytes() == sb[k].tobytes(), k
 
 
-def _onsets(r: np.ndarray) -> np.ndarray:
-    hot = r >= 0.5
-    return np.flatnonzero(hot & ~np.r_[False, hot[:-1]])
-
-
 def _freeze_then_resume(seed: int, n1: int = 2000, nf: int = 600, n2: int = 2000) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return np.r_[100 + rng.normal(0, 2, n1), np.full(nf, 100.0), 100 + rng.normal(0, 2, n2)]
@@ -141,7 +136,7 @@ def test_normal_movement_resuming_after_a_long_freeze_alarms_at_most_once(dt, se
     y = _freeze_then_resume(seed)
     c = AnomalyCore(params_for(dt), 1)
     r = c.update(y[:, None], 1.7e9 + np.arange(y.size) * dt)[:, 0]
-    on = _onsets(r)
+    on = alarm_onsets(r)
     assert on[(on >= 2000) & (on < 2015)].size == 1  # the freeze itself alarms
     assert on[on >= 2600].size <= 1
 
@@ -208,7 +203,7 @@ def test_what_happens_at_one_phase_every_day_stops_alarming(dt, shape):
     r = c.update(y[:, None], t)[:, 0]
     per = int(86_400 / dt)
     quiet_from = 3 if dt == 300.0 else 4
-    assert _onsets(r[quiet_from * per :]).size == 0, (_onsets(r) / per).round(2)
+    assert alarm_onsets(r[quiet_from * per :]).size == 0, (alarm_onsets(r) / per).round(2)
 
 
 def test_a_one_off_at_a_phase_does_not_hide_the_same_phase_the_next_day():
@@ -223,8 +218,8 @@ def test_a_one_off_at_a_phase_does_not_hide_the_same_phase_the_next_day():
         on = (np.arange(t.size) // per == day) & (ph >= 7200) & (ph < 7800)
         y[on] += 8.0
     r = AnomalyCore(params_for(dt), 1).update(y[:, None], t)[:, 0]
-    days = sorted({int(o // per) for o in _onsets(r) if o >= 2 * per})
-    assert days == [9, 10], (_onsets(r) / per).round(2)
+    days = sorted({int(o // per) for o in alarm_onsets(r) if o >= 2 * per})
+    assert days == [9, 10], (alarm_onsets(r) / per).round(2)
 
 
 @pytest.mark.parametrize("dt", [300.0, 600.0])
@@ -241,7 +236,7 @@ def test_a_daily_cycle_without_a_weekly_one_does_not_alarm_when_the_week_is_lear
         t = 1.7e9 - 1.7e9 % 86_400 + np.arange(n) * dt
         y = 100 + 20 * (t % 86_400) / 86_400 + rng.normal(0, 1, n)
         r = AnomalyCore(params_for(dt), 1).update(y[:, None], t)[:, 0]
-        days = _onsets(r) / (86_400 / dt)
+        days = alarm_onsets(r) / (86_400 / dt)
         late += [round(float(d), 2) for d in days if d >= 3]
     assert len(late) <= 1, late
 
@@ -263,7 +258,7 @@ def test_a_smooth_wander_is_not_extrapolated_into_alarms_and_a_creep_still_is():
         t = 1.5e9 + np.arange(n) * dt
         y = 80 + ar_path(rng.normal(0, 0.3, n), 0.98) + rng.normal(0, 0.5, n)
         r = AnomalyCore(params_for(dt), 1).update(y[:, None], t)[:, 0]
-        onsets += int((_onsets(r) >= 1000).sum())
+        onsets += int((alarm_onsets(r) >= 1000).sum())
         k = np.arange(n) - 8000
         creep = y + np.where(k >= 0, np.minimum(k / 36, 1) * 6 * np.std(y[:8000]), 0.0)
         hit = np.flatnonzero(AnomalyCore(params_for(dt), 1).update(creep[:, None], t)[8000:8100, 0] >= 0.5)
@@ -297,7 +292,7 @@ def test_a_count_stepping_by_one_does_not_alarm_on_its_steps_and_a_jump_still_do
         n, dt = 6000, 300.0
         t = 1.6e9 + np.arange(n) * dt
         y = _steps(rng, n, 10.0, 0.05)
-        on = _onsets(AnomalyCore(params_for(dt), 1).update(y[:, None], t)[:, 0])
+        on = alarm_onsets(AnomalyCore(params_for(dt), 1).update(y[:, None], t)[:, 0])
         onsets += int((on >= 600).sum())
         if ((on >= 4850) & (on < 5000)).any():
             continue
@@ -322,7 +317,7 @@ def test_a_lasting_shift_alarms_once_and_the_shift_back_alarms_wherever_it_falls
         y = 10 + rng.normal(0, 1, s + 600)
         y[s : s + 300] += 5
         r = AnomalyCore(params_for(dt), 1).update(y[:, None], _times(y.size, dt))[:, 0]
-        on = _onsets(r) - s
+        on = alarm_onsets(r) - s
         on = on[on > -1000]
         assert on.size == 2 and 0 <= on[0] <= 3 and 300 <= on[1] <= 310, (k, on)
 
@@ -347,6 +342,6 @@ def test_episodes_settled_in_passes_give_the_same_numbers_in_blocks_and_row_by_r
     cuts = [0, 7, 300, 301, 530, 690, 1000, n]
     blocks = np.concatenate([odd.update(y[a:b], t[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)])
     assert np.allclose(whole, one, atol=1e-9) and np.allclose(whole, blocks, atol=1e-9)
-    onsets = [_onsets(whole[:, j]) for j in range(m)]
+    onsets = [alarm_onsets(whole[:, j]) for j in range(m)]
     in_chunk = [o[(o >= 512) & (o < 768)] for o in onsets]
     assert all(len(o) == 2 for o in in_chunk), onsets  # two onsets in one chunk: the passes were needed

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pfepo.predict.core import AnomalyCore
-from pfepo.predict.univariate import _counts, _multiplicative, params_for, score_series
+from pfepo.predict.univariate import _counts, _multiplicative, alarm_onsets, params_for, score_series
 
 DT = 300.0
 PER = int(86_400 / DT)
@@ -24,10 +24,6 @@ def _daily_counts(seed: int, lam0: float, n: int = 21 * PER) -> tuple[np.ndarray
     return t, lam, np.random.default_rng(seed).poisson(lam).astype(float)
 
 
-def _onsets(r: np.ndarray) -> int:
-    return int(((r[1:] >= 0.5) & (r[:-1] < 0.5)).sum())
-
-
 @pytest.mark.parametrize("lam0", [3.0, 10.0])
 @pytest.mark.parametrize("seed", range(4))
 def test_poisson_counts_on_a_daily_cycle_alarm_rarely_and_an_hour_long_burst_still_does(seed, lam0):
@@ -37,7 +33,7 @@ def test_poisson_counts_on_a_daily_cycle_alarm_rarely_and_an_hour_long_burst_sti
     before 0-3). At a mean of 1 (many zeros) 0-3 onsets remain (before 2-6): not asserted."""
     t, lam, y = _daily_counts(seed, lam0)
     assert _counts(y[:PER])
-    assert _onsets(score_series(y, t)[3 * PER :]) <= 1
+    assert alarm_onsets(score_series(y, t)[3 * PER :]).size <= 1
     s = 15 * PER
     y[s : s + 12] = np.random.default_rng(seed + 100).poisson(4 * lam[s : s + 12])
     hit = np.flatnonzero(score_series(y, t)[s : s + 12] >= 0.5)
