@@ -19,7 +19,9 @@ has three such classes, and each gets a channel here, measured in the series' ow
   noise and level spread are the core's, both over the long-term window, >= 600 samples: sixteenth
   session; over the baseline's 150 the ratio swung on a count stepping by one now and then, and with it the
   CUSUM's unit): a random walk or a slow wander has rho near 1 and a large VIF, so its long excursions do
-  not accumulate; white noise has VIF 1.
+  not accumulate; white noise has VIF 1. For two baseline time constants after an onset the unit is the
+  smaller of this one and the same over the long-term window (nineteenth session): the baseline's spread
+  then still holds the episode's own rows, which hid a second shift soon after a first.
 - **variance and spike-density increases**: a one-sided Bernoulli CUSUM of *large moves* (a first
   difference of more than ``C_EXC`` = 3 mean absolute differences, the core's noise scale): its
   log-likelihood ratio of "the odds of a large move are ``ODDS`` = 4 times the series' own" (4 = the
