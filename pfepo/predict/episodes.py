@@ -138,7 +138,6 @@ class Episodes:
         self.s_lo = np.zeros(n)
         self.s_var = np.zeros(n)
         self.until = np.full(n, -np.inf)  # refractory of the combined output
-        self.onset = np.full(n, -np.inf)  # time of the last onset (the core's or a channel's)
         self.n_lvl = np.zeros(n)  # values behind the reference level (a running mean until 1/a_base)
         self.ge = np.zeros((n, len(GRID)))  # rows with the core's surprise >= each GRID level
         self.n_raw = np.zeros(n)
@@ -197,8 +196,9 @@ class Episodes:
         # Nineteenth session: for two baseline time constants after an onset the baseline's spread holds the
         # episode itself (a level shift's rows deviate from the lagging baseline), so a second shift soon
         # after a first drowned in its own predecessor; there the smaller of the two units counts. Onsets of
-        # this chunk count from the next one, like the scales, which are frozen at chunk starts too.
-        recent = (t[:, None] - self.onset[idx][None, :]) < 2.0 * p.tau(p.base_s, p.min_base)
+        # this chunk count from the next one, like the scales, which are frozen at chunk starts too. The last
+        # onset is where the refractory period now in ``until`` began.
+        recent = (t[:, None] - (until - p.refractory)[None, :]) < 2.0 * p.tau(p.base_s, p.min_base)
         unit = np.where(recent, np.fmin(scale, scale_l)[None, :], scale[None, :])
         rscale = np.broadcast_to(unit if phase is None else unit * phase, x.shape)
         ch, lvl, s_hi, s_lo, s_var, n_lvl = self._cusums(x, obs, ready, t, v, rscale, lvl0, self.n_lvl[idx], s0, until)
@@ -219,7 +219,6 @@ class Episodes:
                 continue
             fired[k] = fire
             until = np.where(fire, t[k] + p.refractory, until)
-            self.onset[idx[fire]] = t[k]
             cur[k + 1 :] = np.where(fire[None, :], until[None, :], cur[k + 1 :])
             # restart the CUSUMs of the series that fired, and their reference at the fast level
             c = np.flatnonzero(fire)
