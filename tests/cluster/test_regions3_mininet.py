@@ -216,12 +216,21 @@ def test_two_regions_degrade_at_once_and_everything_lands_in_the_third(lab):
         return all(lab.weights(i) == {"eu": 0, "us": 0, "ap": 64} for i in range(3))
 
     wait_until(drained, timeout=30, interval=0.5, message="every client switch sends everything to ap")
-    claims = lab.watcher.claims()
+    # A failed region's traffic moves at once, without asking etcd; the claims follow at the agent's next
+    # settle (every TTL/3). Reading them right after the weights once caught one claim a step behind
+    # (58.125 of 59.0625 Mbit/s, CI), so wait for the settled claims, then check them.
+    want = 3 * DEMAND * 42 / 64
+
+    def settled():
+        got = lab.watcher.claims()
+        return got if abs(sum(c.mbps for c in got if c.dst == "ap") - want) < 1e-6 else None
+
+    claims = wait_until(settled, timeout=5 * lab.ttl, interval=0.2,
+                        message=f"claims toward ap settled at {want:g} Mbit/s")
     assert is_acyclic(claims), claims
     assert {(c.src, c.dst) for c in claims} == {("eu", "ap"), ("us", "ap")}
     assert {c.owner for c in claims} == {"c-eu", "c-us", "c-ap"}
-    toward_ap = sum(c.mbps for c in claims if c.dst == "ap")
-    assert toward_ap <= AP_CAPACITY and abs(toward_ap - 3 * DEMAND * 42 / 64) < 1e-6
+    assert sum(c.mbps for c in claims if c.dst == "ap") <= AP_CAPACITY
     before = [lab.transit(i) for i in range(3)]
     n = 40
     for i in (0, 1):  # eu's and us's clients
