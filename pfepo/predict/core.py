@@ -114,6 +114,11 @@ class CoreParams:
     def refractory(self) -> float:
         return self.refractory_s if self.refractory_s is not None else self.tau(self.base_s, self.min_base)
 
+    @property
+    def base_window_s(self) -> float:
+        """What the baseline calls recent: an EW mean of time constant tau averages like a window of 2 tau."""
+        return 2.0 * self.tau(self.base_s, self.min_base)
+
 
 def _alpha(dt: float, tau: float) -> float:
     return float(1.0 - math.exp(-dt / tau))

@@ -198,7 +198,7 @@ class Episodes:
         # after a first drowned in its own predecessor; there the smaller of the two units counts. Onsets of
         # this chunk count from the next one, like the scales, which are frozen at chunk starts too. The last
         # onset is where the refractory period now in ``until`` began.
-        recent = (t[:, None] - (until - p.refractory)[None, :]) < 2.0 * p.tau(p.base_s, p.min_base)
+        recent = (t[:, None] - (until - p.refractory)[None, :]) < p.base_window_s
         unit = np.where(recent, np.fmin(scale, scale_l)[None, :], scale[None, :])
         rscale = np.broadcast_to(unit if phase is None else unit * phase, x.shape)
         ch, lvl, s_hi, s_lo, s_var, n_lvl = self._cusums(x, obs, ready, t, v, rscale, lvl0, self.n_lvl[idx], s0, until)
@@ -291,7 +291,7 @@ class Episodes:
             return np.ones(raw.shape)
         q = self.ref_ge[idx[None, :], np.maximum(lev, 0)]
         p = self.core.p
-        w_rows = 2.0 * p.tau(p.base_s, p.min_base) / p.dt
+        w_rows = p.base_window_s / p.dt
         return np.where(ok & (lev >= 0) & np.isfinite(q), np.exp(-np.nan_to_num(q) * w_rows), 1.0)
 
     # frozen values ------------------------------------------------------------------------------------
