@@ -22,7 +22,8 @@ def register(sub) -> None:
                    " lines (#) before it skipped; delimiter , ; tab | or spaces")
     p.add_argument("--output", required=True, metavar="CSV", help="where to write timestamp,value,risk")
     p.add_argument("--time-column", default="timestamp", help="time column: epoch s/ms/us/ns, ISO-8601 or another common"
-                   " date layout (default timestamp; if absent, the one column named like a time, with a warning)")
+                   " date layout (default timestamp; if absent, the one column named like a time, or in a two-column file the"
+                   " column whose cells are times, with a warning)")
     p.add_argument("--value-column", default="value", help="value column (default value; if absent from a two-column"
                    " file, the other column, with a warning); digit grouping, decimal commas and one unit"
                    " after every value (51.7%%, 12 ms) are read")

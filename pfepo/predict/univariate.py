@@ -231,6 +231,8 @@ def read_series(path: str | Path, time_column: str = "timestamp", value_column: 
         cols = [str(c).strip() for c in head.columns]
         tcol, vcol = _column(cols, time_column, notes), _column(cols, value_column, notes)
         tcol, vcol = _guess_columns(cols, tcol, vcol, time_column, value_column, notes)
+        if tcol is None and time_column == "timestamp" and len(cols) == 2 and not _headerless(cols):
+            tcol, vcol = _time_by_content(p, opts, cols, vcol, value_column, notes)
         first = skip + 2
         if (tcol is None or vcol is None) and _headerless(cols):
             notes.append(f"no header row (line {first_line} is data): columns read as {time_column!r}, {value_column!r}")
@@ -309,14 +311,39 @@ def _open_text(p: Path):
 def _headerless(cols: list[str]) -> bool:
     """A two-column file whose first line is already a sample (a time, then a number): exports without a
     header row. A header names its columns, so neither of its cells reads as a number."""
-    if len(cols) != 2 or not _NUMBER.fullmatch(cols[1].strip()):
-        return False
-    t = cols[0].strip()
+    return len(cols) == 2 and bool(_NUMBER.fullmatch(cols[1].strip())) and _reads_as_time(cols[0])
+
+
+def _reads_as_time(cell: str) -> bool:
+    """A cell that reads as a time: a number (epoch) or a date pandas can parse."""
+    t = cell.strip()
     if _NUMBER.fullmatch(t):
         return True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return not pd.isna(pd.to_datetime(t, errors="coerce", utc=True, format="mixed"))
+
+
+def _time_by_content(p: Path, opts: dict, cols: list[str], vcol: str | None, value_column: str,
+                     notes: list[str]) -> tuple[str | None, str | None]:
+    """A two-column file whose header names its time in a way we do not know (``Zeit;Wert``, ``when,load``):
+    the time is the column that is not the value (the first, where neither is named), if its first cell reads
+    as a time; the other one is then the value (when the user named none). Otherwise nothing is guessed."""
+    if vcol is not None:
+        cand = next(c for c in cols if c != vcol)
+    elif value_column == "value":
+        cand = cols[0]
+    else:
+        return None, vcol
+    row = pd.read_csv(p, nrows=1, dtype=str, keep_default_na=False, **opts)
+    row.columns = [str(c).strip() for c in row.columns]
+    if len(row) == 0 or not _reads_as_time(str(row[cand].iloc[0])):
+        return None, vcol
+    notes.append(f"no column 'timestamp': column {cand!r} read as the time (its cells are times)")
+    if vcol is None:
+        vcol = next(c for c in cols if c != cand)
+        notes.append(f"no column 'value': column {vcol!r} read as the value")
+    return cand, vcol
 
 
 def _column(cols: list[str], name: str, notes: list[str]) -> str | None:

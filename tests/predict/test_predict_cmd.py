@@ -103,7 +103,7 @@ def test_epoch_ms_gaps_empty_and_constant_stretches_are_accepted(tmp_path):
         ("timestamp,value\n1,2\n2,abc\n", ":3: column 'value': 'abc' is not a number"),
         ("timestamp,value\n1e300,2\n2,3\n", ":2: timestamp '1e300' is out of range"),
         ("timestamp,value\ninf,2\n2,3\n", ":2: timestamp 'inf' is not a finite time"),
-        ("when,value\n1,2\n", "no column 'timestamp'"),
+        ("host,value\nabc,2\n", "no column 'timestamp'"),  # the other column's cells are not times
         ("time,cpu,mem\n1,2,3\n", "no column 'value'"),
         ("timestamp,value\n", "no data rows"),
         # fourteenth session: line numbers count a comment preamble and a missing header; JSON says so
@@ -232,6 +232,27 @@ def test_columns_named_otherwise_are_found_when_only_one_fits(tmp_path, capsys):
     assert "column 'time' read as the time" in err and "column 'cpu_utilization' read as the value" in err
     assert main(["predict", "--input", str(b), "--output", str(tmp_path / "ob.csv")]) == 0
     assert pd.read_csv(tmp_path / "oa.csv")["risk"].equals(pd.read_csv(tmp_path / "ob.csv")["risk"])
+
+
+def test_a_two_column_export_with_unknown_names_is_read_by_its_cells(tmp_path, capsys):
+    """``Zeit;Wert`` with day-first dates and decimal commas (a German spreadsheet export): no name says
+    which column is the time, its cells do. The risk is the same as for the file with the default names;
+    a column whose cells are not times is still no time (the error lists the columns)."""
+    t = pd.date_range("2021-03-27", periods=2400, freq="5min")
+    v = _series()[:2400]
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text('"Zeit";"Wert"\n' + "".join(f'"{x:%d.%m.%Y %H:%M}";"{str(round(y, 3)).replace(".", ",")}"\n'
+                                             for x, y in zip(t, v, strict=True)))
+    b.write_text("timestamp,value\n" + "".join(f"{x:%Y-%m-%d %H:%M},{round(y, 3)}\n" for x, y in zip(t, v, strict=True)))
+    assert main(["predict", "--input", str(a), "--output", str(tmp_path / "oa.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "column 'Zeit' read as the time (its cells are times)" in err and "column 'Wert' read as the value" in err
+    assert main(["predict", "--input", str(b), "--output", str(tmp_path / "ob.csv")]) == 0
+    assert pd.read_csv(tmp_path / "oa.csv")["risk"].equals(pd.read_csv(tmp_path / "ob.csv")["risk"])
+    c = tmp_path / "c.csv"
+    c.write_text("host,load\n" + "".join(f"web-{k},{y}\n" for k, y in enumerate(v[:50])))
+    assert main(["predict", "--input", str(c), "--output", str(tmp_path / "oc.csv")]) == 2
+    assert "no column 'timestamp' (columns: host, load)" in capsys.readouterr().err
 
 
 def test_non_iso_dates_parse_as_row_by_row_parsing_does():
