@@ -227,6 +227,9 @@ def read_series(path: str | Path, time_column: str = "timestamp", value_column: 
     try:
         sep, skip, first_line = _sniff(p, notes)
         opts = {"skipinitialspace": True, "sep": sep, "skiprows": skip}
+        if not _is_utf8(p):
+            opts["encoding"] = "latin-1"
+            notes.append("not UTF-8 text: read as Latin-1 (ISO-8859-1), one character per byte")
         head = pd.read_csv(p, nrows=0, **opts)
         cols = [str(c).strip() for c in head.columns]
         tcol, vcol = _column(cols, time_column, notes), _column(cols, value_column, notes)
@@ -294,18 +297,30 @@ def _sniff(p: Path, notes: list[str]) -> tuple[str, int, int]:
     return ",", skip, skip + 1
 
 
-def _open_text(p: Path):
+def _open_text(p: Path, errors: str = "replace"):
     """The file as text, decompressed as pandas will read it (by suffix: .gz, .bz2, .xz, .zip of one file)."""
     suffix = p.suffix.lower()
     if suffix in (".gz", ".bz2", ".xz"):
         opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[suffix]
-        return opener(p, "rt", encoding="utf-8-sig", errors="replace")
+        return opener(p, "rt", encoding="utf-8-sig", errors=errors)
     if suffix == ".zip":
         with zipfile.ZipFile(p) as z:
             names = z.namelist()
             data = z.read(names[0]) if len(names) == 1 else b""  # pandas refuses a zip of several files
-        return io.StringIO(data.decode("utf-8-sig", errors="replace"))
-    return open(p, encoding="utf-8-sig", errors="replace")
+        return io.StringIO(data.decode("utf-8-sig", errors=errors))
+    return open(p, encoding="utf-8-sig", errors=errors)
+
+
+def _is_utf8(p: Path) -> bool:
+    """Whether the whole file decodes as UTF-8. Spreadsheets on Windows export in their code page (``°C``,
+    ``µs`` as single bytes); such a file is read as Latin-1, where every byte is a character."""
+    try:
+        with _open_text(p, errors="strict") as f:
+            while f.read(1 << 20):
+                pass
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _headerless(cols: list[str]) -> bool:

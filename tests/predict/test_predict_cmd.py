@@ -255,6 +255,21 @@ def test_a_two_column_export_with_unknown_names_is_read_by_its_cells(tmp_path, c
     assert "no column 'timestamp' (columns: host, load)" in capsys.readouterr().err
 
 
+def test_an_export_in_a_windows_code_page_is_read(tmp_path, capsys):
+    """``Temperatur (°C)`` written in Latin-1 (a spreadsheet's code page, not UTF-8) was refused as an
+    unreadable CSV: now read, with a warning, the column named as written; the same risk as in UTF-8."""
+    rows = "".join(f"{1_400_000_000 + 300 * k},{v:.3f}\n" for k, v in enumerate(_series()[:2400]))
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_bytes(("timestamp,Temperatur (°C)\n" + rows).encode("latin-1"))
+    b.write_text("timestamp,Temperatur (°C)\n" + rows, encoding="utf-8")
+    for f in (a, b):
+        assert main(["predict", "--input", str(f), "--output", str(tmp_path / f"o{f.stem}.csv"),
+                     "--value-column", "Temperatur (°C)"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("not UTF-8 text: read as Latin-1") == 1
+    assert pd.read_csv(tmp_path / "oa.csv")["risk"].equals(pd.read_csv(tmp_path / "ob.csv")["risk"])
+
+
 def test_non_iso_dates_parse_as_row_by_row_parsing_does():
     """US-style dates are parsed with the first row's format (fast), and a row in another layout still
     row by row: the same instants as pandas' per-row parsing of every row."""
