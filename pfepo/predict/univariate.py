@@ -270,6 +270,12 @@ def _sniff(p: Path, notes: list[str]) -> tuple[str, int, int]:
     write a preamble) and the header's line number. The delimiter is ``,`` unless the header line has
     none and has ``;``, a tab or ``|`` (spreadsheet exports in many locales), or else spaces. A file that
     is JSON is an error that says so (not a CSV parser's complaint about field counts)."""
+    if p.suffix.lower() != ".zip":
+        with open(p, "rb") as fb:
+            magic = fb.read(8)
+        if magic.startswith(b"PK\x03\x04") or magic == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+            raise SeriesError(f"{p}: this looks like a spreadsheet workbook (.xlsx, .ods or .xls), not text; "
+                              "save the sheet as CSV (a time and a value column, one row per sample)")
     skip = 0
     with _open_text(p) as f:
         for line in f:

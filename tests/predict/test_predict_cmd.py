@@ -110,6 +110,7 @@ def test_epoch_ms_gaps_empty_and_constant_stretches_are_accepted(tmp_path):
         ("# preamble\n# more\ntimestamp,value\n1,2\n2,abc\n", "in.csv:5: column 'value': 'abc' is not a number"),
         ("1,2\n2,3\nlater,4\n", "in.csv:3: timestamp 'later' is not a time"),  # no header: row 0 is line 1
         ('[{"timestamp": 1, "value": 2}]\n', "in.csv:1: this looks like JSON"),
+        ("PK\x03\x04\x14\x00\x06\x00", "in.csv: this looks like a spreadsheet workbook"),  # twentieth session: .xlsx
         ("timestamp,value\n1,800MB\n2,1.2GB\n", "in.csv:2: column 'value': '800MB' is not a number"),  # two units
     ],
 )
