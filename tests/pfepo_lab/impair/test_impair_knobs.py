@@ -46,7 +46,10 @@ def test_jitter_spreads_rtt_within_bounds(lab, imp):
     imp.set_delay("lnk", 20, jitter_ms=5)
     r = lab.probe(count=100, interval=0.01)
     assert r["loss_pct"] == 0
-    assert r["rtt_min"] >= 30.0 and r["rtt_p90"] <= 52.0, r  # p90: a loaded machine adds rare spikes
+    # 40 ms +- up to 10: the minimum cannot go below 30 and the median stays near 40 (one-sided or doubled
+    # jitter fails one or the other). The upper tail is the host's as much as the relay's: p90 read 45.8-48.2
+    # here idle and with three busy loops, and 55.1 once in a CI run; its bound is a loose sanity check.
+    assert r["rtt_min"] >= 30.0 and r["rtt_p50"] <= 46.0 and r["rtt_p90"] <= 60.0, r
     assert r["rtt_p90"] - r["rtt_min"] > 3.0, r
 
 
