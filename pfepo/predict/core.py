@@ -221,7 +221,13 @@ def _shift(first: np.ndarray, path: np.ndarray) -> np.ndarray:
     return np.vstack([first[None, :], path[:-1]])
 
 
-_STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
+def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Row-wise median of three paths; ``a`` where ``b`` or ``c`` is not known yet (a series' first rows)."""
+    m = np.fmax(np.fmin(a, b), np.fmin(np.fmax(a, b), c))
+    return np.where(np.isfinite(b) & np.isfinite(c), m, a)
+
+
+_STATE = ("last_x", "last_x2", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
           "lvar", "until", "var_raw", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
           "ref_lsd", "risk", "raw", "dev", "zl", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl")
 
@@ -347,7 +353,7 @@ class AnomalyCore:
         self.reps = np.zeros(n)  # repeats and differences seen: the series' own repeat rate
         self.diffs = np.zeros(n)
         self.ref_p = np.full(n, np.nan)  # repeat rate, frozen at chunk boundaries (the frozen-values channel's too)
-        for k in ("last_x", "last_y", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "short", "lmean", "ref_base",
+        for k in ("last_x", "last_x2", "last_y", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "short", "lmean", "ref_base",
                   "ref_noise", "ref_spread", "ref_lmean", "ref_lsd", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
@@ -468,6 +474,9 @@ class AnomalyCore:
         last_x = self.last_x[idx]
         xf = _ffill(x, last_x)
         prev = _shift(last_x, xf)
+        # each row winsorised around the median of the last three (a Hampel filter): a one-row glitch is no level
+        med = _median3(xf, prev, _shift(self.last_x2[idx], prev))
+        xm = np.clip(xf, med - WINSOR * sig[None, :], med + WINSOR * sig[None, :])
         # levels (every filter holds its state over missing rows)
         fast = _ewm(x, self.a_fast, self.fast[idx], obs)
         fast_prev = _shift(self.fast[idx], fast)
@@ -504,7 +513,7 @@ class AnomalyCore:
         warm = nobs >= self.n_warm
         ep = t[:, None] < self.until[idx][None, :]
         for _ in range(tn + 2):  # converges: each pass settles at least one more onset
-            base = self._base(x, obs, idx, base_ref, spread, ep)
+            base = self._base(x, obs, idx, base_ref, spread, ep, xm)
             ref_b = _shift(self.base[idx], base)
             with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
                 z = (mid - ref_b) / spread[None, :]
@@ -531,7 +540,7 @@ class AnomalyCore:
         self.slope_v[idx] = _ewm(np.minimum(slope**2, cap_s[None, :]), self.a_long, self.slope_v[idx], sobs)[-1]
         self._phase_sums(idx, bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int), raw0, obs & ~still)
         if self.episodes is not None:
-            out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end, raw, pf)  # risk only
+            out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end, raw, pf, xm)  # risk only
         self.nraw[idx] += rok.sum(axis=0)
         lmean = _ewm(raw, self.a_long, self.lmean[idx], rok)
         lprev = _shift(self.lmean[idx], lmean)
@@ -608,6 +617,7 @@ class AnomalyCore:
             self.wk_lev[idx] = lev[-1]
         # write back the state at the chunk's last row
         self.last_x[idx] = xf[-1]
+        self.last_x2[idx] = prev[-1]
         self.fast[idx], self.mid[idx], self.mid2[idx], self.base[idx] = fast[-1], mid[-1], mid2[-1], base[-1]
         self.sref[idx] = sref[-1]
         self.noise[idx], self.spread[idx] = noise[-1], v[-1] * 1.2533
@@ -620,13 +630,16 @@ class AnomalyCore:
         return out
 
     def _base(self, x: np.ndarray, obs: np.ndarray, idx: np.ndarray, base_ref: np.ndarray, spread: np.ndarray,
-              inep: np.ndarray) -> np.ndarray:
+              inep: np.ndarray, xm: np.ndarray) -> np.ndarray:
         """The baseline path: winsorised around the frozen reference, except in an episode's rows (``inep``),
-        where it follows the data unwinsorised at three times the rate (adapting to a new level)."""
+        where it follows the data at three times the rate (adapting to a new level), not winsorised around the
+        reference but around the median of the last three rows (``xm``, twenty-first session): a lasting level
+        is in two of them a row later, a one-row glitch in none (followed as it came, a spike of 1e5 noise sds
+        had moved the baseline for the whole refractory period and alarmed again at its end)."""
         free = inep | ~np.isfinite(base_ref)[None, :]
         lo = np.where(free, -np.inf, (base_ref - WINSOR * spread)[None, :])
         hi = np.where(free, np.inf, (base_ref + WINSOR * spread)[None, :])
-        xb = np.clip(x, lo, hi)
+        xb = np.clip(np.where(inep, xm, x) if inep.any() else x, lo, hi)
         a = self.a_base if not inep.any() else np.where(inep, self.a_base_refr, self.a_base)
         return _ewm(xb, a, self.base[idx], obs)
 

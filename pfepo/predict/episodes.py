@@ -92,7 +92,7 @@ GRID = np.array([4.0, 6.0, 8.0, 12.0, 16.0, 20.0])  # surprise levels (the core'
 MIN_W = 600  # differences behind its own mean before the variance channel speaks (the core's min_long)
 BIG = 1e30
 CROSSED = 1.0  # a CUSUM at or over its threshold reports risk Phi(excess + CROSSED) >= 0.84, not ~0.5 (below)
-RESTART_N = 2.0  # after an onset the reference level restarts at the core's fast level (~2 samples' mean)
+RESTART_N = 2.0  # after an onset the reference level restarts at the onset row, winsorised around the median of three
 
 
 def clamp_scan(u: np.ndarray, s0: np.ndarray, cap: float | np.ndarray = CAP) -> np.ndarray:
@@ -155,11 +155,16 @@ class Episodes:
     # ----- one chunk of the core ------------------------------------------------------------------
     def step(self, idx: np.ndarray, y: np.ndarray, t: np.ndarray, x: np.ndarray, obs: np.ndarray, fast: np.ndarray,
              sig: np.ndarray, spread: np.ndarray, nobs: np.ndarray, core_out: np.ndarray, end: bool,
-             raw: np.ndarray | None = None, phase: np.ndarray | None = None) -> np.ndarray:
+             raw: np.ndarray | None = None, phase: np.ndarray | None = None, xm: np.ndarray | None = None) -> np.ndarray:
         """Combined risk for a chunk: ``y`` raw rows, ``x`` the core's season-corrected rows, ``fast`` its
         fast level path, ``sig``/``spread`` its frozen scales, ``nobs`` its observation count path,
         ``core_out`` its own event-like risk and ``phase`` its divisor per row (``AnomalyCore._phase``: a
-        level routine at this phase of the day, a daily job, moves the level CUSUM that much less)."""
+        level routine at this phase of the day, a daily job, moves the level CUSUM that much less) and ``xm``
+        its rows winsorised around the median of the last three, which the CUSUM's reference level follows
+        and restarts at (twenty-first session: a one-row glitch is no level; followed as it came at 1/count
+        after a restart, a spike of 1e5 noise sds had held the reference off for the whole refractory period
+        and alarmed again at its end; the median itself would bias the reference on skewed noise)."""
+        xm = x if xm is None else xm
         core = self.core
         if self.n < core.n:
             self._alloc(core.n)
@@ -201,7 +206,7 @@ class Episodes:
         recent = (t[:, None] - (until - p.refractory)[None, :]) < p.base_window_s
         unit = np.where(recent, np.fmin(scale, scale_l)[None, :], scale[None, :])
         rscale = np.broadcast_to(unit if phase is None else unit * phase, x.shape)
-        ch, lvl, s_hi, s_lo, s_var, n_lvl = self._cusums(x, obs, ready, t, v, rscale, lvl0, self.n_lvl[idx], s0, until)
+        ch, lvl, s_hi, s_lo, s_var, n_lvl = self._cusums(x, obs, ready, t, v, rscale, lvl0, self.n_lvl[idx], s0, until, xm)
         ch = np.fmax(ch, frozen)
         alarm = p.alarm
         hot = (ch >= alarm) | (core_out >= alarm)
@@ -223,11 +228,12 @@ class Episodes:
             # restart the CUSUMs of the series that fired, and their reference at the fast level
             c = np.flatnonzero(fire)
             zero = np.zeros(c.size)
-            lvl[k, c], n_lvl[k, c] = fast[k, c], RESTART_N
+            lvl[k, c], n_lvl[k, c] = xm[k, c], RESTART_N
             s_hi[k, c], s_lo[k, c], s_var[k, c] = zero, zero, zero
             if k + 1 < t.size:
                 sub = self._cusums(x[k + 1 :, c], obs[k + 1 :, c], ready[k + 1 :, c], t[k + 1 :], v[k + 1 :, c],
-                                   rscale[k + 1 :, c], fast[k, c], zero + RESTART_N, (zero, zero, zero), until[c])
+                                   rscale[k + 1 :, c], xm[k, c], zero + RESTART_N, (zero, zero, zero), until[c],
+                                   xm[k + 1 :, c])
                 n_lvl[k + 1 :, c] = sub[5]
                 ch_c = np.fmax(sub[0], frozen[k + 1 :, c])
                 ch[k + 1 :, c], lvl[k + 1 :, c] = ch_c, sub[1]
@@ -245,13 +251,13 @@ class Episodes:
         return out
 
     # CUSUM helpers -----------------------------------------------------------------------------------
-    def _cusums(self, x, obs, ready, t, v, scale, lvl0, n0, s0, until):
+    def _cusums(self, x, obs, ready, t, v, scale, lvl0, n0, s0, until, xm):
         """Reference level path, the three CUSUM paths and their risk (held at 0 while refractory); ``scale``:
-        the level's unit per row (T, N)."""
+        the level's unit per row (T, N); ``xm``: what the reference follows (the rows, Hampel-winsorised)."""
         a_base = self.core.a_base
         cnt = n0[None, :] + np.cumsum(obs, axis=0)
         a = np.where(obs, np.maximum(a_base, 1.0 / np.maximum(cnt, 1.0)), 0.0)  # running mean, then EW
-        lvl = _lin_scan(a, np.where(obs, x, 0.0), np.where(np.isfinite(lvl0), lvl0, 0.0))
+        lvl = _lin_scan(a, np.where(obs, xm, 0.0), np.where(np.isfinite(lvl0), lvl0, 0.0))
         ref = _shift(np.where(n0 > 0, lvl0, np.nan), lvl)
         with np.errstate(invalid="ignore", over="ignore"):
             z = np.minimum(np.maximum((x - ref) / scale, -CLIP), CLIP)
