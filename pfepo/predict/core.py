@@ -540,7 +540,7 @@ class AnomalyCore:
         self.slope_v[idx] = _ewm(np.minimum(slope**2, cap_s[None, :]), self.a_long, self.slope_v[idx], sobs)[-1]
         self._phase_sums(idx, bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int), raw0, obs & ~still)
         if self.episodes is not None:
-            out = self.episodes.step(idx, y, t, x, obs, fast, sig, spread, nobs, out, end, raw, pf, xm)  # risk only
+            out = self.episodes.step(idx, y, t, x, xm, obs, fast, sig, spread, nobs, out, end, raw, pf)  # risk only
         self.nraw[idx] += rok.sum(axis=0)
         lmean = _ewm(raw, self.a_long, self.lmean[idx], rok)
         lprev = _shift(self.lmean[idx], lmean)

@@ -153,18 +153,17 @@ class Episodes:
         return int(sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray)))
 
     # ----- one chunk of the core ------------------------------------------------------------------
-    def step(self, idx: np.ndarray, y: np.ndarray, t: np.ndarray, x: np.ndarray, obs: np.ndarray, fast: np.ndarray,
-             sig: np.ndarray, spread: np.ndarray, nobs: np.ndarray, core_out: np.ndarray, end: bool,
-             raw: np.ndarray | None = None, phase: np.ndarray | None = None, xm: np.ndarray | None = None) -> np.ndarray:
-        """Combined risk for a chunk: ``y`` raw rows, ``x`` the core's season-corrected rows, ``fast`` its
-        fast level path, ``sig``/``spread`` its frozen scales, ``nobs`` its observation count path,
-        ``core_out`` its own event-like risk and ``phase`` its divisor per row (``AnomalyCore._phase``: a
-        level routine at this phase of the day, a daily job, moves the level CUSUM that much less) and ``xm``
-        its rows winsorised around the median of the last three, which the CUSUM's reference level follows
-        and restarts at (twenty-first session: a one-row glitch is no level; followed as it came at 1/count
+    def step(self, idx: np.ndarray, y: np.ndarray, t: np.ndarray, x: np.ndarray, xm: np.ndarray, obs: np.ndarray,
+             fast: np.ndarray, sig: np.ndarray, spread: np.ndarray, nobs: np.ndarray, core_out: np.ndarray, end: bool,
+             raw: np.ndarray | None = None, phase: np.ndarray | None = None) -> np.ndarray:
+        """Combined risk for a chunk: ``y`` raw rows, ``x`` the core's season-corrected rows, ``xm`` those rows
+        winsorised around the median of the last three (which the CUSUM's reference level follows and
+        restarts at; twenty-first session: a one-row glitch is no level -- followed as it came at 1/count
         after a restart, a spike of 1e5 noise sds had held the reference off for the whole refractory period
-        and alarmed again at its end; the median itself would bias the reference on skewed noise)."""
-        xm = x if xm is None else xm
+        and alarmed again at its end; the median itself would bias the reference on skewed noise), ``fast``
+        its fast level path, ``sig``/``spread`` its frozen scales, ``nobs`` its observation count path,
+        ``core_out`` its own event-like risk and ``phase`` its divisor per row (``AnomalyCore._phase``: a
+        level routine at this phase of the day, a daily job, moves the level CUSUM that much less)."""
         core = self.core
         if self.n < core.n:
             self._alloc(core.n)
@@ -225,7 +224,7 @@ class Episodes:
             fired[k] = fire
             until = np.where(fire, t[k] + p.refractory, until)
             cur[k + 1 :] = np.where(fire[None, :], until[None, :], cur[k + 1 :])
-            # restart the CUSUMs of the series that fired, and their reference at the fast level
+            # restart the CUSUMs of the series that fired, and their reference at the onset row (``xm``)
             c = np.flatnonzero(fire)
             zero = np.zeros(c.size)
             lvl[k, c], n_lvl[k, c] = xm[k, c], RESTART_N

@@ -361,7 +361,8 @@ def test_a_one_row_glitch_alarms_once_not_again_when_its_refractory_period_ends(
     the wrong unit) alarmed at once and again exactly when its refractory period (150 rows) ended, on 20 of
     20 seeds: after the onset the baseline and the level CUSUM's reference follow the data unwinsorised (so a
     lasting new level becomes normal), and the glitch held them off for the whole period. They now follow
-    the median of the last three rows. A lasting step still alarms once and becomes the new normal."""
+    each row winsorised around the median of the last three. A lasting step still alarms once and becomes
+    the new normal."""
     for seed in range(4):
         rng = np.random.default_rng(seed)
         n = 3000
