@@ -68,6 +68,8 @@ from scipy.special import ndtr
 CHUNK = 256
 DAY_S = 86_400.0
 WINSOR = 4.0  # winsorise updates of baselines and scales at this many scales
+HAMPEL = 5  # after an onset the references follow rows winsorised around the median of this many: a glitch of
+# fewer than half as many rows is no level
 RAISE_OFF = 1.01  # a classifier probability never reaches this: the classifier does not raise risk alone
 FREEZE_DECADES = 6.0  # a run of identical values this improbable under the series' own repeat rate is a freeze
 FREEZE_MIN = 5  # ... and at least this many repeats (the frozen-values channel's yardsticks)
@@ -221,13 +223,16 @@ def _shift(first: np.ndarray, path: np.ndarray) -> np.ndarray:
     return np.vstack([first[None, :], path[:-1]])
 
 
-def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Row-wise median of three paths; ``a`` where ``b`` or ``c`` is not known yet (a series' first rows)."""
-    m = np.fmax(np.fmin(a, b), np.fmin(np.fmax(a, b), c))
-    return np.where(np.isfinite(b) & np.isfinite(c), m, a)
+def _running_median(xf: np.ndarray, hist: np.ndarray) -> np.ndarray:
+    """Each row's median over itself and the ``HAMPEL - 1`` rows before it (``hist`` (N, HAMPEL - 1): the rows
+    before the chunk, most recent first); the row itself where one of them is not known yet (a series' first rows)."""
+    path = np.concatenate([hist[:, ::-1].T, xf], axis=0)
+    win = np.lib.stride_tricks.sliding_window_view(path, HAMPEL, axis=0)  # (T, N, HAMPEL)
+    m = np.median(win, axis=-1)
+    return np.where(np.isfinite(m), m, xf)
 
 
-_STATE = ("last_x", "last_x2", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
+_STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
           "lvar", "until", "var_raw", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
           "ref_lsd", "risk", "raw", "dev", "zl", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl")
 
@@ -353,7 +358,8 @@ class AnomalyCore:
         self.reps = np.zeros(n)  # repeats and differences seen: the series' own repeat rate
         self.diffs = np.zeros(n)
         self.ref_p = np.full(n, np.nan)  # repeat rate, frozen at chunk boundaries (the frozen-values channel's too)
-        for k in ("last_x", "last_x2", "last_y", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "short", "lmean", "ref_base",
+        self.last_xs = np.full((n, HAMPEL - 1), np.nan)  # the last rows (forward-filled), most recent first
+        for k in ("last_x", "last_y", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "short", "lmean", "ref_base",
                   "ref_noise", "ref_spread", "ref_lmean", "ref_lsd", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
@@ -411,7 +417,7 @@ class AnomalyCore:
         if n <= self.n:
             return
         old_n = self.n
-        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_v", "ref_q",
+        keep = {k: getattr(self, k) for k in (*_STATE, "last_xs", "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_v", "ref_q",
                                              "dw_prof", "dw_cover", "wk_start", "wk_chosen", "wk_lev", "hw_s", "hw_c", "wk_prof", "week_on",
                                              "week_ready", "wk_acc_v", "var_wd", "var_ww", "n_ww", "ph_pow", "ph_cover",
                                              "ph_fac")}
@@ -474,8 +480,9 @@ class AnomalyCore:
         last_x = self.last_x[idx]
         xf = _ffill(x, last_x)
         prev = _shift(last_x, xf)
-        # each row winsorised around the median of the last three (a Hampel filter): a one-row glitch is no level
-        med = _median3(xf, prev, _shift(self.last_x2[idx], prev))
+        # each row winsorised around the running median (a Hampel filter): a glitch of a row or two is no level
+        hist = self.last_xs[idx]
+        med = _running_median(xf, hist)
         xm = np.clip(xf, med - WINSOR * sig[None, :], med + WINSOR * sig[None, :])
         # levels (every filter holds its state over missing rows)
         fast = _ewm(x, self.a_fast, self.fast[idx], obs)
@@ -617,7 +624,7 @@ class AnomalyCore:
             self.wk_lev[idx] = lev[-1]
         # write back the state at the chunk's last row
         self.last_x[idx] = xf[-1]
-        self.last_x2[idx] = prev[-1]
+        self.last_xs[idx] = np.concatenate([xf[::-1].T, hist], axis=1)[:, : HAMPEL - 1]
         self.fast[idx], self.mid[idx], self.mid2[idx], self.base[idx] = fast[-1], mid[-1], mid2[-1], base[-1]
         self.sref[idx] = sref[-1]
         self.noise[idx], self.spread[idx] = noise[-1], v[-1] * 1.2533
@@ -633,9 +640,10 @@ class AnomalyCore:
               inep: np.ndarray, xm: np.ndarray) -> np.ndarray:
         """The baseline path: winsorised around the frozen reference, except in an episode's rows (``inep``),
         where it follows the data at three times the rate (adapting to a new level), not winsorised around the
-        reference but around the median of the last three rows (``xm``, twenty-first session): a lasting level
-        is in two of them a row later, a one-row glitch in none (followed as it came, a spike of 1e5 noise sds
-        had moved the baseline for the whole refractory period and alarmed again at its end)."""
+        reference but around the median of the last ``HAMPEL`` rows (``xm``; three in the twenty-first session,
+        five since the twenty-second): a lasting level is in most of them two rows later, a glitch of one or
+        two rows in none (followed as it came, a spike of 1e5 noise sds had moved the baseline for the whole
+        refractory period and alarmed again at its end)."""
         free = inep | ~np.isfinite(base_ref)[None, :]
         lo = np.where(free, -np.inf, (base_ref - WINSOR * spread)[None, :])
         hi = np.where(free, np.inf, (base_ref + WINSOR * spread)[None, :])

@@ -92,7 +92,7 @@ GRID = np.array([4.0, 6.0, 8.0, 12.0, 16.0, 20.0])  # surprise levels (the core'
 MIN_W = 600  # differences behind its own mean before the variance channel speaks (the core's min_long)
 BIG = 1e30
 CROSSED = 1.0  # a CUSUM at or over its threshold reports risk Phi(excess + CROSSED) >= 0.84, not ~0.5 (below)
-RESTART_N = 2.0  # after an onset the reference level restarts at the onset row, winsorised around the median of three
+RESTART_N = 2.0  # after an onset the reference level restarts at the onset row, winsorised around the running median
 
 
 def clamp_scan(u: np.ndarray, s0: np.ndarray, cap: float | np.ndarray = CAP) -> np.ndarray:
@@ -157,9 +157,9 @@ class Episodes:
              fast: np.ndarray, sig: np.ndarray, spread: np.ndarray, nobs: np.ndarray, core_out: np.ndarray, end: bool,
              raw: np.ndarray | None = None, phase: np.ndarray | None = None) -> np.ndarray:
         """Combined risk for a chunk: ``y`` raw rows, ``x`` the core's season-corrected rows, ``xm`` those rows
-        winsorised around the median of the last three (which the CUSUM's reference level follows and
-        restarts at; twenty-first session: a one-row glitch is no level -- followed as it came at 1/count
-        after a restart, a spike of 1e5 noise sds had held the reference off for the whole refractory period
+        winsorised around the median of the last ``core.HAMPEL`` (which the CUSUM's reference level follows
+        and restarts at; twenty-first and twenty-second sessions: a glitch of one or two rows is no level --
+        followed as it came at 1/count after a restart, a spike of 1e5 noise sds had held the reference off for the whole refractory period
         and alarmed again at its end; the median itself would bias the reference on skewed noise), ``fast``
         its fast level path, ``sig``/``spread`` its frozen scales, ``nobs`` its observation count path,
         ``core_out`` its own event-like risk and ``phase`` its divisor per row (``AnomalyCore._phase``: a
