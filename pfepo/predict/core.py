@@ -232,7 +232,7 @@ def _running_median(xf: np.ndarray, hist: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(m), m, xf)
 
 
-_STATE = ("last_x", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
+_STATE = ("last_xs", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
           "lvar", "until", "var_raw", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
           "ref_lsd", "risk", "raw", "dev", "zl", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl")
 
@@ -359,7 +359,7 @@ class AnomalyCore:
         self.diffs = np.zeros(n)
         self.ref_p = np.full(n, np.nan)  # repeat rate, frozen at chunk boundaries (the frozen-values channel's too)
         self.last_xs = np.full((n, HAMPEL - 1), np.nan)  # the last rows (forward-filled), most recent first
-        for k in ("last_x", "last_y", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "short", "lmean", "ref_base",
+        for k in ("last_y", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "short", "lmean", "ref_base",
                   "ref_noise", "ref_spread", "ref_lmean", "ref_lsd", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
@@ -417,7 +417,7 @@ class AnomalyCore:
         if n <= self.n:
             return
         old_n = self.n
-        keep = {k: getattr(self, k) for k in (*_STATE, "last_xs", "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_v", "ref_q",
+        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_v", "ref_q",
                                              "dw_prof", "dw_cover", "wk_start", "wk_chosen", "wk_lev", "hw_s", "hw_c", "wk_prof", "week_on",
                                              "week_ready", "wk_acc_v", "var_wd", "var_ww", "n_ww", "ph_pow", "ph_cover",
                                              "ph_fac")}
@@ -477,11 +477,11 @@ class AnomalyCore:
                 wprof = self.wk_prof[idx[None, :], wcls * self.bins + bins[:, None]]
                 season = np.where(won[None, :], wprof, season)
         x = y - season
-        last_x = self.last_x[idx]
+        hist = self.last_xs[idx]
+        last_x = hist[:, 0]
         xf = _ffill(x, last_x)
         prev = _shift(last_x, xf)
         # each row winsorised around the running median (a Hampel filter): a glitch of a row or two is no level
-        hist = self.last_xs[idx]
         med = _running_median(xf, hist)
         xm = np.clip(xf, med - WINSOR * sig[None, :], med + WINSOR * sig[None, :])
         # levels (every filter holds its state over missing rows)
@@ -623,8 +623,7 @@ class AnomalyCore:
                 self.hw_c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, 168)
             self.wk_lev[idx] = lev[-1]
         # write back the state at the chunk's last row
-        self.last_x[idx] = xf[-1]
-        self.last_xs[idx] = np.concatenate([xf[::-1].T, hist], axis=1)[:, : HAMPEL - 1]
+        self.last_xs[idx] = np.concatenate([xf[: -HAMPEL : -1].T, hist], axis=1)[:, : HAMPEL - 1]
         self.fast[idx], self.mid[idx], self.mid2[idx], self.base[idx] = fast[-1], mid[-1], mid2[-1], base[-1]
         self.sref[idx] = sref[-1]
         self.noise[idx], self.spread[idx] = noise[-1], v[-1] * 1.2533

@@ -159,8 +159,9 @@ class Episodes:
         """Combined risk for a chunk: ``y`` raw rows, ``x`` the core's season-corrected rows, ``xm`` those rows
         winsorised around the median of the last ``core.HAMPEL`` (which the CUSUM's reference level follows
         and restarts at; twenty-first and twenty-second sessions: a glitch of one or two rows is no level --
-        followed as it came at 1/count after a restart, a spike of 1e5 noise sds had held the reference off for the whole refractory period
-        and alarmed again at its end; the median itself would bias the reference on skewed noise), ``fast``
+        followed as it came at 1/count after a restart, a spike of 1e5 noise sds had held the reference off
+        for the whole refractory period and alarmed again at its end; the median itself would bias the
+        reference on skewed noise), ``fast``
         its fast level path, ``sig``/``spread`` its frozen scales, ``nobs`` its observation count path,
         ``core_out`` its own event-like risk and ``phase`` its divisor per row (``AnomalyCore._phase``: a
         level routine at this phase of the day, a daily job, moves the level CUSUM that much less)."""
