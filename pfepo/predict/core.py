@@ -172,6 +172,17 @@ def _ewm1(u: np.ndarray, a: float | np.ndarray, s0: np.ndarray, mask: np.ndarray
     return np.where(mask[0], on, off)[None, :]
 
 
+def _run_alpha(a: float, n0: np.ndarray, mask: np.ndarray) -> tuple[float | np.ndarray, np.ndarray]:
+    """Weights of an EW mean that starts as the running mean of its rows: the k-th masked row of a series
+    weighs max(a, 1/k) (``n0`` rows before the chunk), so a young estimate is the mean of all its rows, not
+    one dominated by its first. Returns the weight (the scalar ``a`` where every series is past 1/a rows:
+    ``_ewm``'s fast path) and the counts after the chunk."""
+    if (n0 * a >= 1.0).all():
+        return a, n0 + mask.sum(axis=0)
+    cnt = n0[None, :] + np.cumsum(mask, axis=0)
+    return np.maximum(a, 1.0 / np.maximum(cnt, 1.0)), cnt[-1]
+
+
 _SCAN: dict[tuple[float, int], tuple[list[tuple[int, float]], np.ndarray]] = {}
 
 
@@ -189,7 +200,7 @@ def _scan_factors(a: float, tn: int) -> tuple[list[tuple[int, float]], np.ndarra
     return f
 
 
-WARMUP_BOUNDARIES = (32, 64, 128)  # early refreshes so a young series gets its scales soon
+WARMUP_BOUNDARIES = (32, 64, 128, 256, 384)  # early refreshes so a young series gets its scales soon
 
 
 def _next_boundary(clock: int) -> int:
@@ -234,7 +245,8 @@ def _running_median(xf: np.ndarray, hist: np.ndarray) -> np.ndarray:
 
 _STATE = ("last_xs", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
           "lvar", "until", "var_raw", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
-          "ref_lsd", "risk", "raw", "dev", "zl", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl")
+          "ref_lsd", "risk", "raw", "dev", "zl", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl",
+          "n_d", "n_v", "n_s")
 
 
 class Runs(NamedTuple):
@@ -363,6 +375,9 @@ class AnomalyCore:
                   "ref_noise", "ref_spread", "ref_lmean", "ref_lsd", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
+        self.n_d = np.zeros(n)  # rows behind the noise scales, the spread and the RMS slope (``_run_alpha``)
+        self.n_v = np.zeros(n)
+        self.n_s = np.zeros(n)
         self.lvar = np.zeros(n)  # EW from 0, debiased by its weight at refresh
         self.until = np.full(n, -np.inf)
         self.var_raw = np.zeros(n)
@@ -496,9 +511,13 @@ class AnomalyCore:
             dobs = obs & np.isfinite(d) & ~still
             cap_d = np.where(np.isfinite(self.ref_noise[idx]), WINSOR * sig * 2 / math.sqrt(math.pi), np.inf)
             dw = np.minimum(d, cap_d[None, :])
-            noise = _ewm(dw, self.a_base, self.noise[idx], dobs)
+            # twenty-third session: every scale starts as the running mean of its rows (``_run_alpha``)
+            a_n, n_d = _run_alpha(self.a_base, self.n_d[idx], dobs)
+            noise = _ewm(dw, a_n, self.noise[idx], dobs)
             if self.episodes is not None:  # the same scale over the long-term window (see dev_l below)
-                self.noise_l[idx] = _ewm(dw, self.a_long, self.noise_l[idx], dobs)[-1]
+                a_nl = _run_alpha(self.a_long, self.n_d[idx], dobs)[0]
+                self.noise_l[idx] = _ewm(dw, a_nl, self.noise_l[idx], dobs)[-1]
+            self.n_d[idx] = n_d
             qc = np.where(dobs & (d > 0), d, np.inf).min(axis=0)
             self.quantum[idx] = np.fmin(self.quantum[idx], qc)  # used from the next chunk on (ref_q)
         # 3. raw surprise (a never-moving series' floor can overflow a quotient: inf, capped at RAW_CAP)
@@ -544,7 +563,8 @@ class AnomalyCore:
         self.zl[idx] = np.clip(_nz(zl[-1]), -10.0, 30.0)
         cap_s = np.where(np.isfinite(self.ref_slope[idx]), (WINSOR * self.ref_slope[idx]) ** 2, np.inf)
         sobs = obs & np.isfinite(slope) & ~still
-        self.slope_v[idx] = _ewm(np.minimum(slope**2, cap_s[None, :]), self.a_long, self.slope_v[idx], sobs)[-1]
+        a_s, self.n_s[idx] = _run_alpha(self.a_long, self.n_s[idx], sobs)
+        self.slope_v[idx] = _ewm(np.minimum(slope**2, cap_s[None, :]), a_s, self.slope_v[idx], sobs)[-1]
         self._phase_sums(idx, bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int), raw0, obs & ~still)
         if self.episodes is not None:
             out = self.episodes.step(idx, y, t, x, xm, obs, fast, sig, spread, nobs, out, end, raw, pf)  # risk only
@@ -563,10 +583,14 @@ class AnomalyCore:
             vobs = obs & np.isfinite(dev) & ~still
             cap_v = np.where(np.isfinite(self.ref_spread[idx]), WINSOR * spread, np.inf)
             dvw = np.minimum(dev, cap_v[None, :])
-            v = _ewm(dvw, self.a_base, self.spread[idx] / 1.2533, vobs)
+            a_v, n_v = _run_alpha(self.a_base, self.n_v[idx], vobs)
+            v = _ewm(dvw, a_v, self.spread[idx] / 1.2533, vobs)
             if self.episodes is not None:  # the level CUSUM's autocorrelation: noise / spread over the long-term
                 # window (episodes only; the daemon's engine runs without them)
+                # (not started as a running mean: then it held the days before the daily profile was in use
+                # at full weight, and a missing daily peak at 10-minute sampling alarmed 1-2 hours later)
                 self.dev_l[idx] = _ewm(dvw, self.a_long, self.dev_l[idx], vobs)[-1]
+            self.n_v[idx] = n_v
         # season bookkeeping: residual against a level of one period's time constant, per phase bin (applied at
         # the chunk end); the baseline (~1 h at fast sampling) would absorb part of the daily cycle
         sref = _ewm(x, self.a_sref, self.sref[idx], obs)

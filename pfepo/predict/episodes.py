@@ -145,6 +145,7 @@ class Episodes:
         self.w_sum = np.zeros(n)  # large moves seen, and differences seen
         self.w_cnt = np.zeros(n)
         self.ref_w = np.full(n, np.nan)  # their rate, frozen at chunk boundaries
+        self.ref_nl = np.full(n, np.nan)  # the core's long-window mean |difference|, frozen there (floored as its scale)
         for k, arr in old.items():
             getattr(self, k)[: arr.shape[0]] = arr
         self.n = n
@@ -187,7 +188,11 @@ class Episodes:
             scale_l = np.where(np.isfinite(rl) & (rl > 0), sig / r * vif, scale)
             # raw differences: the learnt daily profile steps at its bin edges, the series does not
             d = y - prev_y
-            big = np.abs(d) > C_EXC * sig[None, :] * 2.0 / math.sqrt(math.pi)  # a large move
+            # twenty-third session: judged against the long-window noise scale (mean |difference| over the
+            # long-term window), whose sampling error is half the baseline scale's: a baseline scale reading
+            # 18 % low by chance made ordinary moves a "burst" (the rate below is the series' whole history)
+            mad = np.where(np.isfinite(self.ref_nl[idx]), self.ref_nl[idx], sig * 2.0 / math.sqrt(math.pi))
+            big = np.abs(d) > C_EXC * mad[None, :]  # a large move
             wok = obs & np.isfinite(d) & ready
             self.w_sum[idx] += (big & wok).sum(axis=0)
             self.w_cnt[idx] += wok.sum(axis=0)
@@ -322,6 +327,9 @@ class Episodes:
         # the series' own rate of large moves (Jeffreys prior), once MIN_W differences are behind it
         self.ref_w = np.where(self.w_cnt >= MIN_W, (self.w_sum + 0.5) / (self.w_cnt + 1.0), np.nan)
         self.ref_maxrun = self.maxrun.copy()
+        core = self.core
+        floor = np.fmax(0.5 * core.ref_q[: self.n], np.finfo(float).tiny)
+        self.ref_nl = np.where(core.n_d[: self.n] >= MIN_W, np.fmax(core.noise_l[: self.n], floor), np.nan)
 
 
 def _lin_scan(a: np.ndarray, u: np.ndarray, s0: np.ndarray) -> np.ndarray:
