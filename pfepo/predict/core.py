@@ -246,7 +246,7 @@ def _running_median(xf: np.ndarray, hist: np.ndarray) -> np.ndarray:
 _STATE = ("last_xs", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
           "lvar", "until", "var_raw", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
           "ref_lsd", "risk", "raw", "dev", "zl", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl",
-          "n_d", "n_v", "n_s")
+          "noise_w", "n_d", "n_v", "n_s")
 
 
 class Runs(NamedTuple):
@@ -372,7 +372,7 @@ class AnomalyCore:
         self.ref_p = np.full(n, np.nan)  # repeat rate, frozen at chunk boundaries (the frozen-values channel's too)
         self.last_xs = np.full((n, HAMPEL - 1), np.nan)  # the last rows (forward-filled), most recent first
         for k in ("last_y", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "short", "lmean", "ref_base",
-                  "ref_noise", "ref_spread", "ref_lmean", "ref_lsd", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl"):
+                  "ref_noise", "ref_spread", "ref_lmean", "ref_lsd", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl", "noise_w"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
         self.n_d = np.zeros(n)  # rows behind the noise scales, the spread and the RMS slope (``_run_alpha``)
@@ -515,8 +515,9 @@ class AnomalyCore:
             a_n, n_d = _run_alpha(self.a_base, self.n_d[idx], dobs)
             noise = _ewm(dw, a_n, self.noise[idx], dobs)
             if self.episodes is not None:  # the same scale over the long-term window (see dev_l below)
+                self.noise_l[idx] = _ewm(dw, self.a_long, self.noise_l[idx], dobs)[-1]
                 a_nl = _run_alpha(self.a_long, self.n_d[idx], dobs)[0]
-                self.noise_l[idx] = _ewm(dw, a_nl, self.noise_l[idx], dobs)[-1]
+                self.noise_w[idx] = _ewm(dw, a_nl, self.noise_w[idx], dobs)[-1]
             self.n_d[idx] = n_d
             qc = np.where(dobs & (d > 0), d, np.inf).min(axis=0)
             self.quantum[idx] = np.fmin(self.quantum[idx], qc)  # used from the next chunk on (ref_q)

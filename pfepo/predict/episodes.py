@@ -329,7 +329,7 @@ class Episodes:
         self.ref_maxrun = self.maxrun.copy()
         core = self.core
         floor = np.fmax(0.5 * core.ref_q[: self.n], np.finfo(float).tiny)
-        self.ref_nl = np.where(core.n_d[: self.n] >= MIN_W, np.fmax(core.noise_l[: self.n], floor), np.nan)
+        self.ref_nl = np.where(core.n_d[: self.n] >= MIN_W, np.fmax(core.noise_w[: self.n], floor), np.nan)
 
 
 def _lin_scan(a: np.ndarray, u: np.ndarray, s0: np.ndarray) -> np.ndarray:
