@@ -32,7 +32,12 @@ slowly sampled series still has enough points behind every estimate):
    (winsorised), level spread = mean absolute deviation from the baseline x 1.2533, both floored only by
    half the series' value quantum (smallest non-zero change seen) -- never by a share of the level (a
    series that never moved has a numerical floor of 1e-12 x its level: the same series in any unit, x 2**k,
-   gets the same risk to the bit; fourteenth session, it was an absolute 1e-12).
+   gets the same risk to the bit; fourteenth session, it was an absolute 1e-12). Twenty-third session: both
+   (and the RMS slope below) start as the running mean of their rows (``_run_alpha``), not at their first
+   row, which still held 22 % of an EW mean's weight at row 227: young white noise alarmed 3-10x more often
+   than old. The level CUSUM's long-window ratio (pfepo.predict.episodes) keeps first-row starts (measured:
+   a running start there missed level shifts of an hourly AR(0.5) series and a missing daily peak at 10-minute
+   sampling came 1-2 hours later).
    Rows deep inside a freeze (a run of identical values improbable under the series' own repeat rate)
    do not update them: the scales describe the series when it moves (``_still``).
 3. Raw surprise = max(innovation, deviation), capped at 20: ``innovation`` is |x - fast level before| in
@@ -511,10 +516,11 @@ class AnomalyCore:
             dobs = obs & np.isfinite(d) & ~still
             cap_d = np.where(np.isfinite(self.ref_noise[idx]), WINSOR * sig * 2 / math.sqrt(math.pi), np.inf)
             dw = np.minimum(d, cap_d[None, :])
-            # twenty-third session: every scale starts as the running mean of its rows (``_run_alpha``)
+            # twenty-third session: the scales start as the running mean of their rows (``_run_alpha``)
             a_n, n_d = _run_alpha(self.a_base, self.n_d[idx], dobs)
             noise = _ewm(dw, a_n, self.noise[idx], dobs)
-            if self.episodes is not None:  # the same scale over the long-term window (see dev_l below)
+            if self.episodes is not None:  # the same scale over the long-term window (see dev_l below), first-row
+                # started as dev_l (their ratio); and its running-start twin, the variance channel's yardstick
                 self.noise_l[idx] = _ewm(dw, self.a_long, self.noise_l[idx], dobs)[-1]
                 a_nl = _run_alpha(self.a_long, self.n_d[idx], dobs)[0]
                 self.noise_w[idx] = _ewm(dw, a_nl, self.noise_w[idx], dobs)[-1]
@@ -588,8 +594,8 @@ class AnomalyCore:
             v = _ewm(dvw, a_v, self.spread[idx] / 1.2533, vobs)
             if self.episodes is not None:  # the level CUSUM's autocorrelation: noise / spread over the long-term
                 # window (episodes only; the daemon's engine runs without them)
-                # (not started as a running mean: then it held the days before the daily profile was in use
-                # at full weight, and a missing daily peak at 10-minute sampling alarmed 1-2 hours later)
+                # (not started as a running mean: with it, the days before the daily profile was in use kept
+                # their full weight, and a missing daily peak at 10-minute sampling alarmed 1-2 hours later)
                 self.dev_l[idx] = _ewm(dvw, self.a_long, self.dev_l[idx], vobs)[-1]
             self.n_v[idx] = n_v
         # season bookkeeping: residual against a level of one period's time constant, per phase bin (applied at

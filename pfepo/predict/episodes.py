@@ -23,7 +23,10 @@ has three such classes, and each gets a channel here, measured in the series' ow
   smaller of this one and the same over the long-term window (nineteenth session): the baseline's spread
   then still holds the episode's own rows, which hid a second shift soon after a first.
 - **variance and spike-density increases**: a one-sided Bernoulli CUSUM of *large moves* (a first
-  difference of more than ``C_EXC`` = 3 mean absolute differences, the core's noise scale): its
+  difference of more than ``C_EXC`` = 3 mean absolute differences over the long-term window, a running
+  mean at first, the core's ``noise_w``; twenty-third session: it was the baseline's noise scale, whose
+  sampling error over ~150 samples let a scale reading 18 % low by chance turn ordinary moves into a
+  "burst" against the whole-history rate below): its
   log-likelihood ratio of "the odds of a large move are ``ODDS`` = 4 times the series' own" (4 = the
   variance ratio of a doubled noise sd) against the series' own rate (counted over all its history,
   Jeffreys prior, after ``MIN_W`` = 600 differences, the core's minimum for long-term statistics). The
