@@ -73,7 +73,7 @@ from scipy.special import ndtr
 CHUNK = 256
 DAY_S = 86_400.0
 WINSOR = 4.0  # winsorise updates of baselines and scales at this many scales
-HAMPEL = 5  # after an onset the references follow rows winsorised around the median of this many: a glitch of
+HAMPEL = 7  # after an onset the references follow rows winsorised around the median of this many: a glitch of
 # fewer than half as many rows is no level
 RAISE_OFF = 1.01  # a classifier probability never reaches this: the classifier does not raise risk alone
 FREEZE_DECADES = 6.0  # a run of identical values this improbable under the series' own repeat rate is a freeze
@@ -671,8 +671,9 @@ class AnomalyCore:
         """The baseline path: winsorised around the frozen reference, except in an episode's rows (``inep``),
         where it follows the data at three times the rate (adapting to a new level), not winsorised around the
         reference but around the median of the last ``HAMPEL`` rows (``xm``; three in the twenty-first session,
-        five since the twenty-second): a lasting level is in most of them two rows later, a glitch of one or
-        two rows in none (followed as it came, a spike of 1e5 noise sds had moved the baseline for the whole
+        five in the twenty-second, seven since the twenty-third, when a glitch of three rows of 1e6 still alarmed
+        twice): a lasting level is in most of them three rows later, a glitch of one to three rows in none
+        (followed as it came, a spike of 1e5 noise sds had moved the baseline for the whole
         refractory period and alarmed again at its end)."""
         free = inep | ~np.isfinite(base_ref)[None, :]
         lo = np.where(free, -np.inf, (base_ref - WINSOR * spread)[None, :])

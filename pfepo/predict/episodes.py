@@ -162,7 +162,7 @@ class Episodes:
              raw: np.ndarray | None = None, phase: np.ndarray | None = None) -> np.ndarray:
         """Combined risk for a chunk: ``y`` raw rows, ``x`` the core's season-corrected rows, ``xm`` those rows
         winsorised around the median of the last ``core.HAMPEL`` (which the CUSUM's reference level follows
-        and restarts at; twenty-first and twenty-second sessions: a glitch of one or two rows is no level --
+        and restarts at; twenty-first to twenty-third sessions: a glitch of one to three rows is no level --
         followed as it came at 1/count after a restart, a spike of 1e5 noise sds had held the reference off
         for the whole refractory period and alarmed again at its end; the median itself would bias the
         reference on skewed noise), ``fast``
