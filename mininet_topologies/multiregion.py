@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -115,14 +116,14 @@ class MultiRegionNet:
         from mininet.link import TCULink
         from mininet.log import setLogLevel
         from mininet.net import Mininet
-        from mininet.node import OVSSwitch, RemoteController
+        from mininet.node import OVSSwitch
 
         setLogLevel("warning")
         s = self.spec
         self.workdir.mkdir(parents=True, exist_ok=True)
         net = Mininet(build=False, controller=None, autoSetMacs=False, cleanup=False, link=TCULink)
         self.net = net
-        net.addController("c0", controller=RemoteController, ip="127.0.0.1", port=self.controller_port)
+        net.addController("c0", controller=remote_controller(), ip="127.0.0.1", port=self.controller_port)
         sw_opts = {"cls": OVSSwitch, "datapath": "user", "protocols": "OpenFlow13", "failMode": "secure"}
         core = net.addSwitch(s.core(), dpid=f"{1:016x}", **sw_opts)
         for k in range(s.clients):
@@ -248,6 +249,35 @@ class MultiRegionNet:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def controller_listening(ip: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections at ``ip:port``; connects and closes, reads nothing."""
+    try:
+        with socket.create_connection((ip, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def remote_controller() -> type:
+    """Mininet's ``RemoteController`` with a reachability check that reads nothing.
+
+    Mininet checks a remote controller with ``echo A | telnet``, and decodes telnet's output as strict
+    UTF-8. A listening OpenFlow controller answers the connection with its binary HELLO, whose random
+    transaction id is invalid UTF-8 now and then: the lab's set-up then failed with UnicodeDecodeError
+    (CI, stop 37). A plain TCP connect answers the same question."""
+    from mininet.log import lg
+    from mininet.node import RemoteController
+
+    class SocketCheckedController(RemoteController):
+        def isListening(self, ip: str, port: int) -> bool:  # noqa: N802 (Mininet's name)
+            if controller_listening(ip, port):
+                return True
+            lg.warning(f"Unable to contact the remote controller at {ip}:{port}\n")
+            return False
+
+    return SocketCheckedController
 
 
 def run_load_client(host, args: list[str], timeout: float) -> dict:

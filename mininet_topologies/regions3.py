@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mininet_topologies.multiregion import del_bridges, run_load_client, stop_processes
+from mininet_topologies.multiregion import del_bridges, remote_controller, run_load_client, stop_processes
 
 REGIONS = ("eu", "us", "ap")
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,15 +128,16 @@ class Regions3Net:
         from mininet.link import TCULink
         from mininet.log import setLogLevel
         from mininet.net import Mininet
-        from mininet.node import OVSSwitch, RemoteController
+        from mininet.node import OVSSwitch
 
         setLogLevel("warning")
         s = self.spec
         self.workdir.mkdir(parents=True, exist_ok=True)
         net = Mininet(build=False, controller=None, autoSetMacs=False, cleanup=False, link=TCULink)
         self.net = net
+        controller = remote_controller()
         for k, port in enumerate(self.controller_ports):
-            net.addController(f"ctl{k}", controller=RemoteController, ip="127.0.0.1", port=port)
+            net.addController(f"ctl{k}", controller=controller, ip="127.0.0.1", port=port)
         opts = {"cls": OVSSwitch, "datapath": "user", "protocols": "OpenFlow13", "failMode": "secure"}
         sw = {name: net.addSwitch(name, dpid=f"{s.dpid(name):016x}", **opts) for name in s.switches()}
         n = len(s.regions)
