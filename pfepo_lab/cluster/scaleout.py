@@ -167,14 +167,30 @@ async def run_point(n: int, ports: int, interval: float, controllers: int, windo
                     what="every connection's features request")
         c0 = conns[CLIENT_DPID][0]
 
+        settled_since: list[float] = []
+
+        def one_poller_each() -> bool:
+            """Every switch polled within the last two intervals, by one controller only: the start-up
+            rebalance has handed each switch to its master (under load it can still be moving switches
+            after every switch has been polled twice; measuring then counts a handover, not the steady state)."""
+            since = time.perf_counter() - 2 * interval
+            return all(len({c.ctl for c in g if c.poll_times and c.poll_times[-1] >= since}) == 1
+                       for g in conns.values())
+
         async def ready():
             if any(d.proc.poll() is not None for d in daemons):
                 raise RuntimeError(f"a daemon exited; see {tmp}")
-            return (all(c0.bucket_weight(p) for p in (1, 2, 3))
-                    and all(sum(c.stats_replies for c in g) >= 2 for g in conns.values()))
+            if not (all(c0.bucket_weight(p) for p in (1, 2, 3))
+                    and all(sum(c.stats_replies for c in g) >= 2 for g in conns.values()) and one_poller_each()):
+                settled_since.clear()
+                return False
+            if not settled_since:
+                settled_since.append(time.monotonic())
+            return time.monotonic() - settled_since[0] >= ttl_s  # three rebalance periods (lease_ttl_s / 3 each)
 
         try:  # an overloaded machine may never get there: measure anyway, and say so
-            await _wait(ready, 120 + n * 0.2, what="groups on c0 and two polls of every switch")
+            await _wait(ready, 120 + n * 0.2,
+                        what="groups on c0, two polls of every switch, each by one controller for lease_ttl_s")
             point["ready"] = True
         except TimeoutError:
             point["ready"] = False

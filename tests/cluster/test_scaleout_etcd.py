@@ -22,6 +22,7 @@ def test_two_controllers_split_the_switches_and_a_slave_polls_none():
         pytest.skip("etcd not installed (make system installs etcd-server)")
     p = asyncio.run(run_point(12, 8, 1.0, controllers=2, window=4.0, warmup=1.0, ttl_s=3))
     assert "error" not in p, p
+    assert p["ready"], p  # steady state reached before the window (each switch polled by one controller)
     per = p["per_controller"]
     assert sum(c["masters"] for c in per) == 12 and all(c["masters"] > 0 for c in per), per
     assert all(c["polls_as_slave"] == 0 for c in per), per
