@@ -16,9 +16,19 @@ pytestmark = pytest.mark.ovs
 
 
 def _download_mbps(lab, size: int) -> float:
+    """Throughput of one complete download through the VIP (an incomplete one measures nothing: 0)."""
     out = lab.net.host("c1").cmd(
-        f"curl -s -m 20 -o /dev/null -w '%{{speed_download}}' http://{lab.spec.vip}/blob?size={size}")
-    return float(out.strip() or 0) * 8 / 1e6
+        f"curl -s -m 20 -o /dev/null -w '%{{speed_download}} %{{size_download}}' http://{lab.spec.vip}/blob?size={size}")
+    speed, got = (out.split() + ["0", "0"])[:2]
+    return float(speed) * 8 / 1e6 if int(float(got)) == size else 0.0
+
+
+def _median_mbps(lab, size: int, runs: int = 3) -> tuple[float, list[float]]:
+    """Median of ``runs`` downloads: one run on a busy shared machine can be far off (CI once measured a
+    40 Mbit/s meter at 381 Mbit/s, the unmetered rate, in a single download); a meter that does not
+    police fails most runs and so still fails the test."""
+    got = [_download_mbps(lab, size) for _ in range(runs)]
+    return sorted(got)[runs // 2], got
 
 
 def _dump_meters(lab, switch: str) -> str:
@@ -36,16 +46,16 @@ def test_allocate_bandwidth_sets_meter_and_limits_throughput(lab):
     assert r.json()["bandwidth_mbps"]["eu"] == 20.0
     eu_switch = lab.spec.region_switch(0)
     lab.wait_for(lambda: re.search(r"rate=20000\b", _dump_meters(lab, eu_switch)), 5, what="meter on switch")
-    metered = _download_mbps(lab, 10_000_000)
-    print(f"meter 20 Mbit/s: measured {metered:.1f}; unmetered {unmetered:.1f} Mbit/s")
+    metered, runs = _median_mbps(lab, 5_000_000)
+    print(f"meter 20 Mbit/s: measured {metered:.1f} (runs {runs}); unmetered {unmetered:.1f} Mbit/s")
     assert 15 <= metered <= 25, (metered, unmetered)
     assert unmetered >= 3 * metered, (metered, unmetered)
 
     # Raising the allocation modifies the same meter in place.
     assert lab.api.put("/api/v1/services/web/bandwidth", json={"bandwidth_mbps": {"eu": 40}}).status_code == 200
     lab.wait_for(lambda: re.search(r"rate=40000\b", _dump_meters(lab, eu_switch)), 5, what="meter modified")
-    raised = _download_mbps(lab, 20_000_000)
-    print(f"meter 40 Mbit/s: measured {raised:.1f} Mbit/s")
+    raised, runs = _median_mbps(lab, 10_000_000)
+    print(f"meter 40 Mbit/s: measured {raised:.1f} Mbit/s (runs {runs})")
     assert 1.5 * metered <= raised <= 50, (metered, raised)
 
     bad = lab.api.put("/api/v1/services/web/bandwidth", json={"bandwidth_mbps": {"eu": -3}})
