@@ -3,16 +3,35 @@
 Tolerance: a 20 Mbit/s meter must give 15-25 Mbit/s (+-25%) of measured download throughput (OVS userspace
 meters police with a token bucket; TCP settles a little under the rate), while the same download
 without the meter runs at least 3x faster in the same run.
+
+The lab runs a watch-only policy (tests/data/watch-only-policy.yaml): a meter at its rate drops packets, the
+daemon sees loss on the metered region, and the default policy would move the download to an unmetered one.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from mininet_topologies.lab import Lab
+
 pytestmark = pytest.mark.ovs
+
+WATCH_ONLY = Path(__file__).parent.parent / "data" / "watch-only-policy.yaml"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """The shared lab fixture's set-up with the watch-only policy (conftest.lab runs the default one)."""
+    pdir = tmp_path_factory.mktemp("policies")
+    (pdir / "watch-only.yaml").write_text(WATCH_ONLY.read_text())
+    lb = Lab(tmp_path_factory.mktemp("mlab"), policy_paths=[str(pdir)])
+    lb.start()
+    yield lb
+    lb.stop()
 
 
 def _download_mbps(lab, size: int) -> float:
@@ -56,6 +75,7 @@ def test_allocate_bandwidth_sets_meter_and_limits_throughput(lab):
     lab.wait_for(lambda: re.search(r"rate=40000\b", _dump_meters(lab, eu_switch)), 5, what="meter modified")
     raised, runs = _median_mbps(lab, 10_000_000)
     print(f"meter 40 Mbit/s: measured {raised:.1f} Mbit/s (runs {runs})")
+    assert lab.switch_weights() == [64, 0, 0], "traffic moved off eu during the measurements"
     assert 1.5 * metered <= raised <= 50, (metered, raised)
 
     bad = lab.api.put("/api/v1/services/web/bandwidth", json={"bandwidth_mbps": {"eu": -3}})
