@@ -4,8 +4,8 @@ Tolerance: a 20 Mbit/s meter must give 15-25 Mbit/s (+-25%) of measured download
 meters police with a token bucket; TCP settles a little under the rate), while the same download
 without the meter runs at least 3x faster in the same run.
 
-The lab runs a watch-only policy (tests/data/watch-only-policy.yaml): a meter at its rate drops packets, the
-daemon sees loss on the metered region, and the default policy would move the download to an unmetered one.
+The lab runs a watch-only policy (tests/data/watch-only-policy.yaml): under the default policy, metered
+downloads led to observed loss on the metered region and a shift that could send a download to an unmetered one.
 """
 
 from __future__ import annotations
