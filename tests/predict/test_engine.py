@@ -128,6 +128,22 @@ def test_a_breach_under_way_alarms_and_a_spike_does_not():
     assert _alarms(5.0, spikes).size == 0
 
 
+def test_a_breach_under_way_rides_through_single_dips():
+    """Latency jumps to ~175 ms (threshold 150) and stays, but one sample in every 40 s reads 146 (noisy
+    telemetry on a level above its threshold). A single sample below is a dip, not the end of the breach:
+    it alarms within 90 s at 5 and 10 s sampling. (With runs broken by every dip the 10 s series never
+    alarmed in 600 s: each run spanned 30 s, under ``LEVEL_S``, and the forecast's level lagged.)"""
+    for dt in (5.0, 10.0):
+        def sig(t, dt=dt):
+            rng = np.random.default_rng(7)
+            dip = np.round(t / dt).astype(int) % int(40 / dt) == 0
+            return np.where(t >= 2400.0, np.where(dip, 146.0, 175.0 + rng.normal(0, 3, t.size)),
+                            40.0 + rng.normal(0, 3, t.size))
+
+        al = _alarms(dt, sig, hold_s=0.0)
+        assert al.size and al[0] - 2400.0 <= 90.0, (dt, al[:3])
+
+
 def test_an_alarm_is_an_event_held_through_flicker():
     """A level flickering around the threshold alarms once and stays on (held ``hold_s`` after the last
     confirmed evidence), instead of one alarm per crossing."""
