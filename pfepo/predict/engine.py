@@ -12,7 +12,8 @@ docs/prediction.md: the combination (pfepo.predict.core.combine) of
 - forecast evidence: the largest *confirmed* probability that a metric breaches its threshold within the
   horizon (rules in ``_evidence``: trend extrapolated only while the level still rises, growth and departure
   evidence for convex and relative precursors, nothing extrapolated in a series' first two horizons, confirmed over
-  ``confirm_s`` and two samples, a breach under way for ``LEVEL_S`` is evidence 1, held for ``hold_s``
+  ``confirm_s`` and two samples, a breach under way for ``LEVEL_S`` -- or for two samples where a quality
+  metric approached its threshold over the minute before -- is evidence 1, held for ``hold_s``
   once it alarms), and for metrics without a threshold the event-like anomaly risk of
   pfepo.predict.core (the very core ``pfepo predict`` runs on one series);
   (plateau12: a utilisation or CPU breach on a busy plateau -- not climbing, latency, loss and errors quiet --
@@ -51,6 +52,11 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 LEVEL_TAU_S = 30.0  # the fast level that checks a trend is still rising
 LEVEL_S = 60.0  # observed above the threshold this long (>= 2 samples) is evidence 1: longer than a spike
 DIP_SHARE = 0.25  # ... a quality metric's run rides through single samples below it, at most this share of its samples
+# ... or only two samples (no LEVEL_S wait) where a quality metric *approached* its threshold: every sample of the
+# LEVEL_S before the run's first one had already covered this share of the way from its lowest fast level one
+# trend_tau_s earlier to the threshold, beyond its noise bar. A spike rises from its normal at once, so the samples
+# of the minute before it are its normal (share 0); a ramp that crosses has been climbing for that minute. None: off.
+APPROACH: float | None = 0.25
 SUPPORT = 0.5  # share of the drift's claimed rise the level must show over the last trend_tau_s
 # (and half of that share in each half of it). A supported trend's breach counts where the forecast's path
 # (from the value it was fed, with that drift) stays above the threshold for this share of the horizon.
@@ -250,6 +256,7 @@ class PredictiveEngine:
         self.model_error: str | None = None
         self._snap: Snapshot | None = None
         self._thr_t = np.zeros(0)
+        self._q_t = np.zeros(0, dtype=bool)
         # Injection points for replays (pfepo.console.replaycache, replaytape); None in the daemon:
         # ``fit`` replaces ``fit_arima`` (a memo of fits by their exact input); ``tap(engine, b, fed, mean,
         # down, sampled, held)`` is called at the end of every model step with that step's inputs.
@@ -279,6 +286,8 @@ class PredictiveEngine:
         self.over_t0 = np.full(n, np.nan)  # ... the time of its first ...
         self.over_dips = np.zeros(n)  # ... the single samples below inside it (DIP_SHARE) ...
         self.over_below = np.zeros(n, dtype=bool)  # ... and whether the last sample was one of them
+        self.over_appr = np.zeros(n, dtype=bool)  # ... and whether the level approached before it (APPROACH)
+        self.pre_ring = np.full((self.level_steps, n), np.nan)  # the samples of the last LEVEL_S (APPROACH)
         self.level_ok = np.zeros(n)  # 1 where such a run is confirmed (>= 2 samples spanning LEVEL_S)
         self.ev_n = np.zeros(n)  # samples seen since the forecast evidence became positive (needs >= 2)
         self.evid = np.zeros(n)  # confirmed evidence, held for ``hold_s`` after it last reached 0.5
@@ -309,13 +318,13 @@ class PredictiveEngine:
             e = len(self.endpoints)
             old = (self.sums, self.cnts, self.up_blk, self.ring, self.last_fit, self.n_fits, self.pring, self.lvl,
                    self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.over_dips, self.over_below,
-                   self.level_ok, self.ev_n, self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last,
+                   self.over_appr, self.pre_ring, self.level_ok, self.ev_n, self.evid, self.held, self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last,
                    self.tr_t0, self.ar_cs, self.ar_tot, self.ar_n, self.ar_s1, self.ar_sk, self.ld_on)
             self._alloc(e)
             k = e_old * self.m
             (self.sums[:k], self.cnts[:k], self.up_blk[:e_old], self.ring[:k], self.last_fit[:k], self.n_fits[:k],
              self.pring[:, :k], self.lvl[:k], self.lvl_ring[:, :k], self.low_ring[:, :k],
-             self.over_n[:k], self.over_t0[:k], self.over_dips[:k], self.over_below[:k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
+             self.over_n[:k], self.over_t0[:k], self.over_dips[:k], self.over_below[:k], self.over_appr[:k], self.pre_ring[:, :k], self.level_ok[:k], self.ev_n[:k], self.evid[:k], self.held[:k], self.held_until[:k],
              self.lev_t0[:k], self.hist[:k], self.alarm_src[:k], self.nz[:k], self.nz_n[:k],
              self.nz_last[:k], self.tr_t0[:k], self.ar_cs[:, :k], self.ar_tot[:k], self.ar_n[:k], self.ar_s1[:k], self.ar_sk[:k],
              self.ld_on[:k]) = old
@@ -331,6 +340,7 @@ class PredictiveEngine:
 
     def memory_bytes(self) -> int:
         evidence = (self.lvl, self.lvl_ring, self.low_ring, self.over_n, self.over_t0, self.over_dips, self.over_below,
+                    self.over_appr, self.pre_ring,
                     self.level_ok, self.ev_n, self.evid, self.held,
                     self.held_until, self.lev_t0, self.hist, self.alarm_src, self.nz, self.nz_n, self.nz_last, self.tr_t0,
                     self.ld_on, self.ar_cs, self.ar_tot, self.ar_n, self.ar_s1, self.ar_sk)
@@ -471,6 +481,8 @@ class PredictiveEngine:
           their own (``level_ok``, already confirmed): a breach under way needs no extrapolation, and the
           forecast's smoothing would otherwise lag it at slow sampling. One sample above is a spike; one
           sample below inside a quality metric's run is a dip that does not end it (at most ``DIP_SHARE``).
+          (approach) Two samples suffice where a quality metric approached the threshold (``_approached``):
+          the samples of the minute before a spike are its normal, those before a ramp's crossing are not.
         - (plateau12) Neither an observed nor a forecast-level breach of utilisation or CPU counts on a busy
           plateau with a healthy service (``_plateau``).
         - Forecast evidence is confirmed (``_confirm``) once it held for ``confirm_s`` *and* at least two
@@ -555,18 +567,49 @@ class PredictiveEngine:
         # load, not a failing service (measured: with dips there, one more benign alarm on the issue-13 judge).
         run = sampled & above
         below = sampled & ~above
-        dip = (below & np.tile(self.quality, below.size // self.m) & ~self.over_below
+        dip = (below & self._quality_t(below.size) & ~self.over_below
                & (self.over_dips + 1 <= DIP_SHARE / (1.0 - DIP_SHARE) * self.over_n + 1e-9))
         end = below & ~dip
+        if APPROACH is not None:
+            start = run & (self.over_n == 0)
+            if start.any():
+                appr = self._approached(np.fmin.reduce(self.pre_ring, axis=0), pts[1], beyond)
+                self.over_appr = np.where(start, appr, self.over_appr)
+            self.over_appr = self.over_appr & ~end
+            self.pre_ring[b % self.level_steps] = np.where(sampled, fed, np.nan)
         self.over_t0 = np.where(run & (self.over_n == 0), now, np.where(end, np.nan, self.over_t0))
         self.over_n = np.where(run, self.over_n + 1, np.where(end, 0, self.over_n))
         self.over_dips = np.where(dip, self.over_dips + 1, np.where(end, 0, self.over_dips))
         self.over_below = np.where(sampled, dip, self.over_below)
         span = now - self.over_t0 >= LEVEL_S - 1e-9
+        if APPROACH is not None:
+            span = span | self.over_appr
         self.level_ok = ((self.over_n >= 2) & span & (sampled | held) & ~self.over_below & ~plateau).astype(float)
         ev = p >= 0.5
         self.ev_n = np.where(ev, self.ev_n + sampled, 0.0)
         return np.where(ev, p, 0.0)
+
+    def _approached(self, low: np.ndarray, low_past: np.ndarray, beyond: np.ndarray) -> np.ndarray:
+        """(approach) Quality metrics (QUALITY) whose lowest sample over the ``LEVEL_S`` before a run above the
+        threshold (``low``) had covered ``APPROACH`` of the way from the lowest fast level one ``trend_tau_s``
+        earlier (``low_past``) to the threshold, and risen beyond its noise: the fast level's bar (``beyond``)
+        and, as ``low`` is a sample, ``CONVEX_Z`` sds of one sample (``_noise``; a noisy wave hovering near its
+        threshold rose 1.1 bars but 1.9 sample sds there, the approaches probed on our failure traces 9-60 bars
+        and 16 or more sample sds). That run is a breach arriving, not a spike, and needs no ``LEVEL_S`` to tell.
+        False without that history (no sample in the minute before, a cold start, under ``NOISE_MIN_N``)."""
+        sd = np.where(self.nz_n >= NOISE_MIN_N, self.nz * (math.sqrt(math.pi) / 2.0), np.nan)
+        with np.errstate(invalid="ignore"):
+            up = low - low_past
+            ok = ((up >= APPROACH * (self._thr_t - low_past)) & (up > beyond) & (up > CONVEX_Z * sd)
+                  & (low_past < self._thr_t))
+        return ok & self._quality_t(low.size)
+
+    def _quality_t(self, n: int) -> np.ndarray:
+        """The QUALITY mask over ``n`` series (endpoint-major), built once per size as ``_thr_t`` is."""
+        q = self._q_t
+        if q.size != n:
+            q = self._q_t = np.tile(self.quality, n // self.m)
+        return q
 
     def _quality_moves(self, parts: list[np.ndarray], p_level: np.ndarray, fed: np.ndarray) -> np.ndarray | None:
         """Per endpoint: some quality metric (QUALITY) has evidence (trend, growth, departure, the forecast's

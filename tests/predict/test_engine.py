@@ -144,6 +144,44 @@ def test_a_breach_under_way_rides_through_single_dips():
         assert al.size and al[0] - 2400.0 <= 90.0, (dt, al[:3])
 
 
+def test_a_fast_ramp_alarms_soon_after_it_crosses():
+    """A 3-minute linear latency ramp, 40 -> 240 ms (threshold 150, crossed ~100 s in). A run above the
+    threshold that the level approached over the minute before is a breach arriving, not a spike (the
+    lowest level of the minute before a spike is its normal): it alarms within 30 s of the crossing at 5 and
+    10 s sampling. (Measured before the rule: 60-70 s after it; the trend lagged the fast ramp.)"""
+    for dt in (5.0, 10.0):
+        def ramp(t):
+            rng = np.random.default_rng(5)
+            return 40.0 + 200.0 * np.clip((t - 2400.0) / 180.0, 0, 1) + rng.normal(0, 2, t.size)
+
+        t = np.arange(0.0, 3000.0, dt)
+        cross = t[np.argmax(ramp(t) > 150.0)]
+        al = _alarms(dt, ramp, hold_s=0.0)
+        assert al.size and al[0] <= cross + 30.0, (dt, cross, al[:3])
+
+
+def test_a_spike_of_two_slow_samples_is_no_approach():
+    """A series sampled every 30 s beside one sampled every 10 s (the engine steps every 10 s; the slow one's
+    last sample is held between): a spike of two samples (40 -> 200 ms, every 10 minutes) spans 30 s, under
+    ``LEVEL_S``. The samples of the minute before it are normal, so it did not approach its threshold: no
+    alarm. (A first version of the rule judged the fast level over the minute *ending* at the run; on the
+    held step 50 s after the spike's first sample all of that minute was the spike's: it alarmed on every
+    spike, 10 of 10.)"""
+    eng = PredictiveEngine(hold_s=0.0)
+    rng = np.random.default_rng(9)
+    t = np.arange(0.0, 6000.0, 10.0)
+    y = np.where((t % 600.0 >= 300.0) & (t % 600.0 < 360.0), 200.0, 40.0 + rng.normal(0, 2, t.size))
+    alarms = []
+    for k in range(t.size):
+        if t[k] % 30.0 == 0:
+            eng.observe("slow", t[k], {"latency_ms": y[k], "up": 1})
+        eng.observe("fast", t[k], {"latency_ms": 40.0 + rng.normal(0, 2), "up": 1})
+        snap = eng.snapshot(t[k])
+        if eng.score(snap.x, snap.breach, snap.up)[eng.index["slow"]] >= 0.4:
+            alarms.append(t[k])
+    assert not alarms, alarms[:5]
+
+
 def test_an_alarm_is_an_event_held_through_flicker():
     """A level flickering around the threshold alarms once and stays on (held ``hold_s`` after the last
     confirmed evidence), instead of one alarm per crossing."""
