@@ -570,14 +570,14 @@ class PredictiveEngine:
         dip = (below & self._quality_t(below.size) & ~self.over_below
                & (self.over_dips + 1 <= DIP_SHARE / (1.0 - DIP_SHARE) * self.over_n + 1e-9))
         end = below & ~dip
+        start = run & (self.over_n == 0)
         if APPROACH is not None:
-            start = run & (self.over_n == 0)
             if start.any():
                 appr = self._approached(np.fmin.reduce(self.pre_ring, axis=0), pts[1], beyond)
                 self.over_appr = np.where(start, appr, self.over_appr)
             self.over_appr = self.over_appr & ~end
             self.pre_ring[b % self.level_steps] = np.where(sampled, fed, np.nan)
-        self.over_t0 = np.where(run & (self.over_n == 0), now, np.where(end, np.nan, self.over_t0))
+        self.over_t0 = np.where(start, now, np.where(end, np.nan, self.over_t0))
         self.over_n = np.where(run, self.over_n + 1, np.where(end, 0, self.over_n))
         self.over_dips = np.where(dip, self.over_dips + 1, np.where(end, 0, self.over_dips))
         self.over_below = np.where(sampled, dip, self.over_below)
@@ -597,10 +597,9 @@ class PredictiveEngine:
         threshold rose 1.1 bars but 1.9 sample sds there, the approaches probed on our failure traces 9-60 bars
         and 16 or more sample sds). That run is a breach arriving, not a spike, and needs no ``LEVEL_S`` to tell.
         False without that history (no sample in the minute before, a cold start, under ``NOISE_MIN_N``)."""
-        sd = np.where(self.nz_n >= NOISE_MIN_N, self.nz * (math.sqrt(math.pi) / 2.0), np.nan)
         with np.errstate(invalid="ignore"):
             up = low - low_past
-            ok = ((up >= APPROACH * (self._thr_t - low_past)) & (up > beyond) & (up > CONVEX_Z * sd)
+            ok = ((up >= APPROACH * (self._thr_t - low_past)) & (up > beyond) & (up > CONVEX_Z * self._sample_sd(low.size))
                   & (low_past < self._thr_t))
         return ok & self._quality_t(low.size)
 
@@ -773,9 +772,13 @@ class PredictiveEngine:
         then not tested against noise. ``correlated``: widened by ``_ar_factor`` (False: as if white)."""
         dt = np.fmax(np.nan_to_num(self.feat.interval[:n], nan=self.step_s), self.step_s)
         a = 1.0 - np.exp(-dt / LEVEL_TAU_S)
-        sd = np.where(self.nz_n[:n] >= NOISE_MIN_N, self.nz[:n] * math.sqrt(math.pi) / 2.0, np.nan)
-        sd = sd * np.sqrt(a / (2.0 - a))
+        sd = self._sample_sd(n) * np.sqrt(a / (2.0 - a))
         return sd * self._ar_factor(n) if correlated else sd
+
+    def _sample_sd(self, n: int) -> np.ndarray:
+        """Noise sd of one sample of each of the first ``n`` series (``_noise``'s mean absolute difference of
+        consecutive samples, as white noise would give it); NaN before ``NOISE_MIN_N`` samples."""
+        return np.where(self.nz_n[:n] >= NOISE_MIN_N, self.nz[:n] * (math.sqrt(math.pi) / 2.0), np.nan)
 
     def _sustained(self, pts: list[np.ndarray], drift: np.ndarray, beyond: np.ndarray) -> np.ndarray:
         """(ar10) A rise sustained over j = ``AR_WINDOWS`` trend windows: on the lowest fast levels over

@@ -147,7 +147,7 @@ def test_a_breach_under_way_rides_through_single_dips():
 def test_a_fast_ramp_alarms_soon_after_it_crosses():
     """A 3-minute linear latency ramp, 40 -> 240 ms (threshold 150, crossed ~100 s in). A run above the
     threshold that the level approached over the minute before is a breach arriving, not a spike (the
-    lowest level of the minute before a spike is its normal): it alarms within 30 s of the crossing at 5 and
+    samples of the minute before a spike are its normal): it alarms within 30 s of the crossing at 5 and
     10 s sampling. (Measured before the rule: 60-70 s after it; the trend lagged the fast ramp.)"""
     for dt in (5.0, 10.0):
         def ramp(t):
