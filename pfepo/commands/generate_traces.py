@@ -13,7 +13,8 @@ import sys
 
 
 def register(sub) -> None:
-    from pfepo.traces.generate import SCENARIOS
+    # not from .generate: it imports pandas, and every command's start-up pays for what register imports
+    from pfepo.traces.scenarios import SCENARIOS
 
     p = sub.add_parser(
         "generate-traces",

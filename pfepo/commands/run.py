@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from pfepo.config import load_config
-from pfepo.yamlconf import ConfigError
-
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -21,6 +18,9 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
+    from pfepo.config import load_config  # here, not at the top: pydantic would slow every command's start-up
+    from pfepo.yamlconf import ConfigError
+
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:

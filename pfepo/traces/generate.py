@@ -19,11 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pfepo.traces.csv import METRICS
-
-PRECURSOR = ("latency_creep", "loss_ramp", "link_saturation", "cpu_exhaustion")
-NO_PRECURSOR = ("sudden_failure", "flapping")
-BENIGN = ("benign_daily", "benign_spikes")
-SCENARIOS: tuple[str, ...] = PRECURSOR + NO_PRECURSOR + BENIGN
+from pfepo.traces.scenarios import BENIGN, PRECURSOR, SCENARIOS
 
 
 @dataclass(frozen=True)
