@@ -73,6 +73,7 @@ from scipy.special import ndtr
 CHUNK = 256
 DAY_S = 86_400.0
 WINSOR = 4.0  # winsorise updates of baselines and scales at this many scales
+MOVE_ROWS_MAX = 4096  # a changed seasonal correction moves the levels by its change over at most this many rows
 HAMPEL = 7  # after an onset the references follow rows winsorised around the median of this many: a glitch of
 # fewer than half as many rows is no level
 RAISE_OFF = 1.01  # a classifier probability never reaches this: the classifier does not raise risk alone
@@ -248,6 +249,35 @@ def _running_median(xf: np.ndarray, hist: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(m), m, xf)
 
 
+def _nanmedian_rows(a: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(a, axis=1)`` for rows holding at least one value, without its masked-array path (which
+    cost a tenth of ``pfepo predict``'s scoring at one call per chunk): NaNs sort last, so the middle of each
+    row's values is at its count's middle."""
+    s = np.sort(a, axis=1)
+    c = (~np.isnan(a)).sum(axis=1)
+    r = np.arange(a.shape[0])
+    return (s[r, (c - 1) // 2] + s[r, c // 2]) / 2
+
+
+def _move_weights(k: int, a_fast: float, a_mid: float, a_base: float, a_sref: float) -> np.ndarray:
+    """Weights over the ``k`` rows before a refresh (oldest first) that turn a change of the seasonal
+    correction on those rows into the change of each level (``AnomalyCore._move_levels``): the impulse
+    responses of fast, mid, mid2 (mid's smoothing), the baseline and ``sref`` at the last row, then one row
+    per Hampel history column (column c: the row c steps before the refresh). Linear filters from 0, so a
+    level's move is its filter of the change, computed without a (rows, series) array."""
+    e = np.zeros((k, 1))
+    e[0] = 1.0
+    zero, ones = np.zeros(1), np.ones((k, 1), dtype=bool)
+    mid = _ewm(e, a_mid, zero, ones)
+    paths = [_ewm(e, a_fast, zero, ones), mid, _ewm(mid, a_mid, zero, ones), _ewm(e, a_base, zero, ones),
+             _ewm(e, a_sref, zero, ones)]
+    w = np.zeros((len(paths) + HAMPEL - 1, k))
+    w[: len(paths)] = np.stack([h[::-1, 0] for h in paths])  # row i is k - 1 - i steps before the last
+    lag = np.arange(HAMPEL - 1)
+    w[len(paths) + lag, k - 1 - lag] = 1.0
+    return w
+
+
 _STATE = ("last_xs", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
           "lvar", "until", "var_raw", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
           "ref_lsd", "risk", "raw", "dev", "zl", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl",
@@ -335,6 +365,8 @@ class AnomalyCore:
         self.a_var = _alpha(p.dt, 2 * p.season_period_s)
         self.a_oos = _alpha(p.dt, p.season_period_s)
         self.a_sref = _alpha(p.dt, p.tau(p.season_period_s, p.min_base))
+        k = max(HAMPEL - 1, min(MOVE_ROWS_MAX, math.ceil(4.0 / min(self.a_base, self.a_sref))))
+        self.move_w = _move_weights(k, self.a_fast, self.a_mid, self.a_base, self.a_sref)
         self.n_warm = max(p.min_warmup, p.warmup_s / p.dt)
         self.h_steps = p.horizon_s / p.dt
         # Brown's slope of the medium level: its sd for unit white noise (to shrink noisy trends to 0).
@@ -487,15 +519,7 @@ class AnomalyCore:
         sig = np.fmax(np.where(np.isnan(sig), np.inf, sig), np.maximum(q_half, tiny))
         spread = np.fmax(np.where(np.isnan(spread), np.inf, spread), sig)
         # 1. seasonal correction (profile as of the chunk start)
-        bins = ((np.mod(t, p.season_period_s)) // self.bin_w).astype(int) % self.bins
-        season = np.where(self.season_on[idx][None, :], self.prof[idx[None, :], bins[:, None]], 0.0)
-        if self.weekly:  # week10: each row's day class -- day12: in the series' own weekend window
-            wpos = (np.mod(np.floor(t / DAY_S) + 3.0, 7.0)).astype(int) * self.bins + bins  # (day, bin); 1970-01-01 was a Thursday
-            wcls = (np.mod(wpos[:, None] - self.wk_start[idx][None, :], 7 * self.bins) < 2 * self.bins).astype(int)
-            won, wrdy = self.week_on[idx], self.week_ready[idx]
-            if wrdy.any():
-                wprof = self.wk_prof[idx[None, :], wcls * self.bins + bins[:, None]]
-                season = np.where(won[None, :], wprof, season)
+        season, bins, wpos, won, wrdy, wprof = self._correction(idx, t)
         x = y - season
         hist = self.last_xs[idx]
         last_x = hist[:, 0]
@@ -600,7 +624,9 @@ class AnomalyCore:
             self.n_v[idx] = n_v
         # season bookkeeping: residual against a level of one period's time constant, per phase bin (applied at
         # the chunk end); the baseline (~1 h at fast sampling) would absorb part of the daily cycle
-        sref = _ewm(x, self.a_sref, self.sref[idx], obs)
+        # (started as the running mean of the rows, ``_run_alpha``: an EW mean started at its first row holds
+        # that row's phase of the cycle for days, and the day-class profiles, fed one day a week, kept it)
+        sref = _ewm(x, _run_alpha(self.a_sref, self.nobs[idx], obs)[0], self.sref[idx], obs)
         with np.errstate(invalid="ignore"):
             r = y - _shift(self.sref[idx], sref)
             r = np.where(np.isfinite(r) & obs, r, np.nan)
@@ -665,6 +691,84 @@ class AnomalyCore:
         if end:
             self._refresh(np.arange(self.n), t[-1])
         return out
+
+    def _correction(self, idx: np.ndarray, t: np.ndarray) -> tuple:
+        """The seasonal correction of series ``idx`` at times ``t`` (T, len(idx)): the daily profile where in use,
+        the day-class profiles where in use (week10; day12: the series' own weekend window). Also returns the
+        phase bins (T,) and, with weekly profiles, the (day, bin) positions, the class profiles' in-use and
+        ready flags and their values (None where not computed), which the chunk's bookkeeping reuses."""
+        p = self.p
+        bins = ((np.mod(t, p.season_period_s)) // self.bin_w).astype(int) % self.bins
+        season = np.where(self.season_on[idx][None, :], self.prof[idx[None, :], bins[:, None]], 0.0)
+        wpos = won = wrdy = wprof = None
+        if self.weekly:  # week10: each row's day class -- day12: in the series' own weekend window
+            wpos = (np.mod(np.floor(t / DAY_S) + 3.0, 7.0)).astype(int) * self.bins + bins  # (day, bin); 1970-01-01 was a Thursday
+            wcls = (np.mod(wpos[:, None] - self.wk_start[idx][None, :], 7 * self.bins) < 2 * self.bins).astype(int)
+            won, wrdy = self.week_on[idx], self.week_ready[idx]
+            if wrdy.any():
+                wprof = self.wk_prof[idx[None, :], wcls * self.bins + bins[:, None]]
+                season = np.where(won[None, :], wprof, season)
+        return season, bins, wpos, won, wrdy, wprof
+
+    def _corrected(self, idx: np.ndarray) -> np.ndarray:
+        """Series of ``idx`` with a seasonal correction in use (daily or day-class profiles)."""
+        return self.season_on[idx] | self.week_on[idx] if self.weekly else self.season_on[idx].copy()
+
+    def _filtered_correction(self, idx: np.ndarray, now: float) -> np.ndarray:
+        """The seasonal correction of series ``idx`` (as ``_correction``) on the dt grid of rows before ``now``,
+        through each filter of ``move_w``: (filters, len(idx)). The rows fall into phase bins (and, with
+        weekly profiles, (day, bin) positions), so each filter's weight is summed per bin and multiplied by
+        the profiles: series x bins, not series x rows."""
+        p, nb, w = self.p, self.bins, self.move_w
+        nf, k = w.shape
+        if not idx.size:
+            return np.zeros((nf, 0))
+        t = now - p.dt * np.arange(k)[::-1]
+        bins = ((np.mod(t, p.season_period_s)) // self.bin_w).astype(int) % nb
+        week = self.weekly and self.week_on[idx].any()  # the class profile where in use (week_on implies ready)
+        if week:
+            wpos = (np.mod(np.floor(t / DAY_S) + 3.0, 7.0)).astype(int) * nb + bins
+            per_pos = np.bincount((np.arange(nf)[:, None] * 7 * nb + wpos[None, :]).ravel(), weights=w.ravel(),
+                                  minlength=nf * 7 * nb).reshape(nf, 7 * nb)
+            per_bin = per_pos.reshape(nf, 7, nb).sum(axis=1)
+        else:
+            per_bin = np.bincount((np.arange(nf)[:, None] * nb + bins[None, :]).ravel(), weights=w.ravel(),
+                                  minlength=nf * nb).reshape(nf, nb)
+        out = np.where(self.season_on[idx][None, :], per_bin @ self.prof[idx].T, 0.0)
+        if week:
+            pos = np.flatnonzero(per_pos.any(axis=0))
+            j = np.flatnonzero(self.week_on[idx])
+            cls = (np.mod(pos[None, :] - self.wk_start[idx[j]][:, None], 7 * nb) < 2 * nb).astype(int)
+            out[:, j] = per_pos[:, pos] @ self.wk_prof[idx[j][:, None], cls * nb + (pos % nb)[None, :]].T
+        return out
+
+    def _move_levels(self, idx: np.ndarray, now: float, before: np.ndarray, j0: np.ndarray) -> None:
+        """The levels follow a changed correction, so switching it on is no jump.
+
+        The levels are of the corrected rows (x = y - correction). When a refresh changes the correction -- the
+        daily profile switched on or off, learnt further, the day classes taking over -- the next row is
+        corrected by the new one while the levels still hold the old: a clean daily cycle switched on at its
+        peak was a jump of the whole amplitude (a sine of 20 with noise sd 0.5 alarmed at risk 0.78 the
+        moment its profile went into use). Each level moves by the change as it would have seen it over the
+        rows before ``now`` (``move_w``; ``before``: the old correction's filtered values for the series
+        ``j0``, those that had one): fast, mid and mid2, the baseline and the level CUSUM's reference, the
+        season bookkeeping's level (``sref``, a period's time constant: the residuals the profiles learn
+        from, a day-class profile for weeks), and the Hampel history by the change at its rows."""
+        j = idx[np.isin(idx, j0) | self._corrected(idx)]
+        if not j.size:
+            return
+        d = self._filtered_correction(j, now)
+        d[:, np.isin(j, j0)] -= before[:, np.isin(j0, j)]
+        if not d.any():
+            return
+        self.fast[j] -= d[0]
+        self.mid[j] -= d[1]
+        self.mid2[j] -= d[2]
+        self.base[j] -= d[3]
+        self.sref[j] -= d[4]
+        self.last_xs[j] -= d[5:].T  # column c: the row c steps before ``now``
+        if self.episodes is not None:
+            self.episodes.lvl[j] -= d[3]
 
     def _base(self, x: np.ndarray, obs: np.ndarray, idx: np.ndarray, base_ref: np.ndarray, spread: np.ndarray,
               inep: np.ndarray, xm: np.ndarray) -> np.ndarray:
@@ -831,7 +935,7 @@ class AnomalyCore:
             return
         j, sn = idx[some], seen[some]
         pmin = half[some].reshape(j.size, 2, nb).min(axis=1)
-        typ = np.nanmedian(np.where(sn, pmin, np.nan), axis=1)
+        typ = _nanmedian_rows(np.where(sn, pmin, np.nan))  # each row has a seen bin (``some``)
         with np.errstate(invalid="ignore", divide="ignore"):
             fac = np.sqrt(np.maximum(1.0, pmin / typ[:, None] - 1.0))
         self.ph_fac[j] = np.where(sn & np.isfinite(fac), fac, 1.0)
@@ -840,7 +944,7 @@ class AnomalyCore:
         """Fold the chunk's sums ``acc`` of series ``idx`` (every series: a chunk boundary) into ``half`` and
         ``cover`` in place, at the positions the chunk touched, and clear them; the rows ``idx`` after it."""
         if acc.pos.size:
-            at = np.ix_(idx, acc.pos)
+            at = (idx[:, None], acc.pos[None, :])  # np.ix_'s index, without its per-call checks
             half[at], cover[at] = self._folded(half[at], cover[at], acc.s[idx], acc.c[idx])
         if idx.size == acc.s.shape[0]:
             acc.clear()
@@ -998,7 +1102,10 @@ class AnomalyCore:
             self.var_ww[idx] += ww * (self.wk_acc_v[idx, 1] / cw1 - self.var_ww[idx])
             self.n_ww[idx] += cw
             self.wk_acc_v[idx] = 0.0
+        j0 = idx[self._corrected(idx)]
+        before = self._filtered_correction(j0, now)
         self._season(idx, now)
+        self._move_levels(idx, now, before, j0)
         self._phase(idx)
         self.ref_q[idx] = self.quantum[idx]
         self.ref_p[idx] = np.where(self.diffs[idx] > 0, (self.reps[idx] + 0.5) / (self.diffs[idx] + 1.0), np.nan)

@@ -98,6 +98,16 @@ CROSSED = 1.0  # a CUSUM at or over its threshold reports risk Phi(excess + CROS
 RESTART_N = 2.0  # after an onset the reference level restarts at the onset row, winsorised around the running median
 
 
+def _at_or_above(lev: np.ndarray, ok: np.ndarray, g: int) -> np.ndarray:
+    """Per series (columns of ``lev``, (T, n) grid levels, -1 below the grid), the count of rows where ``ok``
+    at or above each of the ``g`` levels: (n, g). A histogram summed from the top, not a (T, n, g) comparison."""
+    n = lev.shape[1]
+    use = ok & (lev >= 0)
+    flat = (np.broadcast_to(np.arange(n) * g, lev.shape) + lev)[use]
+    hist = np.bincount(flat, minlength=n * g).reshape(n, g)
+    return np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]
+
+
 def clamp_scan(u: np.ndarray, s0: np.ndarray, cap: float | np.ndarray = CAP) -> np.ndarray:
     """Path of s_t = min(cap, max(0, s_(t-1) + u_t)) for every column, as a log-depth scan.
 
@@ -299,14 +309,14 @@ class Episodes:
         thirteenth session and lost on the development corpora of that time (docs/prediction.md)."""
         ok = np.isfinite(raw) & ready
         lev = np.searchsorted(GRID, np.where(ok, raw, 0.0), side="right") - 1  # highest grid level <= raw
-        self.ge[idx] += ((lev[:, :, None] >= np.arange(GRID.size)) & ok[:, :, None]).sum(axis=0)
+        self.ge[idx] += _at_or_above(lev, ok, GRID.size)
         self.n_raw[idx] += ok.sum(axis=0)
         if "routine" not in self.channels:
             return np.ones(raw.shape)
         q = self.ref_ge[idx[None, :], np.maximum(lev, 0)]
         p = self.core.p
         w_rows = p.base_window_s / p.dt
-        return np.where(ok & (lev >= 0) & np.isfinite(q), np.exp(-np.nan_to_num(q) * w_rows), 1.0)
+        return np.where(ok & (lev >= 0) & np.isfinite(q), np.exp(-np.where(np.isfinite(q), q, 0.0) * w_rows), 1.0)
 
     # frozen values ------------------------------------------------------------------------------------
     def _frozen(self, idx: np.ndarray, ready: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pfepo.evaluate.streamscore import ar_path
-from pfepo.predict.core import AnomalyCore, CoreParams, combine
+from pfepo.predict.core import AnomalyCore, CoreParams, _ewm, _nanmedian_rows, combine
 from pfepo.predict.univariate import alarm_onsets, params_for
 
 DT = 300.0  # 5-minute sampling, as in many telemetry exports
@@ -46,6 +46,64 @@ def test_a_daily_cycle_does_not_alarm_once_learnt():
     r, c = _run(y)
     assert c.season_on[0]
     assert r[2 * 288 :].max() < 0.5
+
+
+@pytest.mark.parametrize("phase", [0.0, 1.6, 3.1, 4.7])
+def test_a_clean_daily_cycle_does_not_alarm_when_its_profile_goes_into_use(phase):
+    """A daily sine of 40 noise sds. Its profile goes into use at a refresh on day 2-3;
+    the next rows were corrected while the levels still held the uncorrected ones -- a jump of up to the
+    whole amplitude, risk 0.78 on every phase before the levels moved with the correction
+    (``AnomalyCore._move_levels``). Days 1-6: before the day-class profiles are learnt."""
+    rng = np.random.default_rng(int(phase * 10))
+    n = 6 * 288
+    t = _times(n)
+    y = 50 + 20 * np.sin(2 * np.pi * t / 86_400 + phase) + rng.normal(0, 0.5, n)
+    r, c = _run(y)
+    assert c.season_on[0]
+    assert r[288:].max() < 0.5, alarm_onsets(r) / 288
+
+
+def test_the_row_median_is_numpys_nanmedian():
+    """``_phase``'s median over the seen bins, without np.nanmedian's masked-array path: the same bits."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        a = rng.lognormal(0, 3, (int(rng.integers(1, 5)), int(rng.integers(1, 60))))
+        a[rng.random(a.shape) < rng.random()] = np.nan
+        a[:, 0] = np.where(np.isnan(a[:, 0]), 1.0, a[:, 0])  # every row has a value, as in ``_phase``
+        assert np.array_equal(_nanmedian_rows(a), np.nanmedian(a, axis=1))
+
+
+@pytest.mark.parametrize("dt", [DT, 10.0])
+def test_the_filtered_correction_is_the_filters_over_each_rows_correction(dt):
+    """``_filtered_correction`` sums each filter's weights per phase bin and (day, bin) position instead of
+    building the (rows, series) correction: the same numbers as the weights times ``_correction``'s rows,
+    with daily profiles, day-class profiles in their own weekend windows, and series with neither."""
+    rng = np.random.default_rng(int(dt))
+    n = 9
+    c = AnomalyCore(CoreParams(dt=dt), n)
+    c.prof[:] = rng.normal(0, 5, c.prof.shape)
+    c.wk_prof[:] = rng.normal(0, 5, c.wk_prof.shape)
+    c.season_on[:] = [True, True, True, False, False, True, False, True, True]
+    c.week_on[:] = [False, True, True, True, False, False, False, True, False]
+    c.week_ready[:] = c.week_on
+    c.wk_start[:] = rng.integers(0, 7 * c.bins, n)
+    now = 1.7e9 + 12_345.0
+    k = c.move_w.shape[1]
+    rows = c._correction(np.arange(n), now - dt * np.arange(k)[::-1])[0]  # (k, n), oldest first
+    idx = np.array([0, 2, 3, 4, 7])
+    assert np.allclose(c._filtered_correction(idx, now), c.move_w @ rows[:, idx], rtol=1e-12, atol=1e-9)
+
+
+def test_the_move_weights_are_the_levels_filters_at_the_last_row():
+    """A level's move is its EW filter (from 0) of the change at the last row; mid2 is mid's smoothing."""
+    c = AnomalyCore(CoreParams(dt=DT), 1)
+    w = c.move_w
+    d = np.random.default_rng(1).normal(0, 1, (w.shape[1], 3))
+    ew = lambda u, a: _ewm(u, a, np.zeros(3), np.ones(u.shape, dtype=bool))  # noqa: E731
+    mid = ew(d, c.a_mid)
+    want = [ew(d, c.a_fast)[-1], mid[-1], ew(mid, c.a_mid)[-1], ew(d, c.a_base)[-1], ew(d, c.a_sref)[-1]]
+    assert np.allclose(w[:5] @ d, np.stack(want), atol=1e-12)
+    assert np.array_equal(w[5:] @ d, d[::-1][:6])  # the Hampel history, newest first
 
 
 def test_tiny_moves_of_a_quiet_quantised_series_stay_quiet():
