@@ -549,7 +549,12 @@ class AnomalyCore:
                 a_nl = _run_alpha(self.a_long, self.n_d[idx], dobs)[0]
                 self.noise_w[idx] = _ewm(dw, a_nl, self.noise_w[idx], dobs)[-1]
             self.n_d[idx] = n_d
-            qc = np.where(dobs & (d > 0), d, np.inf).min(axis=0)
+            # the value quantum of the raw rows (``_still``'s differences), not of the corrected ones: a learnt
+            # profile's bin steps are no resolution of the series, and counting them let an integer series
+            # with a daily profile (4 instances by night, 10 by day, now and then one more) reach a quantum of
+            # ~0.001, its noise floor with it, and every +-1 a "large move" (twenty-eighth session)
+            rd = self.runs
+            qc = np.where(rd.dobs & ~rd.same, np.abs(y - rd.prev), np.inf).min(axis=0)
             self.quantum[idx] = np.fmin(self.quantum[idx], qc)  # used from the next chunk on (ref_q)
         # 3. raw surprise (a never-moving series' floor can overflow a quotient: inf, capped at RAW_CAP)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
