@@ -702,18 +702,23 @@ class AnomalyCore:
         the day-class profiles where in use (week10; day12: the series' own weekend window). Also returns the
         phase bins (T,) and, with weekly profiles, the (day, bin) positions, the class profiles' in-use and
         ready flags and their values (None where not computed), which the chunk's bookkeeping reuses."""
-        p = self.p
-        bins = ((np.mod(t, p.season_period_s)) // self.bin_w).astype(int) % self.bins
+        bins, wpos = self._positions(t, self.weekly)
         season = np.where(self.season_on[idx][None, :], self.prof[idx[None, :], bins[:, None]], 0.0)
-        wpos = won = wrdy = wprof = None
+        won = wrdy = wprof = None
         if self.weekly:  # week10: each row's day class -- day12: in the series' own weekend window
-            wpos = (np.mod(np.floor(t / DAY_S) + 3.0, 7.0)).astype(int) * self.bins + bins  # (day, bin); 1970-01-01 was a Thursday
             wcls = (np.mod(wpos[:, None] - self.wk_start[idx][None, :], 7 * self.bins) < 2 * self.bins).astype(int)
             won, wrdy = self.week_on[idx], self.week_ready[idx]
             if wrdy.any():
                 wprof = self.wk_prof[idx[None, :], wcls * self.bins + bins[:, None]]
                 season = np.where(won[None, :], wprof, season)
         return season, bins, wpos, won, wrdy, wprof
+
+    def _positions(self, t: np.ndarray, week: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Each time's phase bin, and with ``week`` its (day, bin) position (UTC days; None without)."""
+        bins = ((np.mod(t, self.p.season_period_s)) // self.bin_w).astype(int) % self.bins
+        if not week:
+            return bins, None
+        return bins, (np.mod(np.floor(t / DAY_S) + 3.0, 7.0)).astype(int) * self.bins + bins  # 1970-01-01: a Thursday
 
     def _corrected(self, idx: np.ndarray) -> np.ndarray:
         """Series of ``idx`` with a seasonal correction in use (daily or day-class profiles)."""
@@ -728,11 +733,9 @@ class AnomalyCore:
         nf, k = w.shape
         if not idx.size:
             return np.zeros((nf, 0))
-        t = now - p.dt * np.arange(k)[::-1]
-        bins = ((np.mod(t, p.season_period_s)) // self.bin_w).astype(int) % nb
         week = self.weekly and self.week_on[idx].any()  # the class profile where in use (week_on implies ready)
+        bins, wpos = self._positions(now - p.dt * np.arange(k)[::-1], week)
         if week:
-            wpos = (np.mod(np.floor(t / DAY_S) + 3.0, 7.0)).astype(int) * nb + bins
             per_pos = np.bincount((np.arange(nf)[:, None] * 7 * nb + wpos[None, :]).ravel(), weights=w.ravel(),
                                   minlength=nf * 7 * nb).reshape(nf, 7 * nb)
             per_bin = per_pos.reshape(nf, 7, nb).sum(axis=1)
