@@ -40,6 +40,9 @@ slowly sampled series still has enough points behind every estimate):
    sampling came 1-2 hours later).
    Rows deep inside a freeze (a run of identical values improbable under the series' own repeat rate)
    do not update them: the scales describe the series when it moves (``_still``).
+   Twenty-ninth session: their updates are winsorised at 4 frozen scales, so a scale learnt on a quiet start
+   grew only ~2x per chunk; where most of a chunk's rows exceed the cap it is raised to what their median
+   says (``_catch_up``).
 3. Raw surprise = max(innovation, deviation), capped at 20: ``innovation`` is |x - fast level before| in
    noise sds (onsets, jumps); ``deviation`` is the medium level (plus its trend over ``horizon_s``,
    shrunk by two standard errors) against the winsorised slow baseline as of the row before, in level
@@ -80,6 +83,8 @@ RAISE_OFF = 1.01  # a classifier probability never reaches this: the classifier 
 FREEZE_DECADES = 6.0  # a run of identical values this improbable under the series' own repeat rate is a freeze
 FREEZE_MIN = 5  # ... and at least this many repeats (the frozen-values channel's yardsticks)
 SLOPE_K = 1.0  # the series' own RMS slope counts as one standard error of its slope
+CATCH_UP = (1.0, 4.0, 16.0)  # a scale whose winsorising cap the majority of a chunk's rows exceeds by these factors ...
+CATCH_MIN = 16  # ... (of at least this many rows) is too small: it is raised at the refresh (``_catch_up``)
 RAW_CAP = 20.0  # surprise is capped (in scales) so one wild value cannot dominate the long-term statistics
 SEASON_BIN_S = 900.0  # the seasonal profile's phase bins: at least this wide, and a whole number of samples
 SEASON_KEEP = 0.7  # each period of new data leaves this share of a learnt profile bin (~0.3 weight per day) ...
@@ -281,7 +286,7 @@ def _move_weights(k: int, a_fast: float, a_mid: float, a_base: float, a_sref: fl
 _STATE = ("last_xs", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
           "lvar", "until", "var_raw", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
           "ref_lsd", "risk", "raw", "dev", "zl", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl",
-          "noise_w", "n_d", "n_v", "n_s")
+          "noise_w", "n_d", "n_v", "n_s", "cap_d", "cap_v", "over_d", "over_v")
 
 
 class Runs(NamedTuple):
@@ -412,6 +417,10 @@ class AnomalyCore:
                   "ref_noise", "ref_spread", "ref_lmean", "ref_lsd", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl", "noise_w"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
+        # twenty-ninth session: the chunk's winsorising caps of the noise and spread updates, and its rows counted
+        # against them (columns: rows, then rows over each ``CATCH_UP`` multiple of the cap; ``_catch_up``)
+        self.cap_d, self.cap_v = np.full(n, np.inf), np.full(n, np.inf)
+        self.over_d, self.over_v = np.zeros((n, 1 + len(CATCH_UP))), np.zeros((n, 1 + len(CATCH_UP)))
         self.n_d = np.zeros(n)  # rows behind the noise scales, the spread and the RMS slope (``_run_alpha``)
         self.n_v = np.zeros(n)
         self.n_s = np.zeros(n)
@@ -540,6 +549,8 @@ class AnomalyCore:
             dobs = obs & np.isfinite(d) & ~still
             cap_d = np.where(np.isfinite(self.ref_noise[idx]), WINSOR * sig * 2 / math.sqrt(math.pi), np.inf)
             dw = np.minimum(d, cap_d[None, :])
+            self.cap_d[idx] = cap_d
+            self.over_d[idx] += _over(d, dobs, cap_d)
             # twenty-third session: the scales start as the running mean of their rows (``_run_alpha``)
             a_n, n_d = _run_alpha(self.a_base, self.n_d[idx], dobs)
             noise = _ewm(dw, a_n, self.noise[idx], dobs)
@@ -619,6 +630,8 @@ class AnomalyCore:
             vobs = obs & np.isfinite(dev) & ~still
             cap_v = np.where(np.isfinite(self.ref_spread[idx]), WINSOR * spread, np.inf)
             dvw = np.minimum(dev, cap_v[None, :])
+            self.cap_v[idx] = cap_v
+            self.over_v[idx] += _over(dev, vobs, cap_v)
             a_v, n_v = _run_alpha(self.a_base, self.n_v[idx], vobs)
             v = _ewm(dvw, a_v, self.spread[idx] / 1.2533, vobs)
             if self.episodes is not None:  # the level CUSUM's autocorrelation: noise / spread over the long-term
@@ -1091,6 +1104,37 @@ class AnomalyCore:
         self.week_on[idx] = on
         return on, np.where(on, g_week, 0.0)
 
+    def _catch_up(self, idx: np.ndarray) -> None:
+        """Twenty-ninth session: a scale that the majority of a chunk's rows exceeded is raised to what they say.
+
+        The noise and spread updates are winsorised at ``WINSOR`` of the scale frozen at the chunk start, which
+        keeps a minority of outliers from inflating it; but where the scale started too small (a series that
+        began on a flat stretch, or at a quiet hour, and then moves far more) most rows are capped, and the
+        scale grew only ~2x per chunk: a noise-free daily trapezoid (20 to 80) still had a spread of 2 on day 2
+        and its level CUSUM alarmed every time its refractory period ended. Where more than half of a chunk's
+        (>= ``CATCH_MIN``) rows exceeded a multiple m of the cap (the largest of ``CATCH_UP``), their median
+        did, and the scale becomes at least what a median of m x cap means for Gaussian rows (spread: sd =
+        1.4826 median |deviation|; noise, a mean |difference|: 1.1829 x its median); the long-window twins
+        (the level CUSUM's ratio, the variance channel's yardstick) move by the same factor."""
+        # median -> state: a spread is a sd (1.4826 x median |deviation|), the noise state a mean |difference|
+        # (sqrt(2 / pi) / 0.6745 = 1.1829 x its median)
+        for over, cap, unit, state, twins in ((self.over_d, self.cap_d, 1.1829, "noise", ("noise_l", "noise_w")),
+                                              (self.over_v, self.cap_v, 1.4826, "spread", ("dev_l",))):
+            cnt = over[idx]
+            k = ((cnt[:, 1:] > 0.5 * cnt[:, :1]) & (cnt[:, :1] >= CATCH_MIN)).sum(axis=1)
+            over[idx] = 0.0
+            if not k.any():
+                continue
+            j = idx[k > 0]
+            floor = unit * np.asarray(CATCH_UP)[k[k > 0] - 1] * cap[j]
+            old = getattr(self, state)[j]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                f = np.where(np.isfinite(floor) & (floor > old), floor / old, 1.0)
+            f = np.where(np.isfinite(f), f, 1.0)
+            getattr(self, state)[j] = old * f
+            for tw in twins:
+                getattr(self, tw)[j] = getattr(self, tw)[j] * f
+
     def _refresh(self, idx: np.ndarray, now: float) -> None:
         """Chunk boundary: fold the seasonal sums in and freeze new references."""
         cnt = self.acc_v[idx, 2]
@@ -1110,6 +1154,7 @@ class AnomalyCore:
             self.var_ww[idx] += ww * (self.wk_acc_v[idx, 1] / cw1 - self.var_ww[idx])
             self.n_ww[idx] += cw
             self.wk_acc_v[idx] = 0.0
+        self._catch_up(idx)
         j0 = idx[self._corrected(idx)]
         before = self._filtered_correction(j0, now)
         self._season(idx, now)
@@ -1127,6 +1172,14 @@ class AnomalyCore:
         weight = _ew_weight(self.a_long, self.nraw[idx])  # EW started at 0: debias
         lsd = np.sqrt(np.maximum(self.lvar[idx], 0.0) / np.maximum(weight, 1e-9))
         self.ref_lsd[idx] = np.where(self.nraw[idx] >= 64, lsd, np.nan)  # no likelihood from a handful of rows
+
+
+def _over(dev: np.ndarray, ok: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """Per series: the rows ``ok`` and those of them whose ``dev`` exceeds each ``CATCH_UP`` multiple of ``cap``."""
+    cols = [ok.sum(axis=0)]
+    with np.errstate(invalid="ignore"):
+        cols += [(ok & (dev > m * cap[None, :])).sum(axis=0) for m in CATCH_UP]
+    return np.stack(cols, axis=1)
 
 
 def _ew_weight(a: float, n: np.ndarray) -> np.ndarray:

@@ -433,3 +433,36 @@ def test_a_young_white_noise_series_alarms_no_more_often_than_an_old_one(dt):
         r = AnomalyCore(params_for(dt), 100).update(y, 1.6e9 + np.arange(1000) * dt)
         onsets = sum(int((alarm_onsets(r[:, j]) >= 256).sum()) for j in range(100))
         assert onsets <= 6, (seed, onsets)
+
+
+@pytest.mark.parametrize("dt", [60.0, 300.0])
+def test_a_scale_learnt_on_a_quiet_start_catches_up_and_alarms_once(dt):
+    """Twenty-ninth session: the noise and spread updates are winsorised at 4x the scale frozen at the chunk
+    start, so a scale learnt on a quiet start (sd 0.01 for 300 rows, then sd 10) grew ~2x per chunk and the
+    core alarmed again each time its refractory period ended: 6-7 onsets on the code before, every ~152
+    rows. Where most of a chunk's rows exceed the cap the scale is raised to what their median says
+    (``_catch_up``): the change alarms, at most once more before the next refresh, and the scales are right
+    from the refresh after it."""
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        y = np.r_[rng.normal(0, 0.01, 300), rng.normal(0, 10, 2000)]
+        c = AnomalyCore(params_for(dt), 1)
+        on = alarm_onsets(c.update(y[:, None], _times(y.size, dt))[:, 0])
+        assert on[0] == 300 and on.size <= 2 and on.max() < 512, (seed, on)  # 512: the refresh after the change
+        noise_sd = c.ref_noise[0]
+        assert 7.0 < noise_sd < 13.0 and 7.0 < c.ref_spread[0] < 14.0, (noise_sd, c.ref_spread[0])
+
+
+def test_a_square_daily_cycle_does_not_alarm_at_every_end_of_a_refractory_period():
+    """The same cap on a daily square wave (20 / 80, noise sd 0.1, 5-minute sampling) before its daily profile
+    is in use: the spread started at the noise and the level CUSUM alarmed each time its refractory period
+    ended (3-5 onsets per series in the first 2.6 days, 20 over six phases, on the code before). Its first
+    edges are jumps of 600 noise sds and may alarm; no more than 8 onsets over the six series in 14 days."""
+    t = _times(14 * 288)
+    total = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        y = np.where(np.sin(2 * np.pi * t / 86_400 + rng.random() * 2 * np.pi) > 0, 80.0, 20.0)
+        y = y + rng.normal(0, 0.1, t.size)
+        total += alarm_onsets(AnomalyCore(params_for(DT), 1).update(y[:, None], t)[:, 0]).size
+    assert total <= 8, total
