@@ -286,7 +286,7 @@ def _move_weights(k: int, a_fast: float, a_mid: float, a_base: float, a_sref: fl
 _STATE = ("last_xs", "last_y", "run", "reps", "diffs", "ref_p", "fast", "mid", "mid2", "base", "sref", "noise", "spread", "quantum", "short", "lmean",
           "lvar", "until", "var_raw", "var_oos", "season_gain", "season_on", "ref_base", "ref_noise", "ref_spread", "ref_lmean",
           "ref_lsd", "risk", "raw", "dev", "zl", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl",
-          "noise_w", "n_d", "n_v", "n_s", "cap_d", "cap_v", "over_d", "over_v")
+          "noise_w", "n_d", "n_v", "n_s", "over_d", "over_v")
 
 
 class Runs(NamedTuple):
@@ -417,9 +417,8 @@ class AnomalyCore:
                   "ref_noise", "ref_spread", "ref_lmean", "ref_lsd", "slope_v", "ref_slope", "noise_l", "dev_l", "ref_rl", "noise_w"):
             setattr(self, k, nan())
         self.quantum = np.full(n, np.inf)
-        # twenty-ninth session: the chunk's winsorising caps of the noise and spread updates, and its rows counted
-        # against them (columns: rows, then rows over each ``CATCH_UP`` multiple of the cap; ``_catch_up``)
-        self.cap_d, self.cap_v = np.full(n, np.inf), np.full(n, np.inf)
+        # twenty-ninth session: the chunk's rows counted against the winsorising caps of the noise and spread updates
+        # (columns: rows, then rows over each ``CATCH_UP`` multiple of the cap; ``_catch_up``)
         self.over_d, self.over_v = np.zeros((n, 1 + len(CATCH_UP))), np.zeros((n, 1 + len(CATCH_UP)))
         self.n_d = np.zeros(n)  # rows behind the noise scales, the spread and the RMS slope (``_run_alpha``)
         self.n_v = np.zeros(n)
@@ -519,14 +518,8 @@ class AnomalyCore:
         tn = y.shape[0]
         obs = np.isfinite(y)
         # frozen references (refreshed at chunk boundaries)
-        sig = self.ref_noise[idx]
-        spread = self.ref_spread[idx]
         base_ref = self.ref_base[idx]
-        q_half = np.where(np.isfinite(self.ref_q[idx]), 0.5 * self.ref_q[idx], 0.0)
-        # the floor of a series that never moved: relative to its level, so a series x 2**k scores the same
-        tiny = np.fmax(1e-12 * np.abs(base_ref), np.finfo(float).tiny)  # NaN base: fmax takes the other
-        sig = np.fmax(np.where(np.isnan(sig), np.inf, sig), np.maximum(q_half, tiny))
-        spread = np.fmax(np.where(np.isnan(spread), np.inf, spread), sig)
+        sig, spread = self._frozen_scales(idx)
         # 1. seasonal correction (profile as of the chunk start)
         season, bins, wpos, won, wrdy, wprof = self._correction(idx, t)
         x = y - season
@@ -547,9 +540,8 @@ class AnomalyCore:
         with np.errstate(invalid="ignore"):
             d = np.abs(xf - prev)
             dobs = obs & np.isfinite(d) & ~still
-            cap_d = np.where(np.isfinite(self.ref_noise[idx]), WINSOR * sig * 2 / math.sqrt(math.pi), np.inf)
+            cap_d, cap_v = self._caps(idx, sig, spread)
             dw = np.minimum(d, cap_d[None, :])
-            self.cap_d[idx] = cap_d
             self.over_d[idx] += _over(d, dobs, cap_d)
             # twenty-third session: the scales start as the running mean of their rows (``_run_alpha``)
             a_n, n_d = _run_alpha(self.a_base, self.n_d[idx], dobs)
@@ -612,7 +604,8 @@ class AnomalyCore:
         sobs = obs & np.isfinite(slope) & ~still
         a_s, self.n_s[idx] = _run_alpha(self.a_long, self.n_s[idx], sobs)
         self.slope_v[idx] = _ewm(np.minimum(slope**2, cap_s[None, :]), a_s, self.slope_v[idx], sobs)[-1]
-        self._phase_sums(idx, bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int), raw0, obs & ~still)
+        hbins = self.half_bins(bins, t)
+        self._phase_sums(idx, hbins, raw0, obs & ~still)
         if self.episodes is not None:
             out = self.episodes.step(idx, y, t, x, xm, obs, fast, sig, spread, nobs, out, end, raw, pf)  # risk only
         self.nraw[idx] += rok.sum(axis=0)
@@ -628,9 +621,7 @@ class AnomalyCore:
         with np.errstate(invalid="ignore"):
             dev = np.abs(x - ref_b)
             vobs = obs & np.isfinite(dev) & ~still
-            cap_v = np.where(np.isfinite(self.ref_spread[idx]), WINSOR * spread, np.inf)
             dvw = np.minimum(dev, cap_v[None, :])
-            self.cap_v[idx] = cap_v
             self.over_v[idx] += _over(dev, vobs, cap_v)
             a_v, n_v = _run_alpha(self.a_base, self.n_v[idx], vobs)
             v = _ewm(dvw, a_v, self.spread[idx] / 1.2533, vobs)
@@ -665,7 +656,7 @@ class AnomalyCore:
         self.acc_v[idx, 2] += obs.sum(axis=0)
         ok = np.isfinite(r)
         self.acc_v[idx, 3] += np.where(self.has_prof[idx], ok.sum(axis=0), 0)
-        bins = bins + self.bins * (np.floor(t / p.season_period_s) % 2).astype(int)  # the half of this period
+        bins = hbins  # the half of this period
         if tn == 1:  # one row: (series, bin) pairs are distinct, plain fancy indexing adds correctly
             sel = idx[ok[0]]
             col = self.acc.cols(bins[:1])[0]
@@ -687,15 +678,7 @@ class AnomalyCore:
             uok = np.isfinite(u) & settled
             how = (wpos // self.bins) * 24 + (np.mod(t, DAY_S) // 3600.0).astype(int)  # (day, hour), day as in wpos
             self.dw_acc.add(idx, wpos, r, ok & settled)
-            if tn == 1:
-                su = idx[uok[0]]
-                self.hw_s[su, how[0]] += u[0, uok[0]]
-                self.hw_c[su, how[0]] += 1.0
-            else:
-                flat = (np.arange(idx.size)[None, :] * 168 + how[:, None])[uok]
-                size = idx.size * 168
-                self.hw_s[idx] += np.bincount(flat, weights=u[uok], minlength=size).reshape(idx.size, 168)
-                self.hw_c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, 168)
+            add_dense(self.hw_s, self.hw_c, idx, how, u, uok)
             self.wk_lev[idx] = lev[-1]
         # write back the state at the chunk's last row
         self.last_xs[idx] = np.concatenate([xf[: -HAMPEL : -1].T, hist], axis=1)[:, : HAMPEL - 1]
@@ -709,6 +692,20 @@ class AnomalyCore:
         if end:
             self._refresh(np.arange(self.n), t[-1])
         return out
+
+    def _frozen_scales(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The noise sd and level spread of series ``idx`` as frozen at the chunk start, floored: by half the value
+        quantum, and for a series that never moved relative to its level (so a series x 2**k scores the same)."""
+        q_half = np.where(np.isfinite(self.ref_q[idx]), 0.5 * self.ref_q[idx], 0.0)
+        tiny = np.fmax(1e-12 * np.abs(self.ref_base[idx]), np.finfo(float).tiny)  # NaN base: fmax takes the other
+        sig = np.fmax(np.where(np.isnan(self.ref_noise[idx]), np.inf, self.ref_noise[idx]), np.maximum(q_half, tiny))
+        return sig, np.fmax(np.where(np.isnan(self.ref_spread[idx]), np.inf, self.ref_spread[idx]), sig)
+
+    def _caps(self, idx: np.ndarray, sig: np.ndarray, spread: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The winsorising caps of the noise (a |difference|) and spread (a |deviation|) updates of series ``idx``
+        over a chunk, from its frozen scales (none before the first scales exist)."""
+        return (np.where(np.isfinite(self.ref_noise[idx]), WINSOR * sig * 2 / math.sqrt(math.pi), np.inf),
+                np.where(np.isfinite(self.ref_spread[idx]), WINSOR * spread, np.inf))
 
     def _correction(self, idx: np.ndarray, t: np.ndarray) -> tuple:
         """The seasonal correction of series ``idx`` at times ``t`` (T, len(idx)): the daily profile where in use,
@@ -732,6 +729,10 @@ class AnomalyCore:
         if not week:
             return bins, None
         return bins, (np.mod(np.floor(t / DAY_S) + 3.0, 7.0)).astype(int) * self.bins + bins  # 1970-01-01: a Thursday
+
+    def half_bins(self, bins: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """The phase ``bins`` of times ``t`` in the half-profiles' columns: plus ``bins`` in odd periods."""
+        return bins + self.bins * (np.floor(t / self.p.season_period_s) % 2).astype(int)
 
     def _corrected(self, idx: np.ndarray) -> np.ndarray:
         """Series of ``idx`` with a seasonal correction in use (daily or day-class profiles)."""
@@ -1118,15 +1119,17 @@ class AnomalyCore:
         (the level CUSUM's ratio, the variance channel's yardstick) move by the same factor."""
         # median -> state: a spread is a sd (1.4826 x median |deviation|), the noise state a mean |difference|
         # (sqrt(2 / pi) / 0.6745 = 1.1829 x its median)
-        for over, cap, unit, state, twins in ((self.over_d, self.cap_d, 1.1829, "noise", ("noise_l", "noise_w")),
-                                              (self.over_v, self.cap_v, 1.4826, "spread", ("dev_l",))):
+        # (called before the refresh freezes new references: the caps are still the chunk's)
+        cap_d, cap_v = self._caps(idx, *self._frozen_scales(idx))
+        for over, cap, unit, state, twins in ((self.over_d, cap_d, 1.1829, "noise", ("noise_l", "noise_w")),
+                                              (self.over_v, cap_v, 1.4826, "spread", ("dev_l",))):
             cnt = over[idx]
             k = ((cnt[:, 1:] > 0.5 * cnt[:, :1]) & (cnt[:, :1] >= CATCH_MIN)).sum(axis=1)
             over[idx] = 0.0
             if not k.any():
                 continue
             j = idx[k > 0]
-            floor = unit * np.asarray(CATCH_UP)[k[k > 0] - 1] * cap[j]
+            floor = unit * np.asarray(CATCH_UP)[k[k > 0] - 1] * cap[k > 0]
             old = getattr(self, state)[j]
             with np.errstate(invalid="ignore", divide="ignore"):
                 f = np.where(np.isfinite(floor) & (floor > old), floor / old, 1.0)
@@ -1172,6 +1175,22 @@ class AnomalyCore:
         weight = _ew_weight(self.a_long, self.nraw[idx])  # EW started at 0: debias
         lsd = np.sqrt(np.maximum(self.lvar[idx], 0.0) / np.maximum(weight, 1e-9))
         self.ref_lsd[idx] = np.where(self.nraw[idx] >= 64, lsd, np.nan)  # no likelihood from a handful of rows
+
+
+def add_dense(s: np.ndarray, c: np.ndarray, idx: np.ndarray, pos: np.ndarray, w: np.ndarray, ok: np.ndarray) -> None:
+    """Add ``w`` (T, len(idx)) where ``ok`` to the sums ``s`` of series ``idx`` at positions ``pos`` (T,), and one
+    count each to ``c`` (dense (series, position) arrays kept over all history; ``ChunkSums`` is the sparse,
+    per-chunk twin). A one-row step: plain fancy indexing, its (series, position) pairs being distinct."""
+    if w.shape[0] == 1:
+        sel = idx[ok[0]]
+        s[sel, pos[0]] += w[0, ok[0]]
+        c[sel, pos[0]] += 1.0
+        return
+    m = s.shape[1]
+    flat = (np.arange(idx.size)[None, :] * m + pos[:, None])[ok]
+    size = idx.size * m
+    s[idx] += np.bincount(flat, weights=w[ok], minlength=size).reshape(idx.size, m)
+    c[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m)
 
 
 def _over(dev: np.ndarray, ok: np.ndarray, cap: np.ndarray) -> np.ndarray:

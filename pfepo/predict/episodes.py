@@ -82,6 +82,7 @@ from pfepo.predict.core import (  # core imports this module lazily (no cycle)
     FREEZE_DECADES,
     FREEZE_MIN,
     _shift,
+    add_dense,
 )
 
 E0 = FREEZE_DECADES  # frozen: decades of improbability of a run under the series' own repeat rate (the core's freeze)
@@ -219,7 +220,7 @@ class Episodes:
             self.w_cnt[idx] += wok.sum(axis=0)
             # the series' own rate of large moves; at a phase of the day where it has its own, that one
             bins = core._positions(t, False)[0]
-            self._phase_counts(idx, bins + core.bins * (np.floor(t / p.season_period_s) % 2).astype(int), big, wok)
+            add_dense(self.wb_sum, self.wb_cnt, idx, core.half_bins(bins, t), big.astype(float), wok)
             pb = self.ref_wbin[idx[None, :], bins[:, None]]
             p0 = np.where(np.isfinite(pb), pb, self.ref_w[idx][None, :])
             p1 = ODDS * p0 / (1.0 + (ODDS - 1.0) * p0)
@@ -329,20 +330,6 @@ class Episodes:
         p = self.core.p
         w_rows = p.base_window_s / p.dt
         return np.where(ok & (lev >= 0) & np.isfinite(q), np.exp(-np.where(np.isfinite(q), q, 0.0) * w_rows), 1.0)
-
-    def _phase_counts(self, idx: np.ndarray, hb: np.ndarray, big: np.ndarray, ok: np.ndarray) -> None:
-        """Add the rows ``ok`` and their large moves per half-period bin ``hb`` (T,) (the phase bin, plus the
-        core's ``bins`` in odd periods)."""
-        m = self.wb_sum.shape[1]
-        if big.shape[0] == 1:
-            sel = idx[ok[0]]
-            self.wb_sum[sel, hb[0]] += big[0, ok[0]]
-            self.wb_cnt[sel, hb[0]] += 1.0
-            return
-        flat = (np.arange(idx.size)[None, :] * m + hb[:, None])[ok]
-        size = idx.size * m
-        self.wb_sum[idx] += np.bincount(flat, weights=big[ok].astype(float), minlength=size).reshape(idx.size, m)
-        self.wb_cnt[idx] += np.bincount(flat, minlength=size).reshape(idx.size, m)
 
     def _phase_rate(self) -> None:
         """Twenty-ninth session: large moves routine at one phase of the period are no variance increase there.
