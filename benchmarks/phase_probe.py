@@ -1,7 +1,7 @@
 """Normal series that repeat something at one phase of every day: how often does `pfepo predict` alarm?
 
 None of these series holds an anomaly, so every alarm onset (risk crossing 0.5 upwards) is a false one.
-They are the shapes behind the fifteenth session's phase routine (docs/prediction.md): a daily job too
+They are the shapes behind the fifteenth session's phase routine (docs/prediction-log.md): a daily job too
 small for the daily profile to switch on, a business-hours plateau whose edges fall inside one of the
 profile's 15-minute bins, a counter reset at midnight (a sawtooth). Before that routine each alarmed on
 most days, forever; a routine thing should alarm on its first days at most. Per case it prints the days

@@ -80,7 +80,7 @@ DEPART_P = 0.9  # above ``clear``: a classifier that has not seen the shape cann
 # "brown" = Brown's double smoothing with time constant trend_tau_s (needs 2-3 of them). The default stays
 # "brown" (daemon config ``predict.drift``): in the lab's compressed timeline (``make demo``, trend_tau_s 15 s)
 # the window drift projected the 4 s benign spike across the threshold (a healthy region drained) and the
-# predictive run then moved nothing before the failure; see docs/prediction.md.
+# predictive run then moved nothing before the failure; see docs/prediction-log.md, "Measured quality".
 DRIFT = "brown"
 # Load-like rises (predict8, ``_damp_load``): utilisation and CPU rising together by a similar factor (the
 # smaller relative rise over trend_tau_s at least LOAD_RATIO of the larger, both beyond noise) while latency,
@@ -132,7 +132,7 @@ AR_GROWTH = True
 AR_MAX = 4.0
 # The span of the block means, as a share of trend_tau_s: half of it, the span of each half-window rise the
 # trend rule's support checks (60 s by default). 0.25 (30 s, the fast level's time constant) was measured too:
-# it kept more lead but removed only the growth onsets on correlated noise (docs/prediction.md ar9).
+# it kept more lead but removed only the growth onsets on correlated noise (docs/prediction-log.md ar9).
 AR_SPAN = 0.5
 # (ar10) The factor is estimated, over ~NOISE_N samples of overlapping block differences: on white noise it
 # wanders (ar9 saw 1.00-1.38). Its squared ratio is believed only beyond AR_SHRINK_Z of its own sampling error
@@ -748,7 +748,7 @@ class PredictiveEngine:
             return np.zeros(n)
         # sd of the fast level: the core's noise sd of this series (frozen, robust) through the level's filter.
         # (The per-sample scale of ``_level_sd`` was tried here too: it removed no false alarm on the
-        # look-alike sets and lost a 30 s-sampled CPU climb in leave-one-family-out; docs/prediction.md.)
+        # look-alike sets and lost a 30 s-sampled CPU climb in leave-one-family-out; docs/prediction-log.md.)
         sd = c.ref_noise[:n] * math.sqrt(self.a_lvl / (2.0 - self.a_lvl))
         if AR_GROWTH:
             sd = sd * fac
@@ -787,7 +787,7 @@ class PredictiveEngine:
         them, and each window rose by half that share (as the half-window checks ask of one window).
         Why the same bar at every span: for stationary noise the spread of a difference of two levels
         further apart than its correlation time no longer grows with the span, while a sustained climb's
-        rise does; a wander that also rises window after window for 4-6 minutes is rare (docs/prediction.md
+        rise does; a wander that also rises window after window for 4-6 minutes is rare (docs/prediction-log.md
         ar10 measures it)."""
         s = self.support_steps
         ok = np.zeros(pts[0].size, dtype=bool)
@@ -809,7 +809,7 @@ class PredictiveEngine:
         """How much further the fast level wanders than white noise with the same sample differences would
         let it: sqrt(k x (E|2nd diff of k-sample means| / E|2nd diff of samples|)^2), k samples spanning
         AR_SPAN x trend_tau_s; 1 for white noise, ~3 for AR(1) noise of 0.8 per 5 s sample (the full AR(1)
-        theory, which lost climbs, says ~3.3-5: docs/prediction.md predict9/ar9). Measured at the span of
+        theory, which lost climbs, says ~3.3-5: docs/prediction-log.md predict9/ar9). Measured at the span of
         the trend rule's half-window rises only, it believes the correlation that span actually sees. Second differences
         cancel a linear ramp, so a climb does not raise its own bar. Clipped to [1, AR_MAX]; 1 until
         ``NOISE_MIN_N`` block differences have been seen or with ``AR_NOISE`` off. ``k``: ``_ar_k(n)`` if the

@@ -319,7 +319,7 @@ class Episodes:
         constant tau averages like a window of 2 tau; 300 rows for `pfepo predict` at >= 24 s sampling): a
         surprise the series shows about once per window of what it calls normal is part of that normal
         (heavy-tailed noise). It was the horizon (30 rows); the refractory period (tau) was tried in the
-        thirteenth session and lost on the development corpora of that time (docs/prediction.md)."""
+        thirteenth session and lost on the development corpora of that time (docs/prediction-log.md)."""
         ok = np.isfinite(raw) & ready
         lev = np.searchsorted(GRID, np.where(ok, raw, 0.0), side="right") - 1  # highest grid level <= raw
         self.ge[idx] += _at_or_above(lev, ok, GRID.size)

@@ -37,7 +37,7 @@ FAILURES = ("latency_creep15", "loss_error_ramp3", "cpu_climb20", "util_climb10"
 BENIGN = ("benign_a", "benign_b")
 # (ar10) Not in the default set (``--kinds`` adds it): a busy endpoint's utilisation (55-70 %) climbing to
 # 100 % in 10 minutes, saturating (concave: fastest at first), loss joining late. With ``--ar`` and a larger
-# ``--noise-scale`` this is the climb that a one-window noise bar on correlated noise missed (docs/prediction.md
+# ``--noise-scale`` this is the climb that a one-window noise bar on correlated noise missed (docs/prediction-log.md
 # ar10): its 2-minute rises are inside the noise's wander, its 6-minute rise is not.
 EXTRA = ("util_busy10",)
 KINDS = FAILURES + BENIGN + EXTRA
@@ -48,7 +48,7 @@ def _endpoint(rng: np.random.Generator, t: np.ndarray, ar: float = 0.0, noise_sc
               clean: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Own base level and noise per endpoint and metric, times a wave of period 30-120 min (amplitude not
     given: 5-15 % here). ``ar`` > 0: the noise is AR(1) with that coefficient per sample (same marginal sd;
-    real telemetry is correlated -- a robustness check of the engine's noise scales, docs/prediction.md ar9);
+    real telemetry is correlated -- a robustness check of the engine's noise scales, docs/prediction-log.md ar9);
     0 draws exactly the white-noise set. ``noise_scale`` multiplies every relative noise sd (1: the set).
     ``clean`` (if given) receives each metric's noise-free level (base x wave); the draws are the same."""
     period = rng.uniform(30, 120) * 60

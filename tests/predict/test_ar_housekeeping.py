@@ -1,7 +1,7 @@
 """load11: the correlated-noise statistics' bookkeeping. The running totals behind the block sums of
 ``_ar_noise`` stay bounded however long a series runs (they grew without limit, and with them the rounding of
 block sums taken as differences of totals), and the factor and its block length are computed once per model
-step (twice and three times before). The outputs are unchanged: docs/prediction.md load11 compares the
+step (twice and three times before). The outputs are unchanged: docs/prediction-log.md load11 compares the
 evidence arrays of main and this code on issue-shaped traces (bit-identical)."""
 
 from __future__ import annotations

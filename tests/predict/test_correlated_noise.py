@@ -1,5 +1,5 @@
 """(ar9) Correlated noise: the trend and growth rules' noise bars must follow how far the fast level really
-wanders, not what the sample-to-sample differences of AR(1)-like noise suggest (docs/prediction.md ar9).
+wanders, not what the sample-to-sample differences of AR(1)-like noise suggest (docs/prediction-log.md ar9).
 Noise with a correlation time of 22.4 s (0.8 per 5 s sample, the correlated copy of the issue-shaped set) at
 1, 5, 10 and 60 s sampling; at 60 s it is nearly white per sample and the bar must stay the white one."""
 
@@ -107,7 +107,7 @@ def test_the_sampling_error_formula_matches_white_noise():
 def test_stationary_correlated_noise_gets_no_multi_window_support(dt):
     """(ar10) A wander of AR(1) noise (correlation time 22.4 s, 10 % of a 70 % level) that rises over 2-3 trend
     windows beyond the widened bar, window after window, is rare: over 8 hours no step passes ``_sustained``
-    where it is asked (docs/prediction.md ar10: 0 in 33 hours at 5 s)."""
+    where it is asked (docs/prediction-log.md ar10: 0 in 33 hours at 5 s)."""
     t = np.arange(0.0, 8 * 3600.0, dt)
     rho = math.exp(-dt / TAU_C)
     z = lfilter([math.sqrt(1.0 - rho * rho)], [1.0, -rho], np.random.default_rng(7).standard_normal(t.size))

@@ -97,7 +97,7 @@ def test_a_single_resource_climb_is_announced_as_before(dt, monkeypatch):
 def test_a_load_like_climb_that_keeps_going_is_damped_not_blocked(dt, monkeypatch):
     """Utilisation and CPU climbing together through the threshold: still announced, no later than the undamped
     engine's first alarm plus one trend_tau_s and one sample. The cost is real: at 10 s sampling the undamped
-    engine alarmed 5 s before utilisation crossed 95 %, the damped one 65 s after it (docs/prediction.md,
+    engine alarmed 5 s before utilisation crossed 95 %, the damped one 65 s after it (docs/prediction-log.md,
     predict8: a failure whose precursor is load-like in every metric loses its lead)."""
     t = np.arange(0.0, T0 + 700.0, dt)
     first = {}
