@@ -250,7 +250,8 @@ def _running_median(xf: np.ndarray, hist: np.ndarray) -> np.ndarray:
     before the chunk, most recent first); the row itself where one of them is not known yet (a series' first rows)."""
     path = np.concatenate([hist[:, ::-1].T, xf], axis=0)
     win = np.lib.stride_tricks.sliding_window_view(path, HAMPEL, axis=0)  # (T, N, HAMPEL)
-    m = np.median(win, axis=-1)
+    s = np.sort(win, axis=-1)  # NaNs sort last; the middle of an odd count is np.median's value to the bit
+    m = np.where(np.isnan(s[..., -1]), np.nan, s[..., HAMPEL // 2])  # and like np.median, NaN if any is
     return np.where(np.isfinite(m), m, xf)
 
 
@@ -372,6 +373,7 @@ class AnomalyCore:
         self.a_sref = _alpha(p.dt, p.tau(p.season_period_s, p.min_base))
         k = max(HAMPEL - 1, min(MOVE_ROWS_MAX, math.ceil(4.0 / min(self.a_base, self.a_sref))))
         self.move_w = _move_weights(k, self.a_fast, self.a_mid, self.a_base, self.a_sref)
+        self._fc_memo: tuple = (None, None)  # ((now, week), the filters' weight per bin / position): ``_filtered_correction``
         self.n_warm = max(p.min_warmup, p.warmup_s / p.dt)
         self.h_steps = p.horizon_s / p.dt
         # Brown's slope of the medium level: its sd for unit white noise (to shrink noisy trends to 0).
@@ -738,6 +740,13 @@ class AnomalyCore:
         """Series of ``idx`` with a seasonal correction in use (daily or day-class profiles)."""
         return self.season_on[idx] | self.week_on[idx] if self.weekly else self.season_on[idx].copy()
 
+    def _member(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``np.isin(a, b)`` for series indices: a lookup in a mask of the core's series (isin sorts, which
+        costs more than the whole lookup on the few series of ``pfepo predict``)."""
+        m = np.zeros(self.n, dtype=bool)
+        m[b] = True
+        return m[a]
+
     def _filtered_correction(self, idx: np.ndarray, now: float) -> np.ndarray:
         """The seasonal correction of series ``idx`` (as ``_correction``) on the dt grid of rows before ``now``,
         through each filter of ``move_w``: (filters, len(idx)). The rows fall into phase bins (and, with
@@ -748,14 +757,20 @@ class AnomalyCore:
         if not idx.size:
             return np.zeros((nf, 0))
         week = self.weekly and self.week_on[idx].any()  # the class profile where in use (week_on implies ready)
-        bins, wpos = self._positions(now - p.dt * np.arange(k)[::-1], week)
-        if week:
-            per_pos = np.bincount((np.arange(nf)[:, None] * 7 * nb + wpos[None, :]).ravel(), weights=w.ravel(),
-                                  minlength=nf * 7 * nb).reshape(nf, 7 * nb)
-            per_bin = per_pos.reshape(nf, 7, nb).sum(axis=1)
+        key = (now, week)
+        if self._fc_memo[0] == key:  # a refresh asks twice at one ``now``: before and after its new profiles
+            per_bin, per_pos = self._fc_memo[1]
         else:
-            per_bin = np.bincount((np.arange(nf)[:, None] * nb + bins[None, :]).ravel(), weights=w.ravel(),
-                                  minlength=nf * nb).reshape(nf, nb)
+            bins, wpos = self._positions(now - p.dt * np.arange(k)[::-1], week)
+            per_pos = None
+            if week:
+                per_pos = np.bincount((np.arange(nf)[:, None] * 7 * nb + wpos[None, :]).ravel(), weights=w.ravel(),
+                                      minlength=nf * 7 * nb).reshape(nf, 7 * nb)
+                per_bin = per_pos.reshape(nf, 7, nb).sum(axis=1)
+            else:
+                per_bin = np.bincount((np.arange(nf)[:, None] * nb + bins[None, :]).ravel(), weights=w.ravel(),
+                                      minlength=nf * nb).reshape(nf, nb)
+            self._fc_memo = (key, (per_bin, per_pos))
         out = np.where(self.season_on[idx][None, :], per_bin @ self.prof[idx].T, 0.0)
         if week:
             pos = np.flatnonzero(per_pos.any(axis=0))
@@ -776,11 +791,11 @@ class AnomalyCore:
         ``j0``, those that had one): fast, mid and mid2, the baseline and the level CUSUM's reference, the
         season bookkeeping's level (``sref``, a period's time constant: the residuals the profiles learn
         from, a day-class profile for weeks), and the Hampel history by the change at its rows."""
-        j = idx[np.isin(idx, j0) | self._corrected(idx)]
+        j = idx[self._member(idx, j0) | self._corrected(idx)]
         if not j.size:
             return
         d = self._filtered_correction(j, now)
-        d[:, np.isin(j, j0)] -= before[:, np.isin(j0, j)]
+        d[:, self._member(j, j0)] -= before[:, self._member(j0, j)]
         if not d.any():
             return
         self.fast[j] -= d[0]
@@ -1021,6 +1036,8 @@ class AnomalyCore:
         the class profiles are not used before the first choice. Where the window moves the realized check
         starts again. O(168 x 24) per choice, a day of rows apart: O(1) amortised per row."""
         nb = self.bins
+        if (now - self.wk_chosen[idx] < DAY_S).all():  # chosen within a day everywhere: nothing is due
+            return
         cover = self.hw_c[idx].reshape(-1, 7, 24)
         with np.errstate(invalid="ignore", divide="ignore"):
             prof = np.where(cover > 0, self.hw_s[idx].reshape(-1, 7, 24) / cover, 0.0)

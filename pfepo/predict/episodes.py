@@ -348,9 +348,10 @@ class Episodes:
         nb = core.bins
         prior = core.bin_w / core.p.dt  # samples per bin and period
         p = self.ref_w[:, None, None]
-        big, cnt = self.wb_sum.reshape(-1, 2, nb), self.wb_cnt.reshape(-1, 2, nb)
-        big = big + np.roll(big, 1, axis=2) + np.roll(big, -1, axis=2)  # each bin with its two neighbours
-        cnt = cnt + np.roll(cnt, 1, axis=2) + np.roll(cnt, -1, axis=2)
+        v = np.concatenate([self.wb_sum.reshape(-1, 2, nb), self.wb_cnt.reshape(-1, 2, nb)], axis=1)
+        pad = np.concatenate([v[..., -1:], v, v[..., :1]], axis=-1)  # circular: bin 0's left is the last bin
+        v = v + pad[..., :-2] + pad[..., 2:]  # each bin with its two neighbours (one pass for sums and counts)
+        big, cnt = v[:, :2], v[:, 2:]
         with np.errstate(invalid="ignore"):
             half = (big + prior * p) / (cnt + prior)
             pooled = (big.sum(axis=1) + prior * p[:, 0]) / (cnt.sum(axis=1) + prior)
