@@ -19,3 +19,6 @@ def test_bench_predict_smoke(tmp_path, capsys):
     assert set(res["speedup_vs_naive"]) == {"50"}
     uni = res["univariate"]
     assert uni["rows"] == 3000 and uni["rows_per_s"] > 0 and uni["legacy_rows_per_s"] > 0 and "met" in uni
+    passes = uni["rows_per_s_passes"]  # the default: three timed passes, the median reported
+    assert len(passes) == 3 and len(uni["legacy_rows_per_s_passes"]) == 3
+    assert uni["rows_per_s"] == sorted(passes)[1]
