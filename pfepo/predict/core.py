@@ -609,7 +609,7 @@ class AnomalyCore:
         hbins = self.half_bins(bins, t)
         self._phase_sums(idx, hbins, raw0, obs & ~still)
         if self.episodes is not None:
-            out = self.episodes.step(idx, y, t, x, xm, obs, fast, sig, spread, nobs, out, end, raw, pf)  # risk only
+            out = self.episodes.step(idx, y, t, x, xm, obs, fast, sig, spread, nobs, out, end, raw, pf, hbins=hbins)  # risk only
         self.nraw[idx] += rok.sum(axis=0)
         lmean = _ewm(raw, self.a_long, self.lmean[idx], rok)
         lprev = _shift(self.lmean[idx], lmean)

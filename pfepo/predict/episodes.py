@@ -178,7 +178,7 @@ class Episodes:
     # ----- one chunk of the core ------------------------------------------------------------------
     def step(self, idx: np.ndarray, y: np.ndarray, t: np.ndarray, x: np.ndarray, xm: np.ndarray, obs: np.ndarray,
              fast: np.ndarray, sig: np.ndarray, spread: np.ndarray, nobs: np.ndarray, core_out: np.ndarray, end: bool,
-             raw: np.ndarray | None = None, phase: np.ndarray | None = None) -> np.ndarray:
+             raw: np.ndarray | None = None, phase: np.ndarray | None = None, *, hbins: np.ndarray) -> np.ndarray:
         """Combined risk for a chunk: ``y`` raw rows, ``x`` the core's season-corrected rows, ``xm`` those rows
         winsorised around the median of the last ``core.HAMPEL`` (which the CUSUM's reference level follows
         and restarts at; twenty-first to twenty-third sessions: a glitch of one to three rows is no level --
@@ -187,7 +187,8 @@ class Episodes:
         reference on skewed noise), ``fast``
         its fast level path, ``sig``/``spread`` its frozen scales, ``nobs`` its observation count path,
         ``core_out`` its own event-like risk and ``phase`` its divisor per row (``AnomalyCore._phase``: a
-        level routine at this phase of the day, a daily job, moves the level CUSUM that much less)."""
+        level routine at this phase of the day, a daily job, moves the level CUSUM that much less); ``hbins`` the
+        rows' half-profile columns as the core computed them for the chunk (``AnomalyCore.half_bins``)."""
         core = self.core
         if self.n < core.n:
             self._alloc(core.n)
@@ -219,8 +220,8 @@ class Episodes:
             self.w_sum[idx] += (big & wok).sum(axis=0)
             self.w_cnt[idx] += wok.sum(axis=0)
             # the series' own rate of large moves; at a phase of the day where it has its own, that one
-            bins = core._positions(t, False)[0]
-            add_dense(self.wb_sum, self.wb_cnt, idx, core.half_bins(bins, t), big.astype(float), wok)
+            bins = hbins % core.bins  # the phase bin (a half-profile column is the bin plus bins in odd periods)
+            add_dense(self.wb_sum, self.wb_cnt, idx, hbins, big.astype(float), wok)
             pb = self.ref_wbin[idx[None, :], bins[:, None]]
             p0 = np.where(np.isfinite(pb), pb, self.ref_w[idx][None, :])
             p1 = ODDS * p0 / (1.0 + (ODDS - 1.0) * p0)
