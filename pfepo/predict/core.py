@@ -92,6 +92,8 @@ SEASON_SAMPLES = 10.0  # ... or more, so a bin averages >= this many samples (ho
 SEASON_GAIN = 0.2  # the profile is subtracted only while it is predicted to remove this share of the variance
 SEASON_COVER = 0.9  # ... and once this share of the phase bins seen is learnt (one scale serves all phases)
 WEEK_SHARE = np.array([5.0 / 7.0, 2.0 / 7.0])  # the share of days that are weekdays / weekend days
+WEEK_LEFT_MIN = 0.05  # the variance the daily profile leaves is taken as at least this share of the raw variance
+# when the class profiles are judged (``_week``): a smaller remainder is estimation error, not a measurement
 PHASE_CAP = RAW_CAP  # a surprise counts toward its phase's routine power as the core caps it anyway (the two
 # halves, not a cap, keep a one-off from making its phase routine: see ``_phase``)
 
@@ -1085,9 +1087,10 @@ class AnomalyCore:
         not each on its own: a weekend lower in level is part of what they learn. They are used only once
         >= ``SEASON_COVER`` of each class's bins seen are learnt, and only where they leave
         < (1 - ``SEASON_GAIN``) of the variance the daily choice leaves (the daily profile if in use, else
-        the raw variance): the daily rule's thresholds, applied to what the daily profile leaves, so a series
-        without a weekly cycle keeps the daily profile (and the daemon's short traces never reach this:
-        each class needs >= 2 of its own days)."""
+        the raw variance; taken as at least ``WEEK_LEFT_MIN`` of the raw variance): the daily rule's
+        thresholds, applied to what the daily profile leaves, so a series without a weekly cycle keeps the
+        daily profile (and the daemon's short traces never reach this: each class needs >= 2 of its own
+        days)."""
         n, nb = idx.size, self.bins
         cv = wk_cover.reshape(n, 2, 2, nb)  # (series, class, half, bin)
         both = (cv >= 1.0).all(axis=2)  # (n, class, bins)
@@ -1113,7 +1116,16 @@ class AnomalyCore:
         g_day = np.where(both, pa[:, None, :] * b + pb[:, None, :] * a - pd_[:, None, :] ** 2, 0.0).sum(axis=2) / k1
         g_week = (WEEK_SHARE[None, :] * share * g_cls).sum(axis=1)
         g_daily = np.where(daily_on, (WEEK_SHARE[None, :] * share * g_day).sum(axis=1), 0.0)
-        on = ready & (raw - g_week < (1.0 - SEASON_GAIN) * (raw - g_daily))
+        # thirty-first session: what the daily choice leaves is floored at WEEK_LEFT_MIN of raw. ``raw`` is a
+        # two-period EW of the recent variance, the gains long-run estimates from the halves; where the daily
+        # profile explains (nearly) everything, raw - g_daily is their disagreement around 0, often negative, and
+        # "< 80 % of a negative remainder" held for class profiles no better than the daily one (a noise-free
+        # daily sawtooth: raw 297.9, both gains 304.3; 70 of the sharp probe's 72 series, none with a weekly
+        # cycle, had them switched on at some refresh). With the floor they must remove SEASON_GAIN x 5 % = 1 %
+        # of raw more than the daily profile: at the refreshes where they were on, the sharp probe's series gained
+        # <= 0.21 % of raw, the weekly corpus's (seeds 1-4) series with a weekly cycle >= 1.75 %.
+        left = np.maximum(raw - g_daily, WEEK_LEFT_MIN * raw)
+        on = ready & (g_week - g_daily > SEASON_GAIN * left)
         # ... and what they left on the days after they were learnt, against the daily profile on the same rows
         # (>= a day of rows): the halves' test trusts one weekend, this checks it on the next days
         on &= (self.n_ww[idx] * self.p.dt < DAY_S) | (self.var_ww[idx] < (1.0 - SEASON_GAIN) * self.var_wd[idx])
