@@ -373,6 +373,7 @@ class AnomalyCore:
         self.a_var = _alpha(p.dt, 2 * p.season_period_s)
         self.a_oos = _alpha(p.dt, p.season_period_s)
         self.a_sref = _alpha(p.dt, p.tau(p.season_period_s, p.min_base))
+        self.per_rows = p.season_period_s / p.dt  # rows in a period
         k = max(HAMPEL - 1, min(MOVE_ROWS_MAX, math.ceil(4.0 / min(self.a_base, self.a_sref))))
         self.move_w = _move_weights(k, self.a_fast, self.a_mid, self.a_base, self.a_sref)
         self._fc_memo: tuple = (None, None)  # ((now, week), the filters' weight per bin / position): ``_filtered_correction``
@@ -442,6 +443,8 @@ class AnomalyCore:
         self.half = np.zeros((n, 2 * self.bins))
         self.cover = np.zeros((n, 2 * self.bins))  # periods' worth of samples behind each half-profile bin
         self.acc = ChunkSums(2 * self.bins, n)  # the chunk's sums per half-profile bin (columns: even half, then odd)
+        self.fd_s = np.zeros((n, 2 * self.bins))  # the first period's rows per half-profile bin (``_first_period``)
+        self.fd_c = np.zeros((n, 2 * self.bins))
         # fifteenth session: the routine surprise power per phase bin (a daily job, a daily edge the profile's bins
         # smear) from even and odd periods (columns as ``half``), and the divisor there, frozen at refreshes (``_phase``)
         self.ph_pow = np.zeros((n, 2 * self.bins))
@@ -481,7 +484,7 @@ class AnomalyCore:
         if n <= self.n:
             return
         old_n = self.n
-        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "n_oos", "has_prof", "acc_v", "ref_q",
+        keep = {k: getattr(self, k) for k in (*_STATE, "nobs", "nraw", "prof", "half", "cover", "fd_s", "fd_c", "n_oos", "has_prof", "acc_v", "ref_q",
                                              "dw_prof", "dw_cover", "wk_start", "wk_chosen", "wk_lev", "hw_s", "hw_c", "wk_prof", "week_on",
                                              "week_ready", "wk_acc_v", "var_wd", "var_ww", "n_ww", "ph_pow", "ph_cover",
                                              "ph_fac")}
@@ -661,6 +664,14 @@ class AnomalyCore:
         ok = np.isfinite(r)
         self.acc_v[idx, 3] += np.where(self.has_prof[idx], ok.sum(axis=0), 0)
         bins = hbins  # the half of this period
+        # thirty-first session: the first period's rows are held back and folded when it completes, as residuals
+        # against that period's own mean (``_first_period``): against ``sref``, a running mean of the rows so far,
+        # its first rows' residuals were near 0 where the cycle's were large, and the half fed by day 0 kept that
+        # bias for days (a noise-free daily triangle alarmed at its third midnight)
+        first = nobs <= self.per_rows
+        if first.any():
+            add_dense(self.fd_s, self.fd_c, idx, bins, y, obs & first)
+            ok = ok & ~first
         if tn == 1:  # one row: (series, bin) pairs are distinct, plain fancy indexing adds correctly
             sel = idx[ok[0]]
             col = self.acc.cols(bins[:1])[0]
@@ -684,6 +695,7 @@ class AnomalyCore:
             self.dw_acc.add(idx, wpos, r, ok & settled)
             add_dense(self.hw_s, self.hw_c, idx, how, u, uok)
             self.wk_lev[idx] = lev[-1]
+        self._first_period(idx, nobs[-1])
         # write back the state at the chunk's last row
         self.last_xs[idx] = np.concatenate([xf[: -HAMPEL : -1].T, hist], axis=1)[:, : HAMPEL - 1]
         self.fast[idx], self.mid[idx], self.mid2[idx], self.base[idx] = fast[-1], mid[-1], mid2[-1], base[-1]
@@ -696,6 +708,22 @@ class AnomalyCore:
         if end:
             self._refresh(np.arange(self.n), t[-1])
         return out
+
+    def _first_period(self, idx: np.ndarray, nobs: np.ndarray) -> None:
+        """Series of ``idx`` whose first period of rows completed in this chunk (``nobs``: their rows after it):
+        the period's sums per half-profile bin go into the chunk's sums as residuals against the period's
+        mean (the profile is not used before two periods: nothing earlier depended on them)."""
+        done = (self.nobs[idx] <= self.per_rows) & (nobs > self.per_rows)
+        if not done.any():
+            return
+        j = idx[done]
+        s, c = self.fd_s[j], self.fd_c[j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s.sum(axis=1) / c.sum(axis=1)
+        cols = self.acc.cols(np.arange(2 * self.bins))
+        self.acc.s[j[:, None], cols[None, :]] += np.where(c > 0, s - c * mean[:, None], 0.0)
+        self.acc.c[j[:, None], cols[None, :]] += c
+        self.fd_s[j], self.fd_c[j] = 0.0, 0.0
 
     def _frozen_scales(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The noise sd and level spread of series ``idx`` as frozen at the chunk start, floored: by half the value

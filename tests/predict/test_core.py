@@ -466,3 +466,19 @@ def test_a_square_daily_cycle_does_not_alarm_at_every_end_of_a_refractory_period
         y = y + rng.normal(0, 0.1, t.size)
         total += alarm_onsets(AnomalyCore(params_for(DT), 1).update(y[:, None], t)[:, 0]).size
     assert total <= 8, total
+
+
+@pytest.mark.parametrize("seed", [1, 3, 4])
+def test_a_noise_free_daily_triangle_does_not_alarm_at_its_third_midnight(seed):
+    """The first period's rows are folded as residuals against that period's own mean once it completes
+    (``AnomalyCore._first_period``). Against ``sref``, a running mean of the rows so far, the first rows'
+    residuals were near 0 where the cycle's were large (about -29 at the trough of a triangle from 20 to
+    80); the half-profile fed by day 0 kept the bias for days and a noise-free triangle alarmed where two
+    bins meet (the sharp probe: at row 864, its third midnight); all three phases here alarmed on b3f737c."""
+    t = _times(14 * 288)
+    rng = np.random.default_rng(seed)
+    frac = (t / 86_400 + rng.random()) % 1.0
+    y = 20 + 60 * np.abs(2 * frac - 1)
+    r, c = _run(y)
+    on = alarm_onsets(r)
+    assert c.season_on[0] and not on[on >= int(0.15 * t.size)].size, on
