@@ -689,7 +689,7 @@ class AnomalyCore:
             # sixteenth session: not the first day's rows -- both levels start there and a day-of-week profile
             # gets one visit a week, so their transient made the first days look like a weekend for a week (a
             # series with a daily cycle and no weekly one alarmed when the class profiles switched on, days 7-8)
-            settled = nobs > DAY_S / p.dt
+            settled = ~first  # the period is a day here (``self.weekly``)
             uok = np.isfinite(u) & settled
             how = (wpos // self.bins) * 24 + (np.mod(t, DAY_S) // 3600.0).astype(int)  # (day, hour), day as in wpos
             self.dw_acc.add(idx, wpos, r, ok & settled)
@@ -720,9 +720,10 @@ class AnomalyCore:
         s, c = self.fd_s[j], self.fd_c[j]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = s.sum(axis=1) / c.sum(axis=1)
-        cols = self.acc.cols(np.arange(2 * self.bins))
-        self.acc.s[j[:, None], cols[None, :]] += np.where(c > 0, s - c * mean[:, None], 0.0)
-        self.acc.c[j[:, None], cols[None, :]] += c
+        pos = np.flatnonzero(c.any(axis=0))  # the positions the period touched (``ChunkSums`` holds only those)
+        cols = self.acc.cols(pos)
+        self.acc.s[j[:, None], cols[None, :]] += np.where(c[:, pos] > 0, s[:, pos] - c[:, pos] * mean[:, None], 0.0)
+        self.acc.c[j[:, None], cols[None, :]] += c[:, pos]
         self.fd_s[j], self.fd_c[j] = 0.0, 0.0
 
     def _frozen_scales(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
